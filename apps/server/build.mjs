@@ -1,0 +1,24 @@
+// Bundles the server into dist/ so that `npm start` loads one file instead of hundreds of modules.
+import { build } from "esbuild"
+import { copyFile, mkdir } from "node:fs/promises"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const out = join(here, "dist")
+await mkdir(out, { recursive: true })
+await build({
+  entryPoints: { main: join(here, "src/main.ts") },
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  outdir: out,
+  outExtension: { ".js": ".js" },
+  sourcemap: true,
+  logLevel: "warning",
+  // Kept external: native or self-locating packages that read files next to their own modules.
+  external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+})
+await copyFile(join(here, "../../packages/sql/src/pglite-worker.mjs"), join(out, "pglite-worker.mjs")).catch(() => {})

@@ -1,0 +1,74 @@
+/**
+ * The HTTP side of problem details: a middleware that makes every error response RFC 9457 problem+json.
+ *
+ * @since 0.1.0
+ */
+import { HttpMiddleware, HttpServerError, HttpServerResponse } from "@effect/platform"
+import { Cause, Effect, Option } from "effect"
+import * as Problem from "./Problem.js"
+import { currentCorrelationId } from "./RequestContext.js"
+
+const decoder = new TextDecoder()
+
+const readBody = (response: HttpServerResponse.HttpServerResponse): unknown => {
+  if (response.body._tag !== "Uint8Array") return undefined
+  try {
+    return JSON.parse(decoder.decode(response.body.body))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Rewrites one response: a success passes untouched; an error becomes problem+json with the correlation id, and a
+ * numeric `retryAfter` member becomes a `Retry-After` header when none is set.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const toProblem = (
+  response: HttpServerResponse.HttpServerResponse,
+  correlationId: string | undefined
+): HttpServerResponse.HttpServerResponse => {
+  if (response.status < 400) return response
+  if (response.body._tag === "Stream" || response.body._tag === "Raw") return response
+  const contentType = response.body.contentType ?? response.headers["content-type"] ?? ""
+  if (contentType.startsWith(Problem.contentType)) return response
+  const problem = Problem.normalize(response.status, readBody(response), correlationId)
+  const headers: Record<string, string> = {}
+  for (const [key, value] of Object.entries(response.headers)) {
+    if (key !== "content-type" && key !== "content-length") headers[key] = value
+  }
+  if (headers["retry-after"] === undefined && typeof problem.retryAfter === "number") {
+    headers["retry-after"] = String(Math.max(0, Math.ceil(problem.retryAfter)))
+  }
+  return HttpServerResponse.unsafeJson(problem, {
+    status: response.status,
+    headers,
+    contentType: Problem.contentType,
+    cookies: response.cookies
+  })
+}
+
+/**
+ * Makes every error response of the wrapped app a problem+json document, including router 404s, decode errors and
+ * defects (a 500 that names nothing of its cause).
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const middleware: HttpMiddleware.HttpMiddleware = HttpMiddleware.make((app) =>
+  Effect.flatMap(
+    Effect.catchAllCause(app, (cause) =>
+      Effect.zipLeft(
+        Effect.map(HttpServerError.causeResponse(cause), ([response]) => response),
+        Cause.isInterruptedOnly(cause) || !Cause.isDie(cause)
+          ? Effect.void
+          : Effect.logError("Unhandled defect while serving a request", cause)
+      )),
+    (response) =>
+      response.status < 400
+        ? Effect.succeed(response)
+        : Effect.map(currentCorrelationId, (id) => toProblem(response, Option.getOrUndefined(id)))
+  )
+)

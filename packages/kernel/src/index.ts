@@ -1,0 +1,20 @@
+/**
+ * @since 0.1.0
+ */
+export * as Principal from "./Principal.js"
+/**
+ * @since 0.1.0
+ */
+export * as Problem from "./Problem.js"
+/**
+ * @since 0.1.0
+ */
+export * as ProblemHttp from "./ProblemHttp.js"
+/**
+ * @since 0.1.0
+ */
+export * as RequestContext from "./RequestContext.js"
+/**
+ * @since 0.1.0
+ */
+export * as TenantId from "./TenantId.js"
