@@ -33,7 +33,8 @@ export const toProblem = (
   if (response.status < 400) return response
   if (response.body._tag === "Stream" || response.body._tag === "Raw") return response
   const contentType = response.body.contentType ?? response.headers["content-type"] ?? ""
-  if (contentType.startsWith(Problem.contentType)) return response
+  // Only JSON error bodies and empty ones are rewritten: other media types (health+json, problem+json) are final.
+  if (contentType !== "" && !contentType.startsWith("application/json")) return response
   const problem = Problem.normalize(response.status, readBody(response), correlationId)
   const headers: Record<string, string> = {}
   for (const [key, value] of Object.entries(response.headers)) {
