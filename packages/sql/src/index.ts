@@ -1,4 +1,8 @@
 /**
  * @since 0.1.0
  */
-export {}
+export * as Database from "./Database.js"
+/**
+ * @since 0.1.0
+ */
+export * as Migrations from "./Migrations.js"
