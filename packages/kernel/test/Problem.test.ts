@@ -1,0 +1,103 @@
+import { HttpServerResponse } from "@effect/platform"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option, Schema } from "effect"
+import { Principal, Problem, ProblemHttp, RequestContext, TenantId } from "../src/index.js"
+
+const bodyOf = (response: HttpServerResponse.HttpServerResponse): Record<string, unknown> => {
+  assert.strictEqual(response.body._tag, "Uint8Array")
+  return response.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(response.body.body)) : {}
+}
+
+describe("Problem", () => {
+  it("fills in the standard members and keeps extensions", () => {
+    const problem = Problem.normalize(429, { _tag: "TooManyRequests", detail: "slow down", retryAfter: 3 }, "abc")
+    assert.deepStrictEqual(problem, {
+      _tag: "TooManyRequests",
+      type: "about:blank",
+      title: "Too Many Requests",
+      status: 429,
+      detail: "slow down",
+      retryAfter: 3,
+      correlationId: "abc"
+    })
+  })
+
+  it("uses message as detail for platform errors", () => {
+    const problem = Problem.normalize(400, { _tag: "HttpApiDecodeError", message: "Expected string", issues: [] }, undefined)
+    assert.strictEqual(problem.detail, "Expected string")
+    assert.isUndefined(problem.message)
+    assert.deepStrictEqual(problem.issues, [])
+  })
+
+  it("says nothing of an unknown server failure", () => {
+    const problem = Problem.normalize(500, { secret: "stack trace" }, "id")
+    assert.deepStrictEqual(problem, {
+      type: "about:blank",
+      title: "Internal Server Error",
+      status: 500,
+      detail: "The server could not complete the request",
+      correlationId: "id"
+    })
+  })
+
+  it("errors carry their status", () => {
+    const encoded = Schema.encodeSync(Problem.NotFound)(new Problem.NotFound({ detail: "no such document" }))
+    assert.deepStrictEqual(encoded, { _tag: "NotFound", detail: "no such document" })
+  })
+})
+
+describe("ProblemHttp", () => {
+  it.effect("rewrites JSON error bodies into problem+json with the correlation id and Retry-After", () =>
+    Effect.gen(function*() {
+      const app = Effect.succeed(
+        HttpServerResponse.unsafeJson({ _tag: "ServiceUnavailable", detail: "busy", retryAfter: 2.2 }, { status: 503 })
+      )
+      const response = yield* ProblemHttp.middleware(app).pipe(RequestContext.withCorrelationId("corr-1"))
+      assert.strictEqual(response.status, 503)
+      assert.strictEqual(response.headers["retry-after"], "3")
+      assert.strictEqual(response.body._tag === "Uint8Array" && response.body.contentType, "application/problem+json")
+      assert.deepStrictEqual(bodyOf(response), {
+        _tag: "ServiceUnavailable",
+        type: "about:blank",
+        title: "Service Unavailable",
+        status: 503,
+        detail: "busy",
+        retryAfter: 2.2,
+        correlationId: "corr-1"
+      })
+    }))
+
+  it.effect("turns an empty 404 and a defect into problems, and leaves successes and other media types alone", () =>
+    Effect.gen(function*() {
+      const notFound = yield* ProblemHttp.middleware(Effect.succeed(HttpServerResponse.empty({ status: 404 })))
+      assert.strictEqual(bodyOf(notFound).title, "Not Found")
+      const defect = yield* ProblemHttp.middleware(Effect.die(new Error("secret")))
+      assert.strictEqual(defect.status, 500)
+      assert.notInclude(JSON.stringify(bodyOf(defect)), "secret")
+      const ok = HttpServerResponse.text("fine")
+      assert.strictEqual(yield* ProblemHttp.middleware(Effect.succeed(ok)), ok)
+      const health = HttpServerResponse.unsafeJson({ status: "fail" }, { status: 503, contentType: "application/health+json" })
+      assert.strictEqual(yield* ProblemHttp.middleware(Effect.succeed(health)), health)
+    }))
+})
+
+describe("kernel models", () => {
+  it("validates tenant ids", () => {
+    assert.isTrue(Schema.is(TenantId.TenantId)("acme-1"))
+    assert.isFalse(Schema.is(TenantId.TenantId)("Acme"))
+    assert.isFalse(Schema.is(TenantId.TenantId)("../etc"))
+  })
+
+  it("principals know their roles", () => {
+    const p = new Principal.Principal({ tenantId: TenantId.make("a"), subject: "s", roles: ["reader"], method: "api-key" })
+    assert.isTrue(p.hasRole("reader"))
+    assert.isFalse(p.hasRole("admin"))
+  })
+
+  it.effect("the correlation id is scoped to the request", () =>
+    Effect.gen(function*() {
+      const inside = yield* RequestContext.correlationId.pipe(RequestContext.withCorrelationId("x"))
+      assert.deepStrictEqual(inside, Option.some("x"))
+      assert.deepStrictEqual(yield* RequestContext.correlationId, Option.none())
+    }))
+})
