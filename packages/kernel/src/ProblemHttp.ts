@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { HttpMiddleware, HttpServerError, HttpServerResponse } from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import { HttpServerError, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import * as Problem from "./Problem.js"
 import { currentCorrelationId } from "./RequestContext.js"
@@ -58,7 +59,7 @@ export const toProblem = (
  * @since 0.1.0
  * @category middleware
  */
-export const middleware: HttpMiddleware.HttpMiddleware = HttpMiddleware.make((app) =>
+export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.flatMap(
     Effect.catchAllCause(app, (cause) =>
       Effect.zipLeft(
@@ -72,4 +73,3 @@ export const middleware: HttpMiddleware.HttpMiddleware = HttpMiddleware.make((ap
         ? Effect.succeed(response)
         : Effect.map(currentCorrelationId, (id) => toProblem(response, Option.getOrUndefined(id)))
   )
-)

@@ -1,4 +1,4 @@
-import { HttpServerResponse } from "@effect/platform"
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Schema } from "effect"
 import { Principal, Problem, ProblemHttp, RequestContext, TenantId } from "../src/index.js"
@@ -46,13 +46,17 @@ describe("Problem", () => {
   })
 })
 
+const request = HttpServerRequest.fromWeb(new Request("http://localhost/"))
+const serve = <E>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
+  ProblemHttp.middleware(app).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request))
+
 describe("ProblemHttp", () => {
   it.effect("rewrites JSON error bodies into problem+json with the correlation id and Retry-After", () =>
     Effect.gen(function*() {
       const app = Effect.succeed(
         HttpServerResponse.unsafeJson({ _tag: "ServiceUnavailable", detail: "busy", retryAfter: 2.2 }, { status: 503 })
       )
-      const response = yield* ProblemHttp.middleware(app).pipe(RequestContext.withCorrelationId("corr-1"))
+      const response = yield* serve(app).pipe(RequestContext.withCorrelationId("corr-1"))
       assert.strictEqual(response.status, 503)
       assert.strictEqual(response.headers["retry-after"], "3")
       assert.strictEqual(response.body._tag === "Uint8Array" && response.body.contentType, "application/problem+json")
@@ -69,15 +73,15 @@ describe("ProblemHttp", () => {
 
   it.effect("turns an empty 404 and a defect into problems, and leaves successes and other media types alone", () =>
     Effect.gen(function*() {
-      const notFound = yield* ProblemHttp.middleware(Effect.succeed(HttpServerResponse.empty({ status: 404 })))
+      const notFound = yield* serve(Effect.succeed(HttpServerResponse.empty({ status: 404 })))
       assert.strictEqual(bodyOf(notFound).title, "Not Found")
-      const defect = yield* ProblemHttp.middleware(Effect.die(new Error("secret")))
+      const defect = yield* serve(Effect.die(new Error("secret")))
       assert.strictEqual(defect.status, 500)
       assert.notInclude(JSON.stringify(bodyOf(defect)), "secret")
       const ok = HttpServerResponse.text("fine")
-      assert.strictEqual(yield* ProblemHttp.middleware(Effect.succeed(ok)), ok)
+      assert.strictEqual(yield* serve(Effect.succeed(ok)), ok)
       const health = HttpServerResponse.unsafeJson({ status: "fail" }, { status: 503, contentType: "application/health+json" })
-      assert.strictEqual(yield* ProblemHttp.middleware(Effect.succeed(health)), health)
+      assert.strictEqual(yield* serve(Effect.succeed(health)), health)
     }))
 })
 
