@@ -1,1 +1,4 @@
-console.log("ouroboros")
+import { NodeRuntime } from "@effect/platform-node"
+import { program } from "./Program.js"
+
+NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true })

@@ -1,0 +1,21 @@
+/**
+ * The whole HTTP API of the bundled server: health probes, API v1, admin.
+ *
+ * @since 0.1.0
+ */
+import { HttpApi, OpenApi } from "@effect/platform"
+import { HealthHttp } from "@ouroboros/health"
+import { ProjectionsApi } from "./AdminApi.js"
+import { DocumentsApi } from "./DocumentsApi.js"
+
+/**
+ * @since 0.1.0
+ * @category apis
+ */
+export class Api extends HttpApi.make("ouroboros")
+  .add(HealthHttp.HealthGroup)
+  .add(DocumentsApi)
+  .add(ProjectionsApi)
+  .annotate(OpenApi.Title, "Ouroboros")
+  .annotate(OpenApi.Description, "LLM retrieval pipeline service: ingest, search and ask, hardened for production")
+{}

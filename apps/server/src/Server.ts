@@ -1,0 +1,105 @@
+/**
+ * The composition of the bundled server: every feature is a Layer, wired here in the order the request flows
+ * through them and the order resources must outlive each other (SQL and stores are acquired before the HTTP server
+ * and released after it).
+ *
+ * @since 0.1.0
+ */
+import {
+  HttpApiBuilder,
+  HttpApiSwagger,
+  HttpIncomingMessage,
+  HttpServer,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { HealthCheck, HealthHttp } from "@ouroboros/health"
+import { ProblemHttp } from "@ouroboros/kernel"
+import { Database } from "@ouroboros/sql"
+import { Effect, Layer, Option } from "effect"
+import { createServer } from "node:http"
+import * as Path from "node:path"
+import { Api } from "./Api.js"
+import * as Authentication from "./Authentication.js"
+import * as Handlers from "./Handlers.js"
+import * as Models from "./Models.js"
+import * as Retrieval from "./Retrieval.js"
+import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
+import * as Vectors from "./Vectors.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly config: ServerConfig
+  readonly file: ConfigFile
+  readonly keys: Authentication.KeyRingOptions
+}
+
+/**
+ * The limit on request bodies: a declared length over it is refused before the body is read (413), and the body
+ * reader stops at it for chunked bodies.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const declared = Number(request.headers["content-length"] ?? "0")
+      return declared > maxBytes
+        ? Effect.succeed(HttpServerResponse.unsafeJson(
+          { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes },
+          { status: 413, headers: { connection: "close" } }
+        ))
+        : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
+    })
+
+/**
+ * Everything but the HTTP server: storage, models, the retrieval pipeline, health.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerServices = (options: Options) => {
+  const { config, file } = options
+  const SqlLive = Database.layerConfig()
+  const EventsLive = Layer.mergeAll(EventStore.layer, Checkpoints.layer).pipe(Layer.provideMerge(SqlLive))
+  const dedicatedTenants = new Set(file.tenants.filter((t) => t.tier === "enterprise").map((t) => t.id))
+  const RetrievalLive = Retrieval.layer({ collection: "documents", dedicatedTenants }).pipe(
+    Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
+  )
+  const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
+  return Layer.mergeAll(RetrievalLive, HealthLive)
+}
+
+/**
+ * The whole server on a Node HTTP server.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options) => {
+  const { config } = options
+  const ApiLive = HttpApiBuilder.api(Api).pipe(
+    Layer.provide([HealthHttp.layer(Api), Handlers.layer]),
+    Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
+    Layer.provide(Authentication.layerKeyRing(options.keys))
+  )
+  // Response-shaping middleware runs inside the app (HttpApiBuilder.middleware): the `serve` middleware only sees a
+  // response after it has been written.
+  const MiddlewareLive = HttpApiBuilder.middleware((app) => ProblemHttp.middleware(bodyLimit(config.maxBodyBytes)(app)))
+  const HttpLive = HttpApiBuilder.serve().pipe(
+    Layer.provide(MiddlewareLive),
+    Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(ApiLive),
+    HttpServer.withLogAddress,
+    Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: config.port, host: config.host }))
+  )
+  const Serving = Layer.effectDiscard(HealthCheck.setPhase("serving"))
+  return Serving.pipe(Layer.provideMerge(HttpLive), Layer.provideMerge(layerServices(options)))
+}

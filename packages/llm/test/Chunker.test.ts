@@ -1,0 +1,82 @@
+import { assert, describe, it } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
+import { Chunker } from "../src/index.js"
+
+const isSpace = (c: string) => /\s/u.test(c)
+
+// Text made of words, sentences and paragraphs, with the odd very long word and non-BMP character.
+const word = fc.oneof(
+  { weight: 8, arbitrary: fc.stringMatching(/^[a-zA-Z]{1,12}$/) },
+  { weight: 1, arbitrary: fc.stringMatching(/^[a-z]{30,300}$/) },
+  { weight: 1, arbitrary: fc.constantFrom("東京", "😀😀", "naïve", "e\u0301") }
+)
+const sentence = fc.tuple(
+  fc.array(word, { minLength: 1, maxLength: 25 }),
+  fc.constantFrom(".", "!", "?", "", ".\"")
+).map(([ws, end]) => ws.join(" ") + end)
+const paragraph = fc.array(sentence, { minLength: 1, maxLength: 6 }).map((ss) => ss.join(" "))
+const document = fc.tuple(
+  fc.array(paragraph, { minLength: 0, maxLength: 8 }),
+  fc.constantFrom("\n\n", "\n", " \n \n", "\n\n\n")
+).map(([ps, sep]) => ps.join(sep))
+const options = fc.record({ maxChars: fc.integer({ min: 1, max: 400 }), overlap: fc.integer({ min: 0, max: 200 }) })
+
+describe("Chunker", () => {
+  it.prop("covers every non-space character, respects the size, keeps order", [document, options], ([text, opts]) => {
+    const chunks = Chunker.chunk(text, opts)
+    const covered = new Uint8Array(text.length)
+    const overlap = Math.min(opts.overlap, Math.floor(opts.maxChars / 2))
+    // Plain checks in the loops (chai per character would be slow), one assertion each.
+    const bad = chunks.find((c, i) => {
+      const previous = chunks[i - 1]
+      covered.fill(1, c.start, c.end)
+      return c.index !== i || c.text !== text.slice(c.start, c.end) || c.text.length > opts.maxChars ||
+        c.text.length === 0 || isSpace(c.text[0]!) || isSpace(c.text[c.text.length - 1]!) ||
+        (previous !== undefined &&
+          (c.start <= previous.start || c.end <= previous.end || previous.end - c.start > overlap))
+    })
+    assert.isUndefined(bad, JSON.stringify(bad))
+    const uncovered = Array.prototype.findIndex.call(text, (ch: string, j: number) => !isSpace(ch) && covered[j] === 0)
+    assert.strictEqual(uncovered, -1, "a character is in no chunk")
+    return true
+  }, { fastCheck: { numRuns: 200 } })
+
+  it.prop("is deterministic", [document, options], ([text, opts]) => {
+    assert.deepStrictEqual(Chunker.chunk(text, opts), Chunker.chunk(text, opts))
+    return true
+  })
+
+  it("prefers paragraph, then sentence boundaries", () => {
+    const para1 = "Effect is a TypeScript library. It models programs as values."
+    const para2 = "Layers build services. Scopes close resources when done."
+    const text = `${para1}\n\n${para2}`
+    const [first, second] = Chunker.chunk(text, { maxChars: 80, overlap: 0 })
+    assert.strictEqual(first!.text, para1)
+    assert.strictEqual(second!.text, para2)
+    const bySentence = Chunker.chunk(para1 + " " + para2, { maxChars: 70, overlap: 0 })
+    assert.strictEqual(bySentence[0]!.text, para1)
+  })
+
+  it("overlaps at a sentence boundary when one is close enough", () => {
+    const text = "One two three four five. Six seven eight nine ten. Eleven twelve thirteen fourteen fifteen."
+    const chunks = Chunker.chunk(text, { maxChars: 52, overlap: 30 })
+    assert.isAtLeast(chunks.length, 2)
+    assert.strictEqual(chunks[1]!.text.slice(0, 3), "Six")
+  })
+
+  it("has defaults and handles blank text", () => {
+    assert.deepStrictEqual(Chunker.chunk(""), [])
+    assert.deepStrictEqual(Chunker.chunk(" \n\n \t"), [])
+    const long = "word ".repeat(1000)
+    const chunks = Chunker.chunk(long)
+    assert.isTrue(chunks.every((c) => c.text.length <= Chunker.defaults.maxChars))
+    assert.isAbove(chunks.length, 5)
+  })
+
+  it("never cuts a surrogate pair when it can help it", () => {
+    const text = "😀".repeat(20)
+    for (const c of Chunker.chunk(text, { maxChars: 7, overlap: 0 })) {
+      assert.isFalse(/[\uD800-\uDBFF]$/.test(c.text), JSON.stringify(c))
+    }
+  })
+})

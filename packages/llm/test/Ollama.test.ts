@@ -1,0 +1,220 @@
+import { FetchHttpClient } from "@effect/platform"
+import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Stream } from "effect"
+import { Embedder, Llm, LlmError, Ollama } from "../src/index.js"
+
+const base = { model: "llama3.2", embedModel: "nomic-embed-text" } as const
+
+const build = (options: Ollama.Options, layer: typeof Ollama.layer = Ollama.layer) =>
+  Effect.map(Layer.build(layer(options)), (context) => ({
+    llm: Context.get(context, Llm.Llm),
+    embedder: Context.get(context, Embedder.Embedder)
+  }))
+
+const answerText = "Effect is a TypeScript library for typed, composable programs. It has layers [1]."
+
+describe("Ollama adapter (through the Ollama stand-in)", () => {
+  it.scopedLive("probes the embedding size and embeds in order", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 16 })
+      const { embedder } = yield* build({ ...base, url: ollama.url })
+      assert.strictEqual(embedder.id, "ollama:nomic-embed-text")
+      assert.strictEqual(embedder.dimensions, 16)
+      ollama.clearRequests()
+      const vectors = yield* embedder.embed(["alpha beta", "gamma"])
+      assert.strictEqual(vectors.length, 2)
+      const expected = Float32Array.from(OllamaStandIn.embedding("gamma", 16))
+      assert.deepStrictEqual(Array.from(vectors[1]!), Array.from(expected))
+      assert.deepStrictEqual(ollama.requests.map((r) => [r.method, r.path]), [["POST", "/api/embed"]])
+      assert.deepStrictEqual(ollama.requests[0]!.body, { model: "nomic-embed-text", input: ["alpha beta", "gamma"] })
+    }))
+
+  it.scopedLive("batches, and prefixes inputs by purpose for nomic-embed models", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 8 })
+      const { embedder } = yield* build({ ...base, url: ollama.url, embedDimensions: 8, batchSize: 2 })
+      assert.strictEqual(ollama.requests.length, 0, "no probe when the size is configured")
+      const vectors = yield* embedder.embed(["a", "b", "c"], { purpose: "query" })
+      assert.strictEqual(vectors.length, 3)
+      assert.deepStrictEqual(
+        ollama.requests.map((r) => (r.body as { input: Array<string> }).input),
+        [["search_query: a", "search_query: b"], ["search_query: c"]]
+      )
+    }))
+
+  it.scopedLive("reports an embedding of the wrong size as InvalidResponse", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 8 })
+      const { embedder } = yield* build({ ...base, url: ollama.url, embedDimensions: 12 })
+      const error = yield* Effect.flip(embedder.embed(["x"]))
+      assert.strictEqual(error._tag, "InvalidResponse")
+      assert.include(error.message, "returned 8 dimensions, expected 12")
+    }))
+
+  it.scopedLive("chat streams NDJSON and assembles the whole answer", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ chatResponder: () => answerText })
+      const { llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
+      assert.strictEqual(llm.id, "ollama:llama3.2")
+      const reply = yield* llm.chat({ messages: [{ role: "user", content: "What is Effect?" }], temperature: 0.1 })
+      assert.strictEqual(reply.content, answerText)
+      assert.isFalse(reply.degraded)
+      assert.strictEqual(reply.model, "llama3.2:latest")
+      assert.isDefined(reply.usage)
+      assert.isAbove(reply.usage!.completionTokens, 1)
+      const body = ollama.requests.at(-1)!.body as Record<string, unknown>
+      assert.strictEqual(body.stream, true)
+      assert.deepStrictEqual(body.options, { temperature: 0.1 })
+
+      const pieces = yield* Stream.runCollect(llm.chatStream({ messages: [{ role: "user", content: "Again?" }] }))
+      assert.isAbove(Chunk.size(pieces), 3, "the answer arrives in several chunks")
+      assert.strictEqual(Chunk.join(pieces, ""), answerText)
+    }))
+
+  it.scopedLive("answer sends the numbered passages and maps citations", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ chatResponder: () => answerText })
+      const { llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
+      const passages = [{ id: "c-1", text: "Effect is a TypeScript library.", score: 0.9, documentId: "d1" }]
+      const answer = yield* llm.answer("What is Effect?", passages)
+      assert.isFalse(answer.degraded)
+      assert.deepStrictEqual(answer.citations, ["c-1"])
+      const sent = (ollama.requests.at(-1)!.body as { messages: Array<Llm.Message> }).messages
+      assert.strictEqual(sent[0]!.role, "system")
+      assert.include(sent[1]!.content, "[1] (document d1) Effect is a TypeScript library.")
+      const requestsBefore = ollama.requests.length
+      const none = yield* llm.answer("What is Effect?", [])
+      assert.deepStrictEqual(none.citations, [])
+      assert.strictEqual(ollama.requests.length, requestsBefore, "no passages: no model call")
+    }))
+
+  it.scopedLive("an unknown model is ModelNotFound, not retryable", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      const { llm } = yield* build({ ...base, url: ollama.url, embedModel: "missing-embed", embedDimensions: 4 })
+      const chat = yield* Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }], model: "nope" }))
+      assert.strictEqual(chat._tag, "ModelNotFound")
+      assert.strictEqual((chat as LlmError.ModelNotFound).model, "nope")
+      assert.isFalse(chat.retryable)
+      assert.isFalse(LlmError.isRetryable(chat))
+      const stream = yield* Effect.flip(Stream.runDrain(llm.chatStream({ messages: [], model: "nope" })))
+      assert.strictEqual(stream._tag, "ModelNotFound")
+    }).pipe(
+      Effect.flatMap(() =>
+        Effect.gen(function*() {
+          const ollama = yield* OllamaStandIn.scoped()
+          const { embedder } = yield* build({
+            ...base,
+            url: ollama.url,
+            embedModel: "missing-embed",
+            embedDimensions: 4
+          })
+          const error = yield* Effect.flip(embedder.embed(["x"]))
+          assert.strictEqual(error._tag, "ModelNotFound")
+        })
+      )
+    ))
+
+  it.scopedLive("server errors and refused connections are LlmUnavailable, retryable", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      const { embedder, llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
+      ollama.faults.set({ errorRate: 1 })
+      const chat = yield* Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }] }))
+      assert.strictEqual(chat._tag, "LlmUnavailable")
+      assert.isTrue(chat.retryable)
+      assert.strictEqual((chat as LlmError.LlmUnavailable).status, 500)
+      ollama.faults.set({ errorRate: 1, errorStatus: 503 })
+      const embed = yield* Effect.flip(embedder.embed(["x"]))
+      assert.deepStrictEqual([embed._tag, (embed as LlmError.LlmUnavailable).status], ["LlmUnavailable", 503])
+      ollama.faults.set({ errorRate: 1, errorStatus: 400 })
+      const rejected = yield* Effect.flip(embedder.embed(["x"]))
+      assert.deepStrictEqual([rejected._tag, rejected.retryable], ["InvalidRequest", false])
+      ollama.faults.reset()
+      ollama.faults.set({ refuse: true })
+      const refused = yield* Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }] }))
+      assert.deepStrictEqual(
+        [refused._tag, (refused as LlmError.LlmUnavailable).reason],
+        ["LlmUnavailable", "connection"]
+      )
+      assert.isTrue(LlmError.isRetryable(refused))
+    }))
+
+  it.scopedLive("a hung server times out in time and the request is aborted", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      const signals: Array<AbortSignal> = []
+      const spy: typeof fetch = (input, init) => {
+        if (init?.signal) signals.push(init.signal)
+        return globalThis.fetch(input, init)
+      }
+      const layer = (options: Ollama.Options) =>
+        Ollama.layerWithClient(options).pipe(
+          Layer.provide(FetchHttpClient.layer),
+          Layer.provide(Layer.succeed(FetchHttpClient.Fetch, spy))
+        )
+      const { embedder, llm } = yield* build(
+        { ...base, url: ollama.url, embedDimensions: 768, timeout: "200 millis" },
+        layer
+      )
+      ollama.faults.set({ hang: true })
+      const started = Date.now()
+      const chat = yield* Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }] }))
+      const elapsed = Date.now() - started
+      assert.deepStrictEqual([chat._tag, (chat as LlmError.LlmUnavailable).reason], ["LlmUnavailable", "timeout"])
+      assert.isAtLeast(elapsed, 190)
+      assert.isBelow(elapsed, 2000)
+      const embed = yield* Effect.flip(embedder.embed(["x"]))
+      assert.strictEqual((embed as LlmError.LlmUnavailable).reason, "timeout")
+      assert.strictEqual(signals.length, 2)
+      assert.isTrue(signals.every((s) => s.aborted), "both requests were aborted")
+      assert.strictEqual(ollama.requests.length, 2, "both requests reached the server")
+
+      // Interrupting a stream consumer aborts the request too.
+      const fiber = yield* Effect.fork(Stream.runDrain(llm.chatStream({ messages: [{ role: "user", content: "x" }] })))
+      yield* Effect.sleep("50 millis")
+      const exit = yield* Fiber.interrupt(fiber)
+      assert.isTrue(Exit.isInterrupted(exit))
+      assert.isTrue(signals[2]!.aborted)
+    }))
+
+  it.scopedLive("per-call headers and trace context reach the server", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      let calls = 0
+      const headers = Effect.sync(() => ({ "x-correlation-id": `corr-${++calls}` }))
+      const { embedder, llm } = yield* build({ ...base, url: ollama.url, headers })
+      yield* embedder.embed(["x"]).pipe(Effect.withSpan("ingest"))
+      yield* llm.chat({ messages: [{ role: "user", content: "hi" }] })
+      const seen = ollama.requests.map((r) => r.headers["x-correlation-id"])
+      assert.deepStrictEqual(seen, ["corr-1", "corr-2", "corr-3"], "probe, embed, chat each evaluate the hook")
+      assert.match(ollama.requests[1]!.headers["traceparent"] ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+    }))
+
+  it.scopedLive("probe failure: a known model falls back to its size, an unknown one fails the layer", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      ollama.faults.set({ refuse: true })
+      const { embedder } = yield* build({ ...base, url: ollama.url })
+      assert.strictEqual(embedder.dimensions, 768)
+      const failed = yield* Effect.either(build({ ...base, url: ollama.url, embedModel: "custom-embedder" }))
+      assert.isTrue(Either.isLeft(failed))
+      assert.strictEqual(Either.isLeft(failed) ? failed.left._tag : "", "LlmUnavailable")
+    }))
+
+  it.scopedLive("health helpers read /api/version and /api/tags", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped({ version: "0.9.9", models: ["llama3.2", "nomic-embed-text:v1.5"] })
+      const options = { url: ollama.url }
+      assert.strictEqual(yield* Ollama.version(options), "0.9.9")
+      const installed = yield* Ollama.models(options)
+      assert.isTrue(Ollama.hasModel(installed, "llama3.2"))
+      assert.isFalse(Ollama.hasModel(installed, "nomic-embed-text"))
+      const report = yield* Ollama.health({ ...options, required: ["llama3.2", "nomic-embed-text", "qwen3"] })
+      assert.deepStrictEqual(report.missing, ["nomic-embed-text", "qwen3"])
+      ollama.faults.set({ refuse: true })
+      const down = yield* Effect.flip(Ollama.health(options))
+      assert.strictEqual(down._tag, "LlmUnavailable")
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+})

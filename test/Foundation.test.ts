@@ -1,0 +1,28 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Testing } from "@ouroboros/server"
+import { Effect } from "effect"
+
+const get = (url: string, init?: RequestInit) => Effect.promise(() => fetch(url, init))
+
+describe("server foundation", () => {
+  it.scoped("answers probes, OpenAPI, docs, and 404 problems", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start()
+      const ready = yield* get(`${server.url}/health/ready`)
+      assert.strictEqual(ready.status, 200)
+      assert.strictEqual(ready.headers.get("content-type"), "application/health+json")
+      const live = yield* get(`${server.url}/health/live`)
+      assert.strictEqual(live.status, 200)
+      const openapi = yield* get(`${server.url}/openapi.json`)
+      assert.strictEqual(openapi.status, 200)
+      const spec = yield* Effect.promise(() => openapi.json() as Promise<{ paths: Record<string, unknown> }>)
+      assert.property(spec.paths, "/api/v1/documents")
+      const docs = yield* get(`${server.url}/docs`)
+      assert.strictEqual(docs.status, 200)
+      const missing = yield* get(`${server.url}/nope`)
+      assert.strictEqual(missing.status, 404)
+      assert.strictEqual(missing.headers.get("content-type"), "application/problem+json")
+      const body = yield* Effect.promise(() => missing.json())
+      assert.strictEqual(body.title, "Not Found")
+    }), { timeout: 60_000 })
+})
