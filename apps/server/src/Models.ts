@@ -1,13 +1,14 @@
 /**
  * The models of the server: Ollama when `OLLAMA_URL` is set, else the local embedder and extractive answerer.
+ * Outgoing calls carry the request's `X-Correlation-ID` and W3C trace context.
  *
  * @since 0.1.0
  */
-import { Embedder, Llm } from "@ouroboros/llm"
-import { Layer } from "effect"
+import { Correlation } from "@ouroboros/correlation"
+import { LlmConfig } from "@ouroboros/llm"
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = Layer.mergeAll(Embedder.layerLocal(), Llm.layerLocal)
+export const layer = LlmConfig.layerConfig({ headers: Correlation.outgoingHeaders })

@@ -1,13 +1,36 @@
 /**
- * The vector store of the server: the embedded store under DATA_DIR, or Qdrant when `QDRANT_URL` is set.
+ * The vector store of the server: the embedded store under DATA_DIR, or Qdrant when `QDRANT_URL` is set. Outgoing
+ * Qdrant calls carry the request's `X-Correlation-ID` and W3C trace context.
  *
  * @since 0.1.0
  */
-import { Embedded } from "@ouroboros/vector-store"
-import { Layer } from "effect"
+import { Correlation } from "@ouroboros/correlation"
+import { Embedded, Qdrant } from "@ouroboros/vector-store"
+import { Config, Effect, Layer, Option } from "effect"
+
+/**
+ * `QDRANT_URL` and `QDRANT_API_KEY`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config = Config.all({
+  url: Config.option(Config.url("QDRANT_URL").pipe(Config.withDescription("Qdrant REST URL; unset for the embedded store"))),
+  apiKey: Config.option(Config.redacted("QDRANT_API_KEY").pipe(Config.withDescription("Qdrant API key")))
+})
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = (directory: string) => Embedded.layer({ directory }).pipe(Layer.orDie)
+export const layer = (directory: string) =>
+  Layer.unwrapEffect(Effect.map(config, ({ apiKey, url }) =>
+    Option.match(url, {
+      onNone: () => Embedded.layer({ directory }),
+      onSome: (url) =>
+        Qdrant.layer({
+          url: url.toString().replace(/\/$/, ""),
+          apiKey: Option.getOrUndefined(apiKey),
+          headers: Correlation.outgoingHeaders
+        })
+    })))

@@ -1,4 +1,16 @@
 /**
  * @since 0.1.0
  */
+export * as Faults from "./Faults.js"
+/**
+ * @since 0.1.0
+ */
+export * as OllamaStandIn from "./OllamaStandIn.js"
+/**
+ * @since 0.1.0
+ */
+export * as QdrantStandIn from "./QdrantStandIn.js"
+/**
+ * @since 0.1.0
+ */
 export * as Services from "./Services.js"
