@@ -11,6 +11,7 @@ import { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql"
 import { Config, Data, Deferred, Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { Worker } from "node:worker_threads"
 
@@ -145,6 +146,18 @@ const isAlive = (pid: number): boolean => {
   }
 }
 
+/**
+ * Where the template of a fresh embedded data directory is kept: `OUROBOROS_PGLITE_TEMPLATE`, or a file in the
+ * system's temporary directory named after the PGlite version. `npm install` writes it (see the server's build).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const templatePath = (): string =>
+  process.env.OUROBOROS_PGLITE_TEMPLATE ?? Path.join(Os.tmpdir(), `ouroboros-pglite-${pgliteVersion}.tgz`)
+
+const pgliteVersion = "0.5.14"
+
 type WorkerMessage =
   | { readonly type: "ready"; readonly port: number; readonly version: string }
   | { readonly type: "error"; readonly message: string }
@@ -165,7 +178,9 @@ export const startEmbedded = (dataDir: string) =>
     const stopped = yield* Deferred.make<void>()
     const worker = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), { workerData: { dataDir: directory } })
+        const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), {
+          workerData: { dataDir: directory, template: templatePath() }
+        })
         worker.on("message", (message: WorkerMessage) => {
           if (message.type === "ready") Deferred.unsafeDone(ready, Effect.succeed(message))
           else if (message.type === "error") {

@@ -1,0 +1,183 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
+import { Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Socket } from "node:net"
+import * as Qdrant from "../src/VectorStore/Qdrant.js"
+import { acme, contract, fresh, globex, tilted } from "./contract.js"
+
+contract(
+  "qdrant (stand-in)",
+  Layer.unwrapScoped(
+    Effect.map(
+      QdrantStandIn.scoped({ apiKey: "s3cret" }),
+      (standIn) => Qdrant.layer({ url: standIn.url, apiKey: Redacted.make("s3cret") })
+    )
+  )
+)
+
+/** The remote ports of the stand-in's open server-side sockets (one per client connection). */
+const serverSockets = (standIn: QdrantStandIn.StandIn): Set<number> => {
+  const handles = (process as unknown as { _getActiveHandles(): Array<unknown> })._getActiveHandles()
+  const ports = new Set<number>()
+  for (const handle of handles) {
+    if (handle instanceof Socket && handle.localPort === standIn.port && handle.remotePort !== undefined) {
+      ports.add(handle.remotePort)
+    }
+  }
+  return ports
+}
+
+/**
+ * The client uses a single connection (`maxConnections: 1`), so during a hang the stand-in holds exactly the hung
+ * connection; it must close within a second of the abort (an abandoned request would keep it open, and an idle
+ * keep-alive connection lives for seconds).
+ */
+const hungConnection = (standIn: QdrantStandIn.StandIn) =>
+  Effect.sync(() => {
+    const during = serverSockets(standIn)
+    assert.strictEqual(during.size, 1, "one connection carries the hung request")
+    return during
+  })
+
+const closedSoon = (standIn: QdrantStandIn.StandIn, during: Set<number>) =>
+  waitUntil(() => [...during].every((port) => !serverSockets(standIn).has(port)), "the hung connection to close", 1000)
+
+const waitUntil = (condition: () => boolean, what: string, ms = 3000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (!condition()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("10 millis")
+    }
+  })
+
+const setup = (options: Partial<Qdrant.Options> = {}) =>
+  Effect.gen(function*() {
+    const standIn = yield* QdrantStandIn.scoped()
+    const store = yield* Qdrant.make({ url: standIn.url, maxConnections: 1, ...options })
+    const name = fresh()
+    yield* store.ensureCollection({ name, dimensions: 4 })
+    yield* store.upsert(name, acme, [{ id: "a", vector: tilted(4, 0, 0), payload: {} }])
+    return { standIn, store, name }
+  })
+
+const queries = (standIn: QdrantStandIn.StandIn) =>
+  standIn.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/query")).length
+
+describe("Qdrant adapter", () => {
+  it.scopedLive("Effect.timeout aborts a hung request: the fiber ends in time and its socket is closed", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup()
+      standIn.faults.set({ hang: true })
+      const started = Date.now()
+      const fiber = yield* store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 }).pipe(
+        Effect.timeout("300 millis"),
+        Effect.exit,
+        Effect.fork
+      )
+      yield* waitUntil(() => queries(standIn) === 1, "the stand-in to see the query")
+      const during = yield* hungConnection(standIn)
+      const exit = yield* Fiber.join(fiber)
+      const elapsed = Date.now() - started
+      assert.isTrue(Exit.isFailure(exit))
+      assert.isBelow(elapsed, 2000)
+      // The hung connection goes away: the request was aborted, not abandoned.
+      yield* closedSoon(standIn, during)
+      standIn.faults.reset()
+      const after = yield* store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })
+      assert.deepStrictEqual(after.map((h) => h.id), ["a"])
+    }))
+
+  it.scopedLive("interrupting the fiber aborts the HTTP request", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup()
+      standIn.faults.set({ hang: true })
+      standIn.clearRequests()
+      const fiber = yield* Effect.fork(store.count(name, acme))
+      yield* waitUntil(() => standIn.requests.some((r) => r.path.endsWith("/points/count")), "the count request")
+      const during = yield* hungConnection(standIn)
+      const exit = yield* Fiber.interrupt(fiber)
+      assert.isTrue(Exit.isInterrupted(exit))
+      yield* closedSoon(standIn, during)
+    }))
+
+  it.scopedLive("the layer's own timeout fails with reason Timeout and aborts", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup({ timeout: Duration.millis(250) })
+      standIn.faults.set({ hang: true })
+      const before = queries(standIn)
+      const fiber = yield* Effect.fork(Effect.flip(store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })))
+      yield* waitUntil(() => queries(standIn) === before + 1, "the query")
+      const during = yield* hungConnection(standIn)
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "VectorStoreError")
+      if (error._tag === "VectorStoreError") assert.strictEqual(error.reason, "Timeout")
+      yield* closedSoon(standIn, during)
+    }))
+
+  it.scopedLive("server errors and refused connections are VectorStoreError Unavailable", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup()
+      standIn.faults.set({ errorRate: 1, errorStatus: 503 })
+      const e1 = yield* Effect.flip(store.count(name, acme))
+      assert.strictEqual(e1._tag === "VectorStoreError" && e1.reason, "Unavailable")
+      standIn.faults.set({ errorRate: 0, refuse: true })
+      const e2 = yield* Effect.flip(store.count(name, acme))
+      assert.strictEqual(e2._tag === "VectorStoreError" && e2.reason, "Unavailable")
+    }))
+
+  it.scopedLive("sends the API key and per-call headers; a wrong key is an error", () =>
+    Effect.gen(function*() {
+      const standIn = yield* QdrantStandIn.scoped({ apiKey: "right" })
+      let n = 0
+      const store = yield* Qdrant.make({
+        url: standIn.url,
+        apiKey: Redacted.make("right"),
+        headers: Effect.sync(() => ({ "x-correlation-id": `req-${++n}` }))
+      })
+      const name = fresh()
+      yield* store.ensureCollection({ name, dimensions: 4 })
+      assert.isTrue(standIn.requests.length > 0)
+      assert.isTrue(standIn.requests.every((r) => r.headers["api-key"] === "right"))
+      const correlation = standIn.requests.map((r) => r.headers["x-correlation-id"])
+      assert.strictEqual(new Set(correlation).size, correlation.length, "headers are read per call")
+      const wrong = yield* Qdrant.make({ url: standIn.url, apiKey: Redacted.make("wrong") })
+      const error = yield* Effect.flip(wrong.count(name, acme))
+      assert.strictEqual(error._tag, "VectorStoreError")
+    }))
+
+  it.scopedLive("partitions by tenant the way Qdrant advises: an is_tenant keyword index and UUID point ids", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup()
+      const index = standIn.requests.find((r) => r.method === "PUT" && r.path === `/collections/${name}/index`)
+      assert.deepStrictEqual(index?.body, { field_name: "tenant_id", field_schema: { type: "keyword", is_tenant: true } })
+      const create = standIn.requests.find((r) => r.method === "PUT" && r.path === `/collections/${name}`)
+      assert.deepStrictEqual((create?.body as { vectors: unknown }).vectors, { size: 4, distance: "Cosine" })
+      standIn.clearRequests()
+      yield* store.search(name, globex, { vector: tilted(4, 0, 0), limit: 3 })
+      const query = standIn.requests[0]?.body as { filter: { must: Array<unknown> } }
+      assert.deepStrictEqual(query.filter.must[0], { key: "tenant_id", match: { value: "globex" } })
+      const uuid = Qdrant.pointUuid("acme", "a")
+      assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+      assert.strictEqual(uuid, Qdrant.pointUuid("acme", "a"))
+      assert.notStrictEqual(uuid, Qdrant.pointUuid("globex", "a"))
+    }))
+
+  it.scopedLive("snapshots are downloaded as bytes and deleted on the server; restore uploads with priority", () =>
+    Effect.gen(function*() {
+      const { name, standIn, store } = yield* setup()
+      standIn.clearRequests()
+      const snapshot = yield* store.snapshot(name)
+      assert.strictEqual(snapshot.format, "qdrant")
+      // The stand-in's snapshots are gzip: a text download would have mangled the magic bytes.
+      assert.deepStrictEqual([snapshot.bytes[0], snapshot.bytes[1]], [0x1f, 0x8b])
+      const paths = standIn.requests.map((r) => `${r.method} ${r.path}`)
+      assert.isTrue(paths.some((p) => p.startsWith(`GET /collections/${name}/snapshots/`)))
+      assert.isTrue(paths.some((p) => p.startsWith(`DELETE /collections/${name}/snapshots/`)))
+      standIn.clearRequests()
+      yield* store.restore(name, snapshot.bytes)
+      const upload = standIn.requests.find((r) => r.path === `/collections/${name}/snapshots/upload`)
+      assert.include(upload?.url, "priority=snapshot")
+      assert.include(upload?.url, `checksum=${snapshot.sha256}`)
+    }))
+})

@@ -1,0 +1,83 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
+import { ConfigProvider, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Filter from "../src/Filter.js"
+import { VectorStore } from "../src/VectorStore.js"
+import * as VectorStoreConfig from "../src/VectorStoreConfig.js"
+
+const withEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+describe("VectorStoreConfig", () => {
+  it.scoped("without QDRANT_URL: the embedded store under DATA_DIR/vectors", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ouroboros-vs-cfg-"))),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* VectorStore
+        yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
+      }).pipe(Effect.provide(VectorStoreConfig.layerConfig().pipe(Layer.provide(withEnv({ DATA_DIR: dir }))))))
+      const files = yield* Effect.promise(() => fs.readdir(path.join(dir, "vectors", "chunks")))
+      assert.include(files, "snapshot")
+    }))
+
+  it.scopedLive("with QDRANT_URL: the Qdrant adapter, with the API key", () =>
+    Effect.gen(function*() {
+      const standIn = yield* QdrantStandIn.scoped({ apiKey: "k" })
+      const info = yield* Effect.gen(function*() {
+        const store = yield* VectorStore
+        yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
+        return yield* store.collectionInfo("chunks")
+      }).pipe(
+        Effect.provide(
+          VectorStoreConfig.layerConfig().pipe(Layer.provide(withEnv({ QDRANT_URL: standIn.url, QDRANT_API_KEY: "k" })))
+        )
+      )
+      assert.isTrue(Option.isSome(info))
+      assert.isTrue(standIn.requests.some((r) => r.path === "/collections/chunks" && r.method === "PUT"))
+    }))
+
+  it.effect("a bad QDRANT_TIMEOUT_MS is a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.withConfigProvider(
+          VectorStoreConfig.config,
+          ConfigProvider.fromMap(new Map([["QDRANT_TIMEOUT_MS", "-5"]]))
+        )
+      )
+      assert.strictEqual(error._op, "InvalidData")
+    }))
+})
+
+describe("Filter", () => {
+  const payload = { lang: "en", tags: ["a", "b"], meta: { source: "web", n: 3 }, items: [{ k: 1 }, { k: 2 }] }
+
+  it("evaluates like Qdrant: arrays, dotted keys through arrays, empty should", () => {
+    assert.isTrue(Filter.matches({ must: [{ key: "tags", match: { value: "b" } }] }, payload))
+    assert.isTrue(Filter.matches({ must: [{ key: "items.k", range: { gte: 2 } }] }, payload))
+    assert.isFalse(Filter.matches({ must: [{ key: "meta.n", range: { gt: 3 } }] }, payload))
+    assert.isTrue(Filter.matches({ should: [] }, payload))
+    assert.isFalse(Filter.matches({ must: [{ key: "missing", match: { any: ["x"] } }] }, payload))
+    assert.isTrue(Filter.matches({ must_not: [{ key: "missing", match: { value: "x" } }] }, payload))
+    assert.isFalse(Filter.matches({ must: [{ key: "lang", range: { gte: 0 } }] }, payload), "a range needs a number")
+  })
+
+  it.effect("decodeUnknown names the offending field", () =>
+    Effect.gen(function*() {
+      const e1 = yield* Effect.flip(Filter.decodeUnknown({ must: "nope" }))
+      assert.match(e1.detail, /^filter\.must/)
+      const e2 = yield* Effect.flip(Filter.decodeUnknown({ must: [{ key: "point_id", match: { value: "x" } }] }))
+      assert.match(e2.detail, /filter\.must\[0\]\.key "point_id" is reserved/)
+      const e3 = yield* Effect.flip(Filter.decodeUnknown({ must: [{ key: "a..b", match: { value: 1 } }] }))
+      assert.match(e3.detail, /empty path segment/)
+      const deep = { must: [{ must: [{ must: [{ must: [{ must: [] }] }] }] }] }
+      const e4 = yield* Effect.flip(Filter.decodeUnknown(deep))
+      assert.match(e4.detail, /deeper than 4/)
+      const ok = yield* Filter.decodeUnknown({ should: [{ key: "lang", match: { any: ["en", "fr"] } }] })
+      assert.deepStrictEqual(ok, { should: [{ key: "lang", match: { any: ["en", "fr"] } }] })
+    }))
+})
