@@ -1,4 +1,20 @@
 /**
  * @since 0.1.0
  */
-export {}
+export * as CircuitBreaker from "./CircuitBreaker.js"
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreakerHttp from "./CircuitBreakerHttp.js"
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreakerRedis from "./CircuitBreaker/Redis.js"
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreakerStore from "./CircuitBreakerStore.js"
+/**
+ * @since 0.1.0
+ */
+export * as Resilience from "./Resilience.js"

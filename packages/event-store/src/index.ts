@@ -1,4 +1,8 @@
 /**
  * @since 0.1.0
  */
-export {}
+export * as Checkpoints from "./Checkpoints.js"
+/**
+ * @since 0.1.0
+ */
+export * as EventStore from "./EventStore.js"

@@ -1,0 +1,205 @@
+/**
+ * The in-memory event store and checkpoints: the same contract as the SQL ones, for tests and single-process tools.
+ */
+import { Chunk, Clock, Deferred, Duration, Effect, Option, Ref, Stream, SynchronizedRef } from "effect"
+import type * as Checkpoints from "../Checkpoints.js"
+import type * as EventStore from "../EventStore.js"
+
+interface State {
+  readonly events: ReadonlyArray<EventStore.RecordedEvent>
+  readonly versions: ReadonlyMap<string, number>
+  readonly bySequence: ReadonlySet<number>
+  readonly next: number
+}
+
+const empty: State = { events: [], versions: new Map(), bySequence: new Set(), next: 1 }
+
+const matches = (expected: EventStore.ExpectedVersion, actual: number): boolean =>
+  expected === "any" ? true : expected === "no-stream" ? actual === -1 : expected === actual
+
+/** @internal */
+export const makeStore = (
+  module: Pick<typeof EventStore, "WrongExpectedVersion" | "ImportConflict" | "RecordedEvent">,
+  options: EventStore.Options = {}
+): Effect.Effect<EventStore.EventStore["Type"]> =>
+  Effect.gen(function*() {
+    const defaultReadBatch = Math.max(1, Math.trunc(options.readBatchSize ?? 500))
+    const state = yield* SynchronizedRef.make(empty)
+    const signal = yield* Ref.make(yield* Deferred.make<void>())
+    const wake = Effect.flatMap(Deferred.make<void>(), (next) =>
+      Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined)))
+
+    const versionOf = (s: State, streamId: string) => s.versions.get(streamId) ?? -1
+
+    const conflict = (streamId: string, expected: EventStore.ExpectedVersion, actual: number) =>
+      new module.WrongExpectedVersion({
+        detail: `stream ${streamId} ${actual === -1 ? "has no events" : `is at version ${actual}`}, expected ${
+          expected === "no-stream" || expected === -1 ? "no stream" : `version ${expected}`
+        }`,
+        streamId,
+        expected,
+        actual
+      })
+
+    const append: EventStore.EventStore["Type"]["append"] = (streamId, events, appendOptions) =>
+      SynchronizedRef.modifyEffect(state, (s) =>
+        Effect.gen(function*() {
+          // PostgreSQL text cannot hold NUL: refuse what the SQL store would refuse.
+          if (streamId.includes("\u0000") || events.some((event) => event.type.includes("\u0000"))) {
+            return yield* Effect.dieMessage("EventStore.append: a stream id or event type contains NUL")
+          }
+          const expected = appendOptions?.expectedVersion ?? "any"
+          const actual = versionOf(s, streamId)
+          if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
+          if (events.length === 0) return [{ firstSequence: 0, lastSequence: 0, version: actual }, s] as const
+          const last = s.events[s.events.length - 1]
+          const now = Math.max(yield* Clock.currentTimeMillis, last?.recordedAt.getTime() ?? 0)
+          const recorded = events.map((event, index) => {
+            const metadata = JSON.parse(JSON.stringify(event.metadata ?? {})) as EventStore.Metadata
+            const tenantId = typeof metadata.tenantId === "string" ? metadata.tenantId : undefined
+            return new module.RecordedEvent({
+              sequence: s.next + index,
+              streamId,
+              version: actual + 1 + index,
+              type: event.type,
+              data: JSON.parse(JSON.stringify(event.data ?? null)),
+              metadata,
+              ...(tenantId === undefined ? {} : { tenantId }),
+              recordedAt: new Date(now)
+            }, true)
+          })
+          const versions = new Map(s.versions).set(streamId, actual + events.length)
+          const bySequence = new Set(s.bySequence)
+          for (const e of recorded) bySequence.add(e.sequence)
+          return [
+            { firstSequence: s.next, lastSequence: s.next + events.length - 1, version: actual + events.length },
+            { events: [...s.events, ...recorded], versions, bySequence, next: s.next + events.length }
+          ] as const
+        })).pipe(Effect.tap(() => wake), Effect.withSpan("EventStore.append"))
+
+    const readStream: EventStore.EventStore["Type"]["readStream"] = (streamId, readOptions) =>
+      Effect.map(SynchronizedRef.get(state), (s) => {
+        const from = Math.max(0, Math.trunc(readOptions?.fromVersion ?? 0))
+        const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from)
+        return readOptions?.limit === undefined ? matching : matching.slice(0, Math.max(0, readOptions.limit))
+      })
+
+    const select = (
+      s: State,
+      from: number,
+      to: number,
+      until: Date | undefined,
+      tenantId: string | undefined,
+      limit: number
+    ) => {
+      const out: Array<EventStore.RecordedEvent> = []
+      for (const e of s.events) {
+        if (out.length >= limit) break
+        if (e.sequence < from || e.sequence > to) continue
+        if (until !== undefined && e.recordedAt > until) continue
+        if (tenantId !== undefined && e.tenantId !== tenantId) continue
+        out.push(e)
+      }
+      return out
+    }
+
+    const lastSequence = Effect.map(SynchronizedRef.get(state), (s) => s.events[s.events.length - 1]?.sequence ?? 0)
+
+    const readAll: EventStore.EventStore["Type"]["readAll"] = (readOptions) =>
+      Stream.unwrap(Effect.map(SynchronizedRef.get(state), (s) => {
+        const to = readOptions?.toSequence === undefined
+          ? s.events[s.events.length - 1]?.sequence ?? 0
+          : Number(readOptions.toSequence)
+        const from = Math.max(1, Number(readOptions?.fromSequence ?? 1))
+        return Stream.fromIterable(
+          select(s, from, to, readOptions?.until, readOptions?.tenantId, Number.POSITIVE_INFINITY)
+        )
+      }))
+
+    const follow: EventStore.EventStore["Type"]["follow"] = (followOptions) => {
+      const batchSize = Math.max(1, Math.trunc(followOptions?.batchSize ?? defaultReadBatch))
+      const pollInterval = followOptions?.pollInterval ?? Duration.seconds(1)
+      return Stream.unfoldChunkEffect(Math.max(1, Number(followOptions?.fromSequence ?? 1)), (cursor) =>
+        Effect.gen(function*() {
+          const waitFor = yield* Ref.get(signal)
+          const s = yield* SynchronizedRef.get(state)
+          const events = select(s, cursor, Number.MAX_SAFE_INTEGER, undefined, followOptions?.tenantId, batchSize)
+          const last = events[events.length - 1]
+          if (last === undefined) {
+            yield* Effect.raceFirst(Deferred.await(waitFor), Effect.sleep(pollInterval))
+            return Option.some([Chunk.empty<EventStore.RecordedEvent>(), cursor] as const)
+          }
+          return Option.some([Chunk.unsafeFromArray(events), last.sequence + 1] as const)
+        }))
+    }
+
+    const importEvents: EventStore.EventStore["Type"]["importEvents"] = (events, importOptions) =>
+      events.pipe(
+        Stream.grouped(Math.max(1, Math.trunc(importOptions?.batchSize ?? 500))),
+        Stream.mapEffect((batch) =>
+          SynchronizedRef.modifyEffect(state, (s) =>
+            Effect.gen(function*() {
+              const fresh = Chunk.toReadonlyArray(batch).filter((e) => !s.bySequence.has(e.sequence))
+              const taken = new Set(s.events.map((e) => `${e.streamId}\u0000${e.version}`))
+              for (const e of fresh) {
+                const key = `${e.streamId}\u0000${e.version}`
+                if (taken.has(key)) {
+                  return yield* new module.ImportConflict({
+                    detail: `an imported event takes a stream version that is already stored (${e.streamId}@${e.version})`
+                  })
+                }
+                taken.add(key)
+              }
+              const all = [...s.events, ...fresh].sort((a, b) => a.sequence - b.sequence)
+              const versions = new Map(s.versions)
+              for (const e of fresh) versions.set(e.streamId, Math.max(versions.get(e.streamId) ?? -1, e.version))
+              const bySequence = new Set(s.bySequence)
+              for (const e of fresh) bySequence.add(e.sequence)
+              const next = Math.max(s.next, (all[all.length - 1]?.sequence ?? 0) + 1)
+              return [
+                { imported: fresh.length, skipped: batch.length - fresh.length },
+                { events: all, versions, bySequence, next }
+              ] as const
+            })
+          ).pipe(Effect.tap(() => wake))
+        ),
+        Stream.runFold(
+          { imported: 0, skipped: 0 } as EventStore.ImportResult,
+          (total, batch) => ({ imported: total.imported + batch.imported, skipped: total.skipped + batch.skipped })
+        )
+      )
+
+    const truncate = SynchronizedRef.set(state, empty)
+
+    const streamVersion = (streamId: string) => Effect.map(SynchronizedRef.get(state), (s) => versionOf(s, streamId))
+
+    return { append, readStream, readAll, follow, lastSequence, streamVersion, importEvents, truncate }
+  })
+
+/** @internal */
+export const makeCheckpoints = (
+  module: Pick<typeof Checkpoints, "Checkpoint">
+): Effect.Effect<Checkpoints.Checkpoints["Type"]> =>
+  Effect.gen(function*() {
+    const saved = yield* Ref.make(new Map<string, Checkpoints.Checkpoint>())
+    return {
+      get: (name) => Effect.map(Ref.get(saved), (m) => m.get(name)?.sequence ?? 0),
+      set: (name, sequence) =>
+        !Number.isSafeInteger(sequence) || sequence < 0
+          ? Effect.dieMessage(`Checkpoints.set: ${sequence} is not a sequence number`)
+          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Ref.update(saved, (m) =>
+              new Map(m).set(name, new module.Checkpoint({ name, sequence, updatedAt: new Date(now) }))
+            )),
+      list: Effect.map(
+        Ref.get(saved),
+        (m) => Array.from(m.values()).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      ),
+      remove: (name) =>
+        Ref.update(saved, (m) => {
+          const copy = new Map(m)
+          copy.delete(name)
+          return copy
+        })
+    }
+  })

@@ -1,0 +1,58 @@
+/**
+ * The event store's schema and the runner that applies it.
+ *
+ * `json` (not `jsonb`) keeps event payloads byte-for-byte: key order, number spelling and `\u0000` escapes survive a
+ * round trip, and nothing queries inside payloads (the tenant id has its own column).
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Migrations } from "@ouroboros/sql"
+import { Effect } from "effect"
+
+/** @internal */
+export const eventsTable = "event_store_events"
+
+/** @internal */
+export const checkpointsTable = "event_store_checkpoints"
+
+/** @internal */
+export const migrationsTable = "event_store_migrations"
+
+/** @internal */
+export const streamVersionConstraint = "event_store_events_stream_version_key"
+
+/** @internal */
+export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+  "0001_create_events": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE event_store_events (
+      sequence bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      stream_id text NOT NULL,
+      version integer NOT NULL CHECK (version >= 0),
+      type text NOT NULL,
+      data json NOT NULL,
+      metadata json NOT NULL,
+      tenant_id text,
+      recorded_at timestamptz NOT NULL,
+      CONSTRAINT event_store_events_stream_version_key UNIQUE (stream_id, version)
+    )`
+    yield* sql`CREATE INDEX event_store_events_tenant_idx ON event_store_events (tenant_id, sequence)
+      WHERE tenant_id IS NOT NULL`
+    yield* sql`CREATE INDEX event_store_events_recorded_at_idx ON event_store_events (recorded_at, sequence)`
+  }),
+  "0002_create_checkpoints": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE event_store_checkpoints (
+      name text PRIMARY KEY,
+      sequence bigint NOT NULL CHECK (sequence >= 0),
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`
+  })
+}
+
+/**
+ * Applies the pending migrations (the table `event_store_migrations` records them).
+ *
+ * @internal
+ */
+export const run = Migrations.run({ name: "event_store", migrations })

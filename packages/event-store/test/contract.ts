@@ -1,0 +1,578 @@
+/**
+ * The contract every backend of the event store meets (PostgreSQL, embedded PGlite): one suite, run per backend.
+ */
+import { SqlClient } from "@effect/sql"
+import { assert, describe, layer } from "@effect/vitest"
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import {
+  Array as Arr,
+  Cause,
+  Chunk,
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  Layer,
+  Option,
+  Ref,
+  Schema,
+  Stream,
+  TestClock
+} from "effect"
+
+const unique = (prefix: string) => `${prefix}/${Math.random().toString(36).slice(2, 10)}`
+
+const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+
+const collect = (stream: Stream.Stream<EventStore.RecordedEvent>) =>
+  Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
+
+const isIncreasing = (values: ReadonlyArray<number>) => values.every((v, i) => i === 0 || v > values[i - 1]!)
+
+/** JSON as it comes back from JSON text (`-0` is `0`, `undefined` members vanish). */
+const viaJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value ?? null))
+
+/** The SQL store and checkpoints over a `SqlClient` layer, which stays in the context for the SQL-only tests. */
+export const sqlStores = (
+  sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown>,
+  store: EventStore.Options = {}
+): Layer.Layer<EventStore.EventStore | Checkpoints.Checkpoints | SqlClient.SqlClient> =>
+  Layer.mergeAll(EventStore.layerWith(store), Checkpoints.layer).pipe(Layer.provideMerge(sqlLayer), Layer.orDie)
+
+const sqlClient = Effect.flatMap(Effect.serviceOption(SqlClient.SqlClient), (sql) =>
+  Option.isSome(sql) ? Effect.succeed(sql.value) : Effect.dieMessage("this test needs a SqlClient"))
+
+/**
+ * Runs the contract against an event store and checkpoints. `concurrency` is how many appends run at once in the
+ * concurrency tests (the embedded database has one connection, so they queue there).
+ */
+export const contract = (
+  name: string,
+  storeLayer: Layer.Layer<EventStore.EventStore | Checkpoints.Checkpoints>,
+  options: {
+    /** How many appends run at once in the concurrency tests. */
+    readonly concurrency: number
+    /** Whether the store is SQL (the `SqlClient` is in the layer): runs transaction and multi-process tests. */
+    readonly sql: boolean
+    /** Whether a second connection can write while a transaction is open (not so on the embedded database). */
+    readonly parallelConnections: boolean
+  }
+) => {
+  layer(storeLayer, { timeout: "60 seconds" })(name, (it) => {
+    describe("append and read", () => {
+      it.effect("appends a batch and reads it back in version order", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("tenant/acme/document")
+          const result = yield* store.append(stream, [
+            { type: "DocumentIngested", data: { text: "hello", n: 1.5, list: [1, "a", null] }, metadata: { by: "x" } },
+            { type: "DocumentDeleted", data: null }
+          ])
+          assert.strictEqual(result.version, 1)
+          assert.strictEqual(result.lastSequence, result.firstSequence + 1)
+          const events = yield* store.readStream(stream)
+          assert.deepStrictEqual(events.map((e) => [e.version, e.type, e.sequence]), [
+            [0, "DocumentIngested", result.firstSequence],
+            [1, "DocumentDeleted", result.lastSequence]
+          ])
+          assert.deepStrictEqual(events[0]!.data, { text: "hello", n: 1.5, list: [1, "a", null] })
+          assert.deepStrictEqual(events[0]!.metadata, { by: "x" })
+          assert.strictEqual(events[1]!.data, null)
+          assert.deepStrictEqual(events[1]!.metadata, {})
+          assert.instanceOf(events[0]!.recordedAt, Date)
+          assert.strictEqual(events[0]!.tenantId, undefined)
+          assert.strictEqual(yield* store.streamVersion(stream), 1)
+        }))
+
+      it.effect("keeps payloads exactly: key order, NUL characters, lone surrogates, big arrays", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("exact")
+          const data = { z: 1, a: "nul\u0000byte", s: "\udc00", arr: Arr.range(1, 2000), nested: { b: [true, false] } }
+          yield* store.append(stream, [{ type: "T", data }])
+          const [event] = yield* store.readStream(stream)
+          assert.deepStrictEqual(event!.data, data)
+          assert.deepStrictEqual(Object.keys(event!.data as object), ["z", "a", "s", "arr", "nested"])
+        }))
+
+      it.effect("reads a stream from a version with a limit", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("paged")
+          yield* store.append(stream, Arr.range(0, 9).map((i) => ({ type: "N", data: i })))
+          const page = yield* store.readStream(stream, { fromVersion: 3, limit: 4 })
+          assert.deepStrictEqual(page.map((e) => e.data), [3, 4, 5, 6])
+          assert.deepStrictEqual(yield* store.readStream(stream, { fromVersion: 10 }), [])
+          assert.deepStrictEqual(yield* store.readStream(unique("missing")), [])
+          assert.strictEqual(yield* store.streamVersion(unique("missing")), -1)
+        }))
+
+      it.effect("appends more than one insert chunk atomically", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("large")
+          const result = yield* store.append(stream, Arr.range(0, 2499).map((i) => ({ type: "N", data: { i } })))
+          assert.strictEqual(result.version, 2499)
+          assert.strictEqual(result.lastSequence - result.firstSequence, 2499)
+          const events = yield* store.readStream(stream)
+          assert.strictEqual(events.length, 2500)
+          assert.isTrue(isIncreasing(events.map((e) => e.sequence)))
+          assert.deepStrictEqual(events[2499]!.data, { i: 2499 })
+        }))
+
+      it.effect("an empty append writes nothing but still checks the expected version", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("empty")
+          const before = yield* store.lastSequence
+          assert.deepStrictEqual(yield* store.append(stream, []), { firstSequence: 0, lastSequence: 0, version: -1 })
+          assert.strictEqual(yield* store.lastSequence, before)
+          const error = yield* Effect.flip(store.append(stream, [], { expectedVersion: 3 }))
+          assert.strictEqual(error._tag, "WrongExpectedVersion")
+        }))
+      it.effect("an append the database refuses fails alone, not the appends written with it", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("neighbours")
+          const exits = yield* Effect.forEach(
+            Arr.range(0, 11),
+            (i) => Effect.exit(store.append(`${stream}/${i}`, [{ type: i === 5 ? "bad\u0000type" : "Good", data: i }])),
+            { concurrency: "unbounded" }
+          )
+          exits.forEach((exit, i) => {
+            if (i === 5) assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+            else assert.isTrue(Exit.isSuccess(exit))
+          })
+          assert.strictEqual(yield* store.streamVersion(`${stream}/5`), -1)
+          assert.strictEqual(yield* store.streamVersion(`${stream}/6`), 0)
+        }))
+    })
+
+    describe("expected versions", () => {
+      it.effect("no-stream, exact versions and any", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("versions")
+          yield* store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: "no-stream" })
+          const again = yield* Effect.flip(
+            store.append(stream, [{ type: "A", data: 2 }], { expectedVersion: "no-stream" })
+          )
+          assert.deepStrictEqual(
+            { tag: again._tag, expected: again.expected, actual: again.actual, streamId: again.streamId },
+            { tag: "WrongExpectedVersion", expected: "no-stream", actual: 0, streamId: stream }
+          )
+          assert.include(again.detail, "version 0")
+          yield* store.append(stream, [{ type: "B", data: 2 }], { expectedVersion: 0 })
+          const stale = yield* Effect.flip(store.append(stream, [{ type: "C", data: 3 }], { expectedVersion: 0 }))
+          assert.strictEqual(stale.actual, 1)
+          const r = yield* store.append(stream, [{ type: "D", data: 4 }], { expectedVersion: "any" })
+          assert.strictEqual(r.version, 2)
+          const minusOne = yield* Effect.flip(store.append(stream, [{ type: "E", data: 5 }], { expectedVersion: -1 }))
+          assert.strictEqual(minusOne.actual, 2)
+          // Nothing of a failed append was written.
+          assert.deepStrictEqual((yield* store.readStream(stream)).map((e) => e.type), ["A", "B", "D"])
+        }))
+
+      it.effect("the conflict is a 409 that survives its schema", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("encoded")
+          const error = yield* Effect.flip(store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: 5 }))
+          const encoded = yield* Schema.encode(EventStore.WrongExpectedVersion)(error)
+          assert.deepStrictEqual(encoded, {
+            _tag: "WrongExpectedVersion",
+            detail: `stream ${stream} has no events, expected version 5`,
+            streamId: stream,
+            expected: 5,
+            actual: -1
+          })
+        }))
+
+      it.effect("concurrent appends at the same expected version: exactly one wins", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("race")
+          yield* store.append(stream, [{ type: "Start", data: 0 }])
+          const results = yield* Effect.forEach(
+            Arr.range(1, 20),
+            (i) => Effect.either(store.append(stream, [{ type: "Step", data: i }], { expectedVersion: 0 })),
+            { concurrency: options.concurrency }
+          )
+          const winners = results.filter(Either.isRight)
+          assert.strictEqual(winners.length, 1)
+          assert.isTrue(results.filter(Either.isLeft).every((e) => e.left.actual === 1))
+          assert.strictEqual(yield* store.streamVersion(stream), 1)
+        }))
+
+      it.effect("concurrent appends with any: contiguous versions in sequence order, no duplicates", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("many")
+          yield* Effect.forEach(
+            Arr.range(0, 39),
+            (i) => store.append(stream, [{ type: "A", data: i }, { type: "B", data: i }]),
+            { concurrency: options.concurrency, discard: true }
+          )
+          const events = yield* store.readStream(stream)
+          assert.deepStrictEqual(events.map((e) => e.version), Arr.range(0, 79))
+          assert.isTrue(isIncreasing(events.map((e) => e.sequence)))
+          // Each batch stayed together.
+          for (let i = 0; i < 80; i += 2) assert.strictEqual(events[i]!.data, events[i + 1]!.data)
+        }))
+    })
+
+    describe("transactions", () => {
+      it.effect.runIf(options.sql)("an append inside the caller's transaction commits and rolls back with it", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const sql = yield* sqlClient
+          const stream = unique("tx")
+          const failed = yield* sql.withTransaction(
+            Effect.zipRight(store.append(stream, [{ type: "A", data: 1 }]), Effect.fail("boom" as const))
+          ).pipe(Effect.flip)
+          assert.strictEqual(failed, "boom")
+          assert.strictEqual(yield* store.streamVersion(stream), -1)
+          const result = yield* sql.withTransaction(
+            Effect.zipRight(
+              store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: "no-stream" }),
+              store.append(stream, [{ type: "B", data: 2 }], { expectedVersion: 0 })
+            )
+          )
+          assert.strictEqual(result.version, 1)
+          assert.deepStrictEqual((yield* store.readStream(stream)).map((e) => e.type), ["A", "B"])
+        }))
+
+      it.effect.runIf(options.sql && options.parallelConnections)(
+        "a writer that bypasses the lock still cannot duplicate a version",
+        () =>
+          Effect.gen(function*() {
+            const store = yield* EventStore.EventStore
+            const sql = yield* sqlClient
+            const stream = unique("bypass")
+            const inserted = yield* Deferred.make<void>()
+            const release = yield* Deferred.make<void>()
+            const intruder = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
+              yield* sql`INSERT INTO event_store_events ${
+                sql.insert({
+                  stream_id: stream,
+                  version: 0,
+                  type: "Intruder",
+                  data: "null",
+                  metadata: "{}",
+                  recorded_at: new Date()
+                })
+              }`
+              yield* Deferred.succeed(inserted, undefined)
+              yield* Deferred.await(release)
+            })))
+            yield* Deferred.await(inserted)
+            // Both appends read version -1 (the intruder has not committed) and wait on the unique index.
+            const any = yield* Effect.fork(store.append(stream, [{ type: "Any", data: 1 }]))
+            const fresh = yield* Effect.fork(
+              Effect.either(store.append(stream, [{ type: "Fresh", data: 2 }], { expectedVersion: "no-stream" }))
+            )
+            yield* realSleep(200)
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(intruder)
+            const anyResult = yield* Fiber.join(any)
+            const freshResult = yield* Fiber.join(fresh)
+            assert.isTrue(Either.isLeft(freshResult))
+            const types = (yield* store.readStream(stream)).map((e) => e.type)
+            assert.deepStrictEqual(types, ["Intruder", "Any"])
+            assert.strictEqual(anyResult.version, 1)
+          })
+      )
+    })
+
+    describe("global order", () => {
+      it.effect("readAll yields every event in sequence order with non-decreasing times", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const from = (yield* store.lastSequence) + 1
+          const streams = Arr.range(0, 9).map(() => unique("order"))
+          yield* Effect.forEach(
+            Arr.range(0, 59),
+            (i) => store.append(streams[i % 10]!, [{ type: "E", data: i }]),
+            { concurrency: options.concurrency, discard: true }
+          )
+          const events = yield* collect(store.readAll({ fromSequence: from, batchSize: 7 }))
+          assert.strictEqual(events.length, 60)
+          assert.deepStrictEqual(events.map((e) => e.sequence), Arr.range(from, from + 59))
+          assert.isTrue(events.every((e, i) => i === 0 || e.recordedAt >= events[i - 1]!.recordedAt))
+          assert.strictEqual(yield* store.lastSequence, from + 59)
+          const window = yield* collect(store.readAll({ fromSequence: from + 10, toSequence: BigInt(from + 19) }))
+          assert.deepStrictEqual(window.map((e) => e.sequence), Arr.range(from + 10, from + 19))
+        }))
+
+      it.effect("a catch-up reader following concurrent appends misses nothing", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const start = yield* store.lastSequence
+          const seen = yield* Ref.make<ReadonlyArray<number>>([])
+          const done = yield* Ref.make(false)
+          const poll = Effect.gen(function*() {
+            const last = yield* Ref.get(seen).pipe(Effect.map((s) => s[s.length - 1] ?? start))
+            const events = yield* collect(store.readAll({ fromSequence: last + 1, batchSize: 50 }))
+            yield* Ref.update(seen, (s) => [...s, ...events.map((e) => e.sequence)])
+          })
+          const reader = yield* Effect.fork(
+            Effect.gen(function*() {
+              while (!(yield* Ref.get(done))) yield* Effect.zipRight(poll, Effect.yieldNow())
+              yield* poll
+            })
+          )
+          yield* Effect.forEach(
+            Arr.range(0, 149),
+            (i) => store.append(unique("follow"), [{ type: "E", data: i }]),
+            { concurrency: options.concurrency, discard: true }
+          )
+          yield* Ref.set(done, true)
+          yield* Fiber.join(reader)
+          const sequences = yield* Ref.get(seen)
+          assert.deepStrictEqual(sequences, Arr.range(start + 1, start + 150))
+        }))
+
+      it.effect("readAll until a timestamp and per tenant", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const from = (yield* store.lastSequence) + 1
+          const tenantA = unique("a").replace("/", "-")
+          const tenantB = unique("b").replace("/", "-")
+          yield* store.append(unique("t"), [
+            { type: "E", data: 1, metadata: { tenantId: tenantA } },
+            { type: "E", data: 2, metadata: { tenantId: tenantB } }
+          ])
+          const [first] = yield* store.readStream((yield* collect(store.readAll({ fromSequence: from })))[0]!.streamId)
+          // The database's clock is real, the memory store's is the test clock: move both.
+          yield* realSleep(5)
+          yield* TestClock.adjust("5 millis")
+          yield* store.append(unique("t"), [
+            { type: "E", data: 3, metadata: { tenantId: tenantA } },
+            { type: "E", data: 4, metadata: { tenantId: 42 } }
+          ])
+          const until = first!.recordedAt
+          const early = yield* collect(store.readAll({ fromSequence: from, until }))
+          assert.deepStrictEqual(early.map((e) => e.data), [1, 2])
+          const none = yield* collect(store.readAll({ fromSequence: from, until: new Date(until.getTime() - 1) }))
+          assert.deepStrictEqual(none, [])
+          const all = yield* collect(store.readAll({ fromSequence: from }))
+          assert.deepStrictEqual(all.map((e) => e.data), [1, 2, 3, 4])
+          assert.strictEqual(all[3]!.tenantId, undefined)
+          const ofA = yield* collect(store.readAll({ fromSequence: from, tenantId: tenantA, batchSize: 1 }))
+          assert.deepStrictEqual(ofA.map((e) => [e.data, e.tenantId]), [[1, tenantA], [3, tenantA]])
+          const ofAEarly = yield* collect(store.readAll({ fromSequence: from, tenantId: tenantA, until }))
+          assert.deepStrictEqual(ofAEarly.map((e) => e.data), [1])
+        }))
+
+      it.effect("readAll stops at the last sequence when it started", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const from = (yield* store.lastSequence) + 1
+          const stream = unique("snapshot")
+          yield* store.append(stream, [{ type: "E", data: 1 }, { type: "E", data: 2 }])
+          const events = yield* store.readAll({ fromSequence: from, batchSize: 1 }).pipe(
+            Stream.tap(() => store.append(stream, [{ type: "More", data: 0 }])),
+            Stream.runCollect
+          )
+          assert.strictEqual(Chunk.size(events), 2)
+        }))
+    })
+
+    describe("follow", () => {
+      it.effect("streams the backlog, then each append through this store as it commits", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("follow")
+          const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: 1 }])
+          const follower = yield* Effect.fork(
+            store.follow({ fromSequence: from, batchSize: 2 }).pipe(
+              Stream.filter((e) => e.streamId === stream),
+              Stream.take(4),
+              Stream.runCollect
+            )
+          )
+          yield* realSleep(20)
+          yield* store.append(stream, [{ type: "E", data: 2 }])
+          yield* realSleep(20)
+          yield* store.append(stream, [{ type: "E", data: 3 }, { type: "E", data: 4 }])
+          const events = Chunk.toReadonlyArray(yield* Fiber.join(follower))
+          assert.deepStrictEqual(events.map((e) => e.data), [1, 2, 3, 4])
+        }))
+
+      it.scoped.runIf(options.sql)("sees appends by another process at the next poll", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const other = yield* Effect.provideService(EventStore.make(), SqlClient.SqlClient, yield* sqlClient)
+          const stream = unique("poll")
+          const from = (yield* store.lastSequence) + 1
+          const follower = yield* Effect.fork(
+            store.follow({ fromSequence: from, pollInterval: "1 second" }).pipe(
+              Stream.filter((e) => e.streamId === stream),
+              Stream.take(1),
+              Stream.runCollect
+            )
+          )
+          yield* realSleep(20)
+          yield* other.append(stream, [{ type: "E", data: "elsewhere" }])
+          for (let i = 0; i < 200 && Option.isNone(yield* Fiber.poll(follower)); i++) {
+            yield* TestClock.adjust("1 second")
+            yield* realSleep(10)
+          }
+          const events = Chunk.toReadonlyArray(yield* Fiber.join(follower))
+          assert.deepStrictEqual(events.map((e) => e.data), ["elsewhere"])
+        }))
+    })
+
+    describe("checkpoints", () => {
+      it.effect("get, set, list and remove", () =>
+        Effect.gen(function*() {
+          const checkpoints = yield* Checkpoints.Checkpoints
+          const name = unique("projection")
+          assert.strictEqual(yield* checkpoints.get(name), 0)
+          yield* checkpoints.set(name, 41)
+          yield* checkpoints.set(name, 42)
+          assert.strictEqual(yield* checkpoints.get(name), 42)
+          yield* checkpoints.set(name, 2 ** 40)
+          assert.strictEqual(yield* checkpoints.get(name), 2 ** 40)
+          const listed = (yield* checkpoints.list).find((c) => c.name === name)
+          assert.strictEqual(listed?.sequence, 2 ** 40)
+          assert.instanceOf(listed?.updatedAt, Date)
+          yield* checkpoints.remove(name)
+          assert.strictEqual(yield* checkpoints.get(name), 0)
+          const bad = yield* Effect.exit(checkpoints.set(name, -1))
+          assert.isTrue(bad._tag === "Failure")
+        }))
+
+      it.effect("a projection catches up from its checkpoint", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const checkpoints = yield* Checkpoints.Checkpoints
+          const name = unique("catch-up")
+          yield* checkpoints.set(name, yield* store.lastSequence)
+          const stream = unique("projected")
+          yield* store.append(stream, [{ type: "E", data: 1 }, { type: "E", data: 2 }])
+          const applied: Array<unknown> = []
+          const catchUp = Effect.gen(function*() {
+            const from = (yield* checkpoints.get(name)) + 1
+            yield* store.readAll({ fromSequence: from }).pipe(
+              Stream.runForEach((event) =>
+                Effect.zipRight(Effect.sync(() => applied.push(event.data)), checkpoints.set(name, event.sequence))
+              )
+            )
+          })
+          yield* catchUp
+          yield* store.append(stream, [{ type: "E", data: 3 }])
+          yield* catchUp
+          yield* catchUp
+          assert.deepStrictEqual(applied, [1, 2, 3])
+          assert.strictEqual(yield* checkpoints.get(name), yield* store.lastSequence)
+        }))
+    })
+
+    describe("export and import", () => {
+      it.effect("a JSON export imports back identically, incrementally and idempotently", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          yield* store.append(unique("x"), [{ type: "E", data: { a: 1 }, metadata: { tenantId: "acme" } }])
+          yield* store.append(unique("y"), [{ type: "E", data: [1, 2] }, { type: "F", data: "s" }])
+          const cut = yield* store.lastSequence
+          yield* store.append(unique("z"), [{ type: "G", data: null }])
+          const original = yield* collect(store.readAll())
+          const encode = Schema.encodeSync(EventStore.RecordedEventFromJson)
+          const decode = Schema.decodeSync(EventStore.RecordedEventFromJson)
+          const full = original.filter((e) => e.sequence <= cut).map((e) => encode(e))
+          const incremental = original.filter((e) => e.sequence > cut).map((e) => encode(e))
+
+          yield* store.truncate
+          assert.strictEqual(yield* store.lastSequence, 0)
+          const first = yield* store.importEvents(
+            Stream.fromIterable(full).pipe(Stream.map(decode)),
+            { batchSize: 100 }
+          )
+          assert.deepStrictEqual(first, { imported: full.length, skipped: 0 })
+          const second = yield* store.importEvents(
+            Stream.fromIterable([...full, ...incremental]).pipe(Stream.map(decode))
+          )
+          assert.deepStrictEqual(second, { imported: incremental.length, skipped: full.length })
+          const restored = yield* collect(store.readAll())
+          assert.deepStrictEqual(restored.map((e) => encode(e)), original.map((e) => encode(e)))
+
+          // The sequence continues after the imported maximum.
+          const next = yield* store.append(unique("after"), [{ type: "E", data: 0 }])
+          assert.strictEqual(next.firstSequence, original[original.length - 1]!.sequence + 1)
+        }))
+
+      it.effect("importing over a different history is a typed conflict", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const stream = unique("clash")
+          const { lastSequence } = yield* store.append(stream, [{ type: "E", data: 1 }])
+          const [event] = yield* store.readStream(stream)
+          const clash = new EventStore.RecordedEvent({ ...event!, sequence: lastSequence + 1000 })
+          const error = yield* Effect.flip(store.importEvents(Stream.make(clash)))
+          assert.strictEqual(error._tag, "ImportConflict")
+          assert.strictEqual(yield* store.lastSequence, lastSequence)
+        }))
+    })
+
+    describe("properties", () => {
+      it.effect.prop(
+        "any sequence of appends reads back identically",
+        [
+          fc.array(
+            fc.record({
+              stream: fc.integer({ min: 0, max: 3 }),
+              events: fc.array(
+                fc.record({
+                  type: fc.string({ minLength: 1, maxLength: 20 }),
+                  data: fc.jsonValue({ maxDepth: 3 }),
+                  metadata: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 })), {
+                    nil: undefined
+                  })
+                }),
+                { minLength: 1, maxLength: 5 }
+              )
+            }),
+            { minLength: 1, maxLength: 8 }
+          )
+        ],
+        ([appends]) =>
+          Effect.gen(function*() {
+            const store = yield* EventStore.EventStore
+            const prefix = unique("prop")
+            const from = (yield* store.lastSequence) + 1
+            const expected: Array<{ stream: string; type: string; data: unknown; metadata: unknown }> = []
+            for (const { events, stream } of appends) {
+              const streamId = `${prefix}/${stream}`
+              yield* store.append(streamId, events)
+              for (const e of events) {
+                expected.push({
+                  stream: streamId,
+                  type: e.type,
+                  data: viaJson(e.data),
+                  metadata: viaJson(e.metadata ?? {})
+                })
+              }
+            }
+            const all = yield* collect(store.readAll({ fromSequence: from, batchSize: 4 }))
+            assert.deepStrictEqual(
+              all.map((e) => ({ stream: e.streamId, type: e.type, data: e.data, metadata: e.metadata })),
+              expected
+            )
+            for (let s = 0; s < 4; s++) {
+              const streamId = `${prefix}/${s}`
+              const events = yield* store.readStream(streamId)
+              assert.deepStrictEqual(events.map((e) => e.version), events.map((_, i) => i))
+              assert.deepStrictEqual(
+                events.map((e) => e.data),
+                expected.filter((e) => e.stream === streamId).map((e) => e.data)
+              )
+            }
+          }),
+        { fastCheck: { numRuns: 25 } }
+      )
+    })
+  })
+}

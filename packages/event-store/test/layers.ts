@@ -1,0 +1,46 @@
+/**
+ * SQL layers for the tests: a fresh PostgreSQL schema per layer (dropped after), and the embedded database in a
+ * temporary directory (removed after).
+ */
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Database } from "@ouroboros/sql"
+import { Services } from "@ouroboros/testkit"
+import { Context, Effect, Layer, Redacted } from "effect"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+const withSearchPath = (url: string, schema: string) =>
+  `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
+
+/** A PostgreSQL client whose every connection works in a new schema, dropped when the layer is released. */
+export const layerPgSchema = (
+  options: { readonly maxConnections?: number } = {}
+): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const schema = `event_store_test_${Math.random().toString(36).slice(2, 10)}`
+    const admin = Context.get(
+      yield* Layer.build(PgClient.layer({ url: Redacted.make(Services.postgresUrl), maxConnections: 1 })),
+      SqlClient.SqlClient
+    )
+    yield* Effect.acquireRelease(
+      admin`CREATE SCHEMA ${admin(schema)}`,
+      () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
+    )
+    return PgClient.layer({
+      url: Redacted.make(withSearchPath(Services.postgresUrl, schema)),
+      maxConnections: options.maxConnections ?? 10
+    })
+  }))
+
+/** The embedded database (PGlite behind a socket, one connection) in a temporary directory. */
+export const layerEmbedded: Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> = Layer.unwrapScoped(
+  Effect.gen(function*() {
+    const dataDir = yield* Effect.acquireRelease(
+      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "event-store-"))),
+      (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
+    )
+    return Database.layerEmbedded({ dataDir })
+  })
+)
