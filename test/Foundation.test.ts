@@ -22,7 +22,7 @@ describe("server foundation", () => {
       const missing = yield* get(`${server.url}/nope`)
       assert.strictEqual(missing.status, 404)
       assert.strictEqual(missing.headers.get("content-type"), "application/problem+json")
-      const body = yield* Effect.promise(() => missing.json())
+      const body = yield* Effect.promise(() => missing.json() as Promise<{ title: string }>)
       assert.strictEqual(body.title, "Not Found")
     }), { timeout: 60_000 })
 })
