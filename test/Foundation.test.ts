@@ -5,7 +5,7 @@ import { Effect } from "effect"
 const get = (url: string, init?: RequestInit) => Effect.promise(() => fetch(url, init))
 
 describe("server foundation", () => {
-  it.scoped("answers probes, OpenAPI, docs, and 404 problems", () =>
+  it.scopedLive("answers probes, OpenAPI, docs, and 404 problems", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const ready = yield* get(`${server.url}/health/ready`)

@@ -4,7 +4,9 @@
  * @since 0.1.0
  */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { HealthHttp } from "@ouroboros/health"
+import { AdminAuthentication } from "./Authentication.js"
 import { ProjectionsApi } from "./AdminApi.js"
 import { DocumentsApi } from "./DocumentsApi.js"
 
@@ -16,6 +18,7 @@ export class Api extends HttpApi.make("ouroboros")
   .add(HealthHttp.HealthGroup)
   .add(DocumentsApi)
   .add(ProjectionsApi)
+  .add(CircuitBreakerHttp.Group.middleware(AdminAuthentication))
   .annotate(OpenApi.Title, "Ouroboros")
   .annotate(OpenApi.Description, "LLM retrieval pipeline service: ingest, search and ask, hardened for production")
 {}

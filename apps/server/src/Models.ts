@@ -6,9 +6,10 @@
  */
 import { Correlation } from "@ouroboros/correlation"
 import { LlmConfig } from "@ouroboros/llm"
+import * as Resilient from "./Resilient.js"
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = LlmConfig.layerConfig({ headers: Correlation.outgoingHeaders })
+export const layer = Resilient.models(LlmConfig.layerConfig({ headers: Correlation.outgoingHeaders }))

@@ -13,9 +13,10 @@ import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Principal, Problem, TenantId } from "@ouroboros/kernel"
 import { Chunker, Embedder, Llm } from "@ouroboros/llm"
 import { Filter, VectorStore } from "@ouroboros/vector-store"
-import { Context, Deferred, Duration, Effect, Layer, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import type { AskResponse, Document, Hit } from "./DocumentsApi.js"
+import * as Resilient from "./Resilient.js"
 import { Metadata } from "./DocumentsApi.js"
 
 /**
@@ -97,20 +98,18 @@ export class Retrieval extends Context.Tag("@ouroboros/server/Retrieval")<Retrie
   readonly applied: Effect.Effect<number>
 }>() {}
 
-const unavailable = (what: string) => (cause: unknown) =>
-  new Problem.ServiceUnavailable({
-    detail: `${what} is unavailable`,
-    ...(retryAfterOf(cause) !== undefined ? { retryAfter: retryAfterOf(cause)! } : {})
-  })
-
-const retryAfterOf = (cause: unknown): number | undefined => {
-  if (typeof cause === "object" && cause !== null && "retryAfter" in cause) {
-    const value = (cause as { retryAfter: unknown }).retryAfter
-    if (typeof value === "number") return Math.max(1, Math.ceil(value / 1000))
-    if (Duration.isDuration(value)) return Math.max(1, Math.ceil(Duration.toSeconds(value)))
-  }
-  return undefined
-}
+const unavailable = (what: string, breaker: string) => (cause: unknown) =>
+  Effect.flatMap(Resilient.retryAfterSeconds(breaker), (retryAfter) =>
+    Effect.logWarning(`${what} is unavailable`, cause).pipe(
+      Effect.zipRight(
+        Effect.fail(
+          new Problem.ServiceUnavailable({
+            detail: `${what} is unavailable`,
+            ...(retryAfter !== undefined ? { retryAfter } : {})
+          })
+        )
+      )
+    ))
 
 // Metadata filters name metadata keys; in the store they live under `metadata.`.
 const scopeFilter = (filter: Filter.Filter): Filter.Filter => {
@@ -140,9 +139,25 @@ export const make = (options: Options) =>
     const collectionOf = (tenant: TenantId.TenantId) =>
       options.dedicatedTenants.has(tenant) ? `${options.collection}_${tenant}` : options.collection
     const ensure = (name: string) =>
-      vectors.ensureCollection({ name, dimensions: embedder.dimensions, embedder: embedder.id })
-    yield* ensure(options.collection)
-    for (const tenant of options.dedicatedTenants) yield* ensure(`${options.collection}_${tenant}`)
+      vectors.ensureCollection({ name, dimensions: embedder.dimensions, embedder: embedder.id }).pipe(
+        Effect.flatMap((info) =>
+          info.embedder === undefined || info.embedder === embedder.id
+            ? Effect.succeed(info)
+            : Effect.dieMessage(
+              `the vector collection ${name} was built with the embedder ${info.embedder}, but ${embedder.id} is ` +
+                "configured, and their vectors are not comparable: configure the same embedder, or delete the " +
+                "collection so that it is rebuilt from the events at startup"
+            )
+        )
+      )
+    const collections = [options.collection, ...[...options.dedicatedTenants].map((t) => `${options.collection}_${t}`)]
+    // A collection that does not exist yet (new, or deleted by an operator) is rebuilt from the events.
+    let missing = false
+    for (const name of collections) {
+      if (Option.isNone(yield* vectors.collectionInfo(name))) missing = true
+      yield* ensure(name)
+    }
+    if (missing) yield* checkpoints.set(checkpointName, 0)
 
     // Embedding with the configured embedder; the local one stands in only where the collection was built with it.
     const embed = (texts: ReadonlyArray<string>, purpose: "query" | "document") =>
@@ -152,7 +167,7 @@ export const make = (options: Options) =>
             ? localEmbedder.embed(texts, { purpose })
             : Effect.fail(error)
         ),
-        Effect.mapError(unavailable("the embedding model"))
+        Effect.catchAll(unavailable("the embedding model", "ollama"))
       )
 
     // --- projection ---------------------------------------------------------------------------------------------
@@ -344,8 +359,8 @@ export const make = (options: Options) =>
           limit,
           ...(filter !== undefined ? { filter: scopeFilter(filter) } : {})
         }).pipe(
-          Effect.catchTag("VectorStoreError", (e) => Effect.fail(unavailable("the vector store")(e))),
-          Effect.catchTag("DimensionMismatch", (e) => Effect.fail(unavailable("the vector store")(e)))
+          Effect.catchTag("VectorStoreError", unavailable("the vector store", "qdrant")),
+          Effect.catchTag("DimensionMismatch", unavailable("the vector store", "qdrant"))
         )
         return points.map((point): Hit => ({
           documentId: String(point.payload.document_id),
@@ -388,7 +403,6 @@ export const make = (options: Options) =>
     })
 
     const rebuild = Effect.gen(function*() {
-      const collections = [options.collection, ...[...options.dedicatedTenants].map((t) => `${options.collection}_${t}`)]
       for (const name of collections) {
         yield* vectors.drop(name)
         yield* ensure(name)
@@ -400,13 +414,9 @@ export const make = (options: Options) =>
       return { events: last }
     }).pipe(
       Effect.catchTags({
-        VectorStoreError: (e) => Effect.fail(unavailable("the vector store")(e)),
-        DimensionMismatch: (e) => Effect.fail(unavailable("the vector store")(e))
-      }),
-      Effect.orDieWith((e) => e),
-      Effect.catchAllDefect((defect) =>
-        defect instanceof Problem.ServiceUnavailable ? Effect.fail(defect) : Effect.die(defect)
-      )
+        VectorStoreError: unavailable("the vector store", "qdrant"),
+        DimensionMismatch: unavailable("the vector store", "qdrant")
+      })
     )
 
     return Retrieval.of({

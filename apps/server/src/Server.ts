@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import {
+  FetchHttpClient,
   HttpApiBuilder,
   HttpApiSwagger,
   HttpIncomingMessage,
@@ -16,16 +17,24 @@ import {
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
-import { HealthCheck, HealthHttp } from "@ouroboros/health"
+import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
+import {
+  HealthCheck,
+  HealthCheckOllama,
+  HealthCheckPostgres,
+  HealthCheckQdrant,
+  HealthHttp
+} from "@ouroboros/health"
 import { ProblemHttp } from "@ouroboros/kernel"
 import { Database } from "@ouroboros/sql"
-import { Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import * as Path from "node:path"
 import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
 import * as Handlers from "./Handlers.js"
 import * as Models from "./Models.js"
+import * as Resilient from "./Resilient.js"
 import * as Retrieval from "./Retrieval.js"
 import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
 import * as Vectors from "./Vectors.js"
@@ -59,6 +68,28 @@ export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>
     })
 
 /**
+ * Health checks of the remote dependencies that are configured (Qdrant is critical, Ollama is not: the local models
+ * stand in for it).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRemoteChecks = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const qdrant = yield* Vectors.config
+    const ollama = yield* Config.option(Config.string("OLLAMA_URL"))
+    return Layer.mergeAll(
+      Option.match(qdrant.url, {
+        onNone: () => Layer.empty,
+        onSome: (url) =>
+          HealthCheckQdrant.layer({ url: url.toString(), apiKey: Option.getOrUndefined(qdrant.apiKey) })
+      }),
+      Option.match(ollama, { onNone: () => Layer.empty, onSome: (url) => HealthCheckOllama.layer({ url }) })
+    )
+  })
+)
+
+/**
  * Everything but the HTTP server: storage, models, the retrieval pipeline, health.
  *
  * @since 0.1.0
@@ -73,7 +104,13 @@ export const layerServices = (options: Options) => {
     Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
   )
   const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
-  return Layer.mergeAll(RetrievalLive, HealthLive)
+  const Checks = Layer.mergeAll(HealthCheckPostgres.layer(), Resilient.layerHealth, layerRemoteChecks)
+  return Checks.pipe(
+    Layer.provideMerge(RetrievalLive),
+    Layer.provideMerge(Resilient.layerBreakers),
+    Layer.provideMerge(HealthLive),
+    Layer.provide(FetchHttpClient.layer)
+  )
 }
 
 /**
@@ -85,7 +122,7 @@ export const layerServices = (options: Options) => {
 export const layer = (options: Options) => {
   const { config } = options
   const ApiLive = HttpApiBuilder.api(Api).pipe(
-    Layer.provide([HealthHttp.layer(Api), Handlers.layer]),
+    Layer.provide([HealthHttp.layer(Api), CircuitBreakerHttp.layer(Api), Handlers.layer]),
     Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
     Layer.provide(Authentication.layerKeyRing(options.keys))
   )

@@ -7,6 +7,7 @@
 import { Correlation } from "@ouroboros/correlation"
 import { Embedded, Qdrant } from "@ouroboros/vector-store"
 import { Config, Effect, Layer, Option } from "effect"
+import * as Resilient from "./Resilient.js"
 
 /**
  * `QDRANT_URL` and `QDRANT_API_KEY`.
@@ -28,9 +29,12 @@ export const layer = (directory: string) =>
     Option.match(url, {
       onNone: () => Embedded.layer({ directory }),
       onSome: (url) =>
-        Qdrant.layer({
-          url: url.toString().replace(/\/$/, ""),
-          apiKey: Option.getOrUndefined(apiKey),
-          headers: Correlation.outgoingHeaders
-        })
+        Resilient.vectors(
+          Qdrant.layer({
+            url: url.toString().replace(/\/$/, ""),
+            apiKey: Option.getOrUndefined(apiKey),
+            headers: Correlation.outgoingHeaders
+          }),
+          true
+        )
     })))

@@ -4,8 +4,8 @@
  * @since 0.1.0
  */
 import type { HttpApp } from "@effect/platform"
-import { HttpServerError, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Option } from "effect"
+import { HttpApiSchema, HttpServerError, HttpServerResponse } from "@effect/platform"
+import { Cause, Effect, Option, Schema } from "effect"
 import * as Problem from "./Problem.js"
 import { currentCorrelationId } from "./RequestContext.js"
 
@@ -62,14 +62,33 @@ export const toProblem = (
 export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.flatMap(
     Effect.catchAllCause(app, (cause) =>
-      Effect.zipLeft(
-        Effect.map(HttpServerError.causeResponse(cause), ([response]) => response),
-        Cause.isInterruptedOnly(cause) || !Cause.isDie(cause)
-          ? Effect.void
-          : Effect.logError("Unhandled defect while serving a request", cause)
-      )),
+      Option.match(Cause.failureOption(cause), {
+        onSome: (error) => Effect.orElse(encodeError(error), () => fromCause(cause)),
+        onNone: () => fromCause(cause)
+      })),
     (response) =>
       response.status < 400
         ? Effect.succeed(response)
         : Effect.map(currentCorrelationId, (id) => toProblem(response, Option.getOrUndefined(id)))
+  )
+
+// A typed error of the api (a Schema class with an HTTP status, such as HttpApiDecodeError) that reached the
+// middleware before the api encoded it: encode it the same way.
+const encodeError = (error: unknown): Effect.Effect<HttpServerResponse.HttpServerResponse, void> => {
+  const schema = typeof error === "object" && error !== null ? error.constructor : undefined
+  if (schema === undefined || !Schema.isSchema(schema)) return Effect.fail(undefined)
+  const status = HttpApiSchema.getStatusError(schema)
+  return Schema.encodeUnknown(schema as unknown as Schema.Schema<unknown, unknown>)(error).pipe(
+    Effect.map((body) => HttpServerResponse.unsafeJson(body, { status })),
+    Effect.mapError(() => undefined)
+  )
+}
+
+const fromCause = <E>(cause: Cause.Cause<E>) =>
+  Effect.tap(
+    Effect.map(HttpServerError.causeResponse(cause), ([response]) => response),
+    (response) =>
+      response.status >= 500 && !Cause.isInterruptedOnly(cause)
+        ? Effect.logError("Unhandled failure while serving a request", cause)
+        : Effect.void
   )
