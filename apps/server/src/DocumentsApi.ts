@@ -10,13 +10,13 @@ import { Schema } from "effect"
 import { Authentication } from "./Authentication.js"
 
 /**
- * A document id: 1 to 128 of `[A-Za-z0-9._:-]`.
+ * A document id: 1 to 100 (the router matches path parameters of up to 100 characters) of `[A-Za-z0-9._:-]`.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const DocumentId = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9._:-]{1,128}$/, { message: () => "a document id is 1 to 128 of A-Z a-z 0-9 . _ : -" })
+  Schema.pattern(/^[A-Za-z0-9._:-]{1,100}$/, { message: () => "a document id is 1 to 100 of A-Z a-z 0-9 . _ : -" })
 ).annotations({ identifier: "DocumentId" })
 
 const NonBlank = (what: string) =>

@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Cause, ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
+import { Logging, Tracing } from "@ouroboros/correlation"
+import { Shutdown } from "@ouroboros/shutdown"
+import { Cause, ConfigError, Effect, Either, Exit, Layer, LogLevel } from "effect"
 import * as DevSetup from "./DevSetup.js"
 import * as Server from "./Server.js"
 import * as ServerConfig from "./ServerConfig.js"
@@ -30,16 +32,13 @@ export const describeStartupFailure = (error: unknown): string => {
 }
 
 /**
- * The logger chosen by `LOG_FORMAT` and `LOG_LEVEL`.
+ * The logger chosen by `LOG_FORMAT` and `LOG_LEVEL`: JSON lines carry the correlation, trace and span ids.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerLogger = (config: Pick<ServerConfig.ServerConfig, "logFormat" | "logLevel">) =>
-  Layer.merge(
-    config.logFormat === "json" ? Logger.json : Logger.pretty,
-    Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(config.logLevel)))
-  )
+  Logging.layer({ format: config.logFormat, level: LogLevel.fromLiteral(capitalize(config.logLevel)) })
 
 const capitalize = (level: ServerConfig.ServerConfig["logLevel"]): LogLevel.Literal =>
   level === "warning" ? "Warning" : (level.charAt(0).toUpperCase() + level.slice(1)) as LogLevel.Literal
@@ -54,21 +53,28 @@ export const makeLayer = Effect.gen(function*() {
   const config = yield* ServerConfig.config
   const file = yield* ServerConfig.loadFile(config.configFile)
   const keys = yield* DevSetup.resolveKeys(config, file).pipe(Effect.provide(layerLogger(config)))
-  return { config, layer: Server.layer({ config, file, keys }).pipe(Layer.provide(layerLogger(config))) }
+  return { config, layer: Server.layer({ config, file, keys }) }
 })
 
 /**
- * Runs the server until it is interrupted; a startup failure is one line on stderr and exit code 1.
+ * Runs the server process: a configuration error ends it at once with one line on stderr and exit code 1; otherwise
+ * the shutdown coordinator runs the server until SIGTERM/SIGINT, drains, releases every resource in reverse order
+ * and exits with its code (0 clean, 3 when requests were cut by the timeout; see `@ouroboros/shutdown`).
  *
  * @since 0.1.0
  * @category programs
  */
-const launched = Effect.flatMap(makeLayer, ({ layer }) => Layer.launch(layer))
-export const program: Effect.Effect<void> = launched.pipe(
-  Effect.catchAllCause((cause) =>
-    Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => {
-      process.stderr.write(`ouroboros: cannot start: ${describeStartupFailure(Cause.squash(cause))}\n`)
-      process.exitCode = 1
-    })
-  )
-)
+export const main = (): void => {
+  Effect.runFork(Effect.either(makeLayer)).addObserver((exit) => {
+    if (Exit.isSuccess(exit) && Either.isRight(exit.value)) {
+      const { config, layer } = exit.value.right
+      Shutdown.run(layer, { runtime: Layer.merge(layerLogger(config), Layer.orDie(Tracing.layer)) })
+      return
+    }
+    const failure = Exit.isSuccess(exit) && Either.isLeft(exit.value)
+      ? exit.value.left
+      : Exit.isFailure(exit) ? Cause.squash(exit.cause) : "unexpected failure"
+    process.stderr.write(`ouroboros: cannot start: ${describeStartupFailure(failure)}\n`)
+    process.exit(1)
+  })
+}

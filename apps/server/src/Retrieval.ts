@@ -378,11 +378,15 @@ export const make = (options: Options) =>
     )
 
     const ask: Context.Tag.Service<Retrieval>["ask"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
-      const sources = request.useRag
+      // Without a retriever (the embedding model or the vector store is down) the answer degrades, it does not fail.
+      const retrieved = request.useRag
         ? yield* searchHits(principal.tenantId, request.question, request.topK, undefined).pipe(
-          Effect.catchTag("InvalidFilter", Effect.die)
+          Effect.catchTag("InvalidFilter", Effect.die),
+          Effect.map((hits) => ({ hits, ok: true })),
+          Effect.catchTag("ServiceUnavailable", () => Effect.succeed({ hits: [] as ReadonlyArray<Hit>, ok: false }))
         )
-        : []
+        : { hits: [] as ReadonlyArray<Hit>, ok: true }
+      const sources = retrieved.hits
       const passages = sources.map((hit) => ({
         id: `${hit.documentId}#${hit.chunk}`,
         documentId: hit.documentId,
@@ -390,7 +394,7 @@ export const make = (options: Options) =>
         score: hit.score
       }))
       const generation = request.model !== undefined ? { model: request.model } : undefined
-      const answer = yield* llm.answer(request.question, passages, generation).pipe(
+      const answer = yield* (retrieved.ok ? llm.answer(request.question, passages, generation) : localLlm.answer(request.question, passages)).pipe(
         Effect.catchAll((error) =>
           Effect.logWarning("the language model failed; answering extractively").pipe(
             Effect.annotateLogs({ service: "retrieval", error: error._tag }),

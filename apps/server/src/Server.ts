@@ -15,7 +15,6 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import {
@@ -25,10 +24,11 @@ import {
   HealthCheckQdrant,
   HealthHttp
 } from "@ouroboros/health"
+import { CorrelationHttp } from "@ouroboros/correlation"
 import { ProblemHttp } from "@ouroboros/kernel"
+import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
 import { Config, Effect, Layer, Option } from "effect"
-import { createServer } from "node:http"
 import * as Path from "node:path"
 import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
@@ -114,7 +114,43 @@ export const layerServices = (options: Options) => {
 }
 
 /**
- * The whole server on a Node HTTP server.
+ * The HTTP app with the request path of DESIGN.md around the api: shutdown tracking (in the `serve` position, so it
+ * also covers writing the response) → correlation (id, trace, server span, log annotations) → problem+json for
+ * every error → body limit → the api (its routes, security middleware, handlers).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerHttp = (maxBodyBytes: number) =>
+  HttpApiBuilder.httpApp.pipe(
+    Effect.map((app) =>
+      HttpServer.serve(
+        CorrelationHttp.middleware(ProblemHttp.middleware(bodyLimit(maxBodyBytes)(app))),
+        ShutdownHttp.middleware
+      )
+    ),
+    Layer.unwrapEffect,
+    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
+    CorrelationHttp.withServerSpan
+  )
+
+/**
+ * Readiness follows the lifecycle: serving once the server listens, draining as soon as a shutdown signal arrives.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPhase = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const shutdown = yield* Shutdown.Shutdown
+    const health = yield* HealthCheck.HealthCheck
+    yield* shutdown.onDrain(health.setPhase("draining"))
+    yield* health.setPhase("serving")
+  })
+)
+
+/**
+ * The whole server. It needs the `Shutdown` coordinator (see `Program`), which owns signals and the drain.
  *
  * @since 0.1.0
  * @category layers
@@ -126,17 +162,13 @@ export const layer = (options: Options) => {
     Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
     Layer.provide(Authentication.layerKeyRing(options.keys))
   )
-  // Response-shaping middleware runs inside the app (HttpApiBuilder.middleware): the `serve` middleware only sees a
-  // response after it has been written.
-  const MiddlewareLive = HttpApiBuilder.middleware((app) => ProblemHttp.middleware(bodyLimit(config.maxBodyBytes)(app)))
-  const HttpLive = HttpApiBuilder.serve().pipe(
-    Layer.provide(MiddlewareLive),
+  const HttpLive = layerHttp(config.maxBodyBytes).pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ApiLive),
     HttpServer.withLogAddress,
-    Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: config.port, host: config.host }))
+    Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host }))
   )
-  const Serving = Layer.effectDiscard(HealthCheck.setPhase("serving"))
-  return Serving.pipe(Layer.provideMerge(HttpLive), Layer.provideMerge(layerServices(options)))
+  // Services are acquired before the HTTP server and released after it has drained.
+  return layerPhase.pipe(Layer.provideMerge(HttpLive), Layer.provideMerge(layerServices(options)))
 }

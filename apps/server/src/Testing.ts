@@ -5,11 +5,12 @@
  * @since 0.1.0
  */
 import { HttpServer } from "@effect/platform"
-import { ConfigProvider, Context, Effect, Layer, Scope } from "effect"
+import { Shutdown } from "@ouroboros/shutdown"
+import { ConfigProvider, Context, Duration, Effect, Layer, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { makeLayer } from "./Program.js"
+import { layerLogger, makeLayer } from "./Program.js"
 
 /**
  * A running server.
@@ -66,10 +67,18 @@ export const start = (env: Record<string, string> = {}): Effect.Effect<TestServe
       ...env,
       DATA_DIR: dataDir
     }
-    const provider = ConfigProvider.fromMap(new Map(Object.entries(full)))
-    const { layer } = yield* Effect.withConfigProvider(makeLayer, provider)
+    const provider = ConfigProvider.fromMap(new Map(Object.entries(full)), { pathDelim: "_" })
+    const { config, layer } = yield* Effect.withConfigProvider(makeLayer, provider)
     const scope = yield* Effect.scope
-    const context = yield* Layer.buildWithScope(layer, scope).pipe(Effect.withConfigProvider(provider))
+    const coordinator = Shutdown.layer({
+      drain: Duration.millis(Number(full.SHUTDOWN_DRAIN_MS)),
+      timeout: Duration.seconds(5),
+      finalizerTimeout: Duration.seconds(5),
+      signals: false
+    })
+    const context = yield* Layer.buildWithScope(layer.pipe(Layer.provide(coordinator), Layer.provide(layerLogger(config))), scope).pipe(
+      Effect.withConfigProvider(provider)
+    )
     const server = Context.get(context, HttpServer.HttpServer)
     const address = server.address
     const port = address._tag === "TcpAddress" ? address.port : 0

@@ -1,4 +1,3 @@
-import { NodeRuntime } from "@effect/platform-node"
-import { program } from "./Program.js"
+import { main } from "./Program.js"
 
-NodeRuntime.runMain(program, { disableErrorReporting: true, disablePrettyLogger: true })
+main()

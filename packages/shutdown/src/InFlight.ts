@@ -1,0 +1,194 @@
+/**
+ * In-flight request tracking: which requests are being served right now (route, correlation id, age), as a service
+ * and as a gauge, with a bounded wait until none are left and the means to interrupt and report the ones that
+ * overstay a shutdown.
+ *
+ * The HTTP server of `@effect/platform-node` runs each request in a fiber of its own that nothing supervises
+ * (Effect-TS/effect#6181): tracking them here is what lets a shutdown wait for them before any resource is released.
+ *
+ * @since 0.1.0
+ */
+import { RequestContext } from "@ouroboros/kernel"
+import {
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  FiberRef,
+  Layer,
+  Metric,
+  Option,
+  Stream,
+  SubscriptionRef,
+  Tracer
+} from "effect"
+
+/**
+ * What is known of a request when it starts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestInfo {
+  readonly method: string
+  /** The path when the request starts; reported as the route template (`http.route`) once a router matched it. */
+  readonly route: string
+  /** The correlation id as received; the one the correlation middleware settles on is read from the fiber. */
+  readonly correlationId: string | undefined
+}
+
+/**
+ * One in-flight request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InFlightRequest extends RequestInfo {
+  readonly id: number
+  /** Epoch milliseconds. */
+  readonly startedAt: number
+  readonly ageMillis: number
+}
+
+/**
+ * The in-flight tracker.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class InFlight extends Context.Tag("@ouroboros/shutdown/InFlight")<InFlight, {
+  /** Runs `effect` as a tracked request of the current fiber; it is untracked when it ends, however it ends. */
+  readonly track: <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly count: Effect.Effect<number>
+  /** The count, then every change of it. */
+  readonly changes: Stream.Stream<number>
+  /** The requests in flight, oldest first. */
+  readonly list: Effect.Effect<ReadonlyArray<InFlightRequest>>
+  /** Waits until nothing is in flight; `true` when that happened within `timeout`, `false` otherwise. */
+  readonly awaitIdle: (timeout: Duration.DurationInput) => Effect.Effect<boolean>
+  /**
+   * Interrupts every request still in flight, logs each one (method, route, correlation id, age) as cut, waits up to
+   * `grace` for their fibers to end, and returns what was cut.
+   */
+  readonly interruptAll: (grace: Duration.DurationInput) => Effect.Effect<ReadonlyArray<InFlightRequest>>
+}>() {}
+
+/**
+ * The number of requests being served (`http.server.active_requests` in OpenTelemetry terms).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const gauge = Metric.gauge("http_server_active_requests", {
+  description: "HTTP requests being served right now"
+})
+
+interface Entry {
+  readonly id: number
+  readonly info: RequestInfo
+  readonly startedAt: number
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+}
+
+/**
+ * Builds a tracker.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
+  const entries = new Map<number, Entry>()
+  const size = yield* SubscriptionRef.make(0)
+  let nextId = 0
+
+  const publish = Effect.suspend(() => {
+    const n = entries.size
+    return Effect.zipRight(SubscriptionRef.set(size, n), Metric.set(gauge, n))
+  })
+
+  /** The `http.route` a router recorded on the request's span, if any (read only when reporting). */
+  const routeOf = (entry: Entry): string => {
+    let span = Context.getOption(entry.fiber.getFiberRef(FiberRef.currentContext), Tracer.ParentSpan)
+    while (Option.isSome(span) && span.value._tag === "Span") {
+      const route = span.value.attributes.get("http.route")
+      if (typeof route === "string") return route
+      span = span.value.parent
+    }
+    return entry.info.route
+  }
+
+  const snapshot = (entry: Entry, now: number): InFlightRequest => {
+    // The correlation middleware runs inside this tracker; the id it settled on is the fiber's current value.
+    const settled = entry.fiber.getFiberRef(RequestContext.currentCorrelationId)
+    return {
+      id: entry.id,
+      method: entry.info.method,
+      route: routeOf(entry),
+      correlationId: Option.getOrElse(settled, () => entry.info.correlationId),
+      startedAt: entry.startedAt,
+      ageMillis: now - entry.startedAt
+    }
+  }
+
+  const list = Effect.map(Clock.currentTimeMillis, (now) =>
+    Array.from(entries.values(), (entry) => snapshot(entry, now)))
+
+  const track = <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withFiberRuntime<A, E, R>((fiber) =>
+      Effect.acquireUseRelease(
+        Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
+          const id = ++nextId
+          entries.set(id, { id, info, startedAt, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown> })
+          return Effect.as(publish, id)
+        }),
+        () => effect,
+        (id) => Effect.suspend(() => (entries.delete(id), publish))
+      )
+    )
+
+  const awaitIdle = (timeout: Duration.DurationInput) =>
+    size.changes.pipe(
+      Stream.takeUntil((n) => n === 0),
+      Stream.runLast,
+      Effect.map((last) => Option.getOrElse(last, () => 0) === 0),
+      Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: (idle) => idle })
+    )
+
+  const interruptAll = (grace: Duration.DurationInput) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const victims = Array.from(entries.values())
+      const cut = victims.map((entry) => snapshot(entry, now))
+      yield* Effect.forEach(cut, (request) =>
+        Effect.logWarning("Request cut by the shutdown timeout").pipe(
+          Effect.annotateLogs({
+            method: request.method,
+            route: request.route,
+            correlationId: request.correlationId ?? "none",
+            ageMillis: request.ageMillis
+          })
+        ), { discard: true })
+      // Interrupt them all at once, then wait (bounded) for their responses to be written.
+      yield* Effect.forEach(victims, (entry) => Fiber.interruptFork(entry.fiber), { discard: true })
+      yield* Effect.disconnect(
+        Effect.forEach(victims, (entry) => Fiber.await(entry.fiber), { concurrency: "unbounded", discard: true })
+      ).pipe(Effect.timeoutOption(grace))
+      return cut
+    })
+
+  return InFlight.of({
+    track,
+    count: SubscriptionRef.get(size),
+    changes: size.changes,
+    list,
+    awaitIdle,
+    interruptAll
+  })
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<InFlight> = Layer.effect(InFlight, make)

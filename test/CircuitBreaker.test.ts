@@ -1,0 +1,61 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Testing } from "@ouroboros/server"
+import { OllamaStandIn } from "@ouroboros/testkit"
+import { Effect } from "effect"
+import { admin, call, tenantA } from "./helpers.js"
+
+describe("circuit breaker around Ollama, end to end", () => {
+  it.scopedLive("opens at its threshold, answers degraded without calling Ollama, and one trial closes it", () =>
+    Effect.gen(function*() {
+      const ollama = yield* OllamaStandIn.scoped()
+      const server = yield* Testing.start({
+        OLLAMA_URL: ollama.url,
+        OLLAMA_EMBED_DIMENSIONS: "768",
+        RESILIENCE_OLLAMA_FAILURE_THRESHOLD: "3",
+        RESILIENCE_OLLAMA_OPEN_DURATION: "1 second",
+        RESILIENCE_OLLAMA_RETRY_TIMES: "0"
+      })
+      const api = `${server.url}/api/v1`
+      const ingest = yield* call(`${api}/documents`, {
+        headers: tenantA,
+        body: { id: "zebras", text: "Zebras have black and white stripes." }
+      })
+      assert.strictEqual(ingest.status, 201)
+      const healthy = yield* call(`${api}/ask`, { headers: tenantA, body: { question: "What stripes do zebras have?" } })
+      assert.isFalse(healthy.body.degraded)
+
+      ollama.faults.set({ errorRate: 1, errorStatus: 500 })
+      // Each failing ask makes one call (embedding the question fails, so the answer is local): three reach the threshold.
+      for (let i = 0; i < 3; i++) {
+        const failing = yield* call(`${api}/ask`, { headers: tenantA, body: { question: "zebras?" } })
+        assert.strictEqual(failing.status, 200)
+        assert.isTrue(failing.body.degraded)
+      }
+      const breakers = yield* call(`${server.url}/admin/circuit-breakers`, { headers: admin })
+      const state = breakers.body.find((b: { name: string }) => b.name === "ollama")
+      assert.strictEqual(state.state, "open")
+      const health = yield* call(`${server.url}/health/ready`)
+      assert.strictEqual(health.status, 200)
+      assert.strictEqual(health.body.status, "warn")
+
+      ollama.clearRequests()
+      const started = performance.now()
+      const degraded = yield* call(`${api}/ask`, { headers: tenantA, body: { question: "zebras?" } })
+      const elapsed = performance.now() - started
+      assert.strictEqual(degraded.status, 200)
+      assert.isTrue(degraded.body.degraded)
+      assert.isBelow(elapsed, 50)
+      assert.strictEqual(ollama.requests.length, 0, "no call reaches Ollama while the breaker is open")
+      // Search cannot stand in for the Ollama embedder (the collection was built with it): 503 with Retry-After.
+      const search = yield* call(`${api}/search`, { headers: tenantA, body: { query: "zebras" } })
+      assert.strictEqual(search.status, 503)
+      assert.match(search.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/)
+
+      ollama.faults.reset()
+      yield* Effect.sleep("1100 millis")
+      const recovered = yield* call(`${api}/ask`, { headers: tenantA, body: { question: "What stripes do zebras have?" } })
+      assert.isFalse(recovered.body.degraded)
+      const after = yield* call(`${server.url}/admin/circuit-breakers`, { headers: admin })
+      assert.strictEqual(after.body.find((b: { name: string }) => b.name === "ollama").state, "closed")
+    }), { timeout: 60_000 })
+})
