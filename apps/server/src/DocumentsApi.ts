@@ -143,12 +143,29 @@ export type AskResponse = typeof AskResponse.Type
 const id = HttpApiSchema.param("id", DocumentId)
 
 /**
+ * Who the caller is, as the service sees it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WhoAmI = Schema.Struct({
+  tenantId: Schema.String,
+  subject: Schema.String,
+  roles: Schema.Array(Schema.String)
+}).annotations({ identifier: "WhoAmI" })
+
+/**
  * The documents group of API v1, behind tenant authentication.
  *
  * @since 0.1.0
  * @category groups
  */
 export class DocumentsApi extends HttpApiGroup.make("documents")
+  .add(
+    HttpApiEndpoint.get("whoami", "/whoami")
+      .addSuccess(WhoAmI)
+      .annotate(OpenApi.Summary, "The tenant and roles of the presented credentials")
+  )
   .add(
     HttpApiEndpoint.post("ingest", "/documents")
       .setPayload(IngestRequest)

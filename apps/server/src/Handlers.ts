@@ -19,6 +19,8 @@ export const layerDocuments = HttpApiBuilder.group(Api, "documents", (handlers) 
   Effect.gen(function*() {
     const retrieval = yield* Retrieval
     return handlers
+      .handle("whoami", () =>
+        Effect.map(Principal.CurrentPrincipal, (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })))
       .handle("ingest", ({ payload }) =>
         Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.ingest(principal, payload)))
       .handle("get", ({ path }) =>

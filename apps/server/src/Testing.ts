@@ -54,7 +54,13 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
  * @since 0.1.0
  * @category constructors
  */
-export const start = (env: Record<string, string> = {}): Effect.Effect<TestServer, unknown, Scope.Scope> =>
+export const start = (
+  env: Record<string, string> = {},
+  options: {
+    /** Extra runtime layers, e.g. `Tracing.layerTest(exporter)` to capture spans. */
+    readonly runtime?: Layer.Layer<never> | undefined
+  } = {}
+): Effect.Effect<TestServer, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const dataDir = env.DATA_DIR ?? (yield* tempDir)
     const full: Record<string, string> = {
@@ -76,7 +82,10 @@ export const start = (env: Record<string, string> = {}): Effect.Effect<TestServe
       finalizerTimeout: Duration.seconds(5),
       signals: false
     })
-    const context = yield* Layer.buildWithScope(layer.pipe(Layer.provide(coordinator), Layer.provide(layerLogger(config))), scope).pipe(
+    const context = yield* Layer.buildWithScope(layer.pipe(
+        Layer.provide(coordinator),
+        Layer.provide(Layer.merge(layerLogger(config), options.runtime ?? Layer.empty))
+      ), scope).pipe(
       Effect.withConfigProvider(provider)
     )
     const server = Context.get(context, HttpServer.HttpServer)

@@ -1,0 +1,164 @@
+/**
+ * HTTP: requests per second and server CPU per request of the bundled server (full stack: shutdown tracking,
+ * correlation + server span, problem+json, API-key authentication, rate limiting) beside a bare @effect/platform
+ * HttpApi, express 5 + express-rate-limit and fastify 5 + @fastify/rate-limit serving the same endpoint
+ * (`GET /api/v1/whoami` with an API key), each in its own process, loaded by autocannon on 127.0.0.1 in the same run.
+ * Also: time from process start to the first 200 of /health/ready for a fresh and an existing data directory.
+ *
+ * Run: `npm run bench -- http`
+ */
+import autocannon from "autocannon"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+const root = Path.resolve(import.meta.dirname, "..")
+const key = "bench-key-0123456789abcdef"
+const seconds = Number(process.env.BENCH_SECONDS ?? 5)
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 20)
+
+interface Started {
+  readonly child: ChildProcess
+  readonly port: number
+}
+
+const startChild = (args: ReadonlyArray<string>, env: Record<string, string>, portOf: (line: string) => number | undefined) =>
+  new Promise<Started>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env, BENCH_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
+    let buffer = ""
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString()
+      for (const line of buffer.split("\n")) {
+        const port = portOf(line)
+        if (port !== undefined) {
+          child.stdout!.off("data", onData)
+          resolve({ child, port })
+          return
+        }
+      }
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", (d) => process.env.BENCH_DEBUG && process.stderr.write(d))
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)))
+    setTimeout(() => reject(new Error(`${args.join(" ")} did not start`)), 60_000).unref()
+  })
+
+const stop = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve()
+    child.once("exit", () => resolve())
+    child.kill("SIGTERM")
+    setTimeout(() => child.kill("SIGKILL"), 10_000).unref()
+  })
+
+const cpuMillis = (pid: number): number => {
+  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return (ticks * 1000) / 100
+}
+
+const load = async (port: number) => {
+  const options = {
+    url: `http://127.0.0.1:${port}/api/v1/whoami`,
+    headers: { "x-api-key": key },
+    connections,
+    duration: seconds
+  }
+  await autocannon({ ...options, duration: 1 }) // warm-up
+  return autocannon(options)
+}
+
+const awaitReady = async (port: number) => {
+  for (let i = 0; i < 1200; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.status === 200, () => false)
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error("the server did not become ready")
+}
+
+const ourEnv = (dataDir: string, port: number) => ({
+  PORT: String(port),
+  HOST: "127.0.0.1",
+  DATA_DIR: dataDir,
+  LOG_LEVEL: "warning",
+  OUROBOROS_API_KEYS: `bench:${key}`,
+  OUROBOROS_ADMIN_API_KEY: "bench-admin-0123456789abcdef",
+  RATE_LIMIT_DEFAULT: "1000000000/1m",
+  SHUTDOWN_DRAIN_MS: "0"
+})
+
+const portFromLine = (line: string) => {
+  const match = /PORT=(\d+)/.exec(line)
+  return match ? Number(match[1]) : undefined
+}
+
+const startOurs = async (dataDir: string): Promise<Started & { readyMillis: number }> => {
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const started = performance.now()
+  const child = spawn(process.execPath, [Path.join(root, "apps/server/dist/main.js")], {
+    env: { ...process.env, ...ourEnv(dataDir, port) },
+    stdio: ["ignore", "ignore", process.env.BENCH_DEBUG ? "inherit" : "ignore"]
+  })
+  await awaitReady(port)
+  return { child, port, readyMillis: performance.now() - started }
+}
+
+export default async function run(): Promise<void> {
+  if (!Fs.existsSync(Path.join(root, "apps/server/dist/main.js"))) throw new Error("build the server first (npm run build)")
+  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-"))
+  const startup: Array<Record<string, unknown>> = []
+  const fresh = await startOurs(dataDir)
+  startup.push({ case: "fresh DATA_DIR (template load, migrations)", "ready ms": Math.round(fresh.readyMillis) })
+  await stop(fresh.child)
+  const restart = await startOurs(dataDir)
+  startup.push({ case: "existing DATA_DIR (restart)", "ready ms": Math.round(restart.readyMillis), goal: "< 1500" })
+
+  const rows: Array<Record<string, unknown>> = []
+  const measure = async (name: string, server: Started) => {
+    const cpuBefore = cpuMillis(server.child.pid!)
+    const result = await load(server.port)
+    const cpu = cpuMillis(server.child.pid!) - cpuBefore
+    const requests = result.requests.total
+    rows.push({
+      server: name,
+      "req/s": Math.round(result.requests.average),
+      "p99 ms": result.latency.p99,
+      "CPU µs/req": Math.round((cpu * 1000) / Math.max(1, requests)),
+      non2xx: result.non2xx,
+      errors: result.errors
+    })
+  }
+  try {
+    await measure("ouroboros (bundled, full stack)", restart)
+  } finally {
+    await stop(restart.child)
+  }
+  const peers: Array<[string, Array<string>]> = [
+    ["bare @effect/platform HttpApi", ["--import", "tsx", Path.join(root, "bench/servers/bare-httpapi.ts")]],
+    ["express 5 + express-rate-limit", [Path.join(root, "bench/servers/express.mjs")]],
+    ["fastify 5 + @fastify/rate-limit", [Path.join(root, "bench/servers/fastify.mjs")]]
+  ]
+  for (const [name, args] of peers) {
+    const server = await startChild(args, {}, portFromLine)
+    try {
+      await measure(name, server)
+    } finally {
+      await stop(server.child)
+    }
+  }
+  Fs.rmSync(dataDir, { recursive: true, force: true })
+  const bare = rows.find((r) => String(r.server).startsWith("bare"))
+  const ours = rows[0]
+  console.log(`\nHTTP: ${connections} connections, ${seconds} s per server, GET /api/v1/whoami with an API key`)
+  console.table(rows)
+  if (bare && ours) {
+    console.log(
+      `full stack keeps ${Math.round((Number(ours["req/s"]) / Number(bare["req/s"])) * 100)}% of the bare HttpApi throughput (goal: at least 70%)`
+    )
+  }
+  console.log("\nStartup: process start to the first 200 of /health/ready")
+  console.table(startup)
+}
