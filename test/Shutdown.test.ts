@@ -1,0 +1,105 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Testing } from "@ouroboros/server"
+import { OllamaStandIn } from "@ouroboros/testkit"
+import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { tenantA } from "./helpers.js"
+
+const main = Path.resolve(import.meta.dirname, "../apps/server/dist/main.js")
+
+describe.runIf(Fs.existsSync(main))("graceful shutdown of the real server process", () => {
+  it.scopedLive("SIGTERM under load: no request sent before the drain ended fails, the long one completes, exit 0", () =>
+    Effect.gen(function*() {
+      // Each chunk of a streamed answer takes 150 ms: an /ask stays in flight for about two seconds.
+      const ollama = yield* OllamaStandIn.scoped({ streamDelayMs: 150 })
+      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-shutdown-"))
+      const port = 30_000 + Math.floor(Math.random() * 20_000)
+      const drainMs = 1500
+      const child = spawn(process.execPath, [main], {
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: "127.0.0.1",
+          DATA_DIR: dataDir,
+          LOG_LEVEL: "info",
+          OUROBOROS_API_KEYS: `tenant-a:${Testing.keys.tenantA}`,
+          OUROBOROS_ADMIN_API_KEY: Testing.keys.admin,
+          OLLAMA_URL: ollama.url,
+          OLLAMA_EMBED_DIMENSIONS: "768",
+          RATE_LIMIT_DEFAULT: "1000000/1m",
+          SHUTDOWN_DRAIN_MS: String(drainMs),
+          SHUTDOWN_TIMEOUT_MS: "15000"
+        },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let logs = ""
+      child.stdout.on("data", (d) => (logs += d))
+      child.stderr.on("data", (d) => (logs += d))
+      const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+        child.once("exit", (code) => resolve({ code, at: performance.now() }))
+      )
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+      const url = `http://127.0.0.1:${port}`
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 600; i++) {
+          if (await fetch(`${url}/health/ready`).then((r) => r.ok, () => false)) return
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        throw new Error(`the server did not start:\n${logs}`)
+      })
+      const ingest = yield* Effect.promise(() =>
+        fetch(`${url}/api/v1/documents`, {
+          method: "POST",
+          headers: tenantA,
+          body: JSON.stringify({ id: "owls", text: "Owls hunt at night and sleep by day." })
+        })
+      )
+      assert.strictEqual(ingest.status, 201)
+
+      const results: Array<{ sentAt: number; ok: boolean; status: number; error?: string }> = []
+      let running = true
+      const worker = async () => {
+        while (running) {
+          const sentAt = performance.now()
+          try {
+            const response = await fetch(`${url}/api/v1/whoami`, { headers: tenantA })
+            await response.arrayBuffer()
+            results.push({ sentAt, ok: response.status === 200, status: response.status })
+          } catch (error) {
+            results.push({ sentAt, ok: false, status: 0, error: String((error as Error).cause ?? error) })
+            await new Promise((r) => setTimeout(r, 20))
+          }
+        }
+      }
+      const workers = Array.from({ length: 6 }, worker)
+      const long = fetch(`${url}/api/v1/ask`, {
+        method: "POST",
+        headers: tenantA,
+        body: JSON.stringify({ question: "When do owls hunt?" })
+      }).then(async (r) => ({ status: r.status, body: await r.json() as { degraded: boolean } }))
+      yield* Effect.sleep("400 millis")
+      const signalledAt = performance.now()
+      child.kill("SIGTERM")
+      const draining = yield* Effect.promise(() => fetch(`${url}/health/ready`).then((r) => r.status, () => 0))
+      assert.strictEqual(draining, 503, "readiness turns 503 at once")
+      const longResult = yield* Effect.promise(() => long)
+      const exit = yield* Effect.promise(() => exited)
+      running = false
+      yield* Effect.promise(() => Promise.all(workers))
+
+      assert.strictEqual(longResult.status, 200, "the long request completes")
+      assert.isFalse(longResult.body.degraded)
+      assert.strictEqual(exit.code, 0, logs)
+      assert.isBelow(exit.at - signalledAt, drainMs + 15_000)
+      const beforeDrainEnd = results.filter((r) => r.sentAt < signalledAt + drainMs - 100)
+      assert.isAbove(beforeDrainEnd.length, 50)
+      assert.deepStrictEqual(beforeDrainEnd.filter((r) => !r.ok), [], "no request sent before the drain ended failed")
+      // Finalizers ran: the data directory lock is released, and the embedded database was closed cleanly.
+      assert.isFalse(Fs.existsSync(Path.join(dataDir, "ouroboros.lock")))
+      assert.include(logs, "Shutdown: done, exit code 0")
+      Fs.rmSync(dataDir, { recursive: true, force: true })
+    }), { timeout: 90_000 })
+})
