@@ -102,7 +102,12 @@ const startOurs = async (dataDir: string): Promise<Started & { readyMillis: numb
     env: { ...process.env, ...ourEnv(dataDir, port) },
     stdio: ["ignore", "ignore", process.env.BENCH_DEBUG ? "inherit" : "ignore"]
   })
-  await awaitReady(port)
+  try {
+    await awaitReady(port)
+  } catch (error) {
+    child.kill("SIGKILL")
+    throw error
+  }
   return { child, port, readyMillis: performance.now() - started }
 }
 
