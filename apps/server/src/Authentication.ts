@@ -56,12 +56,21 @@ export const makeKeyRing = (options: KeyRingOptions): Context.Tag.Service<KeyRin
     method: "admin-key"
   })
   const tenants = [...new Set(options.tenantKeys.map((k) => TenantId.make(k.tenant)))]
+  // Hashing costs more than the rest of authentication: recent keys are remembered (bounded; the rate limiter and the
+  // authentication middleware both resolve the key of every request).
+  const recent = new Map<string, Option.Option<Principal.Principal>>()
   return {
     tenants,
     resolve: (key) => {
+      const known = recent.get(key)
+      if (known !== undefined) return known
       const hash = digest(key)
-      if (Option.isSome(adminDigest) && adminDigest.value === hash) return Option.some(admin)
-      return Option.fromNullable(byDigest.get(hash))
+      const principal = Option.isSome(adminDigest) && adminDigest.value === hash
+        ? Option.some(admin)
+        : Option.fromNullable(byDigest.get(hash))
+      if (recent.size >= 10_000) recent.clear()
+      recent.set(key, principal)
+      return principal
     }
   }
 }

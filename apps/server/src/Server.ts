@@ -33,6 +33,7 @@ import * as Path from "node:path"
 import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
 import * as Handlers from "./Handlers.js"
+import * as Limits from "./Limits.js"
 import * as Models from "./Models.js"
 import * as Resilient from "./Resilient.js"
 import * as Retrieval from "./Retrieval.js"
@@ -104,9 +105,10 @@ export const layerServices = (options: Options) => {
     Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
   )
   const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
-  const Checks = Layer.mergeAll(HealthCheckPostgres.layer(), Resilient.layerHealth, layerRemoteChecks)
+  const Checks = Layer.mergeAll(HealthCheckPostgres.layer(), Resilient.layerHealth, Limits.layerHealth, layerRemoteChecks)
   return Checks.pipe(
     Layer.provideMerge(RetrievalLive),
+    Layer.provideMerge(Limits.layer(file)),
     Layer.provideMerge(Resilient.layerBreakers),
     Layer.provideMerge(HealthLive),
     Layer.provide(FetchHttpClient.layer)
@@ -116,19 +118,21 @@ export const layerServices = (options: Options) => {
 /**
  * The HTTP app with the request path of DESIGN.md around the api: shutdown tracking (in the `serve` position, so it
  * also covers writing the response) → correlation (id, trace, server span, log annotations) → problem+json for
- * every error → body limit → the api (its routes, security middleware, handlers).
+ * every error → load shedding → rate limits → concurrency per key → body limit → the api (its routes, security
+ * middleware, handlers).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerHttp = (maxBodyBytes: number) =>
-  HttpApiBuilder.httpApp.pipe(
-    Effect.map((app) =>
-      HttpServer.serve(
-        CorrelationHttp.middleware(ProblemHttp.middleware(bodyLimit(maxBodyBytes)(app))),
-        ShutdownHttp.middleware
-      )
-    ),
+export const layerHttp = (options: Options) =>
+  Effect.gen(function*() {
+    const app = yield* HttpApiBuilder.httpApp
+    const limits = yield* Limits.middleware(options.file)
+    return HttpServer.serve(
+      CorrelationHttp.middleware(ProblemHttp.middleware(limits(bodyLimit(options.config.maxBodyBytes)(app)))),
+      ShutdownHttp.middleware
+    )
+  }).pipe(
     Layer.unwrapEffect,
     Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
     CorrelationHttp.withServerSpan
@@ -162,10 +166,11 @@ export const layer = (options: Options) => {
     Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
     Layer.provide(Authentication.layerKeyRing(options.keys))
   )
-  const HttpLive = layerHttp(config.maxBodyBytes).pipe(
+  const HttpLive = layerHttp(options).pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ApiLive),
+    Layer.provide(Authentication.layerKeyRing(options.keys)),
     HttpServer.withLogAddress,
     Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host }))
   )

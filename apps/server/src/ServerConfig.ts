@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import { RateLimiter } from "@ouroboros/rate-limit"
 import { Config, ConfigError, Effect, Either, Option, Redacted, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -109,7 +110,7 @@ export const TenantEntry = Schema.Struct({
  */
 export const ConfigFile = Schema.Struct({
   tenants: Schema.optionalWith(Schema.Array(TenantEntry), { default: () => [] }),
-  rateLimit: Schema.optional(Schema.Unknown),
+  rateLimit: Schema.optional(RateLimiter.PolicySet),
   resilience: Schema.optional(Schema.Unknown),
   backup: Schema.optional(Schema.Unknown)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })

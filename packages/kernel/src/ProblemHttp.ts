@@ -34,7 +34,8 @@ export const toProblem = (
   if (response.status < 400) return response
   if (response.body._tag === "Stream" || response.body._tag === "Raw") return response
   const contentType = response.body.contentType ?? response.headers["content-type"] ?? ""
-  // Only JSON error bodies and empty ones are rewritten: other media types (health+json, problem+json) are final.
+  if (contentType.startsWith(Problem.contentType)) return withCorrelationId(response, correlationId)
+  // Only JSON error bodies and empty ones are rewritten: other media types (health+json) are final.
   if (contentType !== "" && !contentType.startsWith("application/json")) return response
   const problem = Problem.normalize(response.status, readBody(response), correlationId)
   const headers: Record<string, string> = {}
@@ -45,6 +46,27 @@ export const toProblem = (
     headers["retry-after"] = String(Math.max(0, Math.ceil(problem.retryAfter)))
   }
   return HttpServerResponse.unsafeJson(problem, {
+    status: response.status,
+    headers,
+    contentType: Problem.contentType,
+    cookies: response.cookies
+  })
+}
+
+// A problem made elsewhere (a rate limiter, a load shedder) gets the correlation id it lacks.
+const withCorrelationId = (
+  response: HttpServerResponse.HttpServerResponse,
+  correlationId: string | undefined
+): HttpServerResponse.HttpServerResponse => {
+  const body = readBody(response)
+  if (correlationId === undefined || typeof body !== "object" || body === null || "correlationId" in body) {
+    return response
+  }
+  const headers: Record<string, string> = {}
+  for (const [key, value] of Object.entries(response.headers)) {
+    if (key !== "content-type" && key !== "content-length") headers[key] = value
+  }
+  return HttpServerResponse.unsafeJson({ ...body, correlationId }, {
     status: response.status,
     headers,
     contentType: Problem.contentType,

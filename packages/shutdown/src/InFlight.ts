@@ -12,9 +12,12 @@ import { RequestContext } from "@ouroboros/kernel"
 import {
   Clock,
   Context,
+  Deferred,
   Duration,
   Effect,
+  Exit,
   Fiber,
+  FiberId,
   FiberRef,
   Layer,
   Metric,
@@ -99,13 +102,22 @@ interface Entry {
  */
 export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
   const entries = new Map<number, Entry>()
+  // The hot path (every request) is synchronous bookkeeping: no Ref, PubSub or Metric effect per request. Waiters
+  // for idleness and subscribers to the count are woken only when there are some.
+  const idle = new Set<Deferred.Deferred<void>>()
   const size = yield* SubscriptionRef.make(0)
+  const watched = { subscribers: 0 }
   let nextId = 0
 
-  const publish = Effect.suspend(() => {
+  const changed = () => {
     const n = entries.size
-    return Effect.zipRight(SubscriptionRef.set(size, n), Metric.set(gauge, n))
-  })
+    gauge.unsafeUpdate(n, [])
+    if (n === 0 && idle.size > 0) {
+      for (const deferred of idle) Deferred.unsafeDone(deferred, Exit.void)
+      idle.clear()
+    }
+    if (watched.subscribers > 0) Effect.runFork(SubscriptionRef.set(size, n))
+  }
 
   /** The `http.route` a router recorded on the request's span, if any (read only when reporting). */
   const routeOf = (entry: Entry): string => {
@@ -135,25 +147,26 @@ export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
     Array.from(entries.values(), (entry) => snapshot(entry, now)))
 
   const track = <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.withFiberRuntime<A, E, R>((fiber) =>
-      Effect.acquireUseRelease(
-        Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
-          const id = ++nextId
-          entries.set(id, { id, info, startedAt, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown> })
-          return Effect.as(publish, id)
-        }),
-        () => effect,
-        (id) => Effect.suspend(() => (entries.delete(id), publish))
-      )
+    Effect.uninterruptibleMask((restore) =>
+      Effect.withFiberRuntime<A, E, R>((fiber) => {
+        const id = ++nextId
+        const startedAt = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+        entries.set(id, { id, info, startedAt, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown> })
+        changed()
+        return Effect.ensuring(restore(effect), Effect.sync(() => (entries.delete(id), changed())))
+      })
     )
 
   const awaitIdle = (timeout: Duration.DurationInput) =>
-    size.changes.pipe(
-      Stream.takeUntil((n) => n === 0),
-      Stream.runLast,
-      Effect.map((last) => Option.getOrElse(last, () => 0) === 0),
-      Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: (idle) => idle })
-    )
+    Effect.suspend(() => {
+      if (entries.size === 0) return Effect.succeed(true)
+      const deferred = Deferred.unsafeMake<void>(FiberId.none)
+      idle.add(deferred)
+      return Deferred.await(deferred).pipe(
+        Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: () => true }),
+        Effect.ensuring(Effect.sync(() => idle.delete(deferred)))
+      )
+    })
 
   const interruptAll = (grace: Duration.DurationInput) =>
     Effect.gen(function*() {
@@ -179,8 +192,16 @@ export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
 
   return InFlight.of({
     track,
-    count: SubscriptionRef.get(size),
-    changes: size.changes,
+    count: Effect.sync(() => entries.size),
+    changes: Stream.unwrapScoped(
+      Effect.acquireRelease(
+        Effect.zipRight(
+          Effect.sync(() => watched.subscribers++),
+          Effect.as(SubscriptionRef.set(size, entries.size), size.changes)
+        ),
+        () => Effect.sync(() => watched.subscribers--)
+      )
+    ),
     list,
     awaitIdle,
     interruptAll

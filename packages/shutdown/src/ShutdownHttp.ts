@@ -44,29 +44,22 @@ export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E,
         "ShutdownHttp.middleware needs Shutdown and InFlight: serve under Shutdown.run or Shutdown.layer"
       )
     }
-    return trackRequest(app, request, inFlight.value, shutdown.value)
+    return trackRequest(app, request, inFlight.value)
   })
 
 const trackRequest = <E, R>(
   app: HttpApp.Default<E, R>,
   request: HttpServerRequest.HttpServerRequest,
-  inFlight: InFlight.InFlight["Type"],
-  shutdown: Shutdown.Shutdown["Type"]
+  inFlight: InFlight.InFlight["Type"]
 ) =>
-    Effect.zipRight(
-      HttpApp.appendPreResponseHandler((_request, response) =>
-        Effect.map(shutdown.isDraining, (draining) =>
-          draining ? HttpServerResponse.setHeader(response, "connection", "close") : response)
-      ),
-      inFlight.track(
-        {
-          method: request.method,
-          route: pathOf(request.url),
-          correlationId: request.headers["x-correlation-id"]
-        },
-        Effect.interruptible(app)
-      )
-    )
+  inFlight.track(
+    {
+      method: request.method,
+      route: pathOf(request.url),
+      correlationId: request.headers["x-correlation-id"]
+    },
+    Effect.interruptible(app)
+  )
 
 /**
  * The Node server under a layer built by {@link layerServer}, for what the layer does not cover.
@@ -120,6 +113,13 @@ export const layerServer = (
         ...(options.host !== undefined ? { host: options.host } : {})
       })
     )
+    // While draining, every response closes its connection (Node writes `Connection: close` for a response whose
+    // `shouldKeepAlive` is false), so clients move to other replicas; a plain flag keeps this off the request path.
+    const draining = { value: false }
+    yield* shutdown.onDrain(Effect.sync(() => (draining.value = true)))
+    server.prependListener("request", (_request, response) => {
+      if (draining.value) response.shouldKeepAlive = false
+    })
     const idleGrace = options.idleGrace ?? 500
     yield* shutdown.onStop(
       "stop accepting connections",

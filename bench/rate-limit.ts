@@ -1,0 +1,335 @@
+/**
+ * Rate limiting: decisions per second in memory (ours vs rate-limiter-flexible's RateLimiterMemory, 1 key and 100k
+ * keys), decisions per second and p99 through Redis (ours vs RateLimiterRedis on ioredis, concurrency 1 and 50), and
+ * HTTP requests per second of a minimal HttpApi server with the rate-limit middleware on and off (autocannon).
+ *
+ * Run: `node --import tsx -e 'import("./bench/rate-limit.ts").then(m => m.default())'`
+ * `RATE_LIMIT_BENCH=memory,redis,http` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP section off against off
+ * (an A/A control that shows the machine's noise).
+ */
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  type HttpApp,
+  type HttpMiddleware
+} from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { RateLimiter, RateLimiterHttp, RateLimiterMemory, RateLimiterRedis } from "@ouroboros/rate-limit"
+import { Services } from "@ouroboros/testkit"
+import autocannon from "autocannon"
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
+import { Redis } from "ioredis"
+import { spawn } from "node:child_process"
+import { randomUUID } from "node:crypto"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
+
+const HUGE = 1_000_000_000
+const policy = RateLimiter.Policy.make({ name: "bench", limit: HUGE, window: 60_000, scope: ["api-key"] })
+
+const keysOf = (n: number): ReadonlyArray<string> => Array.from({ length: n }, (_, i) => `key-${i}`)
+
+const perSecond = (n: number, millis: number) => Math.round((n * 1000) / millis)
+const fmt = (n: number) => n.toLocaleString("en-US")
+
+/** Decisions per second over `n` decisions, best of 3 rounds after a warm-up. */
+const rate = async (n: number, run: (n: number) => Promise<void>): Promise<number> => {
+  await run(Math.min(n, 50_000))
+  let best = 0
+  for (let round = 0; round < 3; round++) {
+    const start = performance.now()
+    await run(n)
+    best = Math.max(best, perSecond(n, performance.now() - start))
+  }
+  return best
+}
+
+const memory = async () => {
+  const rows: Array<Record<string, string>> = []
+  for (const [label, keyCount, n] of [["1 key", 1, 300_000], ["100k keys", 100_000, 300_000]] as const) {
+    const keys = keysOf(keyCount)
+    const ours = RateLimiter.unsafeMake(RateLimiterMemory.unsafeMake(), { policies: [policy] })
+    const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
+    const inFiber = await rate(n, (count) =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
+      })))
+    const unsafeDecide = ours.unsafeDecide!
+    const sync = await rate(n, async (count) => {
+      for (let i = 0; i < count; i++) unsafeDecide(subjects[i % keyCount]!, Date.now())
+    })
+    const peer = new FlexMemory({ points: HUGE, duration: 60 })
+    const flexible = await rate(n, async (count) => {
+      for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
+    })
+    rows.push({
+      keys: label,
+      "ours decisions/s (one fiber)": fmt(inFiber),
+      "ours decisions/s (unsafeDecide)": fmt(sync),
+      "RateLimiterMemory decisions/s": fmt(flexible),
+      "ours / peer (fiber)": (inFiber / flexible).toFixed(2),
+      "ours / peer (unsafeDecide)": (sync / flexible).toFixed(2)
+    })
+  }
+  console.log("\nIn-memory decisions (all admitted; one policy)")
+  console.table(rows)
+}
+
+const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+
+/** Runs `concurrency` loops for `millis`, each timing `op`; returns ops/s and p99 latency. */
+const load = async (concurrency: number, millis: number, op: (i: number) => Promise<unknown>) => {
+  const latencies: Array<number> = []
+  let count = 0
+  const deadline = performance.now() + millis
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      const i = count++
+      const start = performance.now()
+      await op(i)
+      latencies.push(performance.now() - start)
+    }
+  }))
+  const sorted = Float64Array.from(latencies).sort()
+  return { perSecond: perSecond(latencies.length, millis), p99: percentile(sorted, 0.99) }
+}
+
+/** Like `load`, for an Effect: `concurrency` fibers in one runtime, as a server runs them. */
+const loadEffect = <E>(
+  runtime: ManagedRuntime.ManagedRuntime<never, never>,
+  concurrency: number,
+  millis: number,
+  op: (i: number) => Effect.Effect<unknown, E>
+) =>
+  runtime.runPromise(Effect.suspend(() => {
+    const latencies: Array<number> = []
+    let count = 0
+    const deadline = performance.now() + millis
+    const worker = Effect.gen(function*() {
+      while (performance.now() < deadline) {
+        const start = performance.now()
+        yield* op(count++)
+        latencies.push(performance.now() - start)
+      }
+    })
+    return Effect.map(
+      Effect.forEach(Array.from({ length: concurrency }), () => worker, { concurrency: "unbounded", discard: true }),
+      () => {
+        const sorted = Float64Array.from(latencies).sort()
+        return { perSecond: perSecond(latencies.length, millis), p99: percentile(sorted, 0.99) }
+      }
+    )
+  }))
+
+const redis = async () => {
+  if (!(await Services.redis())) {
+    console.log("\nRedis: not reachable at", Services.redisUrl, "— skipped")
+    return
+  }
+  const prefix = `bench:rl:${randomUUID()}:`
+  const keys = keysOf(1000)
+  const runtime = ManagedRuntime.make(
+    Layer.scopedContext(Effect.map(
+      RateLimiterRedis.make({ url: Services.redisUrl, prefix }),
+      (store) => RateLimiter.unsafeMake(store, { policies: [policy] })
+    ).pipe(Effect.map((limiter) => RateLimiter.RateLimiter.context(limiter))))
+  )
+  const ours = await runtime.runPromise(RateLimiter.RateLimiter)
+  const client = new Redis(Services.redisUrl)
+  const peer = new FlexRedis({ storeClient: client, points: HUGE, duration: 60, keyPrefix: `${prefix}flex` })
+  const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
+  const rows: Array<Record<string, string>> = []
+  try {
+    for (const concurrency of [1, 50]) {
+      await loadEffect(runtime, concurrency, 500, (i) => ours.decide(subjects[i % 1000]!))
+      const a = await loadEffect(runtime, concurrency, 3000, (i) => ours.decide(subjects[i % 1000]!))
+      await load(concurrency, 500, (i) => peer.consume(keys[i % 1000]!))
+      const b = await load(concurrency, 3000, (i) => peer.consume(keys[i % 1000]!))
+      rows.push({
+        concurrency: String(concurrency),
+        "ours decisions/s": fmt(a.perSecond),
+        "ours p99 ms": a.p99.toFixed(2),
+        "RateLimiterRedis decisions/s": fmt(b.perSecond),
+        "RateLimiterRedis p99 ms": b.p99.toFixed(2),
+        "ours / peer": (a.perSecond / b.perSecond).toFixed(2)
+      })
+    }
+  } finally {
+    const cleaner = new Redis(Services.redisUrl)
+    let cursor = "0"
+    do {
+      const [next, found] = await cleaner.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      cursor = next
+      if (found.length > 0) await cleaner.del(...found)
+    } while (cursor !== "0")
+    await cleaner.quit()
+    await client.quit()
+    await runtime.dispose()
+  }
+  console.log("\nRedis decisions (1000 keys; ours: one Lua round trip on Redis TIME)")
+  console.table(rows)
+}
+
+class Api extends HttpApi.make("bench").add(
+  HttpApiGroup.make("ping").add(HttpApiEndpoint.get("ping", "/api/v1/ping").addSuccess(Schema.String))
+) {}
+
+const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide(HttpApiBuilder.group(Api, "ping", (handlers) => handlers.handle("ping", () => Effect.succeed("pong"))))
+)
+
+/** Serves the API on a free port with `middleware` (or none) and returns the port and a stop function. */
+const startServer = async (middleware: HttpMiddleware.HttpMiddleware | undefined) => {
+  let server: Server | undefined
+  const runtime = ManagedRuntime.make(
+    // An HttpMiddleware is typed loosely (`HttpApp<any, any, any>`); ours needs nothing from the context.
+    HttpApiBuilder.serve(middleware as ((app: HttpApp.Default) => HttpApp.Default<never, never>) | undefined).pipe(
+      Layer.provide(ApiLive),
+      Layer.provide(NodeHttpServer.layer(() => (server = createServer()), { port: 0, host: "127.0.0.1" })),
+      Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
+    )
+  )
+  await runtime.runPromise(Effect.void)
+  return { port: (server!.address() as AddressInfo).port, stop: () => runtime.dispose() }
+}
+
+const cannon = (port: number, seconds: number) =>
+  autocannon({
+    url: `http://127.0.0.1:${port}/api/v1/ping`,
+    connections: 50,
+    duration: seconds,
+    headers: { "x-api-key": "bench-key" }
+  })
+
+/** The server side of the HTTP benchmark, run in a child process so autocannon does not share its event loop. */
+export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
+  const limiter = RateLimiter.unsafeMake(RateLimiterMemory.unsafeMake(), { policies: [policy] })
+  // "off" still passes a (no-op) middleware: any middleware changes how the server runs a request, and a real server
+  // has several; this isolates the limiter's own cost.
+  const middleware: HttpMiddleware.HttpMiddleware = mode === "off" ? (app) => app : await Effect.runPromise(
+    RateLimiterHttp.make().pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
+  )
+  const server = await startServer(middleware)
+  console.log(`PORT=${server.port}`)
+  // "cpu" on stdin answers the process' CPU time so far (µs); stop when the parent goes away.
+  process.stdin.on("data", (chunk: Buffer) => {
+    if (chunk.toString().includes("cpu")) {
+      const { system, user } = process.cpuUsage()
+      console.log(`CPU=${user + system}`)
+    }
+  })
+  process.stdin.once("end", () => void server.stop().then(() => process.exit(0)))
+}
+
+const spawnServer = (mode: "on" | "off") =>
+  new Promise<{ port: number; cpu: () => Promise<number>; stop: () => void }>((resolve, reject) => {
+    const child = spawn(process.execPath, [
+      "--import",
+      "tsx",
+      "-e",
+      `import(${JSON.stringify(import.meta.url)}).then((m) => m.serveForBench(${JSON.stringify(mode)}))`
+    ], { stdio: ["pipe", "pipe", "inherit"] })
+    let output = ""
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error("bench server did not start"))
+    }, 30_000)
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /PORT=(\d+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve({
+          port: Number(match[1]),
+          cpu: () =>
+            new Promise<number>((done) => {
+              const onData = (data: Buffer) => {
+                const cpu = /CPU=(\d+)/.exec(data.toString())
+                if (cpu !== null) {
+                  child.stdout!.off("data", onData)
+                  done(Number(cpu[1]))
+                }
+              }
+              child.stdout!.on("data", onData)
+              child.stdin!.write("cpu\n")
+            }),
+          stop: () => {
+            child.stdin!.end()
+            setTimeout(() => child.kill("SIGKILL"), 2000).unref()
+          }
+        })
+      }
+    })
+  })
+
+const http = async () => {
+  // Both servers run side by side in child processes; autocannon alternates between them in short bursts so the
+  // noise of a shared machine hits both alike, and the overhead is the median of the pairwise ratios.
+  const [off, on] = await Promise.all([spawnServer("off"), spawnServer((process.env.RATE_LIMIT_BENCH_AA === "1" ? "off" : "on"))])
+  try {
+    const samples: Record<"off" | "on", Array<{ rps: number; p99: number; non2xx: number; cpu: number }>> = {
+      off: [],
+      on: []
+    }
+    await cannon(off.port, 1)
+    await cannon(on.port, 1)
+    for (let round = 0; round < 6; round++) {
+      const order = round % 2 === 0 ? [["off", off], ["on", on]] as const : [["on", on], ["off", off]] as const
+      for (const [mode, server] of order) {
+        const cpuBefore = await server.cpu()
+        const result = await cannon(server.port, 3)
+        const cpu = (await server.cpu()) - cpuBefore
+        samples[mode].push({
+          rps: result.requests.average,
+          p99: result.latency.p99,
+          non2xx: result.non2xx,
+          cpu: cpu / result.requests.total
+        })
+      }
+    }
+    const headerOf = async (port: number) => {
+      const probe = await fetch(`http://127.0.0.1:${port}/api/v1/ping`, { headers: { "x-api-key": "bench-key" } })
+      await probe.arrayBuffer()
+      return probe.headers.get("ratelimit") ?? "(none)"
+    }
+    const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    const row = async (mode: "off" | "on", port: number) => ({
+      limiter: mode,
+      "median req/s": fmt(Math.round(median(samples[mode].map((x) => x.rps)))),
+      "median p99 ms": median(samples[mode].map((x) => x.p99)),
+      "server CPU µs/request": median(samples[mode].map((x) => x.cpu)).toFixed(1),
+      non2xx: samples[mode].reduce((a, x) => a + x.non2xx, 0),
+      RateLimit: await headerOf(port)
+    })
+    console.log(
+      "\nHTTP: minimal HttpApi server (child processes; off = a no-op middleware), autocannon 50 connections, " +
+        "127.0.0.1, 6 × 3 s each"
+    )
+    console.table([await row("off", off.port), await row("on", on.port)])
+    const cpuOff = median(samples.off.map((x) => x.cpu))
+    const cpuOn = median(samples.on.map((x) => x.cpu))
+    console.log(
+      `server CPU per request: +${(cpuOn - cpuOff).toFixed(1)} µs (${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)}%) ` +
+        "with the limiter: the steadiest measure on a shared machine"
+    )
+    const ratios = samples.on.map((x, i) => x.rps / samples.off[i]!.rps)
+    console.log(
+      `overhead: ${((1 - median(ratios)) * 100).toFixed(1)}% of req/s (median of ${ratios.length} paired runs; ` +
+        `pairs ranged ${((1 - Math.max(...ratios)) * 100).toFixed(1)}% to ${((1 - Math.min(...ratios)) * 100).toFixed(1)}%)`
+    )
+  } finally {
+    off.stop()
+    on.stop()
+  }
+}
+
+export default async function run(): Promise<void> {
+  // RATE_LIMIT_BENCH=memory,redis,http runs a subset.
+  const only = (process.env.RATE_LIMIT_BENCH ?? "memory,redis,http").split(",")
+  if (only.includes("memory")) await memory()
+  if (only.includes("redis")) await redis()
+  if (only.includes("http")) await http()
+}

@@ -1,0 +1,715 @@
+/**
+ * The RateLimiter service: named policies (token bucket or sliding window) applied by API key, tenant, client address
+ * and endpoint, checked together and atomically against a store (memory or Redis), with the decision a caller needs:
+ * allowed, remaining, reset time and retry-after.
+ *
+ * @since 0.1.0
+ */
+import { HttpApiSchema } from "@effect/platform"
+import {
+  Clock,
+  Config,
+  Context,
+  ConfigError,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Metric,
+  MetricLabel,
+  Option,
+  ParseResult,
+  Redacted,
+  Schema
+} from "effect"
+import * as Memory from "./RateLimiter/Memory.js"
+import * as Redis from "./RateLimiter/Redis.js"
+import {
+  Algorithm,
+  type Check,
+  type CheckResult,
+  RateLimiterStore,
+  RateLimitStoreError,
+  type Status,
+  toContext
+} from "./RateLimiterStore.js"
+
+export {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  Algorithm,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  RateLimitStoreError
+}
+
+/**
+ * What a policy counts by. A policy with several kinds counts each combination separately (`["tenant", "endpoint"]`:
+ * one counter per tenant and endpoint). `api-key` falls back to the client address for requests without a key, and
+ * `tenant` to `anonymous`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const KeyKind = Schema.Literal("api-key", "tenant", "client", "endpoint", "global")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type KeyKind = typeof KeyKind.Type
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+const parseWindow = (input: string): number | undefined => {
+  const short = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(input)
+  if (short !== null) return Math.round(Number(short[1]) * units[short[2]!]!)
+  return Option.getOrUndefined(Option.map(Duration.decodeUnknown(input), Duration.toMillis))
+}
+
+/**
+ * A window length: milliseconds, or a string such as `"1m"`, `"30s"`, `"1d"`, `"500ms"` or `"1 minute"`. Decodes to
+ * whole milliseconds.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WindowMillis = Schema.Union(
+  Schema.Number,
+  Schema.transformOrFail(Schema.String, Schema.Number, {
+    strict: true,
+    decode: (input, _, ast) => {
+      const millis = parseWindow(input)
+      return millis === undefined || !Number.isFinite(millis)
+        ? ParseResult.fail(new ParseResult.Type(ast, input, `"${input}" is not a window such as "1m" or "30 seconds"`))
+        : ParseResult.succeed(millis)
+    },
+    encode: (millis) => ParseResult.succeed(`${millis}ms`)
+  })
+).pipe(
+  Schema.compose(Schema.Int.pipe(Schema.positive({ message: () => "a window is at least 1 ms" })), { strict: false }),
+  Schema.annotations({ identifier: "WindowMillis" })
+)
+
+/**
+ * A rate-limit policy. `endpoints` restricts it to endpoints (`"/api/*"`, `"POST /api/v1/ask"`,
+ * `"GET /api/v1/documents/:id"`; absent: every endpoint) and `tiers` to tenant tiers (absent: every tier).
+ *
+ * @since 0.1.0
+ * @category models
+ * @example
+ * import { RateLimiter } from "@ouroboros/rate-limit"
+ * const burst = RateLimiter.Policy.make({ name: "burst", limit: 10, window: 1000 })
+ */
+export class Policy extends Schema.Class<Policy>("@ouroboros/rate-limit/Policy")({
+  name: Schema.String.pipe(
+    Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "a policy name is 1 to 64 of A-Z a-z 0-9 _ . : -" })
+  ),
+  algorithm: Schema.optionalWith(Algorithm, { default: () => "token-bucket" as const }),
+  limit: Schema.Int.pipe(Schema.positive({ message: () => "a limit is a positive integer" })),
+  window: WindowMillis,
+  scope: Schema.optionalWith(Schema.Array(KeyKind), { default: () => ["api-key" as const] }),
+  endpoints: Schema.optional(Schema.Array(Schema.String)),
+  tiers: Schema.optional(Schema.Array(Schema.String))
+}) {}
+
+/**
+ * A list of policies, as configuration files hold them.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PolicySet = Schema.Array(Policy).pipe(
+  Schema.filter((policies) => {
+    const seen = new Set<string>()
+    for (const policy of policies) {
+      if (seen.has(policy.name)) return `policy "${policy.name}" is defined twice`
+      seen.add(policy.name)
+    }
+    return true
+  })
+)
+
+/**
+ * `"100/1m"`: `limit/window`, the compact form of `RATE_LIMIT_DEFAULT`; `"off"` disables the default policy.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LimitPerWindow = Schema.transformOrFail(
+  Schema.String,
+  Schema.Struct({ limit: Schema.Int.pipe(Schema.positive()), window: Schema.Int.pipe(Schema.positive()) }),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      const match = /^\s*(\d+)\s*\/\s*(.+)$/.exec(input)
+      const window = match === null ? undefined : parseWindow(match[2]!)
+      return match === null || window === undefined || window <= 0
+        ? ParseResult.fail(new ParseResult.Type(ast, input, `"${input}" is not a limit such as "100/1m"`))
+        : ParseResult.succeed({ limit: Number(match[1]), window: Math.round(window) })
+    },
+    encode: ({ limit, window }) => ParseResult.succeed(`${limit}/${window}ms`)
+  }
+)
+
+/**
+ * The out-of-the-box policy: `limit` requests per `window` per API key on every `/api` route.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultPolicy = (limit = 100, window = 60_000): Policy =>
+  Policy.make({ name: "default", limit, window, scope: ["api-key"], endpoints: ["/api/*"] })
+
+/**
+ * Who and what a request is, as far as limits care.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Subject {
+  readonly apiKey?: string | undefined
+  readonly tenant?: string | undefined
+  readonly tier?: string | undefined
+  /** The client address. */
+  readonly client: string
+  /** `METHOD /path`, e.g. `GET /api/v1/documents/abc`. */
+  readonly endpoint: string
+}
+
+/**
+ * The outcome of one policy for one request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PolicyDecision extends CheckResult {
+  readonly policy: Policy
+  readonly key: string
+}
+
+/**
+ * The decision for one request. `remaining` is the least remaining over the policies, `retryAfterMillis` the longest
+ * wait among violated ones, `violated` their names.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Decision {
+  readonly allowed: boolean
+  readonly policies: ReadonlyArray<PolicyDecision>
+  readonly violated: ReadonlyArray<string>
+  readonly remaining: number
+  readonly resetAfterMillis: number
+  readonly retryAfterMillis: number
+}
+
+/**
+ * The request is over one or more policies; nothing was consumed. `retryAfter` is in seconds.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>()(
+  "RateLimitExceeded",
+  {
+    detail: Schema.String,
+    violatedPolicies: Schema.Array(Schema.String),
+    retryAfter: Schema.Number
+  },
+  HttpApiSchema.annotations({ status: 429, description: "A rate limit is exhausted" })
+) {}
+
+/**
+ * Every error of this module.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RateLimiterError = RateLimitExceeded | RateLimitStoreError
+
+/**
+ * Options of one decision: its cost (default 1) and the policies to check instead of the applicable ones.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecideOptions {
+  readonly cost?: number | undefined
+  readonly policies?: ReadonlyArray<Policy> | undefined
+}
+
+/**
+ * The rate limiter.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RateLimiter extends Context.Tag("@ouroboros/rate-limit/RateLimiter")<
+  RateLimiter,
+  {
+    /** The configured policies. */
+    readonly policies: ReadonlyArray<Policy>
+    /** The policies that apply to a subject. */
+    readonly applicable: (subject: Subject) => ReadonlyArray<Policy>
+    /** Decides (and, when allowed, consumes) for the applicable policies, or the given ones. */
+    readonly decide: (
+      subject: Subject,
+      options?: { readonly cost?: number | undefined; readonly policies?: ReadonlyArray<Policy> | undefined }
+    ) => Effect.Effect<Decision, RateLimitStoreError>
+    /**
+     * `decide` synchronously at `now` (ms), when the store needs no I/O (memory); undefined otherwise. For hot paths
+     * outside a fiber.
+     */
+    readonly unsafeDecide: ((subject: Subject, now: number, options?: DecideOptions) => Decision) | undefined
+    /** Like `decide`, failing with `RateLimitExceeded` when not allowed. */
+    readonly consume: (
+      subject: Subject,
+      options?: { readonly cost?: number | undefined; readonly policies?: ReadonlyArray<Policy> | undefined }
+    ) => Effect.Effect<Decision, RateLimiterError>
+    /** `warn` while the store runs degraded (Redis unreachable). */
+    readonly status: Effect.Effect<Status>
+  }
+>() {}
+
+const segment = /[.*+?^${}()|[\]\\]/g
+
+/**
+ * Compiles an endpoint pattern: `[METHOD ]path` where `*` matches the rest of the path and `:name` one segment.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const endpointMatcher = (pattern: string): (endpoint: string) => boolean => {
+  const space = pattern.indexOf(" ")
+  const method = space === -1 ? undefined : pattern.slice(0, space).toUpperCase()
+  const path = space === -1 ? pattern : pattern.slice(space + 1)
+  const source = path.split("/").map((part) =>
+    part === "*" ? ".*" : part.startsWith(":") ? "[^/]+" : part.replace(segment, "\\$&")
+  ).join("/")
+  const regex = new RegExp(`^${source.endsWith("/.*") ? source.slice(0, -3) + "(?:/.*)?" : source}$`)
+  return (endpoint) => {
+    const at = endpoint.indexOf(" ")
+    if (method !== undefined && (at === -1 || endpoint.slice(0, at) !== method)) return false
+    return regex.test(at === -1 ? endpoint : endpoint.slice(at + 1))
+  }
+}
+
+interface Compiled {
+  readonly policy: Policy
+  readonly matches: (endpoint: string) => string | undefined
+  readonly tiers: ReadonlySet<string> | undefined
+  readonly allowed: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly limited: ReadonlyArray<MetricLabel.MetricLabel>
+}
+
+/**
+ * Decisions by policy and outcome (`allowed` | `limited`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const decisions = Metric.counter("ratelimit_decisions_total", {
+  description: "Rate-limit decisions by policy and outcome",
+  incremental: true
+})
+
+const compile = (policy: Policy): Compiled => {
+  const matchers = policy.endpoints?.map((pattern) => [pattern, endpointMatcher(pattern)] as const)
+  return {
+    policy,
+    matches: matchers === undefined
+      ? (endpoint) => endpoint
+      : (endpoint) => {
+        for (const [pattern, matcher] of matchers) if (matcher(endpoint)) return pattern
+        return undefined
+      },
+    tiers: policy.tiers === undefined ? undefined : new Set(policy.tiers),
+    // Effect caches a metric's hook per extra-tags array identity: these arrays are made once per policy.
+    allowed: [MetricLabel.make("policy", policy.name), MetricLabel.make("outcome", "allowed")],
+    limited: [MetricLabel.make("policy", policy.name), MetricLabel.make("outcome", "limited")]
+  }
+}
+
+const keyOf = (policy: Policy, subject: Subject, endpoint: string): string => {
+  let key = policy.name
+  for (const kind of policy.scope) {
+    switch (kind) {
+      case "api-key":
+        key += subject.apiKey === undefined ? `|ip=${subject.client}` : `|k=${subject.apiKey}`
+        break
+      case "tenant":
+        key += `|t=${subject.tenant ?? "anonymous"}`
+        break
+      case "client":
+        key += `|ip=${subject.client}`
+        break
+      case "endpoint":
+        key += `|e=${endpoint}`
+        break
+      case "global":
+        break
+    }
+  }
+  return key
+}
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly policies: ReadonlyArray<Policy>
+}
+
+/**
+ * Builds the limiter on the store in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<RateLimiter["Type"], never, RateLimiterStore> =>
+  Effect.map(RateLimiterStore, (store) => unsafeMake(store, options))
+
+/**
+ * Builds the limiter on a given store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): RateLimiter["Type"] => {
+  const compiled = options.policies.map(compile)
+  const byPolicy = new Map(compiled.map((c) => [c.policy, c]))
+
+  // Which policies apply depends only on endpoint and tier: remember it for recent ones (bounded).
+  const selections = new Map<string, ReadonlyArray<readonly [Compiled, string]>>()
+  const select = (subject: Subject): ReadonlyArray<readonly [Compiled, string]> => {
+    const cacheKey = subject.tier === undefined ? subject.endpoint : `${subject.tier}\u0000${subject.endpoint}`
+    const cached = selections.get(cacheKey)
+    if (cached !== undefined) return cached
+    const selected: Array<readonly [Compiled, string]> = []
+    for (const c of compiled) {
+      if (c.tiers !== undefined && (subject.tier === undefined || !c.tiers.has(subject.tier))) continue
+      const endpoint = c.matches(subject.endpoint)
+      if (endpoint !== undefined) selected.push([c, endpoint])
+    }
+    if (selections.size >= 10_000) selections.clear()
+    selections.set(cacheKey, selected)
+    return selected
+  }
+
+  interface Prepared {
+    readonly selected: ReadonlyArray<readonly [Compiled, string]>
+    readonly checks: ReadonlyArray<Check>
+  }
+
+  const prepare = (subject: Subject, decideOptions: DecideOptions | undefined): Prepared | undefined => {
+    const selected = decideOptions?.policies === undefined
+      ? select(subject)
+      : decideOptions.policies.map((policy): readonly [Compiled, string] => [
+        byPolicy.get(policy) ?? compile(policy),
+        subject.endpoint
+      ])
+    if (selected.length === 0) return undefined
+    const checks: Array<Check> = new Array(selected.length)
+    for (let i = 0; i < selected.length; i++) {
+      const [c, endpoint] = selected[i]!
+      checks[i] = {
+        key: keyOf(c.policy, subject, endpoint),
+        algorithm: c.policy.algorithm,
+        limit: c.policy.limit,
+        windowMillis: c.policy.window
+      }
+    }
+    return { selected, checks }
+  }
+
+  const finish = ({ checks, selected }: Prepared, results: ReadonlyArray<CheckResult>): Decision => {
+    let allowed = true
+    let remaining = Infinity
+    let resetAfterMillis = 0
+    let retryAfterMillis = 0
+    const violated: Array<string> = []
+    const policies: Array<PolicyDecision> = new Array(results.length)
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]!
+      const c = selected[i]![0]
+      // Explicit fields: spreading the store's result object is several times slower here.
+      policies[i] = {
+        allowed: result.allowed,
+        remaining: result.remaining,
+        resetAfterMillis: result.resetAfterMillis,
+        retryAfterMillis: result.retryAfterMillis,
+        policy: c.policy,
+        key: checks[i]!.key
+      }
+      if (result.remaining < remaining) remaining = result.remaining
+      if (result.resetAfterMillis > resetAfterMillis) resetAfterMillis = result.resetAfterMillis
+      if (!result.allowed) {
+        allowed = false
+        violated.push(c.policy.name)
+        if (result.retryAfterMillis > retryAfterMillis) retryAfterMillis = result.retryAfterMillis
+      }
+    }
+    for (let i = 0; i < results.length; i++) {
+      const c = selected[i]![0]
+      decisions.unsafeUpdate(1, allowed ? c.allowed : c.limited)
+    }
+    return { allowed, policies, violated, remaining, resetAfterMillis, retryAfterMillis }
+  }
+
+  const unsafeConsume = store.unsafeConsume
+  const unsafeDecide = unsafeConsume === undefined ? undefined : (
+    subject: Subject,
+    now: number,
+    decideOptions?: DecideOptions
+  ): Decision => {
+    const prepared = prepare(subject, decideOptions)
+    return prepared === undefined
+      ? noPolicy
+      : finish(prepared, unsafeConsume(prepared.checks, decideOptions?.cost ?? 1, now))
+  }
+
+  const decide = (subject: Subject, decideOptions?: DecideOptions): Effect.Effect<Decision, RateLimitStoreError> => {
+    if (unsafeDecide !== undefined) {
+      return Clock.clockWith((clock) =>
+        Effect.sync(() => unsafeDecide(subject, clock.unsafeCurrentTimeMillis(), decideOptions))
+      )
+    }
+    const prepared = prepare(subject, decideOptions)
+    if (prepared === undefined) return Effect.succeed(noPolicy)
+    return Effect.map(store.consume(prepared.checks, decideOptions?.cost ?? 1), (results) => finish(prepared, results))
+  }
+
+  return RateLimiter.of({
+    policies: options.policies,
+    applicable: (subject) => select(subject).map(([c]) => c.policy),
+    decide,
+    unsafeDecide,
+    consume: (subject, consumeOptions) =>
+      Effect.flatMap(decide(subject, consumeOptions), (decision) =>
+        decision.allowed ? Effect.succeed(decision) : Effect.fail(exceeded(decision))),
+    status: store.status
+  })
+}
+
+const noPolicy: Decision = {
+  allowed: true,
+  policies: [],
+  violated: [],
+  remaining: Infinity,
+  resetAfterMillis: 0,
+  retryAfterMillis: 0
+}
+
+/**
+ * The error for a rejected decision.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const exceeded = (decision: Decision): RateLimitExceeded => {
+  const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMillis / 1000))
+  return new RateLimitExceeded({
+    detail: `Rate limit exceeded (${decision.violated.map((name) => `"${name}"`).join(", ")}); ` +
+      `retry in ${retryAfter} s`,
+    violatedPolicies: decision.violated,
+    retryAfter
+  })
+}
+
+/**
+ * What happens to requests while Redis is unreachable: `open` decides them with an in-memory limiter (per process),
+ * `closed` rejects them (`RateLimitStoreError`, a 503 over HTTP).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureMode = "open" | "closed"
+
+/**
+ * Wraps a primary store (Redis) so that its failures are handled by `mode`. While the primary is down it is retried at
+ * most every `probeInterval` (other requests go straight to the fallback or are rejected), the status is `warn`, and
+ * the first success switches back.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withFallback = (
+  primary: RateLimiterStore["Type"],
+  options: {
+    readonly mode: FailureMode
+    readonly fallback?: RateLimiterStore["Type"] | undefined
+    readonly probeInterval?: Duration.DurationInput | undefined
+  }
+): RateLimiterStore["Type"] => {
+  const fallback = options.fallback ?? Memory.unsafeMake({ maxKeys: 100_000 })
+  const probeMillis = Duration.toMillis(options.probeInterval ?? "1 second")
+  let healthy = true
+  let nextProbe = 0
+  const degraded = (checks: ReadonlyArray<Check>, cost: number, cause?: RateLimitStoreError) =>
+    options.mode === "open"
+      ? fallback.consume(checks, cost)
+      : Effect.fail(cause ?? new RateLimitStoreError({ message: "The rate-limit store is unavailable" }))
+  return {
+    consume: (checks, cost) =>
+      Clock.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (!healthy && now < nextProbe) return degraded(checks, cost)
+        return primary.consume(checks, cost).pipe(
+          Effect.tap(() => {
+            if (healthy) return Effect.void
+            healthy = true
+            return Effect.logInfo("Rate-limit store recovered")
+          }),
+          Effect.catchAll((error) => {
+            nextProbe = now + probeMillis
+            const log = healthy
+              ? Effect.logWarning(`Rate-limit store unavailable, failing ${options.mode}: ${String(error.cause)}`)
+              : Effect.void
+            healthy = false
+            return Effect.zipRight(log, degraded(checks, cost, error))
+          })
+        )
+      }),
+    status: Effect.flatMap(Effect.sync(() => healthy), (ok) => ok ? primary.status : Effect.succeed("warn" as const)),
+    experimental: primary.experimental
+  }
+}
+
+const decodeConfig = <A, I>(schema: Schema.Schema<A, I>, name: string) => (input: I) =>
+  Either.mapLeft(
+    Schema.decodeEither(schema)(input),
+    (error) => ConfigError.InvalidData([name], ParseResult.TreeFormatter.formatErrorSync(error))
+  )
+
+/**
+ * The configuration: environment variable names are given in full (the server does not nest them).
+ *
+ * - `RATE_LIMIT_DEFAULT` (`100/1m`): the default per-API-key policy on `/api` routes, `off` to disable.
+ * - `RATE_LIMIT_POLICIES` (`[]`): more policies as a JSON array of `Policy`.
+ * - `REDIS_URL`: share limits through Redis; without it limits are per process, in memory.
+ * - `RATE_LIMIT_REDIS_FAILURE` (`open`): `open` or `closed` while Redis is unreachable.
+ * - `RATE_LIMIT_REDIS_PREFIX` (`ouroboros:rl:`): key prefix in Redis.
+ * - `RATE_LIMIT_TRUSTED_PROXIES` (empty): addresses / IPv4 CIDRs whose `X-Forwarded-For` is believed.
+ * - `RATE_LIMIT_MAX_KEYS` (`1000000`): bound of the memory store.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config = Config.all({
+  defaultPolicy: Config.string("RATE_LIMIT_DEFAULT").pipe(
+    Config.withDefault("100/1m"),
+    Config.mapOrFail((input) =>
+      input.trim() === "off"
+        ? Either.right(Option.none())
+        : Either.map(decodeConfig(LimitPerWindow, "RATE_LIMIT_DEFAULT")(input), Option.some)
+    ),
+    Config.withDescription("Default policy per API key on /api routes, `limit/window` (e.g. 100/1m) or `off`")
+  ),
+  policies: Config.string("RATE_LIMIT_POLICIES").pipe(
+    Config.withDefault("[]"),
+    Config.mapOrFail(decodeConfig(Schema.parseJson(PolicySet), "RATE_LIMIT_POLICIES")),
+    Config.withDescription("Additional rate-limit policies as a JSON array")
+  ),
+  redisUrl: Config.redacted("REDIS_URL").pipe(
+    Config.option,
+    Config.withDescription("Redis URL; when set, limits are shared across replicas through Redis")
+  ),
+  redisFailure: Config.literal("open", "closed")("RATE_LIMIT_REDIS_FAILURE").pipe(
+    Config.withDefault("open" as const),
+    Config.withDescription("While Redis is unreachable: open (in-memory limiter) or closed (reject with 503)")
+  ),
+  redisPrefix: Config.string("RATE_LIMIT_REDIS_PREFIX").pipe(
+    Config.withDefault("ouroboros:rl:"),
+    Config.withDescription("Key prefix of rate-limit state in Redis")
+  ),
+  trustedProxies: Config.string("RATE_LIMIT_TRUSTED_PROXIES").pipe(
+    Config.withDefault(""),
+    Config.map((input) => input.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
+    Config.withDescription("Comma-separated proxy addresses or IPv4 CIDRs whose X-Forwarded-For is trusted")
+  ),
+  maxKeys: Config.integer("RATE_LIMIT_MAX_KEYS").pipe(
+    Config.withDefault(1_000_000),
+    Config.withDescription("At most this many keys in the in-memory store")
+  )
+})
+
+/**
+ * @since 0.1.0
+ * @category config
+ */
+export type RateLimitConfig = Config.Config.Success<typeof config>
+
+/**
+ * The policies a configuration asks for: the default one (unless `off`), then `RATE_LIMIT_POLICIES`, then `extra`
+ * (e.g. decoded from the config file with `PolicySet`). A later policy with the same name replaces an earlier one.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const policiesOf = (settings: RateLimitConfig, extra: ReadonlyArray<Policy> = []): ReadonlyArray<Policy> => {
+  const byName = new Map<string, Policy>()
+  Option.map(settings.defaultPolicy, ({ limit, window }) => byName.set("default", defaultPolicy(limit, window)))
+  for (const policy of [...settings.policies, ...extra]) byName.set(policy.name, policy)
+  return [...byName.values()]
+}
+
+/**
+ * The limiter on the store in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<RateLimiter, never, RateLimiterStore> =>
+  Layer.effect(RateLimiter, make(options))
+
+/**
+ * The limiter with an in-memory store.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (
+  options: Options & Memory.Options
+): Layer.Layer<RateLimiter | RateLimiterStore> =>
+  layer(options).pipe(Layer.provideMerge(Memory.layer(options)))
+
+/**
+ * The limiter with a Redis store, wrapped by `withFallback` with `failure` (default `open`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (
+  options: Options & Redis.Options & { readonly failure?: FailureMode | undefined }
+): Layer.Layer<RateLimiter | RateLimiterStore> =>
+  layer(options).pipe(Layer.provideMerge(Layer.scopedContext(Effect.map(
+    Redis.make(options),
+    (store) => toContext(withFallback(store, { mode: options.failure ?? "open" }))
+  ))))
+
+/**
+ * The limiter from `config`: Redis when `REDIS_URL` is set (with `RATE_LIMIT_REDIS_FAILURE`), memory otherwise.
+ * `policies` are added to the configured ones (pass the config file's section here).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: { readonly policies?: ReadonlyArray<Policy> | undefined } = {}
+): Layer.Layer<RateLimiter | RateLimiterStore, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(config, (settings) => {
+    const policies = policiesOf(settings, options.policies)
+    return Option.match(settings.redisUrl, {
+      onNone: () => layerMemory({ policies, maxKeys: settings.maxKeys }),
+      onSome: (url: Redacted.Redacted<string>) =>
+        layerRedis({ policies, url, prefix: settings.redisPrefix, failure: settings.redisFailure })
+    })
+  }))

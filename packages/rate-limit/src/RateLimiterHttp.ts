@@ -1,0 +1,183 @@
+/**
+ * The HTTP side of the rate limiter: a plain `HttpMiddleware` that limits requests by API key, tenant, client address
+ * and endpoint, answers limited requests with 429 problem+json, and puts the IETF RateLimit header fields
+ * (draft-ietf-httpapi-ratelimit-headers, as Structured Fields) on every response a policy applies to.
+ *
+ * @since 0.1.0
+ */
+import { HttpApp, type HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import * as Http from "./internal/http.js"
+import * as RateLimiter from "./RateLimiter.js"
+
+/**
+ * The problem type of a 429, from draft-ietf-httpapi-ratelimit-headers ("Quota Exceeded", with the
+ * `violated-policies` member).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const quotaExceededType = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+
+/**
+ * Finds the subject of a request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type KeyResolver = (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<RateLimiter.Subject>
+
+/**
+ * The default resolver: the SHA-256 of `X-API-Key` (raw keys never reach the store), the client address (through
+ * `X-Forwarded-For` only from trusted proxies) and `METHOD /path` as the endpoint.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultResolver = (
+  options: { readonly trustedProxies?: ReadonlyArray<string> | undefined; readonly apiKeyHeader?: string } = {}
+): KeyResolver => {
+  const trusted = Http.trustMatcher(options.trustedProxies ?? [])
+  const header = (options.apiKeyHeader ?? "x-api-key").toLowerCase()
+  // Hashing costs more than the decision itself: remember the hashes of recent keys (bounded).
+  const hashes = new Map<string, string>()
+  const hash = (key: string): string => {
+    let hashed = hashes.get(key)
+    if (hashed === undefined) {
+      if (hashes.size >= 10_000) hashes.clear()
+      hashed = Http.hashKey(key)
+      hashes.set(key, hashed)
+    }
+    return hashed
+  }
+  return (request) =>
+    Effect.sync((): RateLimiter.Subject => {
+      const key = request.headers[header]
+      return {
+        apiKey: key === undefined || key === "" ? undefined : hash(key),
+        client: Http.clientAddress(request, trusted),
+        endpoint: `${request.method} ${Http.pathOf(request.url)}`
+      }
+    })
+}
+
+/**
+ * Options of the middleware.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Finds the subject (default: `defaultResolver`). */
+  readonly resolve?: KeyResolver | undefined
+  /** Used by the default resolver. */
+  readonly trustedProxies?: ReadonlyArray<string> | undefined
+  /** Paths never limited (default: `/health`, `/health/*`, `/metrics`). */
+  readonly exempt?: ((path: string) => boolean) | undefined
+}
+
+/**
+ * The paths that are never limited by default: health probes and metrics.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isExempt: (path: string) => boolean = Http.isHealthOrMetrics
+
+const seconds = (millis: number): number => Math.ceil(millis / 1000)
+
+/**
+ * The `RateLimit-Policy` and `RateLimit` fields of a decision. For a violated policy `t` is the wait until the
+ * request would be admitted; otherwise the time until the quota is fully restored.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * // ratelimit-policy: "burst";q=100;w=60
+ * // ratelimit: "burst";r=0;t=30
+ */
+export const headers = (decision: RateLimiter.Decision): Record<string, string> => {
+  let policy = ""
+  let limit = ""
+  for (const d of decision.policies) {
+    const sep = policy === "" ? "" : ", "
+    policy += `${sep}"${d.policy.name}";q=${d.policy.limit};w=${seconds(d.policy.window)}`
+    limit += `${sep}"${d.policy.name}";r=${d.remaining};t=${
+      seconds(d.allowed ? d.resetAfterMillis : d.retryAfterMillis)
+    }`
+  }
+  return { "ratelimit-policy": policy, "ratelimit": limit }
+}
+
+/**
+ * The 429 response for a rejected decision.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const limitedResponse = (
+  decision: RateLimiter.Decision
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const error = RateLimiter.exceeded(decision)
+  return Http.problem(429, {
+    type: quotaExceededType,
+    title: "Request cannot be satisfied as assigned quota has been exceeded",
+    status: 429,
+    detail: error.detail,
+    "violated-policies": decision.violated,
+    retryAfter: error.retryAfter
+  }, { ...headers(decision), "retry-after": String(error.retryAfter) })
+}
+
+const storeUnavailable = Http.problem(503, {
+  type: "about:blank",
+  title: "Service Unavailable",
+  status: 503,
+  detail: "Rate limits cannot be checked right now",
+  retryAfter: 1
+}, { "retry-after": "1" })
+
+/**
+ * Builds the middleware on the `RateLimiter` in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * import { RateLimiterHttp } from "@ouroboros/rate-limit"
+ * import { Effect } from "effect"
+ * const program = Effect.gen(function*() {
+ *   const limit = yield* RateLimiterHttp.make({ trustedProxies: ["loopback"] })
+ *   // HttpServer.serve(limit(app))
+ * })
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<HttpMiddleware.HttpMiddleware, never, RateLimiter.RateLimiter> =>
+  Effect.map(RateLimiter.RateLimiter, (limiter) => {
+    const resolve = options.resolve ?? defaultResolver({ trustedProxies: options.trustedProxies })
+    // A pre-response handler, not `Effect.map`: when this middleware is given to `HttpServer.serve` (or
+    // `HttpApiBuilder.serve`) the response is sent before the wrapped effect returns, and error responses are made
+    // later by the server. One handler for all requests (a new closure per request costs a hash and GC), reading the
+    // fields of its request (keyed by the underlying request, which survives `request.modify`).
+    const fieldsOf = new WeakMap<object, Record<string, string>>()
+    const addFields = HttpApp.appendPreResponseHandler((request, response) => {
+      const fields = fieldsOf.get(request.source as object)
+      return Effect.succeed(fields === undefined ? response : HttpServerResponse.setHeaders(response, fields))
+    })
+    const exempt = options.exempt ?? isExempt
+    const middleware: HttpMiddleware.HttpMiddleware = (app) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        if (exempt(Http.pathOf(request.url))) return app
+        return Effect.flatMap(resolve(request), (subject) =>
+          Effect.matchEffect(limiter.decide(subject), {
+            onFailure: () => storeUnavailable,
+            onSuccess: (decision) => {
+              if (decision.policies.length === 0) return app
+              if (!decision.allowed) return limitedResponse(decision)
+              fieldsOf.set(request.source as object, headers(decision))
+              return Effect.zipRight(addFields, app)
+            }
+          }))
+      })
+    return middleware
+  })

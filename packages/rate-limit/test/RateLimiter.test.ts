@@ -1,0 +1,367 @@
+import * as Experimental from "@effect/experimental/RateLimiter"
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Layer, Metric, Option, TestClock } from "effect"
+import { FastCheck as fc } from "effect"
+import * as RateLimiter from "../src/RateLimiter.js"
+import * as Memory from "../src/RateLimiter/Memory.js"
+import { type RateLimiterStore, RateLimitStoreError } from "../src/RateLimiterStore.js"
+import { GcraModel, SlidingModel } from "./reference.js"
+import { testStore } from "./storeContract.js"
+
+const subject: RateLimiter.Subject = { apiKey: "k1", client: "10.0.0.1", endpoint: "GET /api/v1/things" }
+
+const limiterWith = (policies: ReadonlyArray<RateLimiter.Policy>, store = Memory.unsafeMake()) =>
+  RateLimiter.unsafeMake(store, { policies })
+
+/** Admits as many requests as it can at the current instant. */
+const drain = (limiter: RateLimiter.RateLimiter["Type"]) =>
+  Effect.gen(function*() {
+    let n = 0
+    while ((yield* limiter.decide(subject)).allowed) n++
+    return n
+  })
+
+describe("token bucket", () => {
+  // Demand at every step drains the bucket (less than one token is left); a step of at most W·(C−1)/C ms (1 ms
+  // for C = 1) cannot then overfill it, so no refill is lost: continuous demand.
+  const maxStep = (capacity: number, window: number) => Math.max(1, Math.floor((window * (capacity - 1)) / capacity))
+  const admittedOver = (capacity: number, window: number, steps: ReadonlyArray<number>) =>
+    Effect.gen(function*() {
+      const limiter = limiterWith([RateLimiter.Policy.make({ name: "b", limit: capacity, window })])
+      let admitted = yield* drain(limiter)
+      for (const step of steps) {
+        yield* TestClock.adjust(Math.min(step, maxStep(capacity, window)))
+        admitted += yield* drain(limiter)
+      }
+      return admitted
+    })
+
+  it.effect("a bucket of capacity C and rate R admits exactly C + ⌊R·t⌋ requests in t", () =>
+    Effect.gen(function*() {
+      const cases = [[10, 1000, 2500, 125], [3, 700, 10_000, 400], [100, 60_000, 61_000, 5000], [1, 1, 50, 1], [7, 3000, 1, 1]] as const
+      for (const [capacity, window, t, step] of cases) {
+        const steps = Array.from({ length: Math.ceil(t / step) }, (_, i) => Math.min(step, t - i * step))
+        const start = yield* TestClock.currentTimeMillis
+        const admitted = yield* admittedOver(capacity, window, steps)
+        assert.strictEqual((yield* TestClock.currentTimeMillis) - start, t)
+        assert.strictEqual(admitted, capacity + Math.floor((capacity * t) / window), `C=${capacity} W=${window} t=${t}`)
+      }
+    }))
+
+  it.effect.prop(
+    "C + ⌊R·t⌋ for any capacity, window and request times",
+    [
+      fc.integer({ min: 1, max: 50 }),
+      fc.integer({ min: 1, max: 10_000 }),
+      fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 40 })
+    ],
+    ([capacity, window, rawSteps]) =>
+      Effect.gen(function*() {
+        const steps = rawSteps.map((s) => Math.min(s, maxStep(capacity, window)))
+        const t = steps.reduce((a, b) => a + b, 0)
+        const admitted = yield* admittedOver(capacity, window, steps)
+        assert.strictEqual(admitted, capacity + Math.floor((capacity * t) / window))
+      }),
+    { fastCheck: { numRuns: 50 } }
+  )
+
+  it.effect("reports remaining, reset and retry-after", () =>
+    Effect.gen(function*() {
+      const limiter = limiterWith([RateLimiter.Policy.make({ name: "b", limit: 4, window: 4000 })])
+      const first = yield* limiter.decide(subject)
+      assert.strictEqual(first.remaining, 3)
+      assert.strictEqual(first.resetAfterMillis, 1000)
+      for (let i = 0; i < 3; i++) yield* limiter.decide(subject)
+      const rejected = yield* limiter.decide(subject)
+      assert.isFalse(rejected.allowed)
+      assert.deepStrictEqual(rejected.violated, ["b"])
+      assert.strictEqual(rejected.retryAfterMillis, 1000)
+      assert.strictEqual(rejected.resetAfterMillis, 4000)
+      yield* TestClock.adjust(999)
+      assert.isFalse((yield* limiter.decide(subject)).allowed)
+      yield* TestClock.adjust(1)
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+    }))
+})
+
+describe("sliding window", () => {
+  const policy = RateLimiter.Policy.make({ name: "s", algorithm: "sliding-window", limit: 10, window: 1000 })
+
+  it.effect("at its edges", () =>
+    Effect.gen(function*() {
+      const limiter = limiterWith([policy])
+      assert.strictEqual(yield* drain(limiter), 10)
+      const rejected = yield* limiter.decide(subject)
+      // The next window starts in 1000 ms, and the previous one weighs 9 or less 100 ms into it.
+      assert.strictEqual(rejected.retryAfterMillis, 1100)
+      yield* TestClock.adjust(999)
+      assert.strictEqual(yield* drain(limiter), 0, "last millisecond of the window")
+      yield* TestClock.adjust(1)
+      assert.strictEqual(yield* drain(limiter), 0, "first millisecond of the next: the previous window weighs 10")
+      yield* TestClock.adjust(99)
+      assert.strictEqual(yield* drain(limiter), 0, "1099 ms: still 10 × 901/1000 > 9")
+      yield* TestClock.adjust(1)
+      assert.strictEqual(yield* drain(limiter), 1, "1100 ms: 10 × 900/1000 = 9, one fits")
+      yield* TestClock.adjust(400)
+      // 1500 ms: previous 10 × 0.5 = 5, current 1 → 4 more
+      assert.strictEqual(yield* drain(limiter), 4)
+      yield* TestClock.adjust(1500)
+      // 3000 ms: two windows later, everything has slid out
+      assert.strictEqual(yield* drain(limiter), 10)
+    }))
+
+  it.effect("retry-after is exact", () =>
+    Effect.gen(function*() {
+      const limiter = limiterWith([policy])
+      yield* TestClock.adjust(500)
+      yield* drain(limiter)
+      yield* TestClock.adjust(600) // 1100: prev 10 × 0.9 = 9, cur 0 → 1 fits
+      assert.strictEqual(yield* drain(limiter), 1)
+      const rejected = yield* limiter.decide(subject)
+      assert.isFalse(rejected.allowed)
+      yield* TestClock.adjust(rejected.retryAfterMillis - 1)
+      assert.isFalse((yield* limiter.decide(subject)).allowed)
+      yield* TestClock.adjust(1)
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+    }))
+})
+
+describe("reference model", () => {
+  const op = fc.record({ advance: fc.integer({ min: 0, max: 300 }), cost: fc.integer({ min: 1, max: 3 }) })
+  it.effect.prop(
+    "the store agrees with GCRA and a history-based sliding window, policies checked together",
+    [
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 1, max: 400 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 1, max: 400 }),
+      fc.array(op, { minLength: 1, maxLength: 40 })
+    ],
+    ([tbLimit, tbWindow, swLimit, swWindow, ops]) =>
+      Effect.gen(function*() {
+        const limiter = limiterWith([
+          RateLimiter.Policy.make({ name: "tb", limit: tbLimit, window: tbWindow }),
+          RateLimiter.Policy.make({ name: "sw", algorithm: "sliding-window", limit: swLimit, window: swWindow })
+        ])
+        const tb = new GcraModel(tbLimit, tbWindow)
+        const sw = new SlidingModel(swLimit, swWindow)
+        for (const { advance, cost } of ops) {
+          yield* TestClock.adjust(advance)
+          const now = yield* TestClock.currentTimeMillis
+          const decision = yield* limiter.decide(subject, { cost })
+          const a = tb.check(now, cost)
+          const b = sw.check(now, cost)
+          const allowed = a.allowed && b.allowed
+          assert.strictEqual(decision.allowed, allowed)
+          const expected = allowed ? [a.remaining, b.remaining] : [
+            a.allowed ? tb.check(now, 0).remaining : a.remaining,
+            b.allowed ? sw.check(now, 0).remaining : b.remaining
+          ]
+          assert.deepStrictEqual(decision.policies.map((p) => p.remaining), expected)
+          if (allowed) {
+            tb.commit(now, cost)
+            sw.commit(now, cost)
+          }
+        }
+      }),
+    { fastCheck: { numRuns: 100 } }
+  )
+})
+
+describe("policies", () => {
+  it.effect("select by endpoint and tier, key by scope", () =>
+    Effect.gen(function*() {
+      const limiter = limiterWith([
+        RateLimiter.defaultPolicy(2, 60_000),
+        RateLimiter.Policy.make({ name: "ask", limit: 1, window: 60_000, scope: ["tenant"], endpoints: ["POST /api/v1/ask"] }),
+        RateLimiter.Policy.make({ name: "free", limit: 5, window: 60_000, scope: ["tenant"], tiers: ["free"] })
+      ])
+      assert.deepStrictEqual(limiter.applicable({ ...subject, endpoint: "GET /health/live" }).map((p) => p.name), [])
+      assert.deepStrictEqual(
+        limiter.applicable({ ...subject, endpoint: "POST /api/v1/ask", tier: "free" }).map((p) => p.name),
+        ["default", "ask", "free"]
+      )
+      assert.deepStrictEqual(limiter.applicable({ ...subject, tier: "pro" }).map((p) => p.name), ["default"])
+      // Per API key: another key has its own bucket; no key falls back to the client address.
+      assert.strictEqual(yield* drain(limiter), 2)
+      assert.strictEqual(yield* drain({ ...limiter, decide: (s: RateLimiter.Subject) => limiter.decide({ ...s, apiKey: "k2" }) } as never), 2)
+      const anonymous = yield* limiter.decide({ client: "10.0.0.9", endpoint: "GET /api/v1/things" })
+      assert.isTrue(anonymous.allowed)
+      assert.strictEqual(anonymous.policies[0]!.key, "default|ip=10.0.0.9")
+      // Tenant-scoped policy: another key of the same tenant shares it.
+      const ask = { client: "1.1.1.1", endpoint: "POST /api/v1/ask", tenant: "acme" }
+      assert.isTrue((yield* limiter.decide({ ...ask, apiKey: "a" })).allowed)
+      const second = yield* limiter.decide({ ...ask, apiKey: "b" })
+      assert.deepStrictEqual(second.violated, ["ask"])
+      const error = yield* Effect.flip(limiter.consume({ ...ask, apiKey: "c" }))
+      if (error._tag !== "RateLimitExceeded") return assert.fail(error._tag)
+      assert.deepStrictEqual(error.violatedPolicies, ["ask"])
+      assert.strictEqual(error.retryAfter, 60)
+    }))
+
+  it.effect("counts decisions by policy and outcome", () =>
+    Effect.gen(function*() {
+      const name = `metric-${Math.random().toString(36).slice(2)}`
+      const limiter = limiterWith([RateLimiter.Policy.make({ name, limit: 2, window: 60_000 })])
+      for (let i = 0; i < 5; i++) yield* limiter.decide(subject)
+      const count = (outcome: string) =>
+        Metric.value(RateLimiter.decisions.pipe(Metric.tagged("policy", name), Metric.tagged("outcome", outcome)))
+      assert.strictEqual((yield* count("allowed")).count, 2)
+      assert.strictEqual((yield* count("limited")).count, 3)
+    }))
+
+  it("endpoint patterns", () => {
+    const api = RateLimiter.endpointMatcher("/api/*")
+    assert.isTrue(api("GET /api/v1/x"))
+    assert.isTrue(api("POST /api"))
+    assert.isFalse(api("GET /apix"))
+    const doc = RateLimiter.endpointMatcher("GET /api/v1/documents/:id")
+    assert.isTrue(doc("GET /api/v1/documents/abc"))
+    assert.isFalse(doc("DELETE /api/v1/documents/abc"))
+    assert.isFalse(doc("GET /api/v1/documents/abc/more"))
+  })
+
+  it.effect("decode from configuration, naming the field on error", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([
+          ["RATE_LIMIT_DEFAULT", "5/1s"],
+          ["RATE_LIMIT_POLICIES", JSON.stringify([{ name: "day", algorithm: "sliding-window", limit: 1000, window: "1d" }])],
+          ["RATE_LIMIT_REDIS_FAILURE", "closed"],
+          ["RATE_LIMIT_TRUSTED_PROXIES", "loopback, 10.0.0.0/8"]
+        ])
+      )
+      const settings = yield* Effect.withConfigProvider(RateLimiter.config, provider)
+      assert.deepStrictEqual(Option.getOrThrow(settings.defaultPolicy), { limit: 5, window: 1000 })
+      assert.strictEqual(settings.redisFailure, "closed")
+      assert.isTrue(Option.isNone(settings.redisUrl))
+      assert.deepStrictEqual(settings.trustedProxies, ["loopback", "10.0.0.0/8"])
+      const policies = RateLimiter.policiesOf(settings)
+      assert.deepStrictEqual(policies.map((p) => [p.name, p.limit, p.window, p.algorithm]), [
+        ["default", 5, 1000, "token-bucket"],
+        ["day", 1000, 86_400_000, "sliding-window"]
+      ])
+      const defaults = yield* Effect.withConfigProvider(RateLimiter.config, ConfigProvider.fromMap(new Map()))
+      assert.strictEqual(RateLimiter.policiesOf(defaults)[0]!.limit, 100)
+      assert.strictEqual(RateLimiter.policiesOf(defaults)[0]!.window, 60_000)
+      const bad = yield* Effect.either(
+        Effect.withConfigProvider(
+          RateLimiter.config,
+          ConfigProvider.fromMap(new Map([["RATE_LIMIT_POLICIES", `[{"name":"x","limit":-1,"window":"1m"}]`]]))
+        )
+      )
+      assert.isTrue(Either.isLeft(bad))
+      if (Either.isLeft(bad)) assert.include(String(bad.left), "RATE_LIMIT_POLICIES")
+      const badDefault = yield* Effect.either(
+        Effect.withConfigProvider(RateLimiter.config, ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "lots"]])))
+      )
+      assert.isTrue(Either.isLeft(badDefault))
+      const off = yield* Effect.withConfigProvider(
+        RateLimiter.config,
+        ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "off"]]))
+      )
+      assert.deepStrictEqual(RateLimiter.policiesOf(off), [])
+    }))
+
+  it.effect("layerConfig without REDIS_URL limits in memory", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.RateLimiter
+      assert.strictEqual(yield* drain(limiter), 2)
+      assert.strictEqual(yield* limiter.status, "pass")
+    }).pipe(
+      Effect.provide(RateLimiter.layerConfig()),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "2/1m"]])))
+    ))
+})
+
+describe("memory store", () => {
+  testStore(Memory.layer(), () => "")
+
+  it.effect("evicts idle keys and stays bounded", () =>
+    Effect.gen(function*() {
+      const store = Memory.unsafeMake({ maxKeys: 50 })
+      const limiter = limiterWith([RateLimiter.Policy.make({ name: "p", limit: 1, window: 1000, scope: ["client"] })], store)
+      for (let i = 0; i < 500; i++) yield* limiter.decide({ ...subject, client: `c${i}` })
+      assert.isAtMost(store.size(), 50)
+      // Over the bound the coldest key goes first.
+      assert.isTrue((yield* limiter.decide({ ...subject, client: "c0" })).allowed)
+      assert.isFalse((yield* limiter.decide({ ...subject, client: "c499" })).allowed)
+      yield* TestClock.adjust(1000)
+      // Once every bucket is full again each decision drops idle keys.
+      for (let i = 0; i < 64; i++) yield* limiter.decide({ ...subject, client: "hot" })
+      assert.isAtMost(store.size(), 2)
+    }))
+
+  it.effect("is an @effect/experimental store, with eviction", () =>
+    Effect.gen(function*() {
+      const limiter = yield* Experimental.make
+      const consume = limiter.consume({ key: "x", limit: 2, window: "1 second", algorithm: "token-bucket" })
+      yield* consume
+      yield* consume
+      const error = yield* Effect.flip(consume)
+      assert.strictEqual(error.reason, "Exceeded")
+      const fixed = limiter.consume({ key: "y", limit: 1, window: "1 second" })
+      yield* fixed
+      assert.strictEqual((yield* Effect.flip(fixed)).reason, "Exceeded")
+      yield* TestClock.adjust(1000)
+      yield* consume
+      assert.strictEqual((yield* fixed).remaining, 0)
+    }).pipe(Effect.provide(Memory.layer())))
+})
+
+describe("fallback", () => {
+  const failing = (state: { up: boolean; calls: number }): RateLimiterStore["Type"] => {
+    const inner = Memory.unsafeMake()
+    return {
+      ...inner,
+      consume: (checks, cost) =>
+        Effect.suspend(() => {
+          state.calls++
+          return state.up ? inner.consume(checks, cost) : Effect.fail(new RateLimitStoreError({ message: "down" }))
+        })
+    }
+  }
+  const policy = RateLimiter.Policy.make({ name: "p", limit: 2, window: 60_000 })
+
+  it.effect("fails open to memory, reports warn, probes and recovers", () =>
+    Effect.gen(function*() {
+      const state = { up: false, calls: 0 }
+      const store = RateLimiter.withFallback(failing(state), { mode: "open", probeInterval: "1 second" })
+      const limiter = limiterWith([policy], store as never)
+      assert.strictEqual(yield* drain(limiter), 2, "the fallback limits in memory")
+      assert.strictEqual(yield* limiter.status, "warn")
+      assert.strictEqual(state.calls, 1, "the primary is probed once per interval, not per request")
+      state.up = true
+      assert.strictEqual(yield* limiter.status, "warn")
+      yield* TestClock.adjust(1000)
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+      assert.strictEqual(yield* limiter.status, "pass")
+      assert.strictEqual(state.calls, 2)
+    }))
+
+  it.effect("fails closed with a store error", () =>
+    Effect.gen(function*() {
+      const state = { up: false, calls: 0 }
+      const limiter = limiterWith([policy], RateLimiter.withFallback(failing(state), { mode: "closed" }) as never)
+      const error = yield* Effect.flip(limiter.decide(subject))
+      assert.strictEqual(error._tag, "RateLimitStoreError")
+      assert.strictEqual(yield* limiter.status, "warn")
+      state.up = true
+      yield* TestClock.adjust(1000)
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+    }))
+})
+
+describe("layers", () => {
+  it.effect("layerMemory", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.RateLimiter
+      assert.strictEqual(yield* drain(limiter), 3)
+    }).pipe(Effect.provide(RateLimiter.layerMemory({ policies: [RateLimiter.defaultPolicy(3)] }))))
+
+  it.effect("layer on the store in context", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.RateLimiter
+      assert.strictEqual(limiter.policies.length, 1)
+    }).pipe(Effect.provide(RateLimiter.layer({ policies: [RateLimiter.defaultPolicy()] }).pipe(Layer.provide(Memory.layer())))))
+})

@@ -1,0 +1,193 @@
+import {
+  type HttpApp,
+  HttpClient,
+  type HttpClientResponse,
+  type HttpMiddleware,
+  HttpRouter,
+  HttpServer,
+  HttpServerResponse
+} from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import * as ConcurrencyLimiter from "../src/ConcurrencyLimiter.js"
+import * as ConcurrencyLimiterHttp from "../src/ConcurrencyLimiterHttp.js"
+import * as LoadShedder from "../src/LoadShedder.js"
+import * as LoadShedderHttp from "../src/LoadShedderHttp.js"
+import * as RateLimiter from "../src/RateLimiter.js"
+import * as Memory from "../src/RateLimiter/Memory.js"
+import * as RateLimiterHttp from "../src/RateLimiterHttp.js"
+import { RateLimitStoreError } from "../src/RateLimiterStore.js"
+
+const app = (gate?: Deferred.Deferred<void>) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.get("/api/v1/things", HttpServerResponse.text("ok")),
+    HttpRouter.get("/api/v1/slow", Effect.as(gate === undefined ? Effect.void : Deferred.await(gate), HttpServerResponse.text("slow"))),
+    HttpRouter.get("/api/v1/broken", Effect.die("boom")),
+    HttpRouter.get("/health/live", HttpServerResponse.text("live")),
+    HttpRouter.get("/admin/flags", HttpServerResponse.text("admin")),
+    HttpRouter.get("/metrics", HttpServerResponse.text("# metrics"))
+  )
+
+// The middleware is given to the server, as HttpApiBuilder.serve does: responses are sent before it returns, so its
+// headers must go through pre-response handlers.
+const serve = (middleware: HttpMiddleware.HttpMiddleware, gate?: Deferred.Deferred<void>) =>
+  HttpServer.serveEffect(app(gate), middleware)
+
+// And wrapped around the app directly.
+const serveWrapped = (middleware: HttpMiddleware.HttpMiddleware) =>
+  HttpServer.serveEffect(middleware(app()) as HttpApp.Default)
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  Effect.flatMap(HttpClient.HttpClient, (client) => client.get(path, { headers }))
+
+const header = (response: HttpClientResponse.HttpClientResponse, name: string) => response.headers[name]
+
+const limiterMiddleware = (policies: ReadonlyArray<RateLimiter.Policy>, options: RateLimiterHttp.Options = {}) =>
+  RateLimiterHttp.make(options).pipe(
+    Effect.provideService(RateLimiter.RateLimiter, RateLimiter.unsafeMake(Memory.unsafeMake(), { policies }))
+  )
+
+describe("RateLimiterHttp", () => {
+  it.scoped("limits /api per API key with IETF headers and a quota-exceeded problem", () =>
+    Effect.gen(function*() {
+      yield* serve(yield* limiterMiddleware([RateLimiter.defaultPolicy(3, 60_000)]))
+      const statuses: Array<number> = []
+      for (let i = 0; i < 3; i++) {
+        const ok = yield* get("/api/v1/things", { "x-api-key": "alpha" })
+        statuses.push(ok.status)
+        assert.strictEqual(header(ok, "ratelimit-policy"), `"default";q=3;w=60`)
+        assert.strictEqual(header(ok, "ratelimit"), `"default";r=${2 - i};t=${20 * (i + 1)}`)
+      }
+      assert.deepStrictEqual(statuses, [200, 200, 200])
+      const limited = yield* get("/api/v1/things", { "x-api-key": "alpha" })
+      assert.strictEqual(limited.status, 429)
+      assert.strictEqual(header(limited, "retry-after"), "20")
+      assert.strictEqual(header(limited, "ratelimit"), `"default";r=0;t=20`)
+      assert.strictEqual(header(limited, "ratelimit-policy"), `"default";q=3;w=60`)
+      assert.include(header(limited, "content-type") ?? "", "application/problem+json")
+      const body = (yield* limited.json) as Record<string, unknown>
+      assert.strictEqual(body.type, RateLimiterHttp.quotaExceededType)
+      assert.strictEqual(body.status, 429)
+      assert.deepStrictEqual(body["violated-policies"], ["default"])
+      assert.isString(body.title)
+      assert.isString(body.detail)
+      // Another API key has its own quota.
+      assert.strictEqual((yield* get("/api/v1/things", { "x-api-key": "beta" })).status, 200)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.scoped("never limits health probes and /metrics, and adds headers to error responses", () =>
+    Effect.gen(function*() {
+      yield* serve(
+        yield* limiterMiddleware([RateLimiter.Policy.make({ name: "all", limit: 1, window: 60_000, scope: ["global"] })])
+      )
+      for (let i = 0; i < 5; i++) {
+        const live = yield* get("/health/live")
+        assert.strictEqual(live.status, 200)
+        assert.isUndefined(header(live, "ratelimit"))
+        assert.strictEqual((yield* get("/metrics")).status, 200)
+      }
+      const broken = yield* get("/api/v1/broken")
+      assert.strictEqual(broken.status, 500)
+      assert.strictEqual(header(broken, "ratelimit"), `"all";r=0;t=60`)
+      const notFound = yield* get("/api/v1/nowhere")
+      assert.strictEqual(notFound.status, 429)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.scoped("works wrapped around an app too", () =>
+    Effect.gen(function*() {
+      yield* serveWrapped(yield* limiterMiddleware([RateLimiter.defaultPolicy(1, 60_000)]))
+      const ok = yield* get("/api/v1/things")
+      assert.strictEqual(ok.status, 200)
+      assert.strictEqual(header(ok, "ratelimit"), `"default";r=0;t=60`)
+      const broken = yield* get("/api/v1/broken")
+      assert.strictEqual(broken.status, 429)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.scoped("reads X-Forwarded-For only from trusted proxies", () =>
+    Effect.gen(function*() {
+      const policy = RateLimiter.Policy.make({ name: "ip", limit: 1, window: 60_000, scope: ["client"] })
+      yield* serve(yield* limiterMiddleware([policy], { trustedProxies: ["loopback"] }))
+      assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.1" })).status, 200)
+      assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.2" })).status, 200)
+      assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.1" })).status, 429)
+      // The right-most untrusted hop counts: a client cannot pick its address by prepending one.
+      assert.strictEqual(
+        (yield* get("/api/v1/things", { "x-forwarded-for": "198.51.100.7, 203.0.113.2" })).status,
+        429
+      )
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.scoped("ignores X-Forwarded-For from untrusted peers", () =>
+    Effect.gen(function*() {
+      const policy = RateLimiter.Policy.make({ name: "ip", limit: 1, window: 60_000, scope: ["client"] })
+      yield* serve(yield* limiterMiddleware([policy]))
+      assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.1" })).status, 200)
+      assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.2" })).status, 429)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.scoped("fails closed with 503 when the store is down", () =>
+    Effect.gen(function*() {
+      const down = RateLimiter.withFallback({
+        ...Memory.unsafeMake(),
+        consume: () => Effect.fail(new RateLimitStoreError({ message: "down" }))
+      }, { mode: "closed" })
+      const middleware = yield* RateLimiterHttp.make().pipe(
+        Effect.provideService(
+          RateLimiter.RateLimiter,
+          RateLimiter.unsafeMake(down, { policies: [RateLimiter.defaultPolicy()] })
+        )
+      )
+      yield* serve(middleware)
+      const response = yield* get("/api/v1/things")
+      assert.strictEqual(response.status, 503)
+      assert.strictEqual(header(response, "retry-after"), "1")
+      assert.strictEqual((yield* get("/health/live")).status, 200)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+})
+
+describe("ConcurrencyLimiterHttp", () => {
+  it.scopedLive("limits requests in flight per key", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const limiter = yield* ConcurrencyLimiter.make({ limit: 1 })
+      const middleware = yield* ConcurrencyLimiterHttp.make({ key: (request) => request.headers["x-api-key"] ?? "-" }).pipe(
+        Effect.provideService(ConcurrencyLimiter.ConcurrencyLimiter, limiter)
+      )
+      yield* serve(middleware, gate)
+      const slow = yield* Effect.fork(get("/api/v1/slow", { "x-api-key": "a" }))
+      while ((yield* limiter.inFlight("a")) < 1) yield* Effect.sleep("5 millis")
+      const second = yield* get("/api/v1/things", { "x-api-key": "a" })
+      assert.strictEqual(second.status, 429)
+      assert.strictEqual(header(second, "retry-after"), "1")
+      assert.deepStrictEqual(((yield* second.json) as Record<string, unknown>)["violated-policies"], ["concurrency"])
+      assert.strictEqual((yield* get("/api/v1/things", { "x-api-key": "b" })).status, 200)
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(slow)).status, 200)
+      assert.strictEqual((yield* get("/api/v1/things", { "x-api-key": "a" })).status, 200)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+})
+
+describe("LoadShedderHttp", () => {
+  it.scopedLive("sheds ordinary requests when saturated and keeps reserved capacity for critical ones", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const shedder = yield* LoadShedder.make({ maxInFlight: 2, reserved: 0.5 })
+      const middleware = yield* LoadShedderHttp.make().pipe(Effect.provideService(LoadShedder.LoadShedder, shedder))
+      yield* serve(middleware, gate)
+      const slow = yield* Effect.fork(get("/api/v1/slow"))
+      while ((yield* shedder.inFlight) < 1) yield* Effect.sleep("5 millis")
+      assert.strictEqual(yield* shedder.status, "warn")
+      const shed = yield* get("/api/v1/things")
+      assert.strictEqual(shed.status, 503)
+      assert.strictEqual(header(shed, "retry-after"), "1")
+      assert.strictEqual(((yield* shed.json) as Record<string, unknown>).type, LoadShedderHttp.temporaryReducedCapacityType)
+      assert.strictEqual((yield* get("/health/live")).status, 200)
+      assert.strictEqual((yield* get("/admin/flags")).status, 200)
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(slow)).status, 200)
+      assert.strictEqual((yield* get("/api/v1/things")).status, 200)
+      assert.strictEqual(yield* shedder.inFlight, 0)
+      assert.strictEqual(yield* shedder.status, "pass")
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+})

@@ -1,0 +1,241 @@
+import * as Experimental from "@effect/experimental/RateLimiter"
+import { Services } from "@ouroboros/testkit"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Redis } from "ioredis"
+import { spawn } from "node:child_process"
+import { createServer, type Socket, connect } from "node:net"
+import { randomUUID } from "node:crypto"
+import { fileURLToPath } from "node:url"
+import { afterAll } from "vitest"
+import * as RateLimiter from "../src/RateLimiter.js"
+import * as RedisStore from "../src/RateLimiter/Redis.js"
+import { RateLimiterStore } from "../src/RateLimiterStore.js"
+import { testStore } from "./storeContract.js"
+
+const prefix = `test:rl:${randomUUID()}:`
+
+const cleanup = async () => {
+  const redis = new Redis(Services.redisUrl)
+  let cursor = "0"
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== "0")
+  await redis.quit()
+}
+
+describe.runIf(await Services.redis())("Redis store", () => {
+  afterAll(cleanup)
+  const layer = RedisStore.layer({ url: Services.redisUrl, prefix })
+  let n = 0
+  testStore(layer, () => `c${n++}:`)
+
+  it.effect("every key gets a TTL, ours and the experimental ones", () =>
+    Effect.gen(function*() {
+      const store = yield* RateLimiterStore
+      yield* store.consume([
+        { key: "ttl:tb", algorithm: "token-bucket", limit: 10, windowMillis: 60_000 },
+        { key: "ttl:sw", algorithm: "sliding-window", limit: 10, windowMillis: 60_000 }
+      ], 1)
+      const limiter = yield* Experimental.make
+      yield* limiter.consume({ key: "ttl:x", limit: 5, window: "1 minute", algorithm: "token-bucket" })
+      yield* limiter.consume({ key: "ttl:f", limit: 5, window: "1 minute", algorithm: "fixed-window" })
+      const ttls = yield* Effect.promise(async () => {
+        const redis = new Redis(Services.redisUrl)
+        const keys = ["ttl:tb", "ttl:sw", "x:ttl:x", "x:ttl:x:refill", "x:ttl:f"].map((k) => prefix + k)
+        const result = await Promise.all(keys.map((k) => redis.pttl(k)))
+        await redis.quit()
+        return result
+      })
+      // One token of 10/min is back in 6 s; the window key lives until the next window has passed.
+      assert.isAtMost(ttls[0]!, 6000)
+      assert.isAbove(ttls[0]!, 5000)
+      assert.isAbove(ttls[1]!, 60_000)
+      assert.isAtMost(ttls[1]!, 120_000)
+      for (const ttl of ttls.slice(2)) {
+        assert.isAbove(ttl, 0)
+        assert.isAtMost(ttl, 60_000)
+      }
+      const exceeded = yield* Effect.flip(Effect.repeatN(
+        limiter.consume({ key: "ttl:x", limit: 5, window: "1 minute", algorithm: "token-bucket" }),
+        10
+      ))
+      assert.strictEqual(exceeded.reason, "Exceeded")
+    }).pipe(Effect.provide(layer)))
+})
+
+describe("Redis unreachable", () => {
+  it.live("fails open to memory with a warn status", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.RateLimiter
+      const subject = { client: "1.2.3.4", endpoint: "GET /api/x" }
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+      assert.isFalse((yield* limiter.decide(subject)).allowed)
+      assert.strictEqual(yield* limiter.status, "warn")
+    }).pipe(
+      Effect.provide(RateLimiter.layerRedis({
+        url: "redis://127.0.0.1:1",
+        policies: [RateLimiter.defaultPolicy(2)],
+        connectTimeout: "200 millis",
+        redis: { retryStrategy: () => 1000 }
+      }))
+    ))
+
+  it.live("fails closed with a store error", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimiter.RateLimiter
+      const error = yield* Effect.flip(limiter.decide({ client: "1.2.3.4", endpoint: "GET /api/x" }))
+      assert.strictEqual(error._tag, "RateLimitStoreError")
+    }).pipe(
+      Effect.provide(RateLimiter.layerRedis({
+        url: "redis://127.0.0.1:1",
+        policies: [RateLimiter.defaultPolicy(2)],
+        failure: "closed",
+        connectTimeout: "200 millis",
+        redis: { retryStrategy: () => 1000 }
+      }))
+    ))
+})
+
+/** A TCP proxy to Redis that can be cut and restored, to stage an outage. */
+const startProxy = (target: URL) =>
+  new Promise<{ port: number; down: () => void; up: () => void; close: () => Promise<void> }>((resolve) => {
+    let isDown = false
+    const sockets = new Set<Socket>()
+    const server = createServer((client) => {
+      if (isDown) return void client.destroy()
+      const upstream = connect(Number(target.port || 6379), target.hostname)
+      for (const socket of [client, upstream]) {
+        sockets.add(socket)
+        socket.on("error", () => {})
+        socket.on("close", () => {
+          sockets.delete(socket)
+          client.destroy()
+          upstream.destroy()
+        })
+      }
+      client.pipe(upstream).pipe(client)
+    })
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        down: () => {
+          isDown = true
+          for (const socket of sockets) socket.destroy()
+        },
+        up: () => {
+          isDown = false
+        },
+        close: () =>
+          new Promise((done) => {
+            for (const socket of sockets) socket.destroy()
+            server.close(() => done())
+          })
+      }))
+  })
+
+describe.runIf(await Services.redis())("Redis outage", () => {
+  afterAll(cleanup)
+  it.live("fails open while Redis is away, reports warn, and recovers when it returns", () =>
+    Effect.gen(function*() {
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() => startProxy(new URL(Services.redisUrl))),
+        (p) => Effect.promise(() => p.close())
+      )
+      const subject = { apiKey: "outage", client: "1.2.3.4", endpoint: "GET /api/x" }
+      yield* Effect.gen(function*() {
+        const limiter = yield* RateLimiter.RateLimiter
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        assert.strictEqual(yield* limiter.status, "pass")
+        proxy.down()
+        yield* Effect.sleep("50 millis")
+        // Redis is away: decisions go on, in memory.
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        assert.strictEqual(yield* limiter.status, "warn")
+        proxy.up()
+        let status = yield* limiter.status
+        for (let i = 0; i < 50 && status !== "pass"; i++) {
+          yield* Effect.sleep("100 millis")
+          yield* limiter.decide(subject)
+          status = yield* limiter.status
+        }
+        assert.strictEqual(status, "pass")
+        // And the decisions are Redis' again: its count went on from where it was before the outage.
+        const decision = yield* limiter.decide(subject)
+        assert.isTrue(decision.allowed)
+        assert.isBelow(decision.remaining, 998)
+      }).pipe(Effect.provide(RateLimiter.layerRedis({
+        url: `redis://127.0.0.1:${proxy.port}`,
+        prefix: `${prefix}outage:`,
+        policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
+        redis: { retryStrategy: () => 100 }
+      })))
+    }).pipe(Effect.scoped), 20_000)
+})
+
+const startServer = (env: Record<string, string>) =>
+  new Promise<{ port: number; kill: () => void }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./fixture/server.ts", import.meta.url))], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`fixture did not start: ${output}`))
+    }, 30_000)
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /PORT=(\d+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve({ port: Number(match[1]), kill: () => child.kill("SIGTERM") })
+      }
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`fixture exited with ${code}: ${output}`))
+    })
+  })
+
+describe.runIf(await Services.redis())("two server processes sharing one Redis", () => {
+  afterAll(cleanup)
+  it("never admit more than the limit in total under concurrent load", async () => {
+    const limit = 100
+    const env = {
+      REDIS_URL: Services.redisUrl,
+      RATE_LIMIT_REDIS_PREFIX: `${prefix}2p:`,
+      RATE_LIMIT_DEFAULT: "off",
+      RATE_LIMIT_POLICIES: JSON.stringify([
+        { name: "burst", limit, window: "1h", scope: ["api-key"] },
+        { name: "hourly", algorithm: "sliding-window", limit: 1000, window: "1h", scope: ["api-key"] }
+      ])
+    }
+    const servers = await Promise.all([startServer(env), startServer(env)])
+    try {
+      const total = 400
+      let next = 0
+      const counts = new Map<number, number>()
+      const worker = async (w: number) => {
+        while (next < total) {
+          next++
+          const port = servers[w % 2]!.port
+          const response = await fetch(`http://127.0.0.1:${port}/api/v1/things`, { headers: { "x-api-key": "shared" } })
+          await response.arrayBuffer()
+          counts.set(response.status, (counts.get(response.status) ?? 0) + 1)
+        }
+      }
+      await Promise.all(Array.from({ length: 40 }, (_, w) => worker(w)))
+      assert.strictEqual(counts.get(200), limit)
+      assert.strictEqual(counts.get(429), total - limit)
+    } finally {
+      for (const server of servers) server.kill()
+    }
+  }, 60_000)
+})
