@@ -116,3 +116,27 @@ describe("bad input", () => {
       assert.strictEqual(badId.status, 400)
     }), { timeout: 60_000 })
 })
+
+describe("reasoning pipelines, end to end", () => {
+  it.scopedLive("runs the original pipe syntax and reads the branch back", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start()
+      const api = `${server.url}/api/v1`
+      yield* call(`${api}/documents`, { headers: tenantA, body: { id: "zebras", text: zebras } })
+      const run = yield* call(`${api}/pipelines`, {
+        headers: tenantA,
+        body: { script: "SetTopic('zebras') | UseRetrieval | UseDraft | UseCritique | UseImprove" }
+      })
+      assert.strictEqual(run.status, 201, JSON.stringify(run.body))
+      assert.deepStrictEqual(run.body.steps.map((s: { kind: string }) => s.kind), ["retrieve", "draft", "critique", "improve"])
+      assert.strictEqual(run.body.status, "completed")
+      const read = yield* call(`${api}/pipelines/${run.body.id}`, { headers: tenantA })
+      assert.strictEqual(read.status, 200)
+      assert.strictEqual(read.body.answer, run.body.answer)
+      assert.strictEqual((yield* call(`${api}/pipelines/${run.body.id}`, { headers: tenantB })).status, 404)
+      const bad = yield* call(`${api}/pipelines`, { headers: tenantA, body: { script: "SetTopic('x') | UseDarft" } })
+      assert.strictEqual(bad.status, 400)
+      assert.strictEqual(bad.body.column, 17)
+      assert.include(bad.body.detail, "UseDraft")
+    }), { timeout: 60_000 })
+})

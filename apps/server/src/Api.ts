@@ -4,11 +4,13 @@
  * @since 0.1.0
  */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { BackupHttp } from "@ouroboros/backup"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { HealthHttp } from "@ouroboros/health"
 import { AdminAuthentication } from "./Authentication.js"
 import { ProjectionsApi } from "./AdminApi.js"
 import { DocumentsApi } from "./DocumentsApi.js"
+import { PipelinesApi } from "./PipelinesApi.js"
 
 /**
  * @since 0.1.0
@@ -17,8 +19,10 @@ import { DocumentsApi } from "./DocumentsApi.js"
 export class Api extends HttpApi.make("ouroboros")
   .add(HealthHttp.HealthGroup)
   .add(DocumentsApi)
+  .add(PipelinesApi)
   .add(ProjectionsApi)
   .add(CircuitBreakerHttp.Group.middleware(AdminAuthentication))
+  .add(BackupHttp.Group.middleware(AdminAuthentication))
   .annotate(OpenApi.Title, "Ouroboros")
   .annotate(OpenApi.Description, "LLM retrieval pipeline service: ingest, search and ask, hardened for production")
 {}

@@ -382,7 +382,12 @@ export const make = Effect.gen(function*() {
               draft = response.content
               critique = undefined
             }
-            completed = { kind: step.kind, output: response.content, model: response.model, degraded: response.degraded }
+            completed = {
+              kind: step.kind,
+              output: response.content,
+              model: response.model,
+              degraded: response.degraded
+            }
           }
           const durationMs = (yield* Clock.currentTimeMillis) - started
           yield* record(eventTypes.step, StepCompleted.make({ index, ...completed, durationMs }))

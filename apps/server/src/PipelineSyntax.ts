@@ -323,7 +323,11 @@ const instructionOf = (name: string, nameToken: Token, args: ReadonlyArray<Arg>,
       if (extra !== undefined) throw new Failure(extra.at, extra.end, `${name} takes at most one argument`)
       if (limit === undefined) return { _tag: "UseRetrieval", limit: undefined }
       if (limit.kind !== "int" || limit.value < 1 || limit.value > maxRetrievalLimit) {
-        throw new Failure(limit.at, limit.end, `the number of passages must be an integer from 1 to ${maxRetrievalLimit}`)
+        throw new Failure(
+          limit.at,
+          limit.end,
+          `the number of passages must be an integer from 1 to ${maxRetrievalLimit}`
+        )
       }
       return { _tag: "UseRetrieval", limit: limit.value }
     }
@@ -462,7 +466,10 @@ export const validateSteps = (steps: ReadonlyArray<Step>): Either.Either<Readonl
       case "improve":
         if (!drafted) return Either.left({ index, detail: "an improvement needs a draft before it (add UseDraft)" })
         if (!critiqued) {
-          return Either.left({ index, detail: "an improvement needs a critique of the draft before it (add UseCritique)" })
+          return Either.left({
+            index,
+            detail: "an improvement needs a critique of the draft before it (add UseCritique)"
+          })
         }
         critiqued = false
         break
@@ -524,7 +531,9 @@ export const compile = (
       }
       steps.push(stepOf(instruction))
     }
-    if (topic === undefined) return Either.left(at(0, "the script must start with SetTopic('…') or the request give a topic"))
+    if (topic === undefined) {
+      return Either.left(at(0, "the script must start with SetTopic('…') or the request give a topic"))
+    }
     if (topic.trim().length === 0) return Either.left(at(0, "the topic must not be empty"))
     return Either.match(validateSteps(steps), {
       onLeft: (error) => Either.left(at(error.index + first, error.detail)),

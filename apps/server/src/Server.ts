@@ -16,6 +16,7 @@ import {
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { Backup, BackupHttp, BackupSource, Scheduler } from "@ouroboros/backup"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import {
   HealthCheck,
@@ -34,6 +35,8 @@ import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
 import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
+import * as Pipeline from "./Pipeline.js"
+import * as PipelinesHandlers from "./PipelinesHandlers.js"
 import * as Models from "./Models.js"
 import * as Resilient from "./Resilient.js"
 import * as Retrieval from "./Retrieval.js"
@@ -104,9 +107,28 @@ export const layerServices = (options: Options) => {
   const RetrievalLive = Retrieval.layer({ collection: "documents", dedicatedTenants }).pipe(
     Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
   )
+  // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection.
+  const BackupLive = Backup.layerConfig({ dataDir: config.dataDir }).pipe(
+    Layer.provideMerge(BackupSource.layerRegistry),
+    Layer.provide(Layer.effect(
+      Backup.Projections,
+      Effect.map(Retrieval.Retrieval, (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))
+    ))
+  )
+  // Scheduled backups run on one replica at a time: a PostgreSQL advisory lock when the database is shared.
+  const SchedulerLive = Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const settings = yield* Config.nested(Backup.config, "BACKUP")
+      const database = yield* Database.config
+      return Scheduler.layerConfig(settings).pipe(
+        Layer.provide(Database.isEmbedded(database) ? Scheduler.layerLocalLock : Scheduler.layerAdvisoryLock)
+      )
+    })
+  )
   const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
   const Checks = Layer.mergeAll(HealthCheckPostgres.layer(), Resilient.layerHealth, Limits.layerHealth, layerRemoteChecks)
-  return Checks.pipe(
+  return Layer.mergeAll(Checks, SchedulerLive, Pipeline.layer).pipe(
+    Layer.provideMerge(BackupLive),
     Layer.provideMerge(RetrievalLive),
     Layer.provideMerge(Limits.layer(file)),
     Layer.provideMerge(Resilient.layerBreakers),
@@ -162,7 +184,13 @@ export const layerPhase = Layer.scopedDiscard(
 export const layer = (options: Options) => {
   const { config } = options
   const ApiLive = HttpApiBuilder.api(Api).pipe(
-    Layer.provide([HealthHttp.layer(Api), CircuitBreakerHttp.layer(Api), Handlers.layer]),
+    Layer.provide([
+      HealthHttp.layer(Api),
+      CircuitBreakerHttp.layer(Api),
+      BackupHttp.layer(Api),
+      PipelinesHandlers.make(Api),
+      Handlers.layer
+    ]),
     Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
     Layer.provide(Authentication.layerKeyRing(options.keys))
   )

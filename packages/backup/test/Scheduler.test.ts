@@ -1,0 +1,94 @@
+import { Command } from "@effect/cli"
+import { NodeContext } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { EventStore } from "@ouroboros/event-store"
+import { Effect, Layer, Option, TestClock } from "effect"
+import { Backup, BackupCli, Scheduler } from "../src/index.js"
+import { layerStores } from "./helpers.js"
+
+// The scheduled run does real file I/O after the TestClock wakes it: wait for it in real time.
+const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const value = yield* effect
+      if (done(value)) return value
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+    }
+    return yield* effect
+  })
+
+describe("Scheduler", () => {
+  it("nextKind: full first, then incrementals until every Nth", () => {
+    assert.strictEqual(Scheduler.nextKind([], 3), "full")
+    assert.strictEqual(Scheduler.nextKind([{ kind: "full" }], 3), "incremental")
+    assert.strictEqual(Scheduler.nextKind([{ kind: "incremental" }, { kind: "full" }], 3), "incremental")
+    assert.strictEqual(Scheduler.nextKind([{ kind: "incremental" }, { kind: "incremental" }, { kind: "full" }], 3), "full")
+    assert.strictEqual(Scheduler.nextKind([{ kind: "full" }], 1), "full")
+  })
+
+  it.scoped("runs on the cron schedule, full every Nth, verified, only when it holds the replica lock", () =>
+    Effect.gen(function*() {
+      const backup = yield* Backup.Backup
+      const store = yield* EventStore.EventStore
+      yield* store.append("s", [{ type: "T", data: 1 }])
+      yield* Layer.build(Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 2, verify: "checksums" }))
+      yield* TestClock.adjust("3 hours")
+      yield* TestClock.adjust("1 minute")
+      let list = yield* eventually(backup.list, (l) => l[0]?.verification !== undefined)
+      assert.deepStrictEqual(list.map((i) => [i.manifest.kind, i.verification?.ok]), [["full", true]])
+      yield* TestClock.adjust("1 day")
+      yield* eventually(backup.list, (l) => l.length === 2 && l[0]?.verification !== undefined)
+      yield* TestClock.adjust("1 day")
+      list = yield* eventually(backup.list, (l) => l.length === 3 && l[0]?.verification !== undefined)
+      assert.deepStrictEqual(list.map((i) => i.manifest.kind), ["full", "incremental", "full"])
+
+      // Another replica holds the lock: nothing runs.
+      const held = yield* Scheduler.runOnce({ fullEvery: 2, verify: "none" }).pipe(
+        Effect.provide(Layer.succeed(Scheduler.ReplicaLock, { withLock: () => Effect.succeed(Option.none()) }))
+      )
+      assert.isTrue(Option.isNone(held))
+      assert.strictEqual((yield* backup.list).length, 3)
+    }).pipe(Effect.provide(Layer.merge(layerStores(), Scheduler.layerLocalLock))), { timeout: 30_000 })
+})
+
+describe("BackupCli", () => {
+  const run = Command.run(Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command])), {
+    name: "ouroboros",
+    version: "0.1.0"
+  })
+
+  it.scoped("create, list, verify and restore from the command line", () =>
+    Effect.gen(function*() {
+      const backup = yield* Backup.Backup
+      const store = yield* EventStore.EventStore
+      yield* store.append("s", [{ type: "T", data: 1 }])
+      yield* run(["node", "ouroboros", "backup", "create", "--kind", "full", "--json"])
+      const [info] = yield* backup.list
+      assert.strictEqual(info?.manifest.kind, "full")
+      const id = info!.manifest.id
+      yield* run(["node", "ouroboros", "backup", "verify", id, "--tier", "restore", "--json"])
+      assert.isTrue((yield* backup.get(id)).verification?.ok)
+      yield* store.append("s", [{ type: "T", data: 2 }])
+      yield* run(["node", "ouroboros", "backup", "restore", id])
+      assert.strictEqual(yield* store.lastSequence, 1)
+      yield* store.append("s", [{ type: "T", data: 3 }])
+      yield* run(["node", "ouroboros", "backup", "restore", "--at", "2", "--json"])
+      assert.strictEqual(yield* store.lastSequence, 2)
+      const bad = yield* Effect.either(run(["node", "ouroboros", "backup", "restore", id, "--at", "soon"]))
+      assert.strictEqual(bad._tag, "Left")
+      process.exitCode = 0
+    }).pipe(Effect.provide(Layer.merge(layerStores(), NodeContext.layer))), { timeout: 30_000 })
+
+  it("parses restore points and draws bars", () => {
+    assert.deepStrictEqual(BackupCli.parseRestorePoint("42"), Option.some(42))
+    assert.deepStrictEqual(
+      BackupCli.parseRestorePoint("2026-11-25T10:00:00Z"),
+      Option.some(new Date("2026-11-25T10:00:00Z"))
+    )
+    assert.isTrue(Option.isNone(BackupCli.parseRestorePoint("tomorrow")))
+    assert.strictEqual(
+      BackupCli.renderBar({ phase: "events", done: 5, total: 10 }),
+      "events           [###############---------------]  50%  5/10"
+    )
+  })
+})

@@ -1,0 +1,104 @@
+import { SqlClient } from "@effect/sql"
+import { assert, describe, it } from "@effect/vitest"
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { Services } from "@ouroboros/testkit"
+import { Embedded } from "@ouroboros/vector-store"
+import { Chunk, Effect, Layer, Option, Stream } from "effect"
+import { Backup, BackupSource, BackupTarget, Scheduler } from "../src/index.js"
+import { layerEmbeddedSql, layerPgSchema, tempDir } from "./helpers.js"
+
+// The Backup service on the SQL event store, with a SQL table registered in one line.
+const layerOn = (sql: Layer.Layer<SqlClient.SqlClient, unknown>) =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const vectors = yield* tempDir("sql-vectors")
+    const backups = yield* tempDir("sql-target")
+    const notesTable = Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL, tags jsonb, at timestamptz)`))
+    const stores = Layer.mergeAll(
+      EventStore.layer,
+      Checkpoints.layer,
+      Embedded.layer({ directory: vectors, fsync: false }),
+      BackupTarget.layerDirectory(backups),
+      BackupSource.layerRegistry
+    )
+    return Backup.layer().pipe(
+      Layer.provideMerge(BackupSource.layerTable({ name: "notes", table: "notes", orderBy: "id", batchSize: 2 })),
+      Layer.provideMerge(stores),
+      Layer.provideMerge(notesTable),
+      Layer.provideMerge(sql)
+    )
+  }))
+
+const notesHash = Effect.gen(function*() {
+  const registry = yield* BackupSource.BackupSources
+  const [notes] = yield* registry.all
+  return yield* Effect.orDie(notes!.hash)
+})
+
+const eventsHash = Effect.flatMap(EventStore.EventStore, (store) =>
+  BackupSource.sha256(BackupSource.ndjson(Stream.map(store.readAll(), Backup.eventLine))))
+
+const ingest = (id: string) =>
+  Effect.flatMap(EventStore.EventStore, (store) =>
+    store.append(`tenant/acme/document/${id}`, [{
+      type: "DocumentIngested",
+      data: { id, text: `text of ${id}`, nested: { b: 1, a: [1, 2] } },
+      metadata: { tenantId: "acme" }
+    }]))
+
+const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unknown>) =>
+  describe(name, () => {
+    it.live("round trip of events and a SQL table; recovery between two ingests returns exactly the first", () =>
+      Effect.gen(function*() {
+        const backup = yield* Backup.Backup
+        const store = yield* EventStore.EventStore
+        const client = yield* SqlClient.SqlClient
+        yield* client`INSERT INTO notes VALUES (1, 'one', '{"x":1}', now()), (2, 'two', null, null), (3, 'it''s', '[]', now())`
+        for (let i = 0; i < 25; i++) yield* ingest(`d${i}`)
+        const before = { events: yield* eventsHash, notes: yield* notesHash }
+
+        const manifest = yield* backup.create()
+        assert.deepStrictEqual(manifest.sources, [{ name: "notes", count: 3, hash: before.notes }])
+        yield* backup.verify(manifest.id, { tier: "restore" })
+        yield* client`DELETE FROM notes WHERE id = 2`
+        yield* ingest("extra")
+        yield* backup.restore(manifest.id)
+        assert.strictEqual(yield* eventsHash, before.events)
+        assert.strictEqual(yield* notesHash, before.notes)
+        assert.strictEqual(yield* store.lastSequence, 25)
+        // Appends continue after the restored sequence.
+        const next = yield* ingest("after-restore")
+        assert.strictEqual(next.firstSequence, 26)
+
+        // Point in time between two ingests, on the database's own clock.
+        yield* ingest("first")
+        yield* Effect.sleep("30 millis")
+        yield* ingest("second")
+        const tail = Chunk.toReadonlyArray(yield* Stream.runCollect(store.readAll({ fromSequence: 27 })))
+        const [first, second] = tail
+        const between = new Date((first!.recordedAt.getTime() + second!.recordedAt.getTime()) / 2)
+        assert.isTrue(first!.recordedAt < between && between < second!.recordedAt)
+        const result = yield* backup.restore(manifest.id, { at: between, vectors: "snapshot" })
+        assert.strictEqual(result.replayedEvents, 2)
+        const after = Chunk.toReadonlyArray(yield* Stream.runCollect(store.readAll({ fromSequence: 26 })))
+        assert.deepStrictEqual(after.map((e) => e.streamId), [
+          "tenant/acme/document/after-restore",
+          "tenant/acme/document/first"
+        ])
+      }).pipe(Effect.provide(layerOn(sql()))), { timeout: 60_000 })
+  })
+
+contract("embedded (PGlite)", () => layerEmbeddedSql)
+
+describe.runIf(await Services.postgres())("PostgreSQL", () => {
+  contract("events and tables", () => layerPgSchema())
+
+  it.live("the advisory lock lets one replica run at a time", () =>
+    Effect.gen(function*() {
+      const lock = yield* Scheduler.ReplicaLock
+      const inner = yield* lock.withLock(lock.withLock(Effect.succeed("inner")))
+      // The outer run holds the lock on its own connection: the nested one (another connection) is refused.
+      assert.deepStrictEqual(inner, Option.some(Option.none()))
+      assert.deepStrictEqual(yield* lock.withLock(Effect.succeed(1)), Option.some(1))
+    }).pipe(Effect.provide(Scheduler.layerAdvisoryLock.pipe(Layer.provide(layerPgSchema())))), { timeout: 30_000 })
+})
