@@ -8,7 +8,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const out = join(here, "dist")
 await mkdir(out, { recursive: true })
 await build({
-  entryPoints: { main: join(here, "src/main.ts") },
+  entryPoints: { main: join(here, "src/main.ts"), cli: join(here, "src/cli.ts") },
   bundle: true,
   platform: "node",
   target: "node20",

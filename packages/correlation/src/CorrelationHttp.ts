@@ -16,7 +16,7 @@ import {
 } from "@effect/platform"
 import { RequestContext } from "@ouroboros/kernel"
 import { Context, Effect, Layer, Option, Tracer } from "effect"
-import { constTrue } from "effect/Function"
+import { constTrue, identity } from "effect/Function"
 import * as Correlation from "./Correlation.js"
 
 const setAttributes = (
@@ -58,9 +58,8 @@ const recordResponse = (span: Tracer.Span, status: number): void => {
  * The correlation and tracing middleware. For each request it:
  *
  * - reads `X-Correlation-ID` (kept when it is 1 to 128 of `[A-Za-z0-9._:-]`, replaced by a fresh UUID otherwise),
- *   sets `RequestContext.currentCorrelationId` (read by `ProblemHttp`, loggers, audit records and outgoing calls),
- *   provides `RequestContext.RequestContext`, annotates every log line with `correlationId`, and echoes the header on
- *   every response, errors included;
+ *   sets `RequestContext.currentCorrelationId` (read by `ProblemHttp`, the loggers of `Logging`, audit records and
+ *   outgoing calls), and echoes the header on every response, errors included;
  * - continues the W3C trace of `traceparent`/`tracestate` (an invalid `traceparent` starts a new trace) by opening a
  *   `server` span with the HTTP semantic-convention attributes (`http.request.method`, `url.path`, `http.route`,
  *   `http.response.status_code`, `server.address`, `user_agent.original`, …). When the platform's own server span is
@@ -79,33 +78,28 @@ const recordResponse = (span: Tracer.Span, status: number): void => {
  */
 export const middleware = <E, R>(
   app: HttpApp.Default<E, R>
-): HttpApp.Default<E, Exclude<R, RequestContext.RequestContext>> =>
+): HttpApp.Default<E, R> =>
   Effect.withFiberRuntime<
     HttpServerResponse.HttpServerResponse,
     E,
-    Exclude<R, RequestContext.RequestContext> | HttpServerRequest.HttpServerRequest
+    R | HttpServerRequest.HttpServerRequest
   >((fiber) => {
     const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
     const correlationId = Correlation.fromHeader(request.headers[Correlation.headerName])
     const incoming = Correlation.fromHeaders(request.headers)
     const traceState = Option.flatMap(incoming, (trace) => trace.traceState)
-    const receivedAt = Date.now()
 
     const run = (span: Tracer.Span) =>
       Effect.zipRight(
         HttpApp.appendPreResponseHandler((_request, response) =>
           Effect.succeed(HttpServerResponse.setHeader(response, Correlation.headerName, correlationId))
         ),
+        // The correlation id lives in a FiberRef (not the context, not log annotations): the loggers of `Logging`,
+        // problem bodies, in-flight tracking and outgoing calls read it there, and it costs one FiberRef write per
+        // request where copying the context and the annotations cost several times more on this hot path.
         app.pipe(
-          Effect.provideService(RequestContext.RequestContext, {
-            correlationId,
-            traceId: span.traceId,
-            apiVersion: undefined,
-            receivedAt
-          }),
-          Effect.annotateLogs("correlationId", correlationId),
           Effect.locally(RequestContext.currentCorrelationId, Option.some(correlationId)),
-          Effect.locally(Correlation.currentTraceState, traceState),
+          Option.isSome(traceState) ? Effect.locally(Correlation.currentTraceState, traceState) : identity,
           Effect.withParentSpan(span),
           Effect.onExit((exit) => Effect.sync(() => recordResponse(span, HttpServerError.exitResponse(exit).status)))
         )

@@ -1,0 +1,58 @@
+/**
+ * The `ouroboros` command line: `ouroboros backup create | list | verify | restore`, on the same configuration as
+ * the server (environment, `DATA_DIR`, `DATABASE_URL`, `QDRANT_URL`). With the embedded database the server must be
+ * stopped (the data directory is locked by one process). A restore leaves the vector collections empty for the
+ * server to rebuild from the restored events when it starts.
+ *
+ * @since 0.1.0
+ */
+import { Command } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Backup, BackupCli, BackupSource } from "@ouroboros/backup"
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { Database } from "@ouroboros/sql"
+import { VectorStore } from "@ouroboros/vector-store"
+import { Config, Effect, Layer, Logger, LogLevel } from "effect"
+import * as Path from "node:path"
+import * as Resilient from "./Resilient.js"
+import * as Vectors from "./Vectors.js"
+
+// The vectors are a projection: dropping them and resetting the checkpoint makes the server rebuild them at start.
+const Projections = Layer.effect(
+  Backup.Projections,
+  Effect.gen(function*() {
+    const vectors = yield* VectorStore.VectorStore
+    const checkpoints = yield* Checkpoints.Checkpoints
+    return {
+      rebuild: Effect.gen(function*() {
+        for (const collection of yield* vectors.listCollections) yield* vectors.drop(collection.name)
+        yield* checkpoints.set("vector-projection", 0)
+      })
+    }
+  })
+)
+
+const Services = Layer.unwrapEffect(
+  Effect.map(Config.string("DATA_DIR").pipe(Config.withDefault("./data")), (dataDir) => {
+    const Sql = Database.layerConfig()
+    const Stores = Layer.mergeAll(EventStore.layer, Checkpoints.layer, Vectors.layer(Path.resolve(dataDir, "vectors")))
+      .pipe(Layer.provideMerge(Sql), Layer.provide(Resilient.layerBreakers))
+    return Backup.layerConfig({ dataDir }).pipe(
+      Layer.provideMerge(BackupSource.layerRegistry),
+      Layer.provide(Projections),
+      Layer.provideMerge(Stores)
+    )
+  })
+)
+
+const cli = Command.run(Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command])), {
+  name: "ouroboros",
+  version: "0.1.0"
+})
+
+cli(process.argv).pipe(
+  Effect.provide(Services),
+  Effect.provide(NodeContext.layer),
+  Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)),
+  NodeRuntime.runMain({ disablePrettyLogger: true, disableErrorReporting: true })
+)
