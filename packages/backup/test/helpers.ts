@@ -1,10 +1,9 @@
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Database } from "@ouroboros/sql"
-import { Services } from "@ouroboros/testkit"
+import { PgSchema } from "@ouroboros/testkit"
 import { Embedded } from "@ouroboros/vector-store"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -35,28 +34,11 @@ export const layerStores = (options: Backup.Options = {}) =>
 /** The target directory of `layerStores`. */
 export class Dir extends Context.Tag("test/BackupDir")<Dir, string>() {}
 
-const withSearchPath = (url: string, schema: string) =>
-  `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
-
 /** A PostgreSQL client working in a new schema, dropped when the layer is released. */
 export const layerPgSchema = (
   options: { readonly maxConnections?: number } = {}
 ): Layer.Layer<SqlClient.SqlClient, unknown> =>
-  Layer.unwrapScoped(Effect.gen(function*() {
-    const schema = `backup_test_${Math.random().toString(36).slice(2, 10)}`
-    const admin = Context.get(
-      yield* Layer.build(PgClient.layer({ url: Redacted.make(Services.postgresUrl), maxConnections: 1 })),
-      SqlClient.SqlClient
-    )
-    yield* Effect.acquireRelease(
-      admin`CREATE SCHEMA ${admin(schema)}`,
-      () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
-    )
-    return PgClient.layer({
-      url: Redacted.make(withSearchPath(Services.postgresUrl, schema)),
-      maxConnections: options.maxConnections ?? 4
-    })
-  }))
+  PgSchema.layer({ prefix: "backup_test", maxConnections: options.maxConnections ?? 4 })
 
 /** The embedded database in a temporary directory. */
 export const layerEmbeddedSql: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapScoped(

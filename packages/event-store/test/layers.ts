@@ -5,34 +5,17 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Database } from "@ouroboros/sql"
-import { Services } from "@ouroboros/testkit"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { PgSchema } from "@ouroboros/testkit"
+import { Effect, Layer } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-
-const withSearchPath = (url: string, schema: string) =>
-  `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
 
 /** A PostgreSQL client whose every connection works in a new schema, dropped when the layer is released. */
 export const layerPgSchema = (
   options: { readonly maxConnections?: number } = {}
 ): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
-  Layer.unwrapScoped(Effect.gen(function*() {
-    const schema = `event_store_test_${Math.random().toString(36).slice(2, 10)}`
-    const admin = Context.get(
-      yield* Layer.build(PgClient.layer({ url: Redacted.make(Services.postgresUrl), maxConnections: 1 })),
-      SqlClient.SqlClient
-    )
-    yield* Effect.acquireRelease(
-      admin`CREATE SCHEMA ${admin(schema)}`,
-      () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
-    )
-    return PgClient.layer({
-      url: Redacted.make(withSearchPath(Services.postgresUrl, schema)),
-      maxConnections: options.maxConnections ?? 10
-    })
-  }))
+  PgSchema.layer({ prefix: "event_store_test", maxConnections: options.maxConnections ?? 10 })
 
 /** The embedded database (PGlite behind a socket, one connection) in a temporary directory. */
 export const layerEmbedded: Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> = Layer.unwrapScoped(

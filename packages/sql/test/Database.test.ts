@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Services } from "@ouroboros/testkit"
+import { PgSchema, Services } from "@ouroboros/testkit"
 import { Effect, Exit, Layer, Option, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -48,19 +48,7 @@ const contract = (name: string, makeLayer: () => Layer.Layer<SqlClient.SqlClient
 contract("embedded (PGlite)", () => Database.layerEmbedded({ dataDir: tmp() }))
 
 describe.runIf(await Services.postgres())("PostgreSQL", () => {
-  const schema = `sql_test_${process.pid}_${Date.now()}`
-  const admin = Database.layerPg({ url: Redacted.make(Services.postgresUrl) })
-  const scoped = Layer.unwrapScoped(Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* Effect.acquireRelease(
-      sql.unsafe(`CREATE SCHEMA ${schema}`),
-      () => Effect.orDie(sql.unsafe(`DROP SCHEMA ${schema} CASCADE`))
-    )
-    const url = new URL(Services.postgresUrl)
-    url.searchParams.set("options", `-c search_path=${schema}`)
-    return Database.layerPg({ url: Redacted.make(url.toString()), maxConnections: 2 })
-  })).pipe(Layer.provide(admin))
-  contract("server", () => scoped)
+  contract("server", () => PgSchema.layer({ prefix: "sql_test", maxConnections: 2 }))
 })
 
 describe("Database", () => {

@@ -10,43 +10,17 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type * as Faults from "./Faults.js"
 import * as O from "./internal/ollama.js"
 import * as Server from "./internal/server.js"
+import type { StandIn } from "./StandIn.js"
 
 /**
- * A request the stand-in received, recorded before any fault applies (refused connections are not recorded).
- * `path` is the path without the query string; `url` has both.
- *
  * @since 0.1.0
  * @category models
  */
-export interface RecordedRequest {
-  readonly method: string
-  readonly path: string
-  readonly url: string
-  readonly headers: Readonly<Record<string, string | undefined>>
-  readonly body: unknown
-  readonly at: number
-}
+export type { RecordedRequest, StandIn } from "./StandIn.js"
 
-/**
- * A running Ollama stand-in.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StandIn {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string
-  readonly port: number
-  readonly faults: Faults.Faults
-  /** Every request seen, including the ones answered with faults. */
-  readonly requests: ReadonlyArray<RecordedRequest>
-  clearRequests(): void
-  /** Stops the server, ending hung requests and open connections. */
-  close(): Promise<void>
-}
+
 
 /**
  * A chat message as Ollama receives it.

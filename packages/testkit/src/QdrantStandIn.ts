@@ -16,44 +16,18 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import type * as Faults from "./Faults.js"
 import * as Multipart from "./internal/multipart.js"
 import * as Q from "./internal/qdrant.js"
 import * as Server from "./internal/server.js"
+import type { StandIn } from "./StandIn.js"
 
 /**
- * A request the stand-in received, recorded before any fault applies (refused connections are not recorded).
- * `path` is the path without the query string; `url` has both.
- *
  * @since 0.1.0
  * @category models
  */
-export interface RecordedRequest {
-  readonly method: string
-  readonly path: string
-  readonly url: string
-  readonly headers: Readonly<Record<string, string | undefined>>
-  readonly body: unknown
-  readonly at: number
-}
+export type { RecordedRequest, StandIn } from "./StandIn.js"
 
-/**
- * A running Qdrant stand-in.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StandIn {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string
-  readonly port: number
-  readonly faults: Faults.Faults
-  /** Every request seen, including the ones answered with faults. */
-  readonly requests: ReadonlyArray<RecordedRequest>
-  clearRequests(): void
-  /** Stops the server, ending hung requests and open connections. */
-  close(): Promise<void>
-}
+
 
 /**
  * - `port`: 0 (any free port) by default.

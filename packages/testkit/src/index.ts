@@ -9,8 +9,16 @@ export * as OllamaStandIn from "./OllamaStandIn.js"
 /**
  * @since 0.1.0
  */
+export * as PgSchema from "./PgSchema.js"
+/**
+ * @since 0.1.0
+ */
 export * as QdrantStandIn from "./QdrantStandIn.js"
 /**
  * @since 0.1.0
  */
 export * as Services from "./Services.js"
+/**
+ * @since 0.1.0
+ */
+export * as StandIn from "./StandIn.js"

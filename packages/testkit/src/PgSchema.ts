@@ -1,0 +1,44 @@
+/**
+ * A PostgreSQL client for tests that works in a schema of its own: created for the layer, dropped when the layer is
+ * released, so tests on one database never see each other's tables.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { postgresUrl } from "./Services.js"
+
+/**
+ * `url` with `search_path` set to `schema` for every connection.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const withSearchPath = (url: string, schema: string): string =>
+  `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
+
+/**
+ * A client of the test PostgreSQL (`Services.postgresUrl`) in a new schema named `<prefix>_<random>`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: { readonly prefix?: string | undefined; readonly maxConnections?: number | undefined } = {}
+): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const schema = `${options.prefix ?? "test"}_${Math.random().toString(36).slice(2, 10)}`
+    const admin = Context.get(
+      yield* Layer.build(PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 1 })),
+      SqlClient.SqlClient
+    )
+    yield* Effect.acquireRelease(
+      admin`CREATE SCHEMA ${admin(schema)}`,
+      () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
+    )
+    return PgClient.layer({
+      url: Redacted.make(withSearchPath(postgresUrl, schema)),
+      maxConnections: options.maxConnections ?? 4
+    })
+  }))
