@@ -35,6 +35,7 @@ import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
 import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
+import * as Metrics from "./Metrics.js"
 import * as Pipeline from "./Pipeline.js"
 import * as PipelinesHandlers from "./PipelinesHandlers.js"
 import * as Models from "./Models.js"
@@ -196,6 +197,7 @@ export const layer = (options: Options) => {
   )
   const HttpLive = layerHttp(options).pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+    Layer.provide(Metrics.layer),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ApiLive),
     Layer.provide(Authentication.layerKeyRing(options.keys)),
