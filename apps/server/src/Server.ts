@@ -7,6 +7,7 @@
  */
 import {
   FetchHttpClient,
+  FileSystem,
   HttpApiBuilder,
   HttpApiSwagger,
   HttpIncomingMessage,
@@ -55,22 +56,31 @@ export interface Options {
 }
 
 /**
- * The limit on request bodies: a declared length over it is refused before the body is read (413), and the body
- * reader stops at it for chunked bodies.
+ * The limit on request bodies: a declared length over it is refused before the body is read (413, and the
+ * connection is closed); the body reader stops at it for chunked bodies (see {@link layerMaxBodySize}).
  *
  * @since 0.1.0
  * @category middleware
  */
 export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const declared = Number(request.headers["content-length"] ?? "0")
-      return declared > maxBytes
-        ? Effect.succeed(HttpServerResponse.unsafeJson(
-          { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes },
-          { status: 413, headers: { connection: "close" } }
-        ))
-        : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBytes))
-    })
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const declared = request.headers["content-length"]
+    return declared !== undefined && Number(declared) > maxBytes
+      ? Effect.succeed(HttpServerResponse.unsafeJson(
+        { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes },
+        { status: 413, headers: { connection: "close" } }
+      ))
+      : app
+  })
+
+/**
+ * The body reader's limit for every request, set once for the server rather than per request.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMaxBodySize = (maxBytes: number) =>
+  Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(maxBytes)))
 
 /**
  * Health checks of the remote dependencies that are configured (Qdrant is critical, Ollama is not: the local models
@@ -202,7 +212,8 @@ export const layer = (options: Options) => {
     Layer.provide(ApiLive),
     Layer.provide(Authentication.layerKeyRing(options.keys)),
     HttpServer.withLogAddress,
-    Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host }))
+    Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host })),
+    Layer.provide(layerMaxBodySize(config.maxBodyBytes))
   )
   // Services are acquired before the HTTP server and released after it has drained.
   return layerPhase.pipe(Layer.provideMerge(HttpLive), Layer.provideMerge(layerServices(options)))
