@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { RateLimiter } from "@ouroboros/rate-limit"
-import { Config, ConfigError, Effect, Either, Option, Redacted, Schema } from "effect"
+import { Config, ConfigError, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { parse as parseYaml } from "yaml"
@@ -110,9 +110,7 @@ export const TenantEntry = Schema.Struct({
  */
 export const ConfigFile = Schema.Struct({
   tenants: Schema.optionalWith(Schema.Array(TenantEntry), { default: () => [] }),
-  rateLimit: Schema.optional(RateLimiter.PolicySet),
-  resilience: Schema.optional(Schema.Unknown),
-  backup: Schema.optional(Schema.Unknown)
+  rateLimit: Schema.optional(RateLimiter.PolicySet)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })
 
 /**
@@ -152,13 +150,21 @@ export const loadFile = (path: Option.Option<string>): Effect.Effect<ConfigFile,
         })
         return yield* Schema.decodeUnknown(ConfigFile, { errors: "all" })(raw ?? {}).pipe(
           Effect.mapError((error) =>
-            new ConfigFileError({ message: `OUROBOROS_CONFIG: ${file}: ${oneLine(error.message)}` })
+            new ConfigFileError({ message: `OUROBOROS_CONFIG: ${file}: ${describeIssues(error)}` })
           )
         )
       })
   })
 
-const oneLine = (message: string): string => message.replace(/\s*\n\s*/g, " ").trim()
+// "tenants[0].id: Expected …; extra: is unexpected": every issue, each with the path of its field.
+const describeIssues = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error)
+    .map((issue) => {
+      const path = issue.path.map((key, i) => typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)
+        .join("")
+      return `${path === "" ? "(root)" : path}: ${issue.message}`
+    })
+    .join("; ")
 
 /**
  * Renders a configuration failure as one line naming the variable, for the process's last words.

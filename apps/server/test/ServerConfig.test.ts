@@ -1,0 +1,47 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Option } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as ServerConfig from "../src/ServerConfig.js"
+
+const file = (name: string, text: string) => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-config-"))
+  Fs.writeFileSync(Path.join(dir, name), text)
+  return Option.some(Path.join(dir, name))
+}
+
+const fromEnv = (env: Record<string, string>) =>
+  Effect.either(Effect.withConfigProvider(ServerConfig.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+
+describe("ServerConfig", () => {
+  it.effect("a bad variable is one line naming it", () =>
+    Effect.gen(function*() {
+      const bad = yield* fromEnv({ PORT: "abc" })
+      assert.isTrue(Either.isLeft(bad))
+      if (Either.isLeft(bad)) assert.match(ServerConfig.describeConfigError(bad.left), /^PORT: /)
+      const keys = yield* fromEnv({ OUROBOROS_API_KEYS: "acme:short" })
+      assert.isTrue(Either.isLeft(keys))
+      if (Either.isLeft(keys)) assert.include(ServerConfig.describeConfigError(keys.left), "entry 1 is not tenant:key")
+      const good = yield* fromEnv({ PORT: "9000", OUROBOROS_API_KEYS: "acme:0123456789abcdef0123" })
+      assert.isTrue(Either.isRight(good))
+      if (Either.isRight(good)) {
+        assert.strictEqual(good.right.port, 9000)
+        assert.deepStrictEqual(good.right.apiKeys.map((k) => k.tenant), ["acme"])
+      }
+    }))
+
+  it.effect("the config file is decoded: every error names its field; YAML and JSON both work", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(ServerConfig.loadFile(file("c.yaml", "tenants:\n  - id: Bad\nextra: 1\n")))
+      assert.include(error.message, "tenants[0].id:")
+      assert.include(error.message, "extra: is unexpected")
+      const broken = yield* Effect.flip(ServerConfig.loadFile(file("c.json", "{ nope")))
+      assert.include(broken.message, "is not valid")
+      const loaded = yield* ServerConfig.loadFile(
+        file("c.json", JSON.stringify({ tenants: [{ id: "acme", tier: "enterprise" }] }))
+      )
+      assert.deepStrictEqual(loaded.tenants, [{ id: "acme", tier: "enterprise", apiKeys: [] }])
+      assert.deepStrictEqual((yield* ServerConfig.loadFile(Option.none())).tenants, [])
+    }))
+})
