@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Testing } from "@ouroboros/server"
+import { Services } from "@ouroboros/testkit"
 import { Effect } from "effect"
 import { call, tenantA, tenantB } from "./helpers.js"
 
@@ -57,5 +58,28 @@ describe("rate limiting, end to end", () => {
       // tenant-b is not on the free tier.
       assert.strictEqual((yield* call(search, { headers: tenantB, body: { query: "x" } })).status, 200)
       assert.strictEqual((yield* call(search, { headers: tenantB, body: { query: "x" } })).status, 200)
+    }), { timeout: 60_000 })
+})
+
+describe.runIf(await Services.redis())("with REDIS_URL", () => {
+  it.scopedLive("two servers share one rate-limit budget through Redis", () =>
+    Effect.gen(function*() {
+      const prefix = `ouroboros-test-${Math.random().toString(36).slice(2, 8)}`
+      const env = {
+        REDIS_URL: Services.redisUrl,
+        RATE_LIMIT_REDIS_PREFIX: prefix,
+        RATE_LIMIT_DEFAULT: "4/1m",
+        RATE_LIMIT_REDIS_FAILURE: "closed"
+      }
+      const one = yield* Testing.start(env)
+      const two = yield* Testing.start(env)
+      const statuses: Array<number> = []
+      for (let i = 0; i < 3; i++) {
+        statuses.push((yield* call(`${one.url}/api/v1/whoami`, { headers: tenantA })).status)
+        statuses.push((yield* call(`${two.url}/api/v1/whoami`, { headers: tenantA })).status)
+      }
+      assert.deepStrictEqual(statuses, [200, 200, 200, 200, 429, 429])
+      const health = yield* call(`${one.url}/health/ready`)
+      assert.strictEqual(health.body.checks["rate-limit:store"][0].status, "pass")
     }), { timeout: 60_000 })
 })
