@@ -39,22 +39,11 @@ export const defaultResolver = (
 ): KeyResolver => {
   const trusted = Http.trustMatcher(options.trustedProxies ?? [])
   const header = (options.apiKeyHeader ?? "x-api-key").toLowerCase()
-  // Hashing costs more than the decision itself: remember the hashes of recent keys (bounded).
-  const hashes = new Map<string, string>()
-  const hash = (key: string): string => {
-    let hashed = hashes.get(key)
-    if (hashed === undefined) {
-      if (hashes.size >= 10_000) hashes.clear()
-      hashed = Http.hashKey(key)
-      hashes.set(key, hashed)
-    }
-    return hashed
-  }
   return (request) =>
     Effect.sync((): RateLimiter.Subject => {
       const key = request.headers[header]
       return {
-        apiKey: key === undefined || key === "" ? undefined : hash(key),
+        apiKey: key === undefined || key === "" ? undefined : Http.hashKey(key),
         client: Http.clientAddress(request, trusted),
         endpoint: `${request.method} ${Http.pathOf(request.url)}`
       }

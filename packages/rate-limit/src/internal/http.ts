@@ -27,7 +27,18 @@ export const isHealthOrMetrics = (path: string): boolean =>
   path === "/metrics" || path === "/health" || path.startsWith("/health/")
 
 /** @internal */
-export const hashKey = (key: string): string => createHash("sha256").update(key).digest("base64url").slice(0, 22)
+export const hashKey = (key: string): string => {
+  // Hashing costs more than a decision: the hashes of recent keys are remembered (bounded), for every middleware.
+  let hashed = recentHashes.get(key)
+  if (hashed === undefined) {
+    if (recentHashes.size >= 10_000) recentHashes.clear()
+    hashed = createHash("sha256").update(key).digest("base64url").slice(0, 22)
+    recentHashes.set(key, hashed)
+  }
+  return hashed
+}
+
+const recentHashes = new Map<string, string>()
 
 /** @internal */
 export const normalizeAddress = (address: string): string => {
