@@ -4,7 +4,7 @@ import { Testing } from "@ouroboros/server"
 import { OllamaStandIn, QdrantStandIn } from "@ouroboros/testkit"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Effect } from "effect"
-import { call, tenantA } from "./helpers.js"
+import { admin, call, tenantA } from "./helpers.js"
 
 describe("distributed tracing, end to end", () => {
   it.scopedLive("one /ask is one connected trace from the server span to the calls the stand-ins see", () =>
@@ -52,5 +52,22 @@ describe("distributed tracing, end to end", () => {
       }
       assert.isAtLeast(names.filter((n) => n.startsWith("http.client")).length, 2)
       assert.strictEqual(server_!.parentSpanContext?.spanId ?? (server_ as unknown as { parentSpanId?: string }).parentSpanId, "00f067aa0ba902b7")
+    }), { timeout: 60_000 })
+
+  it.scopedLive("every breaker transition is a span", () =>
+    Effect.gen(function*() {
+      const exporter = new InMemorySpanExporter()
+      const ollama = yield* OllamaStandIn.scoped()
+      const server = yield* Testing.start(
+        { OLLAMA_URL: ollama.url, OLLAMA_EMBED_DIMENSIONS: "768" },
+        { runtime: Tracing.layerTest(exporter) }
+      )
+      const forced = yield* call(`${server.url}/admin/circuit-breakers/ollama/force-open`, { headers: admin, method: "POST" })
+      assert.strictEqual(forced.status, 200, JSON.stringify(forced.body))
+      yield* Effect.sleep("100 millis")
+      const transition = exporter.getFinishedSpans().find((s) => s.name === "CircuitBreaker.transition")
+      assert.isDefined(transition)
+      assert.strictEqual(transition!.attributes["circuit_breaker.name"], "ollama")
+      assert.strictEqual(transition!.attributes["circuit_breaker.to"], "forced-open")
     }), { timeout: 60_000 })
 })

@@ -9,7 +9,7 @@ import { CircuitBreaker, CircuitBreakerRedis, Resilience } from "@ouroboros/circ
 import { HealthCheck } from "@ouroboros/health"
 import { Embedder, Llm, LlmError } from "@ouroboros/llm"
 import { VectorStore } from "@ouroboros/vector-store"
-import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Context, Effect, Layer, Option, Redacted, Stream } from "effect"
 
 /**
  * The breaker registry: shared through Redis when `REDIS_URL` is set (all replicas open and close together), per
@@ -170,3 +170,31 @@ export const layerHealth = HealthCheck.layerCheck({
         })
     }))
 })
+
+/**
+ * One span per breaker transition (`CircuitBreaker.transition`, with the breaker, the states, the version and whether
+ * another replica made it), so a trace backend shows when a dependency was cut off and when it recovered.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTransitionSpans = Layer.scopedDiscard(
+  Effect.flatMap(CircuitBreaker.CircuitBreaker, (registry) =>
+    registry.changes.pipe(
+      Stream.runForEach((change) =>
+        Effect.void.pipe(
+          Effect.withSpan("CircuitBreaker.transition", {
+            root: true,
+            attributes: {
+              "circuit_breaker.name": change.name,
+              "circuit_breaker.from": change.from,
+              "circuit_breaker.to": change.to,
+              "circuit_breaker.version": change.version,
+              "circuit_breaker.remote": change.remote
+            }
+          })
+        )
+      ),
+      Effect.forkScoped
+    ))
+)

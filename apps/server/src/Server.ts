@@ -137,7 +137,13 @@ export const layerServices = (options: Options) => {
     })
   )
   const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
-  const Checks = Layer.mergeAll(HealthCheckPostgres.layer(), Resilient.layerHealth, Limits.layerHealth, layerRemoteChecks)
+  const Checks = Layer.mergeAll(
+    HealthCheckPostgres.layer(),
+    Resilient.layerHealth,
+    Resilient.layerTransitionSpans,
+    Limits.layerHealth,
+    layerRemoteChecks
+  )
   return Layer.mergeAll(Checks, SchedulerLive, Pipeline.layer).pipe(
     Layer.provideMerge(BackupLive),
     Layer.provideMerge(RetrievalLive),
