@@ -43,3 +43,15 @@ describe("the vector projection repairs itself", () => {
       assert.strictEqual(otters.body.results[0]?.documentId, "otters")
     }), { timeout: 90_000 })
 })
+
+describe("startup checks", () => {
+  it.scopedLive("an embedder whose size does not match the collection is a clear error at startup", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* Testing.tempDir
+      yield* Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "384" }))
+      const failure = yield* Effect.flip(Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "256" })))
+      const message = String((failure as { message?: unknown }).message ?? failure)
+      assert.include(message, "384")
+      assert.include(message, "256")
+    }), { timeout: 90_000 })
+})
