@@ -12,23 +12,16 @@ import * as Server from "./Server.js"
 import * as ServerConfig from "./ServerConfig.js"
 
 /**
- * The process's last words for a startup failure.
+ * The process's last words for a configuration failure (failures while the layers are built are reported by the
+ * shutdown coordinator, `Shutdown.run`).
  *
  * @since 0.1.0
  * @category utils
  */
 export const describeStartupFailure = (error: unknown): string => {
   if (ConfigError.isConfigError(error)) return ServerConfig.describeConfigError(error)
-  if (typeof error === "object" && error !== null) {
-    const tagged = error as { _tag?: unknown; message?: unknown; error?: unknown }
-    if (tagged._tag === "ServeError") {
-      const cause = tagged.error as { code?: string; message?: string } | undefined
-      if (cause?.code === "EADDRINUSE") return `PORT: the address is already in use (${cause.message})`
-      return `PORT/HOST: cannot listen: ${cause?.message ?? String(tagged.error)}`
-    }
-    if (typeof tagged.message === "string" && tagged.message !== "") return tagged.message
-  }
-  return String(error)
+  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : undefined
+  return typeof message === "string" && message !== "" ? message : String(error)
 }
 
 /**

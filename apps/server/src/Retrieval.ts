@@ -134,7 +134,6 @@ export const make = (options: Options) =>
     const embedder = yield* Embedder.Embedder
     const llm = yield* Llm.Llm
     const localLlm = Llm.makeLocal()
-    const localEmbedder = Embedder.makeLocal({ dimensions: embedder.dimensions })
 
     const collectionOf = (tenant: TenantId.TenantId) =>
       options.dedicatedTenants.has(tenant) ? `${options.collection}_${tenant}` : options.collection
@@ -159,16 +158,10 @@ export const make = (options: Options) =>
     }
     if (missing) yield* checkpoints.set(checkpointName, 0)
 
-    // Embedding with the configured embedder; the local one stands in only where the collection was built with it.
+    // Only the embedder that built the collections can embed for them (checked above), so there is no stand-in: a
+    // failing embedder is a 503 with the breaker's remaining break as Retry-After.
     const embed = (texts: ReadonlyArray<string>, purpose: "query" | "document") =>
-      embedder.embed(texts, { purpose }).pipe(
-        Effect.catchAll((error) =>
-          embedder.id === localEmbedder.id
-            ? localEmbedder.embed(texts, { purpose })
-            : Effect.fail(error)
-        ),
-        Effect.catchAll(unavailable("the embedding model", "ollama"))
-      )
+      embedder.embed(texts, { purpose }).pipe(Effect.catchAll(unavailable("the embedding model", "ollama")))
 
     // --- projection ---------------------------------------------------------------------------------------------
     const pending = new Map<number, ReadonlyArray<Float32Array>>()

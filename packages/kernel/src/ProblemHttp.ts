@@ -11,6 +11,15 @@ import { currentCorrelationId } from "./RequestContext.js"
 
 const decoder = new TextDecoder()
 
+// The headers of a response whose body is about to be replaced.
+const headersWithoutBody = (response: HttpServerResponse.HttpServerResponse): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  for (const [key, value] of Object.entries(response.headers)) {
+    if (key !== "content-type" && key !== "content-length") headers[key] = value
+  }
+  return headers
+}
+
 const readBody = (response: HttpServerResponse.HttpServerResponse): unknown => {
   if (response.body._tag !== "Uint8Array") return undefined
   try {
@@ -38,10 +47,7 @@ export const toProblem = (
   // Only JSON error bodies and empty ones are rewritten: other media types (health+json) are final.
   if (contentType !== "" && !contentType.startsWith("application/json")) return response
   const problem = Problem.normalize(response.status, readBody(response), correlationId)
-  const headers: Record<string, string> = {}
-  for (const [key, value] of Object.entries(response.headers)) {
-    if (key !== "content-type" && key !== "content-length") headers[key] = value
-  }
+  const headers = headersWithoutBody(response)
   if (headers["retry-after"] === undefined && typeof problem.retryAfter === "number") {
     headers["retry-after"] = String(Math.max(0, Math.ceil(problem.retryAfter)))
   }
@@ -62,10 +68,7 @@ const withCorrelationId = (
   if (correlationId === undefined || typeof body !== "object" || body === null || "correlationId" in body) {
     return response
   }
-  const headers: Record<string, string> = {}
-  for (const [key, value] of Object.entries(response.headers)) {
-    if (key !== "content-type" && key !== "content-length") headers[key] = value
-  }
+  const headers = headersWithoutBody(response)
   return HttpServerResponse.unsafeJson({ ...body, correlationId }, {
     status: response.status,
     headers,
