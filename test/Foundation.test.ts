@@ -31,3 +31,25 @@ describe("server foundation", () => {
       assert.strictEqual(body.title, "Not Found")
     }), { timeout: 60_000 })
 })
+
+describe("startup failures", () => {
+  it.scopedLive("a port in use ends the process with exit 1 and one line that says so", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start()
+      const dataDir = yield* Testing.tempDir
+      const main = new URL("../apps/server/dist/main.js", import.meta.url).pathname
+      const result = yield* Effect.promise(() =>
+        import("node:child_process").then(({ spawnSync }) =>
+          spawnSync(process.execPath, [main], {
+            env: { ...process.env, PORT: String(server.port), HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "error" },
+            encoding: "utf8",
+            timeout: 60_000
+          })
+        )
+      )
+      assert.strictEqual(result.status, 1)
+      const lines = `${result.stdout}${result.stderr}`.trim().split("\n")
+      assert.strictEqual(lines.length, 1)
+      assert.include(lines[0], "EADDRINUSE")
+    }), { timeout: 90_000 })
+})

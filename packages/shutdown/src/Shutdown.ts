@@ -335,8 +335,13 @@ export const lifecycle = <A, E, R>(
   }) as Effect.Effect<number, never, Shutdown | Exclude<R, Shutdown | InFlight.InFlight> | InFlight.InFlight>
 
 const oneLine = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  const describe = (error: unknown, depth: number): string => {
+    if (!(error instanceof Error)) return String(error)
+    // An error that only wraps another (a ServeError around EADDRINUSE, say) is named by what it wraps.
+    if (error.message === "" && depth < 3 && "cause" in error) return `${error.name}: ${describe(error.cause, depth + 1)}`
+    return `${error.name}: ${error.message}`
+  }
+  const message = describe(Cause.squash(cause), 0)
   return message.split("\n")[0] ?? message
 }
 
