@@ -4,6 +4,7 @@ import { OllamaStandIn } from "@ouroboros/testkit"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { tenantA } from "./helpers.js"
@@ -16,7 +17,15 @@ describe.runIf(Fs.existsSync(main))("graceful shutdown of the real server proces
       // Each chunk of a streamed answer takes 150 ms: an /ask stays in flight for about two seconds.
       const ollama = yield* OllamaStandIn.scoped({ streamDelayMs: 150 })
       const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-shutdown-"))
-      const port = 30_000 + Math.floor(Math.random() * 20_000)
+      // A port the kernel just handed out and released: a random pick can collide with another test's connection.
+      const port = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+            const { port } = probe.address() as Net.AddressInfo
+            probe.close(() => resolve(port))
+          })
+        })
+      )
       const drainMs = 1500
       const child = spawn(process.execPath, [main], {
         env: {
