@@ -13,7 +13,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
-const root = Path.resolve(import.meta.dirname, "..")
+// Run from bench/ under tsx, or from bench/dist as bundled by `npm run bench`.
+const bundled = import.meta.url.endsWith(".js")
+const root = Path.resolve(import.meta.dirname, bundled ? "../.." : "..")
 const key = "bench-key-0123456789abcdef"
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 20)
@@ -142,7 +144,12 @@ export default async function run(): Promise<void> {
     await stop(restart.child)
   }
   const peers: Array<[string, Array<string>]> = [
-    ["bare @effect/platform HttpApi", ["--import", "tsx", Path.join(root, "bench/servers/bare-httpapi.ts")]],
+    [
+      "bare @effect/platform HttpApi",
+      bundled
+        ? [Path.join(root, "bench/dist/servers/bare-httpapi.js")]
+        : ["--import", "tsx", Path.join(root, "bench/servers/bare-httpapi.ts")]
+    ],
     ["express 5 + express-rate-limit", [Path.join(root, "bench/servers/express.mjs")]],
     ["fastify 5 + @fastify/rate-limit", [Path.join(root, "bench/servers/fastify.mjs")]]
   ]
