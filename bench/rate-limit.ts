@@ -51,7 +51,8 @@ const memory = async () => {
   const rows: Array<Record<string, string>> = []
   for (const [label, keyCount, n] of [["1 key", 1, 300_000], ["100k keys", 100_000, 300_000]] as const) {
     const keys = keysOf(keyCount)
-    const ours = RateLimiter.unsafeMake(RateLimiterMemory.unsafeMake(), { policies: [policy] })
+    // Built as an application builds it (the layer captures the clock of the fiber that builds it).
+    const ours = Effect.runSync(Effect.provide(RateLimiter.RateLimiter, RateLimiter.layerMemory({ policies: [policy] })))
     const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
     const inFiber = await rate(n, (count) =>
       Effect.runPromise(Effect.gen(function*() {
@@ -226,9 +227,9 @@ export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
 
 const spawnServer = (mode: "on" | "off") =>
   new Promise<{ port: number; cpu: () => Promise<number>; stop: () => void }>((resolve, reject) => {
+    // Bundled (`npm run bench`), the child loads this same bundle; from the TypeScript source it needs tsx.
     const child = spawn(process.execPath, [
-      "--import",
-      "tsx",
+      ...(import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []),
       "-e",
       `import(${JSON.stringify(import.meta.url)}).then((m) => m.serveForBench(${JSON.stringify(mode)}))`
     ], { stdio: ["pipe", "pipe", "inherit"] })

@@ -30,12 +30,15 @@ export const Algorithm = Schema.Literal("token-bucket", "sliding-window")
 export type Algorithm = typeof Algorithm.Type
 
 /**
- * One limit to check for one key.
+ * One limit to check for one key. A key lives in a scope (a policy and what it counts by, such as `default|k`): the
+ * memory store keeps a map per scope, so a hot path can pass a key string it already has (an API key's hash, an
+ * address) without building a composite one. Stores that need one string use `scope=key`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Check {
+  readonly scope: string
   readonly key: string
   readonly algorithm: Algorithm
   readonly limit: number
@@ -105,6 +108,14 @@ export class RateLimiterStore extends Context.Tag("@ouroboros/rate-limit/RateLim
 >() {}
 
 /**
+ * The one-string form of a check's key: `scope=key`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fullKey = (check: Check): string => `${check.scope}=${check.key}`
+
+/**
  * Runs our checks on any `@effect/experimental` store. Token buckets use its `tokenBucket`, sliding windows its
  * `fixedWindow` (the closest it has). Checks run one after another: unlike our own stores, a rejection by a later
  * check does not give back what earlier checks consumed.
@@ -114,11 +125,12 @@ export class RateLimiterStore extends Context.Tag("@ouroboros/rate-limit/RateLim
  */
 export const fromExperimental = (store: Experimental.RateLimiterStore["Type"]): RateLimiterStore["Type"] => {
   const one = (check: Check, cost: number): Effect.Effect<CheckResult, RateLimitStoreError> => {
+    const key = fullKey(check)
     const refillRate = Duration.millis(check.windowMillis / check.limit)
     const perToken = check.windowMillis / check.limit
     const result: Effect.Effect<CheckResult, Experimental.RateLimiterError> = check.algorithm === "token-bucket"
       ? Effect.map(
-        store.tokenBucket({ key: check.key, tokens: cost, limit: check.limit, refillRate, allowOverflow: false }),
+        store.tokenBucket({ key, tokens: cost, limit: check.limit, refillRate, allowOverflow: false }),
         (left): CheckResult =>
           left >= 0
             ? {
@@ -135,7 +147,7 @@ export const fromExperimental = (store: Experimental.RateLimiterStore["Type"]): 
             }
       )
       : Effect.map(
-        store.fixedWindow({ key: check.key, tokens: cost, refillRate, limit: check.limit }),
+        store.fixedWindow({ key, tokens: cost, refillRate, limit: check.limit }),
         ([count, ttl]): CheckResult =>
           count <= check.limit
             ? { allowed: true, remaining: check.limit - count, resetAfterMillis: ttl, retryAfterMillis: 0 }

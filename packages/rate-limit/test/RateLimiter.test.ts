@@ -281,14 +281,17 @@ describe("memory store", () => {
     Effect.gen(function*() {
       const store = Memory.unsafeMake({ maxKeys: 50 })
       const limiter = limiterWith([RateLimiter.Policy.make({ name: "p", limit: 1, window: 1000, scope: ["client"] })], store)
-      for (let i = 0; i < 500; i++) yield* limiter.decide({ ...subject, client: `c${i}` })
+      for (let i = 0; i < 500; i++) {
+        yield* limiter.decide({ ...subject, client: `c${i}` })
+        yield* TestClock.adjust(1)
+      }
       assert.isAtMost(store.size(), 50)
-      // Over the bound the coldest key goes first.
+      // Over the bound the least recently used of a sample goes: the coldest key is gone, the newest stays.
       assert.isTrue((yield* limiter.decide({ ...subject, client: "c0" })).allowed)
       assert.isFalse((yield* limiter.decide({ ...subject, client: "c499" })).allowed)
       yield* TestClock.adjust(1000)
-      // Once every bucket is full again each decision drops idle keys.
-      for (let i = 0; i < 64; i++) yield* limiter.decide({ ...subject, client: "hot" })
+      // Once every bucket is full again the sweep (32 keys every 64th decision, round the scopes) drops idle keys.
+      for (let i = 0; i < 512; i++) yield* limiter.decide({ ...subject, client: "hot" })
       assert.isAtMost(store.size(), 2)
     }))
 

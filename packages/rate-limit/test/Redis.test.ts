@@ -32,19 +32,39 @@ describe.runIf(await Services.redis())("Redis store", () => {
   let n = 0
   testStore(layer, () => `c${n++}:`)
 
+  it.effect("concurrent decisions share one script call and stay exact and atomic", () =>
+    Effect.gen(function*() {
+      const store = yield* RateLimiterStore
+      const burst = { scope: "batch", key: "burst", algorithm: "token-bucket" as const, limit: 5, windowMillis: 3_600_000 }
+      const quota = { scope: "batch", key: "quota", algorithm: "sliding-window" as const, limit: 8, windowMillis: 3_600_000 }
+      // 20 decisions asked for in the same tick, most of them on the same keys: decided one after another in Redis.
+      const results = yield* Effect.all(
+        Array.from({ length: 20 }, (_, i) => store.consume(i % 2 === 0 ? [burst, quota] : [quota], 1)),
+        { concurrency: "unbounded" }
+      )
+      const admitted = results.filter((r) => r.every((c) => c.allowed)).length
+      // The quota admits 8 in all, of which the burst+quota requests can take at most 5 (their burst).
+      assert.strictEqual(admitted, 8)
+      const both = results.filter((r, i) => i % 2 === 0 && r.every((c) => c.allowed)).length
+      assert.isAtMost(both, 5)
+      // A request rejected by its quota consumed nothing of its burst.
+      const burstLeft = (yield* store.consume([{ ...burst, key: "burst" }], 0))[0]!.remaining
+      assert.strictEqual(burstLeft, 5 - both)
+    }).pipe(Effect.provide(layer)))
+
   it.effect("every key gets a TTL, ours and the experimental ones", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
       yield* store.consume([
-        { key: "ttl:tb", algorithm: "token-bucket", limit: 10, windowMillis: 60_000 },
-        { key: "ttl:sw", algorithm: "sliding-window", limit: 10, windowMillis: 60_000 }
+        { scope: "ttl", key: "tb", algorithm: "token-bucket", limit: 10, windowMillis: 60_000 },
+        { scope: "ttl", key: "sw", algorithm: "sliding-window", limit: 10, windowMillis: 60_000 }
       ], 1)
       const limiter = yield* Experimental.make
       yield* limiter.consume({ key: "ttl:x", limit: 5, window: "1 minute", algorithm: "token-bucket" })
       yield* limiter.consume({ key: "ttl:f", limit: 5, window: "1 minute", algorithm: "fixed-window" })
       const ttls = yield* Effect.promise(async () => {
         const redis = new Redis(Services.redisUrl)
-        const keys = ["ttl:tb", "ttl:sw", "x:ttl:x", "x:ttl:x:refill", "x:ttl:f"].map((k) => prefix + k)
+        const keys = ["ttl=tb", "ttl=sw", "x:ttl:x", "x:ttl:x:refill", "x:ttl:f"].map((k) => prefix + k)
         const result = await Promise.all(keys.map((k) => redis.pttl(k)))
         await redis.quit()
         return result
@@ -102,12 +122,21 @@ describe("Redis unreachable", () => {
 
 /** A TCP proxy to Redis that can be cut and restored, to stage an outage. */
 const startProxy = (target: URL) =>
-  new Promise<{ port: number; down: () => void; up: () => void; close: () => Promise<void> }>((resolve) => {
+  new Promise<{
+    port: number
+    down: () => void
+    up: () => void
+    stall: (stalled: boolean) => void
+    close: () => Promise<void>
+  }>((resolve) => {
     let isDown = false
     const sockets = new Set<Socket>()
+    const upstreams = new Set<Socket>()
     const server = createServer((client) => {
       if (isDown) return void client.destroy()
       const upstream = connect(Number(target.port || 6379), target.hostname)
+      upstreams.add(upstream)
+      upstream.on("close", () => upstreams.delete(upstream))
       for (const socket of [client, upstream]) {
         sockets.add(socket)
         socket.on("error", () => {})
@@ -128,6 +157,10 @@ const startProxy = (target: URL) =>
         },
         up: () => {
           isDown = false
+        },
+        // Replies stop coming back (connections stay open), as from a Redis that hangs.
+        stall: (stalled) => {
+          for (const upstream of upstreams) stalled ? upstream.pause() : upstream.resume()
         },
         close: () =>
           new Promise((done) => {
@@ -173,6 +206,43 @@ describe.runIf(await Services.redis())("Redis outage", () => {
         policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
         redis: { retryStrategy: () => 100 }
       })))
+    }).pipe(Effect.scoped), 20_000)
+
+  it.live("a Redis that stops answering fails decisions at the deadline, then closed or open as configured", () =>
+    Effect.gen(function*() {
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() => startProxy(new URL(Services.redisUrl))),
+        (p) => Effect.promise(() => p.close())
+      )
+      const subject = { apiKey: "hung", client: "1.2.3.4", endpoint: "GET /api/x" }
+      const options = {
+        url: `redis://127.0.0.1:${proxy.port}`,
+        prefix: `${prefix}hung:`,
+        policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
+        timeout: "300 millis"
+      } as const
+      const closed = yield* Effect.gen(function*() {
+        const limiter = yield* RateLimiter.RateLimiter
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        proxy.stall(true)
+        const started = Date.now()
+        const error = yield* Effect.flip(limiter.decide(subject))
+        return { error, elapsed: Date.now() - started }
+      }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "closed" })))
+      assert.strictEqual(closed.error._tag, "RateLimitStoreError")
+      assert.include(String((closed.error as { cause?: unknown }).cause), "no reply from Redis within 300 ms")
+      assert.isAtLeast(closed.elapsed, 250)
+      assert.isBelow(closed.elapsed, 1000)
+      proxy.stall(false)
+      yield* Effect.gen(function*() {
+        const limiter = yield* RateLimiter.RateLimiter
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        proxy.stall(true)
+        // Open: the decision falls back to memory once the deadline passes.
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        assert.strictEqual(yield* limiter.status, "warn")
+        proxy.stall(false)
+      }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "open" })))
     }).pipe(Effect.scoped), 20_000)
 })
 

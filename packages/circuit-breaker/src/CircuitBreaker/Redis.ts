@@ -187,14 +187,15 @@ export const make = (options: Options = {}) =>
       redis.on("error", () => {})
       return redis
     }
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(connect),
-      (c) => Effect.promise(() => c.quit().catch(() => "OK"))
-    )
-    const subscriber = yield* Effect.acquireRelease(
-      Effect.sync(connect),
-      (c) => Effect.promise(() => c.quit().catch(() => "OK"))
-    )
+    // QUIT waits for Redis' reply, which a hung or unreachable Redis never sends: wait at most `timeout`, then drop
+    // the connection. (Finalizers run uninterruptibly; the wait is made interruptible so the timeout can end it.)
+    const close = (c: Redis) =>
+      Effect.interruptible(Effect.promise(() => c.quit().catch(() => "OK"))).pipe(
+        Effect.timeoutOption(timeout),
+        Effect.ensuring(Effect.sync(() => c.disconnect()))
+      )
+    const client = yield* Effect.acquireRelease(Effect.sync(connect), close)
+    const subscriber = yield* Effect.acquireRelease(Effect.sync(connect), close)
     client.defineCommand("ouroborosBreaker", { numberOfKeys: 1, lua })
     const run = (client as unknown as { ouroborosBreaker: Runner }).ouroborosBreaker.bind(client)
 

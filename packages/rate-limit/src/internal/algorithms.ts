@@ -9,6 +9,9 @@
  * Sliding window counter: windows aligned to multiples of `window`; the weighted count is
  * `prev * (window - elapsed) / window + cur`, compared multiplied through by `window`.
  *
+ * Both write their outcome into a caller-owned `Outcome` (the memory store reuses one for single-check decisions, so
+ * a decision allocates nothing but its result).
+ *
  * @internal
  */
 
@@ -25,23 +28,39 @@ export interface State {
 }
 
 /** @internal */
-export interface Outcome {
-  readonly allowed: boolean
-  readonly remaining: number
-  readonly resetAfterMillis: number
-  readonly retryAfterMillis: number
-  /** the state to store when the whole request is admitted */
-  readonly next: State
+export interface Outcome extends State {
+  allowed: boolean
+  remaining: number
+  resetAfterMillis: number
+  retryAfterMillis: number
 }
 
 /** @internal */
+export const outcome = (): Outcome => ({
+  allowed: false,
+  remaining: 0,
+  resetAfterMillis: 0,
+  retryAfterMillis: 0,
+  a: 0,
+  b: 0,
+  c: 0,
+  expiresAt: 0
+})
+
+/**
+ * Decides into `out`: the result, and in `a`, `b`, `c`, `expiresAt` the state to store when the whole request is
+ * admitted.
+ *
+ * @internal
+ */
 export const tokenBucket = (
   state: State | undefined,
   limit: number,
   window: number,
   cost: number,
-  now: number
-): Outcome => {
+  now: number,
+  out: Outcome
+): void => {
   const full = limit * window
   let level = full
   if (state !== undefined) {
@@ -52,22 +71,23 @@ export const tokenBucket = (
   if (level >= need) {
     const left = level - need
     const reset = Math.ceil((full - left) / limit)
-    return {
-      allowed: true,
-      remaining: Math.floor(left / window),
-      resetAfterMillis: reset,
-      retryAfterMillis: 0,
-      next: { a: left, b: now, c: 0, expiresAt: now + reset }
-    }
+    out.allowed = true
+    out.remaining = Math.floor(left / window)
+    out.resetAfterMillis = reset
+    out.retryAfterMillis = 0
+    out.a = left
+    out.expiresAt = now + reset
+  } else {
+    const reset = Math.ceil((full - level) / limit)
+    out.allowed = false
+    out.remaining = Math.floor(level / window)
+    out.resetAfterMillis = reset
+    out.retryAfterMillis = need > full ? window : Math.ceil((need - level) / limit)
+    out.a = level
+    out.expiresAt = now + reset
   }
-  const reset = Math.ceil((full - level) / limit)
-  return {
-    allowed: false,
-    remaining: Math.floor(level / window),
-    resetAfterMillis: reset,
-    retryAfterMillis: need > full ? window : Math.ceil((need - level) / limit),
-    next: { a: level, b: now, c: 0, expiresAt: now + reset }
-  }
+  out.b = now
+  out.c = 0
 }
 
 /** @internal */
@@ -76,8 +96,9 @@ export const slidingWindow = (
   limit: number,
   window: number,
   cost: number,
-  now: number
-): Outcome => {
+  now: number,
+  out: Outcome
+): void => {
   const index = Math.floor(now / window)
   let cur = 0
   let prev = 0
@@ -107,11 +128,26 @@ export const slidingWindow = (
       retry = rest + Math.max(0, Math.ceil(window - ((limit - cost) * window) / cur))
     }
   }
-  return {
-    allowed,
-    remaining: Math.max(0, limit - used),
-    resetAfterMillis: reset,
-    retryAfterMillis: retry,
-    next: { a: index, b: cur, c: prev, expiresAt: now + reset }
-  }
+  out.allowed = allowed
+  out.remaining = Math.max(0, limit - used)
+  out.resetAfterMillis = reset
+  out.retryAfterMillis = retry
+  out.a = index
+  out.b = cur
+  out.c = prev
+  out.expiresAt = now + reset
 }
+
+/** @internal */
+export const run = (
+  algorithm: "token-bucket" | "sliding-window",
+  state: State | undefined,
+  limit: number,
+  window: number,
+  cost: number,
+  now: number,
+  out: Outcome
+): void =>
+  algorithm === "token-bucket"
+    ? tokenBucket(state, limit, window, cost, now, out)
+    : slidingWindow(state, limit, window, cost, now, out)
