@@ -60,18 +60,16 @@ export const resolver = (
   trustedProxies: ReadonlyArray<string>
 ): RateLimiterHttp.KeyResolver => {
   const base = RateLimiterHttp.defaultResolver({ trustedProxies })
-  return (request: HttpServerRequest.HttpServerRequest) =>
-    Effect.map(base(request), (subject) => {
-      const key = request.headers["x-api-key"]
-      if (key === undefined || key === "") return subject
-      return Option.match(ring.resolve(key), {
-        onNone: () => subject,
-        onSome: (principal) => {
-          const tier = tiers.get(principal.tenantId)
-          return { ...subject, tenant: principal.tenantId, ...(tier !== undefined ? { tier } : {}) }
-        }
-      })
-    })
+  return (request: HttpServerRequest.HttpServerRequest) => {
+    const subject = base(request)
+    const key = request.headers["x-api-key"]
+    if (key === undefined || key === "") return subject
+    const principal = ring.resolve(key)
+    if (Option.isNone(principal)) return subject
+    const tenant = principal.value.tenantId
+    const tier = tiers.get(tenant)
+    return { apiKey: subject.apiKey, client: subject.client, endpoint: subject.endpoint, tenant, tier }
+  }
 }
 
 /**

@@ -47,6 +47,10 @@ export class ConcurrencyLimiter extends Context.Tag("@ouroboros/rate-limit/Concu
     readonly tryAcquire: (key: string) => Effect.Effect<boolean>
     /** Gives back a permit taken by `tryAcquire`. */
     readonly release: (key: string) => Effect.Effect<void>
+    /** `tryAcquire`, synchronously (for hot paths already inside a fiber step). */
+    readonly unsafeTryAcquire: (key: string) => boolean
+    /** `release`, synchronously. */
+    readonly unsafeRelease: (key: string) => void
     /** Requests in flight for `key`. */
     readonly inFlight: (key: string) => Effect.Effect<number>
   }
@@ -70,19 +74,19 @@ export interface Options {
 export const make = (options: Options): Effect.Effect<ConcurrencyLimiter["Type"]> =>
   Effect.sync(() => {
     const counts = new Map<string, number>()
-    const release = (key: string) =>
-      Effect.sync(() => {
-        const n = (counts.get(key) ?? 1) - 1
-        if (n <= 0) counts.delete(key)
-        else counts.set(key, n)
-      })
-    const tryAcquire = (key: string) =>
-      Effect.sync(() => {
-        const n = counts.get(key) ?? 0
-        if (n >= options.limit) return false
-        counts.set(key, n + 1)
-        return true
-      })
+    const unsafeRelease = (key: string) => {
+      const n = (counts.get(key) ?? 1) - 1
+      if (n <= 0) counts.delete(key)
+      else counts.set(key, n)
+    }
+    const unsafeTryAcquire = (key: string) => {
+      const n = counts.get(key) ?? 0
+      if (n >= options.limit) return false
+      counts.set(key, n + 1)
+      return true
+    }
+    const release = (key: string) => Effect.sync(() => unsafeRelease(key))
+    const tryAcquire = (key: string) => Effect.sync(() => unsafeTryAcquire(key))
     const take = (key: string) =>
       Effect.flatMap(tryAcquire(key), (ok) => {
         if (!ok) {
@@ -106,6 +110,8 @@ export const make = (options: Options): Effect.Effect<ConcurrencyLimiter["Type"]
         ),
       tryAcquire,
       release,
+      unsafeTryAcquire,
+      unsafeRelease,
       inFlight: (key) => Effect.sync(() => counts.get(key) ?? 0)
     })
   })

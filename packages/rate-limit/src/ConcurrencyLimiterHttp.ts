@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { type HttpMiddleware, HttpServerRequest } from "@effect/platform"
-import { Effect } from "effect"
+import { Context, Effect } from "effect"
 import { ConcurrencyLimiter } from "./ConcurrencyLimiter.js"
 import * as Http from "./internal/http.js"
 import { quotaExceededType } from "./RateLimiterHttp.js"
@@ -41,23 +41,24 @@ export const make = (
         : `k=${Http.hashKey(apiKey)}`
     })
     const exempt = options.exempt ?? Http.isHealthOrMetrics
-    const middleware: HttpMiddleware.HttpMiddleware = (app) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        if (exempt(Http.pathOf(request.url))) return app
+    const limited = Http.problem(429, {
+      type: quotaExceededType,
+      title: "Too many requests in flight",
+      status: 429,
+      detail: `At most ${limiter.limit} requests may be in flight at once`,
+      "violated-policies": ["concurrency"],
+      retryAfter: 1
+    }, { "retry-after": "1" })
+    // The permit and the finalizer that gives it back are taken in one uninterruptible step (no permit can leak); the
+    // app itself runs interruptibly.
+    const middleware: HttpMiddleware.HttpMiddleware = (app) => {
+      const interruptible = Effect.interruptible(app)
+      return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
+        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+        if (exempt(Http.pathOf(request.url))) return interruptible
         const key = keyOf(request)
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(limiter.tryAcquire(key), (ok) =>
-            ok
-              ? Effect.ensuring(restore(app), limiter.release(key))
-              : Http.problem(429, {
-                type: quotaExceededType,
-                title: "Too many requests in flight",
-                status: 429,
-                detail: `At most ${limiter.limit} requests may be in flight at once`,
-                "violated-policies": ["concurrency"],
-                retryAfter: 1
-              }, { "retry-after": "1" }))
-        )
-      })
+        return limiter.unsafeTryAcquire(key) ? Effect.ensuring(interruptible, limiter.release(key)) : limited
+      }))
+    }
     return middleware
   })

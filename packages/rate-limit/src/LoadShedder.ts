@@ -56,6 +56,8 @@ export class LoadShedder extends Context.Tag("@ouroboros/rate-limit/LoadShedder"
     readonly tryAdmit: (priority: Priority) => Effect.Effect<boolean>
     /** Ends a request admitted by `tryAdmit`. */
     readonly release: Effect.Effect<void>
+    /** `tryAdmit`, synchronously (for hot paths already inside a fiber step). */
+    readonly unsafeTryAdmit: (priority: Priority) => boolean
     /** `Retry-After` seconds of a shed request. */
     readonly retryAfter: number
     /** Requests in flight. */
@@ -109,13 +111,13 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never
       }).pipe(Effect.repeat(Schedule.spaced("500 millis")), Effect.forkScoped)
     }
     const overloaded = new Overloaded({ detail: "The service is saturated; retry shortly", retryAfter })
-    const tryAdmit = (priority: Priority) =>
-      Effect.sync(() => {
-        const cap = priority === "critical" ? max : lagging ? 0 : normalMax
-        if (inFlight >= cap) return false
-        inFlight++
-        return true
-      })
+    const unsafeTryAdmit = (priority: Priority) => {
+      const cap = priority === "critical" ? max : lagging ? 0 : normalMax
+      if (inFlight >= cap) return false
+      inFlight++
+      return true
+    }
+    const tryAdmit = (priority: Priority) => Effect.sync(() => unsafeTryAdmit(priority))
     const take = (priority: Priority) =>
       Effect.flatMap(tryAdmit(priority), (ok) => (ok ? Effect.void : Effect.fail(overloaded)))
     const release = Effect.sync(() => {
@@ -130,6 +132,7 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never
         ),
       tryAdmit,
       release,
+      unsafeTryAdmit,
       retryAfter,
       inFlight: Effect.sync(() => inFlight),
       status: Effect.sync(() => (lagging || inFlight >= normalMax ? "warn" : "pass"))

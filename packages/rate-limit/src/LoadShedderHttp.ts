@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { type HttpMiddleware, HttpServerRequest } from "@effect/platform"
-import { Effect } from "effect"
+import { Context, Effect } from "effect"
 import * as Http from "./internal/http.js"
 import { LoadShedder } from "./LoadShedder.js"
 
@@ -45,19 +45,21 @@ export const make = (options: Options = {}): Effect.Effect<HttpMiddleware.HttpMi
   Effect.map(LoadShedder, (shedder) => {
     const critical = options.critical ??
       ((request: HttpServerRequest.HttpServerRequest) => isCritical(Http.pathOf(request.url)))
-    const middleware: HttpMiddleware.HttpMiddleware = (app) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(shedder.tryAdmit(critical(request) ? "critical" : "normal"), (ok) =>
-            ok
-              ? Effect.ensuring(restore(app), shedder.release)
-              : Http.problem(503, {
-                type: temporaryReducedCapacityType,
-                title: "Service Unavailable",
-                status: 503,
-                detail: "The service is saturated; retry shortly",
-                retryAfter: shedder.retryAfter
-              }, { "retry-after": String(shedder.retryAfter) }))
-        ))
+    const shed = Http.problem(503, {
+      type: temporaryReducedCapacityType,
+      title: "Service Unavailable",
+      status: 503,
+      detail: "The service is saturated; retry shortly",
+      retryAfter: shedder.retryAfter
+    }, { "retry-after": String(shedder.retryAfter) })
+    // Built once per app: admission and the finalizer that ends the request are installed in one uninterruptible step
+    // (no permit can leak), and the app itself runs interruptibly. Per request this allocates nothing.
+    const middleware: HttpMiddleware.HttpMiddleware = (app) => {
+      const admitted = Effect.ensuring(Effect.interruptible(app), shedder.release)
+      return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
+        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+        return shedder.unsafeTryAdmit(critical(request) ? "critical" : "normal") ? admitted : shed
+      }))
+    }
     return middleware
   })

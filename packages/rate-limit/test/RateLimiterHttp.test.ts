@@ -191,3 +191,27 @@ describe("LoadShedderHttp", () => {
       assert.strictEqual(yield* shedder.status, "pass")
     }).pipe(Effect.provide(NodeHttpServer.layerTest)))
 })
+
+describe("limiters and interruption", () => {
+  it.scopedLive("a request cut off by its client gives back its concurrency permit and its load-shedder slot", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const limiter = yield* ConcurrencyLimiter.make({ limit: 1 })
+      const shedder = yield* LoadShedder.make({ maxInFlight: 10, reserved: 0.1 })
+      const concurrency = yield* ConcurrencyLimiterHttp.make({ key: (request) => request.headers["x-api-key"] ?? "-" })
+        .pipe(Effect.provideService(ConcurrencyLimiter.ConcurrencyLimiter, limiter))
+      const shed = yield* LoadShedderHttp.make().pipe(Effect.provideService(LoadShedder.LoadShedder, shedder))
+      yield* serve((app) => shed(concurrency(app)), gate)
+      const slow = yield* Effect.fork(get("/api/v1/slow", { "x-api-key": "a" }))
+      while ((yield* limiter.inFlight("a")) < 1) yield* Effect.sleep("5 millis")
+      assert.strictEqual(yield* shedder.inFlight, 1)
+      // The client goes away: the server interrupts the request, and both limiters give their share back.
+      yield* Fiber.interrupt(slow)
+      for (let i = 0; i < 200 && ((yield* limiter.inFlight("a")) > 0 || (yield* shedder.inFlight) > 0); i++) {
+        yield* Effect.sleep("5 millis")
+      }
+      assert.strictEqual(yield* limiter.inFlight("a"), 0)
+      assert.strictEqual(yield* shedder.inFlight, 0)
+      assert.strictEqual((yield* get("/api/v1/things", { "x-api-key": "a" })).status, 200)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+})
