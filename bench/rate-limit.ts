@@ -16,7 +16,7 @@ import {
   type HttpMiddleware
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { RateLimiter, RateLimiterHttp, RateLimiterMemory, RateLimiterRedis } from "@ouroboros/rate-limit"
+import { RateLimiter, RateLimiterHttp, RateLimiterMemory } from "@ouroboros/rate-limit"
 import { Services } from "@ouroboros/testkit"
 import autocannon from "autocannon"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
@@ -132,12 +132,8 @@ const redis = async () => {
   }
   const prefix = `bench:rl:${randomUUID()}:`
   const keys = keysOf(1000)
-  const runtime = ManagedRuntime.make(
-    Layer.scopedContext(Effect.map(
-      RateLimiterRedis.make({ url: Services.redisUrl, prefix }),
-      (store) => RateLimiter.unsafeMake(store, { policies: [policy] })
-    ).pipe(Effect.map((limiter) => RateLimiter.RateLimiter.context(limiter))))
-  )
+  // As the server builds it: the Redis store behind the fail-open fallback.
+  const runtime = ManagedRuntime.make(RateLimiter.layerRedis({ url: Services.redisUrl, prefix, policies: [policy] }))
   const ours = await runtime.runPromise(RateLimiter.RateLimiter)
   const client = new Redis(Services.redisUrl)
   const peer = new FlexRedis({ storeClient: client, points: HUGE, duration: 60, keyPrefix: `${prefix}flex` })

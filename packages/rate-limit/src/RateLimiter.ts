@@ -599,27 +599,33 @@ export const withFallback = (
     options.mode === "open"
       ? fallback.consume(checks, cost)
       : Effect.fail(cause ?? new RateLimitStoreError({ message: "The rate-limit store is unavailable" }))
+  // While healthy a decision is the primary's plus one failure handler: no clock read, no extra step on success.
+  const onFailure = (checks: ReadonlyArray<Check>, cost: number) => (error: RateLimitStoreError) =>
+    Clock.clockWith((clock) => {
+      nextProbe = clock.unsafeCurrentTimeMillis() + probeMillis
+      const log = healthy
+        ? Effect.logWarning(`Rate-limit store unavailable, failing ${options.mode}: ${String(error.cause)}`)
+        : Effect.void
+      healthy = false
+      return Effect.zipRight(log, degraded(checks, cost, error))
+    })
+  const probe = (checks: ReadonlyArray<Check>, cost: number) =>
+    Clock.clockWith((clock) => {
+      if (clock.unsafeCurrentTimeMillis() < nextProbe) return degraded(checks, cost)
+      return primary.consume(checks, cost).pipe(
+        Effect.tap(() => {
+          if (healthy) return Effect.void
+          healthy = true
+          return Effect.logInfo("Rate-limit store recovered")
+        }),
+        Effect.catchAll(onFailure(checks, cost))
+      )
+    })
   return {
     consume: (checks, cost) =>
-      Clock.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        if (!healthy && now < nextProbe) return degraded(checks, cost)
-        return primary.consume(checks, cost).pipe(
-          Effect.tap(() => {
-            if (healthy) return Effect.void
-            healthy = true
-            return Effect.logInfo("Rate-limit store recovered")
-          }),
-          Effect.catchAll((error) => {
-            nextProbe = now + probeMillis
-            const log = healthy
-              ? Effect.logWarning(`Rate-limit store unavailable, failing ${options.mode}: ${String(error.cause)}`)
-              : Effect.void
-            healthy = false
-            return Effect.zipRight(log, degraded(checks, cost, error))
-          })
-        )
-      }),
+      Effect.suspend(() =>
+        healthy ? Effect.catchAll(primary.consume(checks, cost), onFailure(checks, cost)) : probe(checks, cost)
+      ),
     status: Effect.flatMap(Effect.sync(() => healthy), (ok) => ok ? primary.status : Effect.succeed("warn" as const)),
     experimental: primary.experimental
   }
