@@ -312,7 +312,9 @@ export const fromClient = (
   }
   let queue: Array<Request> = []
   let queuedKeys = 0
+  let inFlight = 0
   const failAll = (requests: ReadonlyArray<Request>) => (cause: unknown) => {
+    inFlight--
     const error = Effect.fail(storeError("consume")(cause))
     for (const request of requests) request.resume(error)
   }
@@ -320,6 +322,7 @@ export const fromClient = (
     const requests = queue
     if (requests.length === 0) return
     queue = []
+    inFlight++
     const keyCount = queuedKeys
     queuedKeys = 0
     const args: Array<string | number> = new Array(1 + keyCount)
@@ -333,6 +336,7 @@ export const fromClient = (
       }
     }
     call(() => commands.rlConsume(...args), (reply) => {
+      inFlight--
       let r = 0
       for (const { checks, resume } of requests) {
         const results: Array<CheckResult> = new Array(checks.length)
@@ -353,8 +357,9 @@ export const fromClient = (
       Effect.async<ReadonlyArray<CheckResult>, RateLimitStoreError>((resume) => {
         queue.push({ checks, cost, resume })
         queuedKeys += checks.length
-        if (queue.length === 1) queueMicrotask(flush)
-        else if (queuedKeys >= BATCH_KEYS) flush()
+        // Nothing in flight: no batch to wait for, send at once. Otherwise gather what this tick asks for.
+        if (inFlight === 0 || queuedKeys >= BATCH_KEYS) flush()
+        else if (queue.length === 1) queueMicrotask(flush)
       }),
     status: Effect.sync(() => redis.status === "ready" ? "pass" : "warn"),
     experimental: Experimental.RateLimiterStore.of({
