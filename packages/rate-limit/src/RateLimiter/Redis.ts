@@ -302,9 +302,9 @@ export const fromClient = (
   const commands = redis as unknown as Commands
   const experimentalPrefix = `${prefix}x:`
 
-  // Decisions asked for in the same tick (concurrent requests) go to Redis as one script call: one write, one reply
-  // and one script run for the lot, instead of one each. Each decision stays atomic over its own checks; the batch is
-  // decided in arrival order.
+  // A decision with nothing in flight is sent at once. Behind a call awaiting its reply, the decisions asked for in
+  // the same tick (concurrent requests) go to Redis as one script call: one write, one reply and one script run for
+  // the lot, instead of one each. Each decision stays atomic over its own checks; a batch is decided in arrival order.
   interface Request {
     readonly checks: ReadonlyArray<Check>
     readonly cost: number
