@@ -35,16 +35,23 @@ const keysOf = (n: number): ReadonlyArray<string> => Array.from({ length: n }, (
 const perSecond = (n: number, millis: number) => Math.round((n * 1000) / millis)
 const fmt = (n: number) => n.toLocaleString("en-US")
 
-/** Decisions per second over `n` decisions, best of 3 rounds after a warm-up. */
-const rate = async (n: number, run: (n: number) => Promise<void>): Promise<number> => {
-  await run(Math.min(n, 50_000))
-  let best = 0
-  for (let round = 0; round < 3; round++) {
-    const start = performance.now()
-    await run(n)
-    best = Math.max(best, perSecond(n, performance.now() - start))
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
+
+/**
+ * Decisions per second of each contestant: a warm-up each, then 7 rounds in which every contestant runs `n`
+ * decisions in turn (so that the machine's drift hits all alike); the median round of each.
+ */
+const rates = async (n: number, contestants: ReadonlyArray<(n: number) => Promise<void>>) => {
+  for (const run of contestants) await run(Math.min(n, 50_000))
+  const rounds: Array<Array<number>> = contestants.map(() => [])
+  for (let round = 0; round < 7; round++) {
+    for (let c = 0; c < contestants.length; c++) {
+      const start = performance.now()
+      await contestants[c]!(n)
+      rounds[c]!.push(perSecond(n, performance.now() - start))
+    }
   }
-  return best
+  return rounds.map(median)
 }
 
 const memory = async () => {
@@ -54,18 +61,20 @@ const memory = async () => {
     // Built as an application builds it (the layer captures the clock of the fiber that builds it).
     const ours = Effect.runSync(Effect.provide(RateLimiter.RateLimiter, RateLimiter.layerMemory({ policies: [policy] })))
     const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
-    const inFiber = await rate(n, (count) =>
-      Effect.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
-      })))
     const unsafeDecide = ours.unsafeDecide!
-    const sync = await rate(n, async (count) => {
-      for (let i = 0; i < count; i++) unsafeDecide(subjects[i % keyCount]!, Date.now())
-    })
     const peer = new FlexMemory({ points: HUGE, duration: 60 })
-    const flexible = await rate(n, async (count) => {
-      for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
-    })
+    const [inFiber, sync, flexible] = await rates(n, [
+      (count) =>
+        Effect.runPromise(Effect.gen(function*() {
+          for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
+        })),
+      async (count) => {
+        for (let i = 0; i < count; i++) unsafeDecide(subjects[i % keyCount]!, Date.now())
+      },
+      async (count) => {
+        for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
+      }
+    ]) as [number, number, number]
     rows.push({
       keys: label,
       "ours decisions/s (one fiber)": fmt(inFiber),
@@ -75,7 +84,7 @@ const memory = async () => {
       "ours / peer (unsafeDecide)": (sync / flexible).toFixed(2)
     })
   }
-  console.log("\nIn-memory decisions (all admitted; one policy)")
+  console.log("\nIn-memory decisions (all admitted; one policy; medians of 7 alternating rounds)")
   console.table(rows)
 }
 
@@ -142,7 +151,6 @@ const redis = async () => {
   try {
     // Rounds alternate between ours and the peer so that the machine's drift (load, CPU frequency, wake-up latency of
     // loopback round trips) hits both alike; the medians of the rounds are reported.
-    const median = (xs: ReadonlyArray<number>) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
     for (const concurrency of [1, 50]) {
       await loadEffect(runtime, concurrency, 500, (i) => ours.decide(subjects[i % 1000]!))
       await load(concurrency, 500, (i) => peer.consume(keys[i % 1000]!))
@@ -301,7 +309,6 @@ const http = async () => {
       await probe.arrayBuffer()
       return probe.headers.get("ratelimit") ?? "(none)"
     }
-    const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
     const row = async (mode: "off" | "on", port: number) => ({
       limiter: mode,
       "median req/s": fmt(Math.round(median(samples[mode].map((x) => x.rps)))),

@@ -475,7 +475,7 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     let remaining = Infinity
     let resetAfterMillis = 0
     let retryAfterMillis = 0
-    const violated: Array<string> = []
+    let violated: Array<string> | undefined
     const policies: Array<PolicyDecision> = new Array(results.length)
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!
@@ -493,6 +493,7 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
       if (result.resetAfterMillis > resetAfterMillis) resetAfterMillis = result.resetAfterMillis
       if (!result.allowed) {
         allowed = false
+        if (violated === undefined) violated = []
         violated.push(c.policy.name)
         if (result.retryAfterMillis > retryAfterMillis) retryAfterMillis = result.retryAfterMillis
       }
@@ -501,7 +502,7 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
       const c = selected[i]![0]
       decisions.unsafeUpdate(1, allowed ? c.allowed : c.limited)
     }
-    return { allowed, policies, violated, remaining, resetAfterMillis, retryAfterMillis }
+    return { allowed, policies, violated: violated ?? noneViolated, remaining, resetAfterMillis, retryAfterMillis }
   }
 
   const unsafeConsume = store.unsafeConsume
@@ -540,6 +541,8 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     status: store.status
   })
 }
+
+const noneViolated: ReadonlyArray<string> = Object.freeze([])
 
 const noPolicy: Decision = {
   allowed: true,
