@@ -128,12 +128,9 @@ class Keyspaces {
     }
   }
 
-  /** The entry of a key, or undefined; an idle (expired) one is returned too, to be reused in place. */
-  get(scope: Scope, key: string): Entry | undefined {
-    return scope.map.get(key)
-  }
 }
 
+/** The state of an entry, or undefined when it has none or an idle one (whose entry is then reused in place). */
 const live = (entry: Entry | undefined, now: number): Algorithms.State | undefined =>
   entry === undefined || entry.expiresAt <= now ? undefined : entry
 
@@ -180,7 +177,7 @@ export const unsafeMake = (options: Options = {}): MemoryStore => {
     if (n === 1) {
       const check = checks[0]!
       const scope = keys.scope(check.scope)
-      const entry = keys.get(scope, check.key)
+      const entry = scope.map.get(check.key)
       Algorithms.run(check.algorithm, live(entry, now), check.limit, check.windowMillis, cost, now, scratch)
       if (scratch.allowed) {
         if (entry === undefined) keys.insert(scope, check.key, entryOf(scratch, now), now)
@@ -202,7 +199,7 @@ export const unsafeMake = (options: Options = {}): MemoryStore => {
     for (let i = 0; i < n; i++) {
       const check = checks[i]!
       const scope = keys.scope(check.scope)
-      const entry = keys.get(scope, check.key)
+      const entry = scope.map.get(check.key)
       const out = Algorithms.outcome()
       Algorithms.run(check.algorithm, live(entry, now), check.limit, check.windowMillis, cost, now, out)
       scopes[i] = scope
@@ -241,7 +238,7 @@ export const unsafeMake = (options: Options = {}): MemoryStore => {
   /** The experimental state of a key: a = tokens or count, b = last refill, expiresAt as ours. */
   const experimentalState = (key: string, now: number) => {
     keys.tick(now)
-    const entry = keys.get(experimentalScope, key)
+    const entry = experimentalScope.map.get(key)
     return { entry, state: live(entry, now) }
   }
   const putExperimental = (key: string, entry: Entry | undefined, a: number, b: number, expiresAt: number, now: number) => {
