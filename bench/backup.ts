@@ -10,14 +10,13 @@
  * Run: `node --import tsx -e 'import("./bench/backup.ts").then(m => m.default())'`
  */
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { Backup, BackupSource, BackupTarget } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { TenantId } from "@ouroboros/kernel"
 import { Database } from "@ouroboros/sql"
-import { Services } from "@ouroboros/testkit"
+import { PgSchema, Services } from "@ouroboros/testkit"
 import { Embedded, VectorStore } from "@ouroboros/vector-store"
-import { Context, Effect, Layer, Logger, LogLevel, Redacted, Stream } from "effect"
+import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -41,22 +40,6 @@ const tempDir = (prefix: string) =>
     Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), `ouroboros-bench-backup-${prefix}-`))),
     (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
   )
-
-const withSearchPath = (url: string, schema: string) =>
-  `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
-
-const pgSchema = (schema: string) =>
-  Layer.unwrapScoped(Effect.gen(function*() {
-    const admin = Context.get(
-      yield* Layer.build(PgClient.layer({ url: Redacted.make(Services.postgresUrl), maxConnections: 1 })),
-      SqlClient.SqlClient
-    )
-    yield* Effect.acquireRelease(
-      admin`CREATE SCHEMA ${admin(schema)}`,
-      () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
-    )
-    return PgClient.layer({ url: Redacted.make(withSearchPath(Services.postgresUrl, schema)), maxConnections: 4 })
-  }))
 
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
@@ -199,7 +182,7 @@ export default async function run(): Promise<void> {
   const layer = Layer.unwrapScoped(Effect.gen(function*() {
     const vectorsDir = yield* tempDir("vectors")
     const backupsDir = yield* tempDir("target")
-    const sql: Layer.Layer<SqlClient.SqlClient, unknown> = pg ? pgSchema(schema) : Layer.unwrapScoped(
+    const sql: Layer.Layer<SqlClient.SqlClient, unknown> = pg ? PgSchema.layer({ schema }) : Layer.unwrapScoped(
       Effect.map(tempDir("pg"), (dataDir) => Database.layerEmbedded({ dataDir }))
     )
     return Backup.layer().pipe(

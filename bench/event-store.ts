@@ -7,11 +7,10 @@
  * Each measurement is time-boxed; the whole run stays under a minute.
  */
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { EventStore } from "@ouroboros/event-store"
 import { Database } from "@ouroboros/sql"
-import { Services } from "@ouroboros/testkit"
-import { Context, Effect, Layer, Redacted, Stream } from "effect"
+import { PgSchema, Services } from "@ouroboros/testkit"
+import { Effect, Layer, Stream } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -135,24 +134,7 @@ const suite = (backend: string, concurrency: number) =>
     return rows
   }).pipe(Effect.catchAllCause((cause) => Effect.as(Effect.logError(`${backend} failed`, cause), [] as Array<Row>)))
 
-const pgSchemaLayer = Layer.unwrapScoped(Effect.gen(function*() {
-  const schema = `event_store_bench_${Math.random().toString(36).slice(2, 10)}`
-  const admin = Context.get(
-    yield* Layer.build(PgClient.layer({ url: Redacted.make(Services.postgresUrl), maxConnections: 1 })),
-    SqlClient.SqlClient
-  )
-  yield* Effect.acquireRelease(
-    admin`CREATE SCHEMA ${admin(schema)}`,
-    () => Effect.orDie(admin`DROP SCHEMA ${admin(schema)} CASCADE`)
-  )
-  const url = Services.postgresUrl
-  return PgClient.layer({
-    url: Redacted.make(
-      `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
-    ),
-    maxConnections: 16
-  })
-}))
+const pgSchemaLayer = PgSchema.layer({ prefix: "event_store_bench", maxConnections: 16 })
 
 const embeddedLayer = Layer.unwrapScoped(Effect.gen(function*() {
   const dataDir = yield* Effect.acquireRelease(

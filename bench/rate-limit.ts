@@ -7,26 +7,17 @@
  * `RATE_LIMIT_BENCH=memory,redis,http` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP section off against off
  * (an A/A control that shows the machine's noise).
  */
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  type HttpApp,
-  type HttpMiddleware
-} from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as Experimental from "@effect/experimental/RateLimiter"
+import { HttpApiBuilder, type HttpApp, type HttpMiddleware } from "@effect/platform"
 import { RateLimiter, RateLimiterHttp, RateLimiterMemory } from "@ouroboros/rate-limit"
 import { Services } from "@ouroboros/testkit"
 import autocannon from "autocannon"
-import * as Experimental from "@effect/experimental/RateLimiter"
-import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
+import { Duration, Effect, ManagedRuntime } from "effect"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { createServer, type Server } from "node:http"
-import type { AddressInfo } from "node:net"
 import { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
+import { startPingServer } from "./internal/ping.js"
 
 const HUGE = 1_000_000_000
 const policy = RateLimiter.Policy.make({ name: "bench", limit: HUGE, window: 60_000, scope: ["api-key"] })
@@ -202,28 +193,12 @@ const redis = async () => {
   console.table(rows)
 }
 
-class Api extends HttpApi.make("bench").add(
-  HttpApiGroup.make("ping").add(HttpApiEndpoint.get("ping", "/api/v1/ping").addSuccess(Schema.String))
-) {}
-
-const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide(HttpApiBuilder.group(Api, "ping", (handlers) => handlers.handle("ping", () => Effect.succeed("pong"))))
-)
-
-/** Serves the API on a free port with `middleware` (or none) and returns the port and a stop function. */
-const startServer = async (middleware: HttpMiddleware.HttpMiddleware | undefined) => {
-  let server: Server | undefined
-  const runtime = ManagedRuntime.make(
-    // An HttpMiddleware is typed loosely (`HttpApp<any, any, any>`); ours needs nothing from the context.
-    HttpApiBuilder.serve(middleware as ((app: HttpApp.Default) => HttpApp.Default<never, never>) | undefined).pipe(
-      Layer.provide(ApiLive),
-      Layer.provide(NodeHttpServer.layer(() => (server = createServer()), { port: 0, host: "127.0.0.1" })),
-      Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
-    )
+/** Serves the ping API with `middleware` (or none) and returns the port and a stop function. */
+const startServer = (middleware: HttpMiddleware.HttpMiddleware | undefined) =>
+  // An HttpMiddleware is typed loosely (`HttpApp<any, any, any>`); ours needs nothing from the context.
+  startPingServer(
+    HttpApiBuilder.serve(middleware as ((app: HttpApp.Default) => HttpApp.Default<never, never>) | undefined)
   )
-  await runtime.runPromise(Effect.void)
-  return { port: (server!.address() as AddressInfo).port, stop: () => runtime.dispose() }
-}
 
 const cannon = (port: number, seconds: number) =>
   autocannon({

@@ -7,15 +7,7 @@
  *
  * Run: `node --import tsx -e 'import("./bench/tracing.ts").then(m => m.default())'`
  */
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  type HttpApp,
-  HttpMiddleware
-} from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import { HttpApiBuilder, type HttpApp, HttpMiddleware } from "@effect/platform"
 import {
   AlwaysOnSampler,
   BatchSpanProcessor,
@@ -24,10 +16,9 @@ import {
 } from "@opentelemetry/sdk-trace-base"
 import { CorrelationHttp, Tracing } from "@ouroboros/correlation"
 import autocannon from "autocannon"
-import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Schema } from "effect"
+import { Layer } from "effect"
 import { constTrue } from "effect/Function"
-import { createServer, type Server } from "node:http"
-import type { AddressInfo } from "node:net"
+import { startPingServer } from "./internal/ping.js"
 
 const fmt = (n: number) => n.toLocaleString("en-US")
 
@@ -43,18 +34,9 @@ class CountingExporter implements SpanExporter {
   }
 }
 
-class Api extends HttpApi.make("bench").add(
-  HttpApiGroup.make("ping").add(HttpApiEndpoint.get("ping", "/api/v1/ping").addSuccess(Schema.String))
-) {}
-
-const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide(HttpApiBuilder.group(Api, "ping", (handlers) => handlers.handle("ping", () => Effect.succeed("pong"))))
-)
-
 type Mode = "off" | "vanilla" | "native" | "platform" | "on"
 
-const startServer = async (mode: Mode, exporter: CountingExporter) => {
-  let server: Server | undefined
+const startServer = (mode: Mode, exporter: CountingExporter) => {
   const served = mode === "on" || mode === "native"
     ? CorrelationHttp.withServerSpan(
       HttpApiBuilder.serve((app) => CorrelationHttp.middleware(app) as HttpApp.Default)
@@ -67,16 +49,7 @@ const startServer = async (mode: Mode, exporter: CountingExporter) => {
     spanProcessor: new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 2048 }),
     sampler: new AlwaysOnSampler()
   })
-  const runtime = ManagedRuntime.make(
-    served.pipe(
-      Layer.provide(ApiLive),
-      Layer.provide(NodeHttpServer.layer(() => (server = createServer()), { port: 0, host: "127.0.0.1" })),
-      Layer.provide(tracing),
-      Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
-    )
-  )
-  await runtime.runPromise(Effect.void)
-  return { port: (server!.address() as AddressInfo).port, stop: () => runtime.dispose() }
+  return startPingServer(served, tracing)
 }
 
 const cannon = (port: number, seconds: number) =>

@@ -19,16 +19,21 @@ export const withSearchPath = (url: string, schema: string): string =>
   `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`
 
 /**
- * A client of the test PostgreSQL (`Services.postgresUrl`) in a new schema named `<prefix>_<random>`.
+ * A client of the test PostgreSQL (`Services.postgresUrl`) in a new schema: `schema` when given (for tools that must
+ * name it, such as `pg_dump`), otherwise `<prefix>_<random>`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
-  options: { readonly prefix?: string | undefined; readonly maxConnections?: number | undefined } = {}
+  options: {
+    readonly prefix?: string | undefined
+    readonly schema?: string | undefined
+    readonly maxConnections?: number | undefined
+  } = {}
 ): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const schema = `${options.prefix ?? "test"}_${Math.random().toString(36).slice(2, 10)}`
+    const schema = options.schema ?? `${options.prefix ?? "test"}_${Math.random().toString(36).slice(2, 10)}`
     const admin = Context.get(
       yield* Layer.build(PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 1 })),
       SqlClient.SqlClient
