@@ -64,7 +64,7 @@ const memory = async () => {
       algorithm: "token-bucket" as const,
       onExceeded: "fail" as const
     }))
-    const [inFiber, sync, flexible, effectExperimental] = await rates(n, [
+    const [inFiber, sync, flexible, flexibleInFiber, effectExperimental] = await rates(n, [
       (count) =>
         Effect.runPromise(Effect.gen(function*() {
           for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
@@ -75,18 +75,25 @@ const memory = async () => {
       async (count) => {
         for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
       },
+      // The peer as an Effect application calls a Promise API: the same fiber loop as ours.
+      (count) =>
+        Effect.runPromise(Effect.gen(function*() {
+          for (let i = 0; i < count; i++) yield* Effect.tryPromise(() => peer.consume(keys[i % keyCount]!))
+        })),
       (count) =>
         Effect.runPromise(Effect.gen(function*() {
           for (let i = 0; i < count; i++) yield* experimental.consume(experimentalKeys[i % keyCount]!)
         }))
-    ]) as [number, number, number, number]
+    ]) as [number, number, number, number, number]
     rows.push({
       keys: label,
       "ours decisions/s (one fiber)": fmt(inFiber),
       "ours decisions/s (unsafeDecide)": fmt(sync),
       "RateLimiterMemory decisions/s": fmt(flexible),
-      "ours / peer (fiber)": (inFiber / flexible).toFixed(2),
+      "RateLimiterMemory decisions/s (one fiber)": fmt(flexibleInFiber),
       "ours / peer (unsafeDecide)": (sync / flexible).toFixed(2),
+      "ours / peer (fiber)": (inFiber / flexible).toFixed(2),
+      "ours / peer (both in a fiber)": (inFiber / flexibleInFiber).toFixed(2),
       "@effect/experimental decisions/s (one fiber)": fmt(effectExperimental)
     })
   }
@@ -158,23 +165,32 @@ const redis = async () => {
     // Rounds alternate between ours and the peer so that the machine's drift (load, CPU frequency, wake-up latency of
     // loopback round trips) hits both alike; the medians of the rounds are reported.
     for (const concurrency of [1, 50]) {
-      await loadEffect(runtime, concurrency, 500, (i) => ours.decide(subjects[i % 1000]!))
-      await load(concurrency, 500, (i) => peer.consume(keys[i % 1000]!))
-      const rounds: { ours: Array<{ perSecond: number; p99: number }>; peer: Array<{ perSecond: number; p99: number }> } =
-        { ours: [], peer: [] }
+      const contestants = [
+        (millis: number) => loadEffect(runtime, concurrency, millis, (i) => ours.decide(subjects[i % 1000]!)),
+        (millis: number) => load(concurrency, millis, (i) => peer.consume(keys[i % 1000]!)),
+        // The peer as an Effect application calls a Promise API: the same fibers as ours.
+        (millis: number) =>
+          loadEffect(runtime, concurrency, millis, (i) => Effect.tryPromise(() => peer.consume(keys[i % 1000]!)))
+      ]
+      for (const run of contestants) await run(500)
+      const rounds = contestants.map(() => [] as Array<{ perSecond: number; p99: number }>)
       for (let round = 0; round < 6; round++) {
-        rounds.ours.push(await loadEffect(runtime, concurrency, 1000, (i) => ours.decide(subjects[i % 1000]!)))
-        rounds.peer.push(await load(concurrency, 1000, (i) => peer.consume(keys[i % 1000]!)))
+        for (let c = 0; c < contestants.length; c++) rounds[c]!.push(await contestants[c]!(1000))
       }
-      const a = { perSecond: median(rounds.ours.map((r) => r.perSecond)), p99: median(rounds.ours.map((r) => r.p99)) }
-      const b = { perSecond: median(rounds.peer.map((r) => r.perSecond)), p99: median(rounds.peer.map((r) => r.p99)) }
+      const [a, b, e] = rounds.map((r) => ({
+        perSecond: median(r.map((x) => x.perSecond)),
+        p99: median(r.map((x) => x.p99))
+      })) as [{ perSecond: number; p99: number }, { perSecond: number; p99: number }, { perSecond: number; p99: number }]
       rows.push({
         concurrency: String(concurrency),
         "ours decisions/s": fmt(a.perSecond),
         "ours p99 ms": a.p99.toFixed(2),
         "RateLimiterRedis decisions/s": fmt(b.perSecond),
         "RateLimiterRedis p99 ms": b.p99.toFixed(2),
-        "ours / peer": (a.perSecond / b.perSecond).toFixed(2)
+        "RateLimiterRedis in fibers decisions/s": fmt(e.perSecond),
+        "RateLimiterRedis in fibers p99 ms": e.p99.toFixed(2),
+        "ours / peer": (a.perSecond / b.perSecond).toFixed(2),
+        "ours / peer (both in fibers)": (a.perSecond / e.perSecond).toFixed(2)
       })
     }
   } finally {
@@ -189,7 +205,10 @@ const redis = async () => {
     await client.quit()
     await runtime.dispose()
   }
-  console.log("\nRedis decisions (1000 keys; medians of 6 alternating 1 s rounds; ours: Lua on Redis TIME, batched per tick)")
+  console.log(
+    "\nRedis decisions (1000 keys; medians of 6 alternating 1 s rounds; ours: Lua on Redis TIME, batched per tick;" +
+      " 'in fibers': the peer called through Effect.tryPromise from the same fibers as ours)"
+  )
   console.table(rows)
 }
 

@@ -380,7 +380,12 @@ class ConsumeCommand extends Command implements Pending {
   settled = false
   constructor(
     readonly batcher: Batcher,
-    readonly requests: ReadonlyArray<Request>,
+    /**
+     * Emptied once settled. Settled commands were seen to stay reachable for a short while (not found from where);
+     * holding their requests, and so the waiting fibers' continuations, made young-generation GCs copy them all:
+     * 4 ms scavenges at concurrency 50 instead of 0.8 ms, and a p99 of 5 ms instead of 1.4 ms.
+     */
+    private requests: ReadonlyArray<Request>,
     readonly keyCount: number,
     /** The `EVALSHA` this `EVAL` stands in for: the one its deadline tracks. */
     readonly original: ConsumeCommand | undefined
@@ -397,7 +402,9 @@ class ConsumeCommand extends Command implements Pending {
   fail(cause: unknown): void {
     this.batcher.inFlight--
     const error = Effect.fail(storeError("consume")(cause))
-    for (const request of this.requests) request.resume(error)
+    const requests = this.requests
+    this.requests = []
+    for (const request of requests) request.resume(error)
   }
   private onError(cause: unknown): void {
     if (this.original === undefined && cause instanceof Error && cause.message.startsWith("NOSCRIPT")) {
@@ -414,8 +421,10 @@ class ConsumeCommand extends Command implements Pending {
       return call.fail(new Error(`unexpected reply to the rate-limit script: ${String(reply).slice(0, 100)}`))
     }
     this.batcher.inFlight--
+    const requests = this.requests
+    this.requests = []
     let r = 0
-    for (const { checks, resume } of this.requests) {
+    for (const { checks, resume } of requests) {
       const results: Array<CheckResult> = new Array(checks.length)
       for (let i = 0; i < checks.length; i++, r += 32) {
         results[i] = {
