@@ -380,6 +380,8 @@ const encodeConsume = (evalScript: boolean, prefix: string, requests: ReadonlyAr
 class ConsumeCommand extends Command implements Pending {
   readonly startedAt = Date.now()
   settled = false
+  /** Built once: ioredis may write a command again (after a reconnection), when its requests are gone. */
+  private readonly bytes: Buffer
   constructor(
     readonly batcher: Batcher,
     /**
@@ -393,12 +395,13 @@ class ConsumeCommand extends Command implements Pending {
     readonly original: ConsumeCommand | undefined
   ) {
     super(original === undefined ? "evalsha" : "eval", [], { replyEncoding: null })
+    this.bytes = encodeConsume(original !== undefined, batcher.prefix, requests, keyCount)
     // The prototype's handlers, in place of the Promise's that `Command` installs.
     this.resolve = ConsumeCommand.prototype.onReply
     this.reject = ConsumeCommand.prototype.onError
   }
   override toWritable(): Buffer {
-    return encodeConsume(this.original !== undefined, this.batcher.prefix, this.requests, this.keyCount)
+    return this.bytes
   }
   /** Settles every decision of the batch with the error. */
   fail(cause: unknown): void {
@@ -409,11 +412,13 @@ class ConsumeCommand extends Command implements Pending {
     for (const request of requests) request.resume(error)
   }
   private onError(cause: unknown): void {
+    const call = this.original ?? this
+    // Settled already (its deadline passed): its requests are gone, and nothing is to be sent again.
+    if (call.settled) return
     if (this.original === undefined && cause instanceof Error && cause.message.startsWith("NOSCRIPT")) {
       this.batcher.redis.sendCommand(new ConsumeCommand(this.batcher, this.requests, this.keyCount, this))
       return
     }
-    const call = this.original ?? this
     if (this.batcher.deadlines.settle(call)) call.fail(cause)
   }
   private onReply(reply: unknown): void {
