@@ -110,7 +110,8 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
       // 10 per 200 ms: the first request leaves 20 ms to refill, so the key may go after 20 + 200 ms.
       yield* store.consume([check(key.slice(prefix.length + 5), 10, 200)], 1)
       const first = yield* withRedis((redis) => redis.pttl(key))
-      assert.isAbove(first, 150)
+      // (Lower bounds leave room for a stalled test process: the expiry runs on while it waits.)
+      assert.isAbove(first, 60)
       assert.isAtMost(first, 220)
       yield* Effect.sleep("100 millis")
       // An empty bucket needs 200 ms more: beyond the key's expiry (about 120 ms away), so it is set again.
@@ -119,7 +120,7 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
       // The state's last double is the expiry the script gave the key.
       const expiryOf = (redis: Redis) => redis.getBuffer(key).then((state) => state!.readDoubleLE(24))
       const [moved, movedExpiry] = yield* withRedis((redis) => Promise.all([redis.pttl(key), expiryOf(redis)]))
-      assert.isAbove(moved, 300)
+      assert.isAbove(moved, 240)
       assert.isAtMost(moved, 400)
       // A request within the expiry keeps it (written with KEEPTTL).
       yield* Effect.sleep("20 millis")
