@@ -1,6 +1,10 @@
 /**
  * @since 0.1.0
  */
+export * as Connection from "./Connection.js"
+/**
+ * @since 0.1.0
+ */
 export * as Principal from "./Principal.js"
 /**
  * @since 0.1.0

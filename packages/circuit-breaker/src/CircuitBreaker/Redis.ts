@@ -17,6 +17,7 @@
  *
  * @since 0.1.0
  */
+import { Connection } from "@ouroboros/kernel"
 import { Duration, Effect, Layer, Queue, Stream } from "effect"
 import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
@@ -187,13 +188,8 @@ export const make = (options: Options = {}) =>
       redis.on("error", () => {})
       return redis
     }
-    // QUIT waits for Redis' reply, which a hung or unreachable Redis never sends: wait at most `timeout`, then drop
-    // the connection. (Finalizers run uninterruptibly; the wait is made interruptible so the timeout can end it.)
-    const close = (c: Redis) =>
-      Effect.interruptible(Effect.promise(() => c.quit().catch(() => "OK"))).pipe(
-        Effect.timeoutOption(timeout),
-        Effect.ensuring(Effect.sync(() => c.disconnect()))
-      )
+    // QUIT waits for Redis' reply, which a hung or unreachable Redis never sends: wait at most `timeout`.
+    const close = (c: Redis) => Connection.close(c, timeout)
     const client = yield* Effect.acquireRelease(Effect.sync(connect), close)
     const subscriber = yield* Effect.acquireRelease(Effect.sync(connect), close)
     client.defineCommand("ouroborosBreaker", { numberOfKeys: 1, lua })

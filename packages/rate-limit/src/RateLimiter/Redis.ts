@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as Experimental from "@effect/experimental/RateLimiter"
+import { Connection } from "@ouroboros/kernel"
 import { Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { createHash } from "node:crypto"
 import { Command, Redis, type RedisOptions } from "ioredis"
@@ -543,14 +544,9 @@ export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Typ
         client.on("error", () => {})
         return client
       }),
+      // QUIT waits for Redis' reply, which a hung Redis never sends: wait at most a second. (Not connected: hang up.)
       (client) =>
-        // Finalizers run uninterruptibly: the wait for QUIT's reply is made interruptible so that the timeout can end
-        // it when Redis does not answer.
-        Effect.interruptible(Effect.tryPromise(() => client.status === "ready" ? client.quit() : Promise.resolve("OK"))).pipe(
-          Effect.timeout("1 second"),
-          Effect.catchAll(() => Effect.void),
-          Effect.ensuring(Effect.sync(() => client.disconnect()))
-        )
+        client.status === "ready" ? Connection.close(client, "1 second") : Effect.sync(() => client.disconnect())
     )
     yield* Effect.async<void>((resume) => {
       if (redis.status === "ready") return resume(Effect.void)
