@@ -6,7 +6,7 @@
  * updated in place; a single-check decision allocates only its result.
  *
  * Every state records when it becomes equivalent to a fresh one (a full bucket, an empty window). A clock hand (a live
- * `Map` iterator) goes round the scopes: every 16th decision it looks at the next 32 keys and drops the idle ones, so
+ * `Map` iterator) goes round the scopes: every 64th decision it looks at the next 32 keys and drops the idle ones, so
  * idle keys go in O(1) amortized time without reordering live ones. When `maxKeys` is reached, a new key takes the
  * place of the least recently used of up to 8 keys under the hand (sampled LRU, as Redis evicts), which can only make
  * a limit more lenient, never stricter.
@@ -127,7 +127,6 @@ class Keyspaces {
       if (step[1].expiresAt <= now && map.delete(step[0])) this.size--
     }
   }
-
 }
 
 /** The state of an entry, or undefined when it has none or an idle one (whose entry is then reused in place). */
