@@ -324,12 +324,14 @@ const startProxy = (target: URL) =>
 
 describe.runIf(await Services.redis())("Redis outage", () => {
   afterAll(cleanup)
+  /** A proxy in front of the test Redis, closed with the scope. */
+  const redisProxy = Effect.acquireRelease(
+    Effect.promise(() => startProxy(new URL(Services.redisUrl))),
+    (p) => Effect.promise(() => p.close())
+  )
   it.live("fails open while Redis is away, reports warn, and recovers when it returns", () =>
     Effect.gen(function*() {
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy(new URL(Services.redisUrl))),
-        (p) => Effect.promise(() => p.close())
-      )
+      const proxy = yield* redisProxy
       const subject = { apiKey: "outage", client: "1.2.3.4", endpoint: "GET /api/x" }
       yield* Effect.gen(function*() {
         const limiter = yield* RateLimiter.RateLimiter
@@ -362,10 +364,7 @@ describe.runIf(await Services.redis())("Redis outage", () => {
 
   it.live("a Redis that stops answering fails decisions at the deadline, then closed or open as configured", () =>
     Effect.gen(function*() {
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() => startProxy(new URL(Services.redisUrl))),
-        (p) => Effect.promise(() => p.close())
-      )
+      const proxy = yield* redisProxy
       const subject = { apiKey: "hung", client: "1.2.3.4", endpoint: "GET /api/x" }
       const options = {
         url: `redis://127.0.0.1:${proxy.port}`,
