@@ -12,8 +12,7 @@ import {
   HttpApiSwagger,
   HttpIncomingMessage,
   HttpServer,
-  HttpServerRequest,
-  HttpServerResponse
+  HttpServerRequest
 } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
@@ -62,19 +61,19 @@ export interface Options {
  * @since 0.1.0
  * @category middleware
  */
-export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+  // One response for every refusal: it is immutable, and the same as the one for a chunked body over the limit.
+  const tooLarge = Effect.succeed(ProblemHttp.payloadTooLarge(maxBytes))
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const declared = request.headers["content-length"]
-    return declared !== undefined && Number(declared) > maxBytes
-      ? Effect.succeed(HttpServerResponse.unsafeJson(
-        { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes },
-        { status: 413, headers: { connection: "close" } }
-      ))
-      : app
+    return declared !== undefined && Number(declared) > maxBytes ? tooLarge : app
   })
+}
 
 /**
- * The body reader's limit for every request, set once for the server rather than per request.
+ * The body reader's limit for every request, set once for the server rather than per request. A chunked body over
+ * it fails the reader; `ProblemHttp.middleware` answers that with the 413 of {@link bodyLimit}, and the server of
+ * `ShutdownHttp.layerServer` keeps the connection open until that answer is sent.
  *
  * @since 0.1.0
  * @category layers

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import type { HttpApp } from "@effect/platform"
-import { HttpApiSchema, HttpServerError, HttpServerResponse } from "@effect/platform"
+import { HttpApiSchema, HttpIncomingMessage, HttpServerError, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option, Schema } from "effect"
 import * as Problem from "./Problem.js"
 import { currentCorrelationId } from "./RequestContext.js"
@@ -78,8 +78,44 @@ const withCorrelationId = (
 }
 
 /**
- * Makes every error response of the wrapped app a problem+json document, including router 404s, decode errors and
- * defects (a 500 that names nothing of its cause).
+ * The answer to a request body over `maxBytes`: a 413 `PayloadTooLarge` (a problem once through {@link middleware})
+ * that closes the connection, since the rest of the body is left unread.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const payloadTooLarge = (maxBytes: number | undefined): HttpServerResponse.HttpServerResponse => {
+  const body: typeof Problem.PayloadTooLarge.Encoded = maxBytes === undefined
+    ? { _tag: "PayloadTooLarge", detail: "the body is larger than the server accepts" }
+    : { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes }
+  return HttpServerResponse.unsafeJson(body, { status: 413, headers: { connection: "close" } })
+}
+
+// The platform's body reader fails with this when a body goes over `HttpIncomingMessage.MaxBodySize` (a chunked body:
+// a declared length over the limit is refused before reading). It is a `RequestError` like any unreadable body, whose
+// answer is a 400; the message (@effect/platform-node-shared's stream reader) is what tells the two apart.
+const isBodyOverLimit = (u: unknown): boolean =>
+  HttpServerError.isServerError(u) && u._tag === "RequestError" && u.reason === "Decode" &&
+  u.cause instanceof Error && u.cause.message === "maxBytes exceeded"
+
+// HttpApi reads payloads with `orDie`, so the reader's failure arrives as a defect there, as a failure elsewhere.
+const bodyOverLimit = (cause: Cause.Cause<unknown>): boolean =>
+  Option.isSome(Cause.find(cause, (reason) =>
+    (reason._tag === "Fail" && isBodyOverLimit(reason.error)) ||
+      (reason._tag === "Die" && isBodyOverLimit(reason.defect))
+      ? Option.some(reason)
+      : Option.none()))
+
+// The limit the reader applied: the same `MaxBodySize` of the request's fiber.
+const bodyTooLarge = Effect.map(
+  HttpIncomingMessage.MaxBodySize,
+  (maxBodySize) => payloadTooLarge(Option.getOrUndefined(Option.map(maxBodySize, Number)))
+)
+
+/**
+ * Makes every error response of the wrapped app a problem+json document, including router 404s, decode errors, a body
+ * over `HttpIncomingMessage.MaxBodySize` (413, see {@link payloadTooLarge}) and defects (a 500 that names nothing of
+ * its cause).
  *
  * @since 0.1.0
  * @category middleware
@@ -87,7 +123,7 @@ const withCorrelationId = (
 export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.flatMap(
     Effect.catchAllCause(app, (cause) =>
-      Option.match(Cause.failureOption(cause), {
+      bodyOverLimit(cause) ? bodyTooLarge : Option.match(Cause.failureOption(cause), {
         onSome: (error) => Effect.orElse(encodeError(error), () => fromCause(cause)),
         onNone: () => fromCause(cause)
       })),

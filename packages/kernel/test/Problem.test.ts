@@ -1,4 +1,4 @@
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpIncomingMessage, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Schema } from "effect"
 import { Principal, Problem, ProblemHttp, RequestContext, TenantId } from "../src/index.js"
@@ -82,6 +82,37 @@ describe("ProblemHttp", () => {
       assert.strictEqual(yield* serve(Effect.succeed(ok)), ok)
       const health = HttpServerResponse.unsafeJson({ status: "fail" }, { status: 503, contentType: "application/health+json" })
       assert.strictEqual(yield* serve(Effect.succeed(health)), health)
+    }))
+
+  it.effect("a body over MaxBodySize: 413 PayloadTooLarge, connection closed; other unreadable bodies: 400", () =>
+    Effect.gen(function*() {
+      // What the platform's body reader fails with, as a failure or (HttpApi payloads) as a defect.
+      const readFailure = (message: string) =>
+        new HttpServerError.RequestError({ request, reason: "Decode", cause: new Error(message) })
+      const limited = <E>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
+        serve(app).pipe(
+          HttpIncomingMessage.withMaxBodySize(Option.some(1000)),
+          RequestContext.withCorrelationId("corr-2")
+        )
+      const expected = {
+        _tag: "PayloadTooLarge",
+        type: "about:blank",
+        title: "Content Too Large",
+        status: 413,
+        detail: "the body is larger than 1000 bytes",
+        maxBytes: 1000,
+        correlationId: "corr-2"
+      }
+      for (const app of [Effect.fail(readFailure("maxBytes exceeded")), Effect.die(readFailure("maxBytes exceeded"))]) {
+        const response = yield* limited(app)
+        assert.strictEqual(response.status, 413)
+        assert.strictEqual(response.headers.connection, "close")
+        assert.deepStrictEqual(bodyOf(response), expected)
+      }
+      // The same response as a declared length over the limit gets (Server.bodyLimit answers with payloadTooLarge).
+      assert.deepStrictEqual(bodyOf(yield* limited(Effect.succeed(ProblemHttp.payloadTooLarge(1000)))), expected)
+      const unreadable = yield* limited(Effect.die(readFailure("Unexpected end of JSON input")))
+      assert.strictEqual(unreadable.status, 400)
     }))
 })
 

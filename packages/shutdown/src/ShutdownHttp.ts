@@ -62,6 +62,42 @@ const trackRequest = <E, R>(
   )
 
 /**
+ * The request of the servers that {@link layerServer} creates. Node's `IncomingMessage._destroy` destroys the socket
+ * when a request is destroyed before its body has been read to the end, and the platform's body reader destroys the
+ * request when a body goes over `HttpIncomingMessage.MaxBodySize` (a chunked one: a declared length can be refused
+ * before reading). The 413 that follows could then never be written: the client saw an empty reply, and the request
+ * fiber, waiting for its response to finish, stayed in flight until the shutdown timeout cut it.
+ *
+ * So while its response is still to come, such a request leaves the socket to the response: the destroyed stream
+ * takes no more data (Node then stops reading the socket) and the response is the connection's last, so Node closes
+ * the connection once it is sent (the unread rest of the body could not be parsed as a next request anyway).
+ */
+class IncomingMessage extends Http.IncomingMessage {
+  /** Set by the server's first "request" listener; a request without one (an upgrade) keeps Node's behaviour. */
+  response: Http.ServerResponse | undefined = undefined
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const response = this.response
+    // Node's own behaviour when no response needs the socket any more: none will come (an upgrade), it is sent, the
+    // client is gone, or the body was read to the end (then Node leaves the socket alone).
+    if (
+      response === undefined || response.writableFinished || this.socket.destroyed ||
+      (this.complete && this.readableEnded)
+    ) {
+      return super._destroy(error, callback)
+    }
+    if (response.headersSent) {
+      // Too late to say `Connection: close`: end the connection after the response, as Node does for a last one.
+      response.once("finish", () => this.socket.destroySoon())
+    } else {
+      response.shouldKeepAlive = false
+    }
+    // As Node does, an error that nothing listens for is not emitted.
+    callback(this.listenerCount("error") === 0 ? null : error)
+  }
+}
+
+/**
  * The Node server under a layer built by {@link layerServer}, for what the layer does not cover.
  *
  * @since 0.1.0
@@ -90,6 +126,8 @@ export interface ServerOptions {
  * stops accepting connections and, after `idleGrace` (so a request already on the wire of a fresh connection is
  * served, not reset), closes idle keep-alive connections; when the application's scope closes (after
  * in-flight requests are done or cut) it closes every connection that is left, so closing the server cannot hang.
+ * A request whose body the application stops reading (over `HttpIncomingMessage.MaxBodySize`, say) still gets its
+ * response, with `Connection: close`, instead of Node resetting the connection.
  *
  * @since 0.1.0
  * @category layers
@@ -105,7 +143,7 @@ export const layerServer = (
 > =>
   Layer.scopedContext(Effect.gen(function*() {
     const shutdown = yield* Shutdown.Shutdown
-    const server = Http.createServer()
+    const server = Http.createServer<typeof IncomingMessage>({ IncomingMessage })
     if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout
     const context = yield* Layer.build(
       NodeHttpServer.layer(() => server, {
@@ -115,9 +153,11 @@ export const layerServer = (
     )
     // While draining, every response closes its connection (Node writes `Connection: close` for a response whose
     // `shouldKeepAlive` is false), so clients move to other replicas; a plain flag keeps this off the request path.
+    // The same listener hands each request its response (see `IncomingMessage`): one listener, no closure per request.
     const draining = { value: false }
     yield* shutdown.onDrain(Effect.sync(() => (draining.value = true)))
-    server.prependListener("request", (_request, response) => {
+    server.prependListener("request", (request, response) => {
+      request.response = response
       if (draining.value) response.shouldKeepAlive = false
     })
     const idleGrace = options.idleGrace ?? 500

@@ -1,0 +1,187 @@
+/**
+ * The body limit of the whole server (`MAX_BODY_BYTES`) over raw HTTP on 127.0.0.1: a chunked body over it is the
+ * same 413 problem as a declared length over it, delivered whole; bodies under it and keep-alive are unaffected.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import * as Http from "node:http"
+import * as Testing from "../src/Testing.js"
+
+const maxBytes = 1000
+
+interface Reply {
+  readonly status: number | undefined
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: any
+  /** An error of the request or the response before the response was complete (ECONNRESET, say). */
+  readonly error: string | undefined
+  readonly reusedSocket: boolean
+}
+
+const parse = (text: string): unknown => {
+  try {
+    return text === "" ? undefined : JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/**
+ * One request as tenant A. A `chunked` body is written one chunk at a time with `Transfer-Encoding: chunked`, and
+ * writing stops once a response has arrived, as curl does; errors after the response is complete (the server closing
+ * a connection the client was still writing on) are the expected end of such an exchange and are not reported.
+ */
+const request = (
+  port: number,
+  options: {
+    readonly method: "GET" | "POST"
+    readonly path: string
+    readonly agent: Http.Agent
+    readonly chunked?: ReadonlyArray<string> | undefined
+    readonly body?: string | undefined
+  }
+) =>
+  Effect.async<Reply>((resume) => {
+    let responded = false
+    let done = false
+    const finish = (reply: Reply) => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(reply))
+    }
+    const headers: Http.OutgoingHttpHeaders = { "x-api-key": Testing.keys.tenantA, "content-type": "application/json" }
+    if (options.chunked !== undefined) headers["transfer-encoding"] = "chunked"
+    if (options.body !== undefined) headers["content-length"] = Buffer.byteLength(options.body)
+    const client = Http.request(
+      { host: "127.0.0.1", port, path: options.path, method: options.method, agent: options.agent, headers },
+      (response) => {
+        responded = true
+        let text = ""
+        response.setEncoding("utf8")
+        response.on("data", (chunk: string) => (text += chunk))
+        const reply = (error: string | undefined): Reply => ({
+          status: response.statusCode,
+          headers: response.headers,
+          body: parse(text),
+          error,
+          reusedSocket: client.reusedSocket
+        })
+        response.on("end", () => finish(reply(undefined)))
+        response.on("error", (error: NodeJS.ErrnoException) => finish(reply(error.code ?? error.message)))
+      }
+    )
+    client.on("error", (error: NodeJS.ErrnoException) =>
+      finish({
+        status: undefined,
+        headers: {},
+        body: undefined,
+        error: error.code ?? error.message,
+        reusedSocket: false
+      }))
+    const write = async () => {
+      for (const chunk of options.chunked ?? []) {
+        if (responded || done) return
+        client.write(chunk)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      if (!responded && !done) client.end(options.body)
+    }
+    void write()
+    return Effect.sync(() => client.destroy())
+  })
+
+/** A keep-alive client with one connection, destroyed with the test's scope. */
+const keepAliveAgent = Effect.acquireRelease(
+  Effect.sync(() => new Http.Agent({ keepAlive: true, maxSockets: 1 })),
+  (agent) => Effect.sync(() => agent.destroy())
+)
+
+/** A JSON ingest body of about `size` bytes, cut into chunks of `chunk` bytes. */
+const document = (size: number, chunk: number): Array<string> => {
+  const json = JSON.stringify({ text: "zebras ".repeat(Math.ceil(size / 7)).slice(0, size - 11) })
+  return Array.from({ length: Math.ceil(json.length / chunk) }, (_, i) => json.slice(i * chunk, (i + 1) * chunk))
+}
+
+describe("Server body limit", () => {
+  it.scopedLive("a chunked body over MAX_BODY_BYTES is answered whole with the 413 problem of a declared length", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
+      const agent = yield* keepAliveAgent
+      const chunked = yield* request(server.port, {
+        method: "POST",
+        path: "/api/v1/documents",
+        agent,
+        chunked: document(5000, 250)
+      })
+      assert.isUndefined(chunked.error, "no error before the response was complete")
+      assert.strictEqual(chunked.status, 413)
+      assert.strictEqual(chunked.headers["content-type"], "application/problem+json")
+      assert.strictEqual(chunked.headers.connection, "close")
+      const { correlationId, ...problem } = chunked.body
+      assert.isString(correlationId)
+      assert.deepStrictEqual(problem, {
+        _tag: "PayloadTooLarge",
+        type: "about:blank",
+        title: "Content Too Large",
+        status: 413,
+        detail: `the body is larger than ${maxBytes} bytes`,
+        maxBytes
+      })
+
+      // The whole body in one write, as curl sends a small file.
+      const atOnce = yield* request(server.port, {
+        method: "POST",
+        path: "/api/v1/documents",
+        agent,
+        chunked: [document(5000, 5000).join("")]
+      })
+      assert.isUndefined(atOnce.error, "no error before the response was complete")
+      assert.deepStrictEqual([atOnce.status, { ...atOnce.body, correlationId: undefined }], [413, {
+        ...problem,
+        correlationId: undefined
+      }])
+
+      const declared = yield* request(server.port, {
+        method: "POST",
+        path: "/api/v1/documents",
+        agent,
+        body: document(5000, 5000).join("")
+      })
+      assert.strictEqual(declared.status, 413)
+      assert.strictEqual(declared.headers.connection, "close")
+      assert.deepStrictEqual({ ...declared.body, correlationId: undefined }, { ...problem, correlationId: undefined })
+    }), { timeout: 60_000 })
+
+  it.scopedLive("chunked bodies under the limit are ingested, on one keep-alive connection with other requests", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
+      const agent = yield* keepAliveAgent
+      const ingested = yield* request(server.port, {
+        method: "POST",
+        path: "/api/v1/documents",
+        agent,
+        chunked: document(900, 100)
+      })
+      assert.deepStrictEqual([ingested.status, ingested.error], [201, undefined])
+      const read = yield* request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
+      const again = yield* request(server.port, {
+        method: "POST",
+        path: "/api/v1/documents",
+        agent,
+        chunked: document(600, 300)
+      })
+      assert.strictEqual(read.status, 200)
+      assert.strictEqual(again.status, 201)
+      assert.deepStrictEqual([ingested.reusedSocket, read.reusedSocket, again.reusedSocket], [false, true, true])
+      assert.isTrue([ingested, read, again].every((reply) => reply.headers.connection === "keep-alive"))
+
+      // A refused body costs its own connection only: the client goes on at once on a new one.
+      const [elapsed, [tooLarge, next]] = yield* Effect.timed(Effect.all([
+        request(server.port, { method: "POST", path: "/api/v1/documents", agent, chunked: document(5000, 5000) }),
+        request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
+      ]))
+      assert.strictEqual(tooLarge.status, 413)
+      assert.deepStrictEqual([next.status, next.error, next.reusedSocket], [200, undefined, false])
+      assert.isBelow(Duration.toMillis(elapsed), 2000)
+    }), { timeout: 60_000 })
+})

@@ -1,0 +1,241 @@
+/**
+ * The Node server of `ShutdownHttp.layerServer` over raw HTTP on 127.0.0.1: a request body that the body reader gives
+ * up on (over `MaxBodySize`) still gets its response, and normal requests keep their keep-alive connection.
+ */
+import {
+  FileSystem,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import * as Http from "node:http"
+import { InFlight, Shutdown, ShutdownHttp } from "../src/index.js"
+
+const maxBytes = 1000
+
+// The route answers the reader's failure itself: what is tested here is that the answer reaches the client.
+const echo = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.text).pipe(
+  Effect.map((text) => HttpServerResponse.text(`${text.length}`)),
+  Effect.catchTag("RequestError", () => HttpServerResponse.json({ tooLarge: true }, { status: 413 }))
+)
+
+// A response whose headers are sent before the body is read, then given up on.
+const stream = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+  HttpServerResponse.stream(Stream.concat(
+    Stream.make("started;"),
+    Stream.fromEffect(
+      Effect.as(request.text, "read").pipe(Effect.catchTag("RequestError", () => Effect.succeed("too large")))
+    )
+  ).pipe(Stream.encodeText)))
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.post("/echo", echo),
+  HttpRouter.post("/stream", stream),
+  HttpRouter.get("/fast", HttpServerResponse.text("ok"))
+)
+
+const Server = HttpServer.serve(router, ShutdownHttp.middleware).pipe(
+  Layer.provideMerge(ShutdownHttp.layerServer({ port: 0, host: "127.0.0.1" })),
+  Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(maxBytes)))),
+  Layer.provideMerge(Shutdown.layer({ drain: 0, timeout: "5 seconds", finalizerTimeout: "5 seconds", signals: false }))
+)
+
+/** Starts the server for the test's scope. */
+const start = Effect.map(Layer.build(Server), (context) => {
+  const node = Context.get(context, ShutdownHttp.NodeServer)
+  const address = node.address()
+  return {
+    node,
+    port: typeof address === "object" && address !== null ? address.port : 0,
+    inFlight: Context.get(context, InFlight.InFlight)
+  }
+})
+
+/** Waits (up to 2 s) until the server has no open connection left; false if one stays open. */
+const allClosed = (node: Http.Server) =>
+  Effect.promise(async () => {
+    for (let i = 0; i < 200; i++) {
+      const count = await new Promise<number>((resolve) => node.getConnections((_, n) => resolve(n)))
+      if (count === 0) return true
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return false
+  })
+
+interface Reply {
+  readonly status: number | undefined
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: string
+  /** An error of the request or the response before the response was complete (ECONNRESET, say). */
+  readonly error: string | undefined
+  readonly reusedSocket: boolean
+}
+
+/**
+ * A chunked POST that writes `chunks` one at a time (5 ms apart) and, unless `untilResponse` is false, stops writing
+ * once a response has arrived, as curl does. Errors after the response is complete (the server closing a connection
+ * the client was still writing on) are the expected end of such an exchange and are not reported.
+ */
+const chunkedPost = (
+  port: number,
+  path: string,
+  chunks: ReadonlyArray<string>,
+  agent: Http.Agent,
+  untilResponse = true
+) =>
+  Effect.async<Reply>((resume) => {
+    let responded = false
+    let done = false
+    const finish = (reply: Reply) => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(reply))
+    }
+    const request = Http.request({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: "POST",
+      agent,
+      headers: { "content-type": "text/plain", "transfer-encoding": "chunked" }
+    }, (response) => {
+      responded = untilResponse
+      let body = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => (body += chunk))
+      response.on("end", () =>
+        finish({
+          status: response.statusCode,
+          headers: response.headers,
+          body,
+          error: undefined,
+          reusedSocket: request.reusedSocket
+        }))
+      response.on("error", (error: NodeJS.ErrnoException) =>
+        finish({
+          status: response.statusCode,
+          headers: response.headers,
+          body,
+          error: error.code ?? error.message,
+          reusedSocket: request.reusedSocket
+        }))
+    })
+    request.on("error", (error: NodeJS.ErrnoException) =>
+      finish({ status: undefined, headers: {}, body: "", error: error.code ?? error.message, reusedSocket: false })
+    )
+    const write = async () => {
+      for (const chunk of chunks) {
+        if (responded || done) return
+        request.write(chunk)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      if (!responded && !done) request.end()
+    }
+    void write()
+    return Effect.sync(() => request.destroy())
+  })
+
+/** A keep-alive client with one connection, destroyed with the test's scope. */
+const keepAliveAgent = Effect.acquireRelease(
+  Effect.sync(() => new Http.Agent({ keepAlive: true, maxSockets: 1 })),
+  (agent) => Effect.sync(() => agent.destroy())
+)
+
+const get = (port: number, path: string, agent: Http.Agent) =>
+  Effect.async<Reply>((resume) => {
+    const request = Http.get({ host: "127.0.0.1", port, path, agent }, (response) => {
+      let body = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => (body += chunk))
+      response.on("end", () =>
+        resume(Effect.succeed({
+          status: response.statusCode,
+          headers: response.headers,
+          body,
+          error: undefined,
+          reusedSocket: request.reusedSocket
+        })))
+    })
+    request.on("error", (error: NodeJS.ErrnoException) =>
+      resume(Effect.succeed({ status: undefined, headers: {}, body: "", error: error.code, reusedSocket: false }))
+    )
+  })
+
+describe("ShutdownHttp.layerServer", () => {
+  it.scopedLive("a chunked body over MaxBodySize, streamed: the response arrives whole, the connection closes", () =>
+    Effect.gen(function*() {
+      const { inFlight, node, port } = yield* start
+      const agent = yield* keepAliveAgent
+      const reply = yield* chunkedPost(port, "/echo", Array.from({ length: 20 }, () => "x".repeat(250)), agent)
+      assert.isUndefined(reply.error, "no error before the response was complete")
+      assert.strictEqual(reply.status, 413)
+      assert.deepStrictEqual(JSON.parse(reply.body), { tooLarge: true })
+      assert.strictEqual(reply.headers.connection, "close")
+      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
+      // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
+      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
+    }))
+
+  it.scopedLive("a chunked body over MaxBodySize in one write: the response arrives whole, the connection closes", () =>
+    Effect.gen(function*() {
+      const { inFlight, node, port } = yield* start
+      const agent = yield* keepAliveAgent
+      const reply = yield* chunkedPost(port, "/echo", ["x".repeat(5000)], agent)
+      assert.isUndefined(reply.error, "no error before the response was complete")
+      assert.strictEqual(reply.status, 413)
+      assert.deepStrictEqual(JSON.parse(reply.body), { tooLarge: true })
+      assert.strictEqual(reply.headers.connection, "close")
+      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
+      // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
+      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
+    }))
+
+  it.scopedLive("a body given up on once the response has started: the response completes, the connection closes", () =>
+    Effect.gen(function*() {
+      const { inFlight, node, port } = yield* start
+      const agent = yield* keepAliveAgent
+      const reply = yield* chunkedPost(port, "/stream", Array.from({ length: 20 }, () => "x".repeat(250)), agent, false)
+      assert.isUndefined(reply.error, "no error before the response was complete")
+      assert.deepStrictEqual([reply.status, reply.body], [200, "started;too large"])
+      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
+      // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
+      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
+    }))
+
+  it.scopedLive("chunked bodies under the limit and plain requests share one keep-alive connection", () =>
+    Effect.gen(function*() {
+      const { port } = yield* start
+      const agent = yield* keepAliveAgent
+      const first = yield* chunkedPost(port, "/echo", ["a".repeat(400), "b".repeat(400)], agent)
+      const second = yield* get(port, "/fast", agent)
+      const third = yield* chunkedPost(port, "/echo", ["c".repeat(maxBytes)], agent)
+      const fourth = yield* get(port, "/fast", agent)
+      assert.deepStrictEqual([first.status, first.body, first.error], [200, "800", undefined])
+      assert.deepStrictEqual([second.status, second.body], [200, "ok"])
+      assert.deepStrictEqual([third.status, third.body, third.error], [200, String(maxBytes), undefined])
+      assert.deepStrictEqual([fourth.status, fourth.body], [200, "ok"])
+      assert.deepStrictEqual(
+        [first.reusedSocket, second.reusedSocket, third.reusedSocket, fourth.reusedSocket],
+        [false, true, true, true]
+      )
+      assert.isTrue([first, second, third, fourth].every((reply) => reply.headers.connection === "keep-alive"))
+    }))
+
+  it.scopedLive("after a body over the limit, the client's next request is served on a new connection", () =>
+    Effect.gen(function*() {
+      const { port } = yield* start
+      const agent = yield* keepAliveAgent
+      const [elapsed, [tooLarge, next]] = yield* Effect.timed(Effect.all([
+        chunkedPost(port, "/echo", ["x".repeat(5000)], agent),
+        get(port, "/fast", agent)
+      ]))
+      assert.strictEqual(tooLarge.status, 413)
+      assert.deepStrictEqual([next.status, next.body, next.error, next.reusedSocket], [200, "ok", undefined, false])
+      // Not after the keep-alive timeout (5 s) of a connection left open with half a body on it.
+      assert.isBelow(Duration.toMillis(elapsed), 2000)
+    }))
+})
