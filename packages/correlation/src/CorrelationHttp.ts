@@ -6,15 +6,15 @@
  * @since 0.1.0
  */
 import {
-  HttpApp,
+  type HttpApp,
   HttpClient,
   HttpClientRequest,
   HttpMiddleware,
   HttpServerError,
   HttpServerRequest,
-  HttpServerResponse
+  type HttpServerResponse
 } from "@effect/platform"
-import { RequestContext } from "@ouroboros/kernel"
+import { RequestContext, ResponseHeaders } from "@ouroboros/kernel"
 import { Context, Effect, Layer, Option, Tracer } from "effect"
 import { constTrue, identity } from "effect/Function"
 import * as Correlation from "./Correlation.js"
@@ -89,21 +89,20 @@ export const middleware = <E, R>(
     const incoming = Correlation.fromHeaders(request.headers)
     const traceState = Option.flatMap(incoming, (trace) => trace.traceState)
 
-    const run = (span: Tracer.Span) =>
-      Effect.zipRight(
-        HttpApp.appendPreResponseHandler((_request, response) =>
-          Effect.succeed(HttpServerResponse.setHeader(response, Correlation.headerName, correlationId))
-        ),
-        // The correlation id lives in a FiberRef (not the context, not log annotations): the loggers of `Logging`,
-        // problem bodies, in-flight tracking and outgoing calls read it there, and it costs one FiberRef write per
-        // request where copying the context and the annotations cost several times more on this hot path.
-        app.pipe(
-          Effect.locally(RequestContext.currentCorrelationId, Option.some(correlationId)),
-          Option.isSome(traceState) ? Effect.locally(Correlation.currentTraceState, traceState) : identity,
-          Effect.withParentSpan(span),
-          Effect.onExit((exit) => Effect.sync(() => recordResponse(span, HttpServerError.exitResponse(exit).status)))
-        )
+    // On every response, errors included (see `ResponseHeaders`).
+    const needsHandler = ResponseHeaders.unsafeSet(request, Correlation.headerName, correlationId)
+    const run = (span: Tracer.Span) => {
+      // The correlation id lives in a FiberRef (not the context, not log annotations): the loggers of `Logging`,
+      // problem bodies, in-flight tracking and outgoing calls read it there, and it costs one FiberRef write per
+      // request where copying the context and the annotations cost several times more on this hot path.
+      const traced = app.pipe(
+        Effect.locally(RequestContext.currentCorrelationId, Option.some(correlationId)),
+        Option.isSome(traceState) ? Effect.locally(Correlation.currentTraceState, traceState) : identity,
+        Effect.withParentSpan(span),
+        Effect.onExit((exit) => Effect.sync(() => recordResponse(span, HttpServerError.exitResponse(exit).status)))
       )
+      return needsHandler ? Effect.zipRight(ResponseHeaders.ensureHandler, traced) : traced
+    }
 
     const current = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
     if (Option.isSome(current) && current.value._tag === "Span" && current.value.kind === "server") {

@@ -21,4 +21,8 @@ export * as RequestContext from "./RequestContext.js"
 /**
  * @since 0.1.0
  */
+export * as ResponseHeaders from "./ResponseHeaders.js"
+/**
+ * @since 0.1.0
+ */
 export * as TenantId from "./TenantId.js"

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { HttpApp, type HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
+import { ResponseHeaders } from "@ouroboros/kernel"
 import { Clock, Context, Effect } from "effect"
 import * as Http from "./internal/http.js"
 import * as RateLimiter from "./RateLimiter.js"
@@ -75,9 +76,54 @@ export const isExempt: (path: string) => boolean = Http.isHealthOrMetrics
 
 const seconds = (millis: number): number => Math.ceil(millis / 1000)
 
+// A policy's item of `RateLimit-Policy` never changes: made once per policy.
+const policyItems = new WeakMap<RateLimiter.Policy, string>()
+
+const policyItem = (policy: RateLimiter.Policy): string => {
+  let item = policyItems.get(policy)
+  if (item === undefined) {
+    item = `"${policy.name}";q=${policy.limit};w=${seconds(policy.window)}`
+    policyItems.set(policy, item)
+  }
+  return item
+}
+
 /**
- * The `RateLimit-Policy` and `RateLimit` fields of a decision. For a violated policy `t` is the wait until the
- * request would be admitted; otherwise the time until the quota is fully restored.
+ * The `RateLimit-Policy` field of a decision: its policies as a Structured Fields list.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * // "burst";q=100;w=60, "daily";q=5000;w=86400
+ */
+export const policyField = (decision: RateLimiter.Decision): string => {
+  const policies = decision.policies
+  let field = policies.length === 0 ? "" : policyItem(policies[0]!.policy)
+  for (let i = 1; i < policies.length; i++) field += `, ${policyItem(policies[i]!.policy)}`
+  return field
+}
+
+/**
+ * The `RateLimit` field of a decision. For a violated policy `t` is the wait until the request would be admitted;
+ * otherwise the time until the quota is fully restored.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * // "burst";r=0;t=30
+ */
+export const limitField = (decision: RateLimiter.Decision): string => {
+  let field = ""
+  for (const d of decision.policies) {
+    field += `${field === "" ? "" : ", "}"${d.policy.name}";r=${d.remaining};t=${
+      seconds(d.allowed ? d.resetAfterMillis : d.retryAfterMillis)
+    }`
+  }
+  return field
+}
+
+/**
+ * The `RateLimit-Policy` and `RateLimit` fields of a decision (see {@link policyField} and {@link limitField}).
  *
  * @since 0.1.0
  * @category utils
@@ -85,18 +131,10 @@ const seconds = (millis: number): number => Math.ceil(millis / 1000)
  * // ratelimit-policy: "burst";q=100;w=60
  * // ratelimit: "burst";r=0;t=30
  */
-export const headers = (decision: RateLimiter.Decision): Record<string, string> => {
-  let policy = ""
-  let limit = ""
-  for (const d of decision.policies) {
-    const sep = policy === "" ? "" : ", "
-    policy += `${sep}"${d.policy.name}";q=${d.policy.limit};w=${seconds(d.policy.window)}`
-    limit += `${sep}"${d.policy.name}";r=${d.remaining};t=${
-      seconds(d.allowed ? d.resetAfterMillis : d.retryAfterMillis)
-    }`
-  }
-  return { "ratelimit-policy": policy, "ratelimit": limit }
-}
+export const headers = (decision: RateLimiter.Decision): Record<string, string> => ({
+  "ratelimit-policy": policyField(decision),
+  "ratelimit": limitField(decision)
+})
 
 /**
  * The 429 response for a rejected decision.
@@ -145,33 +183,20 @@ export const make = (
   Effect.map(RateLimiter.RateLimiter, (limiter) => {
     const resolve = options.resolve ?? defaultResolver({ trustedProxies: options.trustedProxies })
     const unsafeDecide = limiter.unsafeDecide
-    // A pre-response handler, not `Effect.map`: when this middleware is given to `HttpServer.serve` (or
-    // `HttpApiBuilder.serve`) the response is sent before the wrapped effect returns, and error responses are made
-    // later by the server. One handler for all requests, reading the fields of its request (keyed by the underlying
-    // request, which survives `request.modify`).
-    const fieldsOf = new WeakMap<object, Record<string, string>>()
-    const addFields = HttpApp.appendPreResponseHandler((request, response) => {
-      const fields = fieldsOf.get(request.source as object)
-      // Two `setHeader`s, not `setHeaders`: `Headers.setAll` spreads and re-normalizes the whole header object and
-      // costs about ten times as much.
-      return Effect.succeed(
-        fields === undefined ? response : HttpServerResponse.setHeader(
-          HttpServerResponse.setHeader(response, "ratelimit-policy", fields["ratelimit-policy"]!),
-          "ratelimit",
-          fields["ratelimit"]!
-        )
-      )
-    })
     const exempt = options.exempt ?? isExempt
     const middleware: HttpMiddleware.HttpMiddleware = (app) => {
       // Per request this middleware is one step of the fiber and allocates no Effect or closure of its own when the
       // store decides synchronously (memory): each costs several times more in a busy server than in a loop.
-      const withFields = Effect.zipRight(addFields, app)
+      // The fields go on the response through `ResponseHeaders`: when this middleware is given to `HttpServer.serve`
+      // (or `HttpApiBuilder.serve`) the response is sent before the wrapped effect returns, and error responses are
+      // made later by the server.
+      const withHandler = Effect.zipRight(ResponseHeaders.ensureHandler, app)
       const onDecision = (request: HttpServerRequest.HttpServerRequest, decision: RateLimiter.Decision) => {
         if (decision.policies.length === 0) return app
         if (!decision.allowed) return limitedResponse(decision)
-        fieldsOf.set(request.source as object, headers(decision))
-        return withFields
+        const first = ResponseHeaders.unsafeSet(request, "ratelimit-policy", policyField(decision))
+        ResponseHeaders.unsafeSet(request, "ratelimit", limitField(decision))
+        return first ? withHandler : app
       }
       return Effect.withFiberRuntime((fiber) => {
         const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
