@@ -3,20 +3,12 @@
  * same 413 problem as a declared length over it, delivered whole; bodies under it and keep-alive are unaffected.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { RawHttp } from "@ouroboros/testkit"
 import { Duration, Effect } from "effect"
 import * as Http from "node:http"
 import * as Testing from "../src/Testing.js"
 
 const maxBytes = 1000
-
-interface Reply {
-  readonly status: number | undefined
-  readonly headers: Http.IncomingHttpHeaders
-  readonly body: any
-  /** An error of the request or the response before the response was complete (ECONNRESET, say). */
-  readonly error: string | undefined
-  readonly reusedSocket: boolean
-}
 
 const parse = (text: string): unknown => {
   try {
@@ -26,11 +18,7 @@ const parse = (text: string): unknown => {
   }
 }
 
-/**
- * One request as tenant A. A `chunked` body is written one chunk at a time with `Transfer-Encoding: chunked`, and
- * writing stops once a response has arrived, as curl does; errors after the response is complete (the server closing
- * a connection the client was still writing on) are the expected end of such an exchange and are not reported.
- */
+/** One request as tenant A (see `RawHttp.request`), its body parsed as JSON where it is JSON. */
 const request = (
   port: number,
   options: {
@@ -41,60 +29,15 @@ const request = (
     readonly body?: string | undefined
   }
 ) =>
-  Effect.async<Reply>((resume) => {
-    let responded = false
-    let done = false
-    const finish = (reply: Reply) => {
-      if (done) return
-      done = true
-      resume(Effect.succeed(reply))
-    }
-    const headers: Http.OutgoingHttpHeaders = { "x-api-key": Testing.keys.tenantA, "content-type": "application/json" }
-    if (options.chunked !== undefined) headers["transfer-encoding"] = "chunked"
-    if (options.body !== undefined) headers["content-length"] = Buffer.byteLength(options.body)
-    const client = Http.request(
-      { host: "127.0.0.1", port, path: options.path, method: options.method, agent: options.agent, headers },
-      (response) => {
-        responded = true
-        let text = ""
-        response.setEncoding("utf8")
-        response.on("data", (chunk: string) => (text += chunk))
-        const reply = (error: string | undefined): Reply => ({
-          status: response.statusCode,
-          headers: response.headers,
-          body: parse(text),
-          error,
-          reusedSocket: client.reusedSocket
-        })
-        response.on("end", () => finish(reply(undefined)))
-        response.on("error", (error: NodeJS.ErrnoException) => finish(reply(error.code ?? error.message)))
-      }
-    )
-    client.on("error", (error: NodeJS.ErrnoException) =>
-      finish({
-        status: undefined,
-        headers: {},
-        body: undefined,
-        error: error.code ?? error.message,
-        reusedSocket: false
-      }))
-    const write = async () => {
-      for (const chunk of options.chunked ?? []) {
-        if (responded || done) return
-        client.write(chunk)
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-      if (!responded && !done) client.end(options.body)
-    }
-    void write()
-    return Effect.sync(() => client.destroy())
-  })
+  Effect.map(
+    RawHttp.request(port, {
+      ...options,
+      headers: { "x-api-key": Testing.keys.tenantA, "content-type": "application/json" }
+    }),
+    (reply) => ({ ...reply, body: parse(reply.body) as any })
+  )
 
-/** A keep-alive client with one connection, destroyed with the test's scope. */
-const keepAliveAgent = Effect.acquireRelease(
-  Effect.sync(() => new Http.Agent({ keepAlive: true, maxSockets: 1 })),
-  (agent) => Effect.sync(() => agent.destroy())
-)
+const keepAliveAgent = RawHttp.keepAliveAgent
 
 /** A JSON ingest body of about `size` bytes, cut into chunks of `chunk` bytes. */
 const document = (size: number, chunk: number): Array<string> => {

@@ -11,6 +11,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
+import { RawHttp } from "@ouroboros/testkit"
 import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as Http from "node:http"
 import { InFlight, Shutdown, ShutdownHttp } from "../src/index.js"
@@ -66,20 +67,7 @@ const allClosed = (node: Http.Server) =>
     return false
   })
 
-interface Reply {
-  readonly status: number | undefined
-  readonly headers: Http.IncomingHttpHeaders
-  readonly body: string
-  /** An error of the request or the response before the response was complete (ECONNRESET, say). */
-  readonly error: string | undefined
-  readonly reusedSocket: boolean
-}
-
-/**
- * A chunked POST that writes `chunks` one at a time (5 ms apart) and, unless `untilResponse` is false, stops writing
- * once a response has arrived, as curl does. Errors after the response is complete (the server closing a connection
- * the client was still writing on) are the expected end of such an exchange and are not reported.
- */
+/** A chunked POST of `chunks` (see `RawHttp.request`). */
 const chunkedPost = (
   port: number,
   path: string,
@@ -87,112 +75,40 @@ const chunkedPost = (
   agent: Http.Agent,
   untilResponse = true
 ) =>
-  Effect.async<Reply>((resume) => {
-    let responded = false
-    let done = false
-    const finish = (reply: Reply) => {
-      if (done) return
-      done = true
-      resume(Effect.succeed(reply))
-    }
-    const request = Http.request({
-      host: "127.0.0.1",
-      port,
-      path,
-      method: "POST",
-      agent,
-      headers: { "content-type": "text/plain", "transfer-encoding": "chunked" }
-    }, (response) => {
-      responded = untilResponse
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => (body += chunk))
-      response.on("end", () =>
-        finish({
-          status: response.statusCode,
-          headers: response.headers,
-          body,
-          error: undefined,
-          reusedSocket: request.reusedSocket
-        }))
-      response.on("error", (error: NodeJS.ErrnoException) =>
-        finish({
-          status: response.statusCode,
-          headers: response.headers,
-          body,
-          error: error.code ?? error.message,
-          reusedSocket: request.reusedSocket
-        }))
-    })
-    request.on("error", (error: NodeJS.ErrnoException) =>
-      finish({ status: undefined, headers: {}, body: "", error: error.code ?? error.message, reusedSocket: false })
-    )
-    const write = async () => {
-      for (const chunk of chunks) {
-        if (responded || done) return
-        request.write(chunk)
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-      if (!responded && !done) request.end()
-    }
-    void write()
-    return Effect.sync(() => request.destroy())
+  RawHttp.request(port, {
+    method: "POST",
+    path,
+    agent,
+    headers: { "content-type": "text/plain" },
+    chunked: chunks,
+    untilResponse
   })
 
-/** A keep-alive client with one connection, destroyed with the test's scope. */
-const keepAliveAgent = Effect.acquireRelease(
-  Effect.sync(() => new Http.Agent({ keepAlive: true, maxSockets: 1 })),
-  (agent) => Effect.sync(() => agent.destroy())
-)
+const get = (port: number, path: string, agent: Http.Agent) => RawHttp.request(port, { method: "GET", path, agent })
 
-const get = (port: number, path: string, agent: Http.Agent) =>
-  Effect.async<Reply>((resume) => {
-    const request = Http.get({ host: "127.0.0.1", port, path, agent }, (response) => {
-      let body = ""
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => (body += chunk))
-      response.on("end", () =>
-        resume(Effect.succeed({
-          status: response.statusCode,
-          headers: response.headers,
-          body,
-          error: undefined,
-          reusedSocket: request.reusedSocket
-        })))
-    })
-    request.on("error", (error: NodeJS.ErrnoException) =>
-      resume(Effect.succeed({ status: undefined, headers: {}, body: "", error: error.code, reusedSocket: false }))
-    )
-  })
+const keepAliveAgent = RawHttp.keepAliveAgent
 
 describe("ShutdownHttp.layerServer", () => {
-  it.scopedLive("a chunked body over MaxBodySize, streamed: the response arrives whole, the connection closes", () =>
-    Effect.gen(function*() {
-      const { inFlight, node, port } = yield* start
-      const agent = yield* keepAliveAgent
-      const reply = yield* chunkedPost(port, "/echo", Array.from({ length: 20 }, () => "x".repeat(250)), agent)
-      assert.isUndefined(reply.error, "no error before the response was complete")
-      assert.strictEqual(reply.status, 413)
-      assert.deepStrictEqual(JSON.parse(reply.body), { tooLarge: true })
-      assert.strictEqual(reply.headers.connection, "close")
-      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
-      // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
-      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
-    }))
-
-  it.scopedLive("a chunked body over MaxBodySize in one write: the response arrives whole, the connection closes", () =>
-    Effect.gen(function*() {
-      const { inFlight, node, port } = yield* start
-      const agent = yield* keepAliveAgent
-      const reply = yield* chunkedPost(port, "/echo", ["x".repeat(5000)], agent)
-      assert.isUndefined(reply.error, "no error before the response was complete")
-      assert.strictEqual(reply.status, 413)
-      assert.deepStrictEqual(JSON.parse(reply.body), { tooLarge: true })
-      assert.strictEqual(reply.headers.connection, "close")
-      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
-      // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
-      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
-    }))
+  for (
+    const [how, chunks] of [
+      ["streamed", Array.from({ length: 20 }, () => "x".repeat(250))],
+      ["in one write", ["x".repeat(5000)]]
+    ] as const
+  ) {
+    it.scopedLive(`a chunked body over MaxBodySize, ${how}: the response arrives whole, the connection closes`, () =>
+      Effect.gen(function*() {
+        const { inFlight, node, port } = yield* start
+        const agent = yield* keepAliveAgent
+        const reply = yield* chunkedPost(port, "/echo", chunks, agent)
+        assert.isUndefined(reply.error, "no error before the response was complete")
+        assert.strictEqual(reply.status, 413)
+        assert.deepStrictEqual(JSON.parse(reply.body), { tooLarge: true })
+        assert.strictEqual(reply.headers.connection, "close")
+        assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
+        // A request whose response could not be written used to stay in flight and hold a shutdown to its timeout.
+        assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
+      }))
+  }
 
   it.scopedLive("a body given up on once the response has started: the response completes, the connection closes", () =>
     Effect.gen(function*() {

@@ -17,6 +17,10 @@ export * as QdrantStandIn from "./QdrantStandIn.js"
 /**
  * @since 0.1.0
  */
+export * as RawHttp from "./RawHttp.js"
+/**
+ * @since 0.1.0
+ */
 export * as Services from "./Services.js"
 /**
  * @since 0.1.0
