@@ -1,7 +1,7 @@
 /**
  * The Redis rate-limit store: one Lua script decides every policy of a request atomically in one round trip, on
- * Redis' clock (`TIME`), so replicas share limits exactly. Every key carries a TTL equal to the time its state takes to
- * become fresh again, so idle keys disappear on their own.
+ * Redis' clock (`TIME`), so replicas share limits exactly. Every key carries a TTL: one window beyond the time its state
+ * takes to become fresh again (see `consumeScript`), so idle keys disappear on their own.
  *
  * The store also implements `@effect/experimental`'s store operations (`fixedWindow`, `tokenBucket`) with the same
  * scripts as `@effect/experimental/RateLimiter/Redis`, plus the TTLs its token-bucket keys lack.
@@ -13,7 +13,14 @@ import { Connection } from "@ouroboros/kernel"
 import { Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { createHash } from "node:crypto"
 import { Command, Redis, type RedisOptions } from "ioredis"
-import { type Check, type CheckResult, RateLimiterStore, RateLimitStoreError, toContext } from "../RateLimiterStore.js"
+import {
+  type Check,
+  type CheckResult,
+  fullKey,
+  RateLimiterStore,
+  RateLimitStoreError,
+  toContext
+} from "../RateLimiterStore.js"
 
 /**
  * @since 0.1.0
@@ -347,7 +354,7 @@ const encodeConsume = (evalScript: boolean, prefix: string, requests: ReadonlyAr
   text += `$${count.length}\r\n${count}\r\n`
   for (const { checks } of requests) {
     for (const check of checks) {
-      const key = `${prefix}${check.scope}=${check.key}`
+      const key = prefix + fullKey(check)
       text += `$${Buffer.byteLength(key)}\r\n${key}\r\n`
     }
   }
@@ -404,13 +411,17 @@ class ConsumeCommand extends Command implements Pending {
   override toWritable(): Buffer {
     return this.bytes
   }
-  /** Settles every decision of the batch with the error. */
-  fail(cause: unknown): void {
+  /** The batch's decisions, handed over once the call is settled (see `requests`). */
+  private take(): ReadonlyArray<Request> {
     this.batcher.inFlight--
-    const error = Effect.fail(storeError("consume")(cause))
     const requests = this.requests
     this.requests = []
-    for (const request of requests) request.resume(error)
+    return requests
+  }
+  /** Settles every decision of the batch with the error. */
+  fail(cause: unknown): void {
+    const error = Effect.fail(storeError("consume")(cause))
+    for (const request of this.take()) request.resume(error)
   }
   private onError(cause: unknown): void {
     const call = this.original ?? this
@@ -428,11 +439,8 @@ class ConsumeCommand extends Command implements Pending {
     if (!Buffer.isBuffer(reply) || reply.length !== 32 * this.keyCount) {
       return call.fail(new Error(`unexpected reply to the rate-limit script: ${String(reply).slice(0, 100)}`))
     }
-    this.batcher.inFlight--
-    const requests = this.requests
-    this.requests = []
     let r = 0
-    for (const { checks, resume } of requests) {
+    for (const { checks, resume } of this.take()) {
       const results: Array<CheckResult> = new Array(checks.length)
       for (let i = 0; i < checks.length; i++, r += 32) {
         results[i] = {
