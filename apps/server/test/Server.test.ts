@@ -39,6 +39,13 @@ const request = (
 
 const keepAliveAgent = RawHttp.keepAliveAgent
 
+/** An ingest as tenant A: a chunked body, or one with a declared length. */
+const ingest = (
+  port: number,
+  agent: Http.Agent,
+  body: { readonly chunked: ReadonlyArray<string> } | { readonly body: string }
+) => request(port, { method: "POST", path: "/api/v1/documents", agent, ...body })
+
 /** A JSON ingest body of about `size` bytes, cut into chunks of `chunk` bytes. */
 const document = (size: number, chunk: number): Array<string> => {
   const json = JSON.stringify({ text: "zebras ".repeat(Math.ceil(size / 7)).slice(0, size - 11) })
@@ -50,12 +57,7 @@ describe("Server body limit", () => {
     Effect.gen(function*() {
       const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
       const agent = yield* keepAliveAgent
-      const chunked = yield* request(server.port, {
-        method: "POST",
-        path: "/api/v1/documents",
-        agent,
-        chunked: document(5000, 250)
-      })
+      const chunked = yield* ingest(server.port, agent, { chunked: document(5000, 250) })
       assert.isUndefined(chunked.error, "no error before the response was complete")
       assert.strictEqual(chunked.status, 413)
       assert.strictEqual(chunked.headers["content-type"], "application/problem+json")
@@ -72,24 +74,14 @@ describe("Server body limit", () => {
       })
 
       // The whole body in one write, as curl sends a small file.
-      const atOnce = yield* request(server.port, {
-        method: "POST",
-        path: "/api/v1/documents",
-        agent,
-        chunked: [document(5000, 5000).join("")]
-      })
+      const atOnce = yield* ingest(server.port, agent, { chunked: [document(5000, 5000).join("")] })
       assert.isUndefined(atOnce.error, "no error before the response was complete")
       assert.deepStrictEqual([atOnce.status, { ...atOnce.body, correlationId: undefined }], [413, {
         ...problem,
         correlationId: undefined
       }])
 
-      const declared = yield* request(server.port, {
-        method: "POST",
-        path: "/api/v1/documents",
-        agent,
-        body: document(5000, 5000).join("")
-      })
+      const declared = yield* ingest(server.port, agent, { body: document(5000, 5000).join("") })
       assert.strictEqual(declared.status, 413)
       assert.strictEqual(declared.headers.connection, "close")
       assert.deepStrictEqual({ ...declared.body, correlationId: undefined }, { ...problem, correlationId: undefined })
@@ -99,20 +91,10 @@ describe("Server body limit", () => {
     Effect.gen(function*() {
       const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
       const agent = yield* keepAliveAgent
-      const ingested = yield* request(server.port, {
-        method: "POST",
-        path: "/api/v1/documents",
-        agent,
-        chunked: document(900, 100)
-      })
+      const ingested = yield* ingest(server.port, agent, { chunked: document(900, 100) })
       assert.deepStrictEqual([ingested.status, ingested.error], [201, undefined])
       const read = yield* request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
-      const again = yield* request(server.port, {
-        method: "POST",
-        path: "/api/v1/documents",
-        agent,
-        chunked: document(600, 300)
-      })
+      const again = yield* ingest(server.port, agent, { chunked: document(600, 300) })
       assert.strictEqual(read.status, 200)
       assert.strictEqual(again.status, 201)
       assert.deepStrictEqual([ingested.reusedSocket, read.reusedSocket, again.reusedSocket], [false, true, true])
@@ -120,7 +102,7 @@ describe("Server body limit", () => {
 
       // A refused body costs its own connection only: the client goes on at once on a new one.
       const [elapsed, [tooLarge, next]] = yield* Effect.timed(Effect.all([
-        request(server.port, { method: "POST", path: "/api/v1/documents", agent, chunked: document(5000, 5000) }),
+        ingest(server.port, agent, { chunked: document(5000, 5000) }),
         request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
       ]))
       assert.strictEqual(tooLarge.status, 413)
