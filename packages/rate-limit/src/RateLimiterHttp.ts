@@ -156,6 +156,8 @@ export const limitedResponse = (
   }, { ...headers(decision), "retry-after": String(error.retryAfter) })
 }
 
+const identity: HttpMiddleware.HttpMiddleware = (app) => app
+
 const storeUnavailable = Http.problem(503, {
   type: "about:blank",
   title: "Service Unavailable",
@@ -181,6 +183,9 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<HttpMiddleware.HttpMiddleware, never, RateLimiter.RateLimiter> =>
   Effect.map(RateLimiter.RateLimiter, (limiter) => {
+    // Without a policy no request is ever limited or gets a field: the middleware steps aside, so that a server with
+    // limits turned off (`RATE_LIMIT_DEFAULT=off` and nothing else) does not resolve a subject per request.
+    if (limiter.policies.length === 0) return identity
     const resolve = options.resolve ?? defaultResolver({ trustedProxies: options.trustedProxies })
     const unsafeDecide = limiter.unsafeDecide
     const exempt = options.exempt ?? isExempt

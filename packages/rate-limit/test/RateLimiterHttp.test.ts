@@ -126,6 +126,24 @@ describe("RateLimiterHttp", () => {
       assert.strictEqual((yield* get("/api/v1/things", { "x-forwarded-for": "203.0.113.2" })).status, 429)
     }).pipe(Effect.provide(NodeHttpServer.layerTest)))
 
+  it.scoped("steps aside when no policy is configured", () =>
+    Effect.gen(function*() {
+      let resolved = 0
+      yield* serve(yield* limiterMiddleware([], {
+        resolve: () => {
+          resolved++
+          return { client: "127.0.0.1", endpoint: "GET /api/v1/things" }
+        }
+      }))
+      for (let i = 0; i < 3; i++) {
+        const ok = yield* get("/api/v1/things", { "x-api-key": "alpha" })
+        assert.strictEqual(ok.status, 200)
+        assert.isUndefined(header(ok, "ratelimit"))
+        assert.isUndefined(header(ok, "ratelimit-policy"))
+      }
+      assert.strictEqual(resolved, 0)
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
   it.scoped("fails closed with 503 when the store is down", () =>
     Effect.gen(function*() {
       const down = RateLimiter.withFallback({
