@@ -126,7 +126,10 @@ describe("graceful shutdown of a real process", () => {
     server.child.kill("SIGTERM")
 
     const [outcomes, long, exit] = await Promise.all([loop, slow, server.exited])
-    const drainEnd = sigtermAt + drainMs
+    // A request sent in the last moments of the drain may reach the server after its listener closed: the kernel then
+    // resets a connection the server never accepted (seen once, on a busy machine, for a request sent 4 ms before the
+    // drain's end by this clock). "Before the drain ended" is therefore taken with a margin of 50 ms.
+    const drainEnd = sigtermAt + drainMs - 50
     const beforeDrainEnd = outcomes.filter((o) => o.sentAt < drainEnd)
     const failed = beforeDrainEnd.filter((o) => o.status !== 200)
     assert.isAbove(beforeDrainEnd.length, 100, "the loop ran")
