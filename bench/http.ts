@@ -8,26 +8,21 @@
  * Run: `npm run bench -- http`
  */
 import autocannon from "autocannon"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { cpuMicros } from "./internal/process.js"
+import { benchKey, root, startBundled, type Started, stopChild } from "./internal/server.js"
 
 // Run from bench/ under tsx, or from bench/dist as bundled by `npm run bench`.
 const bundled = import.meta.url.endsWith(".js")
-const root = Path.resolve(import.meta.dirname, bundled ? "../.." : "..")
-const key = "bench-key-0123456789abcdef"
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 20)
 
-interface Started {
-  readonly child: ChildProcess
-  readonly port: number
-}
-
 const startChild = (args: ReadonlyArray<string>, env: Record<string, string>, portOf: (line: string) => number | undefined) =>
   new Promise<Started>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env, BENCH_KEY: key }, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env, BENCH_KEY: benchKey }, stdio: ["ignore", "pipe", "pipe"] })
     let buffer = ""
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString()
@@ -46,25 +41,10 @@ const startChild = (args: ReadonlyArray<string>, env: Record<string, string>, po
     setTimeout(() => reject(new Error(`${args.join(" ")} did not start`)), 60_000).unref()
   })
 
-const stop = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null) return resolve()
-    child.once("exit", () => resolve())
-    child.kill("SIGTERM")
-    setTimeout(() => child.kill("SIGKILL"), 10_000).unref()
-  })
-
-const cpuMillis = (pid: number): number => {
-  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return (ticks * 1000) / 100
-}
-
 const load = async (port: number) => {
   const options = {
     url: `http://127.0.0.1:${port}/api/v1/whoami`,
-    headers: { "x-api-key": key },
+    headers: { "x-api-key": benchKey },
     connections,
     duration: seconds
   }
@@ -72,68 +52,33 @@ const load = async (port: number) => {
   return autocannon(options)
 }
 
-const awaitReady = async (port: number) => {
-  for (let i = 0; i < 1200; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health/ready`).then((r) => r.status === 200, () => false)
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error("the server did not become ready")
-}
-
-const ourEnv = (dataDir: string, port: number) => ({
-  PORT: String(port),
-  HOST: "127.0.0.1",
-  DATA_DIR: dataDir,
-  LOG_LEVEL: "warning",
-  OUROBOROS_API_KEYS: `bench:${key}`,
-  OUROBOROS_ADMIN_API_KEY: "bench-admin-0123456789abcdef",
-  RATE_LIMIT_DEFAULT: "1000000000/1m",
-  SHUTDOWN_DRAIN_MS: "0"
-})
-
 const portFromLine = (line: string) => {
   const match = /PORT=(\d+)/.exec(line)
   return match ? Number(match[1]) : undefined
-}
-
-const startOurs = async (dataDir: string): Promise<Started & { readyMillis: number }> => {
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
-  const started = performance.now()
-  const child = spawn(process.execPath, [Path.join(root, "apps/server/dist/main.js")], {
-    env: { ...process.env, ...ourEnv(dataDir, port) },
-    stdio: ["ignore", "ignore", process.env.BENCH_DEBUG ? "inherit" : "ignore"]
-  })
-  try {
-    await awaitReady(port)
-  } catch (error) {
-    child.kill("SIGKILL")
-    throw error
-  }
-  return { child, port, readyMillis: performance.now() - started }
 }
 
 export default async function run(): Promise<void> {
   if (!Fs.existsSync(Path.join(root, "apps/server/dist/main.js"))) throw new Error("build the server first (npm run build)")
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-"))
   const startup: Array<Record<string, unknown>> = []
-  const fresh = await startOurs(dataDir)
+  const fresh = await startBundled(dataDir)
   startup.push({ case: "fresh DATA_DIR (template load, migrations)", "ready ms": Math.round(fresh.readyMillis) })
-  await stop(fresh.child)
-  const restart = await startOurs(dataDir)
+  await stopChild(fresh.child)
+  const restart = await startBundled(dataDir)
   startup.push({ case: "existing DATA_DIR (restart)", "ready ms": Math.round(restart.readyMillis), goal: "< 1500" })
 
   const rows: Array<Record<string, unknown>> = []
   const measure = async (name: string, server: Started) => {
-    const cpuBefore = cpuMillis(server.child.pid!)
+    const cpuBefore = await cpuMicros(server.child.pid!)
     const result = await load(server.port)
-    const cpu = cpuMillis(server.child.pid!) - cpuBefore
+    const cpuAfter = await cpuMicros(server.child.pid!)
+    const cpu = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
     const requests = result.requests.total
     rows.push({
       server: name,
       "req/s": Math.round(result.requests.average),
       "p99 ms": result.latency.p99,
-      "CPU µs/req": Math.round((cpu * 1000) / Math.max(1, requests)),
+      "CPU µs/req": Math.round(cpu / Math.max(1, requests)),
       non2xx: result.non2xx,
       errors: result.errors
     })
@@ -141,7 +86,7 @@ export default async function run(): Promise<void> {
   try {
     await measure("ouroboros (bundled, full stack)", restart)
   } finally {
-    await stop(restart.child)
+    await stopChild(restart.child)
   }
   const peers: Array<[string, Array<string>]> = [
     [
@@ -158,7 +103,7 @@ export default async function run(): Promise<void> {
     try {
       await measure(name, server)
     } finally {
-      await stop(server.child)
+      await stopChild(server.child)
     }
   }
   Fs.rmSync(dataDir, { recursive: true, force: true })

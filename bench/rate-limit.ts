@@ -1,12 +1,13 @@
 /**
  * Rate limiting: decisions per second in memory (ours vs rate-limiter-flexible's RateLimiterMemory, 1 key and 100k
  * keys), decisions per second and p99 through Redis (ours vs RateLimiterRedis on ioredis, concurrency 1 and 50), and
- * HTTP requests per second of a minimal HttpApi server with the rate-limit middleware on and off (autocannon).
+ * HTTP requests per second with the rate-limit middleware on and off (autocannon) of two servers: a minimal HttpApi
+ * server (section `http`: the limiter against almost nothing else) and the bundled server (section `server`).
  *
  * Run: `npm run bench -- rate-limit` (bundled; from source: `node --import tsx -e 'import("./bench/rate-limit.ts").then(m => m.default())'`).
- * `RATE_LIMIT_BENCH=memory,redis,http` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP section off against off
- * (an A/A control that shows the machine's noise); `RATE_LIMIT_BENCH_PAIRS=n` sets how many pairs of server processes
- * the HTTP section measures (default 4).
+ * `RATE_LIMIT_BENCH=memory,redis,http,server` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP sections off
+ * against off (an A/A control that shows the machine's noise); `RATE_LIMIT_BENCH_PAIRS=n` sets how many pairs of
+ * server processes each HTTP section measures (default 4).
  */
 import * as Experimental from "@effect/experimental/RateLimiter"
 import { HttpApiBuilder, type HttpApp, type HttpMiddleware } from "@effect/platform"
@@ -17,8 +18,13 @@ import { Duration, Effect, ManagedRuntime } from "effect"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
 import { startPingServer } from "./internal/ping.js"
+import { cpuMicros } from "./internal/process.js"
+import { benchKey, root, startBundled, stopChild } from "./internal/server.js"
 
 const HUGE = 1_000_000_000
 const policy = RateLimiter.Policy.make({ name: "bench", limit: HUGE, window: 60_000, scope: ["api-key"] })
@@ -220,15 +226,7 @@ const startServer = (middleware: HttpMiddleware.HttpMiddleware | undefined) =>
     HttpApiBuilder.serve(middleware as ((app: HttpApp.Default) => HttpApp.Default<never, never>) | undefined)
   )
 
-const cannon = (port: number, seconds: number) =>
-  autocannon({
-    url: `http://127.0.0.1:${port}/api/v1/ping`,
-    connections: 50,
-    duration: seconds,
-    headers: { "x-api-key": "bench-key" }
-  })
-
-/** The server side of the HTTP benchmark, run in a child process so autocannon does not share its event loop. */
+/** The server side of the minimal-server benchmark, run in a child process so autocannon does not share its loop. */
 export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
   const limiter = RateLimiter.unsafeMake(RateLimiterMemory.unsafeMake(), { policies: [policy] })
   // "off" still passes a (no-op) middleware: any middleware changes how the server runs a request, and a real server
@@ -238,22 +236,20 @@ export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
   )
   const server = await startServer(middleware)
   console.log(`PORT=${server.port}`)
-  // "cpu" on stdin answers the process' CPU time so far (µs); stop when the parent goes away.
-  process.stdin.on("data", (chunk: Buffer) => {
-    if (chunk.toString().includes("cpu")) {
-      const { system, user } = process.cpuUsage()
-      console.log(`CPU=${user},${system}`)
-    }
-  })
+  // Stop when the parent goes away (the parent stops it with SIGTERM).
+  process.stdin.resume()
   process.stdin.once("end", () => void server.stop().then(() => process.exit(0)))
 }
 
-const spawnServer = (mode: "on" | "off") =>
-  new Promise<{
-    port: number
-    cpu: () => Promise<{ user: number; system: number }>
-    stop: () => void
-  }>((resolve, reject) => {
+/** A server process of the HTTP sections. */
+interface Running {
+  readonly pid: number
+  readonly port: number
+  readonly stop: () => Promise<void>
+}
+
+const spawnPingServer = (mode: "on" | "off") =>
+  new Promise<Running>((resolve, reject) => {
     // Bundled (`npm run bench`), the child loads this same bundle; from the TypeScript source it needs tsx.
     const child = spawn(process.execPath, [
       ...(import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []),
@@ -265,35 +261,66 @@ const spawnServer = (mode: "on" | "off") =>
       child.kill("SIGKILL")
       reject(new Error("bench server did not start"))
     }, 30_000)
-    child.stdout!.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /PORT=(\d+)/.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve({
-          port: Number(match[1]),
-          cpu: () =>
-            new Promise<{ user: number; system: number }>((done) => {
-              const onData = (data: Buffer) => {
-                const cpu = /CPU=(\d+),(\d+)/.exec(data.toString())
-                if (cpu !== null) {
-                  child.stdout!.off("data", onData)
-                  done({ user: Number(cpu[1]), system: Number(cpu[2]) })
-                }
-              }
-              child.stdout!.on("data", onData)
-              child.stdin!.write("cpu\n")
-            }),
-          stop: () => {
-            child.stdin!.end()
-            setTimeout(() => child.kill("SIGKILL"), 2000).unref()
-          }
-        })
-      }
-    })
+      if (match === null) return
+      clearTimeout(timer)
+      child.stdout!.off("data", onData)
+      child.stdout!.resume()
+      resolve({
+        pid: child.pid!,
+        port: Number(match[1]),
+        stop: () => stopChild(child)
+      })
+    }
+    child.stdout!.on("data", onData)
   })
 
-const http = async () => {
+/** The two servers the HTTP sections compare, each started with the limiter on and off. */
+interface Target {
+  readonly title: string
+  readonly path: string
+  /** Starts the server in `slot` (the sample it is measured as) with the limiter `mode`. */
+  readonly start: (slot: "on" | "off", mode: "on" | "off") => Promise<Running>
+}
+
+const minimalServer: Target = {
+  title: "minimal HttpApi server, GET /api/v1/ping (off = a no-op middleware)",
+  path: "/api/v1/ping",
+  start: (_slot, mode) => spawnPingServer(mode)
+}
+
+/** The bundled server, limits on (a default policy no run reaches) or off (`RATE_LIMIT_DEFAULT=off`). */
+const bundledServer = (): Target => {
+  const dataDirs = {
+    on: Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-rl-")),
+    off: Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-rl-"))
+  }
+  process.once("exit", () => {
+    for (const dir of Object.values(dataDirs)) Fs.rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    title: "bundled server (full stack), GET /api/v1/whoami (off = RATE_LIMIT_DEFAULT=off)",
+    path: "/api/v1/whoami",
+    start: async (slot, mode) => {
+      const { child, port } = await startBundled(dataDirs[slot], {
+        RATE_LIMIT_DEFAULT: mode === "on" ? "1000000000/1m" : "off"
+      })
+      return { pid: child.pid!, port, stop: () => stopChild(child) }
+    }
+  }
+}
+
+const cannon = (port: number, path: string, seconds: number) =>
+  autocannon({
+    url: `http://127.0.0.1:${port}${path}`,
+    connections: 50,
+    duration: seconds,
+    headers: { "x-api-key": benchKey }
+  })
+
+const http = async (target: Target) => {
   // Two servers side by side in child processes, one with the limiter and one without; autocannon alternates between
   // them in short bursts so that the noise of a shared machine hits both alike. Each process also has its own luck (the
   // JIT's choices, where its heap lands): an A/A run of one pair showed one "off" process 5% slower than the other.
@@ -313,19 +340,19 @@ const http = async () => {
   const fields: Record<"off" | "on", string> = { off: "(none)", on: "(none)" }
   for (let pair = 0; pair < pairs; pair++) {
     const [off, on] = pair % 2 === 0
-      ? await Promise.all([spawnServer("off"), spawnServer(onMode)])
-      : await Promise.all([spawnServer(onMode), spawnServer("off")]).then(([on, off]) => [off, on] as const)
+      ? await Promise.all([target.start("off", "off"), target.start("on", onMode)])
+      : await Promise.all([target.start("on", onMode), target.start("off", "off")]).then(([on, off]) => [off, on] as const)
     try {
-      await cannon(off.port, 1)
-      await cannon(on.port, 1)
+      await cannon(off.port, target.path, 1)
+      await cannon(on.port, target.path, 1)
       for (let round = 0; round < roundsPerPair; round++) {
         const order = (pair + round) % 2 === 0
           ? [["off", off], ["on", on]] as const
           : [["on", on], ["off", off]] as const
         for (const [mode, server] of order) {
-          const cpuBefore = await server.cpu()
-          const result = await cannon(server.port, seconds)
-          const cpuAfter = await server.cpu()
+          const cpuBefore = await cpuMicros(server.pid)
+          const result = await cannon(server.port, target.path, seconds)
+          const cpuAfter = await cpuMicros(server.pid)
           const user = (cpuAfter.user - cpuBefore.user) / result.requests.total
           const system = (cpuAfter.system - cpuBefore.system) / result.requests.total
           samples[mode].push({
@@ -339,15 +366,14 @@ const http = async () => {
         }
       }
       const fieldOf = async (port: number) => {
-        const probe = await fetch(`http://127.0.0.1:${port}/api/v1/ping`, { headers: { "x-api-key": "bench-key" } })
+        const probe = await fetch(`http://127.0.0.1:${port}${target.path}`, { headers: { "x-api-key": benchKey } })
         await probe.arrayBuffer()
         return probe.headers.get("ratelimit") ?? "(none)"
       }
       fields.off = await fieldOf(off.port)
       fields.on = await fieldOf(on.port)
     } finally {
-      off.stop()
-      on.stop()
+      await Promise.all([off.stop(), on.stop()])
     }
   }
   const row = (mode: "off" | "on") => ({
@@ -361,8 +387,8 @@ const http = async () => {
     RateLimit: fields[mode]
   })
   console.log(
-    `\nHTTP: minimal HttpApi server (child processes; off = a no-op middleware), autocannon 50 connections, ` +
-      `127.0.0.1, ${pairs} pairs of processes × ${roundsPerPair} rounds × ${seconds} s each`
+    `\nHTTP: ${target.title}; child processes, autocannon 50 connections, 127.0.0.1, ${pairs} pairs of processes × ` +
+      `${roundsPerPair} rounds × ${seconds} s each`
   )
   console.table([row("off"), row("on")])
   const cpuDeltas = samples.on.map((x, i) => x.cpu - samples.off[i]!.cpu)
@@ -381,9 +407,15 @@ const http = async () => {
 }
 
 export default async function run(): Promise<void> {
-  // RATE_LIMIT_BENCH=memory,redis,http runs a subset.
-  const only = (process.env.RATE_LIMIT_BENCH ?? "memory,redis,http").split(",")
+  // RATE_LIMIT_BENCH=memory,redis,http,server runs a subset.
+  const only = (process.env.RATE_LIMIT_BENCH ?? "memory,redis,http,server").split(",")
   if (only.includes("memory")) await memory()
   if (only.includes("redis")) await redis()
-  if (only.includes("http")) await http()
+  if (only.includes("http")) await http(minimalServer)
+  if (only.includes("server")) {
+    if (!Fs.existsSync(Path.join(root, "apps/server/dist/main.js"))) {
+      throw new Error("build the server first (npm run build)")
+    }
+    await http(bundledServer())
+  }
 }
