@@ -23,7 +23,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
 import { startPingServer } from "./internal/ping.js"
-import { cpuMicros } from "./internal/process.js"
+import { cpuMicros, machineJiffies } from "./internal/process.js"
 import { benchKey, root, startBundled, stopChild } from "./internal/server.js"
 
 const HUGE = 1_000_000_000
@@ -338,6 +338,9 @@ const http = async (target: Target) => {
     on: []
   }
   const fields: Record<"off" | "on", string> = { off: "(none)", on: "(none)" }
+  // The share of the machine's CPU time the hypervisor gave to other guests during each round: this machine is a VM
+  // on a shared host, and rounds with much steal are the noisy ones.
+  const steal: Array<number> = []
   for (let pair = 0; pair < pairs; pair++) {
     const [off, on] = pair % 2 === 0
       ? await Promise.all([target.start("off", "off"), target.start("on", onMode)])
@@ -350,9 +353,10 @@ const http = async (target: Target) => {
           ? [["off", off], ["on", on]] as const
           : [["on", on], ["off", off]] as const
         for (const [mode, server] of order) {
-          const cpuBefore = await cpuMicros(server.pid)
+          const [cpuBefore, machineBefore] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
           const result = await cannon(server.port, target.path, seconds)
-          const cpuAfter = await cpuMicros(server.pid)
+          const [cpuAfter, machineAfter] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
+          steal.push((machineAfter.steal - machineBefore.steal) / Math.max(1, machineAfter.total - machineBefore.total))
           const user = (cpuAfter.user - cpuBefore.user) / result.requests.total
           const system = (cpuAfter.system - cpuBefore.system) / result.requests.total
           samples[mode].push({
@@ -398,6 +402,10 @@ const http = async (target: Target) => {
     `server CPU per request: +${cpuDelta.toFixed(1)} µs (${((cpuDelta / cpuOff) * 100).toFixed(1)}%) with the ` +
       `limiter (median of the paired differences; they ranged ${Math.min(...cpuDeltas).toFixed(1)} to ` +
       `${Math.max(...cpuDeltas).toFixed(1)} µs)`
+  )
+  console.log(
+    `CPU time taken by the host (steal) during the rounds: median ${(median(steal) * 100).toFixed(1)}%, ` +
+      `at most ${(Math.max(...steal) * 100).toFixed(1)}%`
   )
   const ratios = samples.on.map((x, i) => x.rps / samples.off[i]!.rps)
   console.log(

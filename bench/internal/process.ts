@@ -24,3 +24,11 @@ export const awaitOk = async (url: string): Promise<void> => {
   }
   throw new Error(`${url} did not answer 200`)
 }
+
+/** The machine's CPU time so far, in jiffies: all of it, and what the hypervisor took for others (steal). */
+export const machineJiffies = async (): Promise<{ readonly total: number; readonly steal: number }> => {
+  const stat = await readFile("/proc/stat", "utf8")
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice
+  const fields = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/).slice(1, 9).map(Number)
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! }
+}
