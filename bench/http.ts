@@ -58,7 +58,6 @@ const portFromLine = (line: string) => {
 }
 
 export default async function run(): Promise<void> {
-  if (!Fs.existsSync(Path.join(root, "apps/server/dist/main.js"))) throw new Error("build the server first (npm run build)")
   const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-"))
   const startup: Array<Record<string, unknown>> = []
   const fresh = await startBundled(dataDir)

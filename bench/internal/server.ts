@@ -3,6 +3,7 @@
  * 127.0.0.1 with an API key for tenant `bench`, started once `/health/ready` answers 200.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { awaitOk } from "./process.js"
 
@@ -22,9 +23,11 @@ export const startBundled = async (
   dataDir: string,
   env: Record<string, string> = {}
 ): Promise<Started & { readonly readyMillis: number }> => {
+  const main = Path.join(root, "apps/server/dist/main.js")
+  if (!Fs.existsSync(main)) throw new Error("build the server first (npm run build)")
   const port = 20_000 + Math.floor(Math.random() * 20_000)
   const started = performance.now()
-  const child = spawn(process.execPath, [Path.join(root, "apps/server/dist/main.js")], {
+  const child = spawn(process.execPath, [main], {
     env: {
       ...process.env,
       PORT: String(port),
