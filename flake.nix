@@ -1,5 +1,5 @@
 {
-  description = "Ouroboros: LLM retrieval pipeline service on Effect 3";
+  description = "Ouroboros: LLM retrieval pipeline service on Effect 4";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
 
@@ -10,7 +10,7 @@
     in {
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
-          packages = [ pkgs.nodejs_20 pkgs.postgresql_15 pkgs.redis ];
+          packages = [ pkgs.nodejs_22 pkgs.postgresql_15 pkgs.redis ];
           shellHook = ''
             echo "ouroboros dev shell: node $(node --version), $(postgres --version), $(redis-server --version | cut -d' ' -f3)"
           '';

@@ -7,16 +7,17 @@
  * The issue asks 1M events and 100k vectors; 200k events keep the run under 90 s on the shared 2-core machine
  * (throughput is per event and the work is streamed, so it scales linearly). Set BENCH_BACKUP_EVENTS to change it.
  *
- * Run: `node --import tsx -e 'import("./bench/backup.ts").then(m => m.default())'`
+ * Run: `npm run bench -- backup` (from source:
+ * `node --import tsx --input-type=module -e 'import("./bench/backup.ts").then(m => m.default())'`).
  */
-import { SqlClient } from "@effect/sql"
 import { Backup, BackupSource, BackupTarget } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { TenantId } from "@ouroboros/kernel"
 import { Database } from "@ouroboros/sql"
 import { PgSchema, Services } from "@ouroboros/testkit"
 import { Embedded, VectorStore } from "@ouroboros/vector-store"
-import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
+import { Effect, Layer, References, Stream } from "effect"
+import type { SqlClient } from "effect/sql"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -126,7 +127,7 @@ const program = (pg: boolean, schema: string) =>
       "MB/s": mb(bytes, restoreTierSeconds)
     })
     const [result, restoreSeconds] = yield* timed(backup.restore(manifest.id))
-    if (result.restoredEvents !== EVENTS) return yield* Effect.dieMessage(`restored ${result.restoredEvents}`)
+    if (result.restoredEvents !== EVENTS) return yield* Effect.die(new Error(`restored ${result.restoredEvents}`))
     rows.push({
       operation: "restore (events + vector snapshot)",
       measured,
@@ -179,10 +180,10 @@ const program = (pg: boolean, schema: string) =>
 export default async function run(): Promise<void> {
   const pg = await Services.postgres().catch(() => false)
   const schema = `bench_backup_${Math.random().toString(36).slice(2, 10)}`
-  const layer = Layer.unwrapScoped(Effect.gen(function*() {
+  const layer = Layer.unwrap(Effect.gen(function*() {
     const vectorsDir = yield* tempDir("vectors")
     const backupsDir = yield* tempDir("target")
-    const sql: Layer.Layer<SqlClient.SqlClient, unknown> = pg ? PgSchema.layer({ schema }) : Layer.unwrapScoped(
+    const sql: Layer.Layer<SqlClient.SqlClient, unknown> = pg ? PgSchema.layer({ schema }) : Layer.unwrap(
       Effect.map(tempDir("pg"), (dataDir) => Database.layerEmbedded({ dataDir }))
     )
     return Backup.layer().pipe(
@@ -195,7 +196,7 @@ export default async function run(): Promise<void> {
       )),
       Layer.provide(sql)
     )
-  })).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
+  })).pipe(Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn")))
   const rows = await Effect.runPromise(Effect.scoped(Effect.provide(program(pg, schema), layer)))
   console.log("\nBackup and restore throughput")
   console.table(rows)

@@ -2,12 +2,13 @@
  * Per-call overhead of a closed circuit breaker: ours (memory and Redis-backed) against a bare Effect step,
  * cockatiel and opossum against a bare `await`, all wrapping the same no-op in the same run.
  *
- * Run: `node --import tsx -e 'import("./bench/circuit-breaker.ts").then(m => m.default())'`
+ * Run: `npm run bench -- circuit-breaker` (from source:
+ * `node --import tsx --input-type=module -e 'import("./bench/circuit-breaker.ts").then(m => m.default())'`).
  */
 import { CircuitBreaker, CircuitBreakerRedis, CircuitBreakerStore } from "@ouroboros/circuit-breaker"
 import { Services } from "@ouroboros/testkit"
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Effect, Layer, References } from "effect"
 import CircuitBreakerOpossum from "opossum"
 
 const ITERATIONS = 100_000
@@ -75,14 +76,17 @@ const ours = (store: Layer.Layer<CircuitBreakerStore.CircuitBreakerStore>, optio
       const counter = { calls: 0 }
       const counted = Layer.effect(
         CircuitBreakerStore.CircuitBreakerStore,
-        Effect.map(CircuitBreakerStore.CircuitBreakerStore, (s) => CircuitBreakerStore.counting(s, counter))
+        Effect.map(
+          Effect.service(CircuitBreakerStore.CircuitBreakerStore),
+          (s) => CircuitBreakerStore.counting(s, counter)
+        )
       ).pipe(Layer.provide(store))
       const context = yield* Layer.build(Layer.provide(CircuitBreaker.layerStore(options), counted))
-      const registry = yield* Effect.provide(CircuitBreaker.CircuitBreaker, context)
+      const registry = Context.get(context, CircuitBreaker.CircuitBreaker)
       const breaker = yield* registry.get("bench")
       const result = yield* Effect.promise(() => compare(bareEffect, effectLoop(() => breaker.execute(noop))))
       return { ...result, storeCalls: counter.calls }
-    })).pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
+    })).pipe(Effect.provideService(References.MinimumLogLevel, "Warn"))
   )
 
 /**

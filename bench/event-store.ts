@@ -6,11 +6,11 @@
  * rows.
  * Each measurement is time-boxed; the whole run stays under a minute.
  */
-import { SqlClient } from "@effect/sql"
 import { EventStore } from "@ouroboros/event-store"
 import { Database } from "@ouroboros/sql"
 import { PgSchema, Services } from "@ouroboros/testkit"
 import { Effect, Layer, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -94,7 +94,7 @@ const suite = (backend: string, concurrency: number) =>
     ).pipe(sql.withTransaction, Effect.as(1), Effect.orDie)
 
     // Warm up: the first statements of a fresh database (and of PGlite's wasm) are much slower than the rest.
-    yield* Effect.repeatN(Effect.zip(one, bare), 30)
+    yield* Effect.repeat(Effect.zip(one, bare), { times: 30 })
     rows.push(yield* measure(backend, "append, batch 1", 1, one))
     rows.push(yield* measure(backend, "bare INSERT (no lock), 1 fiber", 1, bare))
     rows.push(yield* measure(backend, "append, batch 100", 1, hundred))
@@ -132,11 +132,11 @@ const suite = (backend: string, concurrency: number) =>
       "ms/op": Number((bareMs / Math.max(1, bareRead / 1000)).toFixed(2))
     })
     return rows
-  }).pipe(Effect.catchAllCause((cause) => Effect.as(Effect.logError(`${backend} failed`, cause), [] as Array<Row>)))
+  }).pipe(Effect.catchCause((cause) => Effect.as(Effect.logError(`${backend} failed`, cause), [] as Array<Row>)))
 
 const pgSchemaLayer = PgSchema.layer({ prefix: "event_store_bench", maxConnections: 16 })
 
-const embeddedLayer = Layer.unwrapScoped(Effect.gen(function*() {
+const embeddedLayer = Layer.unwrap(Effect.gen(function*() {
   const dataDir = yield* Effect.acquireRelease(
     Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "event-store-bench-"))),
     (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
@@ -147,7 +147,7 @@ const embeddedLayer = Layer.unwrapScoped(Effect.gen(function*() {
 const runOn = (backend: string, sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown>, concurrency: number) =>
   suite(backend, concurrency).pipe(
     Effect.provide(EventStore.layer.pipe(Layer.provideMerge(sqlLayer))),
-    Effect.catchAllCause((cause) => Effect.as(Effect.logError(`${backend} unavailable`, cause), [] as Array<Row>))
+    Effect.catchCause((cause) => Effect.as(Effect.logError(`${backend} unavailable`, cause), [] as Array<Row>))
   )
 
 /**

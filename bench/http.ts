@@ -1,8 +1,9 @@
 /**
  * HTTP: requests per second and server CPU per request of the bundled server (full stack: shutdown tracking,
- * correlation + server span, problem+json, API-key authentication, rate limiting) beside a bare @effect/platform
- * HttpApi, express 5 + express-rate-limit and fastify 5 + @fastify/rate-limit serving the same endpoint
- * (`GET /api/v1/whoami` with an API key), each in its own process, loaded by autocannon on 127.0.0.1 in the same run.
+ * correlation + server span, problem+json, API-key authentication, rate limiting) beside a bare Effect HttpApi
+ * (`effect/http-api`, no request logger), express 5 + express-rate-limit and fastify 5 + @fastify/rate-limit serving
+ * the same endpoint (`GET /api/v1/whoami` with an API key), each in its own process, loaded by autocannon on
+ * 127.0.0.1 in the same run.
  * Also: time from process start to the first 200 of /health/ready for a fresh and an existing data directory.
  *
  * Run: `npm run bench -- http`
@@ -89,7 +90,7 @@ export default async function run(): Promise<void> {
   }
   const peers: Array<[string, Array<string>]> = [
     [
-      "bare @effect/platform HttpApi",
+      "bare Effect HttpApi (effect/http-api)",
       bundled
         ? [Path.join(root, "bench/dist/servers/bare-httpapi.js")]
         : ["--import", "tsx", Path.join(root, "bench/servers/bare-httpapi.ts")]

@@ -4,17 +4,19 @@
  * HTTP requests per second with the rate-limit middleware on and off (autocannon) of two servers: a minimal HttpApi
  * server (section `http`: the limiter against almost nothing else) and the bundled server (section `server`).
  *
- * Run: `npm run bench -- rate-limit` (bundled; from source: `node --import tsx -e 'import("./bench/rate-limit.ts").then(m => m.default())'`).
+ * Run: `npm run bench -- rate-limit` (bundled; from source: `node --import tsx --input-type=module -e
+ * 'import("./bench/rate-limit.ts").then(m => m.default())'`; a CommonJS `-e` defines a global `__filename` that
+ * @effect/platform-node mistakes for its own).
  * `RATE_LIMIT_BENCH=memory,redis,http,server` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP sections off
  * against off (an A/A control that shows the machine's noise); `RATE_LIMIT_BENCH_PAIRS=n` sets how many pairs of
  * server processes each HTTP section measures (default 4).
  */
-import * as Experimental from "@effect/experimental/RateLimiter"
-import { HttpApiBuilder, type HttpApp, type HttpMiddleware } from "@effect/platform"
 import { RateLimiter, RateLimiterHttp, RateLimiterMemory } from "@ouroboros/rate-limit"
 import { Services } from "@ouroboros/testkit"
 import autocannon from "autocannon"
-import { Duration, Effect, ManagedRuntime } from "effect"
+import { Duration, Effect, Layer, ManagedRuntime } from "effect"
+import { HttpRouter, type HttpServerResponse } from "effect/http"
+import { RateLimiter as EffectRateLimiter } from "effect/persistence"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -58,26 +60,29 @@ const memory = async () => {
   for (const [label, keyCount, n] of [["1 key", 1, 300_000], ["100k keys", 100_000, 300_000]] as const) {
     const keys = keysOf(keyCount)
     // Built as an application builds it (the layer captures the clock of the fiber that builds it).
-    const ours = Effect.runSync(Effect.provide(RateLimiter.RateLimiter, RateLimiter.layerMemory({ policies: [policy] })))
+    const ours = Effect.runSync(
+      Effect.provide(Effect.service(RateLimiter.RateLimiter), RateLimiter.layerMemory({ policies: [policy] }))
+    )
     const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
-    const unsafeDecide = ours.unsafeDecide!
+    const decideUnsafe = ours.decideUnsafe!
     const peer = new FlexMemory({ points: HUGE, duration: 60 })
-    // The Effect ecosystem's own limiter, for what one decision costs through an Effect API in the same fiber loop.
-    const experimental = Effect.runSync(Effect.provide(Experimental.make, Experimental.layerStoreMemory))
-    const experimentalKeys = keys.map((key) => ({
+    // Effect's own limiter (`effect/persistence`, on its own memory store), for what one decision costs through an
+    // Effect API in the same fiber loop.
+    const effectLimiter = Effect.runSync(Effect.provide(EffectRateLimiter.make, EffectRateLimiter.layerStoreMemory))
+    const effectKeys = keys.map((key) => ({
       key,
       limit: HUGE,
       window: Duration.seconds(60),
       algorithm: "token-bucket" as const,
       onExceeded: "fail" as const
     }))
-    const [inFiber, sync, flexible, flexibleInFiber, effectExperimental] = await rates(n, [
+    const [inFiber, sync, flexible, flexibleInFiber, effectPersistence] = await rates(n, [
       (count) =>
         Effect.runPromise(Effect.gen(function*() {
           for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
         })),
       async (count) => {
-        for (let i = 0; i < count; i++) unsafeDecide(subjects[i % keyCount]!, Date.now())
+        for (let i = 0; i < count; i++) decideUnsafe(subjects[i % keyCount]!, Date.now())
       },
       async (count) => {
         for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
@@ -89,19 +94,19 @@ const memory = async () => {
         })),
       (count) =>
         Effect.runPromise(Effect.gen(function*() {
-          for (let i = 0; i < count; i++) yield* experimental.consume(experimentalKeys[i % keyCount]!)
+          for (let i = 0; i < count; i++) yield* effectLimiter.consume(effectKeys[i % keyCount]!)
         }))
     ]) as [number, number, number, number, number]
     rows.push({
       keys: label,
       "ours decisions/s (one fiber)": fmt(inFiber),
-      "ours decisions/s (unsafeDecide)": fmt(sync),
+      "ours decisions/s (decideUnsafe)": fmt(sync),
       "RateLimiterMemory decisions/s": fmt(flexible),
       "RateLimiterMemory decisions/s (one fiber)": fmt(flexibleInFiber),
-      "ours / peer (unsafeDecide)": (sync / flexible).toFixed(2),
+      "ours / peer (decideUnsafe)": (sync / flexible).toFixed(2),
       "ours / peer (fiber)": (inFiber / flexible).toFixed(2),
       "ours / peer (both in a fiber)": (inFiber / flexibleInFiber).toFixed(2),
-      "@effect/experimental decisions/s (one fiber)": fmt(effectExperimental)
+      "effect/persistence RateLimiter decisions/s (one fiber)": fmt(effectPersistence)
     })
   }
   console.log("\nIn-memory decisions (all admitted; one policy; medians of 7 alternating rounds)")
@@ -219,19 +224,29 @@ const redis = async () => {
   console.table(rows)
 }
 
-/** Serves the ping API with `middleware` (or none) and returns the port and a stop function. */
-const startServer = (middleware: HttpMiddleware.HttpMiddleware | undefined) =>
-  // An HttpMiddleware is typed loosely (`HttpApp<any, any, any>`); ours needs nothing from the context.
-  startPingServer(
-    HttpApiBuilder.serve(middleware as ((app: HttpApp.Default) => HttpApp.Default<never, never>) | undefined)
+/**
+ * Serves the ping API with `middleware` as the router's global middleware (where the bundled server runs its limits)
+ * and returns the port and a stop function.
+ */
+const startServer = (middleware: RateLimiterHttp.Middleware) =>
+  startPingServer((app) =>
+    HttpRouter.serve(
+      app.pipe(Layer.provide(HttpRouter.middleware(
+        // The router's types ask a global middleware to pass on the errors it does not know: this one passes them on.
+        (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+          middleware(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>,
+        { global: true }
+      ))),
+      { disableLogger: true, disableListenLog: true }
+    )
   )
 
 /** The server side of the minimal-server benchmark, run in a child process so autocannon does not share its loop. */
 export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
-  const limiter = RateLimiter.unsafeMake(RateLimiterMemory.unsafeMake(), { policies: [policy] })
+  const limiter = RateLimiter.makeUnsafe(RateLimiterMemory.makeUnsafe(), { policies: [policy] })
   // "off" still passes a (no-op) middleware: any middleware changes how the server runs a request, and a real server
   // has several; this isolates the limiter's own cost.
-  const middleware: HttpMiddleware.HttpMiddleware = mode === "off" ? (app) => app : await Effect.runPromise(
+  const middleware: RateLimiterHttp.Middleware = mode === "off" ? (app) => app : await Effect.runPromise(
     RateLimiterHttp.make().pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
   )
   const server = await startServer(middleware)
@@ -250,9 +265,12 @@ interface Running {
 
 const spawnPingServer = (mode: "on" | "off") =>
   new Promise<Running>((resolve, reject) => {
-    // Bundled (`npm run bench`), the child loads this same bundle; from the TypeScript source it needs tsx.
+    // Bundled (`npm run bench`), the child loads this same bundle; from the TypeScript source it needs tsx. The script
+    // is evaluated as a module: a CommonJS eval defines a global `__filename` ("[eval]"), which
+    // @effect/platform-node takes for its own module's path.
     const child = spawn(process.execPath, [
       ...(import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []),
+      "--input-type=module",
       "-e",
       `import(${JSON.stringify(import.meta.url)}).then((m) => m.serveForBench(${JSON.stringify(mode)}))`
     ], { stdio: ["pipe", "pipe", "inherit"] })

@@ -5,9 +5,9 @@
  * carrying an `X-Correlation-ID`. Two rows give context: the platform's own server span with the same SDK, and the
  * correlation middleware when no `OTEL_EXPORTER_OTLP_ENDPOINT` is set (Effect's in-process tracer, nothing exported).
  *
- * Run: `node --import tsx -e 'import("./bench/tracing.ts").then(m => m.default())'`
+ * Run: `npm run bench -- tracing` (from source:
+ * `node --import tsx --input-type=module -e 'import("./bench/tracing.ts").then(m => m.default())'`).
  */
-import { HttpApiBuilder, type HttpApp, HttpMiddleware } from "@effect/platform"
 import {
   AlwaysOnSampler,
   BatchSpanProcessor,
@@ -17,8 +17,9 @@ import {
 import { CorrelationHttp, Tracing } from "@ouroboros/correlation"
 import autocannon from "autocannon"
 import { Layer } from "effect"
+import { HttpMiddleware, HttpRouter } from "effect/http"
 import { constTrue } from "effect/Function"
-import { startPingServer } from "./internal/ping.js"
+import { PingApp, startPingServer } from "./internal/ping.js"
 
 const fmt = (n: number) => n.toLocaleString("en-US")
 
@@ -36,20 +37,23 @@ class CountingExporter implements SpanExporter {
 
 type Mode = "off" | "vanilla" | "native" | "platform" | "on"
 
+// The router's request logger is off in every mode (Effect 3's HttpApiBuilder.serve had none): it is not what is
+// measured here.
+const options = { disableLogger: true, disableListenLog: true } as const
+
 const startServer = (mode: Mode, exporter: CountingExporter) => {
-  const served = mode === "on" || mode === "native"
-    ? CorrelationHttp.withServerSpan(
-      HttpApiBuilder.serve((app) => CorrelationHttp.middleware(app) as HttpApp.Default)
-    )
-    : mode === "platform" || mode === "vanilla"
-    ? HttpApiBuilder.serve()
-    : HttpMiddleware.withTracerDisabledWhen(HttpApiBuilder.serve(), constTrue)
+  const serve = (app: typeof PingApp) =>
+    mode === "on" || mode === "native"
+      ? CorrelationHttp.withServerSpan(HttpRouter.serve(app, { ...options, middleware: CorrelationHttp.middleware }))
+      : mode === "platform" || mode === "vanilla"
+      ? HttpRouter.serve(app, options)
+      : HttpRouter.serve(app, options).pipe(Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, constTrue)))
   const tracing = mode === "off" || mode === "native" || mode === "vanilla" ? Layer.empty : Tracing.layerWith({
     serviceName: "bench",
     spanProcessor: new BatchSpanProcessor(exporter, { maxQueueSize: 65_536, maxExportBatchSize: 2048 }),
     sampler: new AlwaysOnSampler()
   })
-  return startPingServer(served, tracing)
+  return startPingServer(serve, tracing)
 }
 
 const cannon = (port: number, seconds: number) =>

@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { admin, call, tenantA } from "./helpers.js"
 
 describe("backup and point-in-time recovery, end to end", () => {
-  it.scopedLive("recovery to an instant between two ingests returns exactly the first; the vectors follow", () =>
+  it.live("recovery to an instant between two ingests returns exactly the first; the vectors follow", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const api = `${server.url}/api/v1`

@@ -238,6 +238,9 @@ beforeAll(async () => {
       SHUTDOWN_DRAIN_MS: "0",
       OUROBOROS_ADMIN_API_KEY: keys.admin,
       OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
+      // A bucket that refills one token every 36 s: the remaining counts in the RateLimit fields do not depend on how
+      // long the run takes (100/1m refills one every 600 ms, and a slow machine saw one more token than recorded).
+      RATE_LIMIT_DEFAULT: "100/1h",
       RATE_LIMIT_POLICIES: JSON.stringify([
         { name: "ask", limit: 2, window: "1h", scope: ["api-key", "endpoint"], endpoints: ["POST /api/v1/ask"] }
       ])

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 const get = (url: string, init?: RequestInit) => Effect.promise(() => fetch(url, init))
 
 describe("server foundation", () => {
-  it.scopedLive("answers probes, OpenAPI, docs, and 404 problems", () =>
+  it.live("answers probes, OpenAPI, docs, and 404 problems", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const ready = yield* get(`${server.url}/health/ready`)
@@ -33,7 +33,7 @@ describe("server foundation", () => {
 })
 
 describe("startup failures", () => {
-  it.scopedLive("a port in use ends the process with exit 1 and one line that says so", () =>
+  it.live("a port in use ends the process with exit 1 and one line that says so", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const dataDir = yield* Testing.tempDir

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import { call, tenantA, tenantB } from "./helpers.js"
 
 describe("rate limiting, end to end", () => {
-  it.scopedLive("every /api route has a default policy per API key, visible in headers; excess gets 429", () =>
+  it.live("every /api route has a default policy per API key, visible in headers; excess gets 429", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start({ RATE_LIMIT_DEFAULT: "3/1m" })
       const url = `${server.url}/api/v1/whoami`
@@ -26,7 +26,7 @@ describe("rate limiting, end to end", () => {
       for (let i = 0; i < 5; i++) assert.strictEqual((yield* call(`${server.url}/health/live`)).status, 200)
     }), { timeout: 60_000 })
 
-  it.scopedLive("policies from the config file apply per tenant tier and endpoint", () =>
+  it.live("policies from the config file apply per tenant tier and endpoint", () =>
     Effect.gen(function*() {
       const dir = yield* Testing.tempDir
       const file = `${dir}/ouroboros.yaml`
@@ -62,7 +62,7 @@ describe("rate limiting, end to end", () => {
 })
 
 describe.runIf(await Services.redis())("with REDIS_URL", () => {
-  it.scopedLive("two servers share one rate-limit budget through Redis", () =>
+  it.live("two servers share one rate-limit budget through Redis", () =>
     Effect.gen(function*() {
       const prefix = `ouroboros-test-${Math.random().toString(36).slice(2, 8)}`
       const env = {

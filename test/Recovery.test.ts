@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { call, tenantA } from "./helpers.js"
 
 describe("the vector projection repairs itself", () => {
-  it.scopedLive("a crash between appending the event and writing the vectors loses nothing", () =>
+  it.live("a crash between appending the event and writing the vectors loses nothing", () =>
     Effect.gen(function*() {
       const dataDir = yield* Testing.tempDir
       // A first run ingests a document normally.
@@ -45,7 +45,7 @@ describe("the vector projection repairs itself", () => {
 })
 
 describe("startup checks", () => {
-  it.scopedLive("an embedder whose size does not match the collection is a clear error at startup", () =>
+  it.live("an embedder whose size does not match the collection is a clear error at startup", () =>
     Effect.gen(function*() {
       const dataDir = yield* Testing.tempDir
       yield* Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "384" }))

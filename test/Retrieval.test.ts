@@ -65,14 +65,14 @@ const scenario = (env: () => Effect.Effect<Record<string, string>, never, import
   })
 
 describe("retrieval end to end", () => {
-  it.scopedLive("on the embedded defaults", () =>
+  it.live("on the embedded defaults", () =>
     Effect.gen(function*() {
       const { ask } = yield* scenario(() => Effect.succeed({}))
       assert.isTrue(ask.body.degraded, "the local extractive answerer marks its answers degraded")
       assert.include(ask.body.answer, "striped")
     }), { timeout: 120_000 })
 
-  it.scopedLive("against the Qdrant and Ollama stand-ins", () =>
+  it.live("against the Qdrant and Ollama stand-ins", () =>
     Effect.gen(function*() {
       const qdrant = yield* QdrantStandIn.scoped()
       const ollama = yield* OllamaStandIn.scoped()
@@ -89,7 +89,7 @@ describe("retrieval end to end", () => {
 })
 
 describe("bad input", () => {
-  it.scopedLive("answers 400, 401, 403, 404 and 413 with problems", () =>
+  it.live("answers 400, 401, 403, 404 and 413 with problems", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start({ MAX_BODY_BYTES: "2048" })
       const api = `${server.url}/api/v1`
@@ -118,7 +118,7 @@ describe("bad input", () => {
 })
 
 describe("reasoning pipelines, end to end", () => {
-  it.scopedLive("runs the original pipe syntax and reads the branch back", () =>
+  it.live("runs the original pipe syntax and reads the branch back", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const api = `${server.url}/api/v1`

@@ -1,5 +1,5 @@
 import { Testing } from "@ouroboros/server"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 
 export const tenantA = { "x-api-key": Testing.keys.tenantA, "content-type": "application/json" }
 export const tenantB = { "x-api-key": Testing.keys.tenantB, "content-type": "application/json" }
@@ -28,3 +28,26 @@ export const call = (url: string, init: { method?: string; headers?: Record<stri
     }
     return { status: response.status, headers: response.headers, body }
   })
+
+/**
+ * Runs `effect` again (every `every`, 20 ms by default) until `until` holds for its value, and returns that value.
+ * The deadline (30 s by default) only bounds the test: reaching it is a failure that names what was awaited.
+ */
+export const eventually = <A, E, R>(
+  what: string,
+  effect: Effect.Effect<A, E, R>,
+  until: (value: A) => boolean,
+  options: { readonly every?: Duration.Input; readonly deadline?: Duration.Input } = {}
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    for (;;) {
+      const value = yield* effect
+      if (until(value)) return value
+      yield* Effect.sleep(options.every ?? "20 millis")
+    }
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: options.deadline ?? "30 seconds",
+      orElse: () => Effect.die(new Error(`gave up waiting for ${what}`))
+    })
+  )

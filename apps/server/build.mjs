@@ -11,7 +11,7 @@ await build({
   entryPoints: { main: join(here, "src/main.ts"), cli: join(here, "src/cli.ts") },
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node22",
   format: "esm",
   outdir: out,
   outExtension: { ".js": ".js" },

@@ -3,9 +3,9 @@
  *
  * @since 0.1.0
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Problem } from "@ouroboros/kernel"
 import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { AdminAuthentication } from "./Authentication.js"
 
 /**
@@ -15,7 +15,7 @@ import { AdminAuthentication } from "./Authentication.js"
 export const ProjectionStatus = Schema.Struct({
   appliedSequence: Schema.Int,
   lastSequence: Schema.Int
-}).annotations({ identifier: "ProjectionStatus" })
+}).annotate({ identifier: "ProjectionStatus" })
 
 /**
  * @since 0.1.0
@@ -23,15 +23,12 @@ export const ProjectionStatus = Schema.Struct({
  */
 export class ProjectionsApi extends HttpApiGroup.make("projections")
   .add(
-    HttpApiEndpoint.get("status", "/projections/vectors")
-      .addSuccess(ProjectionStatus)
-      .annotate(OpenApi.Summary, "How far the vector projection has applied the event store")
-  )
-  .add(
-    HttpApiEndpoint.post("rebuild", "/projections/vectors/rebuild")
-      .addSuccess(ProjectionStatus)
-      .addError(Problem.ServiceUnavailable)
-      .annotate(OpenApi.Summary, "Drop the vectors and rebuild them from the events alone")
+    HttpApiEndpoint.get("status", "/projections/vectors", { success: ProjectionStatus })
+      .annotate(OpenApi.Summary, "How far the vector projection has applied the event store"),
+    HttpApiEndpoint.post("rebuild", "/projections/vectors/rebuild", {
+      success: ProjectionStatus,
+      error: Problem.ServiceUnavailable
+    }).annotate(OpenApi.Summary, "Drop the vectors and rebuild them from the events alone")
   )
   .middleware(AdminAuthentication)
   .prefix("/admin")

@@ -3,10 +3,10 @@
  *
  * @since 0.1.0
  */
-import { HttpApi, OpenApi } from "@effect/platform"
 import { BackupHttp } from "@ouroboros/backup"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { HealthHttp } from "@ouroboros/health"
+import { HttpApi, OpenApi } from "effect/http-api"
 import { AdminAuthentication } from "./Authentication.js"
 import { ProjectionsApi } from "./AdminApi.js"
 import { DocumentsApi } from "./DocumentsApi.js"

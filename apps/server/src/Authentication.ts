@@ -7,9 +7,9 @@
  *
  * @since 0.1.0
  */
-import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Principal, Problem, TenantId } from "@ouroboros/kernel"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
 import { createHash } from "node:crypto"
 
 const digest = (key: string): string => createHash("sha256").update(key).digest("hex")
@@ -20,10 +20,10 @@ const digest = (key: string): string => createHash("sha256").update(key).digest(
  * @since 0.1.0
  * @category services
  */
-export class KeyRing extends Context.Tag("@ouroboros/server/KeyRing")<KeyRing, {
+export class KeyRing extends Context.Service<KeyRing, {
   readonly resolve: (key: string) => Option.Option<Principal.Principal>
   readonly tenants: ReadonlyArray<TenantId.TenantId>
-}>() {}
+}>()("@ouroboros/server/KeyRing") {}
 
 /**
  * @since 0.1.0
@@ -38,7 +38,7 @@ export interface KeyRingOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const makeKeyRing = (options: KeyRingOptions): Context.Tag.Service<KeyRing> => {
+export const makeKeyRing = (options: KeyRingOptions): KeyRing["Service"] => {
   const byDigest = new Map<string, Principal.Principal>()
   for (const { key, tenant } of options.tenantKeys) {
     const tenantId = TenantId.make(tenant)
@@ -67,7 +67,7 @@ export const makeKeyRing = (options: KeyRingOptions): Context.Tag.Service<KeyRin
       const hash = digest(key)
       const principal = Option.isSome(adminDigest) && adminDigest.value === hash
         ? Option.some(admin)
-        : Option.fromNullable(byDigest.get(hash))
+        : Option.fromUndefinedOr(byDigest.get(hash))
       if (recent.size >= 10_000) recent.clear()
       recent.set(key, principal)
       return principal
@@ -90,9 +90,10 @@ const apiKey = HttpApiSecurity.apiKey({ key: "X-API-Key", in: "header" })
  * @since 0.1.0
  * @category middleware
  */
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {
-  failure: Schema.Union(Problem.Unauthorized, Problem.Forbidden),
-  provides: Principal.CurrentPrincipal,
+export class Authentication extends HttpApiMiddleware.Service<Authentication, {
+  provides: Principal.CurrentPrincipal
+}>()("Authentication", {
+  error: [Problem.Unauthorized, Problem.Forbidden],
   security: { apiKey }
 }) {}
 
@@ -102,36 +103,48 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Aut
  * @since 0.1.0
  * @category middleware
  */
-export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("AdminAuthentication", {
-  failure: Schema.Union(Problem.Unauthorized, Problem.Forbidden),
-  provides: Principal.CurrentPrincipal,
+export class AdminAuthentication extends HttpApiMiddleware.Service<AdminAuthentication, {
+  provides: Principal.CurrentPrincipal
+}>()("AdminAuthentication", {
+  error: [Problem.Unauthorized, Problem.Forbidden],
   security: { apiKey }
 }) {}
 
-const missing = new Problem.Unauthorized({ detail: "an X-API-Key header with a valid key is required" })
-
-const authenticate = (ring: Context.Tag.Service<KeyRing>, key: Redacted.Redacted<string>) => {
+// The principal of a key, or the 401 (no key, an unknown key) or 403 (the wrong kind of key) to answer with.
+const authenticate = (
+  ring: KeyRing["Service"],
+  key: Redacted.Redacted<string>,
+  admin: boolean
+): Effect.Effect<Principal.Principal, Problem.Unauthorized | Problem.Forbidden> => {
   const value = Redacted.value(key)
-  if (value === "") return Effect.fail(missing)
-  return Option.match(ring.resolve(value), {
-    onNone: () => Effect.fail(new Problem.Unauthorized({ detail: "the API key is not valid" })),
-    onSome: Effect.succeed
-  })
+  if (value === "") {
+    return Effect.fail(new Problem.Unauthorized({ detail: "an X-API-Key header with a valid key is required" }))
+  }
+  const principal = ring.resolve(value)
+  if (Option.isNone(principal)) return Effect.fail(new Problem.Unauthorized({ detail: "the API key is not valid" }))
+  if (principal.value.hasRole("admin") !== admin) {
+    return Effect.fail(
+      new Problem.Forbidden({
+        detail: admin ? "this endpoint needs the admin role" : "the admin key cannot act as a tenant"
+      })
+    )
+  }
+  return Effect.succeed(principal.value)
 }
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layerAuthentication = Layer.effect(
+export const layerAuthentication: Layer.Layer<Authentication, never, KeyRing> = Layer.effect(
   Authentication,
-  Effect.map(KeyRing, (ring) =>
+  Effect.map(Effect.service(KeyRing), (ring) =>
     Authentication.of({
-      apiKey: (key) =>
-        Effect.flatMap(authenticate(ring, key), (principal) =>
-          principal.hasRole("admin")
-            ? Effect.fail(new Problem.Forbidden({ detail: "the admin key cannot act as a tenant" }))
-            : Effect.succeed(principal))
+      apiKey: (httpEffect, { credential }) =>
+        Effect.flatMap(
+          authenticate(ring, credential, false),
+          (principal) => Effect.provideService(httpEffect, Principal.CurrentPrincipal, principal)
+        )
     }))
 )
 
@@ -139,14 +152,14 @@ export const layerAuthentication = Layer.effect(
  * @since 0.1.0
  * @category layers
  */
-export const layerAdminAuthentication = Layer.effect(
+export const layerAdminAuthentication: Layer.Layer<AdminAuthentication, never, KeyRing> = Layer.effect(
   AdminAuthentication,
-  Effect.map(KeyRing, (ring) =>
+  Effect.map(Effect.service(KeyRing), (ring) =>
     AdminAuthentication.of({
-      apiKey: (key) =>
-        Effect.flatMap(authenticate(ring, key), (principal) =>
-          principal.hasRole("admin")
-            ? Effect.succeed(principal)
-            : Effect.fail(new Problem.Forbidden({ detail: "this endpoint needs the admin role" })))
+      apiKey: (httpEffect, { credential }) =>
+        Effect.flatMap(
+          authenticate(ring, credential, true),
+          (principal) => Effect.provideService(httpEffect, Principal.CurrentPrincipal, principal)
+        )
     }))
 )

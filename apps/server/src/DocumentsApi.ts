@@ -3,10 +3,10 @@
  *
  * @since 0.1.0
  */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Problem } from "@ouroboros/kernel"
 import { Filter } from "@ouroboros/vector-store"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Authentication } from "./Authentication.js"
 
 /**
@@ -15,12 +15,14 @@ import { Authentication } from "./Authentication.js"
  * @since 0.1.0
  * @category schemas
  */
-export const DocumentId = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9._:-]{1,100}$/, { message: () => "a document id is 1 to 100 of A-Z a-z 0-9 . _ : -" })
-).annotations({ identifier: "DocumentId" })
+export const DocumentId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9._:-]{1,100}$/, { message: "a document id is 1 to 100 of A-Z a-z 0-9 . _ : -" })
+).annotate({ identifier: "DocumentId" })
 
 const NonBlank = (what: string) =>
-  Schema.String.pipe(Schema.filter((s) => s.trim().length > 0 || `${what} must not be empty`))
+  Schema.String.check(Schema.makeFilter((s: string) => s.trim().length > 0 || `${what} must not be empty`))
+
+const Scalar = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
 
 /**
  * Metadata: a JSON object of scalars and arrays of scalars, searchable with `filter`.
@@ -28,16 +30,12 @@ const NonBlank = (what: string) =>
  * @since 0.1.0
  * @category schemas
  */
-export const Metadata = Schema.Record({
-  key: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "metadata keys are 1 to 64 of A-Z a-z 0-9 _ -" })),
-  value: Schema.Union(
-    Schema.String,
-    Schema.Number,
-    Schema.Boolean,
-    Schema.Null,
-    Schema.Array(Schema.Union(Schema.String, Schema.Number, Schema.Boolean))
-  )
-}).annotations({ identifier: "Metadata" })
+export const Metadata = Schema.Record(
+  Schema.String.check(
+    Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "metadata keys are 1 to 64 of A-Z a-z 0-9 _ -" })
+  ),
+  Schema.Union([Schema.String, Schema.Finite, Schema.Boolean, Schema.Null, Schema.Array(Scalar)])
+).annotate({ identifier: "Metadata" })
 
 /**
  * @since 0.1.0
@@ -47,7 +45,7 @@ export const IngestRequest = Schema.Struct({
   id: Schema.optional(DocumentId),
   text: NonBlank("text"),
   metadata: Schema.optional(Metadata)
-}).annotations({ identifier: "IngestRequest" })
+}).annotate({ identifier: "IngestRequest" })
 
 /**
  * @since 0.1.0
@@ -63,7 +61,7 @@ export const Document = Schema.Struct({
   embedder: Schema.String,
   createdAt: Schema.String,
   updatedAt: Schema.String
-}).annotations({ identifier: "Document" })
+}).annotate({ identifier: "Document" })
 
 /**
  * @since 0.1.0
@@ -77,16 +75,18 @@ export type Document = typeof Document.Type
  */
 export const SearchRequest = Schema.Struct({
   query: NonBlank("query"),
-  limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 10 }),
+  limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 })).pipe(
+    Schema.withDecodingDefaultType(Effect.succeed(10))
+  ),
   // Decoded by the handler with `Filter.decodeUnknown`, whose errors name the offending field (400).
   filter: Schema.optional(
-    Schema.Unknown.annotations({
+    Schema.Unknown.annotate({
       identifier: "Filter",
       description: "A payload filter over metadata keys: { must?, should?, must_not? } of " +
         "{ key, match: { value } | { any } } or { key, range: { gt?, gte?, lt?, lte? } } or nested filters"
     })
   )
-}).annotations({ identifier: "SearchRequest" })
+}).annotate({ identifier: "SearchRequest" })
 
 /**
  * @since 0.1.0
@@ -96,9 +96,9 @@ export const Hit = Schema.Struct({
   documentId: DocumentId,
   chunk: Schema.Int,
   text: Schema.String,
-  score: Schema.Number,
+  score: Schema.Finite,
   metadata: Metadata
-}).annotations({ identifier: "Hit" })
+}).annotate({ identifier: "Hit" })
 
 /**
  * @since 0.1.0
@@ -110,7 +110,7 @@ export type Hit = typeof Hit.Type
  * @since 0.1.0
  * @category schemas
  */
-export const SearchResponse = Schema.Struct({ results: Schema.Array(Hit) }).annotations({ identifier: "SearchResponse" })
+export const SearchResponse = Schema.Struct({ results: Schema.Array(Hit) }).annotate({ identifier: "SearchResponse" })
 
 /**
  * @since 0.1.0
@@ -118,10 +118,12 @@ export const SearchResponse = Schema.Struct({ results: Schema.Array(Hit) }).anno
  */
 export const AskRequest = Schema.Struct({
   question: NonBlank("question"),
-  topK: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 4 }),
-  useRag: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  model: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._:/-]{1,128}$/)))
-}).annotations({ identifier: "AskRequest" })
+  topK: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 20 })).pipe(
+    Schema.withDecodingDefaultType(Effect.succeed(4))
+  ),
+  useRag: Schema.Boolean.pipe(Schema.withDecodingDefaultType(Effect.succeed(true))),
+  model: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9._:/-]{1,128}$/)))
+}).annotate({ identifier: "AskRequest" })
 
 /**
  * @since 0.1.0
@@ -132,7 +134,7 @@ export const AskResponse = Schema.Struct({
   sources: Schema.Array(Hit),
   degraded: Schema.Boolean,
   model: Schema.String
-}).annotations({ identifier: "AskResponse" })
+}).annotate({ identifier: "AskResponse" })
 
 /**
  * @since 0.1.0
@@ -140,7 +142,7 @@ export const AskResponse = Schema.Struct({
  */
 export type AskResponse = typeof AskResponse.Type
 
-const id = HttpApiSchema.param("id", DocumentId)
+const params = { id: DocumentId }
 
 /**
  * Who the caller is, as the service sees it.
@@ -152,7 +154,7 @@ export const WhoAmI = Schema.Struct({
   tenantId: Schema.String,
   subject: Schema.String,
   roles: Schema.Array(Schema.String)
-}).annotations({ identifier: "WhoAmI" })
+}).annotate({ identifier: "WhoAmI" })
 
 /**
  * The documents group of API v1, behind tenant authentication.
@@ -162,46 +164,30 @@ export const WhoAmI = Schema.Struct({
  */
 export class DocumentsApi extends HttpApiGroup.make("documents")
   .add(
-    HttpApiEndpoint.get("whoami", "/whoami")
-      .addSuccess(WhoAmI)
-      .annotate(OpenApi.Summary, "The tenant and roles of the presented credentials")
-  )
-  .add(
-    HttpApiEndpoint.post("ingest", "/documents")
-      .setPayload(IngestRequest)
-      .addSuccess(Document, { status: 201 })
-      .addError(Problem.Conflict)
-      .addError(Problem.UnprocessableEntity)
-      .addError(Problem.ServiceUnavailable)
-      .annotate(OpenApi.Summary, "Ingest a document (idempotent by id): chunk, embed, index, record the event")
-  )
-  .add(
-    HttpApiEndpoint.get("get")`/documents/${id}`
-      .addSuccess(Document)
-      .addError(Problem.NotFound)
-      .annotate(OpenApi.Summary, "Read a document")
-  )
-  .add(
-    HttpApiEndpoint.del("delete")`/documents/${id}`
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(Problem.NotFound)
-      .addError(Problem.Conflict)
-      .addError(Problem.ServiceUnavailable)
-      .annotate(OpenApi.Summary, "Delete a document and its vectors")
-  )
-  .add(
-    HttpApiEndpoint.post("search", "/search")
-      .setPayload(SearchRequest)
-      .addSuccess(SearchResponse)
-      .addError(Filter.InvalidFilter)
-      .addError(Problem.ServiceUnavailable)
-      .annotate(OpenApi.Summary, "Semantic search over the tenant's documents")
-  )
-  .add(
-    HttpApiEndpoint.post("ask", "/ask")
-      .setPayload(AskRequest)
-      .addSuccess(AskResponse)
-      .addError(Problem.ServiceUnavailable)
+    HttpApiEndpoint.get("whoami", "/whoami", { success: WhoAmI })
+      .annotate(OpenApi.Summary, "The tenant and roles of the presented credentials"),
+    HttpApiEndpoint.post("ingest", "/documents", {
+      payload: IngestRequest,
+      success: Document.pipe(HttpApiSchema.status(201)),
+      error: [Problem.Conflict, Problem.UnprocessableEntity, Problem.ServiceUnavailable]
+    }).annotate(OpenApi.Summary, "Ingest a document (idempotent by id): chunk, embed, index, record the event"),
+    HttpApiEndpoint.get("get", "/documents/:id", { params, success: Document, error: Problem.NotFound })
+      .annotate(OpenApi.Summary, "Read a document"),
+    HttpApiEndpoint.delete("delete", "/documents/:id", {
+      params,
+      success: HttpApiSchema.NoContent,
+      error: [Problem.NotFound, Problem.Conflict, Problem.ServiceUnavailable]
+    }).annotate(OpenApi.Summary, "Delete a document and its vectors"),
+    HttpApiEndpoint.post("search", "/search", {
+      payload: SearchRequest,
+      success: SearchResponse,
+      error: [Filter.InvalidFilter, Problem.ServiceUnavailable]
+    }).annotate(OpenApi.Summary, "Semantic search over the tenant's documents"),
+    HttpApiEndpoint.post("ask", "/ask", {
+      payload: AskRequest,
+      success: AskResponse,
+      error: Problem.ServiceUnavailable
+    })
       .annotate(OpenApi.Summary, "Answer a question from the tenant's documents (retrieve, then generate)")
   )
   .middleware(Authentication)

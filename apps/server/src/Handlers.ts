@@ -3,13 +3,15 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder } from "@effect/platform"
 import { EventStore } from "@ouroboros/event-store"
 import { Principal } from "@ouroboros/kernel"
 import { Filter } from "@ouroboros/vector-store"
 import { Effect, Layer } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
 import { Api } from "./Api.js"
 import { Retrieval } from "./Retrieval.js"
+
+const principal = Effect.service(Principal.CurrentPrincipal)
 
 /**
  * @since 0.1.0
@@ -20,22 +22,18 @@ export const layerDocuments = HttpApiBuilder.group(Api, "documents", (handlers) 
     const retrieval = yield* Retrieval
     return handlers
       .handle("whoami", () =>
-        Effect.map(Principal.CurrentPrincipal, (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })))
-      .handle("ingest", ({ payload }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.ingest(principal, payload)))
-      .handle("get", ({ path }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.get(principal, path.id)))
-      .handle("delete", ({ path }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.remove(principal, path.id)))
+        Effect.map(principal, (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })))
+      .handle("ingest", ({ payload }) => Effect.flatMap(principal, (p) => retrieval.ingest(p, payload)))
+      .handle("get", ({ params }) => Effect.flatMap(principal, (p) => retrieval.get(p, params.id)))
+      .handle("delete", ({ params }) => Effect.flatMap(principal, (p) => retrieval.remove(p, params.id)))
       .handle("search", ({ payload }) =>
         Effect.gen(function*() {
-          const principal = yield* Principal.CurrentPrincipal
+          const p = yield* principal
           const filter = payload.filter === undefined ? undefined : yield* Filter.decodeUnknown(payload.filter)
-          const results = yield* retrieval.search(principal, { query: payload.query, limit: payload.limit, filter })
+          const results = yield* retrieval.search(p, { query: payload.query, limit: payload.limit, filter })
           return { results }
         }))
-      .handle("ask", ({ payload }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.ask(principal, payload)))
+      .handle("ask", ({ payload }) => Effect.flatMap(principal, (p) => retrieval.ask(p, payload)))
   }))
 
 /**
@@ -49,7 +47,7 @@ export const layerProjections = HttpApiBuilder.group(Api, "projections", (handle
     const status = Effect.all({ appliedSequence: retrieval.applied, lastSequence: events.lastSequence })
     return handlers
       .handle("status", () => status)
-      .handle("rebuild", () => Effect.zipRight(retrieval.rebuild, status))
+      .handle("rebuild", () => Effect.andThen(retrieval.rebuild, status))
   }))
 
 /**

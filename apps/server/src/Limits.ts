@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HealthCheck } from "@ouroboros/health"
 import {
   ConcurrencyLimiter,
@@ -15,6 +14,7 @@ import {
   RateLimiterHttp
 } from "@ouroboros/rate-limit"
 import { Config, Effect, Layer, Option } from "effect"
+import type { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { KeyRing } from "./Authentication.js"
 import type { ConfigFile } from "./ServerConfig.js"
 
@@ -42,7 +42,7 @@ export const layerHealth = HealthCheck.layerCheck({
   name: "rate-limit:store",
   componentType: "datastore",
   critical: false,
-  run: Effect.flatMap(RateLimiter.RateLimiter, (limiter) =>
+  run: Effect.flatMap(Effect.service(RateLimiter.RateLimiter), (limiter) =>
     Effect.map(limiter.status, (status) =>
       status === "pass" ? HealthCheck.pass() : HealthCheck.warn("the rate-limit store is unreachable")))
 })
@@ -55,7 +55,7 @@ export const layerHealth = HealthCheck.layerCheck({
  * @category constructors
  */
 export const resolver = (
-  ring: KeyRing["Type"],
+  ring: KeyRing["Service"],
   tiers: ReadonlyMap<string, string>,
   trustedProxies: ReadonlyArray<string>
 ): RateLimiterHttp.KeyResolver => {
@@ -81,7 +81,7 @@ export const resolver = (
 export const middleware = (file: ConfigFile) =>
   Effect.gen(function*() {
     const ring = yield* KeyRing
-    const trustedProxies = yield* Config.string("RATE_LIMIT_TRUSTED_PROXIES").pipe(
+    const trustedProxies = yield* Config.String("RATE_LIMIT_TRUSTED_PROXIES").pipe(
       Config.withDefault(""),
       Config.map((s) => s.split(",").map((p) => p.trim()).filter((p) => p !== ""))
     )
@@ -89,6 +89,8 @@ export const middleware = (file: ConfigFile) =>
     const shed = yield* LoadShedderHttp.make()
     const rate = yield* RateLimiterHttp.make({ resolve: resolver(ring, tiers, trustedProxies) })
     const concurrency = yield* ConcurrencyLimiterHttp.make()
-    return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-      shed(rate(concurrency(app))) as HttpApp.Default<E, R>
+    return <E, R>(
+      app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+      shed(rate(concurrency(app)))
   })

@@ -13,7 +13,7 @@ import { EventStore } from "@ouroboros/event-store"
 import type { TenantId } from "@ouroboros/kernel"
 import { Principal, Problem } from "@ouroboros/kernel"
 import { Llm, Prompts } from "@ouroboros/llm"
-import { Cause, Clock, Context, Effect, Either, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Layer, Option, Result, Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import * as PipelineSyntax from "./PipelineSyntax.js"
 import { Retrieval } from "./Retrieval.js"
@@ -28,9 +28,9 @@ import { Retrieval } from "./Retrieval.js"
  * @since 0.1.0
  * @category schemas
  */
-export const PipelineId = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "a pipeline id is 1 to 64 of A-Z a-z 0-9 _ -" })
-).annotations({ identifier: "PipelineId" })
+export const PipelineId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "a pipeline id is 1 to 64 of A-Z a-z 0-9 _ -" })
+).annotate({ identifier: "PipelineId" })
 
 /**
  * The kinds of steps.
@@ -38,7 +38,7 @@ export const PipelineId = Schema.String.pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const StepKind = Schema.Literal("retrieve", "draft", "critique", "improve").annotations({
+export const StepKind = Schema.Literals(["retrieve", "draft", "critique", "improve"]).annotate({
   identifier: "PipelineStepKind"
 })
 
@@ -58,7 +58,7 @@ export const Source = Schema.Struct({
   documentId: Schema.String,
   chunk: Schema.Int,
   score: Schema.Number
-}).annotations({ identifier: "PipelineSource" })
+}).annotate({ identifier: "PipelineSource" })
 
 /**
  * A step that ran: what it produced, which model produced it and whether that was the fallback.
@@ -74,7 +74,7 @@ export const CompletedStep = Schema.Struct({
   degraded: Schema.Boolean,
   durationMs: Schema.Number,
   sources: Schema.optional(Schema.Array(Source))
-}).annotations({ identifier: "PipelineCompletedStep" })
+}).annotate({ identifier: "PipelineCompletedStep" })
 
 /**
  * @since 0.1.0
@@ -86,7 +86,7 @@ export type CompletedStep = typeof CompletedStep.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Status = Schema.Literal("running", "completed", "failed").annotations({ identifier: "PipelineStatus" })
+export const Status = Schema.Literals(["running", "completed", "failed"]).annotate({ identifier: "PipelineStatus" })
 
 /**
  * A pipeline as clients see it: the fold of its branch.
@@ -107,7 +107,7 @@ export const Pipeline = Schema.Struct({
   version: Schema.Int,
   createdAt: Schema.String,
   completedAt: Schema.NullOr(Schema.String)
-}).annotations({ identifier: "Pipeline" })
+}).annotate({ identifier: "Pipeline" })
 
 /**
  * @since 0.1.0
@@ -198,12 +198,12 @@ export type PipelineError = PipelineSyntax.PipelineSyntaxError | Problem.BadRequ
  * @since 0.1.0
  * @category services
  */
-export class Pipelines extends Context.Tag("@ouroboros/server/Pipelines")<Pipelines, {
+export class Pipelines extends Context.Service<Pipelines, {
   /** Validates the request, runs every step and returns the completed pipeline. */
   readonly run: (principal: Principal.Principal, request: RunRequest) => Effect.Effect<Pipeline, PipelineError>
   /** Folds the pipeline's branch; another tenant's pipeline is not found. */
   readonly get: (principal: Principal.Principal, id: string) => Effect.Effect<Pipeline, Problem.NotFound>
-}>() {}
+}>()("@ouroboros/server/Pipelines") {}
 
 /**
  * Turns a request into a plan, or the error to answer with.
@@ -213,21 +213,21 @@ export class Pipelines extends Context.Tag("@ouroboros/server/Pipelines")<Pipeli
  */
 export const planOf = (
   request: RunRequest
-): Either.Either<PipelineSyntax.Plan, PipelineSyntax.PipelineSyntaxError | Problem.BadRequest> => {
+): Result.Result<PipelineSyntax.Plan, PipelineSyntax.PipelineSyntaxError | Problem.BadRequest> => {
   if ((request.script === undefined) === (request.steps === undefined)) {
-    return Either.left(new Problem.BadRequest({ detail: "give exactly one of steps and script" }))
+    return Result.fail(new Problem.BadRequest({ detail: "give exactly one of steps and script" }))
   }
   if (request.script !== undefined) return PipelineSyntax.compile(request.script, { topic: request.topic })
   const topic = request.topic
   if (topic === undefined || topic.trim().length === 0) {
-    return Either.left(new Problem.BadRequest({ detail: "a list of steps needs a non-empty topic" }))
+    return Result.fail(new Problem.BadRequest({ detail: "a list of steps needs a non-empty topic" }))
   }
   const steps = (request.steps ?? []).map((kind): PipelineSyntax.Step =>
     kind === "retrieve" ? { kind, limit: PipelineSyntax.defaultRetrievalLimit } : { kind }
   )
-  return Either.mapBoth(PipelineSyntax.validateSteps(steps), {
-    onLeft: (error) => new Problem.BadRequest({ detail: `steps[${error.index}]: ${error.detail}` }),
-    onRight: (steps) => ({ topic, steps })
+  return Result.mapBoth(PipelineSyntax.validateSteps(steps), {
+    onFailure: (error) => new Problem.BadRequest({ detail: `steps[${error.index}]: ${error.detail}` }),
+    onSuccess: (steps) => ({ topic, steps })
   })
 }
 
@@ -310,19 +310,19 @@ export const make = Effect.gen(function*() {
 
   const generate = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
     llm.generate(prompt, model !== undefined ? { model } : undefined).pipe(
-      Effect.catchAll((error) =>
+      Effect.catch((error) =>
         Effect.logWarning("the language model failed; the step falls back to the local model").pipe(
           Effect.annotateLogs({ error: error._tag }),
-          Effect.zipRight(local.generate(prompt)),
+          Effect.andThen(local.generate(prompt)),
           Effect.map((response) => ({ ...response, degraded: true })),
           Effect.orDie
         )
       )
     )
 
-  const run: Context.Tag.Service<Pipelines>["run"] = Effect.fn("Pipelines.run")(
+  const run: Pipelines["Service"]["run"] = Effect.fn("Pipelines.run")(
     function*(principal, request) {
-      const plan = yield* planOf(request)
+      const plan = yield* Effect.fromResult(planOf(request))
       const id = randomUUID()
       const stream = streamOf(principal.tenantId, id)
       const metadata = { tenantId: principal.tenantId, subject: principal.subject, pipelineId: id }
@@ -336,14 +336,16 @@ export const make = Effect.gen(function*() {
           ...(request.model !== undefined ? { model: request.model } : {})
         }),
         metadata
-      }], { expectedVersion: "no-stream" }).pipe(Effect.catchTag("WrongExpectedVersion", (e) => conflict(e)))).version
+      }], { expectedVersion: "no-stream" }).pipe(
+        Effect.catchTag("WrongExpectedVersion", (e) => Effect.fail(conflict(e)))
+      )).version
 
       const record = (type: string, data: unknown) =>
         events.append(stream, [{ type, data, metadata }], { expectedVersion: version }).pipe(
           Effect.map((result) => {
             version = result.version
           }),
-          Effect.catchTag("WrongExpectedVersion", (e) => conflict(e))
+          Effect.catchTag("WrongExpectedVersion", (e) => Effect.fail(conflict(e)))
         )
 
       const body = Effect.gen(function*() {
@@ -357,16 +359,18 @@ export const make = Effect.gen(function*() {
           if (step.kind === "retrieve") {
             const found = yield* retrieval.search(principal, { query: plan.topic, limit: step.limit }).pipe(
               Effect.catchTag("InvalidFilter", Effect.die),
-              Effect.either
+              Effect.result
             )
-            const hits = Either.getOrElse(found, () => [])
+            const hits = Result.getOrElse(found, () => [])
             const seen = new Set(context.map((p) => `${p.documentId}#${p.chunk}`))
             context = [...context, ...hits.filter((hit) => !seen.has(`${hit.documentId}#${hit.chunk}`))]
             completed = {
               kind: "retrieve",
-              output: Either.isLeft(found) ? `retrieval is unavailable: ${found.left.detail}` : formatContext(hits),
+              output: Result.isFailure(found)
+                ? `retrieval is unavailable: ${found.failure.detail}`
+                : formatContext(hits),
               model: "retrieval",
-              degraded: Either.isLeft(found),
+              degraded: Result.isFailure(found),
               sources: hits.map((hit) => ({ documentId: hit.documentId, chunk: hit.chunk, score: hit.score }))
             }
           } else {
@@ -399,9 +403,9 @@ export const make = Effect.gen(function*() {
       yield* body.pipe(
         Effect.onExit((exit) =>
           Exit.isSuccess(exit) ? Effect.void : record(eventTypes.failed, PipelineFailed.make({
-            error: Cause.isInterruptedOnly(exit.cause)
+            error: Cause.hasInterruptsOnly(exit.cause)
               ? "the pipeline was interrupted"
-              : Option.match(Cause.failureOption(exit.cause), {
+              : Option.match(Cause.findErrorOption(exit.cause), {
                 onNone: () => "the pipeline failed",
                 onSome: (error) => error.detail
               })
@@ -410,19 +414,16 @@ export const make = Effect.gen(function*() {
       )
 
       const pipeline = yield* read(principal.tenantId, id)
-      return pipeline ?? (yield* Effect.dieMessage(`the pipeline ${id} vanished`))
+      return pipeline ?? (yield* Effect.die(new Error(`the pipeline ${id} vanished`)))
     },
     Effect.annotateLogs({ service: "pipelines" })
   )
 
-  const get: Context.Tag.Service<Pipelines>["get"] = Effect.fn("Pipelines.get")(function*(principal, id) {
+  const get: Pipelines["Service"]["get"] = Effect.fn("Pipelines.get")(function*(principal, id) {
     const notFound = new Problem.NotFound({ detail: `no pipeline ${id}` })
     if (!Schema.is(PipelineId)(id)) return yield* notFound
     const pipeline = yield* read(principal.tenantId, id)
-    return yield* Option.match(Option.fromNullable(pipeline), {
-      onNone: () => Effect.fail(notFound),
-      onSome: Effect.succeed
-    })
+    return pipeline === undefined ? yield* notFound : pipeline
   })
 
   return Pipelines.of({ run, get })

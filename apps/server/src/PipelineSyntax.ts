@@ -8,8 +8,7 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Either, Schema } from "effect"
+import { Result, Schema } from "effect"
 
 // -----------------------------------------------------------------------------
 // models
@@ -75,10 +74,10 @@ export interface Script {
  * @since 0.1.0
  * @category schemas
  */
-export const Step = Schema.Union(
+export const Step = Schema.Union([
   Schema.Struct({ kind: Schema.Literal("retrieve"), limit: Schema.Int }),
-  Schema.Struct({ kind: Schema.Literal("draft", "critique", "improve") })
-).annotations({ identifier: "PipelineStep" })
+  Schema.Struct({ kind: Schema.Literals(["draft", "critique", "improve"]) })
+]).annotate({ identifier: "PipelineStep" })
 
 /**
  * @since 0.1.0
@@ -146,7 +145,7 @@ export class PipelineSyntaxError extends Schema.TaggedError<PipelineSyntaxError>
     column: Schema.Int,
     token: Schema.String
   },
-  HttpApiSchema.annotations({ status: 400, description: "The pipeline script is not valid" })
+  { httpApiStatus: 400, description: "The pipeline script is not valid" }
 ) {
   override get message(): string {
     return `${this.line}:${this.column}: ${this.detail}`
@@ -420,11 +419,11 @@ const syntaxError = (source: string, at: number, end: number, detail: string) =>
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (source: string): Either.Either<Script, PipelineSyntaxError> => {
+export const parse = (source: string): Result.Result<Script, PipelineSyntaxError> => {
   try {
-    return Either.right(parseTokens(source, lex(source)))
+    return Result.succeed(parseTokens(source, lex(source)))
   } catch (error) {
-    if (error instanceof Failure) return Either.left(syntaxError(source, error.at, error.end, error.detail))
+    if (error instanceof Failure) return Result.fail(syntaxError(source, error.at, error.end, error.detail))
     throw error
   }
 }
@@ -441,9 +440,9 @@ export const parse = (source: string): Either.Either<Script, PipelineSyntaxError
  * @since 0.1.0
  * @category validation
  */
-export const validateSteps = (steps: ReadonlyArray<Step>): Either.Either<ReadonlyArray<Step>, PlanError> => {
+export const validateSteps = (steps: ReadonlyArray<Step>): Result.Result<ReadonlyArray<Step>, PlanError> => {
   if (steps.length > maxSteps) {
-    return Either.left({ index: maxSteps, detail: `a pipeline has at most ${maxSteps} steps` })
+    return Result.fail({ index: maxSteps, detail: `a pipeline has at most ${maxSteps} steps` })
   }
   let drafted = false
   let critiqued = false
@@ -452,7 +451,7 @@ export const validateSteps = (steps: ReadonlyArray<Step>): Either.Either<Readonl
     switch (step.kind) {
       case "retrieve":
         if (step.limit < 1 || step.limit > maxRetrievalLimit) {
-          return Either.left({ index, detail: `the number of passages must be from 1 to ${maxRetrievalLimit}` })
+          return Result.fail({ index, detail: `the number of passages must be from 1 to ${maxRetrievalLimit}` })
         }
         break
       case "draft":
@@ -460,13 +459,13 @@ export const validateSteps = (steps: ReadonlyArray<Step>): Either.Either<Readonl
         critiqued = false
         break
       case "critique":
-        if (!drafted) return Either.left({ index, detail: "a critique needs a draft before it (add UseDraft)" })
+        if (!drafted) return Result.fail({ index, detail: "a critique needs a draft before it (add UseDraft)" })
         critiqued = true
         break
       case "improve":
-        if (!drafted) return Either.left({ index, detail: "an improvement needs a draft before it (add UseDraft)" })
+        if (!drafted) return Result.fail({ index, detail: "an improvement needs a draft before it (add UseDraft)" })
         if (!critiqued) {
-          return Either.left({
+          return Result.fail({
             index,
             detail: "an improvement needs a critique of the draft before it (add UseCritique)"
           })
@@ -475,8 +474,8 @@ export const validateSteps = (steps: ReadonlyArray<Step>): Either.Either<Readonl
         break
     }
   }
-  if (!drafted) return Either.left({ index: steps.length, detail: "a pipeline needs at least one draft (UseDraft)" })
-  return Either.right(steps)
+  if (!drafted) return Result.fail({ index: steps.length, detail: "a pipeline needs at least one draft (UseDraft)" })
+  return Result.succeed(steps)
 }
 
 const stepOf = (instruction: Exclude<Instruction, { _tag: "SetTopic" }>): Step => {
@@ -502,8 +501,8 @@ const stepOf = (instruction: Exclude<Instruction, { _tag: "SetTopic" }>): Step =
 export const compile = (
   source: string,
   options?: { readonly topic?: string | undefined }
-): Either.Either<Plan, PipelineSyntaxError> =>
-  Either.flatMap(parse(source), ({ instructions, positions }) => {
+): Result.Result<Plan, PipelineSyntaxError> =>
+  Result.flatMap(parse(source), ({ instructions, positions }) => {
     const at = (index: number, detail: string) => {
       const position = positions[index]
       return position === undefined
@@ -515,7 +514,7 @@ export const compile = (
     const head = instructions[0]
     if (head?._tag === "SetTopic") {
       if (options?.topic !== undefined) {
-        return Either.left(at(0, "the topic is given twice: in the script and in the request's topic field"))
+        return Result.fail(at(0, "the topic is given twice: in the script and in the request's topic field"))
       }
       topic = head.topic
       first = 1
@@ -524,7 +523,7 @@ export const compile = (
     for (let index = first; index < instructions.length; index++) {
       const instruction = instructions[index]!
       if (instruction._tag === "SetTopic") {
-        return Either.left(at(
+        return Result.fail(at(
           index,
           head?._tag === "SetTopic" ? "SetTopic may appear only once" : "SetTopic must be the first step"
         ))
@@ -532,12 +531,12 @@ export const compile = (
       steps.push(stepOf(instruction))
     }
     if (topic === undefined) {
-      return Either.left(at(0, "the script must start with SetTopic('…') or the request give a topic"))
+      return Result.fail(at(0, "the script must start with SetTopic('…') or the request give a topic"))
     }
-    if (topic.trim().length === 0) return Either.left(at(0, "the topic must not be empty"))
-    return Either.match(validateSteps(steps), {
-      onLeft: (error) => Either.left(at(error.index + first, error.detail)),
-      onRight: (steps) => Either.right({ topic: topic!, steps })
+    if (topic.trim().length === 0) return Result.fail(at(0, "the topic must not be empty"))
+    return Result.match(validateSteps(steps), {
+      onFailure: (error) => Result.fail(at(error.index + first, error.detail)),
+      onSuccess: (steps) => Result.succeed({ topic: topic!, steps })
     })
   })
 

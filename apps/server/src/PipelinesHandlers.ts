@@ -3,14 +3,12 @@
  *
  * @since 0.1.0
  */
-import type { HttpApi, HttpApiGroup } from "@effect/platform"
-import { HttpApiBuilder } from "@effect/platform"
-import { Principal } from "@ouroboros/kernel"
-import type { Layer } from "effect"
+import { HttpGroup, Principal } from "@ouroboros/kernel"
 import { Effect } from "effect"
-import type { Authentication } from "./Authentication.js"
 import { Pipelines } from "./Pipeline.js"
-import type { PipelinesApi } from "./PipelinesApi.js"
+import { PipelinesApi } from "./PipelinesApi.js"
+
+const principal = Effect.service(Principal.CurrentPrincipal)
 
 /**
  * Implements the pipelines group of `api` (which must contain `PipelinesApi`). Requires the `Pipelines` service and
@@ -19,28 +17,15 @@ import type { PipelinesApi } from "./PipelinesApi.js"
  * @since 0.1.0
  * @category layers
  * @example
- * import { HttpApi } from "@effect/platform"
+ * import { HttpApi } from "effect/http-api"
  * import { PipelinesApi } from "./PipelinesApi.js"
+
+const principal = Effect.service(Principal.CurrentPrincipal)
  * class Api extends HttpApi.make("api").add(PipelinesApi) {}
- * const PipelinesLive = make(Api) // Layer<ApiGroup<"api", "pipelines">, never, Pipelines | Authentication>
+ * const PipelinesLive = make(Api) // Layer<HttpApiGroup.Service<"api", "pipelines">, never, Pipelines | Authentication>
  */
-export const make = <ApiId extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R>(
-  api: HttpApi.HttpApi<ApiId, Groups, E, R> & ("pipelines" extends HttpApiGroup.HttpApiGroup.Name<Groups> ? unknown
-    : { readonly "the api must contain PipelinesApi": never })
-): Layer.Layer<
-  HttpApiGroup.ApiGroup<ApiId, "pipelines">,
-  never,
-  Pipelines | Authentication | HttpApiGroup.HttpApiGroup.MiddlewareWithName<Groups, "pipelines">
-> =>
-  // The handlers only fail with the group's own errors, so the api's errors do not change their types.
-  HttpApiBuilder.group(
-    api as unknown as HttpApi.HttpApi<ApiId, typeof PipelinesApi>,
-    "pipelines",
-    (handlers) =>
-      Effect.map(Pipelines, (pipelines) =>
-        handlers
-          .handle("run", ({ payload }) =>
-            Effect.flatMap(Principal.CurrentPrincipal, (principal) => pipelines.run(principal, payload)))
-          .handle("get", ({ path }) =>
-            Effect.flatMap(Principal.CurrentPrincipal, (principal) => pipelines.get(principal, path.id))))
-  )
+export const make = HttpGroup.implement(PipelinesApi, (handlers) =>
+  Effect.map(Effect.service(Pipelines), (pipelines) =>
+    handlers
+      .handle("run", ({ payload }) => Effect.flatMap(principal, (p) => pipelines.run(p, payload)))
+      .handle("get", ({ params }) => Effect.flatMap(principal, (p) => pipelines.get(p, params.id)))))

@@ -6,7 +6,7 @@
  */
 import { Logging, Tracing } from "@ouroboros/correlation"
 import { Shutdown } from "@ouroboros/shutdown"
-import { Cause, ConfigError, Effect, Either, Exit, Layer, LogLevel } from "effect"
+import { Cause, Config, Effect, Exit, Layer, type LogLevel } from "effect"
 import * as DevSetup from "./DevSetup.js"
 import * as Server from "./Server.js"
 import * as ServerConfig from "./ServerConfig.js"
@@ -19,9 +19,20 @@ import * as ServerConfig from "./ServerConfig.js"
  * @category utils
  */
 export const describeStartupFailure = (error: unknown): string => {
-  if (ConfigError.isConfigError(error)) return ServerConfig.describeConfigError(error)
+  if (error instanceof Config.ConfigError) return ServerConfig.describeConfigError(error)
   const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : undefined
   return typeof message === "string" && message !== "" ? message : String(error)
+}
+
+const levels: Record<ServerConfig.ServerConfig["logLevel"], LogLevel.LogLevel> = {
+  all: "All",
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
 }
 
 /**
@@ -30,11 +41,8 @@ export const describeStartupFailure = (error: unknown): string => {
  * @since 0.1.0
  * @category layers
  */
-export const layerLogger = (config: Pick<ServerConfig.ServerConfig, "logFormat" | "logLevel">) =>
-  Logging.layer({ format: config.logFormat, level: LogLevel.fromLiteral(capitalize(config.logLevel)) })
-
-const capitalize = (level: ServerConfig.ServerConfig["logLevel"]): LogLevel.Literal =>
-  level === "warning" ? "Warning" : (level.charAt(0).toUpperCase() + level.slice(1)) as LogLevel.Literal
+export const layerLogger = (config: Pick<ServerConfig.ServerConfig, "logFormat" | "logLevel">): Layer.Layer<never> =>
+  Logging.layer({ format: config.logFormat, level: levels[config.logLevel] })
 
 /**
  * Builds the server layer from the environment.
@@ -58,16 +66,13 @@ export const makeLayer = Effect.gen(function*() {
  * @category programs
  */
 export const main = (): void => {
-  Effect.runFork(Effect.either(makeLayer)).addObserver((exit) => {
-    if (Exit.isSuccess(exit) && Either.isRight(exit.value)) {
-      const { config, layer } = exit.value.right
+  Effect.runFork(makeLayer).addObserver((exit) => {
+    if (Exit.isSuccess(exit)) {
+      const { config, layer } = exit.value
       Shutdown.run(layer, { runtime: Layer.merge(layerLogger(config), Layer.orDie(Tracing.layer)) })
       return
     }
-    const failure = Exit.isSuccess(exit) && Either.isLeft(exit.value)
-      ? exit.value.left
-      : Exit.isFailure(exit) ? Cause.squash(exit.cause) : "unexpected failure"
-    process.stderr.write(`ouroboros: cannot start: ${describeStartupFailure(failure)}\n`)
+    process.stderr.write(`ouroboros: cannot start: ${describeStartupFailure(Cause.squash(exit.cause))}\n`)
     process.exit(1)
   })
 }

@@ -18,10 +18,10 @@ import { Config, Context, Effect, Layer, Option, Redacted, Stream } from "effect
  * @since 0.1.0
  * @category layers
  */
-export const layerBreakers = Layer.unwrapEffect(
+export const layerBreakers: Layer.Layer<CircuitBreaker.CircuitBreaker, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    const redisUrl = yield* Config.option(Config.redacted("REDIS_URL"))
-    const defaults = yield* Config.nested(CircuitBreaker.config, "CIRCUIT_BREAKER")
+    const redisUrl = yield* Config.option(Config.Redacted("REDIS_URL"))
+    const defaults = yield* CircuitBreaker.config.pipe(Config.nested("CIRCUIT_BREAKER"))
     return Option.match(redisUrl, {
       onNone: () => CircuitBreaker.layer({ defaults }),
       onSome: (url) => CircuitBreakerRedis.layerRedis({ url: Redacted.value(url) }, { defaults })
@@ -39,7 +39,7 @@ export const pipeline = (
   name: string,
   predicates: { readonly isFailure: (e: unknown) => boolean; readonly isRetryable: (e: unknown) => boolean }
 ) =>
-  Effect.flatMap(Config.nested(Resilience.config, `RESILIENCE_${name.toUpperCase()}`), (policy) =>
+  Effect.flatMap(Resilience.config.pipe(Config.nested(`RESILIENCE_${name.toUpperCase()}`)), (policy) =>
     Resilience.make(name, {
       ...policy,
       breaker: { ...(policy.breaker ?? CircuitBreaker.defaultOptions), isFailure: predicates.isFailure },
@@ -159,7 +159,7 @@ export const layerHealth = HealthCheck.layerCheck({
   name: "circuit-breakers:state",
   componentType: "component",
   critical: false,
-  run: Effect.flatMap(CircuitBreaker.CircuitBreaker, (registry) =>
+  run: Effect.flatMap(Effect.service(CircuitBreaker.CircuitBreaker), (registry) =>
     Effect.map(registry.snapshot, (all) => {
       const degraded = all.filter((s) => s.state === "open" || s.state === "half-open" || s.state === "forced-open")
       return degraded.length === 0
@@ -178,8 +178,8 @@ export const layerHealth = HealthCheck.layerCheck({
  * @since 0.1.0
  * @category layers
  */
-export const layerTransitionSpans = Layer.scopedDiscard(
-  Effect.flatMap(CircuitBreaker.CircuitBreaker, (registry) =>
+export const layerTransitionSpans: Layer.Layer<never, never, CircuitBreaker.CircuitBreaker> = Layer.effectDiscard(
+  Effect.flatMap(Effect.service(CircuitBreaker.CircuitBreaker), (registry) =>
     registry.changes.pipe(
       Stream.runForEach((change) =>
         Effect.void.pipe(

@@ -13,7 +13,7 @@ import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Principal, Problem, TenantId } from "@ouroboros/kernel"
 import { Chunker, Embedder, Llm } from "@ouroboros/llm"
 import { Filter, VectorStore } from "@ouroboros/vector-store"
-import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import type { AskResponse, Document, Hit } from "./DocumentsApi.js"
 import * as Resilient from "./Resilient.js"
@@ -52,6 +52,10 @@ export interface Options {
   readonly chunking?: Chunker.Options | undefined
 }
 
+const decodeIngested = Schema.decodeUnknownEffect(DocumentIngested)
+const decodeIngestedSync = Schema.decodeUnknownSync(DocumentIngested)
+const decodeDeleted = Schema.decodeUnknownEffect(DocumentDeleted)
+
 const streamOf = (tenant: TenantId.TenantId, id: string) => `tenant/${tenant}/document/${id}`
 const checkpointName = "vector-projection"
 
@@ -74,7 +78,7 @@ interface DocumentState {
  * @since 0.1.0
  * @category services
  */
-export class Retrieval extends Context.Tag("@ouroboros/server/Retrieval")<Retrieval, {
+export class Retrieval extends Context.Service<Retrieval, {
   readonly ingest: (
     principal: Principal.Principal,
     request: { readonly id?: string | undefined; readonly text: string; readonly metadata?: Metadata | undefined }
@@ -96,12 +100,21 @@ export class Retrieval extends Context.Tag("@ouroboros/server/Retrieval")<Retrie
   readonly rebuild: Effect.Effect<{ readonly events: number }, Problem.ServiceUnavailable>
   /** The sequence of the last event the projection applied. */
   readonly applied: Effect.Effect<number>
-}>() {}
+}>()("@ouroboros/server/Retrieval") {}
+
+/**
+ * A vector collection that the configured embedder cannot fill (its vectors have another size): the server does not
+ * start, and says why in one line.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class IncompatibleCollection extends Data.TaggedError("IncompatibleCollection")<{ readonly message: string }> {}
 
 const unavailable = (what: string, breaker: string) => (cause: unknown) =>
   Effect.flatMap(Resilient.retryAfterSeconds(breaker), (retryAfter) =>
     Effect.logWarning(`${what} is unavailable`, cause).pipe(
-      Effect.zipRight(
+      Effect.andThen(
         Effect.fail(
           new Problem.ServiceUnavailable({
             detail: `${what} is unavailable`,
@@ -142,11 +155,11 @@ export const make = (options: Options) =>
         Effect.flatMap((info) =>
           info.embedder === undefined || info.embedder === embedder.id
             ? Effect.succeed(info)
-            : Effect.dieMessage(
+            : Effect.die(new Error(
               `the vector collection ${name} was built with the embedder ${info.embedder}, but ${embedder.id} is ` +
                 "configured, and their vectors are not comparable: configure the same embedder, or delete the " +
                 "collection so that it is rebuilt from the events at startup"
-            )
+            ))
         )
       )
     const collections = [options.collection, ...[...options.dedicatedTenants].map((t) => `${options.collection}_${t}`)]
@@ -154,14 +167,16 @@ export const make = (options: Options) =>
     let missing = false
     for (const name of collections) {
       if (Option.isNone(yield* vectors.collectionInfo(name))) missing = true
-      yield* ensure(name)
+      yield* ensure(name).pipe(
+        Effect.catchTag("DimensionMismatch", (e) => Effect.fail(new IncompatibleCollection({ message: e.detail })))
+      )
     }
     if (missing) yield* checkpoints.set(checkpointName, 0)
 
     // Only the embedder that built the collections can embed for them (checked above), so there is no stand-in: a
     // failing embedder is a 503 with the breaker's remaining break as Retry-After.
     const embed = (texts: ReadonlyArray<string>, purpose: "query" | "document") =>
-      embedder.embed(texts, { purpose }).pipe(Effect.catchAll(unavailable("the embedding model", "ollama")))
+      embedder.embed(texts, { purpose }).pipe(Effect.catch(unavailable("the embedding model", "ollama")))
 
     // --- projection ---------------------------------------------------------------------------------------------
     const pending = new Map<number, ReadonlyArray<Float32Array>>()
@@ -175,7 +190,7 @@ export const make = (options: Options) =>
         const tenantId = TenantId.make(tenant)
         const collection = collectionOf(tenantId)
         if (event.type === "DocumentIngested") {
-          const data = yield* Schema.decodeUnknown(DocumentIngested)(event.data)
+          const data = yield* decodeIngested(event.data)
           const chunks = Chunker.chunk(data.text, options.chunking)
           const vectorsOf = pending.get(event.sequence) ??
             (yield* embed(chunks.map((c) => c.text), "document"))
@@ -192,7 +207,7 @@ export const make = (options: Options) =>
             }))
           )
         } else if (event.type === "DocumentDeleted") {
-          const data = yield* Schema.decodeUnknown(DocumentDeleted)(event.data)
+          const data = yield* decodeDeleted(event.data)
           yield* vectors.delete(collection, tenantId, {
             filter: { must: [{ key: "document_id", match: { value: data.documentId } }] }
           })
@@ -205,8 +220,8 @@ export const make = (options: Options) =>
         Stream.filter((event) => event.streamId.includes("/document/")),
         Stream.runForEach((event) =>
           apply(event).pipe(
-            Effect.zipRight(checkpoints.set(checkpointName, event.sequence)),
-            Effect.zipRight(SubscriptionRef.set(applied, event.sequence)),
+            Effect.andThen(checkpoints.set(checkpointName, event.sequence)),
+            Effect.andThen(SubscriptionRef.set(applied, event.sequence)),
             Effect.ensuring(Effect.sync(() => pending.delete(event.sequence)))
           )
         )
@@ -230,22 +245,23 @@ export const make = (options: Options) =>
       yield* Effect.race(Deferred.await(signal), Effect.sleep(Duration.seconds(1)))
       wake.current = yield* Deferred.make<void>()
       yield* catchUp.pipe(
-        Effect.catchAllCause((cause) =>
+        Effect.catchCause((cause) =>
           Effect.logWarning("vector projection failed; it retries", cause).pipe(
-            Effect.zipRight(Effect.sleep(Duration.seconds(1)))
+            Effect.andThen(Effect.sleep(Duration.seconds(1)))
           )
         )
       )
     }).pipe(Effect.forever, Effect.annotateLogs({ service: "retrieval" }), Effect.forkScoped, Effect.interruptible)
 
     const awaitApplied = (sequence: number) =>
-      Effect.zipRight(
+      Effect.andThen(
         Deferred.succeed(wake.current, undefined),
-        applied.changes.pipe(Stream.takeUntil((n) => n >= sequence), Stream.runDrain)
+        SubscriptionRef.changes(applied).pipe(Stream.takeUntil((n) => n >= sequence), Stream.runDrain)
       ).pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: Duration.seconds(30),
-          onTimeout: () => new Problem.ServiceUnavailable({ detail: "the vector index is catching up", retryAfter: 1 })
+          orElse: () =>
+            Effect.fail(new Problem.ServiceUnavailable({ detail: "the vector index is catching up", retryAfter: 1 }))
         })
       )
 
@@ -258,7 +274,7 @@ export const make = (options: Options) =>
         for (const event of recorded) {
           version = event.version
           if (event.type === "DocumentIngested") {
-            const data = Schema.decodeUnknownSync(DocumentIngested)(event.data)
+            const data = decodeIngestedSync(event.data)
             document = {
               id,
               text: data.text,
@@ -280,7 +296,7 @@ export const make = (options: Options) =>
     const conflict = (error: EventStore.WrongExpectedVersion) =>
       new Problem.Conflict({ detail: `the document changed concurrently (${error.detail}); retry` })
 
-    const ingest: Context.Tag.Service<Retrieval>["ingest"] = Effect.fn("Retrieval.ingest")(
+    const ingest: Retrieval["Service"]["ingest"] = Effect.fn("Retrieval.ingest")(
       function*(principal, request) {
         const tenant = principal.tenantId
         const id = request.id ?? randomUUID()
@@ -320,13 +336,13 @@ export const make = (options: Options) =>
       Effect.annotateLogs({ service: "retrieval" })
     )
 
-    const get: Context.Tag.Service<Retrieval>["get"] = (principal, id) =>
+    const get: Retrieval["Service"]["get"] = (principal, id) =>
       Effect.flatMap(load(principal.tenantId, id), ({ document }) =>
         document === undefined
           ? Effect.fail(new Problem.NotFound({ detail: `no document ${id}` }))
           : Effect.succeed(document))
 
-    const remove: Context.Tag.Service<Retrieval>["remove"] = Effect.fn("Retrieval.remove")(function*(principal, id) {
+    const remove: Retrieval["Service"]["remove"] = Effect.fn("Retrieval.remove")(function*(principal, id) {
       const current = yield* load(principal.tenantId, id)
       if (current.document === undefined) return yield* new Problem.NotFound({ detail: `no document ${id}` })
       const result = yield* events.append(streamOf(principal.tenantId, id), [{
@@ -364,13 +380,13 @@ export const make = (options: Options) =>
         }))
       })
 
-    const search: Context.Tag.Service<Retrieval>["search"] = Effect.fn("Retrieval.search")(
+    const search: Retrieval["Service"]["search"] = Effect.fn("Retrieval.search")(
       function*(principal, request) {
         return yield* searchHits(principal.tenantId, request.query, request.limit, request.filter)
       }
     )
 
-    const ask: Context.Tag.Service<Retrieval>["ask"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
+    const ask: Retrieval["Service"]["ask"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
       // Without a retriever (the embedding model or the vector store is down) the answer degrades, it does not fail.
       const retrieved = request.useRag
         ? yield* searchHits(principal.tenantId, request.question, request.topK, undefined).pipe(
@@ -388,10 +404,10 @@ export const make = (options: Options) =>
       }))
       const generation = request.model !== undefined ? { model: request.model } : undefined
       const answer = yield* (retrieved.ok ? llm.answer(request.question, passages, generation) : localLlm.answer(request.question, passages)).pipe(
-        Effect.catchAll((error) =>
+        Effect.catch((error) =>
           Effect.logWarning("the language model failed; answering extractively").pipe(
             Effect.annotateLogs({ service: "retrieval", error: error._tag }),
-            Effect.zipRight(localLlm.answer(request.question, passages)),
+            Effect.andThen(localLlm.answer(request.question, passages)),
             Effect.orDie
           )
         )
@@ -431,4 +447,4 @@ export const make = (options: Options) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options) => Layer.scoped(Retrieval, make(options))
+export const layer = (options: Options) => Layer.effect(Retrieval, make(options))

@@ -5,19 +5,10 @@
  *
  * @since 0.1.0
  */
-import {
-  FetchHttpClient,
-  FileSystem,
-  HttpApiBuilder,
-  HttpApiSwagger,
-  HttpIncomingMessage,
-  HttpServer,
-  HttpServerRequest
-} from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
-import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Backup, BackupHttp, BackupSource, Scheduler } from "@ouroboros/backup"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
+import { CorrelationHttp } from "@ouroboros/correlation"
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import {
   HealthCheck,
   HealthCheckOllama,
@@ -25,20 +16,29 @@ import {
   HealthCheckQdrant,
   HealthHttp
 } from "@ouroboros/health"
-import { CorrelationHttp } from "@ouroboros/correlation"
 import { ProblemHttp } from "@ouroboros/kernel"
 import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
-import { Config, Effect, Layer, Option } from "effect"
+import { ByteSize, type Cause, Config, Context, Effect, Layer, Option } from "effect"
+import {
+  FetchHttpClient,
+  HttpClient,
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
+import { HttpApiBuilder, HttpApiError, HttpApiSwagger } from "effect/http-api"
 import * as Path from "node:path"
 import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
 import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
+import * as Models from "./Models.js"
 import * as Pipeline from "./Pipeline.js"
 import * as PipelinesHandlers from "./PipelinesHandlers.js"
-import * as Models from "./Models.js"
 import * as Resilient from "./Resilient.js"
 import * as Retrieval from "./Retrieval.js"
 import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
@@ -61,14 +61,42 @@ export interface Options {
  * @since 0.1.0
  * @category middleware
  */
-export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+export const bodyLimit = (maxBytes: number) => {
   // One response for every refusal: it is immutable, and the same as the one for a chunked body over the limit.
   const tooLarge = Effect.succeed(ProblemHttp.payloadTooLarge(maxBytes))
-  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const declared = request.headers["content-length"]
-    return declared !== undefined && Number(declared) > maxBytes ? tooLarge : app
-  })
+  return <E, R>(
+    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+    Effect.withFiber((fiber) => {
+      const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      const declared = request.headers["content-length"]
+      return declared !== undefined && Number(declared) > maxBytes ? tooLarge : app
+    })
 }
+
+// A body that is not JSON at all: HttpApi reports it as a payload whose root value is invalid ("Expected a valid JSON
+// body"), with no field to name. The contract answers it with a bare 400 problem, as Effect 3 did.
+const isMalformedJson = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((reason) => {
+    const defect = reason._tag === "Die" ? reason.defect : undefined
+    if (!HttpApiError.HttpApiSchemaError.is(defect) || defect.kind !== "Payload") return false
+    const issue = defect.cause.issue
+    return issue._tag === "InvalidValue" && issue.annotations?.message === "Expected a valid JSON body"
+  })
+
+const badRequest = Effect.succeed(HttpServerResponse.empty({ status: 400 }))
+
+/**
+ * Answers a request body that is not JSON with a bare 400 (a problem once through `ProblemHttp.middleware`), rather
+ * than a decode problem with issues.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const malformedJson = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+  Effect.catchCauseIf(app, isMalformedJson, () => badRequest)
 
 /**
  * The body reader's limit for every request, set once for the server rather than per request. A chunked body over
@@ -78,8 +106,8 @@ export const bodyLimit = (maxBytes: number) => <E, R>(app: HttpApp.Default<E, R>
  * @since 0.1.0
  * @category layers
  */
-export const layerMaxBodySize = (maxBytes: number) =>
-  Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(maxBytes)))
+export const layerMaxBodySize = (maxBytes: number): Layer.Layer<never> =>
+  Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBytes))
 
 /**
  * Health checks of the remote dependencies that are configured (Qdrant is critical, Ollama is not: the local models
@@ -88,10 +116,10 @@ export const layerMaxBodySize = (maxBytes: number) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerRemoteChecks = Layer.unwrapEffect(
+export const layerRemoteChecks = Layer.unwrap(
   Effect.gen(function*() {
     const qdrant = yield* Vectors.config
-    const ollama = yield* Config.option(Config.string("OLLAMA_URL"))
+    const ollama = yield* Config.option(Config.String("OLLAMA_URL"))
     return Layer.mergeAll(
       Option.match(qdrant.url, {
         onNone: () => Layer.empty,
@@ -122,13 +150,13 @@ export const layerServices = (options: Options) => {
     Layer.provideMerge(BackupSource.layerRegistry),
     Layer.provide(Layer.effect(
       Backup.Projections,
-      Effect.map(Retrieval.Retrieval, (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))
+      Effect.map(Effect.service(Retrieval.Retrieval), (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))
     ))
   )
   // Scheduled backups run on one replica at a time: a PostgreSQL advisory lock when the database is shared.
-  const SchedulerLive = Layer.unwrapEffect(
+  const SchedulerLive = Layer.unwrap(
     Effect.gen(function*() {
-      const settings = yield* Config.nested(Backup.config, "BACKUP")
+      const settings = yield* Backup.config.pipe(Config.nested("BACKUP"))
       const database = yield* Database.config
       return Scheduler.layerConfig(settings).pipe(
         Layer.provide(Database.isEmbedded(database) ? Scheduler.layerLocalLock : Scheduler.layerAdvisoryLock)
@@ -154,27 +182,66 @@ export const layerServices = (options: Options) => {
 }
 
 /**
- * The HTTP app with the request path of DESIGN.md around the api: shutdown tracking (in the `serve` position, so it
- * also covers writing the response) → correlation (id, trace, server span, log annotations) → problem+json for
- * every error → load shedding → rate limits → concurrency per key → body limit → the api (its routes, security
- * middleware, handlers).
+ * What every route of the server's router goes through, the router's 404 included: problem+json for every error →
+ * load shedding → rate limits → concurrency per key → body limit → a body that is not JSON is a bare 400.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const layerRouterMiddleware = (options: Options) =>
+  HttpRouter.middleware(
+    Effect.map(Limits.middleware(options.file), (limits) => {
+      const limitBody = bodyLimit(options.config.maxBodyBytes)
+      // The router's types ask a global middleware to pass on the errors it does not know; this one answers them all.
+      return (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        ProblemHttp.middleware(limits(limitBody(malformedJson(effect)))) as unknown as Effect.Effect<
+          HttpServerResponse.HttpServerResponse,
+          any
+        >
+    }),
+    { global: true }
+  )
+
+/**
+ * The routes of the server: the api (its routes, security middleware, handlers) with `GET /openapi.json`, the
+ * Swagger UI at `/docs` and `GET /metrics`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRoutes = (options: Options) =>
+  Layer.mergeAll(
+    HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
+    HttpApiSwagger.layer(Api, { path: "/docs" }),
+    Metrics.layer
+  ).pipe(
+    Layer.provide([
+      HealthHttp.layer(Api),
+      CircuitBreakerHttp.layer(Api),
+      BackupHttp.layer(Api),
+      PipelinesHandlers.make(Api),
+      Handlers.layer
+    ]),
+    Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
+    Layer.provide(layerRouterMiddleware(options)),
+    Layer.provide(Authentication.layerKeyRing(options.keys))
+  )
+
+/**
+ * The HTTP server with the request path of DESIGN.md: shutdown tracking and correlation (id, trace, server span, log
+ * annotations) in the `serve` position, so they also cover writing the response → the router's middleware
+ * ({@link layerRouterMiddleware}) → the api. The platform's access log and listen log are off: the server logs the
+ * address it listens on itself, as it always did.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerHttp = (options: Options) =>
-  Effect.gen(function*() {
-    const app = yield* HttpApiBuilder.httpApp
-    const limits = yield* Limits.middleware(options.file)
-    return HttpServer.serve(
-      CorrelationHttp.middleware(ProblemHttp.middleware(limits(bodyLimit(options.config.maxBodyBytes)(app)))),
-      ShutdownHttp.middleware
-    )
-  }).pipe(
-    Layer.unwrapEffect,
-    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
-    CorrelationHttp.withServerSpan
-  )
+  HttpRouter.serve(layerRoutes(options), {
+    disableLogger: true,
+    disableListenLog: true,
+    middleware: (app) => ShutdownHttp.middleware(CorrelationHttp.middleware(app))
+  }).pipe(CorrelationHttp.withServerSpan, HttpServer.withLogAddress)
 
 /**
  * Readiness follows the lifecycle: serving once the server listens, draining as soon as a shutdown signal arrives.
@@ -182,13 +249,25 @@ export const layerHttp = (options: Options) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerPhase = Layer.scopedDiscard(
+export const layerPhase: Layer.Layer<never, never, Shutdown.Shutdown | HealthCheck.HealthCheck> = Layer.effectDiscard(
   Effect.gen(function*() {
     const shutdown = yield* Shutdown.Shutdown
     const health = yield* HealthCheck.HealthCheck
     yield* shutdown.onDrain(health.setPhase("draining"))
     yield* health.setPhase("serving")
   })
+)
+
+/**
+ * Outgoing calls keep their span names, `http.client GET` and so on (Effect 4's client names its spans by the method
+ * alone; the server span was always named by the method).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSpanNames: Layer.Layer<never> = Layer.succeed(
+  HttpClient.SpanNameGenerator,
+  (request) => `http.client ${request.method}`
 )
 
 /**
@@ -199,27 +278,14 @@ export const layerPhase = Layer.scopedDiscard(
  */
 export const layer = (options: Options) => {
   const { config } = options
-  const ApiLive = HttpApiBuilder.api(Api).pipe(
-    Layer.provide([
-      HealthHttp.layer(Api),
-      CircuitBreakerHttp.layer(Api),
-      BackupHttp.layer(Api),
-      PipelinesHandlers.make(Api),
-      Handlers.layer
-    ]),
-    Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
-    Layer.provide(Authentication.layerKeyRing(options.keys))
-  )
   const HttpLive = layerHttp(options).pipe(
-    Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
-    Layer.provide(Metrics.layer),
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(ApiLive),
-    Layer.provide(Authentication.layerKeyRing(options.keys)),
-    HttpServer.withLogAddress,
     Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host })),
     Layer.provide(layerMaxBodySize(config.maxBodyBytes))
   )
   // Services are acquired before the HTTP server and released after it has drained.
-  return layerPhase.pipe(Layer.provideMerge(HttpLive), Layer.provideMerge(layerServices(options)))
+  return layerPhase.pipe(
+    Layer.provideMerge(HttpLive),
+    Layer.provideMerge(layerServices(options)),
+    Layer.provide(layerSpanNames)
+  )
 }

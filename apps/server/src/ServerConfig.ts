@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { RateLimiter } from "@ouroboros/rate-limit"
-import { Config, ConfigError, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, Effect, Option, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { parse as parseYaml } from "yaml"
@@ -29,13 +29,42 @@ export interface ServerConfig {
   readonly configFile: Option.Option<string>
 }
 
-const port = Config.integer("PORT").pipe(
-  Config.validate({ message: "must be a port number between 0 and 65535", validation: (n) => n >= 0 && n <= 65535 }),
-  Config.withDefault(8080),
-  Config.withDescription("TCP port of the HTTP server")
-)
+// `Config.Port` refuses 0, which asks the system for a free port (the tests use it).
+const port = Config.schema(
+  Schema.Int.check(
+    Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "must be a port number between 0 and 65535" })
+  ),
+  "PORT"
+).pipe(Config.withDefault(8080))
 
 const tenantKeyPair = /^([a-z0-9][a-z0-9_-]{0,63}):(.{16,})$/
+
+const entries = (raw: string): Array<string> => raw.split(",").map((s) => s.trim())
+
+const TenantKey = Schema.Struct({ tenant: Schema.String, key: Schema.Redacted(Schema.String) })
+
+/**
+ * `OUROBOROS_API_KEYS` as a schema: `tenant:key,tenant:key`, each key at least 16 characters, decoded to redacted
+ * keys. A malformed entry is named by its position, never by its content (it holds a secret).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TenantKeys = Schema.String.check(Schema.makeFilter((raw: string) => {
+  const index = entries(raw).findIndex((entry) => entry !== "" && !tenantKeyPair.test(entry))
+  return index < 0 ||
+    `entry ${index + 1} is not tenant:key (tenant: 1-64 of a-z 0-9 - _, key: at least 16 characters)`
+})).pipe(Schema.decodeTo(
+  Schema.Array(TenantKey),
+  SchemaTransformation.transform({
+    decode: (raw): ReadonlyArray<typeof TenantKey.Type> =>
+      entries(raw).flatMap((entry) => {
+        const match = tenantKeyPair.exec(entry)
+        return match === null ? [] : [{ tenant: match[1]!, key: Redacted.make(match[2]!) }]
+      }),
+    encode: (pairs) => pairs.map((pair) => `${pair.tenant}:${Redacted.value(pair.key)}`).join(",")
+  })
+))
 
 /**
  * `OUROBOROS_API_KEYS`: `tenant:key,tenant:key` bootstrap keys. A key is at least 16 characters.
@@ -43,49 +72,40 @@ const tenantKeyPair = /^([a-z0-9][a-z0-9_-]{0,63}):(.{16,})$/
  * @since 0.1.0
  * @category config
  */
-export const apiKeys = Config.string("OUROBOROS_API_KEYS").pipe(
-  Config.withDefault(""),
-  Config.mapOrFail((raw) => {
-    const pairs: Array<{ tenant: string; key: Redacted.Redacted<string> }> = []
-    for (const [index, entry] of raw.split(",").map((s) => s.trim()).entries()) {
-      if (entry === "") continue
-      const match = tenantKeyPair.exec(entry)
-      if (match === null) {
-        return Either.left(ConfigError.InvalidData(
-          [],
-          `entry ${index + 1} is not tenant:key (tenant: 1-64 of a-z 0-9 - _, key: at least 16 characters)`
-        ))
-      }
-      pairs.push({ tenant: match[1]!, key: Redacted.make(match[2]!) })
-    }
-    return Either.right(pairs)
-  }),
-  Config.withDescription("Bootstrap API keys, tenant:key,tenant:key")
+export const apiKeys: Config.Config<ServerConfig["apiKeys"]> = Config.schema(TenantKeys, "OUROBOROS_API_KEYS").pipe(
+  Config.withDefault([])
+)
+
+// The check's own message, so that the key itself is never part of an error.
+const AdminKey = Schema.RedactedFromValue(
+  Schema.String.check(Schema.isMinLength(16, { message: "must be at least 16 characters" }))
 )
 
 /**
+ * The variables (defaults in parentheses): `PORT` (8080) TCP port of the HTTP server, `HOST` (0.0.0.0) interface to
+ * listen on, `DATA_DIR` (./data) embedded data, `NODE_ENV` (`production` refuses the demo keys), `MAX_BODY_BYTES`
+ * (8 MiB) largest request body accepted (413 above), `LOG_LEVEL` (info), `LOG_FORMAT` (json|pretty),
+ * `OUROBOROS_ADMIN_API_KEY` (at least 16 characters), `OUROBOROS_API_KEYS` and `OUROBOROS_CONFIG` (the config file).
+ *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<ServerConfig> = Config.all({
   port,
-  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0"), Config.withDescription("Interface to listen on")),
-  dataDir: Config.string("DATA_DIR").pipe(Config.withDefault("./data"), Config.withDescription("Embedded data")),
-  production: Config.string("NODE_ENV").pipe(Config.withDefault("development"), Config.map((s) => s === "production")),
-  maxBodyBytes: Config.integer("MAX_BODY_BYTES").pipe(
-    Config.validate({ message: "must be a positive number of bytes", validation: (n) => n > 0 }),
-    Config.withDefault(8 * 1024 * 1024),
-    Config.withDescription("Largest request body accepted (413 above)")
-  ),
-  logLevel: Config.literal("all", "trace", "debug", "info", "warning", "error", "fatal", "none")("LOG_LEVEL").pipe(
+  host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
+  dataDir: Config.String("DATA_DIR").pipe(Config.withDefault("./data")),
+  production: Config.String("NODE_ENV").pipe(Config.withDefault("development"), Config.map((s) => s === "production")),
+  maxBodyBytes: Config.schema(
+    Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive number of bytes" })),
+    "MAX_BODY_BYTES"
+  ).pipe(Config.withDefault(8 * 1024 * 1024)),
+  logLevel: Config.Literals(["all", "trace", "debug", "info", "warning", "error", "fatal", "none"], "LOG_LEVEL").pipe(
     Config.withDefault("info" as const)
   ),
-  logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("json" as const)),
-  adminApiKey: Config.option(Config.redacted("OUROBOROS_ADMIN_API_KEY").pipe(
-    Config.validate({ message: "must be at least 16 characters", validation: (k) => Redacted.value(k).length >= 16 })
-  )),
+  logFormat: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const)),
+  adminApiKey: Config.option(Config.schema(AdminKey, "OUROBOROS_ADMIN_API_KEY")),
   apiKeys,
-  configFile: Config.option(Config.string("OUROBOROS_CONFIG"))
+  configFile: Config.option(Config.String("OUROBOROS_CONFIG"))
 })
 
 /**
@@ -95,23 +115,27 @@ export const config: Config.Config<ServerConfig> = Config.all({
  * @category schemas
  */
 export const TenantEntry = Schema.Struct({
-  id: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]{0,63}$/)),
+  id: Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,63}$/)),
   name: Schema.optional(Schema.String),
-  tier: Schema.optionalWith(Schema.Literal("free", "standard", "enterprise"), { default: () => "standard" as const }),
-  apiKeys: Schema.optionalWith(Schema.Array(Schema.String.pipe(Schema.minLength(16))), { default: () => [] })
+  tier: Schema.Literals(["free", "standard", "enterprise"]).pipe(
+    Schema.withDecodingDefaultType(Effect.succeed("standard" as const))
+  ),
+  apiKeys: Schema.Array(Schema.String.check(Schema.isMinLength(16))).pipe(
+    Schema.withDecodingDefaultType(Effect.succeed([]))
+  )
 })
 
 /**
- * The config file (`OUROBOROS_CONFIG`, JSON or YAML). Sections belong to the features that read them; unknown
- * top-level keys are rejected so a typo is not silently ignored.
+ * The config file (`OUROBOROS_CONFIG`, JSON or YAML). Sections belong to the features that read them; unknown keys
+ * are rejected (see {@link loadFile}) so a typo is not silently ignored.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const ConfigFile = Schema.Struct({
-  tenants: Schema.optionalWith(Schema.Array(TenantEntry), { default: () => [] }),
+  tenants: Schema.Array(TenantEntry).pipe(Schema.withDecodingDefaultType(Effect.succeed([]))),
   rateLimit: Schema.optional(RateLimiter.PolicySet)
-}).annotations({ parseOptions: { onExcessProperty: "error" } })
+})
 
 /**
  * @since 0.1.0
@@ -128,6 +152,8 @@ export type ConfigFile = typeof ConfigFile.Type
 export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
   message: Schema.String
 }) {}
+
+const decodeFile = Schema.decodeUnknownEffect(ConfigFile)
 
 /**
  * Reads and decodes the config file; no file is an empty config.
@@ -148,36 +174,55 @@ export const loadFile = (path: Option.Option<string>): Effect.Effect<ConfigFile,
           try: () => /\.ya?ml$/i.test(Path.extname(file)) ? parseYaml(text) : JSON.parse(text),
           catch: (cause) => new ConfigFileError({ message: `OUROBOROS_CONFIG: ${file} is not valid: ${String(cause)}` })
         })
-        return yield* Schema.decodeUnknown(ConfigFile, { errors: "all" })(raw ?? {}).pipe(
+        return yield* decodeFile(raw ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
           Effect.mapError((error) =>
-            new ConfigFileError({ message: `OUROBOROS_CONFIG: ${file}: ${describeIssues(error)}` })
+            new ConfigFileError({ message: `OUROBOROS_CONFIG: ${file}: ${describeIssues(error.issue)}` })
           )
         )
       })
   })
 
+// Our wording for the structural issues (the file is ours to describe); Schema's for the rest.
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) =>
+    issue._tag === "UnexpectedKey"
+      ? "is unexpected"
+      : issue._tag === "MissingKey"
+      ? "is missing"
+      : SchemaIssue.defaultLeafHook(issue)
+})
+
+const renderPath = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>): string =>
+  path.map((segment, i) => {
+    const key = typeof segment === "object" ? segment.key : segment
+    return typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`
+  }).join("")
+
 // "tenants[0].id: Expected …; extra: is unexpected": every issue, each with the path of its field.
-const describeIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => {
-      const path = issue.path.map((key, i) => typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)
-        .join("")
-      return `${path === "" ? "(root)" : path}: ${issue.message}`
+const describeIssues = (issue: SchemaIssue.Issue): string =>
+  formatIssues(issue).issues
+    .map((each) => {
+      const path = renderPath(each.path ?? [])
+      return `${path === "" ? "(root)" : path}: ${each.message}`
     })
     .join("; ")
 
+// Schema's wording; a secret's checks carry messages of their own, so no secret is ever echoed.
+const formatConfigIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
 /**
- * Renders a configuration failure as one line naming the variable, for the process's last words.
+ * Renders a configuration failure as one line naming the variable, for the process's last words, e.g.
+ * `PORT: must be a port number between 0 and 65535`.
  *
  * @since 0.1.0
  * @category utils
  */
-export const describeConfigError = (error: ConfigError.ConfigError): string =>
-  ConfigError.reduceWithContext(error, undefined, {
-    andCase: (_, left: string | undefined, right: string | undefined) => [left, right].filter(Boolean).join("; "),
-    orCase: (_, left: string | undefined, right: string | undefined) => [left, right].filter(Boolean).join("; "),
-    invalidDataCase: (_, path, message) => `${path.join("_") || "value"}: ${message}`,
-    missingDataCase: (_, path, message) => `${path.join("_")}: ${message}`,
-    sourceUnavailableCase: (_, path, message) => `${path.join("_")}: ${message}`,
-    unsupportedCase: (_, path, message) => `${path.join("_")}: ${message}`
-  }) ?? "invalid configuration"
+export const describeConfigError = (error: Config.ConfigError): string => {
+  const cause = error.cause
+  if (!Schema.isSchemaError(cause)) return cause.message
+  const lines = formatConfigIssues(cause.issue).issues.map((issue) => {
+    const path = (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment))
+    return `${path.join("_") || "value"}: ${issue.message}`
+  })
+  return lines.length === 0 ? "invalid configuration" : lines.join("; ")
+}

@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
-import { HttpServer } from "@effect/platform"
 import { Shutdown } from "@ouroboros/shutdown"
 import { ConfigProvider, Context, Duration, Effect, Layer, Scope } from "effect"
+import { HttpServer } from "effect/http"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -73,8 +73,9 @@ export const start = (
       ...env,
       DATA_DIR: dataDir
     }
-    const provider = ConfigProvider.fromMap(new Map(Object.entries(full)), { pathDelim: "_" })
-    const { config, layer } = yield* Effect.withConfigProvider(makeLayer, provider)
+    const provider = ConfigProvider.fromEnv({ env: full })
+    const withProvider = Effect.provideService(ConfigProvider.ConfigProvider, provider)
+    const { config, layer } = yield* withProvider(makeLayer)
     const scope = yield* Effect.scope
     const coordinator = Shutdown.layer({
       drain: Duration.millis(Number(full.SHUTDOWN_DRAIN_MS)),
@@ -82,14 +83,15 @@ export const start = (
       finalizerTimeout: Duration.seconds(5),
       signals: false
     })
-    const context = yield* Layer.buildWithScope(layer.pipe(
+    const context = yield* Layer.buildWithScope(
+      layer.pipe(
         Layer.provide(coordinator),
         Layer.provide(Layer.merge(layerLogger(config), options.runtime ?? Layer.empty))
-      ), scope).pipe(
-      Effect.withConfigProvider(provider)
-    )
+      ),
+      scope
+    ).pipe(withProvider)
     const server = Context.get(context, HttpServer.HttpServer)
     const address = server.address
-    const port = address._tag === "TcpAddress" ? address.port : 0
+    const port = address._tag === "UnixPathAddress" ? 0 : address.port
     return { url: `http://127.0.0.1:${port}`, port, dataDir, env: full }
   })

@@ -16,8 +16,10 @@ import * as Resilient from "./Resilient.js"
  * @category config
  */
 export const config = Config.all({
-  url: Config.option(Config.url("QDRANT_URL").pipe(Config.withDescription("Qdrant REST URL; unset for the embedded store"))),
-  apiKey: Config.option(Config.redacted("QDRANT_API_KEY").pipe(Config.withDescription("Qdrant API key")))
+  /** Qdrant's REST URL; unset for the embedded store. */
+  url: Config.option(Config.URL("QDRANT_URL")),
+  /** Qdrant's API key. */
+  apiKey: Config.option(Config.Redacted("QDRANT_API_KEY"))
 })
 
 /**
@@ -25,7 +27,7 @@ export const config = Config.all({
  * @category layers
  */
 export const layer = (directory: string) =>
-  Layer.unwrapEffect(Effect.map(config, ({ apiKey, url }) =>
+  Layer.unwrap(Effect.map(config, ({ apiKey, url }) =>
     Option.match(url, {
       onNone: () => Embedded.layer({ directory }),
       onSome: (url) =>

@@ -6,13 +6,13 @@
  *
  * @since 0.1.0
  */
-import { Command } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Backup, BackupCli, BackupSource } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Database } from "@ouroboros/sql"
 import { VectorStore } from "@ouroboros/vector-store"
-import { Config, Effect, Layer, Logger, LogLevel } from "effect"
+import { Config, Effect, Layer, Logger, References } from "effect"
+import { Command } from "effect/cli"
 import * as Path from "node:path"
 import * as Resilient from "./Resilient.js"
 import * as Vectors from "./Vectors.js"
@@ -32,8 +32,8 @@ const Projections = Layer.effect(
   })
 )
 
-const Services = Layer.unwrapEffect(
-  Effect.map(Config.string("DATA_DIR").pipe(Config.withDefault("./data")), (dataDir) => {
+const Services = Layer.unwrap(
+  Effect.map(Config.String("DATA_DIR").pipe(Config.withDefault("./data")), (dataDir) => {
     const Sql = Database.layerConfig()
     const Stores = Layer.mergeAll(EventStore.layer, Checkpoints.layer, Vectors.layer(Path.resolve(dataDir, "vectors")))
       .pipe(Layer.provideMerge(Sql), Layer.provide(Resilient.layerBreakers))
@@ -45,14 +45,14 @@ const Services = Layer.unwrapEffect(
   })
 )
 
-const cli = Command.run(Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command])), {
-  name: "ouroboros",
-  version: "0.1.0"
-})
+const cli = Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command]))
 
-cli(process.argv).pipe(
+// Warnings and errors only, as logfmt lines on stdout (Effect 3's default logger, which this command used).
+const Logs = Layer.merge(Logger.layer([Logger.consoleLogFmt]), Layer.succeed(References.MinimumLogLevel, "Warn"))
+
+Command.run(cli, { version: "0.1.0" }).pipe(
   Effect.provide(Services),
-  Effect.provide(NodeContext.layer),
-  Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)),
-  NodeRuntime.runMain({ disablePrettyLogger: true, disableErrorReporting: true })
+  Effect.provide(NodeServices.layer),
+  Effect.provide(Logs),
+  NodeRuntime.runMain({ disableErrorReporting: true })
 )

@@ -1,21 +1,22 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric, MetricBoundaries } from "effect"
+import { Effect, Metric } from "effect"
 import * as Metrics from "../src/Metrics.js"
 
 describe("Metrics.render", () => {
   it.effect("renders counters, gauges and histograms in the Prometheus text format", () =>
     Effect.gen(function*() {
       const calls = Metric.counter("test_calls_total", { description: "calls \"seen\"" }).pipe(
-        Metric.tagged("breaker", "ollama")
+        Metric.withAttributes({ breaker: "ollama" })
       )
       const inFlight = Metric.gauge("test_in_flight")
-      const latency = Metric.histogram("test_latency_ms", MetricBoundaries.fromIterable([10, 100]))
-      yield* Metric.increment(calls)
-      yield* Metric.increment(calls)
-      yield* Metric.set(inFlight, 3)
+      const latency = Metric.histogram("test_latency_ms", { boundaries: Metric.boundariesFromIterable([10, 100]) })
+      yield* Metric.update(calls, 1)
+      yield* Metric.update(calls, 1)
+      yield* Metric.update(inFlight, 3)
       yield* Metric.update(latency, 42)
-      const text = Metrics.render(yield* Metric.snapshot)
-      assert.include(text, "# HELP test_calls_total calls \\\"seen\\\"\n# TYPE test_calls_total counter\n")
+      const text = yield* Metrics.render
+      // HELP escapes only backslash and line feed (the exposition format); a quote stays as it is.
+      assert.include(text, "# HELP test_calls_total calls \"seen\"\n# TYPE test_calls_total counter\n")
       assert.include(text, "test_calls_total{breaker=\"ollama\"} 2\n")
       assert.include(text, "# TYPE test_in_flight gauge\ntest_in_flight 3\n")
       assert.include(text, "test_latency_ms_bucket{le=\"10\"} 0\n")

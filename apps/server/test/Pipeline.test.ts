@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@ouroboros/event-store"
 import { Principal, Problem, TenantId } from "@ouroboros/kernel"
 import { Llm, LlmError, Prompts } from "@ouroboros/llm"
-import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Logger, LogLevel, Ref, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Ref, References, Stream } from "effect"
 import * as Pipeline from "../src/Pipeline.js"
 import { Retrieval } from "../src/Retrieval.js"
 
@@ -24,9 +24,9 @@ const corpus = [
 ]
 
 /** Whether the stub vector store is down; flipped by the tests. */
-const RetrievalDown = Ref.unsafeMake(false)
+const RetrievalDown = Ref.makeUnsafe(false)
 
-const unused = () => Effect.dieMessage("not used by pipelines")
+const unused = () => Effect.die(new Error("not used by pipelines"))
 
 /** A retrieval that finds the corpus, or fails with 503 while `RetrievalDown` is set. */
 const StubRetrieval = Layer.succeed(
@@ -63,7 +63,7 @@ const FailingLlm = Layer.succeed(
 )
 
 /** A language model that answers with a numbered reply and records every prompt it is given. */
-const Prompted = Ref.unsafeMake<ReadonlyArray<ReadonlyArray<Llm.Message>>>([])
+const Prompted = Ref.makeUnsafe<ReadonlyArray<ReadonlyArray<Llm.Message>>>([])
 const EchoLlm = Layer.succeed(
   Llm.Llm,
   Llm.Llm.of({
@@ -91,7 +91,7 @@ const base = (llm: Layer.Layer<Llm.Llm>) =>
     Layer.provideMerge(EventStore.layerMemory()),
     Layer.provide(llm),
     Layer.provide(StubRetrieval),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+    Layer.provide(Layer.succeed(References.MinimumLogLevel, "None"))
   )
 
 const run = (request: Pipeline.RunRequest, who = tenantA) =>
@@ -228,16 +228,17 @@ describe("Pipelines with a real model", () => {
         Llm.Llm,
         Llm.Llm.of({
           ...Llm.makeLocal(),
-          generate: () => Effect.zipRight(Deferred.succeed(called, undefined), Effect.never)
+          generate: () => Effect.andThen(Deferred.succeed(called, undefined), Effect.never)
         })
       )
       yield* Effect.gen(function*() {
-        const fiber = yield* Effect.fork(run({ topic: "zebras", steps: ["draft"] }))
+        const fiber = yield* Effect.forkChild(run({ topic: "zebras", steps: ["draft"] }))
         yield* Deferred.await(called)
-        const exit = yield* Fiber.interrupt(fiber)
-        assert.isTrue(Exit.isInterrupted(exit))
+        yield* Fiber.interrupt(fiber)
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(Exit.hasInterrupts(exit))
         const events = yield* EventStore.EventStore
-        const recorded = Chunk.toReadonlyArray(yield* Stream.runCollect(events.readAll()))
+        const recorded = yield* Stream.runCollect(events.readAll())
         assert.deepStrictEqual(recorded.map((e) => e.type), ["PipelineStarted", "PipelineFailed"])
         const id = recorded[0]!.streamId.split("/").pop()!
         const pipeline = yield* get(id)

@@ -1,29 +1,32 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Either, FastCheck as fc } from "effect"
+import { Result } from "effect"
+import * as fc from "fast-check"
 import * as PipelineSyntax from "../src/PipelineSyntax.js"
 
 const parseOk = (source: string) => {
   const result = PipelineSyntax.parse(source)
-  if (Either.isLeft(result)) assert.fail(`expected ${JSON.stringify(source)} to parse: ${result.left.message}`)
-  return result.right.instructions
+  if (Result.isFailure(result)) assert.fail(`expected ${JSON.stringify(source)} to parse: ${result.failure.message}`)
+  return result.success.instructions
 }
 
 const parseErr = (source: string) => {
   const result = PipelineSyntax.parse(source)
-  if (Either.isRight(result)) return assert.fail(`expected ${JSON.stringify(source)} not to parse`)
-  return result.left
+  if (Result.isSuccess(result)) return assert.fail(`expected ${JSON.stringify(source)} not to parse`)
+  return result.failure
 }
 
 const compileOk = (source: string, topic?: string) => {
   const result = PipelineSyntax.compile(source, { topic })
-  if (Either.isLeft(result)) return assert.fail(`expected ${JSON.stringify(source)} to compile: ${result.left.message}`)
-  return result.right
+  if (Result.isFailure(result)) {
+    return assert.fail(`expected ${JSON.stringify(source)} to compile: ${result.failure.message}`)
+  }
+  return result.success
 }
 
 const compileErr = (source: string, topic?: string) => {
   const result = PipelineSyntax.compile(source, { topic })
-  if (Either.isRight(result)) return assert.fail(`expected ${JSON.stringify(source)} not to compile`)
-  return result.left
+  if (Result.isSuccess(result)) return assert.fail(`expected ${JSON.stringify(source)} not to compile`)
+  return result.failure
 }
 
 // The offset of a 1-based line and column in `source`.
@@ -238,16 +241,23 @@ const formatted = fc.tuple(
   return { instructions, text }
 })
 
+// A property over fast-check arbitraries (Effect 4's `it.prop` takes Effect's own `Arbitrary` and Schemas).
+const prop = <T extends Record<string, unknown>>(
+  name: string,
+  arbitraries: { [K in keyof T]: fc.Arbitrary<T[K]> },
+  property: (values: T) => void
+) => it(name, () => fc.assert(fc.property(fc.record(arbitraries), property)))
+
 describe("PipelineSyntax properties", () => {
-  it.prop("print then parse is the identity", { instructions }, ({ instructions }) => {
+  prop("print then parse is the identity", { instructions }, ({ instructions }) => {
     assert.deepStrictEqual(parseOk(PipelineSyntax.print(instructions)), instructions)
   })
 
-  it.prop("any spacing, quote style and escapes parse to the same instructions", { formatted }, ({ formatted }) => {
+  prop("any spacing, quote style and escapes parse to the same instructions", { formatted }, ({ formatted }) => {
     assert.deepStrictEqual(parseOk(formatted.text), formatted.instructions)
   })
 
-  it.prop(
+  prop(
     "a corrupted script either parses or reports a position inside it, at the offending token",
     {
       instructions,
@@ -267,8 +277,8 @@ describe("PipelineSyntax properties", () => {
         ? source.slice(0, i) + edit.text + source.slice(i)
         : source.slice(0, i) + source.slice(i + edit.count)
       const result = PipelineSyntax.parse(corrupted)
-      if (Either.isRight(result)) return
-      const { column, line, token } = result.left
+      if (Result.isSuccess(result)) return
+      const { column, line, token } = result.failure
       const lines = corrupted.split("\n")
       assert.isAtLeast(line, 1)
       assert.isAtMost(line, lines.length)
@@ -278,7 +288,7 @@ describe("PipelineSyntax properties", () => {
     }
   )
 
-  it.prop(
+  prop(
     "a stray character before a step is reported at its exact column",
     { instructions, pick: fc.nat() },
     ({ instructions, pick }) => {

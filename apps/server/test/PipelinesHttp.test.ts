@@ -1,10 +1,11 @@
-import { HttpApi, HttpApiBuilder, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@ouroboros/event-store"
 import { Principal, Problem, ProblemHttp, TenantId } from "@ouroboros/kernel"
 import { Llm } from "@ouroboros/llm"
-import { Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+import { Effect, Layer, Redacted, References } from "effect"
+import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
+import { HttpApi, HttpApiBuilder } from "effect/http-api"
 import { Authentication } from "../src/Authentication.js"
 import * as Pipeline from "../src/Pipeline.js"
 import { PipelinesApi } from "../src/PipelinesApi.js"
@@ -31,16 +32,16 @@ const principals: Record<string, Principal.Principal> = {
 const StubAuthentication = Layer.succeed(
   Authentication,
   Authentication.of({
-    apiKey: (key) => {
-      const principal = principals[Redacted.value(key)]
+    apiKey: (httpEffect, { credential }) => {
+      const principal = principals[Redacted.value(credential)]
       return principal === undefined
         ? Effect.fail(new Problem.Unauthorized({ detail: "the API key is not valid" }))
-        : Effect.succeed(principal)
+        : Effect.provideService(httpEffect, Principal.CurrentPrincipal, principal)
     }
   })
 )
 
-const unused = () => Effect.dieMessage("not used by pipelines")
+const unused = () => Effect.die(new Error("not used by pipelines"))
 
 const StubRetrieval = Layer.succeed(
   Retrieval,
@@ -63,29 +64,32 @@ const StubRetrieval = Layer.succeed(
 )
 
 // As the server does: errors become RFC 9457 problems.
-const ApiServer = HttpApiBuilder.serve().pipe(
-  Layer.provide(HttpApiBuilder.middleware(ProblemHttp.middleware)),
-  Layer.provide(HttpApiBuilder.api(TestApi)),
-  Layer.provide(PipelinesHandlers.make(TestApi)),
-  Layer.provide(StubAuthentication),
-  Layer.provide(Pipeline.layer),
-  Layer.provide(Layer.mergeAll(EventStore.layerMemory(), Llm.layerLocal, StubRetrieval)),
+const ApiServer = HttpRouter.serve(
+  HttpApiBuilder.layer(TestApi).pipe(
+    Layer.provide(PipelinesHandlers.make(TestApi)),
+    Layer.provide(StubAuthentication),
+    Layer.provide(Pipeline.layer),
+    Layer.provide(Layer.mergeAll(EventStore.layerMemory(), Llm.layerLocal, StubRetrieval)),
+    Layer.provide(ProblemHttp.layer)
+  ),
+  { disableLogger: true, disableListenLog: true }
+).pipe(
   Layer.provideMerge(NodeHttpServer.layerTest),
-  Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+  Layer.provide(Layer.succeed(References.MinimumLogLevel, "None"))
 )
 
 const call = (method: "GET" | "POST", path: string, options: { key?: string; body?: unknown } = {}) =>
   Effect.gen(function*() {
     let request = HttpClientRequest.make(method)(path)
     if (options.key !== undefined) request = HttpClientRequest.setHeader(request, "x-api-key", options.key)
-    if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
+    if (options.body !== undefined) request = HttpClientRequest.bodyJsonUnsafe(request, options.body)
     const response = yield* HttpClient.execute(request)
     const body = (yield* response.json) as Record<string, unknown>
     return { status: response.status, contentType: response.headers["content-type"], body }
   })
 
 describe("PipelinesApi served", () => {
-  it.scoped("POST runs a script (201) and GET reads it back (200); another tenant gets 404", () =>
+  it.effect("POST runs a script (201) and GET reads it back (200); another tenant gets 404", () =>
     Effect.gen(function*() {
       const created = yield* call("POST", "/api/v1/pipelines", {
         key: "key-a",
@@ -109,7 +113,7 @@ describe("PipelinesApi served", () => {
       assert.strictEqual((yield* call("GET", "/api/v1/pipelines/nope", { key: "key-a" })).status, 404)
     }).pipe(Effect.provide(ApiServer)))
 
-  it.scoped("POST takes a list of steps with a topic", () =>
+  it.effect("POST takes a list of steps with a topic", () =>
     Effect.gen(function*() {
       const created = yield* call("POST", "/api/v1/pipelines", {
         key: "key-b",
@@ -119,7 +123,7 @@ describe("PipelinesApi served", () => {
       assert.strictEqual(created.body.script, "SetTopic('zebras') | UseDraft | UseCritique | UseImprove")
     }).pipe(Effect.provide(ApiServer)))
 
-  it.scoped("a bad script is a 400 problem naming the line, column and token", () =>
+  it.effect("a bad script is a 400 problem naming the line, column and token", () =>
     Effect.gen(function*() {
       const response = yield* call("POST", "/api/v1/pipelines", {
         key: "key-a",
@@ -133,7 +137,7 @@ describe("PipelinesApi served", () => {
       assert.include(response.body.detail as string, "did you mean UseCritique?")
     }).pipe(Effect.provide(ApiServer)))
 
-  it.scoped("malformed bodies are 400s and a missing key is a 401", () =>
+  it.effect("malformed bodies are 400s and a missing key is a 401", () =>
     Effect.gen(function*() {
       const both = yield* call("POST", "/api/v1/pipelines", {
         key: "key-a",

@@ -53,7 +53,7 @@ const document = (size: number, chunk: number): Array<string> => {
 }
 
 describe("Server body limit", () => {
-  it.scopedLive("a chunked body over MAX_BODY_BYTES is answered whole with the 413 problem of a declared length", () =>
+  it.live("a chunked body over MAX_BODY_BYTES is answered whole with the 413 problem of a declared length", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
       const agent = yield* keepAliveAgent
@@ -87,7 +87,7 @@ describe("Server body limit", () => {
       assert.deepStrictEqual({ ...declared.body, correlationId: undefined }, { ...problem, correlationId: undefined })
     }), { timeout: 60_000 })
 
-  it.scopedLive("chunked bodies under the limit are ingested, on one keep-alive connection with other requests", () =>
+  it.live("chunked bodies under the limit are ingested, on one keep-alive connection with other requests", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
       const agent = yield* keepAliveAgent

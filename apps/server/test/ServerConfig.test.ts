@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Option } from "effect"
+import { ConfigProvider, Effect, Option, Result } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -12,22 +12,28 @@ const file = (name: string, text: string) => {
 }
 
 const fromEnv = (env: Record<string, string>) =>
-  Effect.either(Effect.withConfigProvider(ServerConfig.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+  Effect.result(
+    ServerConfig.config.pipe(
+      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+    )
+  )
 
 describe("ServerConfig", () => {
   it.effect("a bad variable is one line naming it", () =>
     Effect.gen(function*() {
       const bad = yield* fromEnv({ PORT: "abc" })
-      assert.isTrue(Either.isLeft(bad))
-      if (Either.isLeft(bad)) assert.match(ServerConfig.describeConfigError(bad.left), /^PORT: /)
+      assert.isTrue(Result.isFailure(bad))
+      if (Result.isFailure(bad)) assert.match(ServerConfig.describeConfigError(bad.failure), /^PORT: /)
       const keys = yield* fromEnv({ OUROBOROS_API_KEYS: "acme:short" })
-      assert.isTrue(Either.isLeft(keys))
-      if (Either.isLeft(keys)) assert.include(ServerConfig.describeConfigError(keys.left), "entry 1 is not tenant:key")
+      assert.isTrue(Result.isFailure(keys))
+      if (Result.isFailure(keys)) {
+        assert.include(ServerConfig.describeConfigError(keys.failure), "entry 1 is not tenant:key")
+      }
       const good = yield* fromEnv({ PORT: "9000", OUROBOROS_API_KEYS: "acme:0123456789abcdef0123" })
-      assert.isTrue(Either.isRight(good))
-      if (Either.isRight(good)) {
-        assert.strictEqual(good.right.port, 9000)
-        assert.deepStrictEqual(good.right.apiKeys.map((k) => k.tenant), ["acme"])
+      assert.isTrue(Result.isSuccess(good))
+      if (Result.isSuccess(good)) {
+        assert.strictEqual(good.success.port, 9000)
+        assert.deepStrictEqual(good.success.apiKeys.map((k) => k.tenant), ["acme"])
       }
     }))
 

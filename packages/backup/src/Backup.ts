@@ -12,24 +12,9 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Embedded, VectorStore } from "@ouroboros/vector-store"
-import type { ConfigError } from "effect"
-import {
-  Cause,
-  Chunk,
-  Clock,
-  Config,
-  Context,
-  Data,
-  Effect,
-  Either,
-  Layer,
-  Option,
-  Schema,
-  Stream
-} from "effect"
+import { Cause, Clock, Config, Context, Data, Effect, Layer, Option, Result, Schema, Semaphore, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -37,6 +22,8 @@ import * as BackupSource from "./BackupSource.js"
 import * as BackupTarget from "./BackupTarget.js"
 import * as Manifest from "./Manifest.js"
 import * as Retention from "./Retention.js"
+
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
 // -----------------------------------------------------------------------------
 // errors
@@ -51,7 +38,7 @@ import * as Retention from "./Retention.js"
 export class BackupNotFound extends Schema.TaggedError<BackupNotFound>()(
   "BackupNotFound",
   { id: Schema.String, detail: Schema.String },
-  HttpApiSchema.annotations({ status: 404, description: "No backup has this id" })
+  { httpApiStatus: 404, description: "No backup has this id" }
 ) {}
 
 /**
@@ -63,7 +50,7 @@ export class BackupNotFound extends Schema.TaggedError<BackupNotFound>()(
 export class BackupNotVerified extends Schema.TaggedError<BackupNotVerified>()(
   "BackupNotVerified",
   { id: Schema.String, detail: Schema.String },
-  HttpApiSchema.annotations({ status: 409, description: "The backup is not verified; restore it with force" })
+  { httpApiStatus: 409, description: "The backup is not verified; restore it with force" }
 ) {}
 
 /**
@@ -75,7 +62,7 @@ export class BackupNotVerified extends Schema.TaggedError<BackupNotVerified>()(
 export class BackupCorrupt extends Schema.TaggedError<BackupCorrupt>()(
   "BackupCorrupt",
   { id: Schema.String, files: Schema.Array(Schema.String), detail: Schema.String },
-  HttpApiSchema.annotations({ status: 422, description: "The backup failed verification" })
+  { httpApiStatus: 422, description: "The backup failed verification" }
 ) {}
 
 /**
@@ -87,7 +74,7 @@ export class BackupCorrupt extends Schema.TaggedError<BackupCorrupt>()(
 export class BackupInProgress extends Schema.TaggedError<BackupInProgress>()(
   "BackupInProgress",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 409, description: "A backup or restore is already running" })
+  { httpApiStatus: 409, description: "A backup or restore is already running" }
 ) {}
 
 /**
@@ -99,7 +86,7 @@ export class BackupInProgress extends Schema.TaggedError<BackupInProgress>()(
 export class InvalidRestorePoint extends Schema.TaggedError<InvalidRestorePoint>()(
   "InvalidRestorePoint",
   { id: Schema.String, detail: Schema.String },
-  HttpApiSchema.annotations({ status: 422, description: "The restore point cannot be reached from this backup" })
+  { httpApiStatus: 422, description: "The restore point cannot be reached from this backup" }
 ) {}
 
 /**
@@ -111,7 +98,7 @@ export class InvalidRestorePoint extends Schema.TaggedError<InvalidRestorePoint>
 export class BackupFailed extends Schema.TaggedError<BackupFailed>()(
   "BackupFailed",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 500, description: "The backup could not be taken" })
+  { httpApiStatus: 500, description: "The backup could not be taken" }
 ) {}
 
 /**
@@ -123,7 +110,7 @@ export class BackupFailed extends Schema.TaggedError<BackupFailed>()(
 export class RestoreFailed extends Schema.TaggedError<RestoreFailed>()(
   "RestoreFailed",
   { id: Schema.String, detail: Schema.String },
-  HttpApiSchema.annotations({ status: 500, description: "The restore failed" })
+  { httpApiStatus: 500, description: "The restore failed" }
 ) {}
 
 /**
@@ -221,14 +208,14 @@ export const RestoreResult = Schema.Struct({
   /** The backups read, oldest first (a full one and the incrementals on it). */
   chain: Schema.Array(Schema.String),
   /** Events imported from the backups. */
-  restoredEvents: Schema.NonNegativeInt,
+  restoredEvents: NonNegativeInt,
   /** Events replayed from the live store after the backups (point-in-time recovery). */
-  replayedEvents: Schema.NonNegativeInt,
+  replayedEvents: NonNegativeInt,
   /** The last sequence in the store afterwards. */
-  lastSequence: Schema.NonNegativeInt,
-  vectors: Schema.Literal("snapshot", "rebuild"),
+  lastSequence: NonNegativeInt,
+  vectors: Schema.Literals(["snapshot", "rebuild"]),
   sources: Schema.Array(Schema.String)
-}).annotations({ identifier: "RestoreResult" })
+}).annotate({ identifier: "RestoreResult" })
 
 /**
  * @since 0.1.0
@@ -245,7 +232,7 @@ export type RestoreResult = typeof RestoreResult.Type
 export const PruneResult = Schema.Struct({
   kept: Schema.Array(Schema.String),
   removed: Schema.Array(Schema.String)
-}).annotations({ identifier: "PruneResult" })
+}).annotate({ identifier: "PruneResult" })
 
 /**
  * @since 0.1.0
@@ -276,28 +263,28 @@ export interface Operation {
  * Where backups and restores are recorded besides the logs: the audit log provides it once it exists. Optional.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class Auditor extends Context.Tag("@ouroboros/backup/Auditor")<Auditor, {
+export class Auditor extends Context.Service<Auditor, {
   readonly record: (operation: Operation) => Effect.Effect<void>
-}>() {}
+}>()("@ouroboros/backup/Auditor") {}
 
 /**
  * The projections of the event store, as the application provides them: after a restore, `rebuild` recomputes the
  * vectors from the restored events. Optional: without it vectors come back from the snapshots.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class Projections extends Context.Tag("@ouroboros/backup/Projections")<Projections, {
+export class Projections extends Context.Service<Projections, {
   readonly rebuild: Effect.Effect<void, unknown>
-}>() {}
+}>()("@ouroboros/backup/Projections") {}
 
 /**
  * The Backup service.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  * @example
  * import { Backup } from "@ouroboros/backup"
  * import { Effect } from "effect"
@@ -309,7 +296,7 @@ export class Projections extends Context.Tag("@ouroboros/backup/Projections")<Pr
  *   yield* backup.prune
  * })
  */
-export class Backup extends Context.Tag("@ouroboros/backup/Backup")<Backup, {
+export class Backup extends Context.Service<Backup, {
   /** Takes a backup; returns its manifest. */
   readonly create: (options?: CreateOptions) => Effect.Effect<Manifest.Manifest, BackupInProgress | BackupFailed>
   /** Every complete backup, newest first. */
@@ -334,7 +321,7 @@ export class Backup extends Context.Tag("@ouroboros/backup/Backup")<Backup, {
   >
   /** Deletes the backups the retention policy does not keep. */
   readonly prune: Effect.Effect<PruneResult, BackupFailed>
-}>() {}
+}>()("@ouroboros/backup/Backup") {}
 
 // -----------------------------------------------------------------------------
 // config
@@ -351,66 +338,52 @@ export interface Options {
   readonly projectionCheckpoint?: string | undefined
 }
 
+const atLeast = (name: string, minimum: number) =>
+  Config.schema(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(minimum, { message: `must be at least ${minimum}` })),
+    name
+  )
+
 /**
- * The settings of backups (the server nests them under `BACKUP_`): `SCHEDULE` (cron, default `0 3 * * *`), `DIR`
- * (default `<DATA_DIR>/backups`), `KEEP_LAST` (7), `KEEP_DAILY` (7), `KEEP_WEEKLY` (4), `FULL_EVERY` (7: every
- * seventh scheduled backup is full), `VERIFY` (`restore` or `checksums`, after each scheduled backup) and `ENABLED`.
+ * The settings of backups (the server nests them under `BACKUP_`):
+ *
+ * - `ENABLED` (`true`): whether scheduled backups run.
+ * - `SCHEDULE` (`0 3 * * *`): when scheduled backups run, a cron expression (UTC).
+ * - `DIR` (default `<DATA_DIR>/backups`): where backups are written.
+ * - `KEEP_LAST` (7): retention, keep the last N backups.
+ * - `KEEP_DAILY` (7): retention, keep the newest backup of each of the last D days.
+ * - `KEEP_WEEKLY` (4): retention, keep the newest backup of each of the last W weeks.
+ * - `FULL_EVERY` (7): every Nth scheduled backup is full, the others incremental.
+ * - `VERIFY` (`restore`): verification after each scheduled backup, `restore`, `checksums` or `none`.
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  enabled: Config.boolean("ENABLED").pipe(
-    Config.withDefault(true),
-    Config.withDescription("Whether scheduled backups run")
-  ),
-  schedule: Config.string("SCHEDULE").pipe(
-    Config.withDefault("0 3 * * *"),
-    Config.withDescription("When scheduled backups run: a cron expression (UTC)")
-  ),
-  directory: Config.option(Config.string("DIR")).pipe(
-    Config.withDescription("Where backups are written (default <DATA_DIR>/backups)")
-  ),
-  keepLast: Config.integer("KEEP_LAST").pipe(
-    Config.validate({ message: "must be at least 0", validation: (n) => n >= 0 }),
-    Config.withDefault(7),
-    Config.withDescription("Retention: keep the last N backups")
-  ),
-  keepDaily: Config.integer("KEEP_DAILY").pipe(
-    Config.validate({ message: "must be at least 0", validation: (n) => n >= 0 }),
-    Config.withDefault(7),
-    Config.withDescription("Retention: keep the newest backup of each of the last D days")
-  ),
-  keepWeekly: Config.integer("KEEP_WEEKLY").pipe(
-    Config.validate({ message: "must be at least 0", validation: (n) => n >= 0 }),
-    Config.withDefault(4),
-    Config.withDescription("Retention: keep the newest backup of each of the last W weeks")
-  ),
-  fullEvery: Config.integer("FULL_EVERY").pipe(
-    Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 }),
-    Config.withDefault(7),
-    Config.withDescription("Every Nth scheduled backup is full, the others incremental")
-  ),
-  verify: Config.literal("restore", "checksums", "none")("VERIFY").pipe(
-    Config.withDefault("restore" as const),
-    Config.withDescription("Verification after each scheduled backup")
-  )
+  enabled: Config.Boolean("ENABLED").pipe(Config.withDefault(true)),
+  schedule: Config.String("SCHEDULE").pipe(Config.withDefault("0 3 * * *")),
+  directory: Config.option(Config.String("DIR")),
+  keepLast: atLeast("KEEP_LAST", 0).pipe(Config.withDefault(7)),
+  keepDaily: atLeast("KEEP_DAILY", 0).pipe(Config.withDefault(7)),
+  keepWeekly: atLeast("KEEP_WEEKLY", 0).pipe(Config.withDefault(4)),
+  fullEvery: atLeast("FULL_EVERY", 1).pipe(Config.withDefault(7)),
+  verify: Config.Literals(["restore", "checksums", "none"], "VERIFY").pipe(Config.withDefault("restore" as const))
 })
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type BackupConfig = Config.Config.Success<typeof config>
+export type BackupConfig = Config.Success<typeof config>
 
 // -----------------------------------------------------------------------------
 // implementation
 // -----------------------------------------------------------------------------
 
-const encodeEvent = Schema.encodeSync(EventStore.RecordedEvent)
-const decodeEventLine = Schema.decode(EventStore.RecordedEventFromJson)
+const encodeEvent = Schema.encodeSync(Schema.toCodecJson(EventStore.RecordedEvent))
+const decodeEventLine = Schema.decodeEffect(EventStore.RecordedEventFromJson)
 const encodeManifest = Schema.encodeSync(Manifest.ManifestFromJson)
-const decodeManifest = Schema.decodeUnknownEither(Manifest.ManifestFromJson)
+const decodeManifest = Schema.decodeUnknownResult(Manifest.ManifestFromJson)
 const encodeVerification = Schema.encodeSync(Manifest.VerificationFromJson)
 const decodeVerification = Schema.decodeUnknownOption(Manifest.VerificationFromJson)
 const text = new TextDecoder()
@@ -490,7 +463,7 @@ export const make = (options: Options = {}) =>
     const registry = yield* Effect.serviceOption(BackupSource.BackupSources)
     const checkpointName = options.projectionCheckpoint ?? "vector-projection"
     const retention = options.retention ?? { keepLast: 7, keepDaily: 7, keepWeekly: 4 }
-    const busy = yield* Effect.makeSemaphore(1)
+    const busy = yield* Semaphore.make(1)
     const sources = Option.match(registry, {
       onNone: () => Effect.succeed<ReadonlyArray<BackupSource.BackupSource>>([]),
       onSome: (r) => r.all
@@ -516,7 +489,7 @@ export const make = (options: Options = {}) =>
         const bytes = yield* target.readSmall(id, BackupTarget.manifestFile)
         if (Option.isNone(bytes)) return Option.none()
         const manifest = decodeManifest(text.decode(bytes.value))
-        if (Either.isLeft(manifest)) {
+        if (Result.isFailure(manifest)) {
           yield* Effect.logWarning(`backup ${id}: unreadable manifest, ignored`)
           return Option.none()
         }
@@ -525,9 +498,9 @@ export const make = (options: Options = {}) =>
           (b) => decodeVerification(text.decode(b))
         )
         return Option.some<Manifest.BackupInfo>({
-          manifest: manifest.right,
+          manifest: manifest.success,
           ...(Option.isSome(verification) ? { verification: verification.value } : {}),
-          bytes: manifest.right.files.reduce((n, f) => n + f.bytes, 0)
+          bytes: manifest.success.files.reduce((n, f) => n + f.bytes, 0)
         })
       }).pipe(Effect.mapError(failed(`reading backup ${id}`)))
 
@@ -621,10 +594,9 @@ export const make = (options: Options = {}) =>
           eventsName,
           BackupSource.ndjson(
             events.readAll({ fromSequence: from, toSequence: to, batchSize: 2000 }).pipe(
-              Stream.mapChunksEffect((chunk) => {
+              Stream.mapArrayEffect((chunk) => {
                 count += chunk.length
-                const last = Chunk.last(chunk)
-                if (Option.isSome(last)) lastRecordedAt = last.value.recordedAt
+                lastRecordedAt = chunk[chunk.length - 1]!.recordedAt
                 return Effect.as(progress({ phase: "events", done: count, total: to - from + 1 }), chunk)
               }),
               Stream.map(eventLine)
@@ -671,7 +643,7 @@ export const make = (options: Options = {}) =>
         const total = info.bytes
         let done = 0
         for (const file of info.manifest.files) {
-          const result = yield* Effect.either(Effect.suspend(() => {
+          const result = yield* Effect.result(Effect.suspend(() => {
             let bytes = 0
             return BackupSource.sha256(target.read(id, file.name).pipe(Stream.tap((chunk) => {
               bytes += chunk.byteLength
@@ -680,11 +652,11 @@ export const make = (options: Options = {}) =>
             }))).pipe(Effect.map((sha256) => ({ sha256, bytes })))
           }))
           const where = `${id}/${file.name}`
-          if (Either.isLeft(result)) problems.push(problemAt(where, `${result.left.message}`))
-          else if (result.right.sha256 !== file.sha256) {
-            problems.push(problemAt(where, `SHA-256 mismatch (expected ${file.sha256}, found ${result.right.sha256})`))
-          } else if (result.right.bytes !== file.bytes) {
-            problems.push(problemAt(where, `${result.right.bytes} bytes, expected ${file.bytes}`))
+          if (Result.isFailure(result)) problems.push(problemAt(where, `${result.failure.message}`))
+          else if (result.success.sha256 !== file.sha256) {
+            problems.push(problemAt(where, `SHA-256 mismatch (expected ${file.sha256}, found ${result.success.sha256})`))
+          } else if (result.success.bytes !== file.bytes) {
+            problems.push(problemAt(where, `${result.success.bytes} bytes, expected ${file.bytes}`))
           }
         }
         return problems
@@ -719,16 +691,16 @@ export const make = (options: Options = {}) =>
         for (const link of chain) {
           for (const file of eventFiles(link)) {
             // Large batches: the memory store's import costs O(stored events) per batch.
-            const result = yield* Effect.either(store.importEvents(
-              readEvents(link, file).pipe(Stream.mapChunksEffect((chunk) => {
+            const result = yield* Effect.result(store.importEvents(
+              readEvents(link, file).pipe(Stream.mapArrayEffect((chunk) => {
                 imported += chunk.length
                 const total = info.manifest.events.to
                 return Effect.as(progress({ phase: "restore events", done: imported, total }), chunk)
               })),
               { batchSize: 50_000 }
             ))
-            if (Either.isLeft(result)) {
-              const error = result.left
+            if (Result.isFailure(result)) {
+              const error = result.failure
               const where = error._tag === "FileError" ? error.file : `${link.manifest.id}/${file.name}`
               problems.push(problemAt(where, `${error._tag === "FileError" ? error.message : error.detail}`))
             }
@@ -759,13 +731,13 @@ export const make = (options: Options = {}) =>
           Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-backup-verify-"))),
           (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
         )
-        let embedded: VectorStore.VectorStore["Type"] | undefined
+        let embedded: VectorStore.VectorStore["Service"] | undefined
         for (const file of info.manifest.files.filter((f) => f.source.startsWith(vectorsPrefix))) {
           const where = `${info.manifest.id}/${file.name}`
           const collection = file.source.slice(vectorsPrefix.length)
-          const outcome = yield* Effect.either(Effect.gen(function*() {
+          const outcome = yield* Effect.result(Effect.gen(function*() {
             const bytes = yield* Stream.runCollect(target.read(info.manifest.id, file.name))
-            const joined = Buffer.concat(Chunk.toReadonlyArray(bytes))
+            const joined = Buffer.concat(bytes)
             if (file.format === Embedded.format) {
               if (embedded === undefined) {
                 const built = yield* Layer.build(Embedded.layer({ directory, fsync: false }))
@@ -781,10 +753,10 @@ export const make = (options: Options = {}) =>
               (name) => Effect.ignore(vectors.drop(name))
             )
           }))
-          if (Either.isLeft(outcome)) {
-            problems.push(problemAt(where, `the snapshot does not restore: ${describe(outcome.left)}`))
-          } else if (outcome.right !== file.count) {
-            problems.push(problemAt(where, `restored ${outcome.right} vectors, the manifest says ${file.count}`))
+          if (Result.isFailure(outcome)) {
+            problems.push(problemAt(where, `the snapshot does not restore: ${describe(outcome.failure)}`))
+          } else if (outcome.success !== file.count) {
+            problems.push(problemAt(where, `restored ${outcome.success} vectors, the manifest says ${file.count}`))
           }
           yield* progress({ phase: "restore vectors", done: file.count, total: file.count })
         }
@@ -794,20 +766,19 @@ export const make = (options: Options = {}) =>
         )
         for (const entry of others) {
           const where = `${info.manifest.id}/${entry.name}`
-          const rows = yield* Effect.either(BackupSource.lines(target.read(info.manifest.id, entry.name)).pipe(
+          const rows = yield* Effect.result(BackupSource.lines(target.read(info.manifest.id, entry.name)).pipe(
             Stream.mapEffect((line) =>
               Effect.try({ try: () => JSON.parse(line) as unknown, catch: () => `${where}: a row is not JSON` })
             ),
             Stream.runCount
           ))
-          if (Either.isLeft(rows)) {
+          if (Result.isFailure(rows)) {
             problems.push({
               file: where,
-              problem: typeof rows.left === "string" ? rows.left : `${where}: ${rows.left.message}`
+              problem: typeof rows.failure === "string" ? rows.failure : `${where}: ${rows.failure.message}`
             })
-          }
-          else if (rows.right !== entry.count) {
-            problems.push(problemAt(where, `${rows.right} rows, the manifest says ${entry.count}`))
+          } else if (rows.success !== entry.count) {
+            problems.push(problemAt(where, `${rows.success} rows, the manifest says ${entry.count}`))
           }
         }
         return problems
@@ -823,7 +794,7 @@ export const make = (options: Options = {}) =>
         // The checksum tier covers every backup of the chain: a restore reads them all.
         for (const link of chain) problems.push(...(yield* checksumProblems(link, progress)))
         if (tier === "restore" && problems.length === 0) {
-          problems.push(...(yield* Effect.catchAllDefect(
+          problems.push(...(yield* Effect.catchDefect(
             restoreProblems(info, progress),
             (defect) =>
               Effect.succeed([problemAt(id, `restore test failed: ${describe(Cause.squash(Cause.die(defect)))}`)])
@@ -959,7 +930,7 @@ export const make = (options: Options = {}) =>
               Stream.runForEach((batch) => {
                 replayCount += batch.length
                 return Effect.tryPromise({
-                  try: () => Fs.promises.appendFile(replayFile, Chunk.join(Chunk.map(batch, (l) => l + "\n"), "")),
+                  try: () => Fs.promises.appendFile(replayFile, batch.map((l) => l + "\n").join("")),
                   catch: restoreFailed("saving the events to replay")
                 })
               })
@@ -980,7 +951,7 @@ export const make = (options: Options = {}) =>
               yield* events.importEvents(
                 readEvents(link, file).pipe(
                   Stream.filter(inRange),
-                  Stream.mapChunksEffect((chunk) => {
+                  Stream.mapArrayEffect((chunk) => {
                     restoredEvents += chunk.length
                     return Effect.as(progress({ phase: "events", done: restoredEvents, total: backupTo }), chunk)
                   })
@@ -1034,7 +1005,7 @@ export const make = (options: Options = {}) =>
               const chunks = yield* Stream.runCollect(target.read(id, file.name)).pipe(
                 Effect.mapError(restoreFailed(file.name))
               )
-              const bytes = Buffer.concat(Chunk.toReadonlyArray(chunks))
+              const bytes = Buffer.concat(chunks)
               yield* vectors.restore(file.source.slice(vectorsPrefix.length), bytes).pipe(
                 Effect.mapError(restoreFailed(file.name))
               )
@@ -1113,8 +1084,8 @@ export const make = (options: Options = {}) =>
                 action,
                 backupId,
                 outcome: "failure",
-                detail: Option.match(Cause.failureOption(exit.cause), {
-                  onNone: () => Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "unexpected error",
+                detail: Option.match(Cause.findErrorOption(exit.cause), {
+                  onNone: () => Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "unexpected error",
                   onSome: (error) => error.detail
                 })
               }))
@@ -1164,10 +1135,10 @@ export const layerConfig = (options: {
   readonly config?: Config.Config<BackupConfig> | undefined
 }): Layer.Layer<
   Backup | BackupTarget.BackupTarget,
-  ConfigError.ConfigError | BackupTarget.BackupTargetError,
+  Config.ConfigError | BackupTarget.BackupTargetError,
   EventStore.EventStore | VectorStore.VectorStore
 > =>
-  Layer.unwrapEffect(Effect.map(options.config ?? Config.nested(config, "BACKUP"), (settings) =>
+  Layer.unwrap(Effect.map(options.config ?? Config.nested(config, "BACKUP"), (settings) =>
     layer({ retention: retentionOf(settings), projectionCheckpoint: options.projectionCheckpoint }).pipe(
       Layer.provideMerge(BackupTarget.layerDirectory(directoryOf(settings, options.dataDir)))
     )))

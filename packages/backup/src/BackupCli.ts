@@ -5,12 +5,16 @@
  *
  * @since 0.1.0
  */
-import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
+import { Argument, CliError, Command, Flag } from "effect/cli"
 import * as Backup from "./Backup.js"
 import * as Manifest from "./Manifest.js"
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print the result as JSON on stdout"))
+// Off unless given; `--no-<name>` is not accepted (the Effect 3 CLI had no negated form).
+const switchFlag = (name: string, description: string) =>
+  Flag.Boolean(name).pipe(Flag.withDefault(false), Flag.withoutNegation, Flag.withDescription(description))
+
+const json = switchFlag("json", "Print the result as JSON on stdout")
 
 const width = 30
 
@@ -51,8 +55,10 @@ const progressBar = (enabled: boolean) => {
   return { onProgress, done }
 }
 
-const print = <A, I>(asJson: boolean, schema: Schema.Schema<A, I>, value: A, human: (value: A) => string) =>
-  asJson ? Console.log(JSON.stringify(Schema.encodeSync(schema)(value), null, 2)) : Console.log(human(value))
+const print = <A>(asJson: boolean, schema: Schema.Codec<A, unknown>, value: A, human: (value: A) => string) =>
+  asJson
+    ? Console.log(JSON.stringify(Schema.encodeSync(Schema.toCodecJson(schema))(value), null, 2))
+    : Console.log(human(value))
 
 const size = (bytes: number): string =>
   bytes < 1024
@@ -74,12 +80,12 @@ const describeInfo = (info: Manifest.BackupInfo): string => {
 
 // Errors: a readable line on stderr (or a JSON object on stdout with --json) and a non-zero exit code.
 const reportErrors = (asJson: boolean) => <A, R>(effect: Effect.Effect<A, Backup.BackupError, R>) =>
-  Effect.catchAll(effect, (error) =>
-    Effect.zipRight(
+  Effect.catch(effect, (error) =>
+    Effect.andThen(
       asJson
         ? Console.log(JSON.stringify({ error: error._tag, detail: error.detail }))
         : Console.error(`backup: ${error.detail}`),
-      Effect.zipRight(Effect.sync(() => {
+      Effect.andThen(Effect.sync(() => {
         process.exitCode = 1
       }), Effect.fail(error))
     ))
@@ -87,9 +93,9 @@ const reportErrors = (asJson: boolean) => <A, R>(effect: Effect.Effect<A, Backup
 const create = Command.make(
   "create",
   {
-    kind: Options.choice("kind", ["full", "incremental"]).pipe(
-      Options.optional,
-      Options.withDescription("Full or incremental (default: incremental when a backup exists)")
+    kind: Flag.Literals("kind", ["full", "incremental"]).pipe(
+      Flag.optional,
+      Flag.withDescription("Full or incremental (default: incremental when a backup exists)")
     ),
     json
   },
@@ -115,15 +121,15 @@ const list = Command.make("list", { json }, ({ json }) =>
       all.length === 0 ? "no backups" : all.map(describeInfo).join("\n"))
   }).pipe(reportErrors(json))).pipe(Command.withDescription("List backups, newest first"))
 
-const id = Args.text({ name: "id" }).pipe(Args.withDescription("The backup id (see `backup list`)"))
+const id = Argument.String("id").pipe(Argument.withDescription("The backup id (see `backup list`)"))
 
 const verify = Command.make(
   "verify",
   {
     id,
-    tier: Options.choice("tier", ["checksums", "restore"]).pipe(
-      Options.withDefault("checksums" as const),
-      Options.withDescription("checksums: re-hash the files; restore: also restore into scratch stores and compare")
+    tier: Flag.Literals("tier", ["checksums", "restore"]).pipe(
+      Flag.withDefault("checksums" as const),
+      Flag.withDescription("checksums: re-hash the files; restore: also restore into scratch stores and compare")
     ),
     json
   },
@@ -154,27 +160,29 @@ export const parseRestorePoint = (text: string): Option.Option<Date | number> =>
 const restore = Command.make(
   "restore",
   {
-    id: Args.text({ name: "id" }).pipe(
-      Args.withDescription("The backup id (default: the newest verified backup before --at)"),
-      Args.optional
+    id: Argument.String("id").pipe(
+      Argument.withDescription("The backup id (default: the newest verified backup before --at)"),
+      Argument.optional
     ),
-    at: Options.text("at").pipe(
-      Options.mapEffect((text) =>
+    at: Flag.String("at").pipe(
+      Flag.mapEffect((text) =>
         Option.match(parseRestorePoint(text), {
           onNone: () =>
-            Effect.fail(ValidationError.invalidValue(
-              HelpDoc.p(`--at must be an ISO 8601 time or a sequence number, not ${JSON.stringify(text)}`)
-            )),
+            Effect.fail(
+              new CliError.ValidationError({
+                message: `--at must be an ISO 8601 time or a sequence number, not ${JSON.stringify(text)}`
+              })
+            ),
           onSome: Effect.succeed
         })
       ),
-      Options.optional,
-      Options.withDescription("Recover to this instant (ISO 8601) or event sequence")
+      Flag.optional,
+      Flag.withDescription("Recover to this instant (ISO 8601) or event sequence")
     ),
-    force: Options.boolean("force").pipe(Options.withDescription("Restore even if the backup is not verified")),
-    vectors: Options.choice("vectors", ["snapshot", "rebuild"]).pipe(
-      Options.optional,
-      Options.withDescription("Restore vector snapshots, or rebuild vectors from the events")
+    force: switchFlag("force", "Restore even if the backup is not verified"),
+    vectors: Flag.Literals("vectors", ["snapshot", "rebuild"]).pipe(
+      Flag.optional,
+      Flag.withDescription("Restore vector snapshots, or rebuild vectors from the events")
     ),
     json
   },
@@ -201,8 +209,8 @@ const restore = Command.make(
  * @since 0.1.0
  * @category commands
  * @example
- * import { Command } from "@effect/cli"
  * import { BackupCli } from "@ouroboros/backup"
+ * import { Command } from "effect/cli"
  * const cli = Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command]))
  */
 export const command = Command.make("backup").pipe(

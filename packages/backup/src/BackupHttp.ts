@@ -14,13 +14,15 @@
  *
  * @since 0.1.0
  */
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Problem } from "@ouroboros/kernel"
-import { Effect, type Layer, Schema } from "effect"
+import { HttpGroup, Problem } from "@ouroboros/kernel"
+import { Effect, Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import * as Backup from "./Backup.js"
 import * as Manifest from "./Manifest.js"
 
-const IdPath = Schema.Struct({ id: Schema.String })
+const IdParams = { id: Schema.String }
+
+const errors = [Problem.NotFound, Problem.Conflict, Problem.UnprocessableEntity] as const
 
 /**
  * The body of a restore: all optional. `at` is an ISO 8601 instant or an event sequence number.
@@ -29,10 +31,10 @@ const IdPath = Schema.Struct({ id: Schema.String })
  * @category schemas
  */
 export const RestoreRequest = Schema.Struct({
-  at: Schema.optional(Schema.Union(Schema.NonNegativeInt, Schema.Date)),
-  force: Schema.optional(Schema.Boolean),
-  vectors: Schema.optional(Schema.Literal("snapshot", "rebuild"))
-}).annotations({ identifier: "RestoreRequest" })
+  at: Schema.optionalKey(Schema.Union([Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), Schema.Date])),
+  force: Schema.optionalKey(Schema.Boolean),
+  vectors: Schema.optionalKey(Schema.Literals(["snapshot", "rebuild"]))
+}).annotate({ identifier: "RestoreRequest" })
 
 /**
  * The endpoints of the `backups` group.
@@ -42,45 +44,39 @@ export const RestoreRequest = Schema.Struct({
  */
 export class Group extends HttpApiGroup.make("backups")
   .add(
-    HttpApiEndpoint.post("create", "/admin/backups")
-      .setUrlParams(Schema.Struct({ kind: Schema.optional(Manifest.Kind) }))
-      .addSuccess(Manifest.Manifest, { status: 201 })
-      .addError(Problem.NotFound)
-      .addError(Problem.Conflict)
-      .addError(Problem.UnprocessableEntity)
-      .annotate(OpenApi.Summary, "Take a backup (incremental by default when one exists)")
+    HttpApiEndpoint.post("create", "/admin/backups", {
+      query: { kind: Schema.optionalKey(Manifest.Kind) },
+      success: Manifest.Manifest.pipe(HttpApiSchema.status(201)),
+      error: errors
+    }).annotate(OpenApi.Summary, "Take a backup (incremental by default when one exists)")
   )
   .add(
-    HttpApiEndpoint.get("list", "/admin/backups")
-      .addSuccess(Schema.Array(Manifest.BackupInfo))
-      .annotate(OpenApi.Summary, "Every complete backup, newest first, with its last verification")
+    HttpApiEndpoint.get("list", "/admin/backups", {
+      success: Schema.Array(Manifest.BackupInfo)
+    }).annotate(OpenApi.Summary, "Every complete backup, newest first, with its last verification")
   )
   .add(
-    HttpApiEndpoint.post("verify", "/admin/backups/:id/verify")
-      .setPath(IdPath)
-      .setUrlParams(Schema.Struct({ tier: Schema.optional(Schema.Literal("checksums", "restore")) }))
-      .addSuccess(Manifest.Verification)
-      .addError(Problem.NotFound)
-      .addError(Problem.Conflict)
-      .addError(Problem.UnprocessableEntity)
-      .annotate(OpenApi.Summary, "Verify a backup: checksums, or an actual restore into scratch stores")
+    HttpApiEndpoint.post("verify", "/admin/backups/:id/verify", {
+      params: IdParams,
+      query: { tier: Schema.optionalKey(Schema.Literals(["checksums", "restore"])) },
+      success: Manifest.Verification,
+      error: errors
+    }).annotate(OpenApi.Summary, "Verify a backup: checksums, or an actual restore into scratch stores")
   )
   .add(
-    HttpApiEndpoint.post("restore", "/admin/backups/:id/restore")
-      .setPath(IdPath)
-      // No body restores the backup as it is; `undefined` has no JSON Schema, so it is described as `null`.
-      .setPayload(Schema.Union(RestoreRequest, Schema.Null, Schema.Undefined.annotations({ jsonSchema: { type: "null" } })))
-      .addSuccess(Backup.RestoreResult)
-      .addError(Problem.NotFound)
-      .addError(Problem.Conflict)
-      .addError(Problem.UnprocessableEntity)
-      .annotate(OpenApi.Summary, "Restore a backup, or recover to a point in time (`at`) from it")
+    HttpApiEndpoint.post("restore", "/admin/backups/:id/restore", {
+      params: IdParams,
+      // No body restores the backup as it is (an empty body decodes as `null`).
+      payload: [RestoreRequest, Schema.Null],
+      success: Backup.RestoreResult,
+      error: errors
+    }).annotate(OpenApi.Summary, "Restore a backup, or recover to a point in time (`at`) from it")
   )
   .annotate(OpenApi.Title, "Admin: backups")
 {}
 
 const serverError = (error: Backup.BackupFailed | Backup.RestoreFailed) =>
-  Effect.zipRight(Effect.logError(error.detail), Effect.die(error))
+  Effect.andThen(Effect.logError(error.detail), Effect.die(error))
 
 const toProblem = (
   error: Backup.BackupError
@@ -107,29 +103,46 @@ const toProblem = (
  * @category handlers
  */
 export const handle = {
-  create: ({ urlParams }: { readonly urlParams: { readonly kind?: Manifest.Kind | undefined } }) =>
-    Effect.flatMap(Backup.Backup, (backup) => backup.create({ kind: urlParams.kind })).pipe(
-      Effect.catchAll(toProblem)
+  create: ({ query }: { readonly query: { readonly kind?: Manifest.Kind | undefined } }) =>
+    Backup.Backup.use((backup) => backup.create({ kind: query.kind })).pipe(
+      Effect.catch(toProblem)
     ),
-  list: () => Effect.flatMap(Backup.Backup, (backup) => backup.list).pipe(Effect.catchAll(serverError)),
-  verify: ({ path, urlParams }: {
-    readonly path: { readonly id: string }
-    readonly urlParams: { readonly tier?: Backup.Tier | undefined }
+  list: () => Backup.Backup.use((backup) => backup.list).pipe(Effect.catch(serverError)),
+  verify: ({ params, query }: {
+    readonly params: { readonly id: string }
+    readonly query: { readonly tier?: Backup.Tier | undefined }
   }) =>
-    Effect.flatMap(Backup.Backup, (backup) => backup.verify(path.id, { tier: urlParams.tier ?? "checksums" })).pipe(
-      Effect.catchAll(toProblem)
-    ),
-  restore: ({ path, payload }: {
-    readonly path: { readonly id: string }
-    readonly payload: typeof RestoreRequest.Type | null | undefined
+    Backup.Backup.use((backup) => backup.verify(params.id, { tier: query.tier ?? "checksums" }))
+      .pipe(Effect.catch(toProblem)),
+  restore: ({ params, payload }: {
+    readonly params: { readonly id: string }
+    readonly payload: typeof RestoreRequest.Type | null
   }) =>
-    Effect.flatMap(Backup.Backup, (backup) =>
-      backup.restore(path.id, {
+    Backup.Backup.use((backup) =>
+      backup.restore(params.id, {
         at: payload?.at,
         force: payload?.force,
         vectors: payload?.vectors
-      })).pipe(Effect.catchAll(toProblem))
+      })).pipe(Effect.catch(toProblem))
 } as const
+
+/**
+ * The handlers of the `backups` group for any api that contains it (with whatever middleware the api adds).
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * import { BackupHttp } from "@ouroboros/backup"
+ * import { HttpApi } from "effect/http-api"
+ * class MyApi extends HttpApi.make("my").add(BackupHttp.Group) {}
+ * const BackupsLive = BackupHttp.layer(MyApi)
+ */
+export const layer = HttpGroup.implement(Group, (handlers) =>
+  handlers
+    .handle("create", handle.create)
+    .handle("list", handle.list)
+    .handle("verify", handle.verify)
+    .handle("restore", handle.restore))
 
 /**
  * A standalone api with only the backups group.
@@ -140,39 +153,9 @@ export const handle = {
 export class Api extends HttpApi.make("backups").add(Group) {}
 
 /**
- * The handlers of the `backups` group for any api that contains it (with whatever middleware the api adds).
- *
- * @since 0.1.0
- * @category layers
- * @example
- * import { HttpApi } from "@effect/platform"
- * import { BackupHttp } from "@ouroboros/backup"
- * class MyApi extends HttpApi.make("my").add(BackupHttp.Group) {}
- * const BackupsLive = BackupHttp.layer(MyApi)
- */
-export const layer = <ApiId extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R>(
-  api: HttpApi.HttpApi<ApiId, Groups, E, R> & ("backups" extends HttpApiGroup.HttpApiGroup.Name<Groups> ? unknown
-    : { readonly "the api must contain BackupHttp.Group": never })
-): Layer.Layer<
-  HttpApiGroup.ApiGroup<ApiId, "backups">,
-  never,
-  Backup.Backup | HttpApiGroup.HttpApiGroup.MiddlewareWithName<Groups, "backups">
-> =>
-  HttpApiBuilder.group(
-    api as unknown as HttpApi.HttpApi<ApiId, typeof Group>,
-    "backups",
-    (handlers) =>
-      handlers
-        .handle("create", handle.create)
-        .handle("list", handle.list)
-        .handle("verify", handle.verify)
-        .handle("restore", handle.restore)
-  )
-
-/**
  * The group of the standalone `Api`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerApi: Layer.Layer<HttpApiGroup.ApiGroup<"backups", "backups">, never, Backup.Backup> = layer(Api)
+export const layerApi = layer(Api)

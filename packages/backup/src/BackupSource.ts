@@ -9,8 +9,8 @@
  *
  * @since 0.1.0
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { Chunk, Context, Effect, Layer, Option, Ref, Stream } from "effect"
+import { Context, Effect, Layer, Option, Ref, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 
 /**
@@ -37,12 +37,12 @@ export interface BackupSource {
  * The registry of sources.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class BackupSources extends Context.Tag("@ouroboros/backup/BackupSources")<BackupSources, {
+export class BackupSources extends Context.Service<BackupSources, {
   readonly register: (source: BackupSource) => Effect.Effect<void>
   readonly all: Effect.Effect<ReadonlyArray<BackupSource>>
-}>() {}
+}>()("@ouroboros/backup/BackupSources") {}
 
 /**
  * An empty registry.
@@ -50,7 +50,7 @@ export class BackupSources extends Context.Tag("@ouroboros/backup/BackupSources"
  * @since 0.1.0
  * @category constructors
  */
-export const makeRegistry: Effect.Effect<BackupSources["Type"]> = Effect.map(
+export const makeRegistry: Effect.Effect<BackupSources["Service"]> = Effect.map(
   Ref.make<ReadonlyArray<BackupSource>>([]),
   (ref) =>
     BackupSources.of({
@@ -111,7 +111,7 @@ const encoder = new TextEncoder()
 export const ndjson = <E, R>(items: Stream.Stream<string, E, R>): Stream.Stream<Uint8Array, E, R> =>
   items.pipe(
     Stream.rechunk(2048),
-    Stream.mapChunks((chunk) => Chunk.of(encoder.encode(Chunk.join(Chunk.map(chunk, (line) => line + "\n"), ""))))
+    Stream.mapArray((lines) => [encoder.encode(lines.map((line) => line + "\n").join(""))])
   )
 
 /**
@@ -146,12 +146,12 @@ export const tableSource = (options: TableOptions): Effect.Effect<BackupSource, 
     )
     const batchSize = Math.max(1, options.batchSize ?? 1000)
     // Keyset pagination would need the key's types; OFFSET is fine inside one REPEATABLE READ snapshot.
-    const rows: Stream.Stream<string, unknown> = Stream.paginateChunkEffect(0, (offset) =>
+    const rows: Stream.Stream<string, unknown> = Stream.paginate(0, (offset: number) =>
       sql<{ j: string }>`SELECT row_to_json(t)::text AS j FROM ${table} t ORDER BY ${orderBy}
         LIMIT ${batchSize} OFFSET ${offset}`.pipe(
         Effect.map((page) =>
           [
-            Chunk.unsafeFromArray(page.map((r) => r.j)),
+            page.map((r) => r.j),
             page.length < batchSize ? Option.none<number>() : Option.some(offset + batchSize)
           ] as const
         )
@@ -164,7 +164,7 @@ export const tableSource = (options: TableOptions): Effect.Effect<BackupSource, 
           Stream.grouped(batchSize),
           Stream.runForEach((batch) =>
             sql`INSERT INTO ${table} SELECT * FROM json_populate_recordset(NULL::${table}, ${
-              "[" + Chunk.join(batch, ",") + "]"
+              "[" + batch.join(",") + "]"
             }::json)`
           )
         )

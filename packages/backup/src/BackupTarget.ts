@@ -66,9 +66,9 @@ export const manifestFile = "manifest.json"
  * The storage of backups.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class BackupTarget extends Context.Tag("@ouroboros/backup/BackupTarget")<BackupTarget, {
+export class BackupTarget extends Context.Service<BackupTarget, {
   /** A human-readable description of where backups go (logged, shown by the CLI). */
   readonly description: string
   /** Starts a backup; it is discarded unless committed before the scope closes. */
@@ -85,7 +85,7 @@ export class BackupTarget extends Context.Tag("@ouroboros/backup/BackupTarget")<
   readonly remove: (id: string) => Effect.Effect<void, BackupTargetError>
   /** Removes what interrupted backups left behind; returns how many. */
   readonly cleanPartials: Effect.Effect<number, BackupTargetError>
-}>() {}
+}>()("@ouroboros/backup/BackupTarget") {}
 
 const io = (message: string) => (cause: unknown) =>
   new BackupTargetError({
@@ -135,7 +135,7 @@ const writeFileSynced = (path: string, bytes: Uint8Array) =>
  * @since 0.1.0
  * @category constructors
  */
-export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Type"], BackupTargetError> =>
+export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Service"], BackupTargetError> =>
   Effect.gen(function*() {
     const root = Path.resolve(directory)
     yield* Effect.tryPromise({ try: () => Fs.promises.mkdir(root, { recursive: true }), catch: io(`mkdir ${root}`) })

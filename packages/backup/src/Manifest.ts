@@ -7,6 +7,8 @@
  */
 import { Schema } from "effect"
 
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
 /**
  * The version of the manifest and file formats written by this package.
  *
@@ -22,12 +24,11 @@ export const schemaVersion = 1
  * @since 0.1.0
  * @category schemas
  */
-export const BackupId = Schema.String.pipe(
-  Schema.pattern(/^\d{8}T\d{9}Z-(full|incremental)-[a-z0-9]{4,12}$/, {
-    message: () => "a backup id looks like 20261125T142700123Z-full-k3x9"
-  }),
-  Schema.annotations({ identifier: "BackupId", description: "The id of a backup" })
-)
+export const BackupId = Schema.String.check(
+  Schema.isPattern(/^\d{8}T\d{9}Z-(full|incremental)-[a-z0-9]{4,12}$/, {
+    message: "a backup id looks like 20261125T142700123Z-full-k3x9"
+  })
+).annotate({ identifier: "BackupId", description: "The id of a backup" })
 
 /**
  * @since 0.1.0
@@ -41,7 +42,7 @@ export type BackupId = typeof BackupId.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Kind = Schema.Literal("full", "incremental")
+export const Kind = Schema.Literals(["full", "incremental"])
 
 /**
  * @since 0.1.0
@@ -61,13 +62,13 @@ export const FileEntry = Schema.Struct({
   /** What it holds: `events`, `vectors:<collection>` or the name of a registered source. */
   source: Schema.String,
   /** SHA-256 of the bytes, lowercase hex. */
-  sha256: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)),
-  bytes: Schema.NonNegativeInt,
+  sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/)),
+  bytes: NonNegativeInt,
   /** Events, vectors or rows in it. */
-  count: Schema.NonNegativeInt,
+  count: NonNegativeInt,
   /** The format of the bytes (`ndjson`, or a vector snapshot format). */
   format: Schema.String
-}).annotations({ identifier: "BackupFile" })
+}).annotate({ identifier: "BackupFile" })
 
 /**
  * @since 0.1.0
@@ -83,12 +84,12 @@ export type FileEntry = typeof FileEntry.Type
  * @category schemas
  */
 export const SequenceRange = Schema.Struct({
-  from: Schema.NonNegativeInt,
-  to: Schema.NonNegativeInt,
-  count: Schema.NonNegativeInt,
-  /** When the last event in the range was recorded. */
+  from: NonNegativeInt,
+  to: NonNegativeInt,
+  count: NonNegativeInt,
+  /** When the last event in the range was recorded (absent for an empty range). */
   lastRecordedAt: Schema.optional(Schema.Date)
-}).annotations({ identifier: "SequenceRange" })
+}).annotate({ identifier: "SequenceRange" })
 
 /**
  * @since 0.1.0
@@ -104,9 +105,9 @@ export type SequenceRange = typeof SequenceRange.Type
  */
 export const SourceEntry = Schema.Struct({
   name: Schema.String,
-  count: Schema.NonNegativeInt,
+  count: NonNegativeInt,
   hash: Schema.String
-}).annotations({ identifier: "BackupSource" })
+}).annotate({ identifier: "BackupSource" })
 
 /**
  * @since 0.1.0
@@ -134,18 +135,18 @@ export class Manifest extends Schema.Class<Manifest>("@ouroboros/backup/Manifest
    * The projection checkpoint read before the vector snapshots were taken: the snapshots hold at least the effect of
    * every event up to it, and nothing of events after `events.to`.
    */
-  projectionCheckpoint: Schema.NonNegativeInt,
+  projectionCheckpoint: NonNegativeInt,
   files: Schema.Array(FileEntry),
   sources: Schema.Array(SourceEntry)
 }) {}
 
 /**
- * The manifest as JSON text (the `manifest.json` file).
+ * The manifest as JSON text (the `manifest.json` file): dates as ISO 8601 strings.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const ManifestFromJson = Schema.parseJson(Manifest)
+export const ManifestFromJson = Schema.fromJsonString(Schema.toCodecJson(Manifest))
 
 /**
  * The outcome of the last verification of a backup, kept beside its manifest (`verification.json`).
@@ -154,12 +155,12 @@ export const ManifestFromJson = Schema.parseJson(Manifest)
  * @category schemas
  */
 export const Verification = Schema.Struct({
-  tier: Schema.Literal("checksums", "restore"),
+  tier: Schema.Literals(["checksums", "restore"]),
   verifiedAt: Schema.Date,
   ok: Schema.Boolean,
   /** What failed, one line per problem (the file or source named). */
   problems: Schema.Array(Schema.String)
-}).annotations({ identifier: "BackupVerification" })
+}).annotate({ identifier: "BackupVerification" })
 
 /**
  * @since 0.1.0
@@ -168,10 +169,12 @@ export const Verification = Schema.Struct({
 export type Verification = typeof Verification.Type
 
 /**
+ * The verification as JSON text (the `verification.json` file).
+ *
  * @since 0.1.0
  * @category schemas
  */
-export const VerificationFromJson = Schema.parseJson(Verification)
+export const VerificationFromJson = Schema.fromJsonString(Schema.toCodecJson(Verification))
 
 /**
  * A backup as listed: its manifest and last verification.
@@ -183,8 +186,8 @@ export const BackupInfo = Schema.Struct({
   manifest: Manifest,
   verification: Schema.optional(Verification),
   /** Total bytes of its files. */
-  bytes: Schema.NonNegativeInt
-}).annotations({ identifier: "BackupInfo" })
+  bytes: NonNegativeInt
+}).annotate({ identifier: "BackupInfo" })
 
 /**
  * @since 0.1.0

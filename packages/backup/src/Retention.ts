@@ -14,10 +14,10 @@ import { Schema } from "effect"
  * @category schemas
  */
 export const Policy = Schema.Struct({
-  keepLast: Schema.NonNegativeInt,
-  keepDaily: Schema.NonNegativeInt,
-  keepWeekly: Schema.NonNegativeInt
-}).annotations({ identifier: "RetentionPolicy" })
+  keepLast: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  keepDaily: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  keepWeekly: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+}).annotate({ identifier: "RetentionPolicy" })
 
 /**
  * @since 0.1.0

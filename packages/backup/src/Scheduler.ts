@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { Cause, Clock, Context, Cron, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Clock, Context, Cron, Duration, Effect, Layer, Option, Result } from "effect"
+import { SqlClient } from "effect/sql"
 import * as Backup from "./Backup.js"
 import type * as Manifest from "./Manifest.js"
 
@@ -16,11 +16,11 @@ import type * as Manifest from "./Manifest.js"
  * Runs an effect on one replica at a time: `none` when another replica holds the lock.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class ReplicaLock extends Context.Tag("@ouroboros/backup/ReplicaLock")<ReplicaLock, {
+export class ReplicaLock extends Context.Service<ReplicaLock, {
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Option.Option<A>, E, R>
-}>() {}
+}>()("@ouroboros/backup/ReplicaLock") {}
 
 /**
  * The two keys of the advisory lock ("OURO", "BKUP").
@@ -124,12 +124,14 @@ export const runOnce = (options: Pick<Options, "fullEvery" | "verify">) =>
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const cron = Cron.parse(options.schedule, "UTC")
-    if (Either.isLeft(cron)) {
-      return yield* Effect.dieMessage(`BACKUP_SCHEDULE: ${cron.left.message} (${JSON.stringify(options.schedule)})`)
+    if (Result.isFailure(cron)) {
+      return yield* Effect.die(
+        new Error(`BACKUP_SCHEDULE: ${cron.failure.message} (${JSON.stringify(options.schedule)})`)
+      )
     }
     const loop = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const next = Cron.next(cron.right, new Date(now))
+      const next = Cron.next(cron.success, new Date(now))
       yield* Effect.sleep(Duration.millis(Math.max(0, next.getTime() - now)))
       yield* runOnce(options).pipe(
         Effect.tap(Option.match({
@@ -137,8 +139,8 @@ export const make = (options: Options) =>
           onSome: (manifest) =>
             Effect.logInfo("scheduled backup done").pipe(Effect.annotateLogs({ backupId: manifest.id }))
         })),
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError("scheduled backup failed", cause)
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.logError("scheduled backup failed", cause)
         )
       )
     }).pipe(Effect.forever, Effect.annotateLogs({ service: "backup" }))
@@ -155,7 +157,7 @@ export const make = (options: Options) =>
  * const SchedulerLive = Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 7, verify: "restore" })
  */
 export const layer = (options: Options): Layer.Layer<never, never, Backup.Backup | ReplicaLock> =>
-  Layer.scopedDiscard(make(options))
+  Layer.effectDiscard(make(options))
 
 /**
  * The scheduler from `Backup.config` (nothing runs when `ENABLED` is false).

@@ -3,11 +3,11 @@ import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { TenantId } from "@ouroboros/kernel"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
 import { Qdrant, VectorStore } from "@ouroboros/vector-store"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer, References } from "effect"
 import { Backup, BackupSource, BackupTarget } from "../src/index.js"
 import { tempDir } from "./helpers.js"
 
-const layer = Layer.unwrapScoped(Effect.gen(function*() {
+const layer = Layer.unwrap(Effect.gen(function*() {
   const qdrant = yield* QdrantStandIn.scoped()
   const backups = yield* tempDir("qdrant-target")
   return Backup.layer().pipe(
@@ -18,7 +18,7 @@ const layer = Layer.unwrapScoped(Effect.gen(function*() {
       BackupTarget.layerDirectory(backups),
       BackupSource.layerRegistry
     )),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
+    Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
   )
 }))
 

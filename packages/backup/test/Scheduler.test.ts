@@ -1,8 +1,9 @@
-import { Command } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@ouroboros/event-store"
-import { Effect, Layer, Option, TestClock } from "effect"
+import { Effect, Layer, Option, Ref } from "effect"
+import { Command } from "effect/cli"
+import { TestClock } from "effect/testing"
 import { Backup, BackupCli, Scheduler } from "../src/index.js"
 import { layerStores } from "./helpers.js"
 
@@ -26,18 +27,29 @@ describe("Scheduler", () => {
     assert.strictEqual(Scheduler.nextKind([{ kind: "full" }], 1), "full")
   })
 
-  it.scoped("runs on the cron schedule, full every Nth, verified, only when it holds the replica lock", () =>
+  it.effect("runs on the cron schedule, full every Nth, verified, only when it holds the replica lock", () =>
     Effect.gen(function*() {
       const backup = yield* Backup.Backup
       const store = yield* EventStore.EventStore
       yield* store.append("s", [{ type: "T", data: 1 }])
-      yield* Layer.build(Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 2, verify: "checksums" }))
+      // The loop reads the clock for its next run only once a run has ended (pruning included): the clock moves on
+      // only after that, or the next run would be planned a day later than the test expects.
+      const ended = yield* Ref.make(0)
+      const lock = yield* Scheduler.ReplicaLock
+      const countingLock = Layer.succeed(Scheduler.ReplicaLock, {
+        withLock: (effect) => lock.withLock(effect).pipe(Effect.ensuring(Ref.update(ended, (n) => n + 1)))
+      })
+      yield* Layer.build(
+        Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 2, verify: "checksums" }).pipe(Layer.provide(countingLock))
+      )
       yield* TestClock.adjust("3 hours")
       yield* TestClock.adjust("1 minute")
       let list = yield* eventually(backup.list, (l) => l[0]?.verification !== undefined)
       assert.deepStrictEqual(list.map((i) => [i.manifest.kind, i.verification?.ok]), [["full", true]])
+      yield* eventually(Ref.get(ended), (n) => n === 1)
       yield* TestClock.adjust("1 day")
       yield* eventually(backup.list, (l) => l.length === 2 && l[0]?.verification !== undefined)
+      yield* eventually(Ref.get(ended), (n) => n === 2)
       yield* TestClock.adjust("1 day")
       list = yield* eventually(backup.list, (l) => l.length === 3 && l[0]?.verification !== undefined)
       assert.deepStrictEqual(list.map((i) => i.manifest.kind), ["full", "incremental", "full"])
@@ -52,32 +64,32 @@ describe("Scheduler", () => {
 })
 
 describe("BackupCli", () => {
-  const run = Command.run(Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command])), {
-    name: "ouroboros",
+  // The arguments after the program name (`ouroboros …`), as `process.argv.slice(2)` gives them.
+  const run = Command.runWith(Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command])), {
     version: "0.1.0"
   })
 
-  it.scoped("create, list, verify and restore from the command line", () =>
+  it.effect("create, list, verify and restore from the command line", () =>
     Effect.gen(function*() {
       const backup = yield* Backup.Backup
       const store = yield* EventStore.EventStore
       yield* store.append("s", [{ type: "T", data: 1 }])
-      yield* run(["node", "ouroboros", "backup", "create", "--kind", "full", "--json"])
+      yield* run(["backup", "create", "--kind", "full", "--json"])
       const [info] = yield* backup.list
       assert.strictEqual(info?.manifest.kind, "full")
       const id = info!.manifest.id
-      yield* run(["node", "ouroboros", "backup", "verify", id, "--tier", "restore", "--json"])
+      yield* run(["backup", "verify", id, "--tier", "restore", "--json"])
       assert.isTrue((yield* backup.get(id)).verification?.ok)
       yield* store.append("s", [{ type: "T", data: 2 }])
-      yield* run(["node", "ouroboros", "backup", "restore", id])
+      yield* run(["backup", "restore", id])
       assert.strictEqual(yield* store.lastSequence, 1)
       yield* store.append("s", [{ type: "T", data: 3 }])
-      yield* run(["node", "ouroboros", "backup", "restore", "--at", "2", "--json"])
+      yield* run(["backup", "restore", "--at", "2", "--json"])
       assert.strictEqual(yield* store.lastSequence, 2)
-      const bad = yield* Effect.either(run(["node", "ouroboros", "backup", "restore", id, "--at", "soon"]))
-      assert.strictEqual(bad._tag, "Left")
+      const bad = yield* Effect.result(run(["backup", "restore", id, "--at", "soon"]))
+      assert.strictEqual(bad._tag, "Failure")
       process.exitCode = 0
-    }).pipe(Effect.provide(Layer.merge(layerStores(), NodeContext.layer))), { timeout: 30_000 })
+    }).pipe(Effect.provide(Layer.merge(layerStores(), NodeServices.layer))), { timeout: 30_000 })
 
   it("parses restore points and draws bars", () => {
     assert.deepStrictEqual(BackupCli.parseRestorePoint("42"), Option.some(42))

@@ -1,15 +1,15 @@
-import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Services } from "@ouroboros/testkit"
 import { Embedded } from "@ouroboros/vector-store"
-import { Chunk, Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 import { Backup, BackupSource, BackupTarget, Scheduler } from "../src/index.js"
 import { layerEmbeddedSql, layerPgSchema, tempDir } from "./helpers.js"
 
 // The Backup service on the SQL event store, with a SQL table registered in one line.
 const layerOn = (sql: Layer.Layer<SqlClient.SqlClient, unknown>) =>
-  Layer.unwrapScoped(Effect.gen(function*() {
+  Layer.unwrap(Effect.gen(function*() {
     const vectors = yield* tempDir("sql-vectors")
     const backups = yield* tempDir("sql-target")
     const notesTable = Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -74,13 +74,13 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
         yield* ingest("first")
         yield* Effect.sleep("30 millis")
         yield* ingest("second")
-        const tail = Chunk.toReadonlyArray(yield* Stream.runCollect(store.readAll({ fromSequence: 27 })))
+        const tail = yield* Stream.runCollect(store.readAll({ fromSequence: 27 }))
         const [first, second] = tail
         const between = new Date((first!.recordedAt.getTime() + second!.recordedAt.getTime()) / 2)
         assert.isTrue(first!.recordedAt < between && between < second!.recordedAt)
         const result = yield* backup.restore(manifest.id, { at: between, vectors: "snapshot" })
         assert.strictEqual(result.replayedEvents, 2)
-        const after = Chunk.toReadonlyArray(yield* Stream.runCollect(store.readAll({ fromSequence: 26 })))
+        const after = yield* Stream.runCollect(store.readAll({ fromSequence: 26 }))
         assert.deepStrictEqual(after.map((e) => e.streamId), [
           "tenant/acme/document/after-restore",
           "tenant/acme/document/first"

@@ -1,9 +1,9 @@
-import { SqlClient } from "@effect/sql"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Database } from "@ouroboros/sql"
 import { PgSchema } from "@ouroboros/testkit"
 import { Embedded } from "@ouroboros/vector-store"
 import { Context, Effect, Layer } from "effect"
+import type { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -18,7 +18,7 @@ export const tempDir = (prefix: string) =>
 
 /** Stores in memory / temp dirs, the target in a temp dir. */
 export const layerStores = (options: Backup.Options = {}) =>
-  Layer.unwrapScoped(Effect.gen(function*() {
+  Layer.unwrap(Effect.gen(function*() {
     const vectors = yield* tempDir("vectors")
     const backups = yield* tempDir("target")
     const stores = Layer.mergeAll(
@@ -32,7 +32,7 @@ export const layerStores = (options: Backup.Options = {}) =>
   }))
 
 /** The target directory of `layerStores`. */
-export class Dir extends Context.Tag("test/BackupDir")<Dir, string>() {}
+export class Dir extends Context.Service<Dir, string>()("test/BackupDir") {}
 
 /** A PostgreSQL client working in a new schema, dropped when the layer is released. */
 export const layerPgSchema = (
@@ -41,6 +41,6 @@ export const layerPgSchema = (
   PgSchema.layer({ prefix: "backup_test", maxConnections: options.maxConnections ?? 4 })
 
 /** The embedded database in a temporary directory. */
-export const layerEmbeddedSql: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapScoped(
+export const layerEmbeddedSql: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrap(
   Effect.map(tempDir("pg"), (dataDir) => Database.layerEmbedded({ dataDir }))
 )

@@ -1,8 +1,9 @@
 /**
  * Circuit breakers: a registry of named breakers that stop calling a failing dependency and recover by themselves.
  *
- * The API of one breaker mirrors the `CircuitBreaker` Effect 4 ships in `effect/persistence` (`make({ tripPolicy,
- * openDuration })`, `execute`, a typed `CircuitOpen` with `retryAfter`), so moving to Effect 4 is mechanical.
+ * The API of one breaker follows the `CircuitBreaker` of Effect 4's `effect/persistence` (`make({ tripPolicy,
+ * openDuration })`, `execute`, a typed `CircuitOpen` with `retryAfter`), and `CircuitBreaker/Persistence` serves the
+ * registry as that module's `CircuitBreaker` service, so code written against Effect 4's breaker runs through ours.
  *
  * - States: `closed`, `open`, `half-open`, and for operators `forced-open` and `disabled`.
  * - Opening: consecutive failures, or a failure ratio over a count or time window with a minimum throughput; slow
@@ -17,9 +18,8 @@
  */
 import {
   Cause,
-  type Clock,
+  Clock,
   Config,
-  type ConfigError,
   Context,
   Data,
   Duration,
@@ -27,14 +27,11 @@ import {
   Exit,
   Layer,
   Metric,
-  MetricLabel,
   PubSub,
-  type Queue,
   Schema,
   type Scope,
   Stream
 } from "effect"
-import { HttpApiSchema } from "@effect/platform"
 import { CircuitBreakerStore, layerMemory, makeMemory, type Store } from "./CircuitBreakerStore.js"
 import * as Machine from "./internal/machine.js"
 
@@ -51,8 +48,8 @@ import * as Machine from "./internal/machine.js"
  */
 export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()(
   "CircuitOpen",
-  { name: Schema.String, retryAfter: Schema.Number },
-  HttpApiSchema.annotations({ status: 503, description: "A circuit breaker is open" })
+  { name: Schema.String, retryAfter: Schema.Finite },
+  { httpApiStatus: 503, description: "A circuit breaker is open" }
 ) {
   /**
    * @since 0.1.0
@@ -88,7 +85,7 @@ export type CircuitBreakerError = CircuitOpen | BreakerNotFound
  * @since 0.1.0
  * @category models
  */
-export const State = Schema.Literal("closed", "open", "half-open", "forced-open", "disabled")
+export const State = Schema.Literals(["closed", "open", "half-open", "forced-open", "disabled"])
 
 /**
  * @since 0.1.0
@@ -104,7 +101,7 @@ export type State = typeof State.Type
  */
 export type SlidingWindow =
   | { readonly _tag: "Count"; readonly size: number }
-  | { readonly _tag: "Time"; readonly duration: Duration.DurationInput; readonly buckets?: number | undefined }
+  | { readonly _tag: "Time"; readonly duration: Duration.Input; readonly buckets?: number | undefined }
 
 /**
  * The last `size` calls.
@@ -120,7 +117,7 @@ export const countWindow = (size: number): SlidingWindow => ({ _tag: "Count", si
  * @since 0.1.0
  * @category policies
  */
-export const timeWindow = (duration: Duration.DurationInput, buckets?: number): SlidingWindow => ({
+export const timeWindow = (duration: Duration.Input, buckets?: number): SlidingWindow => ({
   _tag: "Time",
   duration,
   buckets
@@ -180,9 +177,9 @@ export const failureRate = (options: {
 export interface Options {
   readonly tripPolicy: TripPolicy
   /** The first break duration. */
-  readonly openDuration: Duration.DurationInput
+  readonly openDuration: Duration.Input
   /** The longest break: each failed trial multiplies the break by `backoffFactor` up to this (default: no growth). */
-  readonly maxOpenDuration?: Duration.DurationInput | undefined
+  readonly maxOpenDuration?: Duration.Input | undefined
   /** Default 2. */
   readonly backoffFactor?: number | undefined
   /** Concurrent trial calls admitted while half-open (default 1). */
@@ -195,13 +192,13 @@ export interface Options {
    * slow trial is a failed trial.
    */
   readonly slowCall?: {
-    readonly duration: Duration.DurationInput
+    readonly duration: Duration.Input
     readonly rateThreshold?: number | undefined
   } | undefined
   /** Which typed errors count as failures (default: all). Defects always do; interruptions never do. */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
   /** Trial permits a replica does not settle within this are reclaimed (default 60 seconds). */
-  readonly trialLease?: Duration.DurationInput | undefined
+  readonly trialLease?: Duration.Input | undefined
 }
 
 /**
@@ -227,7 +224,7 @@ interface Resolved {
   readonly leaseMs: number
 }
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+const millis = (input: Duration.Input): number => Duration.toMillis(input)
 
 const always = () => true
 
@@ -278,10 +275,14 @@ export class StateChange extends Schema.Class<StateChange>("@ouroboros/circuit-b
   from: State,
   to: State,
   /** When the new state was entered (epoch ms). */
-  at: Schema.Number,
-  version: Schema.Number,
+  at: Schema.Finite,
+  version: Schema.Finite,
   /** Whether another replica made the transition (Redis store). */
-  remote: Schema.Boolean
+  remote: Schema.Boolean,
+  /** Opens in the current backoff streak, this one included when the new state is `open`. */
+  attempts: Schema.Finite,
+  /** When the new state is `open`: when trial calls may start (epoch ms); otherwise 0. */
+  openUntil: Schema.Finite
 }) {}
 
 /**
@@ -293,20 +294,20 @@ export class StateChange extends Schema.Class<StateChange>("@ouroboros/circuit-b
 export const Snapshot = Schema.Struct({
   name: Schema.String,
   state: State,
-  version: Schema.Number,
+  version: Schema.Finite,
   /** Consecutive failures counted while closed. */
-  consecutiveFailures: Schema.Number,
+  consecutiveFailures: Schema.Finite,
   /** The sliding window of a failure-rate policy. */
-  window: Schema.NullOr(Schema.Struct({ total: Schema.Number, failures: Schema.Number, slow: Schema.Number })),
+  window: Schema.NullOr(Schema.Struct({ total: Schema.Finite, failures: Schema.Finite, slow: Schema.Finite })),
   /** When the breaker left `closed` (epoch ms), while it is not closed. */
-  openedAt: Schema.NullOr(Schema.Number),
+  openedAt: Schema.NullOr(Schema.Finite),
   /** Remaining break (ms) while open. */
-  retryAfter: Schema.NullOr(Schema.Number),
+  retryAfter: Schema.NullOr(Schema.Finite),
   /** Opens in the current backoff streak. */
-  attempts: Schema.Number,
+  attempts: Schema.Finite,
   /** Trial permits in use while half-open (as last seen by this replica). */
-  trials: Schema.Number
-}).annotations({ identifier: "CircuitBreakerSnapshot" })
+  trials: Schema.Finite
+}).annotate({ identifier: "CircuitBreakerSnapshot" })
 
 /**
  * @since 0.1.0
@@ -316,37 +317,62 @@ export type Snapshot = typeof Snapshot.Type
 
 const stateCode: Record<State, number> = { closed: 0, open: 1, "half-open": 2, "forced-open": 3, disabled: 4 }
 
+const metricOptions = {
+  state: {
+    description: "State of a circuit breaker: 0 closed, 1 open, 2 half-open, 3 forced-open, 4 disabled"
+  },
+  calls: { description: "Calls a circuit breaker let through", incremental: true },
+  failures: {
+    description: "Calls a circuit breaker let through that failed (outcome failure) or were interrupted (ignored)",
+    incremental: true
+  },
+  rejections: { description: "Calls a circuit breaker rejected without running them", incremental: true },
+  transitions: { description: "State transitions of a circuit breaker, by new state", incremental: true }
+} as const
+
 /**
- * The Effect metrics of breakers, tagged with `breaker` (and `outcome`, `state`):
+ * The Effect metrics of breakers, with the attribute `breaker` (and `outcome`, `state`):
  * `circuit_breaker_state` (0 closed, 1 open, 2 half-open, 3 forced-open, 4 disabled),
  * `circuit_breaker_calls_total` (calls let through), `circuit_breaker_failures_total` (outcome failure | ignored;
  * successes are calls minus failures), `circuit_breaker_rejections_total` and
- * `circuit_breaker_transitions_total` (tagged with the new `state`).
+ * `circuit_breaker_transitions_total` (with the new `state`). Read one breaker's series with
+ * `Metric.withAttributes(metrics.state, { breaker: "ollama" })`.
  *
  * @since 0.1.0
  * @category metrics
  */
 export const metrics = {
-  state: Metric.gauge("circuit_breaker_state", {
-    description: "State of a circuit breaker: 0 closed, 1 open, 2 half-open, 3 forced-open, 4 disabled"
-  }),
-  calls: Metric.counter("circuit_breaker_calls_total", {
-    description: "Calls a circuit breaker let through",
-    incremental: true
-  }),
-  failures: Metric.counter("circuit_breaker_failures_total", {
-    description: "Calls a circuit breaker let through that failed (outcome failure) or were interrupted (ignored)",
-    incremental: true
-  }),
-  rejections: Metric.counter("circuit_breaker_rejections_total", {
-    description: "Calls a circuit breaker rejected without running them",
-    incremental: true
-  }),
-  transitions: Metric.counter("circuit_breaker_transitions_total", {
-    description: "State transitions of a circuit breaker, by new state",
-    incremental: true
-  })
+  state: Metric.gauge("circuit_breaker_state", metricOptions.state),
+  calls: Metric.counter("circuit_breaker_calls_total", metricOptions.calls),
+  failures: Metric.counter("circuit_breaker_failures_total", metricOptions.failures),
+  rejections: Metric.counter("circuit_breaker_rejections_total", metricOptions.rejections),
+  transitions: Metric.counter("circuit_breaker_transitions_total", metricOptions.transitions)
 } as const
+
+/**
+ * The series of one breaker, built once with their attributes: an update on the hot path is one registry lookup,
+ * with no attribute merging.
+ */
+const seriesOf = (breaker: string) => {
+  const counter = (id: string, options: { readonly description: string }, attributes: Metric.Metric.Attributes) =>
+    Metric.counter(id, { ...options, incremental: true, attributes })
+  const transition = (state: State) =>
+    counter("circuit_breaker_transitions_total", metricOptions.transitions, { breaker, state })
+  return {
+    state: Metric.gauge("circuit_breaker_state", { ...metricOptions.state, attributes: { breaker } }),
+    calls: counter("circuit_breaker_calls_total", metricOptions.calls, { breaker }),
+    failure: counter("circuit_breaker_failures_total", metricOptions.failures, { breaker, outcome: "failure" }),
+    ignored: counter("circuit_breaker_failures_total", metricOptions.failures, { breaker, outcome: "ignored" }),
+    rejections: counter("circuit_breaker_rejections_total", metricOptions.rejections, { breaker }),
+    transitions: {
+      closed: transition("closed"),
+      open: transition("open"),
+      "half-open": transition("half-open"),
+      "forced-open": transition("forced-open"),
+      disabled: transition("disabled")
+    } satisfies Record<State, Metric.Metric<number, unknown>>
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // One breaker
@@ -379,18 +405,55 @@ const FAILURE = 1
 const IGNORED = 2
 type Outcome = typeof SUCCESS | typeof FAILURE | typeof IGNORED
 
+/**
+ * How a call of `run` ended, as its classifier says: the outcome, and a hint that can lengthen the break it opens (ms).
+ *
+ * @internal
+ */
+export interface Verdict {
+  readonly outcome: "Success" | "Failure" | "Ignored"
+  readonly hintMs?: number | undefined
+}
+
+/**
+ * The options of `run`: a classifier of each admitted call's exit (`probe`: it is a half-open trial), and what a
+ * rejected call does: `reject` builds the error it fails with, or `allow` runs it unrecorded. A classifier that dies
+ * (or is interrupted) makes the outcome `Ignored`, and the call fails with its cause too.
+ *
+ * @internal
+ */
+export interface RunOptions<A, E, R2, E2> {
+  readonly classify: (exit: Exit.Exit<A, E>, probe: boolean) => Effect.Effect<Verdict, never, R2>
+  readonly allow: boolean
+  readonly reject: (status: State, retryAfter: number) => E2
+}
+
 interface Internal extends Breaker {
   /** Takes a record from the store; returns the transition when the state changed. */
   readonly adopt: (record: Machine.Shared, remote: boolean) => StateChange | undefined
+  /** The default classification (interruptions, `isFailure`); slow calls are added by the breaker. */
+  readonly classifyExit: (exit: Exit.Exit<unknown, unknown>) => Verdict
+  readonly run: <A, E, R, R2, E2>(
+    effect: Effect.Effect<A, E, R>,
+    options: RunOptions<A, E, R2, E2>
+  ) => Effect.Effect<A, E | E2, R | R2>
 }
 
 type Emit = (change: StateChange) => Effect.Effect<void>
+
+const verdicts: Record<Outcome, Verdict> = {
+  [SUCCESS]: { outcome: "Success" },
+  [FAILURE]: { outcome: "Failure" },
+  [IGNORED]: { outcome: "Ignored" }
+}
+const outcomes: Record<Verdict["outcome"], Outcome> = { Success: SUCCESS, Failure: FAILURE, Ignored: IGNORED }
 
 const makeBreaker = (
   name: string,
   options: Options,
   store: Store,
   clock: Clock.Clock,
+  context: Context.Context<never>,
   initial: Machine.Shared,
   emit: Emit,
   changes: Stream.Stream<StateChange>
@@ -405,22 +468,15 @@ const makeBreaker = (
   let confirmed = initial.local ? -1 : initial.version
   let tripping = false
 
-  const breakerTag = MetricLabel.make("breaker", name)
-  const failureTags = [breakerTag, MetricLabel.make("outcome", "failure")]
-  const ignoredTags = [breakerTag, MetricLabel.make("outcome", "ignored")]
-  const breakerTags = [breakerTag]
-  const transitionTags: Record<State, ReadonlyArray<MetricLabel.MetricLabel>> = {
-    closed: [breakerTag, MetricLabel.make("state", "closed")],
-    open: [breakerTag, MetricLabel.make("state", "open")],
-    "half-open": [breakerTag, MetricLabel.make("state", "half-open")],
-    "forced-open": [breakerTag, MetricLabel.make("state", "forced-open")],
-    disabled: [breakerTag, MetricLabel.make("state", "disabled")]
-  }
-  metrics.state.unsafeUpdate(stateCode[record.status], breakerTags)
+  const series = seriesOf(name)
+  series.state.updateUnsafe(stateCode[record.status], context)
 
+  const countOutcome = (outcome: Outcome) => {
+    if (outcome !== SUCCESS) (outcome === FAILURE ? series.failure : series.ignored).updateUnsafe(1, context)
+  }
   const count = (outcome: Outcome) => {
-    metrics.calls.unsafeUpdate(1, breakerTags)
-    if (outcome !== SUCCESS) metrics.failures.unsafeUpdate(1, outcome === FAILURE ? failureTags : ignoredTags)
+    series.calls.updateUnsafe(1, context)
+    countOutcome(outcome)
   }
 
   const adopt = (incoming: Machine.Shared, remote: boolean): StateChange | undefined => {
@@ -435,16 +491,18 @@ const makeBreaker = (
     if (incoming.version === previous.version && incoming.status === previous.status) return undefined
     counters.clear()
     if (incoming.status === previous.status) return undefined
-    metrics.state.unsafeUpdate(stateCode[incoming.status], breakerTags)
-    metrics.transitions.unsafeUpdate(1, transitionTags[incoming.status])
+    series.state.updateUnsafe(stateCode[incoming.status], context)
+    series.transitions[incoming.status].updateUnsafe(1, context)
     return new StateChange({
       name,
       from: previous.status,
       to: incoming.status,
       at: incoming.since,
       version: incoming.version,
-      remote
-    }, { disableValidation: true })
+      remote,
+      attempts: incoming.attempts,
+      openUntil: incoming.status === "open" ? incoming.openUntil : 0
+    })
   }
 
   const settle = (result: Machine.Shared): Effect.Effect<void> => {
@@ -453,14 +511,14 @@ const makeBreaker = (
   }
 
   const classify = (cause: Cause.Cause<unknown>): Outcome => {
-    if (Cause.isInterruptedOnly(cause)) return IGNORED
-    const failure = Cause.failureOption(cause)
+    if (Cause.hasInterruptsOnly(cause)) return IGNORED
+    const failure = Cause.findErrorOption(cause)
     if (failure._tag === "None") return FAILURE
     return isFailure(failure.value) ? FAILURE : SUCCESS
   }
 
   const reject = (retryAfter: number) => {
-    metrics.rejections.unsafeUpdate(1, breakerTags)
+    series.rejections.updateUnsafe(1, context)
     return Effect.fail(new CircuitOpen({ name, retryAfter: Math.max(0, Math.ceil(retryAfter)) }))
   }
 
@@ -469,18 +527,18 @@ const makeBreaker = (
    * the breaker left `closed` change nothing.
    */
   const onClosed = (start: number, outcome: Outcome): boolean => {
-    if (outcome !== SUCCESS) metrics.failures.unsafeUpdate(1, outcome === FAILURE ? failureTags : ignoredTags)
+    countOutcome(outcome)
     if (outcome === IGNORED || record.status !== "closed") return false
     if (!timed) return counters.record(0, outcome === FAILURE, false)
-    const now = clock.unsafeCurrentTimeMillis()
+    const now = clock.currentTimeMillisUnsafe()
     return counters.record(now, outcome === FAILURE, slowMs !== undefined && now - start >= slowMs)
   }
 
-  const trip = (version: number): Effect.Effect<void> =>
+  const trip = (version: number, hintMs = 0): Effect.Effect<void> =>
     Effect.uninterruptible(Effect.suspend(() => {
       if (tripping || record.version !== version || record.status !== "closed") return Effect.void
       tripping = true
-      const next = Machine.opened(record, clock.unsafeCurrentTimeMillis(), backoff)
+      const next = Machine.opened(record, clock.currentTimeMillisUnsafe(), backoff, hintMs)
       return Effect.ensuring(
         Effect.flatMap(store.cas(name, record, version, next), settle),
         Effect.sync(() => {
@@ -494,7 +552,7 @@ const makeBreaker = (
   function onFailureAt(start: number, cause: Cause.Cause<unknown>): Effect.Effect<never, unknown> {
     const version = record.version
     return onClosed(start, classify(cause))
-      ? Effect.zipRight(trip(version), Effect.failCause(cause))
+      ? Effect.andThen(trip(version), Effect.failCause(cause))
       : Effect.failCause(cause)
   }
   function onSuccessAt<A>(start: number, a: A): Effect.Effect<A> {
@@ -513,20 +571,26 @@ const makeBreaker = (
     return { onFailure, onSuccess }
   }
 
+  /** Settles a half-open trial: gives its permit back, reopens, or counts a success towards closing. */
+  const settleTrial = (acquired: Machine.Shared, outcome: Outcome, now: number, hintMs = 0) => {
+    count(outcome)
+    const settled = outcome === IGNORED
+      ? store.release(name, record, acquired.version)
+      : outcome === FAILURE
+      ? store.cas(name, record, acquired.version, Machine.opened(acquired, now, backoff, hintMs))
+      : store.trialSuccess(name, record, acquired.version, now, successThreshold)
+    return Effect.flatMap(settled, settle)
+  }
+
+  const isSlow = (start: number, now: number) => slowMs !== undefined && now - start >= slowMs
+
   const trial = <A, E, R>(effect: Effect.Effect<A, E, R>, acquired: Machine.Shared): Effect.Effect<A, E, R> => {
-    const start = clock.unsafeCurrentTimeMillis()
+    const start = clock.currentTimeMillisUnsafe()
     return Effect.onExit(effect, (exit) =>
       Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        let outcome: Outcome = Exit.isSuccess(exit) ? SUCCESS : classify(exit.cause)
-        if (outcome === SUCCESS && slowMs !== undefined && now - start >= slowMs) outcome = FAILURE
-        count(outcome)
-        const settled = outcome === IGNORED
-          ? store.release(name, record, acquired.version)
-          : outcome === FAILURE
-          ? store.cas(name, record, acquired.version, Machine.opened(acquired, now, backoff))
-          : store.trialSuccess(name, record, acquired.version, now, successThreshold)
-        return Effect.flatMap(settled, settle)
+        const now = clock.currentTimeMillisUnsafe()
+        const outcome: Outcome = Exit.isSuccess(exit) ? SUCCESS : classify(exit.cause)
+        return settleTrial(acquired, outcome === SUCCESS && isSlow(start, now) ? FAILURE : outcome, now)
       }))
   }
 
@@ -537,17 +601,26 @@ const makeBreaker = (
       ? Math.min(1000, backoff.initialMs)
       : backoff.initialMs
 
-  const acquire = <A, E, R>(effect: Effect.Effect<A, E | CircuitOpen, R>, now: number) =>
+  /**
+   * Asks the store for a trial permit: runs the trial when granted, runs through the breaker again when the record
+   * turned out closed (or disabled), and rejects otherwise.
+   */
+  const acquire = <A, E, R>(
+    now: number,
+    granted: (acquired: Machine.Shared) => Effect.Effect<A, E, R>,
+    again: () => Effect.Effect<A, E, R>,
+    rejected: (status: State, retryAfter: number) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> =>
     Effect.flatMap(
       store.acquireTrial(name, record, now, halfOpenMaxCalls, leaseMs),
-      ([granted, current]): Effect.Effect<A, E | CircuitOpen, R> => {
+      ([ok, current]) => {
         const change = adopt(current, false)
-        const next: Effect.Effect<A, E | CircuitOpen, R> = granted
-          ? trial(effect, current)
+        const next = ok
+          ? granted(current)
           : record === current && (current.status === "closed" || current.status === "disabled")
-          ? execute(effect)
-          : reject(retryAfterOf(current, now))
-        return change === undefined ? next : Effect.zipRight(emit(change), next)
+          ? again()
+          : rejected(current.status, retryAfterOf(current, now))
+        return change === undefined ? next : Effect.andThen(emit(change), next)
       }
     )
 
@@ -555,14 +628,14 @@ const makeBreaker = (
     Effect.suspend(() => {
       const current = record
       if (current.status === "closed") {
-        metrics.calls.unsafeUpdate(1, breakerTags)
+        series.calls.updateUnsafe(1, context)
         // A healthy consecutive breaker only needs to see failures: one continuation instead of two.
         if (!timed && counters.consecutive === 0 && counters.window === undefined) {
-          return Effect.catchAllCause(effect, untimed.onFailure) as Effect.Effect<A, E | CircuitOpen, R>
+          return Effect.catchCause(effect, untimed.onFailure) as Effect.Effect<A, E | CircuitOpen, R>
         }
         return Effect.matchCauseEffect(
           effect,
-          (timed ? timedHandlers(clock.unsafeCurrentTimeMillis()) : untimed) as {
+          (timed ? timedHandlers(clock.currentTimeMillisUnsafe()) : untimed) as {
             onFailure: (cause: Cause.Cause<E | CircuitOpen>) => Effect.Effect<never, E | CircuitOpen>
             onSuccess: (a: A) => Effect.Effect<A>
           }
@@ -574,16 +647,90 @@ const makeBreaker = (
         case "forced-open":
           return reject(backoff.initialMs)
         case "open": {
-          const now = clock.unsafeCurrentTimeMillis()
-          return now < current.openUntil ? reject(current.openUntil - now) : acquire(effect, now)
+          const now = clock.currentTimeMillisUnsafe()
+          return now < current.openUntil
+            ? reject(current.openUntil - now)
+            : acquire(now, (acquired) => trial(effect, acquired), () => execute(effect), (_, ms) => reject(ms))
         }
         case "half-open":
-          return acquire(effect, clock.unsafeCurrentTimeMillis())
+          return acquire(
+            clock.currentTimeMillisUnsafe(),
+            (acquired) => trial(effect, acquired),
+            () => execute(effect),
+            (_, ms) => reject(ms)
+          )
       }
     })
 
+  const classifyExit = (exit: Exit.Exit<unknown, unknown>): Verdict =>
+    verdicts[Exit.isSuccess(exit) ? SUCCESS : classify(exit.cause)]
+
+  // `execute` with a classifier per call and a choice for rejected calls: what `CircuitBreaker/Persistence` needs to
+  // serve Effect 4's interface. Off the hot path, so written for clarity.
+  const run = <A, E, R, R2, E2>(
+    effect: Effect.Effect<A, E, R>,
+    { allow, classify: classifyCall, reject: rejection }: RunOptions<A, E, R2, E2>
+  ): Effect.Effect<A, E | E2, R | R2> => {
+    const measured = (
+      probe: boolean,
+      done: (start: number, outcome: Outcome, hintMs: number) => Effect.Effect<void>
+    ): Effect.Effect<A, E, R | R2> =>
+      Effect.uninterruptibleMask((restore) => {
+        const start = clock.currentTimeMillisUnsafe()
+        return Effect.flatMap(Effect.exit(restore(effect)), (exit) =>
+          Effect.flatMap(Effect.exit(restore(classifyCall(exit, probe))), (classified) => {
+            if (Exit.isSuccess(classified)) {
+              const verdict = classified.value
+              return Effect.andThen(done(start, outcomes[verdict.outcome], verdict.hintMs ?? 0), exit)
+            }
+            const cause = Exit.isFailure(exit) ? Cause.combine(exit.cause, classified.cause) : classified.cause
+            return Effect.andThen(done(start, IGNORED, 0), Effect.failCause(cause))
+          }))
+      })
+    const rejected = (status: State, retryAfter: number): Effect.Effect<A, E | E2, R> => {
+      if (allow) return effect
+      series.rejections.updateUnsafe(1, context)
+      return Effect.fail(rejection(status, Math.max(0, Math.ceil(retryAfter))))
+    }
+    const go = (): Effect.Effect<A, E | E2, R | R2> =>
+      Effect.suspend(() => {
+        const current = record
+        switch (current.status) {
+          case "closed":
+            series.calls.updateUnsafe(1, context)
+            return measured(false, (start, outcome, hintMs) =>
+              Effect.suspend(() => {
+                const version = record.version
+                return onClosed(start, outcome) ? trip(version, hintMs) : Effect.void
+              }))
+          case "disabled":
+            return effect
+          case "forced-open":
+            return rejected("forced-open", backoff.initialMs)
+          case "open":
+          case "half-open": {
+            const now = clock.currentTimeMillisUnsafe()
+            if (current.status === "open" && now < current.openUntil) return rejected("open", current.openUntil - now)
+            return acquire(
+              now,
+              (acquired) =>
+                measured(true, (start, outcome, hintMs) =>
+                  Effect.suspend(() => {
+                    const at = clock.currentTimeMillisUnsafe()
+                    const judged = outcome === SUCCESS && isSlow(start, at) ? FAILURE : outcome
+                    return settleTrial(acquired, judged, at, hintMs)
+                  })),
+              go,
+              rejected
+            )
+          }
+        }
+      })
+    return go()
+  }
+
   const snapshot = Effect.sync((): Snapshot => {
-    const now = clock.unsafeCurrentTimeMillis()
+    const now = clock.currentTimeMillisUnsafe()
     counters.window?.advance(now)
     const window = counters.window
     return {
@@ -600,10 +747,10 @@ const makeBreaker = (
   })
 
   const operator = (status: "closed" | "forced-open" | "disabled") =>
-    Effect.zipRight(
+    Effect.andThen(
       Effect.suspend(() =>
         Effect.flatMap(
-          store.set(name, record, Machine.operator(record, clock.unsafeCurrentTimeMillis(), status)),
+          store.set(name, record, Machine.operator(record, clock.currentTimeMillisUnsafe(), status)),
           settle
         )
       ),
@@ -619,7 +766,9 @@ const makeBreaker = (
     forceClose: operator("disabled"),
     reset: operator("closed"),
     changes,
-    adopt
+    adopt,
+    classifyExit,
+    run
   }
 }
 
@@ -652,19 +801,29 @@ const logChange = (change: StateChange): Effect.Effect<void> =>
  */
 export const make = (options: Options & { readonly name?: string | undefined }): Effect.Effect<Breaker> =>
   Effect.gen(function*() {
-    const clock = yield* Effect.clock
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
     const pubsub = yield* PubSub.sliding<StateChange>(1024)
-    const emit: Emit = (change) => Effect.zipRight(PubSub.publish(pubsub, change), logChange(change))
+    const emit: Emit = (change) => Effect.andThen(PubSub.publish(pubsub, change), logChange(change))
     return makeBreaker(
       options.name ?? "default",
       options,
       makeMemory,
       clock,
+      context,
       Machine.initial,
       emit,
       Stream.fromPubSub(pubsub)
     )
   })
+
+/**
+ * The parts of a breaker that `CircuitBreaker/Persistence` builds on: `run` (a classifier per call, a choice for
+ * rejected calls) and the breaker's default classification.
+ *
+ * @internal
+ */
+export const internals = (breaker: Breaker): Pick<Internal, "run" | "classifyExit"> => breaker as Internal
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The registry service
@@ -695,7 +854,7 @@ export interface RegistryOptions {
  *   return yield* ollama.execute(Effect.succeed("answer"))
  * }).pipe(Effect.provide(CircuitBreaker.layer({ defaults: CircuitBreaker.defaultOptions })))
  */
-export class CircuitBreaker extends Context.Tag("@ouroboros/circuit-breaker/CircuitBreaker")<
+export class CircuitBreaker extends Context.Service<
   CircuitBreaker,
   {
     /** The breaker of that name, created with `options` (or the configured policy) on first use. */
@@ -714,10 +873,10 @@ export class CircuitBreaker extends Context.Tag("@ouroboros/circuit-breaker/Circ
     readonly snapshotOf: (name: string) => Effect.Effect<Snapshot, BreakerNotFound>
     /** Transitions of every breaker (subscribers see those published after they subscribe). */
     readonly changes: Stream.Stream<StateChange>
-    /** A subscription to transitions that is live as soon as this effect returns. */
-    readonly subscribe: Effect.Effect<Queue.Dequeue<StateChange>, never, Scope.Scope>
+    /** A subscription to transitions that is live as soon as this effect returns (read it with `PubSub.take`). */
+    readonly subscribe: Effect.Effect<PubSub.Subscription<StateChange>, never, Scope.Scope>
   }
->() {}
+>()("@ouroboros/circuit-breaker/CircuitBreaker") {}
 
 /**
  * Builds the registry over the `CircuitBreakerStore` in context.
@@ -727,13 +886,14 @@ export class CircuitBreaker extends Context.Tag("@ouroboros/circuit-breaker/Circ
  */
 export const makeRegistry = (
   options: RegistryOptions = {}
-): Effect.Effect<CircuitBreaker["Type"], never, CircuitBreakerStore | Scope.Scope> =>
+): Effect.Effect<CircuitBreaker["Service"], never, CircuitBreakerStore | Scope.Scope> =>
   Effect.gen(function*() {
     const store = yield* CircuitBreakerStore
-    const clock = yield* Effect.clock
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
     const pubsub = yield* Effect.acquireRelease(PubSub.sliding<StateChange>(4096), PubSub.shutdown)
     const breakers = new Map<string, Internal>()
-    const emit: Emit = (change) => Effect.zipRight(PubSub.publish(pubsub, change), logChange(change))
+    const emit: Emit = (change) => Effect.andThen(PubSub.publish(pubsub, change), logChange(change))
     const changes = Stream.fromPubSub(pubsub)
 
     const create = (name: string, policy: Options | undefined) =>
@@ -745,6 +905,7 @@ export const makeRegistry = (
           policy ?? options.breakers?.[name] ?? options.defaults ?? defaultOptions,
           store,
           clock,
+          context,
           initial,
           emit,
           Stream.filter(changes, (change) => change.name === name)
@@ -806,7 +967,7 @@ export const makeRegistry = (
  * @category layers
  */
 export const layerStore = (options: RegistryOptions = {}): Layer.Layer<CircuitBreaker, never, CircuitBreakerStore> =>
-  Layer.scoped(CircuitBreaker, makeRegistry(options))
+  Layer.effect(CircuitBreaker, makeRegistry(options))
 
 /**
  * The registry with state in the process.
@@ -823,56 +984,33 @@ export const layer = (options: RegistryOptions = {}): Layer.Layer<CircuitBreaker
 
 /**
  * The default policy from configuration (nest it, e.g. `Config.nested(config, "CIRCUIT_BREAKER")`):
- * `FAILURE_THRESHOLD` (consecutive failures, 5), `FAILURE_RATE` (0 = use consecutive; else a ratio over the window),
- * `WINDOW_SIZE` (calls, 20), `MINIMUM_THROUGHPUT` (10), `OPEN_DURATION` (10 seconds), `MAX_OPEN_DURATION`
- * (5 minutes), `BACKOFF_FACTOR` (2), `HALF_OPEN_MAX_CALLS` (1), `SLOW_CALL_DURATION` (0 = off),
- * `SLOW_CALL_RATE` (1).
+ *
+ * - `FAILURE_THRESHOLD` (5): consecutive failures that open a breaker;
+ * - `FAILURE_RATE` (0): failure ratio (0..1] over the window that opens a breaker; 0 uses consecutive failures;
+ * - `WINDOW_SIZE` (20): calls in the sliding window of the failure-rate policy;
+ * - `MINIMUM_THROUGHPUT` (10): calls the window must hold before the failure rate counts;
+ * - `OPEN_DURATION` (10 seconds): first break duration;
+ * - `MAX_OPEN_DURATION` (5 minutes): longest break duration (the break doubles while trials fail);
+ * - `BACKOFF_FACTOR` (2): growth of the break duration per failed trial;
+ * - `HALF_OPEN_MAX_CALLS` (1): concurrent trial calls while half-open (fleet-wide with Redis);
+ * - `SLOW_CALL_DURATION` (0 = off): calls at least this long are slow;
+ * - `SLOW_CALL_RATE` (1): ratio of slow calls in the window that opens a breaker.
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Options> = Config.map(
   Config.all({
-    failureThreshold: Config.integer("FAILURE_THRESHOLD").pipe(
-      Config.withDefault(5),
-      Config.withDescription("Consecutive failures that open a breaker")
-    ),
-    failureRate: Config.number("FAILURE_RATE").pipe(
-      Config.withDefault(0),
-      Config.withDescription("Failure ratio (0..1] over the window that opens a breaker; 0 uses consecutive failures")
-    ),
-    windowSize: Config.integer("WINDOW_SIZE").pipe(
-      Config.withDefault(20),
-      Config.withDescription("Calls in the sliding window of the failure-rate policy")
-    ),
-    minimumThroughput: Config.integer("MINIMUM_THROUGHPUT").pipe(
-      Config.withDefault(10),
-      Config.withDescription("Calls the window must hold before the failure rate counts")
-    ),
-    openDuration: Config.duration("OPEN_DURATION").pipe(
-      Config.withDefault(Duration.seconds(10)),
-      Config.withDescription("First break duration")
-    ),
-    maxOpenDuration: Config.duration("MAX_OPEN_DURATION").pipe(
-      Config.withDefault(Duration.minutes(5)),
-      Config.withDescription("Longest break duration (the break doubles while trials fail)")
-    ),
-    backoffFactor: Config.number("BACKOFF_FACTOR").pipe(
-      Config.withDefault(2),
-      Config.withDescription("Growth of the break duration per failed trial")
-    ),
-    halfOpenMaxCalls: Config.integer("HALF_OPEN_MAX_CALLS").pipe(
-      Config.withDefault(1),
-      Config.withDescription("Concurrent trial calls while half-open (fleet-wide with Redis)")
-    ),
-    slowCallDuration: Config.duration("SLOW_CALL_DURATION").pipe(
-      Config.withDefault(Duration.zero),
-      Config.withDescription("Calls at least this long are slow (0 = off)")
-    ),
-    slowCallRate: Config.number("SLOW_CALL_RATE").pipe(
-      Config.withDefault(1),
-      Config.withDescription("Ratio of slow calls in the window that opens a breaker")
-    )
+    failureThreshold: Config.Int("FAILURE_THRESHOLD").pipe(Config.withDefault(5)),
+    failureRate: Config.Finite("FAILURE_RATE").pipe(Config.withDefault(0)),
+    windowSize: Config.Int("WINDOW_SIZE").pipe(Config.withDefault(20)),
+    minimumThroughput: Config.Int("MINIMUM_THROUGHPUT").pipe(Config.withDefault(10)),
+    openDuration: Config.Duration("OPEN_DURATION").pipe(Config.withDefault(Duration.seconds(10))),
+    maxOpenDuration: Config.Duration("MAX_OPEN_DURATION").pipe(Config.withDefault(Duration.minutes(5))),
+    backoffFactor: Config.Finite("BACKOFF_FACTOR").pipe(Config.withDefault(2)),
+    halfOpenMaxCalls: Config.Int("HALF_OPEN_MAX_CALLS").pipe(Config.withDefault(1)),
+    slowCallDuration: Config.Duration("SLOW_CALL_DURATION").pipe(Config.withDefault(Duration.zero)),
+    slowCallRate: Config.Finite("SLOW_CALL_RATE").pipe(Config.withDefault(1))
   }),
   (c): Options => ({
     tripPolicy: c.failureRate > 0
@@ -901,5 +1039,5 @@ export const config: Config.Config<Options> = Config.map(
 export const layerConfig = (
   defaults: Config.Config<Options> = config,
   options: Omit<RegistryOptions, "defaults"> = {}
-): Layer.Layer<CircuitBreaker, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(defaults, (d) => layer({ ...options, defaults: d })))
+): Layer.Layer<CircuitBreaker, Config.ConfigError> =>
+  Layer.unwrap(Effect.map(defaults, (d) => layer({ ...options, defaults: d })))

@@ -6,12 +6,12 @@
  *
  * @since 0.1.0
  */
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Problem } from "@ouroboros/kernel"
+import { HttpGroup, Problem } from "@ouroboros/kernel"
 import { Effect, type Layer, Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 
-const NamePath = Schema.Struct({ name: Schema.String })
+const params = { name: Schema.String }
 
 /**
  * The endpoints of the `circuitBreakers` group.
@@ -21,30 +21,30 @@ const NamePath = Schema.Struct({ name: Schema.String })
  */
 export class Group extends HttpApiGroup.make("circuitBreakers")
   .add(
-    HttpApiEndpoint.get("list", "/admin/circuit-breakers")
-      .addSuccess(Schema.Array(CircuitBreaker.Snapshot))
-      .annotate(OpenApi.Summary, "Every circuit breaker: state, counts, when it opened, remaining break")
+    HttpApiEndpoint.get("list", "/admin/circuit-breakers", {
+      success: Schema.Array(CircuitBreaker.Snapshot)
+    }).annotate(OpenApi.Summary, "Every circuit breaker: state, counts, when it opened, remaining break")
   )
   .add(
-    HttpApiEndpoint.post("forceOpen", "/admin/circuit-breakers/:name/force-open")
-      .setPath(NamePath)
-      .addSuccess(CircuitBreaker.Snapshot)
-      .addError(Problem.NotFound)
-      .annotate(OpenApi.Summary, "Open a breaker until it is reset or force-closed")
+    HttpApiEndpoint.post("forceOpen", "/admin/circuit-breakers/:name/force-open", {
+      params,
+      success: CircuitBreaker.Snapshot,
+      error: Problem.NotFound
+    }).annotate(OpenApi.Summary, "Open a breaker until it is reset or force-closed")
   )
   .add(
-    HttpApiEndpoint.post("forceClose", "/admin/circuit-breakers/:name/force-close")
-      .setPath(NamePath)
-      .addSuccess(CircuitBreaker.Snapshot)
-      .addError(Problem.NotFound)
-      .annotate(OpenApi.Summary, "Disable a breaker: every call passes, nothing is counted")
+    HttpApiEndpoint.post("forceClose", "/admin/circuit-breakers/:name/force-close", {
+      params,
+      success: CircuitBreaker.Snapshot,
+      error: Problem.NotFound
+    }).annotate(OpenApi.Summary, "Disable a breaker: every call passes, nothing is counted")
   )
   .add(
-    HttpApiEndpoint.post("reset", "/admin/circuit-breakers/:name/reset")
-      .setPath(NamePath)
-      .addSuccess(CircuitBreaker.Snapshot)
-      .addError(Problem.NotFound)
-      .annotate(OpenApi.Summary, "Close a breaker with empty counters and no backoff")
+    HttpApiEndpoint.post("reset", "/admin/circuit-breakers/:name/reset", {
+      params,
+      success: CircuitBreaker.Snapshot,
+      error: Problem.NotFound
+    }).annotate(OpenApi.Summary, "Close a breaker with empty counters and no backoff")
   )
   .annotate(OpenApi.Title, "Admin: circuit breakers")
 {}
@@ -77,6 +77,16 @@ export const toProblem = (
 const notFound = (error: CircuitBreaker.BreakerNotFound) =>
   new Problem.NotFound({ detail: `no circuit breaker named ${error.name}` })
 
+const handlersOf = (breakers: CircuitBreaker.CircuitBreaker["Service"]) => ({
+  list: () => breakers.snapshot,
+  forceOpen: ({ params }: { readonly params: { readonly name: string } }) =>
+    breakers.forceOpen(params.name).pipe(Effect.mapError(notFound)),
+  forceClose: ({ params }: { readonly params: { readonly name: string } }) =>
+    breakers.forceClose(params.name).pipe(Effect.mapError(notFound)),
+  reset: ({ params }: { readonly params: { readonly name: string } }) =>
+    breakers.reset(params.name).pipe(Effect.mapError(notFound))
+})
+
 /**
  * The handlers as effects, to plug into `HttpApiBuilder.group(api, "circuitBreakers", …)` by hand when `layer` does
  * not fit (e.g. to audit operator actions).
@@ -85,19 +95,13 @@ const notFound = (error: CircuitBreaker.BreakerNotFound) =>
  * @category handlers
  */
 export const handle = {
-  list: () => Effect.flatMap(CircuitBreaker.CircuitBreaker, (breakers) => breakers.snapshot),
-  forceOpen: ({ path }: { readonly path: { readonly name: string } }) =>
-    Effect.flatMap(CircuitBreaker.CircuitBreaker, (breakers) => breakers.forceOpen(path.name)).pipe(
-      Effect.mapError(notFound)
-    ),
-  forceClose: ({ path }: { readonly path: { readonly name: string } }) =>
-    Effect.flatMap(CircuitBreaker.CircuitBreaker, (breakers) => breakers.forceClose(path.name)).pipe(
-      Effect.mapError(notFound)
-    ),
-  reset: ({ path }: { readonly path: { readonly name: string } }) =>
-    Effect.flatMap(CircuitBreaker.CircuitBreaker, (breakers) => breakers.reset(path.name)).pipe(
-      Effect.mapError(notFound)
-    )
+  list: () => CircuitBreaker.CircuitBreaker.use((breakers) => handlersOf(breakers).list()),
+  forceOpen: (request: { readonly params: { readonly name: string } }) =>
+    CircuitBreaker.CircuitBreaker.use((breakers) => handlersOf(breakers).forceOpen(request)),
+  forceClose: (request: { readonly params: { readonly name: string } }) =>
+    CircuitBreaker.CircuitBreaker.use((breakers) => handlersOf(breakers).forceClose(request)),
+  reset: (request: { readonly params: { readonly name: string } }) =>
+    CircuitBreaker.CircuitBreaker.use((breakers) => handlersOf(breakers).reset(request))
 } as const
 
 /**
@@ -110,35 +114,26 @@ export class Api extends HttpApi.make("circuitBreakers").add(Group) {}
 
 /**
  * Implements the `circuitBreakers` group of any api that contains `Group` (with or without middleware added by
- * the server).
+ * the server; that middleware is then a requirement of the layer).
  *
  * @since 0.1.0
  * @category layers
  * @example
- * import { HttpApi } from "@effect/platform"
  * import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
+ * import { HttpApi } from "effect/http-api"
  * class MyApi extends HttpApi.make("my-api").add(CircuitBreakerHttp.Group) {}
  * const CircuitBreakersLive = CircuitBreakerHttp.layer(MyApi)
  */
-export const layer = <ApiId extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R>(
-  api: HttpApi.HttpApi<ApiId, Groups, E, R> & ("circuitBreakers" extends HttpApiGroup.HttpApiGroup.Name<Groups> ? unknown
-    : { readonly "the api must contain CircuitBreakerHttp.Group": never })
-): Layer.Layer<
-  HttpApiGroup.ApiGroup<ApiId, "circuitBreakers">,
-  never,
-  CircuitBreaker.CircuitBreaker | HttpApiGroup.HttpApiGroup.MiddlewareWithName<Groups, "circuitBreakers">
-> =>
-  // The handlers' success and error types are those of `Group`; middleware added by the server does not change them.
-  HttpApiBuilder.group(
-    api as unknown as HttpApi.HttpApi<ApiId, typeof Group>,
-    "circuitBreakers",
-    (handlers) =>
-      handlers
-        .handle("list", handle.list)
-        .handle("forceOpen", handle.forceOpen)
-        .handle("forceClose", handle.forceClose)
-        .handle("reset", handle.reset)
-  )
+export const layer = HttpGroup.implement(Group, (handlers) =>
+  // The registry is taken once, when the layer is built: the handlers themselves need nothing per request.
+  CircuitBreaker.CircuitBreaker.useSync((breakers) => {
+    const handler = handlersOf(breakers)
+    return handlers
+      .handle("list", handler.list)
+      .handle("forceOpen", handler.forceOpen)
+      .handle("forceClose", handler.forceClose)
+      .handle("reset", handler.reset)
+  }))
 
 /**
  * The group of the standalone `Api`.
@@ -147,7 +142,7 @@ export const layer = <ApiId extends string, Groups extends HttpApiGroup.HttpApiG
  * @category layers
  */
 export const layerApi: Layer.Layer<
-  HttpApiGroup.ApiGroup<"circuitBreakers", "circuitBreakers">,
+  HttpApiGroup.Service<"circuitBreakers", "circuitBreakers">,
   never,
   CircuitBreaker.CircuitBreaker
 > = layer(Api)

@@ -4,6 +4,8 @@
  *
  * A store applies the transitions of `internal/machine.ts` atomically. It is never on the hot path of a closed
  * breaker: breakers read their local copy, and only transitions and half-open trial permits go through the store.
+ * That is the difference from the `CircuitBreakerStore` of Effect 4's `effect/persistence/CircuitBreaker`, which
+ * admits and records every call (and keeps the failure counters) in the store.
  *
  * @since 0.1.0
  */
@@ -69,10 +71,9 @@ export interface Store {
  * @since 0.1.0
  * @category tags
  */
-export class CircuitBreakerStore extends Context.Tag("@ouroboros/circuit-breaker/CircuitBreakerStore")<
-  CircuitBreakerStore,
-  Store
->() {}
+export class CircuitBreakerStore extends Context.Service<CircuitBreakerStore, Store>()(
+  "@ouroboros/circuit-breaker/CircuitBreakerStore"
+) {}
 
 /**
  * A store for one process: the breaker's local copy is the record, so every operation is the pure transition.
@@ -109,7 +110,7 @@ export const layerMemory: Layer.Layer<CircuitBreakerStore> = Layer.succeed(Circu
  */
 export const counting = (store: Store, counter: { calls: number }): Store => {
   const count = <A>(effect: Effect.Effect<A>) =>
-    Effect.zipRight(
+    Effect.andThen(
       Effect.sync(() => {
         counter.calls++
       }),

@@ -11,17 +11,17 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import {
   Config,
-  type ConfigError,
   Duration,
   Effect,
   Option,
-  ParseResult,
   Predicate,
   Schedule,
-  Schema
+  Schema,
+  SchemaIssue,
+  SchemaTransformation,
+  Semaphore
 } from "effect"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 
@@ -33,8 +33,8 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
  */
 export class Timeout extends Schema.TaggedError<Timeout>()(
   "Timeout",
-  { name: Schema.String, timeout: Schema.Number },
-  HttpApiSchema.annotations({ status: 504, description: "A dependency did not answer in time" })
+  { name: Schema.String, timeout: Schema.Finite },
+  { httpApiStatus: 504, description: "A dependency did not answer in time" }
 ) {
   /**
    * @since 0.1.0
@@ -52,8 +52,8 @@ export class Timeout extends Schema.TaggedError<Timeout>()(
  */
 export class BulkheadFull extends Schema.TaggedError<BulkheadFull>()(
   "BulkheadFull",
-  { name: Schema.String, concurrency: Schema.Number, queue: Schema.Number },
-  HttpApiSchema.annotations({ status: 503, description: "Too many concurrent calls to a dependency" })
+  { name: Schema.String, concurrency: Schema.Finite, queue: Schema.Finite },
+  { httpApiStatus: 503, description: "Too many concurrent calls to a dependency" }
 ) {
   /**
    * @since 0.1.0
@@ -80,14 +80,14 @@ export type ResilienceError = CircuitBreaker.CircuitOpen | Timeout | BulkheadFul
 export interface Policy {
   readonly breaker?: CircuitBreaker.Options | undefined
   /** Per attempt. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
   readonly retry?: {
     /** Retries after the first attempt. */
     readonly times: number
     /** First delay; grows by `factor` (default 2) with full jitter, capped by `maxDelay`. */
-    readonly delay: Duration.DurationInput
+    readonly delay: Duration.Input
     readonly factor?: number | undefined
-    readonly maxDelay?: Duration.DurationInput | undefined
+    readonly maxDelay?: Duration.Input | undefined
   } | undefined
   /** Which errors are worth another attempt (default: `Timeout` only). */
   readonly isRetryable?: ((error: unknown) => boolean) | undefined
@@ -122,10 +122,12 @@ const neverRetried = (error: unknown): boolean =>
  */
 export const retrySchedule = (retry: NonNullable<Policy["retry"]>): Schedule.Schedule<unknown> => {
   const base = Schedule.exponential(retry.delay, retry.factor ?? 2).pipe(Schedule.jittered)
-  const capped = retry.maxDelay === undefined
+  const maxDelay = retry.maxDelay === undefined ? undefined : Duration.fromInputUnsafe(retry.maxDelay)
+  const capped = maxDelay === undefined
     ? base
-    : Schedule.modifyDelay(base, (_, delay) => Duration.min(delay, Duration.decode(retry.maxDelay!)))
-  return Schedule.intersect(capped, Schedule.recurs(Math.max(0, retry.times)))
+    : Schedule.modifyDelay(base, ({ duration }) => Effect.succeed(Duration.min(duration, maxDelay)))
+  // Recurs while both do, waiting the longer delay: the capped backoff, at most `times` times.
+  return Schedule.max([capped, Schedule.recurs(Math.max(0, retry.times))])
 }
 
 /**
@@ -154,9 +156,9 @@ export const make = (
     const registry = yield* CircuitBreaker.CircuitBreaker
     const breaker = yield* registry.get(name, policy.breaker)
     const bulkhead = policy.bulkhead
-    const semaphore = bulkhead === undefined ? undefined : yield* Effect.makeSemaphore(Math.max(1, bulkhead.concurrency))
+    const semaphore = bulkhead === undefined ? undefined : yield* Semaphore.make(Math.max(1, bulkhead.concurrency))
     const limit = bulkhead === undefined ? Infinity : Math.max(1, bulkhead.concurrency) + Math.max(0, bulkhead.queue)
-    const timeoutMs = policy.timeout === undefined ? undefined : Duration.toMillis(Duration.decode(policy.timeout))
+    const timeoutMs = policy.timeout === undefined ? undefined : Duration.toMillis(policy.timeout)
     const retryable = policy.isRetryable ?? isTimeout
     const schedule = policy.retry === undefined || policy.retry.times <= 0 ? undefined : retrySchedule(policy.retry)
     let inFlight = 0
@@ -182,7 +184,10 @@ export const make = (
     const withTimeout = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> =>
       timeoutMs === undefined
         ? effect
-        : Effect.timeoutFail(effect, { duration: timeoutMs, onTimeout: () => new Timeout({ name, timeout: timeoutMs }) })
+        : Effect.timeoutOrElse(effect, {
+          duration: timeoutMs,
+          orElse: () => Effect.fail(new Timeout({ name, timeout: timeoutMs }))
+        })
 
     const pipeline = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | ResilienceError, R> => {
       const attempt = breaker.execute<A, E | Timeout | BulkheadFull, R>(withTimeout(withBulkhead(effect)))
@@ -206,7 +211,7 @@ export const make = (
  * const answer = Effect.fail("down").pipe(Resilience.withFallback(() => Effect.succeed({ degraded: true })))
  */
 export const withFallback = <E, A2, E2, R2>(fallback: (error: E) => Effect.Effect<A2, E2, R2>) =>
-<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E2, R | R2> => Effect.catchAll(self, fallback)
+<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E2, R | R2> => Effect.catch(self, fallback)
 
 /**
  * Like `withFallback`, but only for the errors `when` accepts; others pass through.
@@ -231,21 +236,26 @@ export const withFallbackWhen = <E, A2, E2, R2>(
  * @since 0.1.0
  * @category schemas
  */
-export const DurationInput = Schema.Union(
-  Schema.Number.pipe(Schema.nonNegative()),
-  Schema.transformOrFail(Schema.String, Schema.Number, {
-    strict: true,
-    decode: (input, _, ast) =>
-      Option.match(Duration.decodeUnknown(input), {
-        onNone: () => ParseResult.fail(new ParseResult.Type(ast, input, `not a duration: ${input}`)),
-        onSome: (d) => ParseResult.succeed(Duration.toMillis(d))
-      }),
-    encode: (millis) => ParseResult.succeed(`${millis} millis`)
-  })
-).annotations({ identifier: "DurationInput", description: "milliseconds, or a string such as \"10 seconds\"" })
+export const DurationInput = Schema.Union([
+  Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
+  Schema.String.pipe(Schema.decodeTo(
+    Schema.Finite,
+    SchemaTransformation.transformEffect({
+      decode: (input: string, options) =>
+        Option.match(Duration.fromInput(input as Duration.Input), {
+          onNone: () =>
+            Effect.fail(new SchemaIssue.InvalidValue({ message: `not a duration: ${input}` }, input, options)),
+          onSome: (duration) => Effect.succeed(Duration.toMillis(duration))
+        }),
+      encode: (millis: number) => Effect.succeed(`${millis} millis`)
+    })
+  ))
+]).annotate({ identifier: "DurationInput", description: "milliseconds, or a string such as \"10 seconds\"" })
 
-const Ratio = Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1))
-const Positive = Schema.Int.pipe(Schema.positive())
+const Ratio = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
+const Positive = Schema.Int.check(Schema.isGreaterThan(0))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const Factor = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(1))
 
 /**
  * The policy of one dependency as written in a config file (every field optional; durations in ms or as strings).
@@ -262,7 +272,7 @@ export const PolicyConfig = Schema.Struct({
     minimumThroughput: Schema.optional(Positive),
     openDuration: Schema.optional(DurationInput),
     maxOpenDuration: Schema.optional(DurationInput),
-    backoffFactor: Schema.optional(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1))),
+    backoffFactor: Schema.optional(Factor),
     halfOpenMaxCalls: Schema.optional(Positive),
     successThreshold: Schema.optional(Positive),
     slowCallDuration: Schema.optional(DurationInput),
@@ -270,16 +280,16 @@ export const PolicyConfig = Schema.Struct({
   })),
   timeout: Schema.optional(DurationInput),
   retry: Schema.optional(Schema.Struct({
-    times: Schema.Int.pipe(Schema.nonNegative()),
+    times: NonNegativeInt,
     delay: DurationInput,
-    factor: Schema.optional(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1))),
+    factor: Schema.optional(Factor),
     maxDelay: Schema.optional(DurationInput)
   })),
   bulkhead: Schema.optional(Schema.Struct({
     concurrency: Positive,
-    queue: Schema.Int.pipe(Schema.nonNegative())
+    queue: NonNegativeInt
   }))
-}).annotations({ identifier: "ResiliencePolicy" })
+}).annotate({ identifier: "ResiliencePolicy" })
 
 /**
  * @since 0.1.0
@@ -340,12 +350,19 @@ export const fromConfig = (
  * @since 0.1.0
  * @category constructors
  */
-export const decodePolicy = Schema.decodeUnknown(PolicyConfig, { errors: "all" })
+export const decodePolicy: (input: unknown) => Effect.Effect<PolicyConfig, Schema.SchemaError> = Schema
+  .decodeUnknownEffect(PolicyConfig, { errors: "all" })
 
 /**
  * A default dependency policy from configuration (nest it per dependency, e.g. `Config.nested(config, "OLLAMA")`):
- * the breaker keys of `CircuitBreaker.config`, plus `TIMEOUT` (30 seconds), `RETRY_TIMES` (2), `RETRY_DELAY`
- * (100 millis), `RETRY_MAX_DELAY` (2 seconds), `BULKHEAD_CONCURRENCY` (16) and `BULKHEAD_QUEUE` (64).
+ * the breaker keys of `CircuitBreaker.config`, plus
+ *
+ * - `TIMEOUT` (30 seconds): time limit of one attempt;
+ * - `RETRY_TIMES` (2): retries after a retryable failure (0 = none);
+ * - `RETRY_DELAY` (100 millis): first retry delay (exponential, jittered);
+ * - `RETRY_MAX_DELAY` (2 seconds): longest retry delay;
+ * - `BULKHEAD_CONCURRENCY` (16): concurrent calls to the dependency;
+ * - `BULKHEAD_QUEUE` (64): calls waiting for the bulkhead before rejections.
  *
  * @since 0.1.0
  * @category config
@@ -353,30 +370,12 @@ export const decodePolicy = Schema.decodeUnknown(PolicyConfig, { errors: "all" }
 export const config: Config.Config<Policy> = Config.map(
   Config.all({
     breaker: CircuitBreaker.config,
-    timeout: Config.duration("TIMEOUT").pipe(
-      Config.withDefault(Duration.seconds(30)),
-      Config.withDescription("Time limit of one attempt")
-    ),
-    retryTimes: Config.integer("RETRY_TIMES").pipe(
-      Config.withDefault(2),
-      Config.withDescription("Retries after a retryable failure (0 = none)")
-    ),
-    retryDelay: Config.duration("RETRY_DELAY").pipe(
-      Config.withDefault(Duration.millis(100)),
-      Config.withDescription("First retry delay (exponential, jittered)")
-    ),
-    retryMaxDelay: Config.duration("RETRY_MAX_DELAY").pipe(
-      Config.withDefault(Duration.seconds(2)),
-      Config.withDescription("Longest retry delay")
-    ),
-    concurrency: Config.integer("BULKHEAD_CONCURRENCY").pipe(
-      Config.withDefault(16),
-      Config.withDescription("Concurrent calls to the dependency")
-    ),
-    queue: Config.integer("BULKHEAD_QUEUE").pipe(
-      Config.withDefault(64),
-      Config.withDescription("Calls waiting for the bulkhead before rejections")
-    )
+    timeout: Config.Duration("TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+    retryTimes: Config.Int("RETRY_TIMES").pipe(Config.withDefault(2)),
+    retryDelay: Config.Duration("RETRY_DELAY").pipe(Config.withDefault(Duration.millis(100))),
+    retryMaxDelay: Config.Duration("RETRY_MAX_DELAY").pipe(Config.withDefault(Duration.seconds(2))),
+    concurrency: Config.Int("BULKHEAD_CONCURRENCY").pipe(Config.withDefault(16)),
+    queue: Config.Int("BULKHEAD_QUEUE").pipe(Config.withDefault(64))
   }),
   (c): Policy => ({
     breaker: c.breaker,
@@ -399,7 +398,7 @@ export const makeConfig = (
     readonly isRetryable?: ((error: unknown) => boolean) | undefined
     readonly isFailure?: ((error: unknown) => boolean) | undefined
   } = {}
-): Effect.Effect<Pipeline, ConfigError.ConfigError, CircuitBreaker.CircuitBreaker> =>
+): Effect.Effect<Pipeline, Config.ConfigError, CircuitBreaker.CircuitBreaker> =>
   Effect.flatMap(
     Config.nested(config, name.toUpperCase().replace(/[^A-Z0-9]+/g, "_")),
     (policy) =>

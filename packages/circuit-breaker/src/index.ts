@@ -9,6 +9,10 @@ export * as CircuitBreakerHttp from "./CircuitBreakerHttp.js"
 /**
  * @since 0.1.0
  */
+export * as CircuitBreakerPersistence from "./CircuitBreaker/Persistence.js"
+/**
+ * @since 0.1.0
+ */
 export * as CircuitBreakerRedis from "./CircuitBreaker/Redis.js"
 /**
  * @since 0.1.0

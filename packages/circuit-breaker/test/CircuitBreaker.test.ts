@@ -1,30 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerStore } from "@ouroboros/circuit-breaker"
-import {
-  Chunk,
-  ConfigProvider,
-  Deferred,
-  Effect,
-  Either,
-  Fiber,
-  Layer,
-  Metric,
-  MetricLabel,
-  Queue,
-  Stream,
-  TestClock
-} from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Metric, PubSub, Result, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import * as Machine from "../src/internal/machine.js"
 
 const ok = Effect.succeed("ok")
 const boom = Effect.fail("boom" as const)
 
 const outcome = <A, E>(breaker: CircuitBreaker.Breaker, effect: Effect.Effect<A, E>) =>
-  Effect.either(breaker.execute(effect))
+  Effect.result(breaker.execute(effect))
 
-const isOpenError = (either: Either.Either<unknown, unknown>, retryAfter?: number) => {
-  assert.isTrue(Either.isLeft(either))
-  const error = (either as Either.Left<unknown, unknown>).left
+const isOpenError = (result: Result.Result<unknown, unknown>, retryAfter?: number) => {
+  assert.isTrue(Result.isFailure(result))
+  const error = (result as Result.Failure<unknown, unknown>).failure
   assert.instanceOf(error, CircuitBreaker.CircuitOpen)
   if (retryAfter !== undefined) assert.strictEqual((error as CircuitBreaker.CircuitOpen).retryAfter, retryAfter)
 }
@@ -73,7 +61,7 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust("10 seconds")
       assert.strictEqual(yield* breaker.state, "open")
       const trial = yield* outcome(breaker, ok)
-      assert.deepStrictEqual(trial, Either.right("ok"))
+      assert.deepStrictEqual(trial, Result.succeed("ok"))
       assert.strictEqual(yield* breaker.state, "closed")
       // Counters start afresh after closing.
       yield* outcome(breaker, boom)
@@ -94,7 +82,7 @@ describe("CircuitBreaker", () => {
       isOpenError(yield* outcome(breaker, ok), 25_000)
       assert.strictEqual((yield* breaker.snapshot).attempts, 3)
       yield* TestClock.adjust("25 seconds")
-      assert.deepStrictEqual(yield* outcome(breaker, ok), Either.right("ok"))
+      assert.deepStrictEqual(yield* outcome(breaker, ok), Result.succeed("ok"))
       assert.strictEqual(yield* breaker.state, "closed")
       // Reopening soon after keeps the streak; the break stays long.
       for (let i = 0; i < 3; i++) yield* outcome(breaker, boom)
@@ -121,17 +109,17 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust("10 seconds")
       const gate = yield* Deferred.make<void>()
       let started = 0
-      const held = Effect.zipRight(Effect.sync(() => started++), Deferred.await(gate))
-      const first = yield* Effect.fork(outcome(breaker, held))
-      const second = yield* Effect.fork(outcome(breaker, held))
-      yield* Effect.yieldNow()
+      const held = Effect.andThen(Effect.sync(() => started++), Deferred.await(gate))
+      const first = yield* Effect.forkChild(outcome(breaker, held))
+      const second = yield* Effect.forkChild(outcome(breaker, held))
+      yield* Effect.yieldNow
       assert.strictEqual(started, 2)
       assert.strictEqual(yield* breaker.state, "half-open")
       isOpenError(yield* outcome(breaker, ok))
       assert.strictEqual((yield* breaker.snapshot).trials, 2)
       yield* Deferred.succeed(gate, undefined)
-      assert.isTrue(Either.isRight(yield* Fiber.join(first)))
-      assert.isTrue(Either.isRight(yield* Fiber.join(second)))
+      assert.isTrue(Result.isSuccess(yield* Fiber.join(first)))
+      assert.isTrue(Result.isSuccess(yield* Fiber.join(second)))
       assert.strictEqual(yield* breaker.state, "closed")
     }))
 
@@ -140,12 +128,12 @@ describe("CircuitBreaker", () => {
       const breaker = yield* consecutive()
       for (let i = 0; i < 3; i++) yield* outcome(breaker, boom)
       yield* TestClock.adjust("10 seconds")
-      const fiber = yield* Effect.fork(outcome(breaker, Effect.never))
-      yield* Effect.yieldNow()
+      const fiber = yield* Effect.forkChild(outcome(breaker, Effect.never))
+      yield* Effect.yieldNow
       isOpenError(yield* outcome(breaker, ok))
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(yield* breaker.state, "half-open")
-      assert.deepStrictEqual(yield* outcome(breaker, ok), Either.right("ok"))
+      assert.deepStrictEqual(yield* outcome(breaker, ok), Result.succeed("ok"))
       assert.strictEqual(yield* breaker.state, "closed")
     }))
 
@@ -219,9 +207,9 @@ describe("CircuitBreaker", () => {
         openDuration: "1 second"
       })
       const slow = Effect.as(Effect.sleep("3 seconds"), "slow")
-      const fiber = yield* Effect.fork(outcome(breaker, slow))
+      const fiber = yield* Effect.forkChild(outcome(breaker, slow))
       yield* TestClock.adjust("3 seconds")
-      assert.deepStrictEqual(yield* Fiber.join(fiber), Either.right("slow"))
+      assert.deepStrictEqual(yield* Fiber.join(fiber), Result.succeed("slow"))
       assert.strictEqual(yield* breaker.state, "closed") // 1 call < minimum throughput
       yield* outcome(breaker, ok)
       assert.strictEqual(yield* breaker.state, "open") // 1 slow of 2
@@ -242,8 +230,8 @@ describe("CircuitBreaker", () => {
   it.effect("interruptions do not count", () =>
     Effect.gen(function*() {
       const breaker = yield* consecutive({ tripPolicy: CircuitBreaker.consecutive(1) })
-      const fiber = yield* Effect.fork(breaker.execute(Effect.never))
-      yield* Effect.yieldNow()
+      const fiber = yield* Effect.forkChild(breaker.execute(Effect.never))
+      yield* Effect.yieldNow
       yield* Fiber.interrupt(fiber)
       assert.strictEqual(yield* breaker.state, "closed")
     }))
@@ -264,10 +252,10 @@ describe("CircuitBreaker", () => {
       for (let i = 0; i < 3; i++) yield* outcome(breaker, boom)
       assert.strictEqual(yield* breaker.state, "open")
       yield* breaker.reset
-      assert.deepStrictEqual(yield* outcome(breaker, ok), Either.right("ok"))
+      assert.deepStrictEqual(yield* outcome(breaker, ok), Result.succeed("ok"))
     }))
 
-  it.scoped("publishes every transition on the registry stream", () =>
+  it.effect("publishes every transition on the registry stream", () =>
     Effect.gen(function*() {
       const registry = yield* CircuitBreaker.CircuitBreaker
       const subscription = yield* registry.subscribe
@@ -280,7 +268,7 @@ describe("CircuitBreaker", () => {
       yield* registry.forceOpen("ollama")
       yield* registry.forceClose("ollama")
       yield* registry.reset("ollama")
-      const changes = Chunk.toReadonlyArray(yield* Queue.takeAll(subscription))
+      const changes = yield* PubSub.takeAll(subscription)
       assert.deepStrictEqual(changes.map((c) => `${c.from}>${c.to}`), [
         "closed>open",
         "open>half-open",
@@ -297,29 +285,25 @@ describe("CircuitBreaker", () => {
       defaults: { tripPolicy: CircuitBreaker.consecutive(3), openDuration: "10 seconds", maxOpenDuration: "1 minute" }
     }))))
 
-  it.scoped("registry: per-name policies, snapshot, unknown names, metrics", () =>
+  it.effect("registry: per-name policies, snapshot, unknown names, metrics", () =>
     Effect.gen(function*() {
       const registry = yield* CircuitBreaker.CircuitBreaker
       const before = yield* registry.snapshot
       assert.deepStrictEqual(before.map((s) => s.name), ["qdrant"]) // configured breakers exist from the start
-      yield* Effect.either(registry.execute("ollama", boom))
+      yield* Effect.result(registry.execute("ollama", boom))
       assert.strictEqual((yield* registry.snapshotOf("ollama")).state, "open")
-      yield* Effect.either(registry.execute("qdrant", boom))
+      yield* Effect.result(registry.execute("qdrant", boom))
       assert.strictEqual((yield* registry.snapshotOf("qdrant")).state, "closed")
       const all = yield* registry.snapshot
       assert.deepStrictEqual(all.map((s) => [s.name, s.state]), [["ollama", "open"], ["qdrant", "closed"]])
       assert.strictEqual(all[1]!.consecutiveFailures, 1)
-      const missing = yield* Effect.either(registry.forceOpen("nope"))
-      assert.isTrue(Either.isLeft(missing) && missing.left._tag === "BreakerNotFound")
-      const state = yield* Metric.value(
-        CircuitBreaker.metrics.state.pipe(Metric.taggedWithLabels([MetricLabel.make("breaker", "ollama")]))
-      )
+      const missing = yield* Effect.result(registry.forceOpen("nope"))
+      assert.isTrue(Result.isFailure(missing) && missing.failure._tag === "BreakerNotFound")
+      const state = yield* Metric.value(Metric.withAttributes(CircuitBreaker.metrics.state, { breaker: "ollama" }))
       assert.strictEqual(state.value, 1)
-      const rejections = CircuitBreaker.metrics.rejections.pipe(
-        Metric.taggedWithLabels([MetricLabel.make("breaker", "ollama")])
-      )
+      const rejections = Metric.withAttributes(CircuitBreaker.metrics.rejections, { breaker: "ollama" })
       const r0 = (yield* Metric.value(rejections)).count
-      yield* Effect.either(registry.execute("ollama", ok))
+      yield* Effect.result(registry.execute("ollama", ok))
       assert.strictEqual((yield* Metric.value(rejections)).count, r0 + 1)
     }).pipe(Effect.provide(CircuitBreaker.layer({
       defaults: { tripPolicy: CircuitBreaker.consecutive(1), openDuration: "10 seconds" },
@@ -329,12 +313,12 @@ describe("CircuitBreaker", () => {
   it.effect("the changes stream of one breaker", () =>
     Effect.gen(function*() {
       const breaker = yield* consecutive({ tripPolicy: CircuitBreaker.consecutive(1) })
-      const collected = yield* Effect.fork(Stream.runCollect(Stream.take(breaker.changes, 2)))
-      yield* Effect.yieldNow()
-      yield* Effect.yieldNow()
+      const collected = yield* Effect.forkChild(Stream.runCollect(Stream.take(breaker.changes, 2)))
+      yield* Effect.yieldNow
+      yield* Effect.yieldNow
       yield* outcome(breaker, boom)
       yield* breaker.reset
-      const changes = Chunk.toReadonlyArray(yield* Fiber.join(collected))
+      const changes = yield* Fiber.join(collected)
       assert.deepStrictEqual(changes.map((c) => c.to), ["open", "closed"])
     }))
 
@@ -342,8 +326,8 @@ describe("CircuitBreaker", () => {
     Effect.gen(function*() {
       const breaker = yield* consecutive({ tripPolicy: CircuitBreaker.consecutive(1), openDuration: "1 second" })
       const gate = yield* Deferred.make<void>()
-      const late = yield* Effect.fork(outcome(breaker, Effect.zipRight(Deferred.await(gate), boom)))
-      yield* Effect.yieldNow()
+      const late = yield* Effect.forkChild(outcome(breaker, Effect.andThen(Deferred.await(gate), boom)))
+      yield* Effect.yieldNow
       yield* outcome(breaker, boom) // opens
       const opened = yield* breaker.snapshot
       yield* Deferred.succeed(gate, undefined)
@@ -353,15 +337,14 @@ describe("CircuitBreaker", () => {
       assert.strictEqual(after.version, opened.version)
       assert.strictEqual(after.attempts, 1)
       yield* TestClock.adjust("1 second")
-      assert.deepStrictEqual(yield* outcome(breaker, ok), Either.right("ok"))
+      assert.deepStrictEqual(yield* outcome(breaker, ok), Result.succeed("ok"))
       assert.strictEqual(yield* breaker.state, "closed")
     }))
 
   it.effect("config: a failure-rate policy from the environment; bad values are config errors", () =>
     Effect.gen(function*() {
-      const fromMap = (entries: ReadonlyArray<readonly [string, string]>) =>
-        Effect.withConfigProvider(CircuitBreaker.config, ConfigProvider.fromMap(new Map(entries)))
-      const rate = yield* fromMap([["FAILURE_RATE", "0.5"], ["WINDOW_SIZE", "4"], ["OPEN_DURATION", "2 seconds"]])
+      const fromEnv = (env: Record<string, string>) => CircuitBreaker.config.parse(ConfigProvider.fromEnv({ env }))
+      const rate = yield* fromEnv({ FAILURE_RATE: "0.5", WINDOW_SIZE: "4", OPEN_DURATION: "2 seconds" })
       assert.deepStrictEqual(rate.tripPolicy, {
         _tag: "FailureRate",
         threshold: 0.5,
@@ -369,20 +352,23 @@ describe("CircuitBreaker", () => {
         window: { _tag: "Count", size: 4 }
       })
       assert.isUndefined(rate.slowCall)
-      const defaults = yield* fromMap([])
+      const defaults = yield* fromEnv({})
       assert.deepStrictEqual(defaults.tripPolicy, { _tag: "Consecutive", threshold: 5 })
-      const bad = yield* Effect.either(fromMap([["FAILURE_THRESHOLD", "many"]]))
-      assert.isTrue(Either.isLeft(bad))
-      const breakers = yield* Effect.either(
+      const bad = yield* Effect.result(fromEnv({ FAILURE_THRESHOLD: "many" }))
+      assert.isTrue(Result.isFailure(bad))
+      const breakers = yield* Effect.result(
         Layer.build(CircuitBreaker.layerConfig()).pipe(
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPEN_DURATION", "soon"]]))),
+          Effect.provideService(
+            ConfigProvider.ConfigProvider,
+            ConfigProvider.fromEnv({ env: { OPEN_DURATION: "soon" } })
+          ),
           Effect.scoped
         )
       )
-      assert.isTrue(Either.isLeft(breakers))
+      assert.isTrue(Result.isFailure(breakers))
     }))
 
-  it.scoped("a replica that went its own way while the store was unreachable follows the store again", () => {
+  it.effect("a replica that went its own way while the store was unreachable follows the store again", () => {
     // A shared store whose backend can go away: while down it computes transitions locally, marked `local`.
     let down = false
     let shared = Machine.initial
@@ -423,7 +409,7 @@ describe("CircuitBreaker", () => {
       assert.strictEqual(shared.status, "closed") // the store never heard of it
       yield* TestClock.adjust("10 seconds")
       down = false
-      assert.deepStrictEqual(yield* outcome(dep, ok), Either.right("ok"))
+      assert.deepStrictEqual(yield* outcome(dep, ok), Result.succeed("ok"))
       assert.strictEqual(yield* dep.state, "closed")
       yield* outcome(dep, boom)
       assert.strictEqual(yield* dep.state, "open")

@@ -1,9 +1,10 @@
-import { HttpApi, HttpApiBuilder, HttpApiClient, HttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { Problem, ProblemHttp } from "@ouroboros/kernel"
-import { Effect, Either, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer, References, Result } from "effect"
+import { HttpClient, HttpRouter } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiClient } from "effect/http-api"
 
 const Breakers = CircuitBreaker.layer({
   breakers: {
@@ -15,45 +16,73 @@ const Breakers = CircuitBreaker.layer({
 // The group inside a bigger api, as the server composes it.
 class ServerApi extends HttpApi.make("server").add(CircuitBreakerHttp.Group) {}
 
-const ApiServer = HttpApiBuilder.serve(ProblemHttp.middleware).pipe(
-  Layer.provide(HttpApiBuilder.api(ServerApi)),
-  Layer.provide(CircuitBreakerHttp.layer(ServerApi)),
+const ApiServer = HttpRouter.serve(
+  HttpApiBuilder.layer(ServerApi).pipe(
+    Layer.provide(CircuitBreakerHttp.layer(ServerApi)),
+    Layer.provide(ProblemHttp.layer)
+  ),
+  { disableLogger: true, disableListenLog: true }
+).pipe(
   Layer.provideMerge(Breakers),
   Layer.provideMerge(NodeHttpServer.layerTest),
-  Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+  Layer.provide(Layer.succeed(References.MinimumLogLevel, "None"))
 )
 
 describe("CircuitBreakerHttp", () => {
-  it.scoped("lists breakers and applies operator actions", () =>
+  it.effect("lists breakers and applies operator actions", () =>
     Effect.gen(function*() {
       const client = yield* HttpApiClient.make(ServerApi)
       const registry = yield* CircuitBreaker.CircuitBreaker
-      yield* Effect.either(registry.execute("ollama", Effect.fail("down")))
+      yield* Effect.result(registry.execute("ollama", Effect.fail("down")))
 
       const list = yield* client.circuitBreakers.list()
       assert.deepStrictEqual(list.map((s) => [s.name, s.state]), [["ollama", "open"], ["qdrant", "closed"]])
       assert.strictEqual(list[0]!.retryAfter !== null && list[0]!.retryAfter > 0, true)
 
-      const forced = yield* client.circuitBreakers.forceOpen({ path: { name: "qdrant" } })
+      const forced = yield* client.circuitBreakers.forceOpen({ params: { name: "qdrant" } })
       assert.strictEqual(forced.state, "forced-open")
       assert.strictEqual((yield* registry.snapshotOf("qdrant")).state, "forced-open")
-      const disabled = yield* client.circuitBreakers.forceClose({ path: { name: "qdrant" } })
+      const disabled = yield* client.circuitBreakers.forceClose({ params: { name: "qdrant" } })
       assert.strictEqual(disabled.state, "disabled")
-      const reset = yield* client.circuitBreakers.reset({ path: { name: "ollama" } })
+      const reset = yield* client.circuitBreakers.reset({ params: { name: "ollama" } })
       assert.strictEqual(reset.state, "closed")
       assert.strictEqual((yield* registry.snapshotOf("ollama")).state, "closed")
+
+      // The JSON of a snapshot, field by field.
+      const raw = yield* HttpClient.get("/admin/circuit-breakers")
+      assert.strictEqual(raw.status, 200)
+      const [ollama] = (yield* raw.json) as ReadonlyArray<Record<string, unknown>>
+      assert.deepStrictEqual(ollama, {
+        name: "ollama",
+        state: "closed",
+        version: 2,
+        consecutiveFailures: 0,
+        window: null,
+        openedAt: null,
+        retryAfter: null,
+        attempts: 0,
+        trials: 0
+      })
     }).pipe(Effect.provide(ApiServer)))
 
-  it.scoped("an unknown breaker is a 404 problem", () =>
+  it.effect("an unknown breaker is a 404 problem", () =>
     Effect.gen(function*() {
       const client = yield* HttpApiClient.make(ServerApi)
-      const result = yield* Effect.either(client.circuitBreakers.reset({ path: { name: "nope" } }))
-      assert.isTrue(Either.isLeft(result) && result.left._tag === "NotFound")
+      const result = yield* Effect.result(client.circuitBreakers.reset({ params: { name: "nope" } }))
+      assert.isTrue(Result.isFailure(result) && result.failure._tag === "NotFound")
       const raw = yield* HttpClient.post("/admin/circuit-breakers/nope/force-open")
       assert.strictEqual(raw.status, 404)
-      const body = (yield* raw.json) as { _tag: string; detail: string }
+      assert.strictEqual(raw.headers["content-type"], "application/problem+json")
+      const body = (yield* raw.json) as { _tag: string; detail: string; status: number; title: string; type: string }
       assert.strictEqual(body._tag, "NotFound")
       assert.include(body.detail, "nope")
+      // The body the Effect 3 server answered (test/fixtures/contract.json, "breaker unknown").
+      assert.deepInclude(body, {
+        detail: "no circuit breaker named nope",
+        status: 404,
+        title: "Not Found",
+        type: "about:blank"
+      })
     }).pipe(Effect.provide(ApiServer)))
 
   it.effect("toProblem: a 503 with Retry-After in seconds for an open breaker", () =>

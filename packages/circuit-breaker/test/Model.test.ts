@@ -4,7 +4,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker } from "@ouroboros/circuit-breaker"
-import { Effect, Either, Logger, LogLevel, TestClock, TestContext } from "effect"
+import { Effect, References, Result } from "effect"
+import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 
 type Policy =
@@ -158,9 +159,9 @@ const runScenario = (scenario: Scenario) =>
         now += step.advance
         continue
       }
-      const result = yield* Effect.either(breaker.execute(step.call ? Effect.fail("boom") : Effect.void))
-      const observed: Observation = Either.isLeft(result) && result.left instanceof CircuitBreaker.CircuitOpen
-        ? `rejected:${result.left.retryAfter}`
+      const result = yield* Effect.result(breaker.execute(step.call ? Effect.fail("boom") : Effect.void))
+      const observed: Observation = Result.isFailure(result) && result.failure instanceof CircuitBreaker.CircuitOpen
+        ? `rejected:${result.failure.retryAfter}`
         : "ran"
       const expected = model.call(now, step.call)
       const state = yield* breaker.state
@@ -169,7 +170,7 @@ const runScenario = (scenario: Scenario) =>
       }
     }
     return undefined
-  }).pipe(Logger.withMinimumLogLevel(LogLevel.None), Effect.provide(TestContext.TestContext))
+  }).pipe(Effect.provideService(References.MinimumLogLevel, "None"), Effect.provide(TestClock.layer()))
 
 describe("CircuitBreaker against a reference model", () => {
   it("agrees on every call and state for random outcomes and clock steps", async () => {

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerRedis, CircuitBreakerStore } from "@ouroboros/circuit-breaker"
 import { Services } from "@ouroboros/testkit"
-import { Effect, Either, Layer, Logger, LogLevel } from "effect"
+import { Context, Deferred, Effect, Layer, PubSub, References, Result } from "effect"
 import { Redis } from "ioredis"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -10,6 +10,14 @@ import { fileURLToPath } from "node:url"
 import * as Machine from "../src/internal/machine.js"
 
 const prefix = () => `test:cb:${randomUUID()}`
+
+const quiet = Effect.provideService(References.MinimumLogLevel, "None")
+
+/** Polls `condition` until it holds; the deadline only bounds the test. */
+const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, what: string) =>
+  Effect.gen(function*() {
+    while (!(yield* condition)) yield* Effect.sleep("5 millis")
+  }).pipe(Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die(new Error(`never: ${what}`)) }))
 
 const cleanup = (p: string) =>
   Effect.acquireRelease(Effect.void, () =>
@@ -74,7 +82,7 @@ describe("CircuitBreakerStore.memory", () => {
 })
 
 describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
-  it.scoped("the Redis store follows the machine (Lua mirrors the TypeScript transitions)", () =>
+  it.effect("the Redis store follows the machine (Lua mirrors the TypeScript transitions)", () =>
     Effect.gen(function*() {
       const p = prefix()
       yield* cleanup(p)
@@ -94,39 +102,47 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         }
       }
       const build = Layer.build(CircuitBreakerRedis.layerRedis({ url: Services.redisUrl, prefix: p }, options))
-      const a = yield* Effect.flatMap(build, (ctx) => Effect.provide(CircuitBreaker.CircuitBreaker, ctx))
-      const b = yield* Effect.flatMap(build, (ctx) => Effect.provide(CircuitBreaker.CircuitBreaker, ctx))
+      const a = Context.get(yield* build, CircuitBreaker.CircuitBreaker)
+      const b = Context.get(yield* build, CircuitBreaker.CircuitBreaker)
       const subscription = yield* b.subscribe
       const onA = yield* a.get("dep")
       const onB = yield* b.get("dep")
-      yield* Effect.either(onA.execute(Effect.fail("down")))
-      yield* Effect.either(onA.execute(Effect.fail("down")))
+      yield* Effect.result(onA.execute(Effect.fail("down")))
+      yield* Effect.result(onA.execute(Effect.fail("down")))
       assert.strictEqual(yield* onA.state, "open")
-      const change = yield* subscription.take.pipe(Effect.timeout("2 seconds"))
+      const change = yield* PubSub.take(subscription).pipe(Effect.timeout("2 seconds"))
       assert.strictEqual(change.to, "open")
       assert.isTrue(change.remote)
       assert.strictEqual(yield* onB.state, "open")
-      const rejected = yield* Effect.either(onB.execute(Effect.succeed(1)))
-      assert.isTrue(Either.isLeft(rejected) && rejected.left instanceof CircuitBreaker.CircuitOpen)
+      const rejected = yield* Effect.result(onB.execute(Effect.succeed(1)))
+      assert.isTrue(Result.isFailure(rejected) && rejected.failure instanceof CircuitBreaker.CircuitOpen)
 
-      yield* Effect.sleep("350 millis")
+      yield* eventually(Effect.map(onA.snapshot, (s) => s.retryAfter === 0), "the break ends")
+      // Four concurrent calls from both replicas: the granted trial holds its permit until every call has either
+      // started or been rejected.
+      const gate = yield* Deferred.make<void>()
       let ran = 0
-      const held = Effect.zipRight(Effect.sync(() => ran++), Effect.sleep("200 millis"))
-      yield* Effect.all([
-        Effect.either(onA.execute(held)),
-        Effect.either(onB.execute(held)),
-        Effect.either(onA.execute(held)),
-        Effect.either(onB.execute(held))
-      ], { concurrency: "unbounded" })
+      let refused = 0
+      const settled = Effect.suspend(() => ran + refused === 4 ? Deferred.succeed(gate, undefined) : Effect.void)
+      const held = Effect.sync(() => ran++).pipe(Effect.andThen(settled), Effect.andThen(Deferred.await(gate)))
+      const call = (breaker: CircuitBreaker.Breaker) =>
+        Effect.result(breaker.execute(held)).pipe(
+          Effect.tap((result) =>
+            Result.isFailure(result) ? Effect.andThen(Effect.sync(() => refused++), settled) : Effect.void
+          )
+        )
+      yield* Effect.all([call(onA), call(onB), call(onA), call(onB)], { concurrency: "unbounded" })
       assert.strictEqual(ran, 1)
+      assert.strictEqual(refused, 3)
+      yield* eventually(Effect.map(onA.state, (state) => state === "closed"), "A closes")
       assert.strictEqual(yield* onA.state, "closed")
-      yield* Effect.sleep("100 millis")
+      yield* eventually(Effect.map(onB.state, (state) => state === "closed"), "B closes")
       assert.strictEqual(yield* onB.state, "closed")
       // Operator actions reach every replica.
       yield* a.forceOpen("dep")
-      yield* Effect.sleep("100 millis")
+      yield* eventually(Effect.map(onB.state, (state) => state === "forced-open"), "B follows the operator")
       assert.strictEqual(yield* onB.state, "forced-open")
-    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+    }).pipe(quiet))
 
   it.live("a closed breaker never reaches Redis; only transitions do", () =>
     Effect.gen(function*() {
@@ -138,22 +154,25 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         Effect.map(CircuitBreakerRedis.make({ url: Services.redisUrl, prefix: p }), (s) =>
           CircuitBreakerStore.counting(s, counter))
       )
-      const registry = yield* Effect.flatMap(
-        Layer.build(Layer.provide(CircuitBreaker.layerStore({
-          defaults: { tripPolicy: CircuitBreaker.consecutive(3), openDuration: "1 minute" }
-        }), store)),
-        (ctx) => Effect.provide(CircuitBreaker.CircuitBreaker, ctx)
+      const registry = Context.get(
+        yield* Layer.build(Layer.provide(
+          CircuitBreaker.layerStore({
+            defaults: { tripPolicy: CircuitBreaker.consecutive(3), openDuration: "1 minute" }
+          }),
+          store
+        )),
+        CircuitBreaker.CircuitBreaker
       )
       const dep = yield* registry.get("dep")
       for (let i = 0; i < 1000; i++) yield* dep.execute(Effect.void)
-      for (let i = 0; i < 2; i++) yield* Effect.either(dep.execute(Effect.fail("down")))
+      for (let i = 0; i < 2; i++) yield* Effect.result(dep.execute(Effect.fail("down")))
       for (let i = 0; i < 1000; i++) yield* dep.execute(Effect.void)
       assert.strictEqual(counter.calls, 0)
-      for (let i = 0; i < 3; i++) yield* Effect.either(dep.execute(Effect.fail("down")))
+      for (let i = 0; i < 3; i++) yield* Effect.result(dep.execute(Effect.fail("down")))
       assert.strictEqual(counter.calls, 1) // the trip
-      for (let i = 0; i < 100; i++) yield* Effect.either(dep.execute(Effect.void))
+      for (let i = 0; i < 100; i++) yield* Effect.result(dep.execute(Effect.void))
       assert.strictEqual(counter.calls, 1) // rejections while open are local too
-    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+    }).pipe(quiet))
 
   it.live("degrades to local state when Redis is unreachable", () =>
     Effect.gen(function*() {
@@ -165,11 +184,11 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         },
         { defaults: { tripPolicy: CircuitBreaker.consecutive(1), openDuration: "1 minute" } }
       )
-      const registry = yield* Effect.flatMap(Layer.build(layer), (ctx) => Effect.provide(CircuitBreaker.CircuitBreaker, ctx))
+      const registry = Context.get(yield* Layer.build(layer), CircuitBreaker.CircuitBreaker)
       const dep = yield* registry.get("dep")
-      yield* Effect.either(dep.execute(Effect.fail("down")))
+      yield* Effect.result(dep.execute(Effect.fail("down")))
       assert.strictEqual(yield* dep.state, "open")
-    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+    }).pipe(quiet))
 
   describe("two OS processes", () => {
     const fixture = fileURLToPath(new URL("./fixtures/replica.ts", import.meta.url))
@@ -227,7 +246,10 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         assert.strictEqual(wb.version, 1)
         assert.strictEqual(wa.attempts, 1)
 
-        await new Promise((resolve) => setTimeout(resolve, 1_100))
+        // Both wait until the shared break is over.
+        const [ea, eb] = await Promise.all([a.send("expire 5000"), b.send("expire 5000")])
+        assert.strictEqual(ea.retryAfter, 0)
+        assert.strictEqual(eb.retryAfter, 0)
         const [ta, tb] = await Promise.all([a.send("trials 5 1500"), b.send("trials 5 1500")])
         assert.strictEqual(ta.ran + tb.ran, 2)
         const [ca, cb] = await Promise.all([a.send("wait closed 2000"), b.send("wait closed 2000")])

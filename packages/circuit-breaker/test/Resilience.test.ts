@@ -1,16 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Resilience } from "@ouroboros/circuit-breaker"
-import { ConfigProvider, Deferred, Effect, Either, Fiber, Layer, TestClock } from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Result } from "effect"
+import { TestClock } from "effect/testing"
 
 const Breakers = CircuitBreaker.layer({
   defaults: { tripPolicy: CircuitBreaker.consecutive(2), openDuration: "10 seconds" }
 })
 
-const tagOf = (either: Either.Either<unknown, unknown>): unknown =>
-  Either.isLeft(either) ? (either.left as { _tag?: string })._tag ?? either.left : "right"
+const tagOf = (result: Result.Result<unknown, unknown>): unknown =>
+  Result.isFailure(result) ? (result.failure as { _tag?: string })._tag ?? result.failure : "right"
 
 describe("Resilience", () => {
-  it.scoped("bulkhead: runs `concurrency`, queues `queue`, rejects the rest", () =>
+  it.effect("bulkhead: runs `concurrency`, queues `queue`, rejects the rest", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.make("bulk", { bulkhead: { concurrency: 1, queue: 1 } })
       const gate = yield* Deferred.make<void>()
@@ -23,12 +24,12 @@ describe("Resilience", () => {
         running--
         return "done"
       })
-      const first = yield* Effect.fork(pipeline(work))
-      const second = yield* Effect.fork(pipeline(work))
-      yield* Effect.yieldNow()
+      const first = yield* Effect.forkChild(pipeline(work))
+      const second = yield* Effect.forkChild(pipeline(work))
+      yield* Effect.yieldNow
       assert.strictEqual(yield* pipeline.inFlight, 2)
-      const third = yield* Effect.either(pipeline(work))
-      assert.isTrue(Either.isLeft(third) && third.left instanceof Resilience.BulkheadFull)
+      const third = yield* Effect.result(pipeline(work))
+      assert.isTrue(Result.isFailure(third) && third.failure instanceof Resilience.BulkheadFull)
       yield* Deferred.succeed(gate, undefined)
       assert.strictEqual(yield* Fiber.join(first), "done")
       assert.strictEqual(yield* Fiber.join(second), "done")
@@ -37,22 +38,22 @@ describe("Resilience", () => {
       // A rejection by the bulkhead is a failure the breaker sees, like a timeout.
     }).pipe(Effect.provide(Breakers)))
 
-  it.scoped("timeout: a typed Timeout that the breaker counts", () =>
+  it.effect("timeout: a typed Timeout that the breaker counts", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.make("slow", { timeout: "1 second" })
       for (let i = 0; i < 2; i++) {
-        const fiber = yield* Effect.fork(Effect.either(pipeline(Effect.never)))
+        const fiber = yield* Effect.forkChild(Effect.result(pipeline(Effect.never)))
         yield* TestClock.adjust("1 second")
         const result = yield* Fiber.join(fiber)
-        assert.isTrue(Either.isLeft(result) && result.left instanceof Resilience.Timeout)
-        assert.strictEqual(Either.isLeft(result) && (result.left as Resilience.Timeout).timeout, 1000)
+        assert.isTrue(Result.isFailure(result) && result.failure instanceof Resilience.Timeout)
+        assert.strictEqual(Result.isFailure(result) && (result.failure as Resilience.Timeout).timeout, 1000)
       }
       assert.strictEqual(yield* pipeline.breaker.state, "open")
-      const rejected = yield* Effect.either(pipeline(Effect.succeed(1)))
+      const rejected = yield* Effect.result(pipeline(Effect.succeed(1)))
       assert.strictEqual(tagOf(rejected), "CircuitOpen")
     }).pipe(Effect.provide(Breakers)))
 
-  it.scoped("retry: only retryable errors, with a bounded number of attempts", () =>
+  it.effect("retry: only retryable errors, with a bounded number of attempts", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.make("flaky", {
         breaker: { tripPolicy: CircuitBreaker.consecutive(100), openDuration: "1 second" },
@@ -64,7 +65,7 @@ describe("Resilience", () => {
         attempts++
         return attempts < 3 ? Effect.fail("transient" as const) : Effect.succeed("ok")
       })
-      const fiber = yield* Effect.fork(pipeline(transient))
+      const fiber = yield* Effect.forkChild(pipeline(transient))
       yield* TestClock.adjust("10 seconds")
       assert.strictEqual(yield* Fiber.join(fiber), "ok")
       assert.strictEqual(attempts, 3)
@@ -74,7 +75,7 @@ describe("Resilience", () => {
         attempts++
         return Effect.fail("fatal" as const)
       })
-      assert.deepStrictEqual(yield* Effect.either(pipeline(fatal)), Either.left("fatal" as const))
+      assert.deepStrictEqual(yield* Effect.result(pipeline(fatal)), Result.fail("fatal" as const))
       assert.strictEqual(attempts, 1)
 
       attempts = 0
@@ -82,13 +83,13 @@ describe("Resilience", () => {
         attempts++
         return Effect.fail("transient" as const)
       })
-      const exhausted = yield* Effect.fork(Effect.either(pipeline(always)))
+      const exhausted = yield* Effect.forkChild(Effect.result(pipeline(always)))
       yield* TestClock.adjust("10 seconds")
-      assert.deepStrictEqual(yield* Fiber.join(exhausted), Either.left("transient" as const))
+      assert.deepStrictEqual(yield* Fiber.join(exhausted), Result.fail("transient" as const))
       assert.strictEqual(attempts, 4)
     }).pipe(Effect.provide(Breakers)))
 
-  it.scoped("retry never retries a rejection of the open breaker", () =>
+  it.effect("retry never retries a rejection of the open breaker", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.make("tripping", {
         breaker: { tripPolicy: CircuitBreaker.consecutive(1), openDuration: "1 minute" },
@@ -96,7 +97,7 @@ describe("Resilience", () => {
         isRetryable: () => true
       })
       let attempts = 0
-      const fiber = yield* Effect.fork(Effect.either(pipeline(Effect.suspend(() => {
+      const fiber = yield* Effect.forkChild(Effect.result(pipeline(Effect.suspend(() => {
         attempts++
         return Effect.fail("down")
       }))))
@@ -106,7 +107,7 @@ describe("Resilience", () => {
       assert.strictEqual(attempts, 1)
     }).pipe(Effect.provide(Breakers)))
 
-  it.scoped("fallback answers when the pipeline fails", () =>
+  it.effect("fallback answers when the pipeline fails", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.make("ollama", {
         breaker: { tripPolicy: CircuitBreaker.consecutive(1), openDuration: "1 minute" }
@@ -119,7 +120,7 @@ describe("Resilience", () => {
             () => Effect.succeed({ answer: "local", degraded: true })
           )
         )
-      assert.deepStrictEqual(yield* Effect.either(ask(Effect.fail("down"))), Either.left("down"))
+      assert.deepStrictEqual(yield* Effect.result(ask(Effect.fail("down"))), Result.fail("down"))
       assert.deepStrictEqual(yield* ask(Effect.succeed("remote")), { answer: "local", degraded: true })
       const all = yield* Effect.fail("x").pipe(Resilience.withFallback(() => Effect.succeed("fallback")))
       assert.strictEqual(all, "fallback")
@@ -142,26 +143,24 @@ describe("Resilience", () => {
         window: { _tag: "Time", duration: 30000, buckets: undefined }
       })
       assert.strictEqual(policy.breaker?.openDuration, 5000)
-      const bad = yield* Effect.either(Resilience.decodePolicy({ breaker: { failureRate: 2 }, timeout: "soon" }))
-      assert.isTrue(Either.isLeft(bad))
-      const message = Either.isLeft(bad) ? bad.left.message : ""
+      const bad = yield* Effect.result(Resilience.decodePolicy({ breaker: { failureRate: 2 }, timeout: "soon" }))
+      assert.isTrue(Result.isFailure(bad))
+      const message = Result.isFailure(bad) ? bad.failure.message : ""
       assert.include(message, "failureRate")
       assert.include(message, "timeout")
     }))
 
-  it.scoped("makeConfig reads the dependency's prefixed keys", () =>
+  it.effect("makeConfig reads the dependency's prefixed keys", () =>
     Effect.gen(function*() {
       const pipeline = yield* Resilience.makeConfig("ollama")
-      const fiber = yield* Effect.fork(Effect.either(pipeline(Effect.never)))
+      const fiber = yield* Effect.forkChild(Effect.result(pipeline(Effect.never)))
       yield* TestClock.adjust("250 millis")
       const result = yield* Fiber.join(fiber)
       assert.strictEqual(tagOf(result), "Timeout")
     }).pipe(
       Effect.provide(Layer.mergeAll(
         Breakers,
-        Layer.setConfigProvider(ConfigProvider.fromMap(
-          new Map([["OLLAMA.TIMEOUT", "250 millis"], ["OLLAMA.RETRY_TIMES", "0"]])
-        ))
+        ConfigProvider.layer(ConfigProvider.fromEnv({ env: { OLLAMA_TIMEOUT: "250 millis", OLLAMA_RETRY_TIMES: "0" } }))
       ))
     ))
 })

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { RequestContext } from "@ouroboros/kernel"
-import { Context, Effect, FiberRef, Option, Schema, Tracer } from "effect"
+import { Context, Effect, Option, Schema, Tracer } from "effect"
 import { randomUUID } from "node:crypto"
 
 /**
@@ -26,12 +26,13 @@ const idPattern = /^[A-Za-z0-9._:-]{1,128}$/
  * @since 0.1.0
  * @category schemas
  */
-export const CorrelationId = Schema.String.pipe(
-  Schema.pattern(idPattern, {
-    message: () => "a correlation id is 1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
-  }),
+export const CorrelationId = Schema.String.check(
+  Schema.isPattern(idPattern, {
+    message: "a correlation id is 1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+  })
+).pipe(
   Schema.brand("@ouroboros/CorrelationId"),
-  Schema.annotations({ identifier: "CorrelationId" })
+  Schema.annotate({ identifier: "CorrelationId" })
 )
 
 /**
@@ -54,7 +55,7 @@ export const isValid = (u: unknown): u is CorrelationId => typeof u === "string"
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMint = (): CorrelationId => randomUUID() as CorrelationId
+export const mintUnsafe = (): CorrelationId => randomUUID() as CorrelationId
 
 /**
  * Mints a fresh correlation id.
@@ -62,7 +63,7 @@ export const unsafeMint = (): CorrelationId => randomUUID() as CorrelationId
  * @since 0.1.0
  * @category constructors
  */
-export const mint: Effect.Effect<CorrelationId> = Effect.sync(unsafeMint)
+export const mint: Effect.Effect<CorrelationId> = Effect.sync(mintUnsafe)
 
 /**
  * The id to use for a request: the incoming header when it is valid, a fresh one otherwise (absent, empty, too long,
@@ -76,7 +77,7 @@ export const mint: Effect.Effect<CorrelationId> = Effect.sync(unsafeMint)
  * Correlation.fromHeader("bad id!") // a fresh UUID
  */
 export const fromHeader = (value: string | ReadonlyArray<string> | undefined): CorrelationId =>
-  typeof value === "string" && isValid(value) ? value : unsafeMint()
+  typeof value === "string" && isValid(value) ? value : mintUnsafe()
 
 // ---------------------------------------------------------------------------------------------------------------------
 // W3C Trace Context
@@ -104,7 +105,8 @@ const zeroSpan = "0".repeat(16)
 /**
  * Parses a `traceparent` header. `None` for anything the specification calls invalid: version `ff` or not two
  * lower-case hex digits, an all-zero or malformed trace id or parent id, bad flags, or (version 00) extra content.
- * A higher version is parsed by its version-00 prefix, as the specification asks.
+ * A higher version is parsed by its version-00 prefix, as the specification asks (Effect's `HttpTraceContext.w3c`
+ * rejects any version but 00, and its `fromHeaders` falls back to B3 headers).
  *
  * @since 0.1.0
  * @category parsing
@@ -187,12 +189,15 @@ export const fromHeaders = (headers: Readonly<Record<string, string | undefined>
 
 /**
  * The `tracestate` of the request the current fiber serves, set by the correlation middleware and sent on with every
- * outgoing call.
+ * outgoing call. Set it with `Effect.provideService(effect, Correlation.currentTraceState, Option.some(state))`.
  *
  * @since 0.1.0
- * @category fiber refs
+ * @category references
  */
-export const currentTraceState: FiberRef.FiberRef<Option.Option<string>> = FiberRef.unsafeMake(Option.none<string>())
+export const currentTraceState: Context.Reference<Option.Option<string>> = Context.Reference(
+  "@ouroboros/correlation/Correlation/currentTraceState",
+  { defaultValue: () => Option.none<string>() }
+)
 
 /**
  * The headers an outgoing call carries: `traceparent` naming the current span as parent (when there is one),
@@ -207,19 +212,19 @@ export const currentTraceState: FiberRef.FiberRef<Option.Option<string>> = Fiber
  * const call = Effect.flatMap(Correlation.outgoingHeaders, (headers) =>
  *   Effect.promise(() => fetch("http://127.0.0.1:6333/collections", { headers })))
  */
-export const outgoingHeaders: Effect.Effect<Record<string, string>> = Effect.withFiberRuntime((fiber) => {
+export const outgoingHeaders: Effect.Effect<Record<string, string>> = Effect.withFiber((fiber) => {
   const headers: Record<string, string> = {}
-  const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
-  if (Option.isSome(span)) {
+  const span = fiber.cache.span
+  if (span !== undefined) {
     headers["traceparent"] = formatTraceParent({
-      traceId: span.value.traceId,
-      parentId: span.value.spanId,
-      flags: span.value.sampled ? 1 : 0
+      traceId: span.traceId,
+      parentId: span.spanId,
+      flags: span.sampled ? 1 : 0
     })
-    const traceState = fiber.getFiberRef(currentTraceState)
+    const traceState = fiber.getRef(currentTraceState)
     if (Option.isSome(traceState)) headers["tracestate"] = traceState.value
   }
-  const correlationId = fiber.getFiberRef(RequestContext.currentCorrelationId)
+  const correlationId = fiber.getRef(RequestContext.currentCorrelationId)
   if (Option.isSome(correlationId)) headers[headerName] = correlationId.value
   return Effect.succeed(headers)
 })

@@ -1,29 +1,31 @@
 /**
  * The HTTP side of correlation: a server middleware that reads or mints `X-Correlation-ID`, continues the W3C trace,
- * opens the server span with the OpenTelemetry HTTP semantic conventions, annotates logs and echoes the id on every
- * response; and an `HttpClient` wrapper that propagates them on outgoing calls.
+ * completes (or opens) the server span, annotates logs and echoes the id on every response; and an `HttpClient`
+ * wrapper that propagates them on outgoing calls.
+ *
+ * Effect 4's server already opens a `server` span per request (`HttpMiddleware.tracer`, run by `HttpServer.serve`
+ * and `HttpRouter.serve`) with the OpenTelemetry HTTP attributes and `http.route`; this middleware completes that
+ * span rather than opening a second one. {@link withServerSpan} hands the span to this middleware instead, for strict
+ * W3C continuation.
  *
  * @since 0.1.0
  */
+import { RequestContext, ResponseHeaders } from "@ouroboros/kernel"
+import { Context, Effect, Layer, Option, type Tracer } from "effect"
 import {
-  type HttpApp,
   HttpClient,
   HttpClientRequest,
   HttpMiddleware,
   HttpServerError,
   HttpServerRequest,
   type HttpServerResponse
-} from "@effect/platform"
-import { RequestContext, ResponseHeaders } from "@ouroboros/kernel"
-import { Context, Effect, Layer, Option, Tracer } from "effect"
-import { constTrue, identity } from "effect/Function"
+} from "effect/http"
+import { constTrue } from "effect/Function"
 import * as Correlation from "./Correlation.js"
 
-const setAttributes = (
-  span: Tracer.Span,
-  request: HttpServerRequest.HttpServerRequest,
-  correlationId: string
-): void => {
+// The OpenTelemetry HTTP server attributes, for the span this middleware opens itself (with `withServerSpan`); the
+// platform's span sets the same ones on its own.
+const setAttributes = (span: Tracer.Span, request: HttpServerRequest.HttpServerRequest): void => {
   span.attribute("http.request.method", request.method)
   // request.url is the request target (origin form): split it rather than parse a URL on every request
   const query = request.url.indexOf("?")
@@ -45,13 +47,38 @@ const setAttributes = (
   const userAgent = request.headers["user-agent"]
   if (userAgent !== undefined) span.attribute("user_agent.original", userAgent)
   if (Option.isSome(request.remoteAddress)) span.attribute("client.address", request.remoteAddress.value)
-  span.attribute("correlation.id", correlationId)
 }
 
-const recordResponse = (span: Tracer.Span, status: number): void => {
-  span.attribute("http.response.status_code", status)
-  // OpenTelemetry HTTP conventions: a server span is an error for 5xx only, and `error.type` names it.
+// OpenTelemetry HTTP conventions: a server span is an error for 5xx only, and `error.type` names it. (The platform's
+// span is failed for a 5xx, but carries no `error.type`.)
+const recordError = (span: Tracer.Span, status: number): void => {
   if (status >= 500) span.attribute("error.type", String(status))
+}
+
+// The incoming `tracestate` belongs to the span's parent only when that parent is the incoming `traceparent`: the
+// platform reads B3 headers too, and rejects versions of `traceparent` other than 00.
+const continuedTraceState = (
+  span: Tracer.Span,
+  incoming: Option.Option<Correlation.IncomingTrace>
+): Option.Option<string> => {
+  if (Option.isNone(incoming) || Option.isNone(span.parent)) return Option.none()
+  const parent = span.parent.value
+  const remote = incoming.value.parent
+  return parent.spanId === remote.spanId && parent.traceId === remote.traceId
+    ? incoming.value.traceState
+    : Option.none()
+}
+
+// The correlation id lives in a context reference (not in the log annotations): the loggers of `Logging`, problem
+// bodies, in-flight tracking and outgoing calls read it there, and it costs one context entry per request where
+// copying the annotations costs more on this hot path.
+const withRequest = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  correlationId: string,
+  traceState: Option.Option<string>
+): Effect.Effect<A, E, R> => {
+  const withId = Effect.provideService(effect, RequestContext.currentCorrelationId, Option.some(correlationId))
+  return Option.isSome(traceState) ? Effect.provideService(withId, Correlation.currentTraceState, traceState) : withId
 }
 
 /**
@@ -59,83 +86,88 @@ const recordResponse = (span: Tracer.Span, status: number): void => {
  *
  * - reads `X-Correlation-ID` (kept when it is 1 to 128 of `[A-Za-z0-9._:-]`, replaced by a fresh UUID otherwise),
  *   sets `RequestContext.currentCorrelationId` (read by `ProblemHttp`, the loggers of `Logging`, audit records and
- *   outgoing calls), and echoes the header on every response, errors included;
- * - continues the W3C trace of `traceparent`/`tracestate` (an invalid `traceparent` starts a new trace) by opening a
- *   `server` span with the HTTP semantic-convention attributes (`http.request.method`, `url.path`, `http.route`,
- *   `http.response.status_code`, `server.address`, `user_agent.original`, …). When the platform's own server span is
- *   already open (the default of `HttpServer.serve`), that span is enriched instead of opening a second one; wrap the
- *   serving layer in {@link withServerSpan} to let this middleware own the span with strict W3C validation.
+ *   outgoing calls), and echoes the header on every response, errors included (`ResponseHeaders`);
+ * - keeps the incoming `tracestate` for outgoing calls (`Correlation.currentTraceState`), when the request's span
+ *   continues its `traceparent`;
+ * - completes the platform's `server` span (Effect 4's `HttpMiddleware.tracer`, which parses `traceparent` and sets
+ *   the HTTP semantic-convention attributes) with `correlation.id` and, for a 5xx, `error.type`. When no server span
+ *   is open (the serving layer is wrapped in {@link withServerSpan}), it opens one itself: strict W3C continuation of
+ *   `traceparent` (an invalid one starts a new trace) and the same attributes.
  *
- * Place it outside `ProblemHttp.middleware` so problem bodies carry the id.
+ * Give it to `HttpRouter.serve` as its `middleware` (or wrap the app with it): it then runs outside the router's
+ * middlewares, so `ProblemHttp.layer` puts the id in problem bodies.
  *
  * @since 0.1.0
  * @category middleware
  * @example
- * import { HttpApiBuilder } from "@effect/platform"
  * import { CorrelationHttp } from "@ouroboros/correlation"
  * import { ProblemHttp } from "@ouroboros/kernel"
- * const serve = HttpApiBuilder.serve((app) => CorrelationHttp.middleware(ProblemHttp.middleware(app)))
+ * import { Layer } from "effect"
+ * import { HttpRouter } from "effect/http"
+ * import { HttpApiBuilder } from "effect/http-api"
+ * declare const Api: Parameters<typeof HttpApiBuilder.layer>[0]
+ * const Served = HttpRouter.serve(HttpApiBuilder.layer(Api).pipe(Layer.provide(ProblemHttp.layer)), {
+ *   middleware: CorrelationHttp.middleware,
+ *   disableLogger: true
+ * })
  */
 export const middleware = <E, R>(
-  app: HttpApp.Default<E, R>
-): HttpApp.Default<E, R> =>
-  Effect.withFiberRuntime<
-    HttpServerResponse.HttpServerResponse,
-    E,
-    R | HttpServerRequest.HttpServerRequest
-  >((fiber) => {
-    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.withFiber((fiber) => {
+    const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
     const correlationId = Correlation.fromHeader(request.headers[Correlation.headerName])
     const incoming = Correlation.fromHeaders(request.headers)
-    const traceState = Option.flatMap(incoming, (trace) => trace.traceState)
-
     // On every response, errors included (see `ResponseHeaders`).
-    const needsHandler = ResponseHeaders.unsafeSet(request, Correlation.headerName, correlationId)
-    const run = (span: Tracer.Span) => {
-      // The correlation id lives in a FiberRef (not the context, not log annotations): the loggers of `Logging`,
-      // problem bodies, in-flight tracking and outgoing calls read it there, and it costs one FiberRef write per
-      // request where copying the context and the annotations cost several times more on this hot path.
-      const traced = app.pipe(
-        Effect.locally(RequestContext.currentCorrelationId, Option.some(correlationId)),
-        Option.isSome(traceState) ? Effect.locally(Correlation.currentTraceState, traceState) : identity,
-        Effect.withParentSpan(span),
-        Effect.onExit((exit) => Effect.sync(() => recordResponse(span, HttpServerError.exitResponse(exit).status)))
-      )
-      return needsHandler ? Effect.zipRight(ResponseHeaders.ensureHandler, traced) : traced
-    }
+    ResponseHeaders.setUnsafe(fiber.context, Correlation.headerName, correlationId)
 
-    const current = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
-    if (Option.isSome(current) && current.value._tag === "Span" && current.value.kind === "server") {
+    const current = fiber.cache.span
+    if (current !== undefined && current._tag === "Span" && current.kind === "server") {
       // The platform's tracer already opened the server span: complete it rather than nest a second one.
-      setAttributes(current.value, request, correlationId)
-      return run(current.value)
+      const traced = withRequest(app, correlationId, continuedTraceState(current, incoming))
+      if (!current.sampled) return traced
+      current.attribute("correlation.id", correlationId)
+      return Effect.onExit(traced, (exit) =>
+        Effect.sync(() => recordError(current, HttpServerError.exitResponse(exit).status)))
     }
     return Effect.useSpan(
-      request.method,
+      fiber.getRef(HttpMiddleware.SpanNameGenerator)(request),
       Option.match(incoming, {
-        onNone: () => ({ kind: "server", root: true, captureStackTrace: false }) as const,
-        onSome: (trace) => ({ kind: "server", parent: trace.parent, captureStackTrace: false }) as const
+        onNone: () => ({ kind: "server", root: true }) as const,
+        onSome: (trace) => ({ kind: "server", parent: trace.parent }) as const
       }),
       (span) => {
-        setAttributes(span, request, correlationId)
-        return run(span)
+        setAttributes(span, request)
+        span.attribute("correlation.id", correlationId)
+        return withRequest(app, correlationId, Option.flatMap(incoming, (trace) => trace.traceState)).pipe(
+          Effect.withParentSpan(span),
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              const status = HttpServerError.exitResponse(exit).status
+              span.attribute("http.response.status_code", status)
+              recordError(span, status)
+            })
+          )
+        )
       }
     )
   })
 
 /**
- * Turns off the platform's own server span for the requests a serving layer handles, so that {@link middleware}
- * opens the one server span itself, with strict W3C validation of `traceparent` and `tracestate` continuation.
+ * Turns off the platform's own server span (`HttpMiddleware.TracerDisabledWhen`) for the requests a serving layer
+ * handles, so that {@link middleware} opens the one server span itself: strict W3C validation of `traceparent` (a
+ * later version is continued by its version-00 prefix, as the specification asks; B3 headers are not read).
  *
  * @since 0.1.0
  * @category layers
  * @example
- * import { HttpApiBuilder } from "@effect/platform"
  * import { CorrelationHttp } from "@ouroboros/correlation"
- * const Served = CorrelationHttp.withServerSpan(HttpApiBuilder.serve(CorrelationHttp.middleware))
+ * import { HttpRouter } from "effect/http"
+ * declare const App: Parameters<typeof HttpRouter.serve>[0]
+ * const Served = CorrelationHttp.withServerSpan(HttpRouter.serve(App, { middleware: CorrelationHttp.middleware }))
  */
 export const withServerSpan = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
-  HttpMiddleware.withTracerDisabledWhen(layer, constTrue)
+  Layer.provide(layer, Layer.succeed(HttpMiddleware.TracerDisabledWhen, constTrue))
 
 /**
  * Adds `traceparent`, `tracestate` and `x-correlation-id` of the current request to every request a client sends.

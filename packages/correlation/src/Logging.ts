@@ -10,31 +10,62 @@ import {
   Config,
   Context,
   Effect,
-  FiberRef,
-  FiberRefs,
-  HashMap,
+  type Fiber,
   Layer,
   Logger,
   LogLevel,
   Option,
-  Tracer
+  References,
+  Schema,
+  SchemaTransformation
 } from "effect"
 
+// The names `LOG_LEVEL` accepts, in any case: Effect's level names, and the labels Effect 3 printed and accepted
+// (`WARN`, `OFF`), so that existing settings keep working.
+const levelNames: Readonly<Record<string, LogLevel.LogLevel>> = {
+  all: "All",
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None",
+  off: "None"
+}
+
 /**
- * The log configuration: `LOG_FORMAT` (`json` | `pretty`, default `json`) and `LOG_LEVEL` (default `Info`).
+ * A log level read from its name in any case: `All`, `Trace`, `Debug`, `Info`, `Warn` (or `Warning`), `Error`,
+ * `Fatal`, `None` (or `Off`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LogLevelFromName: Schema.Codec<LogLevel.LogLevel, string> = Schema.String.pipe(
+  Schema.decodeTo(
+    Schema.Literals(LogLevel.values),
+    SchemaTransformation.transform({
+      // An unknown name is passed on as it is, for the literal check to reject with the list of levels.
+      decode: (name) => levelNames[name.toLowerCase()] ?? (name as LogLevel.LogLevel),
+      encode: (level) => level
+    })
+  )
+)
+
+/**
+ * The log configuration:
+ *
+ * - `LOG_FORMAT`: `json` (one JSON object a line) or `pretty` (human-readable); default `json`.
+ * - `LOG_LEVEL`: the minimum level, `All`, `Trace`, `Debug`, `Info`, `Warn`, `Error`, `Fatal` or `None`, in any
+ *   case (`Warning` and `Off` are accepted too); default `Info`.
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  format: Config.literal("json", "pretty")("LOG_FORMAT").pipe(
-    Config.withDefault<"json" | "pretty">("json"),
-    Config.withDescription("json: one JSON object a line; pretty: human-readable")
-  ),
-  level: Config.logLevel("LOG_LEVEL").pipe(
-    Config.withDefault(LogLevel.Info),
-    Config.withDescription("Minimum level: All, Trace, Debug, Info, Warning, Error, Fatal, None")
-  )
+  format: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault<"json" | "pretty">("json")),
+  level: Config.schema(LogLevelFromName, "LOG_LEVEL").pipe(Config.withDefault<LogLevel.LogLevel>("Info"))
 })
 
 /**
@@ -52,14 +83,14 @@ export interface Options {
  * @since 0.1.0
  * @category utils
  */
-export const idsOf = (context: FiberRefs.FiberRefs): Record<string, string> => {
+export const idsOf = (fiber: Fiber.Fiber<unknown, unknown>): Record<string, string> => {
   const ids: Record<string, string> = {}
-  const span = Context.getOption(FiberRefs.getOrDefault(context, FiberRef.currentContext), Tracer.ParentSpan)
-  if (Option.isSome(span)) {
-    ids.traceId = span.value.traceId
-    ids.spanId = span.value.spanId
+  const span = fiber.cache.span
+  if (span !== undefined) {
+    ids.traceId = span.traceId
+    ids.spanId = span.spanId
   }
-  const correlationId = FiberRefs.getOrDefault(context, RequestContext.currentCorrelationId)
+  const correlationId = fiber.getRef(RequestContext.currentCorrelationId)
   if (Option.isSome(correlationId)) ids.correlationId = correlationId.value
   return ids
 }
@@ -72,41 +103,33 @@ const messageText = (message: unknown): unknown => {
 
 /**
  * The JSON formatter: `{ timestamp, level, message, traceId?, spanId?, correlationId?, ...annotations, spans?,
- * fiberId, cause? }` on one line.
+ * fiberId, cause? }` on one line. (Effect's own `Logger.formatJson` nests the annotations and always writes `spans`
+ * and `cause`: log shippers and tests parse this flat form.)
  *
  * @since 0.1.0
  * @category loggers
  */
 export const jsonLogger: Logger.Logger<unknown, string> = Logger.make((options) => {
+  const fiber = options.fiber
   const record: Record<string, unknown> = {
     timestamp: options.date.toISOString(),
-    level: options.logLevel.label,
+    level: options.logLevel.toUpperCase(),
     message: messageText(options.message),
-    ...idsOf(options.context)
+    ...idsOf(fiber)
   }
-  for (const [key, value] of options.annotations) record[key] = value
-  let spans: Record<string, number> | undefined
-  const now = options.date.getTime()
-  for (const span of options.spans) {
-    spans ??= {}
-    spans[span.label] = now - span.startTime
+  const annotations = fiber.getRef(References.CurrentLogAnnotations)
+  for (const key in annotations) record[key] = annotations[key]
+  const logSpans = fiber.getRef(References.CurrentLogSpans)
+  if (logSpans.length > 0) {
+    const spans: Record<string, number> = {}
+    const now = options.date.getTime()
+    for (const [label, startTime] of logSpans) spans[label] = now - startTime
+    record.spans = spans
   }
-  if (spans !== undefined) record.spans = spans
-  record.fiberId = `#${[...fiberIds(options.fiberId)].join(",")}`
-  if (!Cause.isEmpty(options.cause)) record.cause = Cause.pretty(options.cause, { renderErrorCause: true })
+  record.fiberId = `#${fiber.id}`
+  if (options.cause.reasons.length > 0) record.cause = Cause.pretty(options.cause)
   return safeStringify(record)
 })
-
-const fiberIds = (id: import("effect/FiberId").FiberId): Set<number> => {
-  switch (id._tag) {
-    case "None":
-      return new Set()
-    case "Runtime":
-      return new Set([id.id])
-    case "Composite":
-      return new Set([...fiberIds(id.left), ...fiberIds(id.right)])
-  }
-}
 
 const safeStringify = (value: unknown): string => {
   const seen = new WeakSet<object>()
@@ -120,33 +143,55 @@ const safeStringify = (value: unknown): string => {
   })
 }
 
+const consolePretty = Logger.consolePretty()
+
 /**
- * The pretty logger with the trace and correlation ids added as annotations.
+ * Effect's pretty logger (`Logger.consolePretty`) with the trace and correlation ids added as annotations.
  *
  * @since 0.1.0
  * @category loggers
  */
 export const prettyLogger: Logger.Logger<unknown, void> = Logger.make((options) => {
-  let annotations = options.annotations
-  for (const [key, value] of Object.entries(idsOf(options.context))) {
-    if (!HashMap.has(annotations, key)) annotations = HashMap.set(annotations, key, value)
+  const ids = idsOf(options.fiber)
+  const current = options.fiber.getRef(References.CurrentLogAnnotations)
+  let annotations: Record<string, unknown> | undefined
+  for (const key in ids) {
+    if (key in current) continue
+    annotations ??= { ...current }
+    annotations[key] = ids[key]
   }
-  Logger.prettyLoggerDefault.log({ ...options, annotations })
+  if (annotations === undefined) return consolePretty.log(options)
+  // The pretty logger reads the annotations from the fiber: hand it a view of the fiber that has the ids among them.
+  const fiber = options.fiber
+  const withIds: unknown = annotations
+  const getRef = <A>(ref: Context.Reference<A>): A =>
+    ref === (References.CurrentLogAnnotations as Context.Reference<unknown>) ? withIds as A : fiber.getRef(ref)
+  const view: Fiber.Fiber<unknown, unknown> = Object.create(fiber, { getRef: { value: getRef } })
+  consolePretty.log({ ...options, fiber: view })
 })
 
 /**
- * Replaces the default logger and sets the minimum level.
+ * Replaces the default logger (Effect's other loggers, such as the one that records log lines as span events, stay)
+ * and sets the minimum level.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<never> =>
   Layer.merge(
-    Logger.replace(
-      Logger.defaultLogger,
-      options.format === "json" ? Logger.withConsoleLog(jsonLogger) : prettyLogger
-    ),
-    Logger.minimumLogLevel(options.level)
+    replaceDefaultLogger(options.format === "json" ? Logger.withConsoleLog(jsonLogger) : prettyLogger),
+    Layer.succeed(References.MinimumLogLevel, options.level)
+  )
+
+const replaceDefaultLogger = (logger: Logger.Logger<unknown, void>): Layer.Layer<never> =>
+  Layer.effect(
+    Logger.CurrentLoggers,
+    Effect.map(Effect.service(Logger.CurrentLoggers), (current) => {
+      const loggers = new Set(current)
+      loggers.delete(Logger.defaultLogger)
+      loggers.add(logger)
+      return loggers
+    })
   )
 
 /**
@@ -155,6 +200,6 @@ export const layer = (options: Options): Layer.Layer<never> =>
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<never, import("effect/ConfigError").ConfigError> = Layer.unwrapEffect(
+export const layerConfig: Layer.Layer<never, Config.ConfigError> = Layer.unwrap(
   Effect.map(config, layer)
 )

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { NodeSdk } from "@effect/opentelemetry"
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import {
   AlwaysOffSampler,
@@ -37,37 +37,33 @@ export type SamplerName =
   | "parentbased_traceidratio"
 
 /**
- * The standard OpenTelemetry environment variables this package reads.
+ * The standard OpenTelemetry environment variables this package reads:
+ *
+ * - `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP base URL; traces go to `<endpoint>/v1/traces`. Unset: no export.
+ * - `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full OTLP/HTTP traces URL, taking precedence over the base URL.
+ * - `OTEL_SERVICE_NAME`: `service.name` of the exported resource; default `ouroboros`.
+ * - `OTEL_TRACES_SAMPLER`: the sampler, as in the OpenTelemetry specification; default `parentbased_always_on`.
+ * - `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` samplers, 0 to 1; default 1.
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  endpoint: Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")).pipe(
-    Config.withDescription("OTLP/HTTP base URL; traces go to <endpoint>/v1/traces. Unset: no export")
-  ),
-  tracesEndpoint: Config.option(Config.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")).pipe(
-    Config.withDescription("Full OTLP/HTTP traces URL, taking precedence over OTEL_EXPORTER_OTLP_ENDPOINT")
-  ),
-  serviceName: Config.string("OTEL_SERVICE_NAME").pipe(
-    Config.withDefault("ouroboros"),
-    Config.withDescription("service.name of the exported resource")
-  ),
-  sampler: Config.literal(
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio"
-  )("OTEL_TRACES_SAMPLER").pipe(
-    Config.withDefault<SamplerName>("parentbased_always_on"),
-    Config.withDescription("Sampler, as in the OpenTelemetry specification")
-  ),
-  samplerArg: Config.number("OTEL_TRACES_SAMPLER_ARG").pipe(
-    Config.withDefault(1),
-    Config.withDescription("Ratio of the traceidratio samplers, 0 to 1")
-  )
+  endpoint: Config.option(Config.String("OTEL_EXPORTER_OTLP_ENDPOINT")),
+  tracesEndpoint: Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
+  serviceName: Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("ouroboros")),
+  sampler: Config.Literals(
+    [
+      "always_on",
+      "always_off",
+      "traceidratio",
+      "parentbased_always_on",
+      "parentbased_always_off",
+      "parentbased_traceidratio"
+    ],
+    "OTEL_TRACES_SAMPLER"
+  ).pipe(Config.withDefault<SamplerName>("parentbased_always_on")),
+  samplerArg: Config.Number("OTEL_TRACES_SAMPLER_ARG").pipe(Config.withDefault(1))
 })
 
 /**
@@ -116,17 +112,15 @@ export interface Options {
  * @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<never> =>
-  options.spanProcessor === undefined ? Layer.empty : Layer.discard(
-    NodeSdk.layer(() => ({
-      resource: {
-        serviceName: options.serviceName,
-        ...(options.serviceVersion !== undefined ? { serviceVersion: options.serviceVersion } : {})
-      },
-      spanProcessor: options.spanProcessor,
-      tracerConfig: { sampler: options.sampler ?? new ParentBasedSampler({ root: new AlwaysOnSampler() }) },
-      shutdownTimeout: "1 second"
-    }))
-  )
+  options.spanProcessor === undefined ? Layer.empty : NodeSdk.layer(() => ({
+    resource: {
+      serviceName: options.serviceName,
+      ...(options.serviceVersion !== undefined ? { serviceVersion: options.serviceVersion } : {})
+    },
+    spanProcessor: options.spanProcessor,
+    tracerConfig: { sampler: options.sampler ?? new ParentBasedSampler({ root: new AlwaysOnSampler() }) },
+    shutdownTimeout: "1 second"
+  }))
 
 /**
  * The production layer, from the standard `OTEL_*` variables: OTLP/HTTP export through a batch processor when an
@@ -135,7 +129,7 @@ export const layerWith = (options: Options): Layer.Layer<never> =>
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<never, import("effect/ConfigError").ConfigError> = Layer.unwrapEffect(
+export const layer: Layer.Layer<never, Config.ConfigError> = Layer.unwrap(
   Effect.map(config, (c) => {
     const url = Option.orElse(c.tracesEndpoint, () =>
       Option.map(c.endpoint, (endpoint) => `${endpoint.replace(/\/+$/, "")}/v1/traces`))

@@ -1,11 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { RequestContext } from "@ouroboros/kernel"
-import { Effect, FastCheck as fc, Option, Tracer } from "effect"
+import { Arbitrary, Effect, Option, Schema, Tracer } from "effect"
 import { Correlation } from "../src/index.js"
 
-const validId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/)
-const hex = (length: number) =>
-  fc.array(fc.constantFrom(..."0123456789abcdef"), { minLength: length, maxLength: length }).map((a) => a.join(""))
+const matching = (pattern: RegExp) => Arbitrary.schema(Schema.String.check(Schema.isPattern(pattern)))
+const validId = matching(/^[A-Za-z0-9._:-]{1,128}$/)
+const hex = (length: number) => matching(new RegExp(`^[0-9a-f]{${length}}$`))
+const notZeros = Arbitrary.filter((s: string) => !/^0+$/.test(s))
+const byte = Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 255 })))
+const anyString = Arbitrary.schema(Schema.String.check(Schema.isMaxLength(300)))
 
 describe("correlation id", () => {
   it.prop("a valid id is echoed unchanged", [validId], ([id]) => {
@@ -14,7 +17,7 @@ describe("correlation id", () => {
 
   it.prop(
     "anything else is replaced by a fresh valid id",
-    [fc.string({ maxLength: 300 }).filter((s) => !/^[A-Za-z0-9._:-]{1,128}$/.test(s))],
+    [anyString.pipe(Arbitrary.filter((s) => !/^[A-Za-z0-9._:-]{1,128}$/.test(s)))],
     ([bad]) => {
       const id = Correlation.fromHeader(bad)
       assert.notStrictEqual(id, bad)
@@ -35,7 +38,7 @@ describe("correlation id", () => {
 describe("traceparent", () => {
   it.prop(
     "format then parse is the identity on valid contexts",
-    [hex(32).filter((t) => !/^0+$/.test(t)), hex(16).filter((s) => !/^0+$/.test(s)), fc.integer({ min: 0, max: 255 })],
+    [hex(32).pipe(notZeros), hex(16).pipe(notZeros), byte],
     ([traceId, parentId, flags]) => {
       const header = Correlation.formatTraceParent({ traceId, parentId, flags })
       const parsed = Correlation.parseTraceParent(header)
@@ -115,7 +118,7 @@ describe("outgoingHeaders", () => {
     Effect.gen(function*() {
       const headers = yield* Correlation.outgoingHeaders.pipe(
         Effect.withSpan("call"),
-        Effect.locally(Correlation.currentTraceState, Option.some("a=1")),
+        Effect.provideService(Correlation.currentTraceState, Option.some("a=1")),
         RequestContext.withCorrelationId("req-1"),
         Effect.withParentSpan(
           Tracer.externalSpan({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7" })

@@ -1,14 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { RequestContext } from "@ouroboros/kernel"
-import { type Console, Effect, LogLevel } from "effect"
+import { Console, ConfigProvider, Effect } from "effect"
 import { Logging } from "../src/index.js"
 
 /** A Console that keeps what the logger writes. */
-const capture = Effect.map(Effect.console, (current) => {
+const capture = Effect.map(Effect.service(Console.Console), (current) => {
   const lines: Array<unknown> = []
   const keep = (...args: ReadonlyArray<unknown>) => void lines.push(...args)
-  const unsafe = { ...current.unsafe, log: keep, error: keep, info: keep, warn: keep }
-  const console: Console.Console = { ...current, unsafe }
+  const console: Console.Console = { ...current, log: keep, error: keep, info: keep, warn: keep }
   return { lines, console }
 })
 
@@ -23,8 +22,8 @@ describe("Logging.layer", () => {
       }).pipe(
         RequestContext.withCorrelationId("log-7"),
         Effect.withSpan("handler"),
-        Effect.provide(Logging.layer({ format: "json", level: LogLevel.Warning })),
-        Effect.withConsole(console)
+        Effect.provide(Logging.layer({ format: "json", level: "Warn" })),
+        Effect.provideService(Console.Console, console)
       )
       assert.strictEqual(lines.length, 2)
       const kept = JSON.parse(String(lines[0])) as Record<string, unknown>
@@ -44,8 +43,8 @@ describe("Logging.layer", () => {
       const { lines, console } = yield* capture
       yield* Effect.logInfo("hello").pipe(
         RequestContext.withCorrelationId("log-8"),
-        Effect.provide(Logging.layer({ format: "pretty", level: LogLevel.Info })),
-        Effect.withConsole(console)
+        Effect.provide(Logging.layer({ format: "pretty", level: "Info" })),
+        Effect.provideService(Console.Console, console)
       )
       assert.include(lines.map(String).join("\n"), "log-8")
     }))
@@ -54,7 +53,30 @@ describe("Logging.layer", () => {
     Effect.gen(function*() {
       const config = yield* Logging.config
       assert.strictEqual(config.format, "json")
-      assert.deepStrictEqual(config.level, LogLevel.Info)
+      assert.deepStrictEqual(config.level, "Info")
       yield* Effect.logDebug("nothing").pipe(Effect.provide(Logging.layerConfig))
+    }))
+
+  it.effect("LOG_LEVEL takes a level name in any case, Effect 3's labels included", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) =>
+        Effect.result(Logging.config.parse(ConfigProvider.fromEnv({ env })))
+      for (
+        const [name, level] of [
+          ["info", "Info"],
+          ["WARN", "Warn"],
+          ["Warning", "Warn"],
+          ["error", "Error"],
+          ["OFF", "None"],
+          ["None", "None"],
+          ["all", "All"]
+        ] as const
+      ) {
+        const config = yield* read({ LOG_LEVEL: name, LOG_FORMAT: "pretty" })
+        assert.isTrue(config._tag === "Success", name)
+        if (config._tag === "Success") assert.deepStrictEqual(config.success, { format: "pretty", level }, name)
+      }
+      assert.strictEqual((yield* read({ LOG_LEVEL: "loud" }))._tag, "Failure")
+      assert.strictEqual((yield* read({ LOG_FORMAT: "xml" }))._tag, "Failure")
     }))
 })

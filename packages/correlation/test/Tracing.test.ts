@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Tracer } from "effect"
+import { ConfigProvider, Effect, type Tracer } from "effect"
 import { createServer } from "node:http"
 import { Tracing } from "../src/index.js"
 
@@ -11,7 +11,7 @@ interface Collector {
 }
 
 const collector = Effect.acquireRelease(
-  Effect.async<Collector>(
+  Effect.callback<Collector>(
     (resume) => {
       const received: Array<{ path: string; bytes: number }> = []
       const server = createServer((req, res) => {
@@ -39,13 +39,12 @@ describe("Tracing.layer", () => {
   it.live("exports spans over OTLP/HTTP to <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces, flushed on release", () =>
     Effect.gen(function*() {
       const otlp = yield* collector
-      const provider = ConfigProvider.fromMap(new Map([
-        ["OTEL_EXPORTER_OTLP_ENDPOINT", otlp.url + "/"],
-        ["OTEL_SERVICE_NAME", "tracing-test"]
-      ]))
+      const provider = ConfigProvider.fromEnv({
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url + "/", OTEL_SERVICE_NAME: "tracing-test" }
+      })
       const span = yield* Effect.withSpan(Effect.currentSpan, "work").pipe(
         Effect.provide(Tracing.layer), // released (and flushed) when this effect ends
-        Effect.provide(Layer.setConfigProvider(provider)),
+        Effect.provide(ConfigProvider.layer(provider)),
         Effect.orDie
       )
       assert.isTrue(isOtel(span), "the OpenTelemetry tracer is installed")
@@ -56,13 +55,13 @@ describe("Tracing.layer", () => {
       assert.isAbove(otlp.received.length, 0)
       assert.isTrue(otlp.received.every((r) => r.path === "/v1/traces"))
       assert.isAbove(otlp.received[0]!.bytes, 0)
-    }).pipe(Effect.scoped))
+    }))
 
   it.effect("without an endpoint nothing is installed: Effect's own tracer still gives ids", () =>
     Effect.gen(function*() {
       const span = yield* Effect.withSpan(Effect.currentSpan, "work").pipe(
         Effect.provide(Tracing.layer),
-        Effect.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))),
+        Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: {} }))),
         Effect.orDie
       )
       assert.match(span.traceId, /^[0-9a-f]{32}$/)

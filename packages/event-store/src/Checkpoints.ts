@@ -4,13 +4,11 @@
  *
  * @since 0.1.0
  */
-import type { MigrationError } from "@effect/sql/Migrator"
-import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import * as SqlSchema from "@effect/sql/SqlSchema"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema, SchemaTransformation } from "effect"
+import { type Migrator, SqlClient, type SqlError, SqlSchema } from "effect/sql"
 import { layerMigrations } from "./EventStore.js"
 import * as Memory from "./internal/memory.js"
+import { Int8, Timestamp } from "./internal/rows.js"
 
 /**
  * A checkpoint: its name, the last sequence applied and when it was saved.
@@ -20,8 +18,8 @@ import * as Memory from "./internal/memory.js"
  */
 export class Checkpoint extends Schema.Class<Checkpoint>("@ouroboros/event-store/Checkpoint")({
   name: Schema.String,
-  sequence: Schema.Int.pipe(Schema.nonNegative()),
-  updatedAt: Schema.Date
+  sequence: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  updatedAt: Schema.DateFromString
 }) {}
 
 /**
@@ -42,7 +40,7 @@ export class Checkpoint extends Schema.Class<Checkpoint>("@ouroboros/event-store
  *   )
  * })
  */
-export class Checkpoints extends Context.Tag("@ouroboros/event-store/Checkpoints")<Checkpoints, {
+export class Checkpoints extends Context.Service<Checkpoints, {
   /** The last sequence applied under `name`, 0 when none was saved. */
   readonly get: (name: string) => Effect.Effect<number>
   /** Saves the last sequence applied under `name` (it may move backwards: a rebuild starts again from 0). */
@@ -51,27 +49,24 @@ export class Checkpoints extends Context.Tag("@ouroboros/event-store/Checkpoints
   readonly list: Effect.Effect<ReadonlyArray<Checkpoint>>
   /** Forgets a checkpoint: its reader starts again from the first event. */
   readonly remove: (name: string) => Effect.Effect<void>
-}>() {}
+}>()("@ouroboros/event-store/Checkpoints") {}
 
-const Int8 = Schema.Union(Schema.Int, Schema.NumberFromString.pipe(Schema.int()))
-
-const CheckpointFromRow = Schema.transform(
-  Schema.Struct({
-    name: Schema.String,
-    sequence: Int8,
-    updated_at: Schema.Union(Schema.DateFromSelf, Schema.Date)
-  }),
-  Schema.typeSchema(Checkpoint),
-  {
-    strict: true,
-    decode: (row) => new Checkpoint({ name: row.name, sequence: row.sequence, updatedAt: row.updated_at }, true),
+const CheckpointFromRow = Schema.Struct({
+  name: Schema.String,
+  sequence: Int8,
+  updated_at: Timestamp
+}).pipe(Schema.decodeTo(
+  Schema.toType(Checkpoint),
+  SchemaTransformation.transform({
+    decode: (row) =>
+      new Checkpoint({ name: row.name, sequence: row.sequence, updatedAt: row.updated_at }, { disableChecks: true }),
     encode: (checkpoint) => ({
       name: checkpoint.name,
       sequence: checkpoint.sequence,
       updated_at: checkpoint.updatedAt
     })
-  }
-)
+  })
+))
 
 /**
  * Builds the checkpoint store on the `SqlClient` in context. The table must exist ({@link layer} runs the
@@ -96,7 +91,7 @@ export const make = Effect.gen(function*() {
 
   const set = Effect.fn("Checkpoints.set")(function*(name: string, sequence: number) {
     if (!Number.isSafeInteger(sequence) || sequence < 0) {
-      return yield* Effect.dieMessage(`Checkpoints.set: ${sequence} is not a sequence number`)
+      return yield* Effect.die(new Error(`Checkpoints.set: ${sequence} is not a sequence number`))
     }
     yield* sql`INSERT INTO event_store_checkpoints (name, sequence, updated_at) VALUES (${name}, ${sequence}, now())
       ON CONFLICT (name) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at`
@@ -121,10 +116,8 @@ export const make = Effect.gen(function*() {
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Checkpoints, SqlError | MigrationError, SqlClient.SqlClient> = Layer.effect(
-  Checkpoints,
-  make
-).pipe(Layer.provide(layerMigrations))
+export const layer: Layer.Layer<Checkpoints, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Layer
+  .effect(Checkpoints, make).pipe(Layer.provide(layerMigrations))
 
 /**
  * Checkpoints in memory, for tests and single-process tools.

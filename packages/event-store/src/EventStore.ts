@@ -1,5 +1,5 @@
 /**
- * An append-only event store on `@effect/sql` (PostgreSQL, or the embedded PGlite).
+ * An append-only event store on `effect/sql` (PostgreSQL, or the embedded PGlite).
  *
  * Every event gets a global `sequence` (increasing in commit order; a rolled-back append can leave a gap) and a
  * `version` inside its stream (0, 1, 2, …). An append can state the version it expects the stream to be at; a stale
@@ -15,15 +15,9 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
-import type { MigrationError } from "@effect/sql/Migrator"
-import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import * as SqlSchema from "@effect/sql/SqlSchema"
-import type { ConfigError } from "effect"
 import {
+  Array as Arr,
   Cause,
-  Chunk,
   Config,
   Context,
   Deferred,
@@ -35,10 +29,13 @@ import {
   Queue,
   Ref,
   Schema,
+  SchemaTransformation,
   Stream
 } from "effect"
+import { type Migrator, SqlClient, type SqlError, SqlSchema } from "effect/sql"
 import * as Memory from "./internal/memory.js"
 import * as Internal from "./internal/migrations.js"
+import { Int8, Timestamp } from "./internal/rows.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -50,12 +47,11 @@ import * as Internal from "./internal/migrations.js"
  * @since 0.1.0
  * @category schemas
  */
-export const StreamId = Schema.String.pipe(
-  Schema.minLength(1),
-  Schema.maxLength(1024),
-  Schema.filter((s) => !s.includes("\u0000"), { message: () => "a stream id cannot contain NUL characters" }),
-  Schema.annotations({ identifier: "StreamId", description: "The id of an event stream" })
-)
+export const StreamId = Schema.String.check(
+  Schema.isMinLength(1),
+  Schema.isMaxLength(1024),
+  Schema.makeFilter((s) => !s.includes("\u0000"), { message: "a stream id cannot contain NUL characters" })
+).annotate({ identifier: "StreamId", description: "The id of an event stream" })
 
 /**
  * @since 0.1.0
@@ -70,10 +66,10 @@ export type StreamId = typeof StreamId.Type
  * @since 0.1.0
  * @category schemas
  */
-export const ExpectedVersion = Schema.Union(
-  Schema.Int.pipe(Schema.greaterThanOrEqualTo(-1)),
-  Schema.Literal("any", "no-stream")
-).annotations({ identifier: "ExpectedVersion" })
+export const ExpectedVersion = Schema.Union([
+  Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)),
+  Schema.Literals(["any", "no-stream"])
+]).annotate({ identifier: "ExpectedVersion" })
 
 /**
  * @since 0.1.0
@@ -87,7 +83,7 @@ export type ExpectedVersion = typeof ExpectedVersion.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Metadata = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+export const Metadata = Schema.Record(Schema.String, Schema.Unknown)
 
 /**
  * @since 0.1.0
@@ -102,14 +98,14 @@ export type Metadata = typeof Metadata.Type
  * @category schemas
  */
 export const NewEvent = Schema.Struct({
-  type: Schema.String.pipe(
-    Schema.minLength(1),
-    Schema.maxLength(256),
-    Schema.filter((s) => !s.includes("\u0000"), { message: () => "an event type cannot contain NUL characters" })
+  type: Schema.String.check(
+    Schema.isMinLength(1),
+    Schema.isMaxLength(256),
+    Schema.makeFilter((s) => !s.includes("\u0000"), { message: "an event type cannot contain NUL characters" })
   ),
   data: Schema.Unknown,
   metadata: Schema.optional(Metadata)
-}).annotations({ identifier: "NewEvent" })
+}).annotate({ identifier: "NewEvent" })
 
 /**
  * @since 0.1.0
@@ -128,14 +124,14 @@ export interface NewEvent {
  * @category schemas
  */
 export class RecordedEvent extends Schema.Class<RecordedEvent>("@ouroboros/event-store/RecordedEvent")({
-  sequence: Schema.Int.pipe(Schema.positive()),
+  sequence: Schema.Int.check(Schema.isGreaterThan(0)),
   streamId: Schema.String,
-  version: Schema.Int.pipe(Schema.nonNegative()),
+  version: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   type: Schema.String,
   data: Schema.Unknown,
   metadata: Metadata,
   tenantId: Schema.optional(Schema.String),
-  recordedAt: Schema.Date
+  recordedAt: Schema.DateFromString
 }) {}
 
 /**
@@ -144,7 +140,7 @@ export class RecordedEvent extends Schema.Class<RecordedEvent>("@ouroboros/event
  * @since 0.1.0
  * @category schemas
  */
-export const RecordedEventFromJson = Schema.parseJson(RecordedEvent)
+export const RecordedEventFromJson = Schema.fromJsonString(RecordedEvent)
 
 /**
  * The outcome of an append: the sequence numbers it took and the stream's new version. An empty append writes
@@ -157,7 +153,7 @@ export const AppendResult = Schema.Struct({
   firstSequence: Schema.Int,
   lastSequence: Schema.Int,
   version: Schema.Int
-}).annotations({ identifier: "AppendResult" })
+}).annotate({ identifier: "AppendResult" })
 
 /**
  * @since 0.1.0
@@ -213,7 +209,7 @@ export interface FollowOptions {
   /** Rows per query (default 500). */
   readonly batchSize?: number | undefined
   /** How often to look for events appended by other processes (default 1 second). */
-  readonly pollInterval?: Duration.DurationInput | undefined
+  readonly pollInterval?: Duration.Input | undefined
 }
 
 /**
@@ -254,7 +250,7 @@ export class WrongExpectedVersion extends Schema.TaggedError<WrongExpectedVersio
     expected: ExpectedVersion,
     actual: Schema.Int
   },
-  HttpApiSchema.annotations({ status: 409, description: "The stream is not at the expected version" })
+  { httpApiStatus: 409, description: "The stream is not at the expected version" }
 ) {}
 
 /**
@@ -267,7 +263,7 @@ export class WrongExpectedVersion extends Schema.TaggedError<WrongExpectedVersio
 export class ImportConflict extends Schema.TaggedError<ImportConflict>()(
   "ImportConflict",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 409, description: "The imported events conflict with stored ones" })
+  { httpApiStatus: 409, description: "The imported events conflict with stored ones" }
 ) {}
 
 /**
@@ -299,7 +295,7 @@ export type EventStoreError = WrongExpectedVersion | ImportConflict
  *   return yield* store.readStream("tenant/acme/document/1")
  * })
  */
-export class EventStore extends Context.Tag("@ouroboros/event-store/EventStore")<EventStore, {
+export class EventStore extends Context.Service<EventStore, {
   /** Appends events to a stream atomically, after checking the expected version. */
   readonly append: (
     streamId: string,
@@ -333,16 +329,11 @@ export class EventStore extends Context.Tag("@ouroboros/event-store/EventStore")
   ) => Effect.Effect<ImportResult, E | ImportConflict, R>
   /** Deletes every event and restarts the sequence at 1 (before a full restore). */
   readonly truncate: Effect.Effect<void>
-}>() {}
+}>()("@ouroboros/event-store/EventStore") {}
 
 // -----------------------------------------------------------------------------
 // rows
 // -----------------------------------------------------------------------------
-
-// int8 comes back from pg as a string; numbers stay exact below 2^53.
-const Int8 = Schema.Union(Schema.Int, Schema.NumberFromString.pipe(Schema.int()))
-// pg parses timestamptz into a Date; a client configured otherwise hands back the text.
-const Timestamp = Schema.Union(Schema.DateFromSelf, Schema.Date)
 
 const EventRow = Schema.Struct({
   sequence: Int8,
@@ -355,30 +346,33 @@ const EventRow = Schema.Struct({
   recorded_at: Timestamp
 })
 
-const RecordedEventFromRow = Schema.transform(EventRow, Schema.typeSchema(RecordedEvent), {
-  strict: true,
-  decode: (row) =>
-    new RecordedEvent({
-      sequence: row.sequence,
-      streamId: row.stream_id,
-      version: row.version,
-      type: row.type,
-      data: row.data,
-      metadata: row.metadata,
-      ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
-      recordedAt: row.recorded_at
-    }, true),
-  encode: (event) => ({
-    sequence: event.sequence,
-    stream_id: event.streamId,
-    version: event.version,
-    type: event.type,
-    data: event.data,
-    metadata: event.metadata,
-    tenant_id: event.tenantId ?? null,
-    recorded_at: event.recordedAt
+// Straight to the class instance: its fields are already decoded, so the constructor skips the checks.
+const RecordedEventFromRow = EventRow.pipe(Schema.decodeTo(
+  Schema.toType(RecordedEvent),
+  SchemaTransformation.transform({
+    decode: (row) =>
+      new RecordedEvent({
+        sequence: row.sequence,
+        streamId: row.stream_id,
+        version: row.version,
+        type: row.type,
+        data: row.data,
+        metadata: row.metadata,
+        ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
+        recordedAt: row.recorded_at
+      }, { disableChecks: true }),
+    encode: (event) => ({
+      sequence: event.sequence,
+      stream_id: event.streamId,
+      version: event.version,
+      type: event.type,
+      data: event.data,
+      metadata: event.metadata,
+      tenant_id: event.tenantId ?? null,
+      recorded_at: event.recordedAt
+    })
   })
-})
+))
 
 const SequenceRow = Schema.Struct({ sequence: Int8 })
 
@@ -387,12 +381,14 @@ const lockNamespace = 0x4f55524f // "OURO": the first key of the two-key advisor
 const tenantOf = (metadata: Metadata | undefined): string | null =>
   typeof metadata?.tenantId === "string" ? metadata.tenantId : null
 
-const pgError = (error: SqlError): { readonly code?: unknown; readonly constraint?: unknown } =>
-  typeof error.cause === "object" && error.cause !== null ? error.cause : {}
+// SQLSTATE 23505 on the (stream, version) constraint: the database's own refusal of a duplicate version.
+const isStreamVersionViolation = (error: SqlError.SqlError): boolean =>
+  error.reason._tag === "UniqueViolation" && error.reason.constraint === Internal.streamVersionConstraint
 
-const isUniqueViolation = (error: SqlError, constraint?: string): boolean => {
-  const cause = pgError(error)
-  return cause.code === "23505" && (constraint === undefined || cause.constraint === constraint)
+// The server's explanation of a failed statement (`Key (stream_id, version)=(…) already exists.`).
+const serverDetail = (error: SqlError.SqlError): string => {
+  const cause = error.reason.cause
+  return typeof cause === "object" && cause !== null && "detail" in cause ? String(cause.detail ?? "") : ""
 }
 
 const matches = (expected: ExpectedVersion, actual: number): boolean =>
@@ -433,22 +429,24 @@ export interface Options {
 }
 
 /**
- * The store's settings: `MAX_GROUP_SIZE` and `READ_BATCH_SIZE` (the server nests them under `EVENT_STORE_`).
+ * The store's settings (the server nests them under `EVENT_STORE_`):
+ *
+ * - `MAX_GROUP_SIZE` (default 256, 1 to 10000): at most this many concurrent appends are written in one transaction
+ *   (group commit).
+ * - `READ_BATCH_SIZE` (default 500, 1 to 100000): rows fetched per query when reading all events.
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Required<Options>> = Config.all({
-  maxGroupSize: Config.integer("MAX_GROUP_SIZE").pipe(
-    Config.validate({ message: "must be between 1 and 10000", validation: (n) => n >= 1 && n <= 10_000 }),
-    Config.withDefault(256),
-    Config.withDescription("At most this many concurrent appends are written in one transaction (group commit)")
-  ),
-  readBatchSize: Config.integer("READ_BATCH_SIZE").pipe(
-    Config.validate({ message: "must be between 1 and 100000", validation: (n) => n >= 1 && n <= 100_000 }),
-    Config.withDefault(500),
-    Config.withDescription("Rows fetched per query when reading all events")
-  )
+  maxGroupSize: Config.schema(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }, { message: "must be between 1 and 10000" })),
+    "MAX_GROUP_SIZE"
+  ).pipe(Config.withDefault(256)),
+  readBatchSize: Config.schema(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000 }, { message: "must be between 1 and 100000" })),
+    "READ_BATCH_SIZE"
+  ).pipe(Config.withDefault(500))
 })
 
 /**
@@ -470,12 +468,17 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
   // commit of whoever held the lock before.
   const lock = sql`SELECT pg_advisory_xact_lock(${lockNamespace}, ${tableOid})`
 
-  const decodeSequences = Schema.decodeUnknown(Schema.Array(SequenceRow))
+  const decodeSequences = Schema.decodeUnknownEffect(Schema.Array(SequenceRow))
 
-  // Followers wait on the current signal; a commit completes it and puts a fresh one in its place.
+  // Followers wait on the current signal; a commit completes it and puts a fresh one in its place. Not
+  // `effect/reactivity`: its queries re-run a whole effect, where a follower pages on from its own cursor, and the
+  // `Reactivity` a `PgClient` layer uses is its own, hidden from the context. Its commit-aware invalidation is what
+  // `sql.afterCommit` gives the in-transaction append below.
   const signal = yield* Ref.make(yield* Deferred.make<void>())
-  const wake = Effect.flatMap(Deferred.make<void>(), (next) =>
-    Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined)))
+  const wake = Effect.flatMap(
+    Deferred.make<void>(),
+    (next) => Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined))
+  )
 
   const streamVersion = Effect.fn("EventStore.streamVersion")(function*(streamId: string) {
     const rows = yield* sql<{ readonly version: number }>`SELECT coalesce(max(version), -1) AS version
@@ -510,9 +513,10 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     Effect.gen(function*() {
       const sequences: Array<number> = []
       for (let offset = 0; offset < rows.length; offset += insertChunk) {
+        const chunk = rows.slice(offset, offset + insertChunk)
+        if (!Arr.isReadonlyArrayNonEmpty(chunk)) break
         const returned = yield* Effect.flatMap(
-          sql`INSERT INTO event_store_events ${sql.insert(rows.slice(offset, offset + insertChunk))}
-            RETURNING sequence`,
+          sql`INSERT INTO event_store_events ${sql.insert(chunk)} RETURNING sequence`,
           (rows) => Effect.orDie(decodeSequences(rows))
         )
         for (const { sequence } of returned) sequences.push(sequence)
@@ -538,15 +542,15 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     }))
 
   const uniqueViolationToConflict = <A>(
-    self: Effect.Effect<A, WrongExpectedVersion | SqlError>,
+    self: Effect.Effect<A, WrongExpectedVersion | SqlError.SqlError>,
     streamId: string,
     expected: ExpectedVersion
   ): Effect.Effect<A, WrongExpectedVersion> =>
     Effect.catchTag(self, "SqlError", (error) =>
       // Only reachable when a writer bypassed the lock (or a caller's transaction runs at REPEATABLE READ): the
       // unique constraint still refuses a duplicate version.
-      isUniqueViolation(error, Internal.streamVersionConstraint)
-        ? Effect.flatMap(streamVersion(streamId), (actual) => conflict(streamId, expected, actual))
+      isStreamVersionViolation(error)
+        ? Effect.flatMap(streamVersion(streamId), (actual) => Effect.fail(conflict(streamId, expected, actual)))
         : Effect.die(error))
 
   // One append in its own transaction (or the caller's): used inside a caller's transaction, where the append must
@@ -570,6 +574,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     version: Schema.NullOr(Int8),
     now: Schema.NullOr(Timestamp)
   })
+  const decodeHeads = Schema.decodeUnknownEffect(Schema.Array(HeadsRow))
 
   // One round trip under the lock: the clock row first, then the last version of each stream that has events.
   const heads = (streamIds: ReadonlyArray<string>) =>
@@ -582,7 +587,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
         UNION ALL
         SELECT stream_id, max(version), NULL FROM event_store_events
         WHERE ${sql.in("stream_id", streamIds)} GROUP BY stream_id`,
-        Schema.decodeUnknown(Schema.Array(HeadsRow))
+        decodeHeads
       )
       const versions = new Map<string, number>()
       let now: Date | undefined
@@ -622,21 +627,21 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
             })] as const
         )
       }).pipe(sql.withTransaction)
-      for (const [pending, exit] of outcomes) Deferred.unsafeDone(pending.deferred, exit)
+      for (const [pending, exit] of outcomes) Deferred.doneUnsafe(pending.deferred, exit)
       yield* wake
     }).pipe(
       Effect.withSpan("EventStore.writeGroup", { attributes: { "event_store.appends": group.length } }),
       // A unique violation (a writer that bypassed the lock) or a row the database refuses: each append of the group
       // is retried on its own, so one bad append cannot fail its neighbours.
-      Effect.catchAllCause((cause) =>
-        Cause.isFailure(cause)
-          ? Effect.forEach(group, (pending) =>
-            Deferred.complete(pending.deferred, appendDirect(pending.streamId, pending.events, pending.expected)), {
-            discard: true
-          }).pipe(Effect.zipRight(wake))
-          : Effect.forEach(group, (pending) => Deferred.failCause(pending.deferred, Cause.die(Cause.squash(cause))), {
-            discard: true
-          })
+      Effect.catchCause((cause) =>
+        Cause.hasFails(cause)
+          ? Effect.forEach(
+            group,
+            (pending) =>
+              Deferred.complete(pending.deferred, appendDirect(pending.streamId, pending.events, pending.expected)),
+            { discard: true }
+          ).pipe(Effect.andThen(wake))
+          : Effect.forEach(group, (pending) => Deferred.die(pending.deferred, Cause.squash(cause)), { discard: true })
       ),
       // A group in flight when the store shuts down still completes, so nobody waits on an unanswered append.
       Effect.uninterruptible
@@ -644,18 +649,22 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
 
   const queue = yield* Effect.acquireRelease(
     Queue.unbounded<Pending>(),
+    // Appends still queued when the store closes are interrupted, and later offers are refused, so nobody waits for
+    // ever. One synchronous step: nothing can be offered between draining and shutting down.
     (queue) =>
-      Effect.flatMap(
-        Queue.takeAll(queue),
-        (left) =>
-          Effect.zipRight(
-            Effect.forEach(left, (pending) => Deferred.interrupt(pending.deferred), { discard: true }),
-            Queue.shutdown(queue)
-          )
-      )
+      Effect.suspend(() => {
+        const left: Array<Pending> = []
+        let taken = Queue.takeUnsafe(queue)
+        while (taken !== undefined && Exit.isSuccess(taken)) {
+          left.push(taken.value)
+          taken = Queue.takeUnsafe(queue)
+        }
+        Queue.shutdownUnsafe(queue)
+        return Effect.forEach(left, (pending) => Deferred.interrupt(pending.deferred), { discard: true })
+      })
   )
   yield* Queue.takeBetween(queue, 1, maxGroup).pipe(
-    Effect.flatMap((group) => writeGroup(Chunk.toReadonlyArray(group))),
+    Effect.flatMap(writeGroup),
     Effect.forever,
     Effect.forkScoped
   )
@@ -670,12 +679,14 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
         return { firstSequence: 0, lastSequence: 0, version: actual }
       }
       const encoded = encode(events)
-      if (Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))) {
-        // Followers are woken now; they see the events once the caller's transaction commits (or at the next poll).
-        return yield* Effect.zipLeft(appendDirect(streamId, encoded, expected), wake)
+      if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) {
+        // Inside the caller's transaction: followers are woken once it commits, and not at all if it rolls back.
+        return yield* Effect.tap(appendDirect(streamId, encoded, expected), () => sql.afterCommit(wake))
       }
       const deferred = yield* Deferred.make<AppendResult, WrongExpectedVersion>()
-      yield* Queue.offer(queue, { streamId, events: encoded, expected, deferred })
+      if (!(yield* Queue.offer(queue, { streamId, events: encoded, expected, deferred }))) {
+        return yield* Effect.interrupt
+      }
       return yield* Deferred.await(deferred)
     }
   )
@@ -706,7 +717,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     from: Schema.Number,
     to: Schema.Number,
     limit: Schema.Int,
-    until: Schema.NullOr(Schema.DateFromSelf),
+    until: Schema.NullOr(Schema.Date),
     tenantId: Schema.NullOr(Schema.String)
   })
 
@@ -743,7 +754,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     const tenantId = options?.tenantId ?? null
     // Sequence order is commit order, so reading past the last visible sequence without an upper bound never skips
     // an event that commits later.
-    return Stream.unfoldChunkEffect(Math.max(1, Number(options?.fromSequence ?? 1)), (cursor) =>
+    return Stream.paginate(Math.max(1, Number(options?.fromSequence ?? 1)), (cursor) =>
       Effect.gen(function*() {
         const waitFor = yield* Ref.get(signal)
         const events = yield* Effect.orDie(
@@ -752,9 +763,9 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
         const last = events[events.length - 1]
         if (last === undefined) {
           yield* Effect.raceFirst(Deferred.await(waitFor), Effect.sleep(pollInterval))
-          return Option.some([Chunk.empty<RecordedEvent>(), cursor] as const)
+          return [[], Option.some(cursor)] as const
         }
-        return Option.some([Chunk.unsafeFromArray(events), last.sequence + 1] as const)
+        return [events, Option.some(last.sequence + 1)] as const
       }))
   }
 
@@ -766,25 +777,25 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       let to = options?.toSequence === undefined ? yield* lastSequence : Number(options.toSequence)
       if (until !== null) to = Math.min(to, yield* lastSequenceUntil(until))
       const tenantId = options?.tenantId ?? null
-      return Stream.paginateChunkEffect(from, (cursor) =>
+      return Stream.paginate(from, (cursor) =>
         cursor > to
-          ? Effect.succeed([Chunk.empty<RecordedEvent>(), Option.none<number>()] as const)
+          ? Effect.succeed([[], Option.none<number>()] as const)
           : Effect.map(
             Effect.orDie(page({ from: cursor, to, limit: batchSize, until, tenantId })),
             (events) => {
               const last = events[events.length - 1]
               return [
-                Chunk.unsafeFromArray(events),
+                events,
                 last === undefined || events.length < batchSize ? Option.none() : Option.some(last.sequence + 1)
               ] as const
             }
           ))
     })).pipe(Stream.withSpan("EventStore.readAll"))
 
-  const importBatch = (events: Chunk.Chunk<RecordedEvent>) =>
+  const importBatch = (events: ReadonlyArray<RecordedEvent>) =>
     Effect.gen(function*() {
       yield* lock
-      const values = Chunk.toReadonlyArray(events).map((event) =>
+      const values = events.map((event) =>
         sql`(${event.sequence}, ${event.streamId}, ${event.version}, ${event.type}, ${
           JSON.stringify(event.data ?? null)
         }, ${JSON.stringify(event.metadata)}, ${event.tenantId ?? null}, ${event.recordedAt})`
@@ -801,12 +812,12 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     }).pipe(
       sql.withTransaction,
       Effect.catchTag("SqlError", (error) =>
-        isUniqueViolation(error, Internal.streamVersionConstraint)
-          ? new ImportConflict({
-            detail: `an imported event takes a stream version that is already stored (${
-              String((pgError(error) as { detail?: unknown }).detail ?? "")
-            })`
-          })
+        isStreamVersionViolation(error)
+          ? Effect.fail(
+            new ImportConflict({
+              detail: `an imported event takes a stream version that is already stored (${serverDetail(error)})`
+            })
+          )
           : Effect.die(error))
     )
 
@@ -818,7 +829,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       Stream.grouped(Math.max(1, Math.trunc(options?.batchSize ?? 500))),
       Stream.mapEffect((batch) => Effect.tap(importBatch(batch), () => wake)),
       Stream.runFold(
-        { imported: 0, skipped: 0 } as ImportResult,
+        (): ImportResult => ({ imported: 0, skipped: 0 }),
         (total, batch) => ({ imported: total.imported + batch.imported, skipped: total.skipped + batch.skipped })
       ),
       Effect.withSpan("EventStore.importEvents")
@@ -840,8 +851,8 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
  * @since 0.1.0
  * @category layers
  */
-export const layerMigrations: Layer.Layer<never, SqlError | MigrationError, SqlClient.SqlClient> = Layer
-  .effectDiscard(Internal.run)
+export const layerMigrations: Layer.Layer<never, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> =
+  Layer.effectDiscard(Internal.run)
 
 /**
  * The event store on the `SqlClient` in context, migrations included.
@@ -849,10 +860,8 @@ export const layerMigrations: Layer.Layer<never, SqlError | MigrationError, SqlC
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<EventStore, SqlError | MigrationError, SqlClient.SqlClient> = Layer.scoped(
-  EventStore,
-  make()
-).pipe(Layer.provide(layerMigrations))
+export const layer: Layer.Layer<EventStore, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Layer
+  .effect(EventStore, make()).pipe(Layer.provide(layerMigrations))
 
 /**
  * The event store with explicit options, migrations included.
@@ -862,8 +871,8 @@ export const layer: Layer.Layer<EventStore, SqlError | MigrationError, SqlClient
  */
 export const layerWith = (
   options: Options
-): Layer.Layer<EventStore, SqlError | MigrationError, SqlClient.SqlClient> =>
-  Layer.scoped(EventStore, make(options)).pipe(Layer.provide(layerMigrations))
+): Layer.Layer<EventStore, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> =>
+  Layer.effect(EventStore, make(options)).pipe(Layer.provide(layerMigrations))
 
 /**
  * The event store configured from {@link config} (or the given config), migrations included.
@@ -873,8 +882,11 @@ export const layerWith = (
  */
 export const layerConfig = (
   options: Config.Config<Options> = config
-): Layer.Layer<EventStore, SqlError | MigrationError | ConfigError.ConfigError, SqlClient.SqlClient> =>
-  Layer.unwrapEffect(Effect.map(options, layerWith))
+): Layer.Layer<
+  EventStore,
+  SqlError.SqlError | Migrator.MigrationError | Config.ConfigError,
+  SqlClient.SqlClient
+> => Layer.unwrap(Effect.map(options, layerWith))
 
 /**
  * An event store in memory with the same contract (ordering, versions, conflicts, time filters, follow, import), for

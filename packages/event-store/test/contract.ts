@@ -1,38 +1,35 @@
 /**
  * The contract every backend of the event store meets (PostgreSQL, embedded PGlite): one suite, run per backend.
  */
-import { SqlClient } from "@effect/sql"
 import { assert, describe, layer } from "@effect/vitest"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
-import {
-  Array as Arr,
-  Cause,
-  Chunk,
-  Deferred,
-  Effect,
-  Either,
-  Exit,
-  FastCheck as fc,
-  Fiber,
-  Layer,
-  Option,
-  Ref,
-  Schema,
-  Stream,
-  TestClock
-} from "effect"
+import { Array as Arr, Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Result, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 
 const unique = (prefix: string) => `${prefix}/${Math.random().toString(36).slice(2, 10)}`
 
 const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
-const collect = (stream: Stream.Stream<EventStore.RecordedEvent>) =>
-  Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
+const collect = (stream: Stream.Stream<EventStore.RecordedEvent>): Effect.Effect<ReadonlyArray<EventStore.RecordedEvent>> =>
+  Stream.runCollect(stream)
 
 const isIncreasing = (values: ReadonlyArray<number>) => values.every((v, i) => i === 0 || v > values[i - 1]!)
 
 /** JSON as it comes back from JSON text (`-0` is `0`, `undefined` members vanish). */
 const viaJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value ?? null))
+
+/** Printable ASCII of a length between `min` and `max` (what fast-check's `string()` generated). */
+const asciiString = (min: number, max: number) =>
+  Schema.String.check(Schema.isPattern(new RegExp(`^[\\x20-\\x7e]{${min},${max}}$`)))
+
+/** JSON values nested at most `depth` levels (fast-check's `jsonValue({ maxDepth })`). */
+const jsonValue = (depth: number): Schema.Codec<Schema.Json> => {
+  const leaf = [Schema.Null, Schema.Finite, Schema.Boolean, Schema.String] as const
+  if (depth === 0) return Schema.Union(leaf)
+  const inner = jsonValue(depth - 1)
+  return Schema.Union([...leaf, Schema.Array(inner), Schema.Record(Schema.String, inner)])
+}
 
 /** The SQL store and checkpoints over a `SqlClient` layer, which stays in the context for the SQL-only tests. */
 export const sqlStores = (
@@ -42,7 +39,7 @@ export const sqlStores = (
   Layer.mergeAll(EventStore.layerWith(store), Checkpoints.layer).pipe(Layer.provideMerge(sqlLayer), Layer.orDie)
 
 const sqlClient = Effect.flatMap(Effect.serviceOption(SqlClient.SqlClient), (sql) =>
-  Option.isSome(sql) ? Effect.succeed(sql.value) : Effect.dieMessage("this test needs a SqlClient"))
+  Option.isSome(sql) ? Effect.succeed(sql.value) : Effect.die(new Error("this test needs a SqlClient")))
 
 /**
  * Runs the contract against an event store and checkpoints. `concurrency` is how many appends run at once in the
@@ -142,7 +139,7 @@ export const contract = (
             { concurrency: "unbounded" }
           )
           exits.forEach((exit, i) => {
-            if (i === 5) assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+            if (i === 5) assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
             else assert.isTrue(Exit.isSuccess(exit))
           })
           assert.strictEqual(yield* store.streamVersion(`${stream}/5`), -1)
@@ -180,7 +177,7 @@ export const contract = (
           const store = yield* EventStore.EventStore
           const stream = unique("encoded")
           const error = yield* Effect.flip(store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: 5 }))
-          const encoded = yield* Schema.encode(EventStore.WrongExpectedVersion)(error)
+          const encoded = yield* Schema.encodeEffect(EventStore.WrongExpectedVersion)(error)
           assert.deepStrictEqual(encoded, {
             _tag: "WrongExpectedVersion",
             detail: `stream ${stream} has no events, expected version 5`,
@@ -197,12 +194,12 @@ export const contract = (
           yield* store.append(stream, [{ type: "Start", data: 0 }])
           const results = yield* Effect.forEach(
             Arr.range(1, 20),
-            (i) => Effect.either(store.append(stream, [{ type: "Step", data: i }], { expectedVersion: 0 })),
+            (i) => Effect.result(store.append(stream, [{ type: "Step", data: i }], { expectedVersion: 0 })),
             { concurrency: options.concurrency }
           )
-          const winners = results.filter(Either.isRight)
+          const winners = results.filter(Result.isSuccess)
           assert.strictEqual(winners.length, 1)
-          assert.isTrue(results.filter(Either.isLeft).every((e) => e.left.actual === 1))
+          assert.isTrue(results.filter(Result.isFailure).every((e) => e.failure.actual === 1))
           assert.strictEqual(yield* store.streamVersion(stream), 1)
         }))
 
@@ -230,12 +227,12 @@ export const contract = (
           const sql = yield* sqlClient
           const stream = unique("tx")
           const failed = yield* sql.withTransaction(
-            Effect.zipRight(store.append(stream, [{ type: "A", data: 1 }]), Effect.fail("boom" as const))
+            Effect.andThen(store.append(stream, [{ type: "A", data: 1 }]), Effect.fail("boom" as const))
           ).pipe(Effect.flip)
           assert.strictEqual(failed, "boom")
           assert.strictEqual(yield* store.streamVersion(stream), -1)
           const result = yield* sql.withTransaction(
-            Effect.zipRight(
+            Effect.andThen(
               store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: "no-stream" }),
               store.append(stream, [{ type: "B", data: 2 }], { expectedVersion: 0 })
             )
@@ -253,7 +250,7 @@ export const contract = (
             const stream = unique("bypass")
             const inserted = yield* Deferred.make<void>()
             const release = yield* Deferred.make<void>()
-            const intruder = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
+            const intruder = yield* Effect.forkChild(sql.withTransaction(Effect.gen(function*() {
               yield* sql`INSERT INTO event_store_events ${
                 sql.insert({
                   stream_id: stream,
@@ -269,16 +266,16 @@ export const contract = (
             })))
             yield* Deferred.await(inserted)
             // Both appends read version -1 (the intruder has not committed) and wait on the unique index.
-            const any = yield* Effect.fork(store.append(stream, [{ type: "Any", data: 1 }]))
-            const fresh = yield* Effect.fork(
-              Effect.either(store.append(stream, [{ type: "Fresh", data: 2 }], { expectedVersion: "no-stream" }))
+            const any = yield* Effect.forkChild(store.append(stream, [{ type: "Any", data: 1 }]))
+            const fresh = yield* Effect.forkChild(
+              Effect.result(store.append(stream, [{ type: "Fresh", data: 2 }], { expectedVersion: "no-stream" }))
             )
             yield* realSleep(200)
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(intruder)
             const anyResult = yield* Fiber.join(any)
             const freshResult = yield* Fiber.join(fresh)
-            assert.isTrue(Either.isLeft(freshResult))
+            assert.isTrue(Result.isFailure(freshResult))
             const types = (yield* store.readStream(stream)).map((e) => e.type)
             assert.deepStrictEqual(types, ["Intruder", "Any"])
             assert.strictEqual(anyResult.version, 1)
@@ -317,9 +314,9 @@ export const contract = (
             const events = yield* collect(store.readAll({ fromSequence: last + 1, batchSize: 50 }))
             yield* Ref.update(seen, (s) => [...s, ...events.map((e) => e.sequence)])
           })
-          const reader = yield* Effect.fork(
+          const reader = yield* Effect.forkChild(
             Effect.gen(function*() {
-              while (!(yield* Ref.get(done))) yield* Effect.zipRight(poll, Effect.yieldNow())
+              while (!(yield* Ref.get(done))) yield* Effect.andThen(poll, Effect.yieldNow)
               yield* poll
             })
           )
@@ -376,7 +373,7 @@ export const contract = (
             Stream.tap(() => store.append(stream, [{ type: "More", data: 0 }])),
             Stream.runCollect
           )
-          assert.strictEqual(Chunk.size(events), 2)
+          assert.strictEqual(events.length, 2)
         }))
     })
 
@@ -386,7 +383,7 @@ export const contract = (
           const store = yield* EventStore.EventStore
           const stream = unique("follow")
           const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: 1 }])
-          const follower = yield* Effect.fork(
+          const follower = yield* Effect.forkChild(
             store.follow({ fromSequence: from, batchSize: 2 }).pipe(
               Stream.filter((e) => e.streamId === stream),
               Stream.take(4),
@@ -397,17 +394,39 @@ export const contract = (
           yield* store.append(stream, [{ type: "E", data: 2 }])
           yield* realSleep(20)
           yield* store.append(stream, [{ type: "E", data: 3 }, { type: "E", data: 4 }])
-          const events = Chunk.toReadonlyArray(yield* Fiber.join(follower))
+          const events = yield* Fiber.join(follower)
           assert.deepStrictEqual(events.map((e) => e.data), [1, 2, 3, 4])
         }))
 
-      it.scoped.runIf(options.sql)("sees appends by another process at the next poll", () =>
+      it.effect.runIf(options.sql)("an append in the caller's transaction wakes followers once it commits", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const sql = yield* sqlClient
+          const stream = unique("follow-tx")
+          const from = (yield* store.lastSequence) + 1
+          // The test clock never moves, so only the store's own wake-up can deliver the event.
+          const follower = yield* Effect.forkChild(
+            store.follow({ fromSequence: from, pollInterval: "1 hour" }).pipe(
+              Stream.filter((e) => e.streamId === stream),
+              Stream.take(1),
+              Stream.runCollect
+            )
+          )
+          yield* realSleep(20)
+          yield* sql.withTransaction(
+            Effect.andThen(store.append(stream, [{ type: "E", data: "committed" }]), realSleep(50))
+          )
+          const events = yield* Fiber.join(follower)
+          assert.deepStrictEqual(events.map((e) => e.data), ["committed"])
+        }))
+
+      it.effect.runIf(options.sql)("sees appends by another process at the next poll", () =>
         Effect.gen(function*() {
           const store = yield* EventStore.EventStore
           const other = yield* Effect.provideService(EventStore.make(), SqlClient.SqlClient, yield* sqlClient)
           const stream = unique("poll")
           const from = (yield* store.lastSequence) + 1
-          const follower = yield* Effect.fork(
+          const follower = yield* Effect.forkChild(
             store.follow({ fromSequence: from, pollInterval: "1 second" }).pipe(
               Stream.filter((e) => e.streamId === stream),
               Stream.take(1),
@@ -416,11 +435,11 @@ export const contract = (
           )
           yield* realSleep(20)
           yield* other.append(stream, [{ type: "E", data: "elsewhere" }])
-          for (let i = 0; i < 200 && Option.isNone(yield* Fiber.poll(follower)); i++) {
+          for (let i = 0; i < 200 && follower.pollUnsafe() === undefined; i++) {
             yield* TestClock.adjust("1 second")
             yield* realSleep(10)
           }
-          const events = Chunk.toReadonlyArray(yield* Fiber.join(follower))
+          const events = yield* Fiber.join(follower)
           assert.deepStrictEqual(events.map((e) => e.data), ["elsewhere"])
         }))
     })
@@ -458,7 +477,7 @@ export const contract = (
             const from = (yield* checkpoints.get(name)) + 1
             yield* store.readAll({ fromSequence: from }).pipe(
               Stream.runForEach((event) =>
-                Effect.zipRight(Effect.sync(() => applied.push(event.data)), checkpoints.set(name, event.sequence))
+                Effect.andThen(Effect.sync(() => applied.push(event.data)), checkpoints.set(name, event.sequence))
               )
             )
           })
@@ -488,12 +507,12 @@ export const contract = (
           yield* store.truncate
           assert.strictEqual(yield* store.lastSequence, 0)
           const first = yield* store.importEvents(
-            Stream.fromIterable(full).pipe(Stream.map(decode)),
+            Stream.fromIterable(full).pipe(Stream.map((line) => decode(line))),
             { batchSize: 100 }
           )
           assert.deepStrictEqual(first, { imported: full.length, skipped: 0 })
           const second = yield* store.importEvents(
-            Stream.fromIterable([...full, ...incremental]).pipe(Stream.map(decode))
+            Stream.fromIterable([...full, ...incremental]).pipe(Stream.map((line) => decode(line)))
           )
           assert.deepStrictEqual(second, { imported: incremental.length, skipped: full.length })
           const restored = yield* collect(store.readAll())
@@ -521,22 +540,18 @@ export const contract = (
       it.effect.prop(
         "any sequence of appends reads back identically",
         [
-          fc.array(
-            fc.record({
-              stream: fc.integer({ min: 0, max: 3 }),
-              events: fc.array(
-                fc.record({
-                  type: fc.string({ minLength: 1, maxLength: 20 }),
-                  data: fc.jsonValue({ maxDepth: 3 }),
-                  metadata: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 })), {
-                    nil: undefined
-                  })
-                }),
-                { minLength: 1, maxLength: 5 }
-              )
-            }),
-            { minLength: 1, maxLength: 8 }
-          )
+          Schema.Array(
+            Schema.Struct({
+              stream: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 })),
+              events: Schema.Array(
+                Schema.Struct({
+                  type: asciiString(1, 20),
+                  data: jsonValue(3),
+                  metadata: Schema.UndefinedOr(Schema.Record(asciiString(0, 8), jsonValue(1)))
+                })
+              ).check(Schema.isBetweenLength(1, 5))
+            })
+          ).check(Schema.isBetweenLength(1, 8))
         ],
         ([appends]) =>
           Effect.gen(function*() {
@@ -571,7 +586,7 @@ export const contract = (
               )
             }
           }),
-        { fastCheck: { numRuns: 25 } }
+        { arbitrary: { runs: 25 } }
       )
     })
   })

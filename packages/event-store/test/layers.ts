@@ -2,11 +2,11 @@
  * SQL layers for the tests: a fresh PostgreSQL schema per layer (dropped after), and the embedded database in a
  * temporary directory (removed after).
  */
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import type { PgClient } from "@effect/sql-pg"
 import { Database } from "@ouroboros/sql"
 import { PgSchema } from "@ouroboros/testkit"
 import { Effect, Layer } from "effect"
+import type { SqlClient } from "effect/sql"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -18,7 +18,7 @@ export const layerPgSchema = (
   PgSchema.layer({ prefix: "event_store_test", maxConnections: options.maxConnections ?? 10 })
 
 /** The embedded database (PGlite behind a socket, one connection) in a temporary directory. */
-export const layerEmbedded: Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> = Layer.unwrapScoped(
+export const layerEmbedded: Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> = Layer.unwrap(
   Effect.gen(function*() {
     const dataDir = yield* Effect.acquireRelease(
       Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "event-store-"))),

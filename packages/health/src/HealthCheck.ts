@@ -7,8 +7,22 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Config, Context, Deferred, Duration, Effect, Exit, Layer, Option, Ref, Schema } from "effect"
-import type { ConfigError, Scope } from "effect"
+import {
+  Cause,
+  Clock,
+  Config,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Ref,
+  Schema
+} from "effect"
+import type { Scope } from "effect"
 
 /**
  * The status of a check or of a whole report: `pass` (healthy), `warn` (healthy, with concerns) or `fail`.
@@ -16,7 +30,7 @@ import type { ConfigError, Scope } from "effect"
  * @since 0.1.0
  * @category models
  */
-export const Status = Schema.Literal("pass", "warn", "fail")
+export const Status = Schema.Literals(["pass", "warn", "fail"])
 
 /**
  * @since 0.1.0
@@ -30,7 +44,7 @@ export type Status = typeof Status.Type
  * @since 0.1.0
  * @category models
  */
-export const Probe = Schema.Literal("live", "ready", "startup")
+export const Probe = Schema.Literals(["live", "ready", "startup"])
 
 /**
  * @since 0.1.0
@@ -44,7 +58,7 @@ export type Probe = typeof Probe.Type
  * @since 0.1.0
  * @category models
  */
-export const Phase = Schema.Literal("starting", "serving", "draining")
+export const Phase = Schema.Literals(["starting", "serving", "draining"])
 
 /**
  * @since 0.1.0
@@ -59,14 +73,16 @@ export type Phase = typeof Phase.Type
  * @category schemas
  */
 export const CheckResult = Schema.Struct({
-  componentId: Schema.optional(Schema.String),
-  componentType: Schema.optional(Schema.String),
-  observedValue: Schema.optional(Schema.Union(Schema.Number, Schema.String, Schema.Boolean)),
-  observedUnit: Schema.optional(Schema.String),
+  componentId: Schema.optionalKey(Schema.String),
+  componentType: Schema.optionalKey(Schema.String),
+  // Finite: JSON has no NaN or Infinity (`JSON.stringify` writes them as null), and a string such as "Infinity" stays
+  // a string.
+  observedValue: Schema.optionalKey(Schema.Union([Schema.Finite, Schema.String, Schema.Boolean])),
+  observedUnit: Schema.optionalKey(Schema.String),
   status: Status,
-  time: Schema.optional(Schema.String),
-  output: Schema.optional(Schema.String)
-}).annotations({ identifier: "HealthCheckResult", description: "The result of one health check" })
+  time: Schema.optionalKey(Schema.String),
+  output: Schema.optionalKey(Schema.String)
+}).annotate({ identifier: "HealthCheckResult", description: "The result of one health check" })
 
 /**
  * @since 0.1.0
@@ -83,14 +99,14 @@ export type CheckResult = typeof CheckResult.Type
  */
 export const HealthReport = Schema.Struct({
   status: Status,
-  version: Schema.optional(Schema.String),
-  releaseId: Schema.optional(Schema.String),
-  serviceId: Schema.optional(Schema.String),
-  description: Schema.optional(Schema.String),
-  notes: Schema.optional(Schema.Array(Schema.String)),
-  output: Schema.optional(Schema.String),
-  checks: Schema.Record({ key: Schema.String, value: Schema.Array(CheckResult) })
-}).annotations({ identifier: "HealthReport", description: "A health report in the api-health-check format" })
+  version: Schema.optionalKey(Schema.String),
+  releaseId: Schema.optionalKey(Schema.String),
+  serviceId: Schema.optionalKey(Schema.String),
+  description: Schema.optionalKey(Schema.String),
+  notes: Schema.optionalKey(Schema.Array(Schema.String)),
+  output: Schema.optionalKey(Schema.String),
+  checks: Schema.Record(Schema.String, Schema.Array(CheckResult))
+}).annotate({ identifier: "HealthReport", description: "A health report in the api-health-check format" })
 
 /**
  * @since 0.1.0
@@ -127,9 +143,9 @@ export interface Check<R = never> {
   /** A failing critical check fails the probe; a failing non-critical one makes it `warn`. */
   readonly critical: boolean
   /** A run still going after this is a failure (`timed out after …`). Default: the service's `defaultTimeout`. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.Input
   /** How long a result is reused. Default: the service's `defaultCacheTtl`. */
-  readonly cacheTtl?: Duration.DurationInput
+  readonly cacheTtl?: Duration.Input
   /** The probes the check belongs to. Default: `["ready"]`. */
   readonly probes?: ReadonlyArray<Probe>
   /** Observes the component. A failure or a defect makes the result `fail` with an output that names only its tag. */
@@ -174,7 +190,7 @@ export const fail = (output: string, fields?: Omit<Observation, "status" | "outp
  * @since 0.1.0
  * @category tags
  */
-export class HealthCheck extends Context.Tag("@ouroboros/health/HealthCheck")<
+export class HealthCheck extends Context.Service<
   HealthCheck,
   {
     /** Adds a check; it is removed when the scope closes. */
@@ -186,7 +202,7 @@ export class HealthCheck extends Context.Tag("@ouroboros/health/HealthCheck")<
     /** Runs (or reuses) the checks of a probe and aggregates them. */
     readonly report: (probe: Probe) => Effect.Effect<HealthReport>
   }
->() {}
+>()("@ouroboros/health/HealthCheck") {}
 
 /**
  * Options of the service. Durations default to 2 seconds (timeout) and 1 second (cache).
@@ -199,8 +215,8 @@ export interface Options {
   readonly version?: string | undefined
   readonly releaseId?: string | undefined
   readonly description?: string | undefined
-  readonly defaultTimeout?: Duration.DurationInput | undefined
-  readonly defaultCacheTtl?: Duration.DurationInput | undefined
+  readonly defaultTimeout?: Duration.Input | undefined
+  readonly defaultCacheTtl?: Duration.Input | undefined
   /** Default `starting`: readiness fails until `setPhase("serving")`. */
   readonly initialPhase?: Phase | undefined
   /** Put the message of a failed check's error in its output (default false: only its tag, nothing that can leak). */
@@ -224,8 +240,8 @@ interface Entry {
 const idle: EntryState = { _tag: "Idle" }
 
 const describeCause = (cause: Cause.Cause<unknown>, expose: boolean): string => {
-  if (Cause.isInterruptedOnly(cause)) return "check interrupted"
-  const failure = Cause.failureOption(cause)
+  if (Cause.hasInterruptsOnly(cause)) return "check interrupted"
+  const failure = Cause.findErrorOption(cause)
   if (Option.isNone(failure)) return "check failed unexpectedly"
   const error = failure.value
   const tag = typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
@@ -247,10 +263,10 @@ const worst = (a: Status, b: Status): Status => rank[b] > rank[a] ? b : a
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<HealthCheck["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const defaultTimeout = Duration.decode(options.defaultTimeout ?? "2 seconds")
+    const defaultTimeout = Duration.fromInputUnsafe(options.defaultTimeout ?? "2 seconds")
     const defaultTtl = Duration.toMillis(options.defaultCacheTtl ?? "1 second")
     const expose = options.exposeErrors ?? false
     const initial = options.initialPhase ?? "starting"
@@ -263,11 +279,13 @@ export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], 
       Effect.gen(function*() {
         const { check } = entry
         const run = Effect.withSpan(check.run, "HealthCheck.check", { attributes: { "health.check": check.name } })
-        const outcome = yield* Effect.timeoutTo(Effect.disconnect(Effect.exit(run)), {
-          duration: entry.timeout,
-          onSuccess: Option.some,
-          onTimeout: Option.none
-        })
+        // The run is detached from the probe: a check stuck in an uninterruptible call (a driver waiting on a dead
+        // socket) is reported as timed out when its timeout passes instead of holding the probe until it returns.
+        const fiber = yield* Effect.forkDetach(Effect.exit(run), { startImmediately: true })
+        const outcome = yield* Effect.timeoutOption(Fiber.join(fiber), entry.timeout).pipe(
+          // Asks a late run to stop without waiting for it (a no-op once it has finished).
+          Effect.ensuring(Effect.sync(() => fiber.interruptUnsafe()))
+        )
         const now = yield* Clock.currentTimeMillis
         const observation: Observation = Option.match(outcome, {
           onNone: () => fail(`timed out after ${Duration.format(entry.timeout)}`),
@@ -311,17 +329,18 @@ export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], 
       entry.state._tag === "Done" && now < entry.state.at + entry.ttl ? entry.state.result : undefined
 
     const resultOf = (entry: Entry, now: number): Effect.Effect<CheckResult> =>
-      Effect.fiberIdWith((fiberId) => {
+      Effect.suspend(() => {
         const state = entry.state
         if (state._tag === "Running") return Deferred.await(state.deferred)
         const cached = fresh(entry, now)
         if (cached !== undefined) return Effect.succeed(cached)
-        const deferred = Deferred.unsafeMake<CheckResult>(fiberId)
+        const deferred = Deferred.makeUnsafe<CheckResult>()
         entry.state = { _tag: "Running", deferred }
         // The run belongs to the service, not to the probe that started it: an impatient client that goes away
         // does not cancel the run the other probes wait for.
-        return Effect.zipRight(
-          Effect.forkIn(Deferred.complete(deferred, execute(entry)), scope),
+        // Started at once: a check that answers synchronously is done before the probe awaits it.
+        return Effect.andThen(
+          Effect.forkIn(Deferred.into(execute(entry), deferred), scope, { startImmediately: true }),
           Deferred.await(deferred)
         )
       })
@@ -330,8 +349,8 @@ export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], 
       Effect.flatMap(Effect.context<R>(), (context) => {
         const id = nextId++
         const entry: Entry = {
-          check: { ...check, run: Effect.provide(check.run, context) },
-          timeout: check.timeout === undefined ? defaultTimeout : Duration.decode(check.timeout),
+          check: { ...check, run: Effect.provideContext(check.run, context) },
+          timeout: check.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(check.timeout),
           ttl: check.cacheTtl === undefined ? defaultTtl : Duration.toMillis(check.cacheTtl),
           probes: new Set(check.probes ?? ["ready"]),
           state: idle,
@@ -344,11 +363,11 @@ export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], 
       })
 
     const setPhase = (next: Phase): Effect.Effect<void> =>
-      Effect.zipRight(
+      Effect.andThen(
         Ref.set(phase, next),
         next === "serving" ? Ref.set(served, true) : Effect.void
       ).pipe(
-        Effect.zipRight(Effect.logInfo(`Health phase: ${next}`)),
+        Effect.andThen(Effect.logInfo(`Health phase: ${next}`)),
         Effect.annotateLogs({ service: "health" })
       )
 
@@ -432,16 +451,25 @@ export const make = (options: Options = {}): Effect.Effect<HealthCheck["Type"], 
  * import { HealthCheck } from "@ouroboros/health"
  * import { Effect, Layer } from "effect"
  *
- * const DiskCheck = Layer.scopedDiscard(HealthCheck.register({
+ * const DiskCheck = Layer.effectDiscard(HealthCheck.register({
  *   name: "disk:free", componentType: "system", critical: false, timeout: "1 second",
  *   run: Effect.succeed(HealthCheck.pass({ observedValue: 42, observedUnit: "GiB" }))
  * }))
  * const Health = DiskCheck.pipe(Layer.provideMerge(HealthCheck.layer({ serviceId: "ouroboros" })))
  */
-export const layer = (options?: Options): Layer.Layer<HealthCheck> => Layer.scoped(HealthCheck, make(options))
+export const layer = (options?: Options): Layer.Layer<HealthCheck> => Layer.effect(HealthCheck, make(options))
 
 /**
  * The configuration of the service (nest it, e.g. under `HEALTH`).
+ *
+ * | key | default | meaning |
+ * | --- | --- | --- |
+ * | `SERVICE_ID` | none | the serviceId of health reports |
+ * | `VERSION` | none | the version of health reports |
+ * | `RELEASE_ID` | none | the releaseId of health reports |
+ * | `CHECK_TIMEOUT` | `2 seconds` | how long a health check may run before it counts as failed |
+ * | `CACHE_TTL` | `1 second` | how long a health check result is reused by later probes |
+ * | `EXPOSE_ERRORS` | `false` | whether the output of a failed check carries its error message (it may name hosts) |
  *
  * @since 0.1.0
  * @category config
@@ -454,27 +482,12 @@ export const config: Config.Config<{
   readonly defaultCacheTtl: Duration.Duration
   readonly exposeErrors: boolean
 }> = Config.all({
-  serviceId: Config.option(Config.string("SERVICE_ID")).pipe(
-    Config.withDescription("The serviceId of health reports (default: none)")
-  ),
-  version: Config.option(Config.string("VERSION")).pipe(
-    Config.withDescription("The version of health reports (default: none)")
-  ),
-  releaseId: Config.option(Config.string("RELEASE_ID")).pipe(
-    Config.withDescription("The releaseId of health reports (default: none)")
-  ),
-  defaultTimeout: Config.duration("CHECK_TIMEOUT").pipe(
-    Config.withDefault(Duration.seconds(2)),
-    Config.withDescription("How long a health check may run before it counts as failed")
-  ),
-  defaultCacheTtl: Config.duration("CACHE_TTL").pipe(
-    Config.withDefault(Duration.seconds(1)),
-    Config.withDescription("How long a health check result is reused by later probes")
-  ),
-  exposeErrors: Config.boolean("EXPOSE_ERRORS").pipe(
-    Config.withDefault(false),
-    Config.withDescription("Whether the output of a failed check carries its error message (it may name hosts)")
-  )
+  serviceId: Config.option(Config.String("SERVICE_ID")),
+  version: Config.option(Config.String("VERSION")),
+  releaseId: Config.option(Config.String("RELEASE_ID")),
+  defaultTimeout: Config.Duration("CHECK_TIMEOUT").pipe(Config.withDefault(Duration.seconds(2))),
+  defaultCacheTtl: Config.Duration("CACHE_TTL").pipe(Config.withDefault(Duration.seconds(1))),
+  exposeErrors: Config.Boolean("EXPOSE_ERRORS").pipe(Config.withDefault(false))
 })
 
 /**
@@ -483,8 +496,8 @@ export const config: Config.Config<{
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (options?: Options): Layer.Layer<HealthCheck, ConfigError.ConfigError> =>
-  Layer.scoped(
+export const layerConfig = (options?: Options): Layer.Layer<HealthCheck, Config.ConfigError> =>
+  Layer.effect(
     HealthCheck,
     Effect.flatMap(config, (values) =>
       make({
@@ -506,7 +519,7 @@ export const layerConfig = (options?: Options): Layer.Layer<HealthCheck, ConfigE
  * @example
  * import { HealthCheck } from "@ouroboros/health"
  * import { Effect, Layer } from "effect"
- * const CacheCheck = Layer.scopedDiscard(HealthCheck.register({
+ * const CacheCheck = Layer.effectDiscard(HealthCheck.register({
  *   name: "cache:reachable", critical: false, run: Effect.succeed(HealthCheck.pass())
  * }))
  */
@@ -520,7 +533,7 @@ export const register = <R>(check: Check<R>): Effect.Effect<void, never, HealthC
  * @category layers
  */
 export const layerCheck = <R>(check: Check<R>): Layer.Layer<never, never, HealthCheck | Exclude<R, Scope.Scope>> =>
-  Layer.scopedDiscard(register(check))
+  Layer.effectDiscard(register(check))
 
 /**
  * Moves the service in context to another phase.
@@ -555,6 +568,6 @@ export const phase: Effect.Effect<Phase, never, HealthCheck> = Effect.flatMap(He
  * @since 0.1.0
  * @category layers
  */
-export const layerServing: Layer.Layer<never, never, HealthCheck> = Layer.scopedDiscard(
+export const layerServing: Layer.Layer<never, never, HealthCheck> = Layer.effectDiscard(
   Effect.acquireRelease(setPhase("serving"), () => setPhase("draining"))
 )

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { HealthCheck } from "@ouroboros/health"
 import {
   ConfigProvider,
+  Context,
   Data,
   Deferred,
   Duration,
@@ -10,20 +11,22 @@ import {
   Fiber,
   Layer,
   Logger,
-  LogLevel,
-  Option,
   Ref,
-  Scope,
-  TestClock
+  References,
+  Scope
 } from "effect"
+import { TestClock } from "effect/testing"
 
 class SqlError extends Data.TaggedError("SqlError")<{ readonly message: string }> {}
 
-const quiet = Logger.minimumLogLevel(LogLevel.None)
+const quiet = Layer.succeed(References.MinimumLogLevel, "None")
+
+/** Whether a forked fiber is still running. */
+const isRunning = (fiber: Fiber.Fiber<unknown, unknown>) => Effect.sync(() => fiber.pollUnsafe() === undefined)
 
 /** Runs `body` with a fresh service (in the test's scope) and silenced logs. */
 const withHealth = <A, E>(
-  body: (health: HealthCheck.HealthCheck["Type"]) => Effect.Effect<A, E, Scope.Scope>,
+  body: (health: HealthCheck.HealthCheck["Service"]) => Effect.Effect<A, E, Scope.Scope>,
   options?: HealthCheck.Options
 ) => Effect.flatMap(HealthCheck.make(options), body).pipe(Effect.provide(quiet))
 
@@ -33,15 +36,15 @@ const check = (
   extra?: Partial<Omit<HealthCheck.Check, "name" | "run">>
 ): HealthCheck.Check => ({ name, critical: true, timeout: "1 second", ...extra, run })
 
-const counting = (counter: Ref.Ref<number>, delay?: Duration.DurationInput) =>
+const counting = (counter: Ref.Ref<number>, delay?: Duration.Input) =>
   Ref.update(counter, (n) => n + 1).pipe(
-    Effect.zipRight(delay === undefined ? Effect.void : Effect.sleep(delay)),
+    Effect.andThen(delay === undefined ? Effect.void : Effect.sleep(delay)),
     Effect.as(HealthCheck.pass({ observedValue: 1, observedUnit: "ms" }))
   )
 
 describe("HealthCheck", () => {
   describe("aggregation", () => {
-    it.scoped("passes when every check passes, keyed component:measurement", () =>
+    it.effect("passes when every check passes, keyed component:measurement", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(
@@ -66,7 +69,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(pg.output, undefined)
         }), { initialPhase: "serving", serviceId: "ouroboros", version: "1", releaseId: "1.2.3", description: "d" }))
 
-    it.scoped("carries serviceId, version, releaseId and description", () =>
+    it.effect("carries serviceId, version, releaseId and description", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const report = yield* health.report("live")
@@ -80,7 +83,7 @@ describe("HealthCheck", () => {
           })
         }), { serviceId: "ouroboros", version: "1", releaseId: "1.2.3", description: "d" }))
 
-    it.scoped("warns when a non-critical check fails", () =>
+    it.effect("warns when a non-critical check fails", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.pass())))
@@ -94,7 +97,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(report.checks["ollama:version"]![0]!.output, "HTTP 500")
         }), { initialPhase: "serving" }))
 
-    it.scoped("warns when a critical check warns", () =>
+    it.effect("warns when a critical check warns", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.warn("slow"))))
@@ -103,7 +106,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(report.checks["postgres:responseTime"]![0]!.output, "slow")
         }), { initialPhase: "serving" }))
 
-    it.scoped("fails when a critical check fails, and says which", () =>
+    it.effect("fails when a critical check fails, and says which", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("ollama:version", Effect.succeed(HealthCheck.warn("old")), { critical: false }))
@@ -118,7 +121,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(pg.output, "check failed (SqlError)")
         }), { initialPhase: "serving" }))
 
-    it.scoped("exposes error messages only when asked to", () =>
+    it.effect("exposes error messages only when asked to", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.fail(new SqlError({ message: "refused" }))))
@@ -126,7 +129,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(report.checks["postgres:responseTime"]![0]!.output, "check failed (SqlError): refused")
         }), { initialPhase: "serving", exposeErrors: true }))
 
-    it.scoped("a defect is a failure that names nothing", () =>
+    it.effect("a defect is a failure that names nothing", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("x:y", Effect.die(new Error("secret stack"))))
@@ -135,7 +138,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(report.checks["x:y"]![0]!.output, "check failed unexpectedly")
         }), { initialPhase: "serving" }))
 
-    it.scoped("checks that share a name are listed together", () =>
+    it.effect("checks that share a name are listed together", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(
@@ -150,7 +153,7 @@ describe("HealthCheck", () => {
   })
 
   describe("probes and phases", () => {
-    it.scoped("ready and startup fail while starting; live passes", () =>
+    it.effect("ready and startup fail while starting; live passes", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.pass())))
@@ -165,7 +168,7 @@ describe("HealthCheck", () => {
           assert.strictEqual((yield* health.report("live")).status, "pass")
         })))
 
-    it.scoped("serving: ready and startup pass; draining: ready fails with a note, live and startup pass", () =>
+    it.effect("serving: ready and startup pass; draining: ready fails with a note, live and startup pass", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.pass())))
@@ -181,7 +184,7 @@ describe("HealthCheck", () => {
           assert.strictEqual((yield* health.report("startup")).status, "pass")
         })))
 
-    it.scoped("a check belongs to the probes it names (default ready)", () =>
+    it.effect("a check belongs to the probes it names (default ready)", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.fail("down"))))
@@ -203,7 +206,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(startup.notes, undefined)
         }), { initialPhase: "serving" }))
 
-    it.scoped("a failing critical live check fails liveness", () =>
+    it.effect("a failing critical live check fails liveness", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(
@@ -214,14 +217,14 @@ describe("HealthCheck", () => {
   })
 
   describe("timeouts, cache and registration", () => {
-    it.scoped("a hanging check is failed once its timeout passes", () =>
+    it.effect("a hanging check is failed once its timeout passes", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("qdrant:responseTime", Effect.never, { timeout: "1 second" }))
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.pass())))
-          const fiber = yield* Effect.fork(health.report("ready"))
+          const fiber = yield* Effect.forkChild(health.report("ready"))
           yield* TestClock.adjust("999 millis")
-          assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)))
+          assert.isTrue(yield* isRunning(fiber))
           yield* TestClock.adjust("1 millis")
           const report = yield* Fiber.join(fiber)
           assert.strictEqual(report.status, "fail")
@@ -230,28 +233,28 @@ describe("HealthCheck", () => {
           assert.strictEqual(report.checks["postgres:responseTime"]![0]!.status, "pass")
         }), { initialPhase: "serving" }))
 
-    it.scoped("an uninterruptible hanging check is still reported within its timeout", () =>
+    it.effect("an uninterruptible hanging check is still reported within its timeout", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register(check("stuck:call", Effect.uninterruptible(Effect.never), { timeout: "500 millis" }))
-          const fiber = yield* Effect.fork(health.report("ready"))
+          const fiber = yield* Effect.forkChild(health.report("ready"))
           yield* TestClock.adjust("500 millis")
           const report = yield* Fiber.join(fiber)
           assert.strictEqual(report.checks["stuck:call"]![0]!.output, "timed out after 500ms")
         }), { initialPhase: "serving" }))
 
-    it.scoped("the service default timeout applies to checks without one", () =>
+    it.effect("the service default timeout applies to checks without one", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           yield* health.register({ name: "slow:thing", critical: true, run: Effect.never })
-          const fiber = yield* Effect.fork(health.report("ready"))
+          const fiber = yield* Effect.forkChild(health.report("ready"))
           yield* TestClock.adjust("3 seconds")
-          assert.isTrue(Option.isNone(yield* Fiber.poll(fiber)))
+          assert.isTrue(yield* isRunning(fiber))
           yield* TestClock.adjust("2 seconds")
           assert.strictEqual((yield* Fiber.join(fiber)).checks["slow:thing"]![0]!.output, "timed out after 5s")
         }), { initialPhase: "serving", defaultTimeout: "5 seconds" }))
 
-    it.scoped("results are reused within the cache TTL", () =>
+    it.effect("results are reused within the cache TTL", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const runs = yield* Ref.make(0)
@@ -266,7 +269,7 @@ describe("HealthCheck", () => {
           assert.strictEqual(yield* Ref.get(runs), 2)
         }), { initialPhase: "serving" }))
 
-    it.scoped("a check in several probes runs once per TTL", () =>
+    it.effect("a check in several probes runs once per TTL", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const runs = yield* Ref.make(0)
@@ -277,24 +280,24 @@ describe("HealthCheck", () => {
           assert.strictEqual(yield* Ref.get(runs), 1)
         })))
 
-    it.scoped("concurrent probes share one run", () =>
+    it.effect("concurrent probes share one run", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const runs = yield* Ref.make(0)
           yield* health.register(check("postgres:responseTime", counting(runs, "100 millis"), { cacheTtl: 0 }))
-          const fibers = yield* Effect.forEach([1, 2, 3, 4], () => Effect.fork(health.report("ready")))
+          const fibers = yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(health.report("ready")))
           yield* TestClock.adjust("100 millis")
           const reports = yield* Effect.forEach(fibers, Fiber.join)
           assert.strictEqual(yield* Ref.get(runs), 1)
           assert.isTrue(reports.every((report) => report.status === "pass"))
           // With a TTL of 0 the next probe runs the check again.
-          const next = yield* Effect.fork(health.report("ready"))
+          const next = yield* Effect.forkChild(health.report("ready"))
           yield* TestClock.adjust("100 millis")
           yield* Fiber.join(next)
           assert.strictEqual(yield* Ref.get(runs), 2)
         }), { initialPhase: "serving" }))
 
-    it.scoped("a probe that goes away does not cancel the run the others wait for", () =>
+    it.effect("a probe that goes away does not cancel the run the others wait for", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const runs = yield* Ref.make(0)
@@ -302,11 +305,11 @@ describe("HealthCheck", () => {
           yield* health.register(
             check(
               "postgres:responseTime",
-              Effect.zipLeft(counting(runs, "100 millis"), Deferred.succeed(finished, void 0))
+              Effect.tap(counting(runs, "100 millis"), Deferred.succeed(finished, void 0))
             )
           )
-          const impatient = yield* Effect.fork(health.report("ready"))
-          const patient = yield* Effect.fork(health.report("ready"))
+          const impatient = yield* Effect.forkChild(health.report("ready"))
+          const patient = yield* Effect.forkChild(health.report("ready"))
           yield* TestClock.adjust("50 millis")
           yield* Fiber.interrupt(impatient)
           yield* TestClock.adjust("50 millis")
@@ -316,12 +319,12 @@ describe("HealthCheck", () => {
           assert.strictEqual(yield* Ref.get(runs), 1)
         }), { initialPhase: "serving" }))
 
-    it.scoped("a check is unregistered when its scope closes", () =>
+    it.effect("a check is unregistered when its scope closes", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const scope = yield* Scope.make()
           yield* health.register(check("postgres:responseTime", Effect.succeed(HealthCheck.fail("down")))).pipe(
-            Scope.extend(scope)
+            Scope.provide(scope)
           )
           assert.strictEqual((yield* health.report("ready")).status, "fail")
           yield* Scope.close(scope, Exit.void)
@@ -330,14 +333,16 @@ describe("HealthCheck", () => {
           assert.deepStrictEqual(report.checks, {})
         }), { initialPhase: "serving" }))
 
-    it.scoped("a check's requirements are captured when it is registered", () =>
+    it.effect("a check's requirements are captured when it is registered", () =>
       withHealth((health) =>
         Effect.gen(function*() {
-          class Pinger extends Effect.Tag("test/Pinger")<Pinger, { readonly ping: Effect.Effect<number> }>() {}
+          class Pinger extends Context.Service<Pinger, { readonly ping: Effect.Effect<number> }>()("test/Pinger") {}
           yield* health.register<Pinger>({
             name: "pinger:responseTime",
             critical: true,
-            run: Effect.map(Pinger.ping, (ms) => HealthCheck.pass({ observedValue: ms }))
+            run: Effect.flatMap(Pinger, (pinger) => pinger.ping).pipe(
+              Effect.map((ms) => HealthCheck.pass({ observedValue: ms }))
+            )
           }).pipe(Effect.provideService(Pinger, { ping: Effect.succeed(7) }))
           const report = yield* health.report("ready")
           assert.strictEqual(report.checks["pinger:responseTime"]![0]!.observedValue, 7)
@@ -345,18 +350,18 @@ describe("HealthCheck", () => {
   })
 
   describe("logging", () => {
-    it.scoped("logs a check when its status changes, not on every probe", () =>
+    it.effect("logs a check when its status changes, not on every probe", () =>
       Effect.gen(function*() {
         const logs: Array<string> = []
         const logger = Logger.make(({ logLevel, message }) => {
           const text = Array.isArray(message) ? message.join(" ") : String(message)
-          if (text.startsWith("Health check")) logs.push(`${logLevel.label} ${text}`)
+          if (text.startsWith("Health check")) logs.push(`${logLevel.toUpperCase()} ${text}`)
         })
         const state = yield* Ref.make<HealthCheck.Status>("pass")
         const health = yield* HealthCheck.make({ initialPhase: "serving", defaultCacheTtl: 0 })
         yield* health.register(check("postgres:responseTime", Effect.map(Ref.get(state), (status) =>
           status === "pass" ? HealthCheck.pass() : HealthCheck.fail("down"))))
-        const probe = health.report("ready").pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        const probe = health.report("ready").pipe(Effect.provide(Logger.layer([logger])))
         yield* probe
         yield* Ref.set(state, "fail")
         yield* probe
@@ -380,7 +385,7 @@ describe("HealthCheck", () => {
         Effect.provide(
           Layer.mergeAll(
             HealthCheck.layerCheck(check("a:b", Effect.succeed(HealthCheck.pass()))),
-            Layer.scopedDiscard(
+            Layer.effectDiscard(
               HealthCheck.register(check("c:d", Effect.succeed(HealthCheck.fail("x")), { critical: false }))
             )
           ).pipe(Layer.provideMerge(HealthCheck.layer()))
@@ -406,8 +411,8 @@ describe("HealthCheck", () => {
     it.effect("layerConfig reads its keys", () =>
       Effect.gen(function*() {
         yield* HealthCheck.register({ name: "slow:thing", critical: true, run: Effect.never })
-        const report = yield* Effect.fork(HealthCheck.report("live"))
-        const fiber = yield* Effect.fork(HealthCheck.report("ready"))
+        const report = yield* Effect.forkChild(HealthCheck.report("live"))
+        const fiber = yield* Effect.forkChild(HealthCheck.report("ready"))
         yield* TestClock.adjust("250 millis")
         const ready = yield* Fiber.join(fiber)
         assert.strictEqual(ready.serviceId, "ouroboros")
@@ -420,15 +425,14 @@ describe("HealthCheck", () => {
         Effect.provide(
           HealthCheck.layerConfig({ description: "from options", initialPhase: "serving" }).pipe(
             Layer.provide(
-              Layer.setConfigProvider(
-                ConfigProvider.fromMap(
-                  new Map([
-                    ["HEALTH_SERVICE_ID", "ouroboros"],
-                    ["HEALTH_RELEASE_ID", "r1"],
-                    ["HEALTH_CHECK_TIMEOUT", "250 millis"]
-                  ]),
-                  { pathDelim: "_" }
-                ).pipe(ConfigProvider.nested("HEALTH"))
+              ConfigProvider.layer(
+                ConfigProvider.fromEnv({
+                  env: {
+                    HEALTH_SERVICE_ID: "ouroboros",
+                    HEALTH_RELEASE_ID: "r1",
+                    HEALTH_CHECK_TIMEOUT: "250 millis"
+                  }
+                }).pipe(ConfigProvider.nested("HEALTH"))
               )
             )
           )
@@ -441,7 +445,7 @@ describe("HealthCheck", () => {
         const exit = yield* Effect.exit(Layer.build(HealthCheck.layerConfig()).pipe(Effect.scoped))
         assert.isTrue(Exit.isFailure(exit))
       }).pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", "soon"]])))
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { CACHE_TTL: "soon" } }))
       ))
   })
 })

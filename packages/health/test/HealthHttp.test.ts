@@ -1,26 +1,23 @@
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiClient,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpClient,
-  HttpClientResponse,
-  HttpServer,
-  OpenApi
-} from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { HealthCheck, HealthHttp } from "@ouroboros/health"
 import { ProblemHttp } from "@ouroboros/kernel"
-import { Context, Effect, Either, Layer, Logger, LogLevel, Ref, Schema } from "effect"
+import { Context, Effect, Layer, Ref, References, Result, Schema } from "effect"
+import { HttpClient, HttpClientResponse, HttpRouter } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiClient, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 
 /** What the test's dependency reports; flipped by the tests. */
-class Dependency extends Context.Tag("test/Dependency")<Dependency, Ref.Ref<HealthCheck.Status>>() {
+class Dependency extends Context.Service<Dependency, Ref.Ref<HealthCheck.Status>>()("test/Dependency") {
   static readonly layer = Layer.effect(Dependency, Ref.make<HealthCheck.Status>("pass"))
 }
 
-const Checks = Layer.scopedDiscard(Effect.gen(function*() {
+const quiet = Layer.succeed(References.MinimumLogLevel, "None")
+
+/** Serves `app` on a test server (the router's own request and listen logs off, as the server turns them off). */
+const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
+  HttpRouter.serve(app, { disableLogger: true, disableListenLog: true })
+
+const Checks = Layer.effectDiscard(Effect.gen(function*() {
   const state = yield* Dependency
   yield* HealthCheck.register({
     name: "postgres:responseTime",
@@ -41,12 +38,15 @@ const Health = Checks.pipe(
   Layer.provideMerge(Dependency.layer)
 )
 
-const ApiServer = HttpApiBuilder.serve(ProblemHttp.middleware).pipe(
-  Layer.provide(HttpApiBuilder.api(HealthHttp.Api)),
-  Layer.provide(HealthHttp.layerApi),
+const ApiServer = serve(
+  HttpApiBuilder.layer(HealthHttp.Api).pipe(
+    Layer.provide(HealthHttp.layerApi),
+    Layer.provide(ProblemHttp.layer)
+  )
+).pipe(
   Layer.provideMerge(Health),
   Layer.provideMerge(NodeHttpServer.layerTest),
-  Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+  Layer.provide(quiet)
 )
 
 const get = (path: string) =>
@@ -63,7 +63,7 @@ const get = (path: string) =>
   })
 
 class PingGroup extends HttpApiGroup.make("ping").add(
-  HttpApiEndpoint.get("ping", "/api/ping").addSuccess(Schema.String)
+  HttpApiEndpoint.get("ping", "/api/ping", { success: Schema.String })
 ) {}
 class BiggerApi extends HttpApi.make("bigger").add(PingGroup).add(HealthHttp.HealthGroup) {}
 class PingApi extends HttpApi.make("ping-only").add(PingGroup) {}
@@ -83,7 +83,7 @@ const setStatus = (status: HealthCheck.Status) => Effect.flatMap(Dependency, (re
 
 describe("HealthHttp", () => {
   describe("the HttpApi group", () => {
-    it.scoped("answers health+json, 503 while starting and 200 once serving", () =>
+    it.effect("answers health+json, 503 while starting and 200 once serving", () =>
       Effect.gen(function*() {
         const starting = yield* get("/health/ready")
         assert.strictEqual(starting.status, 503)
@@ -116,7 +116,7 @@ describe("HealthHttp", () => {
         assert.strictEqual((yield* get("/health/startup")).status, 200)
       }).pipe(Effect.provide(ApiServer)))
 
-    it.scoped("warn is 200, a failing critical dependency is 503 with the same body shape, draining is 503", () =>
+    it.effect("warn is 200, a failing critical dependency is 503 with the same body shape, draining is 503", () =>
       Effect.gen(function*() {
         yield* HealthCheck.setPhase("serving")
         yield* setStatus("warn")
@@ -142,15 +142,15 @@ describe("HealthHttp", () => {
         assert.strictEqual((yield* get("/health/live")).status, 200)
       }).pipe(Effect.provide(ApiServer)))
 
-    it.scoped("is callable through HttpApiClient: 200 decodes as success, 503 as the typed error", () =>
+    it.effect("is callable through HttpApiClient: 200 decodes as success, 503 as the typed error", () =>
       Effect.gen(function*() {
         const client = yield* HttpApiClient.make(HealthHttp.Api)
         const live = yield* client.live()
         assert.strictEqual(live.status, "pass")
-        const ready = yield* Effect.either(client.ready())
-        assert.isTrue(Either.isLeft(ready))
-        if (Either.isLeft(ready)) {
-          const error = ready.left
+        const ready = yield* Effect.result(client.ready())
+        assert.isTrue(Result.isFailure(ready))
+        if (Result.isFailure(ready)) {
+          const error = ready.failure
           assert.isTrue(Schema.is(HealthCheck.HealthReport)(error))
           assert.deepStrictEqual(Schema.is(HealthCheck.HealthReport)(error) && error.notes, ["starting"])
         }
@@ -167,10 +167,14 @@ describe("HealthHttp", () => {
         const unavailable: Record<string, unknown> = { ...responses?.[503]?.content }
         assert.deepStrictEqual(Object.keys(ok), ["application/health+json"])
         assert.deepStrictEqual(Object.keys(unavailable), ["application/health+json"])
+        // One report schema for both answers; the 503 says what it means.
+        assert.deepStrictEqual(ok["application/health+json"], unavailable["application/health+json"])
+        assert.strictEqual(responses?.[503]?.description, "The probe fails")
       }
+      assert.deepStrictEqual(Object.keys(spec.components.schemas).sort(), ["HealthCheckResult", "HealthReport"])
     })
 
-    it.scoped("layer implements the group inside a larger api", () =>
+    it.effect("layer implements the group inside a larger api", () =>
       Effect.gen(function*() {
         const response = yield* HttpClient.get("/health/live")
         assert.strictEqual(response.status, 200)
@@ -178,10 +182,12 @@ describe("HealthHttp", () => {
         assert.strictEqual(other, "\"pong\"")
       }).pipe(
         Effect.provide(
-          HttpApiBuilder.serve().pipe(
-            Layer.provide(HttpApiBuilder.api(BiggerApi)),
-            Layer.provide(HealthHttp.layer(BiggerApi)),
-            Layer.provide(PingLive),
+          serve(
+            HttpApiBuilder.layer(BiggerApi).pipe(
+              Layer.provide(HealthHttp.layer(BiggerApi)),
+              Layer.provide(PingLive)
+            )
+          ).pipe(
             Layer.provideMerge(HealthCheck.layer()),
             Layer.provideMerge(NodeHttpServer.layerTest)
           )
@@ -190,7 +196,7 @@ describe("HealthHttp", () => {
   })
 
   describe("the plain router", () => {
-    it.scoped("serves the same answers", () =>
+    it.effect("serves the same answers", () =>
       Effect.gen(function*() {
         const ready = yield* get("/health/ready")
         assert.strictEqual(ready.status, 503)
@@ -202,15 +208,15 @@ describe("HealthHttp", () => {
         assert.strictEqual((yield* get("/health/startup")).status, 200)
       }).pipe(
         Effect.provide(
-          HttpServer.serve(HealthHttp.router).pipe(
+          serve(HttpRouter.addAll(HealthHttp.routes)).pipe(
             Layer.provideMerge(Health),
             Layer.provideMerge(NodeHttpServer.layerTest),
-            Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+            Layer.provide(quiet)
           )
         )
       ))
 
-    it.scoped("layerRouter adds the probes beside an api that lacks the group", () =>
+    it.effect("layerRouter adds the probes beside an api that lacks the group", () =>
       Effect.gen(function*() {
         const response = yield* HttpClient.get("/health/live")
         assert.strictEqual(response.status, 200)
@@ -219,10 +225,12 @@ describe("HealthHttp", () => {
         assert.strictEqual(body.status, "pass")
       }).pipe(
         Effect.provide(
-          HttpApiBuilder.serve().pipe(
-            Layer.provide(HttpApiBuilder.api(PingApi)),
-            Layer.provide(HealthHttp.layerRouter),
-            Layer.provide(PingOnlyLive),
+          serve(
+            Layer.mergeAll(
+              HttpApiBuilder.layer(PingApi).pipe(Layer.provide(PingOnlyLive)),
+              HealthHttp.layerRouter
+            )
+          ).pipe(
             Layer.provideMerge(HealthCheck.layer()),
             Layer.provideMerge(NodeHttpServer.layerTest)
           )

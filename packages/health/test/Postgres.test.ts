@@ -2,7 +2,7 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { HealthCheck, HealthCheckPostgres, HealthHttp } from "@ouroboros/health"
 import { Services } from "@ouroboros/testkit"
-import { Duration, Effect, Layer, Logger, LogLevel, Redacted, Schedule } from "effect"
+import { Duration, Effect, Layer, Redacted, References, Schedule } from "effect"
 import type { Scope } from "effect"
 import * as Net from "node:net"
 
@@ -19,7 +19,7 @@ const proxy = (host: string, port: number): Effect.Effect<Proxy, never, Scope.Sc
     let server: Net.Server | undefined
     let listening = 0
     const listen = (at: number) =>
-      Effect.async<number>((resume) => {
+      Effect.callback<number>((resume) => {
         const next = Net.createServer((client) => {
           const upstream = Net.connect(port, host)
           sockets.add(client)
@@ -37,7 +37,7 @@ const proxy = (host: string, port: number): Effect.Effect<Proxy, never, Scope.Sc
         server = next
         next.listen(at, "127.0.0.1", () => resume(Effect.succeed((next.address() as Net.AddressInfo).port)))
       })
-    const stop = Effect.async<void>((resume) => {
+    const stop = Effect.callback<void>((resume) => {
       for (const socket of sockets) socket.destroy()
       sockets.clear()
       if (server === undefined) return resume(Effect.void)
@@ -50,8 +50,10 @@ const proxy = (host: string, port: number): Effect.Effect<Proxy, never, Scope.Sc
     return { port: listening, stop, start: Effect.asVoid(listen(listening)) }
   })
 
+const quiet = Layer.succeed(References.MinimumLogLevel, "None")
+
 describe.runIf(await Services.postgres())("Postgres health check", () => {
-  it.scopedLive("a PostgreSQL that goes down turns ready to 503 while live stays 200, and ready recovers", () =>
+  it.live("a PostgreSQL that goes down turns ready to 503 while live stays 200, and ready recovers", () =>
     Effect.gen(function*() {
       const target = new URL(Services.postgresUrl)
       const tcp = yield* proxy(target.hostname, Number(target.port === "" ? 5432 : target.port))
@@ -62,7 +64,7 @@ describe.runIf(await Services.postgres())("Postgres health check", () => {
         HealthCheckPostgres.layer({ timeout: "1 second", cacheTtl: 0 }).pipe(
           Layer.provideMerge(HealthCheck.layer({ initialPhase: "serving" })),
           Layer.provide(PgClient.layer({ url: Redacted.make(url.toString()), connectTimeout: "500 millis" })),
-          Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+          Layer.provideMerge(quiet)
         )
       )
       const status = (probe: HealthCheck.Probe) =>
@@ -96,14 +98,14 @@ describe.runIf(await Services.postgres())("Postgres health check", () => {
       yield* tcp.start
       const recovered = yield* status("ready").pipe(
         Effect.filterOrFail((s) => s.code === 200, () => "still down"),
-        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("10 seconds")))
+        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "10 seconds" })))
       )
       assert.strictEqual(recovered.code, 200)
       assert.strictEqual(recovered.report.status, "pass")
       assert.strictEqual((yield* status("live")).code, 200)
     }), 30_000)
 
-  it.scopedLive("warns when the round trip is slower than warnAfter", () =>
+  it.live("warns when the round trip is slower than warnAfter", () =>
     Effect.gen(function*() {
       const health = yield* HealthCheck.make({ initialPhase: "serving" })
       yield* health.register(HealthCheckPostgres.check({ name: "postgres:slow", warnAfter: 0, critical: true }))
@@ -114,6 +116,6 @@ describe.runIf(await Services.postgres())("Postgres health check", () => {
       assert.strictEqual(report.checks["postgres:responseTime"]![0]!.status, "pass")
     }).pipe(
       Effect.provide(PgClient.layer({ url: Redacted.make(Services.postgresUrl) })),
-      Effect.provide(Logger.minimumLogLevel(LogLevel.None))
+      Effect.provide(quiet)
     ))
 })

@@ -1,8 +1,8 @@
-import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { HealthCheck, HealthCheckHttp, HealthCheckOllama, HealthCheckQdrant } from "@ouroboros/health"
-import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted, References } from "effect"
 import type { Scope } from "effect"
+import { FetchHttpClient, HttpClient } from "effect/http"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 
@@ -17,7 +17,7 @@ interface Stub {
 /** A tiny HTTP server answering from `routes` (404 otherwise), closed with the scope. */
 const stub = (routes: Record<string, Reply>): Effect.Effect<Stub, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<{ readonly server: Http.Server; readonly stub: Stub }>((resume) => {
+    Effect.callback<{ readonly server: Http.Server; readonly stub: Stub }>((resume) => {
       const seen: Stub["seen"] = []
       const state = { routes }
       const server = Http.createServer((request, response) => {
@@ -47,7 +47,7 @@ const stub = (routes: Record<string, Reply>): Effect.Effect<Stub, never, Scope.S
       })
     }),
     ({ server }) =>
-      Effect.async<void>((resume) => {
+      Effect.callback<void>((resume) => {
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       })
@@ -58,12 +58,14 @@ const text = (status: number, body: string): Reply => (_, response) =>
 const json = (status: number, body: unknown): Reply => (_, response) =>
   response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body))
 
+const quiet = Layer.succeed(References.MinimumLogLevel, "None")
+
 /** A serving health service with no caching, a live clock and the fetch client. */
 const withHealth = <A, E>(
-  body: (health: HealthCheck.HealthCheck["Type"]) => Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>
+  body: (health: HealthCheck.HealthCheck["Service"]) => Effect.Effect<A, E, Scope.Scope | HttpClient.HttpClient>
 ) =>
   Effect.flatMap(HealthCheck.make({ initialPhase: "serving", defaultCacheTtl: 0 }), body).pipe(
-    Effect.provide(Layer.merge(FetchHttpClient.layer, Logger.minimumLogLevel(LogLevel.None)))
+    Effect.provide(Layer.merge(FetchHttpClient.layer, quiet))
   )
 
 const only = (report: HealthCheck.HealthReport, name: string) => {
@@ -75,7 +77,7 @@ const only = (report: HealthCheck.HealthReport, name: string) => {
 
 describe("providers", () => {
   describe("Qdrant", () => {
-    it.scopedLive("passes on /readyz, measures the response time and sends the api key", () =>
+    it.live("passes on /readyz, measures the response time and sends the api key", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const qdrant = yield* stub({ "/readyz": text(200, "all shards are ready") })
@@ -90,7 +92,7 @@ describe("providers", () => {
           assert.deepStrictEqual(qdrant.seen, [{ path: "/readyz", apiKey: "k-123" }])
         })))
 
-    it.scopedLive("fails (critical) when /readyz answers 503", () =>
+    it.live("fails (critical) when /readyz answers 503", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const qdrant = yield* stub({ "/readyz": text(503, "some shards are not ready") })
@@ -101,7 +103,7 @@ describe("providers", () => {
           assert.strictEqual(qdrant.seen[0]!.apiKey, undefined)
         })))
 
-    it.scopedLive("falls back to /healthz where /readyz does not exist", () =>
+    it.live("falls back to /healthz where /readyz does not exist", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const qdrant = yield* stub({ "/healthz": text(200, "healthz check passed") })
@@ -114,17 +116,17 @@ describe("providers", () => {
           assert.strictEqual(only(down, "qdrant:responseTime").output, "HTTP 404")
         })))
 
-    it.scopedLive("fails when nothing listens, naming only the error's tag", () =>
+    it.live("fails when nothing listens, naming only the error's tag", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const url = yield* Effect.scoped(Effect.map(stub({}), (s) => s.url))
           yield* health.register(HealthCheckQdrant.check({ url }))
           const report = yield* health.report("ready")
           assert.strictEqual(report.status, "fail")
-          assert.strictEqual(only(report, "qdrant:responseTime").output, "check failed (RequestError)")
+          assert.strictEqual(only(report, "qdrant:responseTime").output, "check failed (HttpClientError)")
         })))
 
-    it.scopedLive("fails within its timeout when Qdrant hangs", () =>
+    it.live("fails within its timeout when Qdrant hangs", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const qdrant = yield* stub({ "/readyz": () => {} })
@@ -137,7 +139,7 @@ describe("providers", () => {
   })
 
   describe("Ollama", () => {
-    it.scopedLive("passes with the version as the observed value", () =>
+    it.live("passes with the version as the observed value", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const ollama = yield* stub({ "/api/version": json(200, { version: "0.5.7" }) })
@@ -149,7 +151,7 @@ describe("providers", () => {
           assert.strictEqual(result.componentId, "ollama")
         })))
 
-    it.scopedLive("a failing Ollama degrades readiness to warn (it is not critical)", () =>
+    it.live("a failing Ollama degrades readiness to warn (it is not critical)", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const ollama = yield* stub({ "/api/version": json(500, { error: "boom" }) })
@@ -160,10 +162,10 @@ describe("providers", () => {
           ollama.routes = { "/api/version": json(200, { nope: true }) }
           const garbled = yield* health.report("ready")
           assert.strictEqual(only(garbled, "ollama:version").status, "fail")
-          assert.strictEqual(only(garbled, "ollama:version").output, "check failed (ParseError)")
+          assert.strictEqual(only(garbled, "ollama:version").output, "check failed (SchemaError)")
         })))
 
-    it.scopedLive("can be made critical", () =>
+    it.live("can be made critical", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const ollama = yield* stub({})
@@ -173,7 +175,7 @@ describe("providers", () => {
   })
 
   describe("generic HTTP", () => {
-    it.scopedLive("keeps the base path, passes on 2xx, fails otherwise, warns when slow", () =>
+    it.live("keeps the base path, passes on 2xx, fails otherwise, warns when slow", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const server = yield* stub({ "/search/_health": text(204, "") })
@@ -196,7 +198,7 @@ describe("providers", () => {
           assert.strictEqual(slow.status, "pass")
         })))
 
-    it.scopedLive("warnAfter turns a slow answer into warn", () =>
+    it.live("warnAfter turns a slow answer into warn", () =>
       withHealth((health) =>
         Effect.gen(function*() {
           const server = yield* stub({ "/": (_, response) => setTimeout(() => response.writeHead(200).end(), 80) })
@@ -216,7 +218,7 @@ describe("providers", () => {
     })
   })
 
-  it.scopedLive("layers register themselves", () =>
+  it.live("layers register themselves", () =>
     Effect.gen(function*() {
       const server = yield* stub({
         "/readyz": text(200, "ok"),
@@ -234,7 +236,7 @@ describe("providers", () => {
             HealthCheckHttp.layer({ name: "x:responseTime", url: server.url, path: "/x" })
           ).pipe(Layer.provideMerge(HealthCheck.layer()), Layer.provide(FetchHttpClient.layer))
         ),
-        Effect.provide(Logger.minimumLogLevel(LogLevel.None))
+        Effect.provide(quiet)
       )
       assert.deepStrictEqual(names, ["qdrant:responseTime", "ollama:version", "x:responseTime"])
     }))

@@ -30,7 +30,7 @@ export interface Closeable {
  * import { Redis } from "ioredis"
  * const client = Effect.acquireRelease(Effect.sync(() => new Redis()), (c) => Connection.close(c, "1 second"))
  */
-export const close = (client: Closeable, timeout: Duration.DurationInput): Effect.Effect<void> =>
+export const close = (client: Closeable, timeout: Duration.Input): Effect.Effect<void> =>
   Effect.interruptible(Effect.promise(() => client.quit().catch(() => undefined))).pipe(
     Effect.timeoutOption(timeout),
     Effect.ensuring(Effect.sync(() => client.disconnect())),

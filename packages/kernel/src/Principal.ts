@@ -7,12 +7,13 @@ import { Context, Schema } from "effect"
 import { TenantId } from "./TenantId.js"
 
 /**
- * The roles a principal can hold. `admin` opens `/admin/...`.
+ * The roles a principal can hold. `admin` opens every `/admin/...` route; `tenant-admin` manages its own tenant only
+ * (its keys, usage, audit events and flag overrides); `writer` and `reader` act on the tenant's data.
  *
  * @since 0.1.0
  * @category models
  */
-export const Role = Schema.Literal("admin", "writer", "reader")
+export const Role = Schema.Literals(["admin", "tenant-admin", "writer", "reader"])
 
 /**
  * @since 0.1.0
@@ -21,7 +22,8 @@ export const Role = Schema.Literal("admin", "writer", "reader")
 export type Role = typeof Role.Type
 
 /**
- * An authenticated caller: the tenant it acts in, a subject (key id, JWT `sub`), its roles and how it proved itself.
+ * An authenticated caller: the tenant it acts in, a subject (key id, JWT `sub`), its roles, how it proved itself, and
+ * the tier of its tenant when the tenancy layer knows it (rate-limit and quota policies are chosen by tier).
  *
  * @since 0.1.0
  * @category models
@@ -35,7 +37,8 @@ export class Principal extends Schema.Class<Principal>("@ouroboros/Principal")({
   tenantId: TenantId,
   subject: Schema.String,
   roles: Schema.Array(Role),
-  method: Schema.Literal("api-key", "jwt", "admin-key")
+  method: Schema.Literals(["api-key", "jwt", "admin-key"]),
+  tier: Schema.optional(Schema.String)
 }) {
   /**
    * @since 0.1.0
@@ -49,6 +52,6 @@ export class Principal extends Schema.Class<Principal>("@ouroboros/Principal")({
  * The principal of the current request, provided by the authentication middleware.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class CurrentPrincipal extends Context.Tag("@ouroboros/kernel/CurrentPrincipal")<CurrentPrincipal, Principal>() {}
+export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Principal>()("@ouroboros/kernel/CurrentPrincipal") {}

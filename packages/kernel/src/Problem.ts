@@ -7,7 +7,6 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 
 /**
@@ -24,17 +23,17 @@ export const contentType = "application/problem+json"
  * @since 0.1.0
  * @category schemas
  */
-export const ProblemDetails = Schema.Struct(
-  {
+export const ProblemDetails = Schema.StructWithRest(
+  Schema.Struct({
     type: Schema.String,
     title: Schema.String,
     status: Schema.Int,
-    detail: Schema.optional(Schema.String),
-    instance: Schema.optional(Schema.String),
-    correlationId: Schema.optional(Schema.String)
-  },
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
-).annotations({ identifier: "ProblemDetails" })
+    detail: Schema.optionalKey(Schema.String),
+    instance: Schema.optionalKey(Schema.String),
+    correlationId: Schema.optionalKey(Schema.String)
+  }),
+  [Schema.Record(Schema.String, Schema.Unknown)]
+).annotate({ identifier: "ProblemDetails" })
 
 /**
  * @since 0.1.0
@@ -51,7 +50,7 @@ export type ProblemDetails = typeof ProblemDetails.Type
 export class BadRequest extends Schema.TaggedError<BadRequest>()(
   "BadRequest",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The request is malformed" })
+  { httpApiStatus: 400, description: "The request is malformed" }
 ) {}
 
 /**
@@ -63,7 +62,7 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()(
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 401, description: "Credentials are missing or invalid" })
+  { httpApiStatus: 401, description: "Credentials are missing or invalid" }
 ) {}
 
 /**
@@ -75,7 +74,7 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
 export class Forbidden extends Schema.TaggedError<Forbidden>()(
   "Forbidden",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 403, description: "The caller may not do this" })
+  { httpApiStatus: 403, description: "The caller may not do this" }
 ) {}
 
 /**
@@ -87,7 +86,7 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()(
 export class NotFound extends Schema.TaggedError<NotFound>()(
   "NotFound",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 404, description: "No such resource" })
+  { httpApiStatus: 404, description: "No such resource" }
 ) {}
 
 /**
@@ -99,7 +98,7 @@ export class NotFound extends Schema.TaggedError<NotFound>()(
 export class Conflict extends Schema.TaggedError<Conflict>()(
   "Conflict",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 409, description: "The request conflicts with the current state" })
+  { httpApiStatus: 409, description: "The request conflicts with the current state" }
 ) {}
 
 /**
@@ -111,7 +110,7 @@ export class Conflict extends Schema.TaggedError<Conflict>()(
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   { detail: Schema.String, maxBytes: Schema.optional(Schema.Number) },
-  HttpApiSchema.annotations({ status: 413, description: "The body is too large" })
+  { httpApiStatus: 413, description: "The body is too large" }
 ) {}
 
 /**
@@ -123,7 +122,7 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
 export class UnprocessableEntity extends Schema.TaggedError<UnprocessableEntity>()(
   "UnprocessableEntity",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 422, description: "The request cannot be processed as asked" })
+  { httpApiStatus: 422, description: "The request cannot be processed as asked" }
 ) {}
 
 /**
@@ -135,7 +134,7 @@ export class UnprocessableEntity extends Schema.TaggedError<UnprocessableEntity>
 export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
   "TooManyRequests",
   { detail: Schema.String, retryAfter: Schema.Number },
-  HttpApiSchema.annotations({ status: 429, description: "A rate limit is exhausted" })
+  { httpApiStatus: 429, description: "A rate limit is exhausted" }
 ) {}
 
 /**
@@ -148,7 +147,7 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",
   { detail: Schema.String, retryAfter: Schema.optional(Schema.Number) },
-  HttpApiSchema.annotations({ status: 503, description: "A dependency is unavailable" })
+  { httpApiStatus: 503, description: "A dependency is unavailable" }
 ) {}
 
 /**

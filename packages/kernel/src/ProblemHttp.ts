@@ -3,9 +3,9 @@
  *
  * @since 0.1.0
  */
-import type { HttpApp } from "@effect/platform"
-import { HttpApiSchema, HttpIncomingMessage, HttpServerError, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Option, Schema } from "effect"
+import { Cause, Effect, Layer, Option, Schema, SchemaAST, SchemaIssue } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
+import { HttpApiError } from "effect/http-api"
 import * as Problem from "./Problem.js"
 import { currentCorrelationId } from "./RequestContext.js"
 
@@ -42,7 +42,8 @@ export const toProblem = (
 ): HttpServerResponse.HttpServerResponse => {
   if (response.status < 400) return response
   if (response.body._tag === "Stream" || response.body._tag === "Raw") return response
-  const contentType = response.body.contentType ?? response.headers["content-type"] ?? ""
+  const contentType = (response.body._tag === "Uint8Array" ? response.body.contentType : undefined) ??
+    response.headers["content-type"] ?? ""
   if (contentType.startsWith(Problem.contentType)) return withCorrelationId(response, correlationId)
   // Only JSON error bodies and empty ones are rewritten: other media types (health+json) are final.
   if (contentType !== "" && !contentType.startsWith("application/json")) return response
@@ -51,7 +52,7 @@ export const toProblem = (
   if (headers["retry-after"] === undefined && typeof problem.retryAfter === "number") {
     headers["retry-after"] = String(Math.max(0, Math.ceil(problem.retryAfter)))
   }
-  return HttpServerResponse.unsafeJson(problem, {
+  return HttpServerResponse.jsonUnsafe(problem, {
     status: response.status,
     headers,
     contentType: Problem.contentType,
@@ -69,7 +70,7 @@ const withCorrelationId = (
     return response
   }
   const headers = headersWithoutBody(response)
-  return HttpServerResponse.unsafeJson({ ...body, correlationId }, {
+  return HttpServerResponse.jsonUnsafe({ ...body, correlationId }, {
     status: response.status,
     headers,
     contentType: Problem.contentType,
@@ -88,29 +89,58 @@ export const payloadTooLarge = (maxBytes: number | undefined): HttpServerRespons
   const body: typeof Problem.PayloadTooLarge.Encoded = maxBytes === undefined
     ? { _tag: "PayloadTooLarge", detail: "the body is larger than the server accepts" }
     : { _tag: "PayloadTooLarge", detail: `the body is larger than ${maxBytes} bytes`, maxBytes }
-  return HttpServerResponse.unsafeJson(body, { status: 413, headers: { connection: "close" } })
+  return HttpServerResponse.jsonUnsafe(body, { status: 413, headers: { connection: "close" } })
 }
 
-// The platform's body reader fails with this when a body goes over `HttpIncomingMessage.MaxBodySize` (a chunked body:
-// a declared length over the limit is refused before reading). It is a `RequestError` like any unreadable body, whose
-// answer is a 400; the message (@effect/platform-node-shared's stream reader) is what tells the two apart.
+// The platform's body reader fails with a `RequestParseError` whose reason is `BodyTooLarge` when a body goes over
+// `HttpIncomingMessage.MaxBodySize`; HttpApi's own payload limits fail with `HttpApiPayloadTooLarge`.
 const isBodyOverLimit = (u: unknown): boolean =>
-  HttpServerError.isServerError(u) && u._tag === "RequestError" && u.reason === "Decode" &&
-  u.cause instanceof Error && u.cause.message === "maxBytes exceeded"
+  (HttpServerError.isHttpServerError(u) && u.reason._tag === "RequestParseError" &&
+    u.reason.reason === "BodyTooLarge") || HttpApiError.HttpApiPayloadTooLarge.is(u)
 
-// HttpApi reads payloads with `orDie`, so the reader's failure arrives as a defect there, as a failure elsewhere.
-const bodyOverLimit = (cause: Cause.Cause<unknown>): boolean =>
-  Option.isSome(Cause.find(cause, (reason) =>
-    (reason._tag === "Fail" && isBodyOverLimit(reason.error)) ||
-      (reason._tag === "Die" && isBodyOverLimit(reason.defect))
-      ? Option.some(reason)
-      : Option.none()))
+// An error of the request's own params, headers, query or payload (a failure to encode a response is ours: a 500).
+const isRequestSchemaError = (u: unknown): u is HttpApiError.HttpApiSchemaError =>
+  HttpApiError.HttpApiSchemaError.is(u) && u.kind !== "Body" && u.kind !== "ResponseHeaders"
+
+// HttpApi turns payload-reading and decoding failures into defects, so both failures and defects are inspected.
+const findIn = <A>(cause: Cause.Cause<unknown>, f: (u: unknown) => A | undefined): A | undefined => {
+  for (const reason of cause.reasons) {
+    const found = reason._tag === "Fail" ? f(reason.error) : reason._tag === "Die" ? f(reason.defect) : undefined
+    if (found !== undefined) return found
+  }
+  return undefined
+}
 
 // The limit the reader applied: the same `MaxBodySize` of the request's fiber.
 const bodyTooLarge = Effect.map(
-  HttpIncomingMessage.MaxBodySize,
-  (maxBodySize) => payloadTooLarge(Option.getOrUndefined(Option.map(maxBodySize, Number)))
+  Effect.service(HttpIncomingMessage.MaxBodySize),
+  (maxBodySize) => payloadTooLarge(maxBodySize === undefined ? undefined : Number(maxBodySize))
 )
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const segment = (key: PropertyKey | { readonly key: PropertyKey }): string | number => {
+  const k = typeof key === "object" ? key.key : key
+  return typeof k === "number" ? k : String(k)
+}
+
+/**
+ * The 400 answer to a request whose params, headers, query or payload do not decode: the issues name the path and
+ * say what was expected, and `detail` sums them up.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeFailure = (error: HttpApiError.HttpApiSchemaError): HttpServerResponse.HttpServerResponse => {
+  const issues = formatIssues(error.cause.issue).issues.map((issue) => ({
+    path: (issue.path ?? []).map(segment),
+    message: issue.message
+  }))
+  return HttpServerResponse.jsonUnsafe(
+    { _tag: "HttpApiDecodeError", detail: error.cause.message, issues },
+    { status: 400 }
+  )
+}
 
 /**
  * Makes every error response of the wrapped app a problem+json document, including router 404s, decode errors, a body
@@ -120,27 +150,46 @@ const bodyTooLarge = Effect.map(
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
+export const middleware = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
   Effect.flatMap(
-    Effect.catchAllCause(app, (cause) =>
-      bodyOverLimit(cause) ? bodyTooLarge : Option.match(Cause.failureOption(cause), {
-        onSome: (error) => Effect.orElse(encodeError(error), () => fromCause(cause)),
+    Effect.catchCause(app, (cause) => {
+      if (findIn(cause, (u) => isBodyOverLimit(u) || undefined)) return bodyTooLarge
+      const decode = findIn(cause, (u) => isRequestSchemaError(u) ? u : undefined)
+      if (decode !== undefined) return Effect.succeed(decodeFailure(decode))
+      return Option.match(Cause.findErrorOption(cause), {
+        onSome: (error) => Effect.catch(encodeError(error), () => fromCause(cause)),
         onNone: () => fromCause(cause)
-      })),
+      })
+    }),
     (response) =>
       response.status < 400
         ? Effect.succeed(response)
-        : Effect.map(currentCorrelationId, (id) => toProblem(response, Option.getOrUndefined(id)))
+        : Effect.map(Effect.service(currentCorrelationId), (id) => toProblem(response, Option.getOrUndefined(id)))
   )
 
-// A typed error of the api (a Schema class with an HTTP status, such as HttpApiDecodeError) that reached the
-// middleware before the api encoded it: encode it the same way.
+/**
+ * {@link middleware} for every route of the server's router, its 404 for an unknown route included.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter> = HttpRouter.middleware(
+  // The router's types ask a middleware to pass on the errors it does not know; this one answers every cause.
+  (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+    middleware(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>,
+  { global: true }
+) as Layer.Layer<never, never, HttpRouter.HttpRouter>
+
+// A typed error (a Schema class with an HTTP status) that reached the middleware before an api encoded it: encode it
+// the same way.
 const encodeError = (error: unknown): Effect.Effect<HttpServerResponse.HttpServerResponse, void> => {
   const schema = typeof error === "object" && error !== null ? error.constructor : undefined
   if (schema === undefined || !Schema.isSchema(schema)) return Effect.fail(undefined)
-  const status = HttpApiSchema.getStatusError(schema)
-  return Schema.encodeUnknown(schema as unknown as Schema.Schema<unknown, unknown>)(error).pipe(
-    Effect.map((body) => HttpServerResponse.unsafeJson(body, { status })),
+  const status = SchemaAST.resolveAt<number>("httpApiStatus")(schema.ast) ?? 500
+  return Schema.encodeUnknownEffect(schema as Schema.Codec<unknown, unknown>)(error).pipe(
+    Effect.map((body) => HttpServerResponse.jsonUnsafe(body, { status })),
     Effect.mapError(() => undefined)
   )
 }
@@ -149,7 +198,7 @@ const fromCause = <E>(cause: Cause.Cause<E>) =>
   Effect.tap(
     Effect.map(HttpServerError.causeResponse(cause), ([response]) => response),
     (response) =>
-      response.status >= 500 && !Cause.isInterruptedOnly(cause)
+      response.status >= 500 && !Cause.hasInterruptsOnly(cause)
         ? Effect.logError("Unhandled failure while serving a request", cause)
         : Effect.void
   )

@@ -3,18 +3,19 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, FiberRef, Option } from "effect"
+import { Context, Effect, Option } from "effect"
 import { dual } from "effect/Function"
 
 /**
- * The correlation id of the request the current fiber serves. Set by the correlation middleware with
- * `Effect.locally`; read by loggers, problem responses, audit records and outgoing HTTP clients.
+ * The correlation id of the request the current fiber serves. Provided by the correlation middleware with
+ * {@link withCorrelationId}; read by loggers, problem responses, audit records and outgoing HTTP clients.
  *
  * @since 0.1.0
- * @category fiber refs
+ * @category references
  */
-export const currentCorrelationId: FiberRef.FiberRef<Option.Option<string>> = FiberRef.unsafeMake(
-  Option.none<string>()
+export const currentCorrelationId: Context.Reference<Option.Option<string>> = Context.Reference(
+  "@ouroboros/kernel/RequestContext/currentCorrelationId",
+  { defaultValue: () => Option.none<string>() }
 )
 
 /**
@@ -23,7 +24,7 @@ export const currentCorrelationId: FiberRef.FiberRef<Option.Option<string>> = Fi
  * @since 0.1.0
  * @category accessors
  */
-export const correlationId: Effect.Effect<Option.Option<string>> = FiberRef.get(currentCorrelationId)
+export const correlationId: Effect.Effect<Option.Option<string>> = Effect.service(currentCorrelationId)
 
 /**
  * Runs `effect` as part of the request with the given correlation id.
@@ -37,7 +38,7 @@ export const withCorrelationId: {
 } = dual(
   2,
   <A, E, R>(effect: Effect.Effect<A, E, R>, id: string): Effect.Effect<A, E, R> =>
-    Effect.locally(effect, currentCorrelationId, Option.some(id))
+    Effect.provideService(effect, currentCorrelationId, Option.some(id))
 )
 
 /**
@@ -57,6 +58,8 @@ export interface RequestInfo {
  * The request context, provided per request by the HTTP middlewares.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class RequestContext extends Context.Tag("@ouroboros/kernel/RequestContext")<RequestContext, RequestInfo>() {}
+export class RequestContext extends Context.Service<RequestContext, RequestInfo>()(
+  "@ouroboros/kernel/RequestContext"
+) {}

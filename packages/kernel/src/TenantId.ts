@@ -16,12 +16,13 @@ import { Schema } from "effect"
  * import { Schema } from "effect"
  * const acme = Schema.decodeSync(TenantId.TenantId)("acme")
  */
-export const TenantId = Schema.String.pipe(
-  Schema.pattern(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
-    message: () => "a tenant id is 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or digit"
-  }),
+export const TenantId = Schema.String.check(
+  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
+    message: "a tenant id is 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+  })
+).pipe(
   Schema.brand("@ouroboros/TenantId"),
-  Schema.annotations({ identifier: "TenantId", title: "TenantId" })
+  Schema.annotate({ identifier: "TenantId", title: "TenantId" })
 )
 
 /**

@@ -5,6 +5,10 @@ export * as Connection from "./Connection.js"
 /**
  * @since 0.1.0
  */
+export * as HttpGroup from "./HttpGroup.js"
+/**
+ * @since 0.1.0
+ */
 export * as Principal from "./Principal.js"
 /**
  * @since 0.1.0

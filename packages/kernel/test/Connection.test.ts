@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, TestClock } from "effect"
+import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
 import * as Connection from "../src/Connection.js"
 
 const client = (quit: () => Promise<unknown>) => {
@@ -35,7 +36,7 @@ describe("Connection.close", () => {
     Effect.gen(function*() {
       const c = client(() => new Promise(() => {}))
       // As a finalizer, it runs uninterruptibly: the timeout must still end the wait.
-      const fiber = yield* Effect.fork(Effect.scoped(Effect.addFinalizer(() => Connection.close(c, "1 second"))))
+      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.addFinalizer(() => Connection.close(c, "1 second"))))
       yield* TestClock.adjust("999 millis")
       assert.deepStrictEqual(c.calls, ["quit"])
       yield* TestClock.adjust("1 millis")

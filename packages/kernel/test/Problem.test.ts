@@ -1,6 +1,7 @@
-import { HttpIncomingMessage, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Schema } from "effect"
+import { ByteSize, Effect, Option, Schema } from "effect"
+import { HttpIncomingMessage, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiError } from "effect/http-api"
 import { Principal, Problem, ProblemHttp, RequestContext, TenantId } from "../src/index.js"
 
 const bodyOf = (response: HttpServerResponse.HttpServerResponse): Record<string, unknown> => {
@@ -54,7 +55,7 @@ describe("ProblemHttp", () => {
   it.effect("rewrites JSON error bodies into problem+json with the correlation id and Retry-After", () =>
     Effect.gen(function*() {
       const app = Effect.succeed(
-        HttpServerResponse.unsafeJson({ _tag: "ServiceUnavailable", detail: "busy", retryAfter: 2.2 }, { status: 503 })
+        HttpServerResponse.jsonUnsafe({ _tag: "ServiceUnavailable", detail: "busy", retryAfter: 2.2 }, { status: 503 })
       )
       const response = yield* serve(app).pipe(RequestContext.withCorrelationId("corr-1"))
       assert.strictEqual(response.status, 503)
@@ -80,18 +81,20 @@ describe("ProblemHttp", () => {
       assert.notInclude(JSON.stringify(bodyOf(defect)), "secret")
       const ok = HttpServerResponse.text("fine")
       assert.strictEqual(yield* serve(Effect.succeed(ok)), ok)
-      const health = HttpServerResponse.unsafeJson({ status: "fail" }, { status: 503, contentType: "application/health+json" })
+      const health = HttpServerResponse.jsonUnsafe({ status: "fail" }, { status: 503, contentType: "application/health+json" })
       assert.strictEqual(yield* serve(Effect.succeed(health)), health)
     }))
 
   it.effect("a body over MaxBodySize: 413 PayloadTooLarge, connection closed; other unreadable bodies: 400", () =>
     Effect.gen(function*() {
       // What the platform's body reader fails with, as a failure or (HttpApi payloads) as a defect.
-      const readFailure = (message: string) =>
-        new HttpServerError.RequestError({ request, reason: "Decode", cause: new Error(message) })
+      const readFailure = (reason: "BodyTooLarge" | "Parse") =>
+        new HttpServerError.HttpServerError({
+          reason: new HttpServerError.RequestParseError({ request, reason, cause: new Error("read failed") })
+        })
       const limited = <E>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E>) =>
         serve(app).pipe(
-          HttpIncomingMessage.withMaxBodySize(Option.some(1000)),
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(1000)),
           RequestContext.withCorrelationId("corr-2")
         )
       const expected = {
@@ -103,7 +106,14 @@ describe("ProblemHttp", () => {
         maxBytes: 1000,
         correlationId: "corr-2"
       }
-      for (const app of [Effect.fail(readFailure("maxBytes exceeded")), Effect.die(readFailure("maxBytes exceeded"))]) {
+      const payloadLimit = new HttpApiError.HttpApiPayloadTooLarge({ limit: "maxBytes", size: ByteSize.bytes(1000) })
+      for (
+        const app of [
+          Effect.fail(readFailure("BodyTooLarge")),
+          Effect.die(readFailure("BodyTooLarge")),
+          Effect.die(payloadLimit)
+        ]
+      ) {
         const response = yield* limited(app)
         assert.strictEqual(response.status, 413)
         assert.strictEqual(response.headers.connection, "close")
@@ -111,8 +121,32 @@ describe("ProblemHttp", () => {
       }
       // The same response as a declared length over the limit gets (Server.bodyLimit answers with payloadTooLarge).
       assert.deepStrictEqual(bodyOf(yield* limited(Effect.succeed(ProblemHttp.payloadTooLarge(1000)))), expected)
-      const unreadable = yield* limited(Effect.die(readFailure("Unexpected end of JSON input")))
+      const unreadable = yield* limited(Effect.die(readFailure("Parse")))
       assert.strictEqual(unreadable.status, 400)
+    }))
+})
+
+describe("ProblemHttp decode failures", () => {
+  it.effect("a request that does not decode: 400 naming each path and what was expected", () =>
+    Effect.gen(function*() {
+      const Payload = Schema.Struct({ text: Schema.String.check(Schema.isMinLength(1)), limit: Schema.Int })
+      const error = yield* Effect.flip(Schema.decodeUnknownEffect(Payload)({ text: "", limit: "x" }, { errors: "all" }))
+      const failure = new HttpApiError.HttpApiSchemaError({ kind: "Payload", cause: error })
+      const response = yield* serve(Effect.die(failure)).pipe(RequestContext.withCorrelationId("corr-3"))
+      assert.strictEqual(response.status, 400)
+      const body = bodyOf(response)
+      assert.strictEqual(body.type, "about:blank")
+      assert.strictEqual(body.title, "Bad Request")
+      assert.strictEqual(body.correlationId, "corr-3")
+      assert.isString(body.detail)
+      const issues = body.issues as Array<{ path: Array<string | number>; message: string }>
+      assert.deepStrictEqual(issues.map((i) => i.path), [["text"], ["limit"]])
+      for (const issue of issues) assert.isString(issue.message)
+      // A response that the server failed to encode is its own fault: a 500 that says nothing.
+      const encoding = new HttpApiError.HttpApiSchemaError({ kind: "Body", cause: error })
+      const internal = yield* serve(Effect.die(encoding))
+      assert.strictEqual(internal.status, 500)
+      assert.notInclude(JSON.stringify(bodyOf(internal)), "limit")
     }))
 })
 

@@ -21,7 +21,7 @@ export const Chunk = Schema.Struct({
   text: Schema.String,
   start: Schema.Int,
   end: Schema.Int
-}).annotations({ identifier: "Chunk" })
+}).annotate({ identifier: "Chunk" })
 
 /**
  * @since 0.1.0

@@ -43,7 +43,7 @@ export interface EmbedOptions {
  *   return vector.length === embedder.dimensions
  * }).pipe(Effect.provide(Embedder.layerLocal()))
  */
-export class Embedder extends Context.Tag("@ouroboros/llm/Embedder")<Embedder, {
+export class Embedder extends Context.Service<Embedder, {
   /** Names the model and its settings: vectors are comparable only between equal ids. */
   readonly id: string
   /** The length of every vector. */
@@ -52,7 +52,7 @@ export class Embedder extends Context.Tag("@ouroboros/llm/Embedder")<Embedder, {
     texts: ReadonlyArray<string>,
     options?: EmbedOptions
   ) => Effect.Effect<ReadonlyArray<Float32Array>, LlmError>
-}>() {}
+}>()("@ouroboros/llm/Embedder") {}
 
 /**
  * @since 0.1.0
@@ -175,7 +175,7 @@ export const localId = (dimensions: number): string => `local:fh-${dimensions}`
  * @since 0.1.0
  * @category constructors
  */
-export const makeLocal = (options?: LocalOptions): Embedder["Type"] => {
+export const makeLocal = (options?: LocalOptions): Embedder["Service"] => {
   const dimensions = Math.floor(options?.dimensions ?? defaultLocalDimensions)
   if (!(dimensions >= 1)) throw new RangeError(`dimensions must be a positive integer, got ${options?.dimensions}`)
   return Embedder.of({

@@ -32,7 +32,7 @@ export const ChatRequest = Schema.Struct({
   model: Schema.optional(Schema.String),
   temperature: Schema.optional(Schema.Number),
   maxTokens: Schema.optional(Schema.Int)
-}).annotations({ identifier: "ChatRequest" })
+}).annotate({ identifier: "ChatRequest" })
 
 /**
  * @since 0.1.0
@@ -65,7 +65,7 @@ export const ChatResponse = Schema.Struct({
   model: Schema.String,
   degraded: Schema.Boolean,
   usage: Schema.optional(Usage)
-}).annotations({ identifier: "ChatResponse" })
+}).annotate({ identifier: "ChatResponse" })
 
 /**
  * @since 0.1.0
@@ -85,7 +85,7 @@ export const Answer = Schema.Struct({
   degraded: Schema.Boolean,
   model: Schema.String,
   citations: Schema.Array(Schema.String)
-}).annotations({ identifier: "Answer" })
+}).annotate({ identifier: "Answer" })
 
 /**
  * @since 0.1.0
@@ -117,7 +117,7 @@ export interface GenerateOptions {
  *   return draft.content
  * }).pipe(Effect.provide(Llm.layerLocal))
  */
-export class Llm extends Context.Tag("@ouroboros/llm/Llm")<Llm, {
+export class Llm extends Context.Service<Llm, {
   /** The default model (`ollama:llama3.2`, `local:extractive`). */
   readonly id: string
   /** The whole reply (streamed from the server and assembled). */
@@ -135,7 +135,7 @@ export class Llm extends Context.Tag("@ouroboros/llm/Llm")<Llm, {
     passages: ReadonlyArray<Passage>,
     options?: GenerateOptions
   ) => Effect.Effect<Answer, LlmError>
-}>() {}
+}>()("@ouroboros/llm/Llm") {}
 
 /**
  * The request `generate` sends for a prompt.
@@ -323,14 +323,16 @@ export const extractiveChat = (messages: ReadonlyArray<Message>): string => {
  * @since 0.1.0
  * @category local
  */
-export const makeLocal = (): Llm["Type"] => {
+export const makeLocal = (): Llm["Service"] => {
   const chat = (request: ChatRequest) =>
     Effect.sync((): ChatResponse => ({ content: extractiveChat(request.messages), model: localModel, degraded: true }))
   return Llm.of({
     id: localModel,
     chat,
     chatStream: (request) =>
-      Stream.flatMap(chat(request), (response) => Stream.fromIterable(response.content.match(/\S+\s*/g) ?? [])),
+      Stream.unwrap(
+        Effect.map(chat(request), (response) => Stream.fromIterable(response.content.match(/\S+\s*/g) ?? []))
+      ),
     generate: (prompt, options) => chat(toRequest(prompt, options)),
     answer: (question, passages) => Effect.sync(() => extractiveAnswer(question, passages))
   })

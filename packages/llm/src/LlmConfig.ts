@@ -4,83 +4,62 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
-import type { ConfigError } from "effect/ConfigError"
+import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import * as Embedder from "./Embedder.js"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 import * as Ollama from "./Ollama.js"
 
 const positiveInt = (name: string) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: `${name} must be a positive integer`, validation: (n) => n > 0 })
-  )
+  Config.schema(Schema.Int.check(Schema.isGreaterThan(0, { message: `${name} must be a positive integer` })), name)
+
+const isHttpUrl = (s: string): boolean => {
+  try {
+    const url = new URL(s)
+    return url.protocol === "http:" || url.protocol === "https:"
+  } catch {
+    return false
+  }
+}
 
 const httpUrl = (name: string) =>
-  Config.string(name).pipe(
-    Config.validate({
-      message: `${name} must be an http(s) URL`,
-      validation: (s) => {
-        try {
-          const url = new URL(s)
-          return url.protocol === "http:" || url.protocol === "https:"
-        } catch {
-          return false
-        }
-      }
-    })
-  )
+  Config.schema(Schema.String.check(Schema.makeFilter(isHttpUrl, { message: `${name} must be an http(s) URL` })), name)
 
 // "60 seconds", "1 minute" or a number of milliseconds.
 const duration = (name: string) =>
-  Config.duration(name).pipe(Config.orElse(() => Config.map(positiveInt(name), Duration.millis)))
+  Config.Duration(name).pipe(Config.orElse(() => Config.map(positiveInt(name), Duration.millis)))
 
 /**
  * The keys (environment names; the server may nest them):
  *
- * - `OLLAMA_URL`: the Ollama server; unset means the local implementations.
- * - `OLLAMA_MODEL` (`llama3.2`), `OLLAMA_EMBED_MODEL` (`nomic-embed-text`).
- * - `OLLAMA_EMBED_DIMENSIONS`: the embedding size; unset means probe it at startup.
- * - `OLLAMA_TIMEOUT` (60 seconds): per response and per streamed chunk; `"30 seconds"` or milliseconds.
- * - `OLLAMA_API_KEY`: sent as `Authorization: Bearer …` (for an Ollama behind an authenticating proxy).
- * - `LOCAL_EMBED_DIMENSIONS` (384): the size of local feature-hashing vectors.
+ * - `OLLAMA_URL`: base URL of the Ollama server; unset means the local embedder and extractive answerer.
+ * - `OLLAMA_MODEL` (`llama3.2`): the Ollama chat model.
+ * - `OLLAMA_EMBED_MODEL` (`nomic-embed-text`): the Ollama embedding model.
+ * - `OLLAMA_EMBED_DIMENSIONS`: size of the Ollama embeddings; unset means probe it at startup.
+ * - `OLLAMA_TIMEOUT` (60 seconds): longest wait for an Ollama response and for each streamed chunk; `"30 seconds"`
+ *   or milliseconds.
+ * - `OLLAMA_API_KEY`: bearer token for an Ollama behind an authenticating proxy, sent as `Authorization: Bearer …`
+ *   (redacted).
+ * - `LOCAL_EMBED_DIMENSIONS` (384): size of the local feature-hashing embeddings.
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  url: Config.option(httpUrl("OLLAMA_URL")).pipe(
-    Config.withDescription("Base URL of the Ollama server; unset to use the local embedder and extractive answerer")
-  ),
-  model: Config.string("OLLAMA_MODEL").pipe(
-    Config.withDefault("llama3.2"),
-    Config.withDescription("The Ollama chat model")
-  ),
-  embedModel: Config.string("OLLAMA_EMBED_MODEL").pipe(
-    Config.withDefault("nomic-embed-text"),
-    Config.withDescription("The Ollama embedding model")
-  ),
-  embedDimensions: Config.option(positiveInt("OLLAMA_EMBED_DIMENSIONS")).pipe(
-    Config.withDescription("Size of the Ollama embeddings; probed at startup when unset")
-  ),
-  timeout: duration("OLLAMA_TIMEOUT").pipe(
-    Config.withDefault(Duration.seconds(60)),
-    Config.withDescription("Longest wait for an Ollama response and for each streamed chunk")
-  ),
-  apiKey: Config.option(Config.redacted("OLLAMA_API_KEY")).pipe(
-    Config.withDescription("Bearer token for an Ollama behind an authenticating proxy")
-  ),
-  localDimensions: positiveInt("LOCAL_EMBED_DIMENSIONS").pipe(
-    Config.withDefault(Embedder.defaultLocalDimensions),
-    Config.withDescription("Size of the local feature-hashing embeddings")
-  )
+  url: Config.option(httpUrl("OLLAMA_URL")),
+  model: Config.String("OLLAMA_MODEL").pipe(Config.withDefault("llama3.2")),
+  embedModel: Config.String("OLLAMA_EMBED_MODEL").pipe(Config.withDefault("nomic-embed-text")),
+  embedDimensions: Config.option(positiveInt("OLLAMA_EMBED_DIMENSIONS")),
+  timeout: duration("OLLAMA_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
+  apiKey: Config.option(Config.Redacted("OLLAMA_API_KEY")),
+  localDimensions: positiveInt("LOCAL_EMBED_DIMENSIONS").pipe(Config.withDefault(Embedder.defaultLocalDimensions))
 })
 
 /**
  * @since 0.1.0
  * @category config
  */
-export type LlmConfig = Config.Config.Success<typeof config>
+export type LlmConfig = Config.Success<typeof config>
 
 /**
  * @since 0.1.0
@@ -147,5 +126,7 @@ export const layerFrom = (settings: LlmConfig, extra?: Extra): Layer.Layer<Llm.L
  * // OLLAMA_URL unset: local embedder + extractive answerer; set: Ollama
  * const LlmLive = LlmConfig.layerConfig()
  */
-export const layerConfig = (extra?: Extra): Layer.Layer<Llm.Llm | Embedder.Embedder, LlmError | ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (settings) => layerFrom(settings, extra)))
+export const layerConfig = (
+  extra?: Extra
+): Layer.Layer<Llm.Llm | Embedder.Embedder, LlmError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(config, (settings) => layerFrom(settings, extra)))

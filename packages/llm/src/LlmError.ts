@@ -16,7 +16,7 @@ import { Schema } from "effect"
 export class LlmUnavailable extends Schema.TaggedError<LlmUnavailable>("@ouroboros/llm/LlmUnavailable")(
   "LlmUnavailable",
   {
-    reason: Schema.Literal("connection", "timeout", "status", "stream"),
+    reason: Schema.Literals(["connection", "timeout", "status", "stream"]),
     detail: Schema.String,
     status: Schema.optional(Schema.Int)
   }
@@ -128,8 +128,8 @@ export type LlmError = LlmUnavailable | ModelNotFound | InvalidRequest | Invalid
  * @category schemas
  */
 export const LlmError: Schema.Union<
-  [typeof LlmUnavailable, typeof ModelNotFound, typeof InvalidRequest, typeof InvalidResponse]
-> = Schema.Union(LlmUnavailable, ModelNotFound, InvalidRequest, InvalidResponse)
+  readonly [typeof LlmUnavailable, typeof ModelNotFound, typeof InvalidRequest, typeof InvalidResponse]
+> = Schema.Union([LlmUnavailable, ModelNotFound, InvalidRequest, InvalidResponse])
 
 /**
  * Whether trying again may help; `false` for anything that is not an {@link LlmError}.

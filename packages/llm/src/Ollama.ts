@@ -8,9 +8,14 @@
  *
  * @since 0.1.0
  */
-import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import type { HttpClientError } from "@effect/platform/HttpClientError"
-import { Context, Duration, Effect, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import {
+  FetchHttpClient,
+  HttpClient,
+  type HttpClientError,
+  HttpClientRequest,
+  type HttpClientResponse
+} from "effect/http"
 import { Embedder, type Purpose } from "./Embedder.js"
 import { type ChatRequest, type ChatResponse, citedPassages, Llm, toRequest, type Usage } from "./Llm.js"
 import { InvalidRequest, InvalidResponse, type LlmError, LlmUnavailable, ModelNotFound } from "./LlmError.js"
@@ -96,7 +101,9 @@ export const TagsResponse = Schema.Struct({ models: Schema.Array(ModelInfo) })
  */
 export const VersionResponse = Schema.Struct({ version: Schema.String })
 
-const ChatLine = Schema.parseJson(Schema.Union(ErrorBody, ChatChunk))
+const decodeChatLine = Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Union([ErrorBody, ChatChunk])))
+
+const decodeErrorBody = Schema.decodeUnknownOption(Schema.fromJsonString(ErrorBody))
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Options
@@ -113,7 +120,7 @@ export interface ConnectionOptions {
   /** The base URL, e.g. `http://127.0.0.1:11434`. */
   readonly url: string
   /** The longest wait for a response, and for each streamed chunk after it. Default 60 seconds. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
   readonly headers?: Effect.Effect<Record<string, string>> | undefined
 }
 
@@ -176,14 +183,18 @@ const describeCause = (cause: unknown): string => {
   return String(cause)
 }
 
-const fromHttpError = (error: HttpClientError): LlmUnavailable =>
+// Failing to send (refused, reset, bad URL) is a connection error; failing to read the body is a stream error.
+const isRequestError = (reason: HttpClientError.HttpClientErrorReason): reason is HttpClientError.RequestError =>
+  reason._tag === "TransportError" || reason._tag === "EncodeError" || reason._tag === "InvalidUrlError"
+
+const fromHttpError = (error: HttpClientError.HttpClientError): LlmUnavailable =>
   new LlmUnavailable({
-    reason: error._tag === "RequestError" ? "connection" : "stream",
-    detail: `Ollama ${error.methodAndUrl}: ${describeCause(error.cause ?? error)}`
+    reason: isRequestError(error.reason) ? "connection" : "stream",
+    detail: `Ollama ${error.reason.methodAndUrl}: ${describeCause(error.cause ?? error)}`
   })
 
 const errorMessage = (body: string): string =>
-  Option.match(Schema.decodeUnknownOption(Schema.parseJson(ErrorBody))(body), {
+  Option.match(decodeErrorBody(body), {
     onNone: () => body.slice(0, 500),
     onSome: (decoded) => decoded.error
   })
@@ -208,8 +219,8 @@ const fromStatus = (
     }
   )
 
-const invalid = (what: string) => (error: ParseResult.ParseError) =>
-  new InvalidResponse({ detail: `Ollama ${what}: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })
+const invalid = (what: string) => (error: Schema.SchemaError) =>
+  new InvalidResponse({ detail: `Ollama ${what}: ${error.message}` })
 
 interface Transport {
   /** Sends a request and returns the successful response; non-2xx statuses become errors. No timeout. */
@@ -220,19 +231,19 @@ interface Transport {
     model: string | undefined
   ) => Effect.Effect<HttpClientResponse.HttpClientResponse, LlmError>
   /** `send`, decode the JSON body, all within the timeout. */
-  readonly json: <A, I>(
+  readonly json: <A>(
     method: "GET" | "POST",
     path: string,
     body: unknown,
     model: string | undefined,
-    schema: Schema.Schema<A, I>
+    schema: Schema.Decoder<A>
   ) => Effect.Effect<A, LlmError>
   readonly timeout: Duration.Duration
   readonly timedOut: (path: string) => LlmUnavailable
 }
 
 const makeTransport = (client: HttpClient.HttpClient, options: ConnectionOptions): Transport => {
-  const timeout = Duration.decode(options.timeout ?? defaultTimeout)
+  const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)
   const extraHeaders = options.headers ?? Effect.succeed({})
   const timedOut = (path: string) =>
     new LlmUnavailable({ reason: "timeout", detail: `Ollama ${path}: no response within ${Duration.format(timeout)}` })
@@ -241,7 +252,7 @@ const makeTransport = (client: HttpClient.HttpClient, options: ConnectionOptions
       const url = joinUrl(options.url, path)
       const base = method === "GET" ? HttpClientRequest.get(url) : HttpClientRequest.post(url)
       const request = HttpClientRequest.acceptJson(HttpClientRequest.setHeaders(base, headers))
-      return client.execute(body === undefined ? request : HttpClientRequest.bodyUnsafeJson(request, body))
+      return client.execute(body === undefined ? request : HttpClientRequest.bodyJsonUnsafe(request, body))
     }).pipe(
       Effect.mapError(fromHttpError),
       Effect.flatMap((response) =>
@@ -251,8 +262,8 @@ const makeTransport = (client: HttpClient.HttpClient, options: ConnectionOptions
   const json: Transport["json"] = (method, path, body, model, schema) =>
     send(method, path, body, model).pipe(
       Effect.flatMap((response) => Effect.mapError(response.json, fromHttpError)),
-      Effect.flatMap((u) => Effect.mapError(Schema.decodeUnknown(schema)(u), invalid(path))),
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => timedOut(path) })
+      Effect.flatMap((u) => Effect.mapError(Schema.decodeUnknownEffect(schema)(u), invalid(path))),
+      Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(timedOut(path)) })
     )
   return { send, json, timeout, timedOut }
 }
@@ -355,7 +366,11 @@ const chatBody = (request: ChatRequest, model: string) => {
  */
 export const make = (
   options: Options
-): Effect.Effect<{ readonly llm: Llm["Type"]; readonly embedder: Embedder["Type"] }, LlmError, HttpClient.HttpClient> =>
+): Effect.Effect<
+  { readonly llm: Llm["Service"]; readonly embedder: Embedder["Service"] },
+  LlmError,
+  HttpClient.HttpClient
+> =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const transport = makeTransport(client, options)
@@ -365,7 +380,10 @@ export const make = (
       Stream.unwrap(Effect.gen(function*() {
         const model = request.model ?? options.model
         const response = yield* transport.send("POST", "/api/chat", chatBody(request, model), model).pipe(
-          Effect.timeoutFail({ duration: transport.timeout, onTimeout: () => transport.timedOut("/api/chat") })
+          Effect.timeoutOrElse({
+            duration: transport.timeout,
+            orElse: () => Effect.fail(transport.timedOut("/api/chat"))
+          })
         )
         let finished = false
         const lines = response.stream.pipe(
@@ -375,7 +393,7 @@ export const make = (
           Stream.filter((line) => line.trim().length > 0),
           Stream.mapEffect((line) =>
             Effect.flatMap(
-              Effect.mapError(Schema.decodeUnknown(ChatLine)(line), invalid("/api/chat")),
+              Effect.mapError(decodeChatLine(line), invalid("/api/chat")),
               (decoded): Effect.Effect<ChatChunk, LlmError> =>
                 "error" in decoded
                   ? Effect.fail(new LlmUnavailable({ reason: "stream", detail: `Ollama /api/chat: ${decoded.error}` }))
@@ -388,7 +406,10 @@ export const make = (
               finished ||= chunk.done
             })
           ),
-          Stream.timeoutFail(() => transport.timedOut("/api/chat"), transport.timeout)
+          Stream.timeoutOrElse({
+            duration: transport.timeout,
+            orElse: () => Stream.fail(transport.timedOut("/api/chat"))
+          })
         )
         return Stream.concat(
           lines,
@@ -412,7 +433,7 @@ export const make = (
       const initial: ChatResponse = { content: "", model: request.model ?? options.model, degraded: false }
       return yield* Stream.runFold(
         chunks(request),
-        initial,
+        () => initial,
         (acc, chunk): ChatResponse => {
           const usage: Usage | undefined = chunk.done && chunk.prompt_eval_count !== undefined &&
               chunk.eval_count !== undefined
@@ -480,7 +501,7 @@ export const make = (
 
     const probe = embedBatch(["dimensions"]).pipe(Effect.map((vectors) => vectors[0]?.length ?? 0))
     const dimensions = options.embedDimensions ?? (yield* probe.pipe(
-      Effect.catchAll((error) => {
+      Effect.catch((error) => {
         const known = knownDimensions[baseModel(options.embedModel)]
         return known === undefined
           ? Effect.fail(error)

@@ -14,7 +14,7 @@ import { Schema } from "effect"
  * @since 0.1.0
  * @category models
  */
-export const Role = Schema.Literal("system", "user", "assistant")
+export const Role = Schema.Literals(["system", "user", "assistant"])
 
 /**
  * @since 0.1.0
@@ -28,7 +28,7 @@ export type Role = typeof Role.Type
  * @since 0.1.0
  * @category models
  */
-export const Message = Schema.Struct({ role: Role, content: Schema.String }).annotations({ identifier: "Message" })
+export const Message = Schema.Struct({ role: Role, content: Schema.String }).annotate({ identifier: "Message" })
 
 /**
  * @since 0.1.0
@@ -47,7 +47,7 @@ export const Passage = Schema.Struct({
   text: Schema.String,
   score: Schema.Number,
   documentId: Schema.optional(Schema.String)
-}).annotations({ identifier: "Passage" })
+}).annotate({ identifier: "Passage" })
 
 /**
  * @since 0.1.0

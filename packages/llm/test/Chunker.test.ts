@@ -1,25 +1,33 @@
 import { assert, describe, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
+import { Arbitrary, Schema } from "effect"
 import { Chunker } from "../src/index.js"
 
 const isSpace = (c: string) => /\s/u.test(c)
 
-// Text made of words, sentences and paragraphs, with the odd very long word and non-BMP character.
-const word = fc.oneof(
-  { weight: 8, arbitrary: fc.stringMatching(/^[a-zA-Z]{1,12}$/) },
-  { weight: 1, arbitrary: fc.stringMatching(/^[a-z]{30,300}$/) },
-  { weight: 1, arbitrary: fc.constantFrom("東京", "😀😀", "naïve", "e\u0301") }
+const integer = (minimum: number, maximum: number) =>
+  Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })))
+const matching = (pattern: RegExp) => Arbitrary.schema(Schema.String.check(Schema.isPattern(pattern)))
+const constantFrom = <const L extends ReadonlyArray<string>>(...values: L) =>
+  Arbitrary.schema(Schema.Literals(values))
+
+// Text made of words, sentences and paragraphs, with the odd very long word and non-BMP character: weights 8:1:1.
+const plainWord = matching(/^[a-zA-Z]{1,12}$/)
+// Pattern lengths stay near their minimum at small sizes: pick the length (30 to 300) explicitly.
+const longWord = Arbitrary.all([integer(30, 300), matching(/^[a-z]{30}$/)]).pipe(
+  Arbitrary.map(([length, letters]) => letters.repeat(10).slice(0, length))
 )
-const sentence = fc.tuple(
-  fc.array(word, { minLength: 1, maxLength: 25 }),
-  fc.constantFrom(".", "!", "?", "", ".\"")
-).map(([ws, end]) => ws.join(" ") + end)
-const paragraph = fc.array(sentence, { minLength: 1, maxLength: 6 }).map((ss) => ss.join(" "))
-const document = fc.tuple(
-  fc.array(paragraph, { minLength: 0, maxLength: 8 }),
-  fc.constantFrom("\n\n", "\n", " \n \n", "\n\n\n")
-).map(([ps, sep]) => ps.join(sep))
-const options = fc.record({ maxChars: fc.integer({ min: 1, max: 400 }), overlap: fc.integer({ min: 0, max: 200 }) })
+const oddWord = constantFrom("東京", "😀😀", "naïve", "e\u0301")
+const word = integer(0, 9).pipe(Arbitrary.flatMap((n) => n < 8 ? plainWord : n === 8 ? longWord : oddWord))
+const sentence = Arbitrary.all([
+  Arbitrary.array(word, { minLength: 1, maxLength: 25 }),
+  constantFrom(".", "!", "?", "", ".\"")
+]).pipe(Arbitrary.map(([ws, end]) => ws.join(" ") + end))
+const paragraph = Arbitrary.array(sentence, { minLength: 1, maxLength: 6 }).pipe(Arbitrary.map((ss) => ss.join(" ")))
+const document = Arbitrary.all([
+  Arbitrary.array(paragraph, { minLength: 0, maxLength: 8 }),
+  constantFrom("\n\n", "\n", " \n \n", "\n\n\n")
+]).pipe(Arbitrary.map(([ps, sep]) => ps.join(sep)))
+const options = Arbitrary.all({ maxChars: integer(1, 400), overlap: integer(0, 200) })
 
 describe("Chunker", () => {
   it.prop("covers every non-space character, respects the size, keeps order", [document, options], ([text, opts]) => {
@@ -39,7 +47,7 @@ describe("Chunker", () => {
     const uncovered = Array.prototype.findIndex.call(text, (ch: string, j: number) => !isSpace(ch) && covered[j] === 0)
     assert.strictEqual(uncovered, -1, "a character is in no chunk")
     return true
-  }, { fastCheck: { numRuns: 200 } })
+  }, { arbitrary: { runs: 200 } })
 
   it.prop("is deterministic", [document, options], ([text, opts]) => {
     assert.deepStrictEqual(Chunker.chunk(text, opts), Chunker.chunk(text, opts))

@@ -1,10 +1,10 @@
 import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Result } from "effect"
 import { Embedder, Llm, LlmConfig } from "../src/index.js"
 
 const withEnv = (env: Record<string, string>) =>
-  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+  Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
 
 const build = (env: Record<string, string>, extra?: LlmConfig.Extra) =>
   Layer.build(LlmConfig.layerConfig(extra)).pipe(
@@ -38,12 +38,12 @@ describe("LlmConfig", () => {
           OLLAMA_EMBED_DIMENSIONS: "-3"
         }]
       ) {
-        const result = yield* Effect.either(LlmConfig.config.pipe(withEnv(env)))
-        assert.isTrue(Either.isLeft(result), JSON.stringify(env))
+        const result = yield* Effect.result(LlmConfig.config.pipe(withEnv(env)))
+        assert.isTrue(Result.isFailure(result), JSON.stringify(env))
       }
     }))
 
-  it.scoped("without OLLAMA_URL: the local embedder and extractive answerer", () =>
+  it.effect("without OLLAMA_URL: the local embedder and extractive answerer", () =>
     Effect.gen(function*() {
       const { embedder, llm } = yield* build({ LOCAL_EMBED_DIMENSIONS: "128" })
       assert.strictEqual(embedder.id, "local:fh-128")
@@ -52,7 +52,7 @@ describe("LlmConfig", () => {
       assert.isTrue(reply.degraded)
     }))
 
-  it.scopedLive("with OLLAMA_URL: Ollama, with the API key and the extra headers on every call", () =>
+  it.live("with OLLAMA_URL: Ollama, with the API key and the extra headers on every call", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 32 })
       const { embedder, llm } = yield* build(

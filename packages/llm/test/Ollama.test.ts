@@ -1,7 +1,7 @@
-import { FetchHttpClient } from "@effect/platform"
-import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Stream } from "effect"
+import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
+import { Context, Effect, Exit, Fiber, Layer, Result, Stream } from "effect"
+import { FetchHttpClient } from "effect/http"
 import { Embedder, Llm, LlmError, Ollama } from "../src/index.js"
 
 const base = { model: "llama3.2", embedModel: "nomic-embed-text" } as const
@@ -15,7 +15,7 @@ const build = (options: Ollama.Options, layer: typeof Ollama.layer = Ollama.laye
 const answerText = "Effect is a TypeScript library for typed, composable programs. It has layers [1]."
 
 describe("Ollama adapter (through the Ollama stand-in)", () => {
-  it.scopedLive("probes the embedding size and embeds in order", () =>
+  it.live("probes the embedding size and embeds in order", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 16 })
       const { embedder } = yield* build({ ...base, url: ollama.url })
@@ -30,7 +30,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.deepStrictEqual(ollama.requests[0]!.body, { model: "nomic-embed-text", input: ["alpha beta", "gamma"] })
     }))
 
-  it.scopedLive("batches, and prefixes inputs by purpose for nomic-embed models", () =>
+  it.live("batches, and prefixes inputs by purpose for nomic-embed models", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 8 })
       const { embedder } = yield* build({ ...base, url: ollama.url, embedDimensions: 8, batchSize: 2 })
@@ -43,7 +43,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       )
     }))
 
-  it.scopedLive("reports an embedding of the wrong size as InvalidResponse", () =>
+  it.live("reports an embedding of the wrong size as InvalidResponse", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ embeddingDimensions: 8 })
       const { embedder } = yield* build({ ...base, url: ollama.url, embedDimensions: 12 })
@@ -52,7 +52,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.include(error.message, "returned 8 dimensions, expected 12")
     }))
 
-  it.scopedLive("chat streams NDJSON and assembles the whole answer", () =>
+  it.live("chat streams NDJSON and assembles the whole answer", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ chatResponder: () => answerText })
       const { llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
@@ -68,11 +68,11 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.deepStrictEqual(body.options, { temperature: 0.1 })
 
       const pieces = yield* Stream.runCollect(llm.chatStream({ messages: [{ role: "user", content: "Again?" }] }))
-      assert.isAbove(Chunk.size(pieces), 3, "the answer arrives in several chunks")
-      assert.strictEqual(Chunk.join(pieces, ""), answerText)
+      assert.isAbove(pieces.length, 3, "the answer arrives in several chunks")
+      assert.strictEqual(pieces.join(""), answerText)
     }))
 
-  it.scopedLive("answer sends the numbered passages and maps citations", () =>
+  it.live("answer sends the numbered passages and maps citations", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ chatResponder: () => answerText })
       const { llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
@@ -89,7 +89,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.strictEqual(ollama.requests.length, requestsBefore, "no passages: no model call")
     }))
 
-  it.scopedLive("an unknown model is ModelNotFound, not retryable", () =>
+  it.live("an unknown model is ModelNotFound, not retryable", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       const { llm } = yield* build({ ...base, url: ollama.url, embedModel: "missing-embed", embedDimensions: 4 })
@@ -116,7 +116,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       )
     ))
 
-  it.scopedLive("server errors and refused connections are LlmUnavailable, retryable", () =>
+  it.live("server errors and refused connections are LlmUnavailable, retryable", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       const { embedder, llm } = yield* build({ ...base, url: ollama.url, embedDimensions: 768 })
@@ -141,7 +141,7 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.isTrue(LlmError.isRetryable(refused))
     }))
 
-  it.scopedLive("a hung server times out in time and the request is aborted", () =>
+  it.live("a hung server times out in time and the request is aborted", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       const signals: Array<AbortSignal> = []
@@ -172,14 +172,18 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.strictEqual(ollama.requests.length, 2, "both requests reached the server")
 
       // Interrupting a stream consumer aborts the request too.
-      const fiber = yield* Effect.fork(Stream.runDrain(llm.chatStream({ messages: [{ role: "user", content: "x" }] })))
-      yield* Effect.sleep("50 millis")
-      const exit = yield* Fiber.interrupt(fiber)
-      assert.isTrue(Exit.isInterrupted(exit))
+      const fiber = yield* Effect.forkChild(
+        Stream.runDrain(llm.chatStream({ messages: [{ role: "user", content: "x" }] }))
+      )
+      // Wait until the request is in flight (bounded by the test's timeout).
+      while (signals.length < 3) yield* Effect.sleep("5 millis")
+      yield* Fiber.interrupt(fiber)
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.hasInterrupts(exit))
       assert.isTrue(signals[2]!.aborted)
     }))
 
-  it.scopedLive("per-call headers and trace context reach the server", () =>
+  it.live("per-call headers and trace context reach the server", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       let calls = 0
@@ -192,18 +196,18 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.match(ollama.requests[1]!.headers["traceparent"] ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
     }))
 
-  it.scopedLive("probe failure: a known model falls back to its size, an unknown one fails the layer", () =>
+  it.live("probe failure: a known model falls back to its size, an unknown one fails the layer", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       ollama.faults.set({ refuse: true })
       const { embedder } = yield* build({ ...base, url: ollama.url })
       assert.strictEqual(embedder.dimensions, 768)
-      const failed = yield* Effect.either(build({ ...base, url: ollama.url, embedModel: "custom-embedder" }))
-      assert.isTrue(Either.isLeft(failed))
-      assert.strictEqual(Either.isLeft(failed) ? failed.left._tag : "", "LlmUnavailable")
+      const failed = yield* Effect.result(build({ ...base, url: ollama.url, embedModel: "custom-embedder" }))
+      assert.isTrue(Result.isFailure(failed))
+      assert.strictEqual(Result.isFailure(failed) ? failed.failure._tag : "", "LlmUnavailable")
     }))
 
-  it.scopedLive("health helpers read /api/version and /api/tags", () =>
+  it.live("health helpers read /api/version and /api/tags", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped({ version: "0.9.9", models: ["llama3.2", "nomic-embed-text:v1.5"] })
       const options = { url: ollama.url }

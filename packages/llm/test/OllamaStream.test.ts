@@ -1,9 +1,10 @@
 // Edge cases of the NDJSON chat stream that a well-behaved server (or the stand-in) never produces: an error line in
 // the middle, a stream cut short, a malformed line, a server that stops sending after the headers. A scripted
 // HttpClient answers with fixed bytes; the clock is the TestClock.
-import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Fiber, Layer, Stream, TestClock } from "effect"
+import { Context, Effect, Fiber, Latch, Layer, Stream } from "effect"
+import { HttpClient, HttpClientResponse } from "effect/http"
+import { TestClock } from "effect/testing"
 import { Llm, Ollama } from "../src/index.js"
 
 const encoder = new TextEncoder()
@@ -53,7 +54,7 @@ const llmWith = (client: Layer.Layer<HttpClient.HttpClient>) =>
 const request: Llm.ChatRequest = { messages: [{ role: "user", content: "hi" }] }
 
 describe("Ollama chat stream", () => {
-  it.scoped("reassembles lines split across chunks, with CRLF and blank lines", () =>
+  it.effect("reassembles lines split across chunks, with CRLF and blank lines", () =>
     Effect.gen(function*() {
       const crlf = chunk("lo ").replace("\n", "\r\n")
       const llm = yield* llmWith(scripted(lines(chunk("Hel"), "\r\n", crlf, chunk("world"), chunk("", true))))
@@ -61,10 +62,10 @@ describe("Ollama chat stream", () => {
       assert.strictEqual(reply.content, "Hello world")
       assert.deepStrictEqual(reply.usage, { promptTokens: 3, completionTokens: 2 })
       const pieces = yield* Stream.runCollect(llm.chatStream(request))
-      assert.deepStrictEqual(Chunk.toReadonlyArray(pieces), ["Hel", "lo ", "world"])
+      assert.deepStrictEqual(pieces, ["Hel", "lo ", "world"])
     }))
 
-  it.scoped("an error line fails with LlmUnavailable after the pieces before it", () =>
+  it.effect("an error line fails with LlmUnavailable after the pieces before it", () =>
     Effect.gen(function*() {
       const llm = yield* llmWith(scripted(lines(chunk("partial"), JSON.stringify({ error: "out of memory" }) + "\n")))
       const seen: Array<string> = []
@@ -76,7 +77,7 @@ describe("Ollama chat stream", () => {
       assert.include(error.message, "out of memory")
     }))
 
-  it.scoped("a stream cut short is LlmUnavailable; a malformed line is InvalidResponse", () =>
+  it.effect("a stream cut short is LlmUnavailable; a malformed line is InvalidResponse", () =>
     Effect.gen(function*() {
       const cut = yield* llmWith(scripted(lines(chunk("no done line"))))
       const error = yield* Effect.flip(cut.chat(request))
@@ -87,28 +88,35 @@ describe("Ollama chat stream", () => {
       assert.deepStrictEqual([invalid._tag, invalid.retryable], ["InvalidResponse", false])
     }))
 
-  it.scoped("stops at the done line", () =>
+  it.effect("stops at the done line", () =>
     Effect.gen(function*() {
       const llm = yield* llmWith(scripted(lines(chunk("a"), chunk("", true), chunk("ignored"))))
       assert.strictEqual((yield* llm.chat(request)).content, "a")
     }))
 
-  it.scoped("times out when the server goes quiet after the headers", () =>
+  it.effect("times out when the server goes quiet after the headers", () =>
     Effect.gen(function*() {
       let cancelled = false
+      // Opened when the client waits for the chunk after "first" (with no queue, `pull` means a read is pending):
+      // the clock is only moved once the per-chunk timeout runs.
+      const quiet = Latch.makeUnsafe(false)
       const silent = () =>
         new ReadableStream<Uint8Array>({
           start(controller) {
             controller.enqueue(encoder.encode(chunk("first")))
           },
+          pull() {
+            quiet.openUnsafe()
+          },
           cancel() {
             cancelled = true
           }
-        })
+        }, { highWaterMark: 0 })
       const llm = yield* llmWith(scripted(silent))
-      const fiber = yield* Effect.fork(Effect.flip(llm.chat(request)))
+      const fiber = yield* Effect.forkChild(Effect.flip(llm.chat(request)))
+      yield* quiet.await
       yield* TestClock.adjust("9 seconds")
-      assert.isNull(fiber.unsafePoll(), "still waiting before the timeout")
+      assert.isUndefined(fiber.pollUnsafe(), "still waiting before the timeout")
       yield* TestClock.adjust("2 seconds")
       const error = yield* Fiber.join(fiber)
       assert.strictEqual(error._tag, "LlmUnavailable")
@@ -116,7 +124,7 @@ describe("Ollama chat stream", () => {
       assert.isTrue(cancelled, "the body stream was cancelled")
     }))
 
-  it.scoped("a non-2xx status is mapped before the body is streamed", () =>
+  it.effect("a non-2xx status is mapped before the body is streamed", () =>
     Effect.gen(function*() {
       const body = () =>
         new ReadableStream<Uint8Array>({

@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import { Config, Context, Effect, Layer, Schema, type Scope } from "effect"
 
 /**
@@ -16,7 +15,7 @@ import { Config, Context, Effect, Layer, Schema, type Scope } from "effect"
 export class ConcurrencyLimitExceeded extends Schema.TaggedError<ConcurrencyLimitExceeded>()(
   "ConcurrencyLimitExceeded",
   { detail: Schema.String, limit: Schema.Number, retryAfter: Schema.Number },
-  HttpApiSchema.annotations({ status: 429, description: "Too many requests in flight" })
+  { httpApiStatus: 429, description: "Too many requests in flight" }
 ) {}
 
 /**
@@ -31,30 +30,27 @@ export type ConcurrencyLimiterError = ConcurrencyLimitExceeded
  * The concurrency limiter.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class ConcurrencyLimiter extends Context.Tag("@ouroboros/rate-limit/ConcurrencyLimiter")<
-  ConcurrencyLimiter,
-  {
-    readonly limit: number
-    /** Takes a permit for `key` until the scope closes, or fails at once when none is left. */
-    readonly acquire: (key: string) => Effect.Effect<void, ConcurrencyLimitExceeded, Scope.Scope>
-    /** Runs `effect` holding a permit for `key`. */
-    readonly withPermit: (
-      key: string
-    ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ConcurrencyLimitExceeded, R>
-    /** Takes a permit without a scope: `false` when none is left. Pair a `true` with `release`. */
-    readonly tryAcquire: (key: string) => Effect.Effect<boolean>
-    /** Gives back a permit taken by `tryAcquire`. */
-    readonly release: (key: string) => Effect.Effect<void>
-    /** `tryAcquire`, synchronously (for hot paths already inside a fiber step). */
-    readonly unsafeTryAcquire: (key: string) => boolean
-    /** `release`, synchronously. */
-    readonly unsafeRelease: (key: string) => void
-    /** Requests in flight for `key`. */
-    readonly inFlight: (key: string) => Effect.Effect<number>
-  }
->() {}
+export class ConcurrencyLimiter extends Context.Service<ConcurrencyLimiter, {
+  readonly limit: number
+  /** Takes a permit for `key` until the scope closes, or fails at once when none is left. */
+  readonly acquire: (key: string) => Effect.Effect<void, ConcurrencyLimitExceeded, Scope.Scope>
+  /** Runs `effect` holding a permit for `key`. */
+  readonly withPermit: (
+    key: string
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ConcurrencyLimitExceeded, R>
+  /** Takes a permit without a scope: `false` when none is left. Pair a `true` with `release`. */
+  readonly tryAcquire: (key: string) => Effect.Effect<boolean>
+  /** Gives back a permit taken by `tryAcquire`. */
+  readonly release: (key: string) => Effect.Effect<void>
+  /** `tryAcquire`, synchronously (for hot paths already inside a fiber step). */
+  readonly tryAcquireUnsafe: (key: string) => boolean
+  /** `release`, synchronously. */
+  readonly releaseUnsafe: (key: string) => void
+  /** Requests in flight for `key`. */
+  readonly inFlight: (key: string) => Effect.Effect<number>
+}>()("@ouroboros/rate-limit/ConcurrencyLimiter") {}
 
 /**
  * @since 0.1.0
@@ -71,22 +67,22 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<ConcurrencyLimiter["Type"]> =>
+export const make = (options: Options): Effect.Effect<ConcurrencyLimiter["Service"]> =>
   Effect.sync(() => {
     const counts = new Map<string, number>()
-    const unsafeRelease = (key: string) => {
+    const releaseUnsafe = (key: string) => {
       const n = (counts.get(key) ?? 1) - 1
       if (n <= 0) counts.delete(key)
       else counts.set(key, n)
     }
-    const unsafeTryAcquire = (key: string) => {
+    const tryAcquireUnsafe = (key: string) => {
       const n = counts.get(key) ?? 0
       if (n >= options.limit) return false
       counts.set(key, n + 1)
       return true
     }
-    const release = (key: string) => Effect.sync(() => unsafeRelease(key))
-    const tryAcquire = (key: string) => Effect.sync(() => unsafeTryAcquire(key))
+    const release = (key: string) => Effect.sync(() => releaseUnsafe(key))
+    const tryAcquire = (key: string) => Effect.sync(() => tryAcquireUnsafe(key))
     const take = (key: string) =>
       Effect.flatMap(tryAcquire(key), (ok) => {
         if (!ok) {
@@ -106,12 +102,12 @@ export const make = (options: Options): Effect.Effect<ConcurrencyLimiter["Type"]
       acquire,
       withPermit: (key) => (effect) =>
         Effect.uninterruptibleMask((restore) =>
-          Effect.zipRight(take(key), Effect.ensuring(restore(effect), release(key)))
+          Effect.andThen(take(key), Effect.ensuring(restore(effect), release(key)))
         ),
       tryAcquire,
       release,
-      unsafeTryAcquire,
-      unsafeRelease,
+      tryAcquireUnsafe,
+      releaseUnsafe,
       inFlight: (key) => Effect.sync(() => counts.get(key) ?? 0)
     })
   })
@@ -124,24 +120,24 @@ export const layer = (options: Options): Layer.Layer<ConcurrencyLimiter> =>
   Layer.effect(ConcurrencyLimiter, make(options))
 
 /**
- * `RATE_LIMIT_CONCURRENCY` (default 50): requests in flight per API key (or client address).
+ * `RATE_LIMIT_CONCURRENCY` (default 50, a positive integer): requests in flight at once per API key (or client
+ * address).
  *
  * @since 0.1.0
  * @category config
  */
-export const config = Config.all({
-  limit: Config.integer("RATE_LIMIT_CONCURRENCY").pipe(
-    Config.withDefault(50),
-    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
-    Config.withDescription("Requests in flight at once per API key (or client address)")
-  )
+export const config: Config.Config<Options> = Config.all({
+  limit: Config.schema(
+    Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" })),
+    "RATE_LIMIT_CONCURRENCY"
+  ).pipe(Config.withDefault(50))
 })
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<ConcurrencyLimiter, import("effect/ConfigError").ConfigError> = Layer.effect(
+export const layerConfig: Layer.Layer<ConcurrencyLimiter, Config.ConfigError> = Layer.effect(
   ConcurrencyLimiter,
   Effect.flatMap(config, make)
 )

@@ -4,11 +4,11 @@
  *
  * @since 0.1.0
  */
-import { type HttpMiddleware, HttpServerRequest } from "@effect/platform"
-import { Context, Effect } from "effect"
+import { Context, Effect, type Layer } from "effect"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { ConcurrencyLimiter } from "./ConcurrencyLimiter.js"
 import * as Http from "./internal/http.js"
-import { quotaExceededType } from "./RateLimiterHttp.js"
+import { type Middleware, quotaExceededType } from "./RateLimiterHttp.js"
 
 /**
  * @since 0.1.0
@@ -29,10 +29,8 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: Options = {}
-): Effect.Effect<HttpMiddleware.HttpMiddleware, never, ConcurrencyLimiter> =>
-  Effect.map(ConcurrencyLimiter, (limiter) => {
+export const make = (options: Options = {}): Effect.Effect<Middleware, never, ConcurrencyLimiter> =>
+  ConcurrencyLimiter.useSync((limiter): Middleware => {
     const trusted = Http.trustMatcher(options.trustedProxies ?? [])
     const keyOf = options.key ?? ((request: HttpServerRequest.HttpServerRequest) => {
       const apiKey = request.headers["x-api-key"]
@@ -51,14 +49,32 @@ export const make = (
     }, { "retry-after": "1" })
     // The permit and the finalizer that gives it back are taken in one uninterruptible step (no permit can leak); the
     // app itself runs interruptibly.
-    const middleware: HttpMiddleware.HttpMiddleware = (app) => {
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const interruptible = Effect.interruptible(app)
-      return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
-        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-        if (exempt(Http.pathOf(request.url))) return interruptible
-        const key = keyOf(request)
-        return limiter.unsafeTryAcquire(key) ? Effect.ensuring(interruptible, limiter.release(key)) : limited
-      }))
+      return Effect.uninterruptible(
+        Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
+          const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+          if (exempt(Http.pathOf(request.url))) return interruptible
+          const key = keyOf(request)
+          return limiter.tryAcquireUnsafe(key) ? Effect.ensuring(interruptible, limiter.release(key)) : limited
+        })
+      )
     }
-    return middleware
   })
+
+/**
+ * The middleware as a global `HttpRouter` middleware.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<never, never, HttpRouter.HttpRouter | ConcurrencyLimiter> =>
+  HttpRouter.middleware(
+    Effect.map(make(options), (limit) =>
+      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    { global: true }
+  ) as Layer.Layer<never, never, HttpRouter.HttpRouter | ConcurrencyLimiter>

@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import { Config, Context, Duration, Effect, Layer, Schedule, Schema, type Scope } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { Status } from "./RateLimiterStore.js"
@@ -18,7 +17,7 @@ import type { Status } from "./RateLimiterStore.js"
 export class Overloaded extends Schema.TaggedError<Overloaded>()(
   "Overloaded",
   { detail: Schema.String, retryAfter: Schema.Number },
-  HttpApiSchema.annotations({ status: 503, description: "The service is saturated" })
+  { httpApiStatus: 503, description: "The service is saturated" }
 ) {}
 
 /**
@@ -41,31 +40,28 @@ export type Priority = "critical" | "normal"
  * The load shedder.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class LoadShedder extends Context.Tag("@ouroboros/rate-limit/LoadShedder")<
-  LoadShedder,
-  {
-    /** Admits a request until the scope closes, or fails with `Overloaded`. */
-    readonly admit: (priority: Priority) => Effect.Effect<void, Overloaded, Scope.Scope>
-    /** Runs `effect` as an admitted request. */
-    readonly run: (
-      priority: Priority
-    ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Overloaded, R>
-    /** Admits without a scope: `false` when shed. Pair a `true` with `release`. */
-    readonly tryAdmit: (priority: Priority) => Effect.Effect<boolean>
-    /** Ends a request admitted by `tryAdmit`. */
-    readonly release: Effect.Effect<void>
-    /** `tryAdmit`, synchronously (for hot paths already inside a fiber step). */
-    readonly unsafeTryAdmit: (priority: Priority) => boolean
-    /** `Retry-After` seconds of a shed request. */
-    readonly retryAfter: number
-    /** Requests in flight. */
-    readonly inFlight: Effect.Effect<number>
-    /** `warn` while ordinary requests are being shed. */
-    readonly status: Effect.Effect<Status>
-  }
->() {}
+export class LoadShedder extends Context.Service<LoadShedder, {
+  /** Admits a request until the scope closes, or fails with `Overloaded`. */
+  readonly admit: (priority: Priority) => Effect.Effect<void, Overloaded, Scope.Scope>
+  /** Runs `effect` as an admitted request. */
+  readonly run: (
+    priority: Priority
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Overloaded, R>
+  /** Admits without a scope: `false` when shed. Pair a `true` with `release`. */
+  readonly tryAdmit: (priority: Priority) => Effect.Effect<boolean>
+  /** Ends a request admitted by `tryAdmit`. */
+  readonly release: Effect.Effect<void>
+  /** `tryAdmit`, synchronously (for hot paths already inside a fiber step). */
+  readonly tryAdmitUnsafe: (priority: Priority) => boolean
+  /** `Retry-After` seconds of a shed request. */
+  readonly retryAfter: number
+  /** Requests in flight. */
+  readonly inFlight: Effect.Effect<number>
+  /** `warn` while ordinary requests are being shed. */
+  readonly status: Effect.Effect<Status>
+}>()("@ouroboros/rate-limit/LoadShedder") {}
 
 /**
  * @since 0.1.0
@@ -77,9 +73,9 @@ export interface Options {
   /** Share of `maxInFlight` kept for critical requests (default 0.1). */
   readonly reserved?: number | undefined
   /** `Retry-After` of a shed request (default 1 second). */
-  readonly retryAfter?: Duration.DurationInput | undefined
+  readonly retryAfter?: Duration.Input | undefined
   /** Also shed ordinary requests while the event loop's p99 delay exceeds this (default: not checked). */
-  readonly maxEventLoopDelay?: Duration.DurationInput | undefined
+  readonly maxEventLoopDelay?: Duration.Input | undefined
 }
 
 /**
@@ -88,7 +84,7 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<LoadShedder["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const max = options.maxInFlight
     const normalMax = Math.max(0, Math.floor(max * (1 - (options.reserved ?? 0.1))))
@@ -111,13 +107,13 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never
       }).pipe(Effect.repeat(Schedule.spaced("500 millis")), Effect.forkScoped)
     }
     const overloaded = new Overloaded({ detail: "The service is saturated; retry shortly", retryAfter })
-    const unsafeTryAdmit = (priority: Priority) => {
+    const tryAdmitUnsafe = (priority: Priority) => {
       const cap = priority === "critical" ? max : lagging ? 0 : normalMax
       if (inFlight >= cap) return false
       inFlight++
       return true
     }
-    const tryAdmit = (priority: Priority) => Effect.sync(() => unsafeTryAdmit(priority))
+    const tryAdmit = (priority: Priority) => Effect.sync(() => tryAdmitUnsafe(priority))
     const take = (priority: Priority) =>
       Effect.flatMap(tryAdmit(priority), (ok) => (ok ? Effect.void : Effect.fail(overloaded)))
     const release = Effect.sync(() => {
@@ -128,11 +124,11 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never
       admit,
       run: (priority) => (effect) =>
         Effect.uninterruptibleMask((restore) =>
-          Effect.zipRight(take(priority), Effect.ensuring(restore(effect), release))
+          Effect.andThen(take(priority), Effect.ensuring(restore(effect), release))
         ),
       tryAdmit,
       release,
-      unsafeTryAdmit,
+      tryAdmitUnsafe,
       retryAfter,
       inFlight: Effect.sync(() => inFlight),
       status: Effect.sync(() => (lagging || inFlight >= normalMax ? "warn" : "pass"))
@@ -143,31 +139,32 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Type"], never
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<LoadShedder> => Layer.scoped(LoadShedder, make(options))
+export const layer = (options: Options): Layer.Layer<LoadShedder> => Layer.effect(LoadShedder, make(options))
 
 /**
- * - `LOAD_SHED_MAX_IN_FLIGHT` (1000): requests in flight at most.
- * - `LOAD_SHED_RESERVED` (0.1): share kept for critical requests.
- * - `LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS` (0 = not checked): shed ordinary requests above this event-loop p99 delay.
+ * - `LOAD_SHED_MAX_IN_FLIGHT` (1000, a positive integer): requests in flight at most, critical ones included.
+ * - `LOAD_SHED_RESERVED` (0.1, from 0 up to but not including 1): share of capacity kept for critical requests
+ *   (health, admin).
+ * - `LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS` (0 = not checked): shed ordinary requests while the event loop's p99 delay
+ *   exceeds this.
  *
  * @since 0.1.0
  * @category config
  */
-export const config = Config.all({
-  maxInFlight: Config.integer("LOAD_SHED_MAX_IN_FLIGHT").pipe(
-    Config.withDefault(1000),
-    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
-    Config.withDescription("Requests in flight at most, critical ones included")
-  ),
-  reserved: Config.number("LOAD_SHED_RESERVED").pipe(
-    Config.withDefault(0.1),
-    Config.validate({ message: "must be between 0 and 1", validation: (n) => n >= 0 && n < 1 }),
-    Config.withDescription("Share of capacity kept for critical requests (health, admin)")
-  ),
-  maxEventLoopDelay: Config.integer("LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS").pipe(
+export const config: Config.Config<Options> = Config.all({
+  maxInFlight: Config.schema(
+    Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" })),
+    "LOAD_SHED_MAX_IN_FLIGHT"
+  ).pipe(Config.withDefault(1000)),
+  reserved: Config.schema(
+    Schema.Finite.check(
+      Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMaximum: true }, { message: "must be between 0 and 1" })
+    ),
+    "LOAD_SHED_RESERVED"
+  ).pipe(Config.withDefault(0.1)),
+  maxEventLoopDelay: Config.Int("LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS").pipe(
     Config.withDefault(0),
-    Config.map((ms) => (ms > 0 ? Duration.millis(ms) : undefined)),
-    Config.withDescription("Shed ordinary requests while the event loop p99 delay exceeds this (0: off)")
+    Config.map((ms) => (ms > 0 ? Duration.millis(ms) : undefined))
   )
 })
 
@@ -175,7 +172,7 @@ export const config = Config.all({
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<LoadShedder, import("effect/ConfigError").ConfigError> = Layer.scoped(
+export const layerConfig: Layer.Layer<LoadShedder, Config.ConfigError> = Layer.effect(
   LoadShedder,
   Effect.flatMap(config, make)
 )

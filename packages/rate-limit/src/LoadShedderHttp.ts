@@ -4,10 +4,11 @@
  *
  * @since 0.1.0
  */
-import { type HttpMiddleware, HttpServerRequest } from "@effect/platform"
-import { Context, Effect } from "effect"
+import { Context, Effect, type Layer } from "effect"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "./internal/http.js"
 import { LoadShedder } from "./LoadShedder.js"
+import type { Middleware } from "./RateLimiterHttp.js"
 
 /**
  * The problem type of a shed request, from draft-ietf-httpapi-ratelimit-headers ("Temporary Reduced Capacity").
@@ -41,8 +42,8 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<HttpMiddleware.HttpMiddleware, never, LoadShedder> =>
-  Effect.map(LoadShedder, (shedder) => {
+export const make = (options: Options = {}): Effect.Effect<Middleware, never, LoadShedder> =>
+  LoadShedder.useSync((shedder): Middleware => {
     const critical = options.critical ??
       ((request: HttpServerRequest.HttpServerRequest) => isCritical(Http.pathOf(request.url)))
     const shed = Http.problem(503, {
@@ -54,12 +55,30 @@ export const make = (options: Options = {}): Effect.Effect<HttpMiddleware.HttpMi
     }, { "retry-after": String(shedder.retryAfter) })
     // Built once per app: admission and the finalizer that ends the request are installed in one uninterruptible step
     // (no permit can leak), and the app itself runs interruptibly. Per request this allocates nothing.
-    const middleware: HttpMiddleware.HttpMiddleware = (app) => {
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const admitted = Effect.ensuring(Effect.interruptible(app), shedder.release)
-      return Effect.uninterruptible(Effect.withFiberRuntime((fiber) => {
-        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-        return shedder.unsafeTryAdmit(critical(request) ? "critical" : "normal") ? admitted : shed
-      }))
+      return Effect.uninterruptible(
+        Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
+          const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+          return shedder.tryAdmitUnsafe(critical(request) ? "critical" : "normal") ? admitted : shed
+        })
+      )
     }
-    return middleware
   })
+
+/**
+ * The middleware as a global `HttpRouter` middleware.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<never, never, HttpRouter.HttpRouter | LoadShedder> =>
+  HttpRouter.middleware(
+    Effect.map(make(options), (shed) =>
+      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        shed(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    { global: true }
+  ) as Layer.Layer<never, never, HttpRouter.HttpRouter | LoadShedder>

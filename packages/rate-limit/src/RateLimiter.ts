@@ -5,23 +5,21 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import {
   Clock,
   Config,
   Context,
-  ConfigError,
   Duration,
   Effect,
-  Either,
   Layer,
   Metric,
-  MetricLabel,
   Option,
-  ParseResult,
   Redacted,
-  Schema
+  Schema,
+  SchemaGetter,
+  SchemaIssue
 } from "effect"
+import type { RateLimiter as Persistence } from "effect/persistence"
 import * as Memory from "./RateLimiter/Memory.js"
 import * as Redis from "./RateLimiter/Redis.js"
 import {
@@ -56,7 +54,7 @@ export {
  * @since 0.1.0
  * @category models
  */
-export const KeyKind = Schema.Literal("api-key", "tenant", "client", "endpoint", "global")
+export const KeyKind = Schema.Literals(["api-key", "tenant", "client", "endpoint", "global"])
 
 /**
  * @since 0.1.0
@@ -69,7 +67,7 @@ const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 const parseWindow = (input: string): number | undefined => {
   const short = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(input)
   if (short !== null) return Math.round(Number(short[1]) * units[short[2]!]!)
-  return Option.getOrUndefined(Option.map(Duration.decodeUnknown(input), Duration.toMillis))
+  return Option.getOrUndefined(Option.map(Duration.fromInput(input as Duration.Input), Duration.toMillis))
 }
 
 /**
@@ -79,21 +77,22 @@ const parseWindow = (input: string): number | undefined => {
  * @since 0.1.0
  * @category schemas
  */
-export const WindowMillis = Schema.Union(
+export const WindowMillis = Schema.Union([
   Schema.Number,
-  Schema.transformOrFail(Schema.String, Schema.Number, {
-    strict: true,
-    decode: (input, _, ast) => {
+  Schema.String.pipe(Schema.decodeTo(Schema.Number, {
+    decode: SchemaGetter.transformEffect((input: string) => {
       const millis = parseWindow(input)
       return millis === undefined || !Number.isFinite(millis)
-        ? ParseResult.fail(new ParseResult.Type(ast, input, `"${input}" is not a window such as "1m" or "30 seconds"`))
-        : ParseResult.succeed(millis)
-    },
-    encode: (millis) => ParseResult.succeed(`${millis}ms`)
-  })
-).pipe(
-  Schema.compose(Schema.Int.pipe(Schema.positive({ message: () => "a window is at least 1 ms" })), { strict: false }),
-  Schema.annotations({ identifier: "WindowMillis" })
+        ? Effect.fail(
+          new SchemaIssue.InvalidValue({ message: `"${input}" is not a window such as "1m" or "30 seconds"` }, input)
+        )
+        : Effect.succeed(millis)
+    }),
+    encode: SchemaGetter.transform((millis: number) => `${millis}ms`)
+  }))
+]).pipe(
+  Schema.decodeTo(Schema.Int.check(Schema.isGreaterThan(0, { message: "a window is at least 1 ms" }))),
+  Schema.annotate({ identifier: "WindowMillis" })
 )
 
 /**
@@ -107,13 +106,19 @@ export const WindowMillis = Schema.Union(
  * const burst = RateLimiter.Policy.make({ name: "burst", limit: 10, window: 1000 })
  */
 export class Policy extends Schema.Class<Policy>("@ouroboros/rate-limit/Policy")({
-  name: Schema.String.pipe(
-    Schema.pattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: () => "a policy name is 1 to 64 of A-Z a-z 0-9 _ . : -" })
+  name: Schema.String.check(
+    Schema.isPattern(/^[A-Za-z0-9_.:-]{1,64}$/, { message: "a policy name is 1 to 64 of A-Z a-z 0-9 _ . : -" })
   ),
-  algorithm: Schema.optionalWith(Algorithm, { default: () => "token-bucket" as const }),
-  limit: Schema.Int.pipe(Schema.positive({ message: () => "a limit is a positive integer" })),
+  algorithm: Algorithm.pipe(
+    Schema.withDecodingDefaultTypeKey(Effect.succeed("token-bucket" as const)),
+    Schema.withConstructorDefault(Effect.succeed("token-bucket" as const))
+  ),
+  limit: Schema.Int.check(Schema.isGreaterThan(0, { message: "a limit is a positive integer" })),
   window: WindowMillis,
-  scope: Schema.optionalWith(Schema.Array(KeyKind), { default: () => ["api-key" as const] }),
+  scope: Schema.Array(KeyKind).pipe(
+    Schema.withDecodingDefaultTypeKey(Effect.succeed(["api-key" as const])),
+    Schema.withConstructorDefault(Effect.succeed(["api-key" as const]))
+  ),
   endpoints: Schema.optional(Schema.Array(Schema.String)),
   tiers: Schema.optional(Schema.Array(Schema.String))
 }) {}
@@ -124,14 +129,14 @@ export class Policy extends Schema.Class<Policy>("@ouroboros/rate-limit/Policy")
  * @since 0.1.0
  * @category schemas
  */
-export const PolicySet = Schema.Array(Policy).pipe(
-  Schema.filter((policies) => {
+export const PolicySet = Schema.Array(Policy).check(
+  Schema.makeFilter((policies) => {
     const seen = new Set<string>()
     for (const policy of policies) {
       if (seen.has(policy.name)) return `policy "${policy.name}" is defined twice`
       seen.add(policy.name)
     }
-    return true
+    return undefined
   })
 )
 
@@ -141,21 +146,31 @@ export const PolicySet = Schema.Array(Policy).pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const LimitPerWindow = Schema.transformOrFail(
-  Schema.String,
-  Schema.Struct({ limit: Schema.Int.pipe(Schema.positive()), window: Schema.Int.pipe(Schema.positive()) }),
+export const LimitPerWindow = Schema.String.pipe(Schema.decodeTo(
+  Schema.Struct({
+    limit: Schema.Int.check(Schema.isGreaterThan(0)),
+    window: Schema.Int.check(Schema.isGreaterThan(0))
+  }),
   {
-    strict: true,
-    decode: (input, _, ast) => {
-      const match = /^\s*(\d+)\s*\/\s*(.+)$/.exec(input)
-      const window = match === null ? undefined : parseWindow(match[2]!)
-      return match === null || window === undefined || window <= 0
-        ? ParseResult.fail(new ParseResult.Type(ast, input, `"${input}" is not a limit such as "100/1m"`))
-        : ParseResult.succeed({ limit: Number(match[1]), window: Math.round(window) })
-    },
-    encode: ({ limit, window }) => ParseResult.succeed(`${limit}/${window}ms`)
+    decode: SchemaGetter.transformEffect((input: string) => {
+      const parsed = parseLimitPerWindow(input)
+      return parsed === undefined
+        ? Effect.fail(new SchemaIssue.InvalidValue({ message: `"${input}" is not a limit such as "100/1m"` }, input))
+        : Effect.succeed(parsed)
+    }),
+    encode: SchemaGetter.transform(({ limit, window }: { readonly limit: number; readonly window: number }) =>
+      `${limit}/${window}ms`
+    )
   }
-)
+))
+
+const parseLimitPerWindow = (input: string): { readonly limit: number; readonly window: number } | undefined => {
+  const match = /^\s*(\d+)\s*\/\s*(.+)$/.exec(input)
+  const window = match === null ? undefined : parseWindow(match[2]!)
+  return match === null || window === undefined || !(window > 0)
+    ? undefined
+    : { limit: Number(match[1]), window: Math.round(window) }
+}
 
 /**
  * The out-of-the-box policy: `limit` requests per `window` per API key on every `/api` route.
@@ -222,7 +237,7 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>()(
     violatedPolicies: Schema.Array(Schema.String),
     retryAfter: Schema.Number
   },
-  HttpApiSchema.annotations({ status: 429, description: "A rate limit is exhausted" })
+  { httpApiStatus: 429, description: "A rate limit is exhausted" }
 ) {}
 
 /**
@@ -248,34 +263,25 @@ export interface DecideOptions {
  * The rate limiter.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class RateLimiter extends Context.Tag("@ouroboros/rate-limit/RateLimiter")<
-  RateLimiter,
-  {
-    /** The configured policies. */
-    readonly policies: ReadonlyArray<Policy>
-    /** The policies that apply to a subject. */
-    readonly applicable: (subject: Subject) => ReadonlyArray<Policy>
-    /** Decides (and, when allowed, consumes) for the applicable policies, or the given ones. */
-    readonly decide: (
-      subject: Subject,
-      options?: { readonly cost?: number | undefined; readonly policies?: ReadonlyArray<Policy> | undefined }
-    ) => Effect.Effect<Decision, RateLimitStoreError>
-    /**
-     * `decide` synchronously at `now` (ms), when the store needs no I/O (memory); undefined otherwise. For hot paths
-     * outside a fiber.
-     */
-    readonly unsafeDecide: ((subject: Subject, now: number, options?: DecideOptions) => Decision) | undefined
-    /** Like `decide`, failing with `RateLimitExceeded` when not allowed. */
-    readonly consume: (
-      subject: Subject,
-      options?: { readonly cost?: number | undefined; readonly policies?: ReadonlyArray<Policy> | undefined }
-    ) => Effect.Effect<Decision, RateLimiterError>
-    /** `warn` while the store runs degraded (Redis unreachable). */
-    readonly status: Effect.Effect<Status>
-  }
->() {}
+export class RateLimiter extends Context.Service<RateLimiter, {
+  /** The configured policies. */
+  readonly policies: ReadonlyArray<Policy>
+  /** The policies that apply to a subject. */
+  readonly applicable: (subject: Subject) => ReadonlyArray<Policy>
+  /** Decides (and, when allowed, consumes) for the applicable policies, or the given ones. */
+  readonly decide: (subject: Subject, options?: DecideOptions) => Effect.Effect<Decision, RateLimitStoreError>
+  /**
+   * `decide` synchronously at `now` (ms), when the store needs no I/O (memory); undefined otherwise. For hot paths
+   * outside a fiber, or in one fiber step.
+   */
+  readonly decideUnsafe: ((subject: Subject, now: number, options?: DecideOptions) => Decision) | undefined
+  /** Like `decide`, failing with `RateLimitExceeded` when not allowed. */
+  readonly consume: (subject: Subject, options?: DecideOptions) => Effect.Effect<Decision, RateLimiterError>
+  /** `warn` while the store runs degraded (Redis unreachable). */
+  readonly status: Effect.Effect<Status>
+}>()("@ouroboros/rate-limit/RateLimiter") {}
 
 const segment = /[.*+?^${}()|[\]\\]/g
 
@@ -306,22 +312,56 @@ interface Compiled {
   readonly tiers: ReadonlySet<string> | undefined
   /** The check of this policy for a subject (its scope and key), at an endpoint (or endpoint pattern). */
   readonly check: (subject: Subject, endpoint: string) => Check
-  readonly allowed: ReadonlyArray<MetricLabel.MetricLabel>
-  readonly limited: ReadonlyArray<MetricLabel.MetricLabel>
+  /** The counts of this policy's series of `decisions`. */
+  readonly allowed: Count
+  readonly limited: Count
 }
 
+const decisionsId = "ratelimit_decisions_total"
+const decisionsDescription = "Rate-limit decisions by policy and outcome"
+
 /**
- * Decisions by policy and outcome (`allowed` | `limited`).
+ * Decisions by policy and outcome (`allowed` | `limited`), in the metric registry of the context that built the
+ * limiter (`make` and the layers: the building fiber's; `makeUnsafe`: `Options.context`, else the process-wide one).
+ *
+ * The limiters count these series themselves and the registry reads them when it is read (`Metric.registerUnsafe`):
+ * a decision adds one to a number, where `Metric.update` would cost a third of a decision. So `Metric.value` and
+ * snapshots see the counts, but updating a policy's series of this metric yourself does nothing.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const decisions = Metric.counter("ratelimit_decisions_total", {
-  description: "Rate-limit decisions by policy and outcome",
-  incremental: true
-})
+export const decisions = Metric.counter(decisionsId, { description: decisionsDescription, incremental: true })
 
-const compile = (policy: Policy): Compiled => {
+/** The count of one series of `decisions`, shared by every limiter that counts into it. */
+interface Count {
+  count: number
+}
+
+/** Per metric registry, the counts of its series of `decisions`, by their attributes. */
+const counts = new WeakMap<object, Map<string, Count>>()
+
+/** The count of a policy's series with `outcome` in `context`'s registry, registered there on first use. */
+const countOf = (context: Context.Context<never>, policy: string, outcome: "allowed" | "limited"): Count => {
+  const registry = Context.get(context, Metric.MetricRegistry)
+  const extra = Context.get(context, Metric.CurrentMetricAttributes)
+  let series = counts.get(registry)
+  if (series === undefined) counts.set(registry, series = new Map())
+  const identity = JSON.stringify([policy, outcome, Object.entries(extra).sort()])
+  let count = series.get(identity)
+  if (count === undefined) {
+    const cell: Count = { count: 0 }
+    Metric.registerUnsafe(Metric.withAttributes(decisions, { policy, outcome }), context, {
+      get: () => ({ count: cell.count, incremental: true }),
+      update: () => {},
+      modify: () => {}
+    })
+    series.set(identity, count = cell)
+  }
+  return count
+}
+
+const compile = (policy: Policy, context: Context.Context<never>): Compiled => {
   const matchers = policy.endpoints?.map((pattern) => [pattern, endpointMatcher(pattern)] as const)
   return {
     policy,
@@ -333,9 +373,8 @@ const compile = (policy: Policy): Compiled => {
       },
     tiers: policy.tiers === undefined ? undefined : new Set(policy.tiers),
     check: checkOf(policy),
-    // Effect caches a metric's hook per extra-tags array identity: these arrays are made once per policy.
-    allowed: [MetricLabel.make("policy", policy.name), MetricLabel.make("outcome", "allowed")],
-    limited: [MetricLabel.make("policy", policy.name), MetricLabel.make("outcome", "limited")]
+    allowed: countOf(context, policy.name, "allowed"),
+    limited: countOf(context, policy.name, "limited")
   }
 }
 
@@ -409,6 +448,11 @@ export interface Options {
    * tests); without one, each decision reads the clock of the fiber that runs it, which costs an extra step.
    */
   readonly clock?: Clock.Clock | undefined
+  /**
+   * The context whose metric registry (and metric attributes) count `decisions`. `make` and the layers pass the
+   * context of the fiber that builds them; without one, the process-wide registry counts them.
+   */
+  readonly context?: Context.Context<never> | undefined
 }
 
 /**
@@ -417,9 +461,13 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<RateLimiter["Type"], never, RateLimiterStore> =>
-  Effect.flatMap(RateLimiterStore, (store) =>
-    Effect.map(Effect.clock, (clock) => unsafeMake(store, { clock, ...options })))
+export const make = (options: Options): Effect.Effect<RateLimiter["Service"], never, RateLimiterStore> =>
+  Effect.gen(function*() {
+    const store = yield* RateLimiterStore
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
+    return makeUnsafe(store, { clock, context, ...options })
+  })
 
 /**
  * Builds the limiter on a given store.
@@ -427,8 +475,9 @@ export const make = (options: Options): Effect.Effect<RateLimiter["Type"], never
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): RateLimiter["Type"] => {
-  const compiled = options.policies.map(compile)
+export const makeUnsafe = (store: RateLimiterStore["Service"], options: Options): RateLimiter["Service"] => {
+  const context = options.context ?? Context.empty()
+  const compiled = options.policies.map((policy) => compile(policy, context))
   const clock = options.clock
   const byPolicy = new Map(compiled.map((c) => [c.policy, c]))
 
@@ -458,7 +507,7 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     const selected = decideOptions?.policies === undefined
       ? select(subject)
       : decideOptions.policies.map((policy): readonly [Compiled, string] => [
-        byPolicy.get(policy) ?? compile(policy),
+        byPolicy.get(policy) ?? compile(policy, context),
         subject.endpoint
       ])
     if (selected.length === 0) return undefined
@@ -500,13 +549,14 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     }
     for (let i = 0; i < results.length; i++) {
       const c = selected[i]![0]
-      decisions.unsafeUpdate(1, allowed ? c.allowed : c.limited)
+      if (allowed) c.allowed.count++
+      else c.limited.count++
     }
     return { allowed, policies, violated: violated ?? noneViolated, remaining, resetAfterMillis, retryAfterMillis }
   }
 
-  const unsafeConsume = store.unsafeConsume
-  const unsafeDecide = unsafeConsume === undefined ? undefined : (
+  const consumeUnsafe = store.consumeUnsafe
+  const decideUnsafe = consumeUnsafe === undefined ? undefined : (
     subject: Subject,
     now: number,
     decideOptions?: DecideOptions
@@ -514,16 +564,16 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     const prepared = prepare(subject, decideOptions)
     return prepared === undefined
       ? noPolicy
-      : finish(prepared, unsafeConsume(prepared.checks, decideOptions?.cost ?? 1, now))
+      : finish(prepared, consumeUnsafe(prepared.checks, decideOptions?.cost ?? 1, now))
   }
 
   const decide = (subject: Subject, decideOptions?: DecideOptions): Effect.Effect<Decision, RateLimitStoreError> => {
-    if (unsafeDecide !== undefined) {
+    if (decideUnsafe !== undefined) {
       return clock === undefined
-        ? Clock.clockWith((clock) =>
-          Effect.sync(() => unsafeDecide(subject, clock.unsafeCurrentTimeMillis(), decideOptions))
+        ? Effect.clockWith((clock) =>
+          Effect.sync(() => decideUnsafe(subject, clock.currentTimeMillisUnsafe(), decideOptions))
         )
-        : Effect.sync(() => unsafeDecide(subject, clock.unsafeCurrentTimeMillis(), decideOptions))
+        : Effect.sync(() => decideUnsafe(subject, clock.currentTimeMillisUnsafe(), decideOptions))
     }
     const prepared = prepare(subject, decideOptions)
     if (prepared === undefined) return Effect.succeed(noPolicy)
@@ -534,7 +584,7 @@ export const unsafeMake = (store: RateLimiterStore["Type"], options: Options): R
     policies: options.policies,
     applicable: (subject) => select(subject).map(([c]) => c.policy),
     decide,
-    unsafeDecide,
+    decideUnsafe,
     consume: (subject, consumeOptions) =>
       Effect.flatMap(decide(subject, consumeOptions), (decision) =>
         decision.allowed ? Effect.succeed(decision) : Effect.fail(exceeded(decision))),
@@ -587,14 +637,14 @@ export type FailureMode = "open" | "closed"
  * @category combinators
  */
 export const withFallback = (
-  primary: RateLimiterStore["Type"],
+  primary: RateLimiterStore["Service"],
   options: {
     readonly mode: FailureMode
-    readonly fallback?: RateLimiterStore["Type"] | undefined
-    readonly probeInterval?: Duration.DurationInput | undefined
+    readonly fallback?: RateLimiterStore["Service"] | undefined
+    readonly probeInterval?: Duration.Input | undefined
   }
-): RateLimiterStore["Type"] => {
-  const fallback = options.fallback ?? Memory.unsafeMake({ maxKeys: 100_000 })
+): RateLimiterStore["Service"] => {
+  const fallback = options.fallback ?? Memory.makeUnsafe({ maxKeys: 100_000 })
   const probeMillis = Duration.toMillis(options.probeInterval ?? "1 second")
   let healthy = true
   let nextProbe = 0
@@ -604,99 +654,99 @@ export const withFallback = (
       : Effect.fail(cause ?? new RateLimitStoreError({ message: "The rate-limit store is unavailable" }))
   // While healthy a decision is the primary's plus one failure handler: no clock read, no extra step on success.
   const onFailure = (checks: ReadonlyArray<Check>, cost: number) => (error: RateLimitStoreError) =>
-    Clock.clockWith((clock) => {
-      nextProbe = clock.unsafeCurrentTimeMillis() + probeMillis
+    Effect.clockWith((clock) => {
+      nextProbe = clock.currentTimeMillisUnsafe() + probeMillis
       const log = healthy
         ? Effect.logWarning(`Rate-limit store unavailable, failing ${options.mode}: ${String(error.cause)}`)
         : Effect.void
       healthy = false
-      return Effect.zipRight(log, degraded(checks, cost, error))
+      return Effect.andThen(log, degraded(checks, cost, error))
     })
   const probe = (checks: ReadonlyArray<Check>, cost: number) =>
-    Clock.clockWith((clock) => {
-      if (clock.unsafeCurrentTimeMillis() < nextProbe) return degraded(checks, cost)
+    Effect.clockWith((clock) => {
+      if (clock.currentTimeMillisUnsafe() < nextProbe) return degraded(checks, cost)
       return primary.consume(checks, cost).pipe(
         Effect.tap(() => {
           if (healthy) return Effect.void
           healthy = true
           return Effect.logInfo("Rate-limit store recovered")
         }),
-        Effect.catchAll(onFailure(checks, cost))
+        Effect.catch(onFailure(checks, cost))
       )
     })
   return {
     consume: (checks, cost) =>
       Effect.suspend(() =>
-        healthy ? Effect.catchAll(primary.consume(checks, cost), onFailure(checks, cost)) : probe(checks, cost)
+        healthy ? Effect.catch(primary.consume(checks, cost), onFailure(checks, cost)) : probe(checks, cost)
       ),
-    status: Effect.flatMap(Effect.sync(() => healthy), (ok) => ok ? primary.status : Effect.succeed("warn" as const)),
-    experimental: primary.experimental
+    status: Effect.suspend(() => healthy ? primary.status : Effect.succeed("warn" as const)),
+    persistence: primary.persistence
   }
 }
 
-const decodeConfig = <A, I>(schema: Schema.Schema<A, I>, name: string) => (input: I) =>
-  Either.mapLeft(
-    Schema.decodeEither(schema)(input),
-    (error) => ConfigError.InvalidData([name], ParseResult.TreeFormatter.formatErrorSync(error))
-  )
+/** `"off"`, or a limit per window: the setting of `RATE_LIMIT_DEFAULT`. */
+const DefaultPolicySetting = Schema.String.pipe(Schema.decodeTo(
+  Schema.Union([Schema.Literal("off"), LimitPerWindow.to]),
+  {
+    decode: SchemaGetter.transformEffect((input: string): Effect.Effect<DefaultPolicySetting, SchemaIssue.Issue> => {
+      if (input.trim() === "off") return Effect.succeed("off")
+      const parsed = parseLimitPerWindow(input)
+      return parsed === undefined
+        ? Effect.fail(
+          new SchemaIssue.InvalidValue({ message: `"${input}" is not a limit such as "100/1m", nor "off"` }, input)
+        )
+        : Effect.succeed(parsed)
+    }),
+    encode: SchemaGetter.transform((setting: DefaultPolicySetting) =>
+      setting === "off" ? setting : `${setting.limit}/${setting.window}ms`
+    )
+  }
+))
+
+type DefaultPolicySetting = "off" | { readonly limit: number; readonly window: number }
 
 /**
  * The configuration: environment variable names are given in full (the server does not nest them).
  *
- * - `RATE_LIMIT_DEFAULT` (`100/1m`): the default per-API-key policy on `/api` routes, `off` to disable.
+ * - `RATE_LIMIT_DEFAULT` (`100/1m`): the default per-API-key policy on `/api` routes, `limit/window` (e.g. `100/1m`),
+ *   or `off` to disable it.
  * - `RATE_LIMIT_POLICIES` (`[]`): more policies as a JSON array of `Policy`.
- * - `REDIS_URL`: share limits through Redis; without it limits are per process, in memory.
- * - `RATE_LIMIT_REDIS_FAILURE` (`open`): `open` or `closed` while Redis is unreachable.
- * - `RATE_LIMIT_REDIS_PREFIX` (`ouroboros:rl:`): key prefix in Redis.
- * - `RATE_LIMIT_TRUSTED_PROXIES` (empty): addresses / IPv4 CIDRs whose `X-Forwarded-For` is believed.
- * - `RATE_LIMIT_MAX_KEYS` (`1000000`): bound of the memory store.
+ * - `REDIS_URL` (secret): share limits across replicas through Redis; without it limits are per process, in memory.
+ * - `RATE_LIMIT_REDIS_FAILURE` (`open`): while Redis is unreachable, `open` (an in-memory limiter) or `closed`
+ *   (reject with 503).
+ * - `RATE_LIMIT_REDIS_PREFIX` (`ouroboros:rl:`): key prefix of rate-limit state in Redis.
+ * - `RATE_LIMIT_TRUSTED_PROXIES` (empty): comma-separated proxy addresses or CIDRs (`loopback`, `private`, `*`) whose
+ *   `X-Forwarded-For` is trusted.
+ * - `RATE_LIMIT_MAX_KEYS` (`1000000`): at most this many keys in the in-memory store.
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  defaultPolicy: Config.string("RATE_LIMIT_DEFAULT").pipe(
-    Config.withDefault("100/1m"),
-    Config.mapOrFail((input) =>
-      input.trim() === "off"
-        ? Either.right(Option.none())
-        : Either.map(decodeConfig(LimitPerWindow, "RATE_LIMIT_DEFAULT")(input), Option.some)
-    ),
-    Config.withDescription("Default policy per API key on /api routes, `limit/window` (e.g. 100/1m) or `off`")
+  defaultPolicy: Config.schema(DefaultPolicySetting, "RATE_LIMIT_DEFAULT").pipe(
+    Config.withDefault<typeof DefaultPolicySetting.Type>({ limit: 100, window: 60_000 }),
+    Config.map((setting) => setting === "off" ? Option.none() : Option.some(setting))
   ),
-  policies: Config.string("RATE_LIMIT_POLICIES").pipe(
-    Config.withDefault("[]"),
-    Config.mapOrFail(decodeConfig(Schema.parseJson(PolicySet), "RATE_LIMIT_POLICIES")),
-    Config.withDescription("Additional rate-limit policies as a JSON array")
+  policies: Config.schema(Schema.fromJsonString(PolicySet), "RATE_LIMIT_POLICIES").pipe(
+    Config.withDefault<ReadonlyArray<Policy>>([])
   ),
-  redisUrl: Config.redacted("REDIS_URL").pipe(
-    Config.option,
-    Config.withDescription("Redis URL; when set, limits are shared across replicas through Redis")
+  redisUrl: Config.option(Config.Redacted("REDIS_URL")),
+  redisFailure: Config.Literals(["open", "closed"], "RATE_LIMIT_REDIS_FAILURE").pipe(
+    Config.withDefault<FailureMode>("open")
   ),
-  redisFailure: Config.literal("open", "closed")("RATE_LIMIT_REDIS_FAILURE").pipe(
-    Config.withDefault("open" as const),
-    Config.withDescription("While Redis is unreachable: open (in-memory limiter) or closed (reject with 503)")
-  ),
-  redisPrefix: Config.string("RATE_LIMIT_REDIS_PREFIX").pipe(
-    Config.withDefault("ouroboros:rl:"),
-    Config.withDescription("Key prefix of rate-limit state in Redis")
-  ),
-  trustedProxies: Config.string("RATE_LIMIT_TRUSTED_PROXIES").pipe(
+  redisPrefix: Config.String("RATE_LIMIT_REDIS_PREFIX").pipe(Config.withDefault("ouroboros:rl:")),
+  trustedProxies: Config.String("RATE_LIMIT_TRUSTED_PROXIES").pipe(
     Config.withDefault(""),
-    Config.map((input) => input.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
-    Config.withDescription("Comma-separated proxy addresses or IPv4 CIDRs whose X-Forwarded-For is trusted")
+    Config.map((input) => input.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
   ),
-  maxKeys: Config.integer("RATE_LIMIT_MAX_KEYS").pipe(
-    Config.withDefault(1_000_000),
-    Config.withDescription("At most this many keys in the in-memory store")
-  )
+  maxKeys: Config.Int("RATE_LIMIT_MAX_KEYS").pipe(Config.withDefault(1_000_000))
 })
 
 /**
  * @since 0.1.0
  * @category config
  */
-export type RateLimitConfig = Config.Config.Success<typeof config>
+export type RateLimitConfig = Config.Success<typeof config>
 
 /**
  * The policies a configuration asks for: the default one (unless `off`), then `RATE_LIMIT_POLICIES`, then `extra`
@@ -722,26 +772,27 @@ export const layer = (options: Options): Layer.Layer<RateLimiter, never, RateLim
   Layer.effect(RateLimiter, make(options))
 
 /**
- * The limiter with an in-memory store.
+ * The limiter with an in-memory store, which also serves as `effect/persistence`'s store.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerMemory = (
   options: Options & Memory.Options
-): Layer.Layer<RateLimiter | RateLimiterStore> =>
+): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore> =>
   layer(options).pipe(Layer.provideMerge(Memory.layer(options)))
 
 /**
- * The limiter with a Redis store, wrapped by `withFallback` with `failure` (default `open`).
+ * The limiter with a Redis store, wrapped by `withFallback` with `failure` (default `open`). The store also serves as
+ * `effect/persistence`'s store (without the fallback).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedis = (
   options: Options & Redis.Options & { readonly failure?: FailureMode | undefined }
-): Layer.Layer<RateLimiter | RateLimiterStore> =>
-  layer(options).pipe(Layer.provideMerge(Layer.scopedContext(Effect.map(
+): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore> =>
+  layer(options).pipe(Layer.provideMerge(Layer.effectContext(Effect.map(
     Redis.make(options),
     (store) => toContext(withFallback(store, { mode: options.failure ?? "open" }))
   ))))
@@ -755,8 +806,8 @@ export const layerRedis = (
  */
 export const layerConfig = (
   options: { readonly policies?: ReadonlyArray<Policy> | undefined } = {}
-): Layer.Layer<RateLimiter | RateLimiterStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (settings) => {
+): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore, Config.ConfigError> =>
+  Layer.unwrap(Effect.map(config, (settings) => {
     const policies = policiesOf(settings, options.policies)
     return Option.match(settings.redisUrl, {
       onNone: () => layerMemory({ policies, maxKeys: settings.maxKeys }),

@@ -5,9 +5,9 @@
  *
  * @since 0.1.0
  */
-import { type HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { ResponseHeaders } from "@ouroboros/kernel"
-import { Clock, Context, Effect } from "effect"
+import { Clock, Context, Effect, type Layer } from "effect"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "./internal/http.js"
 import * as RateLimiter from "./RateLimiter.js"
 
@@ -21,6 +21,20 @@ import * as RateLimiter from "./RateLimiter.js"
 export const quotaExceededType = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 /**
+ * A middleware of this package: an `HttpMiddleware` that keeps the app's errors and requirements (plus the request).
+ * Give it to the server (`HttpRouter.serve(app, { middleware })`, `HttpServer.serveEffect(app, middleware)`), wrap an
+ * app with it, or install it as a global router middleware with the module's `layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Middleware {
+  <E, R>(
+    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
+}
+
+/**
  * Finds the subject of a request. It runs on every request before anything else, so it is a plain function: look up
  * what it needs beforehand (tenants, tiers) and keep it in memory.
  *
@@ -31,7 +45,8 @@ export type KeyResolver = (request: HttpServerRequest.HttpServerRequest) => Rate
 
 /**
  * The default resolver: the SHA-256 of `X-API-Key` (raw keys never reach the store), the client address (through
- * `X-Forwarded-For` only from trusted proxies) and `METHOD /path` as the endpoint.
+ * `X-Forwarded-For` only from trusted proxies, IPv4 or IPv6; behind `HttpMiddleware.xForwardedHeaders` the request's
+ * address is the client's already) and `METHOD /path` as the endpoint.
  *
  * @since 0.1.0
  * @category constructors
@@ -156,7 +171,7 @@ export const limitedResponse = (
   }, { ...headers(decision), "retry-after": String(error.retryAfter) })
 }
 
-const identity: HttpMiddleware.HttpMiddleware = (app) => app
+const identity: Middleware = (app) => app
 
 const storeUnavailable = Http.problem(503, {
   type: "about:blank",
@@ -176,46 +191,69 @@ const storeUnavailable = Http.problem(503, {
  * import { Effect } from "effect"
  * const program = Effect.gen(function*() {
  *   const limit = yield* RateLimiterHttp.make({ trustedProxies: ["loopback"] })
- *   // HttpServer.serve(limit(app))
+ *   // HttpRouter.serve(routes, { middleware: limit })
  * })
  */
-export const make = (
-  options: Options = {}
-): Effect.Effect<HttpMiddleware.HttpMiddleware, never, RateLimiter.RateLimiter> =>
-  Effect.map(RateLimiter.RateLimiter, (limiter) => {
+export const make = (options: Options = {}): Effect.Effect<Middleware, never, RateLimiter.RateLimiter> =>
+  RateLimiter.RateLimiter.useSync((limiter): Middleware => {
     // Without a policy no request is ever limited or gets a field: the middleware steps aside, so that a server with
     // limits turned off (`RATE_LIMIT_DEFAULT=off` and nothing else) does not resolve a subject per request.
     if (limiter.policies.length === 0) return identity
     const resolve = options.resolve ?? defaultResolver({ trustedProxies: options.trustedProxies })
-    const unsafeDecide = limiter.unsafeDecide
+    const decideUnsafe = limiter.decideUnsafe
     const exempt = options.exempt ?? isExempt
-    const middleware: HttpMiddleware.HttpMiddleware = (app) => {
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       // Per request this middleware is one step of the fiber and allocates no Effect or closure of its own when the
       // store decides synchronously (memory): each costs several times more in a busy server than in a loop.
-      // The fields go on the response through `ResponseHeaders`: when this middleware is given to `HttpServer.serve`
-      // (or `HttpApiBuilder.serve`) the response is sent before the wrapped effect returns, and error responses are
-      // made later by the server.
-      const withHandler = Effect.zipRight(ResponseHeaders.ensureHandler, app)
-      const onDecision = (request: HttpServerRequest.HttpServerRequest, decision: RateLimiter.Decision) => {
+      // The fields go on the response through `ResponseHeaders`: when this middleware is given to the server the
+      // response is sent before the wrapped effect returns, and error responses are made later by the server.
+      const onDecision = (context: Context.Context<never>, decision: RateLimiter.Decision) => {
         if (decision.policies.length === 0) return app
         if (!decision.allowed) return limitedResponse(decision)
-        const first = ResponseHeaders.unsafeSet(request, "ratelimit-policy", policyField(decision))
-        ResponseHeaders.unsafeSet(request, "ratelimit", limitField(decision))
-        return first ? withHandler : app
+        ResponseHeaders.setUnsafe(context, "ratelimit-policy", policyField(decision))
+        ResponseHeaders.setUnsafe(context, "ratelimit", limitField(decision))
+        return app
       }
-      return Effect.withFiberRuntime((fiber) => {
-        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-        if (exempt(Http.pathOf(request.url))) return app
-        const subject = resolve(request)
-        if (unsafeDecide !== undefined) {
-          const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-          return onDecision(request, unsafeDecide(subject, clock.unsafeCurrentTimeMillis()))
+      return Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>(
+        (fiber) => {
+          const context = fiber.context
+          const request = Context.getUnsafe(context, HttpServerRequest.HttpServerRequest)
+          if (exempt(Http.pathOf(request.url))) return app
+          const subject = resolve(request)
+          if (decideUnsafe !== undefined) {
+            const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            return onDecision(context, decideUnsafe(subject, now))
+          }
+          return Effect.matchEffect(limiter.decide(subject), {
+            onFailure: () => storeUnavailable,
+            onSuccess: (decision) => onDecision(context, decision)
+          })
         }
-        return Effect.matchEffect(limiter.decide(subject), {
-          onFailure: () => storeUnavailable,
-          onSuccess: (decision) => onDecision(request, decision)
-        })
-      })
+      )
     }
-    return middleware
   })
+
+/**
+ * The middleware as a global `HttpRouter` middleware: every route of the router, and its 404, is limited.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
+ * import { Layer } from "effect"
+ * import { HttpRouter, HttpServerResponse } from "effect/http"
+ * const routes = HttpRouter.add("GET", "/api/v1/ping", HttpServerResponse.text("pong"))
+ * const app = HttpRouter.serve(Layer.mergeAll(routes, RateLimiterHttp.layer({ trustedProxies: ["loopback"] }))).pipe(
+ *   Layer.provide(RateLimiter.layerConfig())
+ * )
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =>
+  HttpRouter.middleware(
+    Effect.map(make(options), (limit) =>
+      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    { global: true }
+  ) as Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter>

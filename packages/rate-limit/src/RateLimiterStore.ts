@@ -2,14 +2,14 @@
  * Where rate-limit state lives. A store decides several checks at once, atomically: either every check admits the
  * request and all of them consume, or the request is rejected and nothing is consumed.
  *
- * The same store object also implements `@effect/experimental`'s `RateLimiterStore` (`fixedWindow`, `tokenBucket`),
- * so the experimental `RateLimiter` runs on our stores, and `fromExperimental` runs ours on any experimental store.
+ * The same store object also implements the `RateLimiterStore` of `effect/persistence/RateLimiter` (`fixedWindow`,
+ * `tokenBucket`, `adaptiveConsume`, `adaptiveFeedback`), so Effect's own `RateLimiter` runs on our stores, and
+ * `fromPersistence` runs ours on any store of Effect's.
  *
  * @since 0.1.0
  */
-import * as Experimental from "@effect/experimental/RateLimiter"
-import { HttpApiSchema } from "@effect/platform"
 import { Context, Duration, Effect, Schema } from "effect"
+import { RateLimiter as Persistence } from "effect/persistence"
 
 /**
  * The algorithms a check can use.
@@ -21,7 +21,7 @@ import { Context, Duration, Effect, Schema } from "effect"
  * @since 0.1.0
  * @category models
  */
-export const Algorithm = Schema.Literal("token-bucket", "sliding-window")
+export const Algorithm = Schema.Literals(["token-bucket", "sliding-window"])
 
 /**
  * @since 0.1.0
@@ -70,8 +70,8 @@ export interface CheckResult {
  */
 export class RateLimitStoreError extends Schema.TaggedError<RateLimitStoreError>()(
   "RateLimitStoreError",
-  { message: Schema.String, cause: Schema.optional(Schema.Defect) },
-  HttpApiSchema.annotations({ status: 503, description: "The rate-limit store is unavailable" })
+  { message: Schema.String, cause: Schema.optional(Schema.Defect()) },
+  { httpApiStatus: 503, description: "The rate-limit store is unavailable" }
 ) {}
 
 /**
@@ -83,29 +83,34 @@ export class RateLimitStoreError extends Schema.TaggedError<RateLimitStoreError>
 export type Status = "pass" | "warn"
 
 /**
- * The store service: atomic multi-check `consume`, plus the experimental store operations.
+ * The store of `effect/persistence/RateLimiter`, as our stores also implement it.
  *
  * @since 0.1.0
- * @category tags
+ * @category models
  */
-export class RateLimiterStore extends Context.Tag("@ouroboros/rate-limit/RateLimiterStore")<
-  RateLimiterStore,
-  {
-    /** Decides all checks atomically: when one rejects, none consumes. */
-    readonly consume: (
-      checks: ReadonlyArray<Check>,
-      cost: number
-    ) => Effect.Effect<ReadonlyArray<CheckResult>, RateLimitStoreError>
-    /** A synchronous `consume` at time `now` (ms), offered by stores that need no I/O (memory). */
-    readonly unsafeConsume?:
-      | ((checks: ReadonlyArray<Check>, cost: number, now: number) => ReadonlyArray<CheckResult>)
-      | undefined
-    /** `pass`, or `warn` while degraded. */
-    readonly status: Effect.Effect<Status>
-    /** The same state as an `@effect/experimental` store. */
-    readonly experimental: Experimental.RateLimiterStore["Type"]
-  }
->() {}
+export type PersistenceStore = Persistence.RateLimiterStore["Service"]
+
+/**
+ * The store service: atomic multi-check `consume`, plus the operations of `effect/persistence`'s store.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RateLimiterStore extends Context.Service<RateLimiterStore, {
+  /** Decides all checks atomically: when one rejects, none consumes. */
+  readonly consume: (
+    checks: ReadonlyArray<Check>,
+    cost: number
+  ) => Effect.Effect<ReadonlyArray<CheckResult>, RateLimitStoreError>
+  /** A synchronous `consume` at time `now` (ms), offered by stores that need no I/O (memory). */
+  readonly consumeUnsafe?:
+    | ((checks: ReadonlyArray<Check>, cost: number, now: number) => ReadonlyArray<CheckResult>)
+    | undefined
+  /** `pass`, or `warn` while degraded. */
+  readonly status: Effect.Effect<Status>
+  /** The same state as a store of `effect/persistence/RateLimiter`, for Effect's own `RateLimiter`. */
+  readonly persistence: PersistenceStore
+}>()("@ouroboros/rate-limit/RateLimiterStore") {}
 
 /**
  * The one-string form of a check's key: `scope=key`.
@@ -116,34 +121,35 @@ export class RateLimiterStore extends Context.Tag("@ouroboros/rate-limit/RateLim
 export const fullKey = (check: Check): string => `${check.scope}=${check.key}`
 
 /**
- * Runs our checks on any `@effect/experimental` store. Token buckets use its `tokenBucket`, sliding windows its
- * `fixedWindow` (the closest it has). Checks run one after another: unlike our own stores, a rejection by a later
- * check does not give back what earlier checks consumed.
+ * Runs our checks on any store of `effect/persistence/RateLimiter` (for instance its node-redis store). Token buckets
+ * use its `tokenBucket`, sliding windows its `fixedWindow` (a fixed window of the same length: the closest it has).
+ * Checks run one after another: unlike our own stores, a rejection by a later check does not give back what earlier
+ * checks consumed.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const fromExperimental = (store: Experimental.RateLimiterStore["Type"]): RateLimiterStore["Type"] => {
+export const fromPersistence = (store: PersistenceStore): RateLimiterStore["Service"] => {
   const one = (check: Check, cost: number): Effect.Effect<CheckResult, RateLimitStoreError> => {
     const key = fullKey(check)
-    const refillRate = Duration.millis(check.windowMillis / check.limit)
     const perToken = check.windowMillis / check.limit
-    const result: Effect.Effect<CheckResult, Experimental.RateLimiterError> = check.algorithm === "token-bucket"
+    const refillRate = Duration.millis(perToken)
+    const result: Effect.Effect<CheckResult, Persistence.RateLimiterError> = check.algorithm === "token-bucket"
       ? Effect.map(
         store.tokenBucket({ key, tokens: cost, limit: check.limit, refillRate, allowOverflow: false }),
-        (left): CheckResult =>
+        ([left, elapsed]): CheckResult =>
           left >= 0
             ? {
               allowed: true,
-              remaining: left,
-              resetAfterMillis: Math.ceil((check.limit - left) * perToken),
+              remaining: Math.floor(left),
+              resetAfterMillis: Math.max(0, Math.ceil((check.limit - left) * perToken - elapsed)),
               retryAfterMillis: 0
             }
             : {
               allowed: false,
-              remaining: Math.max(0, left + cost),
-              resetAfterMillis: Math.ceil((check.limit - left - cost) * perToken),
-              retryAfterMillis: Math.ceil(-left * perToken)
+              remaining: Math.max(0, Math.floor(left + cost)),
+              resetAfterMillis: Math.max(0, Math.ceil((check.limit - left - cost) * perToken - elapsed)),
+              retryAfterMillis: Math.max(0, Math.ceil(Math.ceil(-left) * perToken - elapsed))
             }
       )
       : Effect.map(
@@ -153,30 +159,27 @@ export const fromExperimental = (store: Experimental.RateLimiterStore["Type"]): 
             ? { allowed: true, remaining: check.limit - count, resetAfterMillis: ttl, retryAfterMillis: 0 }
             : { allowed: false, remaining: 0, resetAfterMillis: ttl, retryAfterMillis: ttl }
       )
-    return Effect.mapError(result, (cause) => new RateLimitStoreError({ message: cause.message, cause }))
+    return Effect.mapError(result, (error) => new RateLimitStoreError({ message: error.message, cause: error }))
   }
   return {
     consume: (checks, cost) =>
       Effect.gen(function*() {
         const results: Array<CheckResult> = []
-        for (const check of checks) {
-          const result = yield* one(check, cost)
-          results.push(result)
-        }
+        for (const check of checks) results.push(yield* one(check, cost))
         return results
       }),
     status: Effect.succeed("pass"),
-    experimental: store
+    persistence: store
   }
 }
 
 /**
- * Both store tags, ours and `@effect/experimental`'s, for one store.
+ * Both store services, ours and `effect/persistence`'s, for one store.
  *
  * @since 0.1.0
  * @category utils
  */
 export const toContext = (
-  store: RateLimiterStore["Type"]
-): Context.Context<RateLimiterStore | Experimental.RateLimiterStore> =>
-  Context.make(RateLimiterStore, store).pipe(Context.add(Experimental.RateLimiterStore, store.experimental))
+  store: RateLimiterStore["Service"]
+): Context.Context<RateLimiterStore | Persistence.RateLimiterStore> =>
+  Context.make(RateLimiterStore, store).pipe(Context.add(Persistence.RateLimiterStore, store.persistence))

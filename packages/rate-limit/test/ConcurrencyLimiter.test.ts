@@ -6,7 +6,7 @@ import * as LoadShedder from "../src/LoadShedder.js"
 /** Lets forked fibers run until `count` reaches `n` (bounded). */
 const until = (count: Effect.Effect<number>, n: number) =>
   Effect.gen(function*() {
-    for (let i = 0; i < 1000 && (yield* count) < n; i++) yield* Effect.yieldNow()
+    for (let i = 0; i < 1000 && (yield* count) < n; i++) yield* Effect.yieldNow
   })
 
 describe("ConcurrencyLimiter", () => {
@@ -14,7 +14,7 @@ describe("ConcurrencyLimiter", () => {
     Effect.gen(function*() {
       const limiter = yield* ConcurrencyLimiter.make({ limit: 2 })
       const gate = yield* Deferred.make<void>()
-      const held = yield* Effect.fork(
+      const held = yield* Effect.forkChild(
         Effect.all([limiter.withPermit("a")(Deferred.await(gate)), limiter.withPermit("a")(Deferred.await(gate))], {
           concurrency: "unbounded"
         })
@@ -30,7 +30,7 @@ describe("ConcurrencyLimiter", () => {
       assert.strictEqual(yield* limiter.inFlight("a"), 0)
       // A failing or interrupted effect gives its permit back too.
       yield* Effect.exit(limiter.withPermit("a")(Effect.fail("boom")))
-      const interrupted = yield* Effect.fork(limiter.withPermit("a")(Effect.never))
+      const interrupted = yield* Effect.forkChild(limiter.withPermit("a")(Effect.never))
       yield* until(limiter.inFlight("a"), 1)
       assert.strictEqual(yield* limiter.inFlight("a"), 1)
       yield* Fiber.interrupt(interrupted)
@@ -41,7 +41,7 @@ describe("ConcurrencyLimiter", () => {
     Effect.gen(function*() {
       const limiter = yield* ConcurrencyLimiter.make({ limit: 1 })
       const scope = yield* Scope.make()
-      yield* Scope.extend(limiter.acquire("k"), scope)
+      yield* Scope.provide(limiter.acquire("k"), scope)
       assert.isTrue(Exit.isFailure(yield* Effect.exit(Effect.scoped(limiter.acquire("k")))))
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(Exit.isSuccess(yield* Effect.exit(Effect.scoped(limiter.acquire("k")))))
@@ -53,16 +53,16 @@ describe("ConcurrencyLimiter", () => {
       assert.strictEqual(limiter.limit, 3)
     }).pipe(
       Effect.provide(ConcurrencyLimiter.layerConfig),
-      Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RATE_LIMIT_CONCURRENCY", "3"]])))
+      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { RATE_LIMIT_CONCURRENCY: "3" } }))
     ))
 })
 
 describe("LoadShedder", () => {
-  it.scoped("keeps the reserved share for critical requests", () =>
+  it.effect("keeps the reserved share for critical requests", () =>
     Effect.gen(function*() {
       const shedder = yield* LoadShedder.make({ maxInFlight: 10, reserved: 0.2, retryAfter: "3 seconds" })
       const gate = yield* Deferred.make<void>()
-      const normal = yield* Effect.fork(
+      const normal = yield* Effect.forkChild(
         Effect.forEach(Array.from({ length: 8 }), () => shedder.run("normal")(Deferred.await(gate)), {
           concurrency: "unbounded"
         })
@@ -73,7 +73,7 @@ describe("LoadShedder", () => {
       const shed = yield* Effect.flip(shedder.run("normal")(Effect.void))
       assert.strictEqual(shed._tag, "Overloaded")
       assert.strictEqual(shed.retryAfter, 3)
-      const critical = yield* Effect.fork(
+      const critical = yield* Effect.forkChild(
         Effect.forEach(Array.from({ length: 2 }), () => shedder.run("critical")(Deferred.await(gate)), {
           concurrency: "unbounded"
         })
@@ -88,7 +88,7 @@ describe("LoadShedder", () => {
       assert.strictEqual(yield* shedder.status, "pass")
     }))
 
-  it.scopedLive("sheds ordinary requests while the event loop lags", () =>
+  it.live("sheds ordinary requests while the event loop lags", () =>
     Effect.gen(function*() {
       const shedder = yield* LoadShedder.make({ maxInFlight: 100, maxEventLoopDelay: "20 millis" })
       assert.isTrue(yield* shedder.tryAdmit("normal"))
@@ -116,8 +116,9 @@ describe("LoadShedder", () => {
       assert.isTrue(yield* shedder.tryAdmit("critical"))
     }).pipe(
       Effect.provide(LoadShedder.layerConfig),
-      Effect.withConfigProvider(
-        ConfigProvider.fromMap(new Map([["LOAD_SHED_MAX_IN_FLIGHT", "2"], ["LOAD_SHED_RESERVED", "0.5"]]))
+      Effect.provideService(
+        ConfigProvider.ConfigProvider,
+        ConfigProvider.fromEnv({ env: { LOAD_SHED_MAX_IN_FLIGHT: "2", LOAD_SHED_RESERVED: "0.5" } })
       )
     ))
 })

@@ -1,20 +1,24 @@
-import * as Experimental from "@effect/experimental/RateLimiter"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Layer, Metric, Option, TestClock } from "effect"
-import { FastCheck as fc } from "effect"
+import { Clock, ConfigProvider, Context, Duration, Effect, Layer, Metric, Option, Result, Schema } from "effect"
+import { RateLimiter as Persistence } from "effect/persistence"
+import { TestClock } from "effect/testing"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as Memory from "../src/RateLimiter/Memory.js"
-import { type RateLimiterStore, RateLimitStoreError } from "../src/RateLimiterStore.js"
+import * as RateLimiterStore from "../src/RateLimiterStore.js"
+import { RateLimitStoreError } from "../src/RateLimiterStore.js"
 import { GcraModel, SlidingModel } from "./reference.js"
 import { testStore } from "./storeContract.js"
 
 const subject: RateLimiter.Subject = { apiKey: "k1", client: "10.0.0.1", endpoint: "GET /api/v1/things" }
 
-const limiterWith = (policies: ReadonlyArray<RateLimiter.Policy>, store = Memory.unsafeMake()) =>
-  RateLimiter.unsafeMake(store, { policies })
+const limiterWith = (policies: ReadonlyArray<RateLimiter.Policy>, store = Memory.makeUnsafe()) =>
+  RateLimiter.makeUnsafe(store, { policies })
+
+/** Arbitraries as schemas (`effect/Arbitrary` derives them). */
+const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
 
 /** Admits as many requests as it can at the current instant. */
-const drain = (limiter: RateLimiter.RateLimiter["Type"]) =>
+const drain = (limiter: RateLimiter.RateLimiter["Service"]) =>
   Effect.gen(function*() {
     let n = 0
     while ((yield* limiter.decide(subject)).allowed) n++
@@ -41,20 +45,16 @@ describe("token bucket", () => {
       const cases = [[10, 1000, 2500, 125], [3, 700, 10_000, 400], [100, 60_000, 61_000, 5000], [1, 1, 50, 1], [7, 3000, 1, 1]] as const
       for (const [capacity, window, t, step] of cases) {
         const steps = Array.from({ length: Math.ceil(t / step) }, (_, i) => Math.min(step, t - i * step))
-        const start = yield* TestClock.currentTimeMillis
+        const start = yield* Clock.currentTimeMillis
         const admitted = yield* admittedOver(capacity, window, steps)
-        assert.strictEqual((yield* TestClock.currentTimeMillis) - start, t)
+        assert.strictEqual((yield* Clock.currentTimeMillis) - start, t)
         assert.strictEqual(admitted, capacity + Math.floor((capacity * t) / window), `C=${capacity} W=${window} t=${t}`)
       }
     }))
 
   it.effect.prop(
     "C + ⌊R·t⌋ for any capacity, window and request times",
-    [
-      fc.integer({ min: 1, max: 50 }),
-      fc.integer({ min: 1, max: 10_000 }),
-      fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 40 })
-    ],
+    [int(1, 50), int(1, 10_000), Schema.Array(int(0, 10_000)).check(Schema.isMaxLength(40))],
     ([capacity, window, rawSteps]) =>
       Effect.gen(function*() {
         const steps = rawSteps.map((s) => Math.min(s, maxStep(capacity, window)))
@@ -62,7 +62,7 @@ describe("token bucket", () => {
         const admitted = yield* admittedOver(capacity, window, steps)
         assert.strictEqual(admitted, capacity + Math.floor((capacity * t) / window))
       }),
-    { fastCheck: { numRuns: 50 } }
+    { arbitrary: { runs: 50, size: 40 } }
   )
 
   it.effect("reports remaining, reset and retry-after", () =>
@@ -127,16 +127,10 @@ describe("sliding window", () => {
 })
 
 describe("reference model", () => {
-  const op = fc.record({ advance: fc.integer({ min: 0, max: 300 }), cost: fc.integer({ min: 1, max: 3 }) })
+  const op = Schema.Struct({ advance: int(0, 300), cost: int(1, 3) })
   it.effect.prop(
     "the store agrees with GCRA and a history-based sliding window, policies checked together",
-    [
-      fc.integer({ min: 1, max: 6 }),
-      fc.integer({ min: 1, max: 400 }),
-      fc.integer({ min: 1, max: 6 }),
-      fc.integer({ min: 1, max: 400 }),
-      fc.array(op, { minLength: 1, maxLength: 40 })
-    ],
+    [int(1, 6), int(1, 400), int(1, 6), int(1, 400), Schema.Array(op).check(Schema.isBetweenLength(1, 40))],
     ([tbLimit, tbWindow, swLimit, swWindow, ops]) =>
       Effect.gen(function*() {
         const limiter = limiterWith([
@@ -147,7 +141,7 @@ describe("reference model", () => {
         const sw = new SlidingModel(swLimit, swWindow)
         for (const { advance, cost } of ops) {
           yield* TestClock.adjust(advance)
-          const now = yield* TestClock.currentTimeMillis
+          const now = yield* Clock.currentTimeMillis
           const decision = yield* limiter.decide(subject, { cost })
           const a = tb.check(now, cost)
           const b = sw.check(now, cost)
@@ -164,9 +158,12 @@ describe("reference model", () => {
           }
         }
       }),
-    { fastCheck: { numRuns: 100 } }
+    { arbitrary: { runs: 100, size: 40 } }
   )
 })
+
+const withEnv = <A, E, R>(effect: Effect.Effect<A, E, R>, provider: ConfigProvider.ConfigProvider) =>
+  Effect.provideService(effect, ConfigProvider.ConfigProvider, provider)
 
 describe("policies", () => {
   it.effect("select by endpoint and tier, key by scope", () =>
@@ -205,9 +202,20 @@ describe("policies", () => {
       const limiter = limiterWith([RateLimiter.Policy.make({ name, limit: 2, window: 60_000 })])
       for (let i = 0; i < 5; i++) yield* limiter.decide(subject)
       const count = (outcome: string) =>
-        Metric.value(RateLimiter.decisions.pipe(Metric.tagged("policy", name), Metric.tagged("outcome", outcome)))
+        Metric.value(RateLimiter.decisions.pipe(Metric.withAttributes({ policy: name, outcome })))
       assert.strictEqual((yield* count("allowed")).count, 2)
       assert.strictEqual((yield* count("limited")).count, 3)
+      // A limiter built by a layer counts in the metric registry of the context that built it.
+      yield* Effect.gen(function*() {
+        const limiter = yield* RateLimiter.RateLimiter
+        for (let i = 0; i < 3; i++) yield* limiter.decide(subject)
+        assert.strictEqual((yield* count("allowed")).count, 2)
+        assert.strictEqual((yield* count("limited")).count, 1)
+      }).pipe(
+        Effect.provide(RateLimiter.layerMemory({ policies: [RateLimiter.Policy.make({ name, limit: 2, window: 60_000 })] })),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+      assert.strictEqual((yield* count("allowed")).count, 2)
     }))
 
   it("endpoint patterns", () => {
@@ -223,15 +231,15 @@ describe("policies", () => {
 
   it.effect("decode from configuration, naming the field on error", () =>
     Effect.gen(function*() {
-      const provider = ConfigProvider.fromMap(
-        new Map([
-          ["RATE_LIMIT_DEFAULT", "5/1s"],
-          ["RATE_LIMIT_POLICIES", JSON.stringify([{ name: "day", algorithm: "sliding-window", limit: 1000, window: "1d" }])],
-          ["RATE_LIMIT_REDIS_FAILURE", "closed"],
-          ["RATE_LIMIT_TRUSTED_PROXIES", "loopback, 10.0.0.0/8"]
-        ])
-      )
-      const settings = yield* Effect.withConfigProvider(RateLimiter.config, provider)
+      const provider = ConfigProvider.fromEnv({
+        env: {
+          RATE_LIMIT_DEFAULT: "5/1s",
+          RATE_LIMIT_POLICIES: JSON.stringify([{ name: "day", algorithm: "sliding-window", limit: 1000, window: "1d" }]),
+          RATE_LIMIT_REDIS_FAILURE: "closed",
+          RATE_LIMIT_TRUSTED_PROXIES: "loopback, 10.0.0.0/8"
+        }
+      })
+      const settings = yield* withEnv(RateLimiter.config, provider)
       assert.deepStrictEqual(Option.getOrThrow(settings.defaultPolicy), { limit: 5, window: 1000 })
       assert.strictEqual(settings.redisFailure, "closed")
       assert.isTrue(Option.isNone(settings.redisUrl))
@@ -241,25 +249,22 @@ describe("policies", () => {
         ["default", 5, 1000, "token-bucket"],
         ["day", 1000, 86_400_000, "sliding-window"]
       ])
-      const defaults = yield* Effect.withConfigProvider(RateLimiter.config, ConfigProvider.fromMap(new Map()))
+      const defaults = yield* withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: {} }))
       assert.strictEqual(RateLimiter.policiesOf(defaults)[0]!.limit, 100)
       assert.strictEqual(RateLimiter.policiesOf(defaults)[0]!.window, 60_000)
-      const bad = yield* Effect.either(
-        Effect.withConfigProvider(
+      const bad = yield* Effect.result(
+        withEnv(
           RateLimiter.config,
-          ConfigProvider.fromMap(new Map([["RATE_LIMIT_POLICIES", `[{"name":"x","limit":-1,"window":"1m"}]`]]))
+          ConfigProvider.fromEnv({ env: { RATE_LIMIT_POLICIES: `[{"name":"x","limit":-1,"window":"1m"}]` } })
         )
       )
-      assert.isTrue(Either.isLeft(bad))
-      if (Either.isLeft(bad)) assert.include(String(bad.left), "RATE_LIMIT_POLICIES")
-      const badDefault = yield* Effect.either(
-        Effect.withConfigProvider(RateLimiter.config, ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "lots"]])))
+      assert.isTrue(Result.isFailure(bad))
+      if (Result.isFailure(bad)) assert.include(String(bad.failure), "RATE_LIMIT_POLICIES")
+      const badDefault = yield* Effect.result(
+        withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "lots" } }))
       )
-      assert.isTrue(Either.isLeft(badDefault))
-      const off = yield* Effect.withConfigProvider(
-        RateLimiter.config,
-        ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "off"]]))
-      )
+      assert.isTrue(Result.isFailure(badDefault))
+      const off = yield* withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "off" } }))
       assert.deepStrictEqual(RateLimiter.policiesOf(off), [])
     }))
 
@@ -270,7 +275,7 @@ describe("policies", () => {
       assert.strictEqual(yield* limiter.status, "pass")
     }).pipe(
       Effect.provide(RateLimiter.layerConfig()),
-      Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RATE_LIMIT_DEFAULT", "2/1m"]])))
+      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "2/1m" } }))
     ))
 })
 
@@ -279,7 +284,7 @@ describe("memory store", () => {
 
   it.effect("evicts idle keys and stays bounded", () =>
     Effect.gen(function*() {
-      const store = Memory.unsafeMake({ maxKeys: 50 })
+      const store = Memory.makeUnsafe({ maxKeys: 50 })
       const limiter = limiterWith([RateLimiter.Policy.make({ name: "p", limit: 1, window: 1000, scope: ["client"] })], store)
       for (let i = 0; i < 500; i++) {
         yield* limiter.decide({ ...subject, client: `c${i}` })
@@ -295,26 +300,162 @@ describe("memory store", () => {
       assert.isAtMost(store.size(), 2)
     }))
 
-  it.effect("is an @effect/experimental store, with eviction", () =>
+  it.effect("is an effect/persistence store, with eviction", () =>
     Effect.gen(function*() {
-      const limiter = yield* Experimental.make
+      const limiter = yield* Persistence.make
       const consume = limiter.consume({ key: "x", limit: 2, window: "1 second", algorithm: "token-bucket" })
       yield* consume
       yield* consume
       const error = yield* Effect.flip(consume)
-      assert.strictEqual(error.reason, "Exceeded")
+      assert.strictEqual(error.reason._tag, "RateLimitExceeded")
       const fixed = limiter.consume({ key: "y", limit: 1, window: "1 second" })
       yield* fixed
-      assert.strictEqual((yield* Effect.flip(fixed)).reason, "Exceeded")
+      assert.strictEqual((yield* Effect.flip(fixed)).reason._tag, "RateLimitExceeded")
       yield* TestClock.adjust(1000)
       yield* consume
       assert.strictEqual((yield* fixed).remaining, 0)
     }).pipe(Effect.provide(Memory.layer())))
 })
 
+describe("effect/persistence store", () => {
+  // Every operation of effect/persistence's store, on two keys, at random times: ours answers as Effect's own memory
+  // store does (the same counts, TTLs, delays, epochs and phases).
+  const operation = Schema.Struct({
+    op: Schema.Literals(["fixedWindow", "tokenBucket", "adaptiveConsume", "adaptiveFeedback"]),
+    key: Schema.Literals(["a", "b"]),
+    advance: int(0, 3000),
+    tokens: int(0, 3),
+    limit: Schema.optional(int(1, 5)),
+    refillMillis: int(100, 1000),
+    allowOverflow: Schema.Boolean,
+    // Feedback: 0 is a 200, 1 a 429 without Retry-After, the rest 429s with one (the paths that change state).
+    feedback: int(0, 7),
+    retryAfterMillis: int(0, 5000)
+  })
+  it.effect.prop(
+    "ours answers every operation as Effect's memory store does",
+    [Schema.Array(operation).check(Schema.isBetweenLength(1, 60))],
+    ([operations]) =>
+      Effect.gen(function*() {
+        const theirs = Context.get(yield* Layer.build(Persistence.layerStoreMemory), Persistence.RateLimiterStore)
+        const ours = Memory.makeUnsafe().persistence
+        // The epoch of each store's last adaptive decision per key, which its feedback quotes.
+        const epochs = new Map([[theirs, new Map<string, number>()], [ours, new Map<string, number>()]])
+        const run = (store: typeof ours, o: typeof operation.Type) => {
+          const epochOf = epochs.get(store)!
+          switch (o.op) {
+            case "fixedWindow":
+              return store.fixedWindow({
+                key: o.key,
+                tokens: o.tokens,
+                refillRate: Duration.millis(o.refillMillis),
+                limit: o.limit
+              })
+            case "tokenBucket":
+              return store.tokenBucket({
+                key: o.key,
+                tokens: o.tokens,
+                limit: o.limit ?? 3,
+                refillRate: Duration.millis(o.refillMillis),
+                allowOverflow: o.allowOverflow
+              })
+            case "adaptiveConsume":
+              return Effect.tap(
+                store.adaptiveConsume({
+                  key: o.key,
+                  tokens: o.tokens,
+                  fallbackLimit: o.limit ?? 3,
+                  fallbackWindow: Duration.millis(o.refillMillis * 10)
+                }),
+                (result) => Effect.sync(() => epochOf.set(o.key, result.epoch))
+              )
+            case "adaptiveFeedback":
+              return store.adaptiveFeedback({
+                key: o.key,
+                epoch: epochOf.get(o.key) ?? 0,
+                tokens: o.tokens,
+                status: o.feedback === 0 ? 200 : 429,
+                retryAfter: o.feedback === 1 ? undefined : Duration.millis(o.retryAfterMillis)
+              })
+          }
+        }
+        for (const o of operations) {
+          yield* TestClock.adjust(o.advance)
+          const expected = yield* Effect.result(run(theirs, o))
+          const actual = yield* Effect.result(run(ours, o))
+          assert.deepStrictEqual(actual, expected, JSON.stringify(o))
+        }
+      }),
+    { arbitrary: { runs: 200, size: 60 } }
+  )
+
+  it.effect("Effect's RateLimiter, fixed window and token bucket, on our store", () =>
+    Effect.gen(function*() {
+      const limiter = yield* Persistence.RateLimiter
+      const fixed = { key: "f", limit: 2, window: "1 minute" } as const
+      assert.strictEqual((yield* limiter.consume(fixed)).remaining, 1)
+      assert.strictEqual((yield* limiter.consume(fixed)).remaining, 0)
+      const exceeded = yield* Effect.flip(limiter.consume(fixed))
+      assert.strictEqual(exceeded.reason._tag, "RateLimitExceeded")
+      if (exceeded.reason._tag === "RateLimitExceeded") {
+        assert.strictEqual(Duration.toMillis(exceeded.reason.retryAfter), 60_000)
+      }
+      // Delay mode: the third request of a 2 per minute bucket waits for one refill (30 s).
+      const bucket = { key: "t", limit: 2, window: "1 minute", algorithm: "token-bucket", onExceeded: "delay" } as const
+      yield* limiter.consume(bucket)
+      yield* limiter.consume(bucket)
+      assert.strictEqual(Duration.toMillis((yield* limiter.consume(bucket)).delay), 30_000)
+      // Adaptive: a 429 with Retry-After puts the key in cooldown.
+      const first = yield* limiter.adaptiveConsume({
+        key: "u",
+        tokens: 1,
+        fallbackLimit: 10,
+        fallbackWindow: Duration.minutes(1)
+      })
+      assert.strictEqual(first.phase, "inactive")
+      yield* limiter.adaptiveFeedback({
+        key: "u",
+        epoch: first.epoch,
+        tokens: 1,
+        status: 429,
+        retryAfter: Duration.seconds(5)
+      })
+      const cooling = yield* limiter.adaptiveConsume({
+        key: "u",
+        tokens: 1,
+        fallbackLimit: 10,
+        fallbackWindow: Duration.minutes(1)
+      })
+      assert.strictEqual(cooling.phase, "cooldown")
+      assert.strictEqual(Duration.toMillis(cooling.delay), 5000)
+    }).pipe(Effect.provide(Persistence.layer.pipe(Layer.provide(Memory.layer())))))
+
+  it.effect("fromPersistence runs our policies on Effect's memory store", () =>
+    Effect.gen(function*() {
+      const theirs = yield* Persistence.RateLimiterStore
+      const limiter = limiterWith([
+        RateLimiter.Policy.make({ name: "b", limit: 2, window: 60_000 }),
+        RateLimiter.Policy.make({ name: "w", algorithm: "sliding-window", limit: 3, window: 60_000 })
+      ], RateLimiterStore.fromPersistence(theirs) as never)
+      const first = yield* limiter.decide(subject)
+      assert.isTrue(first.allowed)
+      assert.deepStrictEqual(first.policies.map((p) => p.remaining), [1, 2])
+      assert.isTrue((yield* limiter.decide(subject)).allowed)
+      const third = yield* limiter.decide(subject)
+      assert.isFalse(third.allowed)
+      assert.deepStrictEqual(third.violated, ["b"])
+      assert.strictEqual(third.retryAfterMillis, 30_000)
+      // Not atomic (as documented): the rejected request still counted in the fixed window, now full.
+      yield* TestClock.adjust(30_000)
+      const fourth = yield* limiter.decide(subject)
+      assert.deepStrictEqual(fourth.violated, ["w"])
+      assert.deepStrictEqual(fourth.policies.map((p) => p.allowed), [true, false])
+    }).pipe(Effect.provide(Persistence.layerStoreMemory)))
+})
+
 describe("fallback", () => {
-  const failing = (state: { up: boolean; calls: number }): RateLimiterStore["Type"] => {
-    const inner = Memory.unsafeMake()
+  const failing = (state: { up: boolean; calls: number }): RateLimiterStore.RateLimiterStore["Service"] => {
+    const inner = Memory.makeUnsafe()
     return {
       ...inner,
       consume: (checks, cost) =>

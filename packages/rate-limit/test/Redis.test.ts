@@ -1,7 +1,7 @@
-import * as Experimental from "@effect/experimental/RateLimiter"
-import { Services } from "@ouroboros/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
+import { Services } from "@ouroboros/testkit"
+import { Duration, Effect, Schema } from "effect"
+import { RateLimiter as Persistence } from "effect/persistence"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { createServer, type Socket, connect } from "node:net"
@@ -15,6 +15,9 @@ import { RateLimiterStore } from "../src/RateLimiterStore.js"
 import { testStore } from "./storeContract.js"
 
 const prefix = `test:rl:${randomUUID()}:`
+
+/** Arbitraries as schemas (`effect/Arbitrary` derives them). */
+const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
 
 const cleanup = async () => {
   const redis = new Redis(Services.redisUrl)
@@ -53,19 +56,20 @@ describe.runIf(await Services.redis())("Redis store", () => {
       assert.strictEqual(burstLeft, 5 - both)
     }).pipe(Effect.provide(layer)))
 
-  it.effect("every key gets a TTL, ours and the experimental ones", () =>
+  it.effect("every key gets a TTL, ours and effect/persistence's", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
       yield* store.consume([
         { scope: "ttl", key: "tb", algorithm: "token-bucket", limit: 10, windowMillis: 60_000 },
         { scope: "ttl", key: "sw", algorithm: "sliding-window", limit: 10, windowMillis: 60_000 }
       ], 1)
-      const limiter = yield* Experimental.make
+      const limiter = yield* Persistence.make
       yield* limiter.consume({ key: "ttl:x", limit: 5, window: "1 minute", algorithm: "token-bucket" })
       yield* limiter.consume({ key: "ttl:f", limit: 5, window: "1 minute", algorithm: "fixed-window" })
       const ttls = yield* Effect.promise(async () => {
         const redis = new Redis(Services.redisUrl)
-        const keys = ["ttl=tb", "ttl=sw", "x:ttl:x", "x:ttl:x:refill", "x:ttl:f"].map((k) => prefix + k)
+        // effect/persistence's keys are escaped as its own Redis store escapes them (`:` is `%3A`).
+        const keys = ["ttl=tb", "ttl=sw", "x:ttl%3Ax", "x:ttl%3Ax:refill", "x:ttl%3Af"].map((k) => prefix + k)
         const result = await Promise.all(keys.map((k) => redis.pttl(k)))
         await redis.quit()
         return result
@@ -80,11 +84,39 @@ describe.runIf(await Services.redis())("Redis store", () => {
         assert.isAbove(ttl, 0)
         assert.isAtMost(ttl, 60_000)
       }
-      const exceeded = yield* Effect.flip(Effect.repeatN(
+      const exceeded = yield* Effect.flip(Effect.repeat(
         limiter.consume({ key: "ttl:x", limit: 5, window: "1 minute", algorithm: "token-bucket" }),
-        10
+        { times: 10 }
       ))
-      assert.strictEqual(exceeded.reason, "Exceeded")
+      assert.strictEqual(exceeded.reason._tag, "RateLimitExceeded")
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("effect/persistence's adaptive limiter: a 429 with Retry-After cools the key down, in Redis", () =>
+    Effect.gen(function*() {
+      const limiter = yield* Persistence.make
+      const options = { key: "adaptive", tokens: 1, fallbackLimit: 10, fallbackWindow: Duration.minutes(1) }
+      const first = yield* limiter.adaptiveConsume(options)
+      assert.deepStrictEqual([first.phase, first.epoch, Duration.toMillis(first.delay)], ["inactive", 0, 0])
+      yield* limiter.adaptiveFeedback({
+        key: "adaptive",
+        epoch: first.epoch,
+        tokens: 1,
+        status: 429,
+        retryAfter: Duration.seconds(30)
+      })
+      const cooling = yield* limiter.adaptiveConsume(options)
+      assert.strictEqual(cooling.phase, "cooldown")
+      assert.isAbove(Duration.toMillis(cooling.delay), 25_000)
+      assert.isAtMost(Duration.toMillis(cooling.delay), 30_000)
+      const ttl = yield* Effect.promise(async () => {
+        const redis = new Redis(Services.redisUrl)
+        const result = await redis.pttl(`${prefix}x:adaptive:adaptive`)
+        await redis.quit()
+        return result
+      })
+      // Cooldown plus a minute of grace.
+      assert.isAbove(ttl, 60_000)
+      assert.isAtMost(ttl, 90_000)
     }).pipe(Effect.provide(layer)))
 })
 
@@ -174,21 +206,13 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
   it.effect.prop(
     "the script decides as the memory store does, policies checked together",
     [
-      fc.array(
-        fc.record({
-          algorithm: fc.constantFrom("token-bucket" as const, "sliding-window" as const),
-          limit: fc.integer({ min: 1, max: 8 }),
-          windowMillis: fc.integer({ min: 10_000, max: 90_000 })
-        }),
-        { minLength: 1, maxLength: 3 }
-      ),
-      fc.array(
-        fc.record({
-          advance: fc.integer({ min: 0, max: 60_000 }),
-          cost: fc.integer({ min: 0, max: 4 }),
-          batch: fc.integer({ min: 1, max: 3 })
-        }),
-        { minLength: 1, maxLength: 30 }
+      Schema.Array(Schema.Struct({
+        algorithm: Schema.Literals(["token-bucket", "sliding-window"]),
+        limit: int(1, 8),
+        windowMillis: int(10_000, 90_000)
+      })).check(Schema.isBetweenLength(1, 3)),
+      Schema.Array(Schema.Struct({ advance: int(0, 60_000), cost: int(0, 4), batch: int(1, 3) })).check(
+        Schema.isBetweenLength(1, 30)
       )
     ],
     ([policies, ops]) =>
@@ -200,7 +224,7 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
         assert.notStrictEqual(script, RedisStore.consumeScript)
         const run = `${randomUUID()}`
         const checks = policies.map((p, i) => ({ ...p, scope: "prop", key: `${run}-${i}` }))
-        const memory = Memory.unsafeMake()
+        const memory = Memory.makeUnsafe()
         let now = 1_700_000_000_000
         for (const { advance, batch, cost } of ops) {
           now += advance
@@ -220,7 +244,7 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
           }
           const reply = await redis.callBuffer("EVAL", script, keys.length, ...keys, spec, String(now)) as Buffer
           for (let b = 0; b < batch; b++) {
-            const expected = memory.unsafeConsume!(checks, cost, now)
+            const expected = memory.consumeUnsafe!(checks, cost, now)
             const actual = expected.map((_, i) => {
               const at = 32 * (b * checks.length + i)
               return {
@@ -234,7 +258,7 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
           }
         }
       }),
-    { fastCheck: { numRuns: 60 } }
+    { arbitrary: { runs: 60, size: 30 } }
   )
 })
 

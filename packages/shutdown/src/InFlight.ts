@@ -3,8 +3,9 @@
  * and as a gauge, with a bounded wait until none are left and the means to interrupt and report the ones that
  * overstay a shutdown.
  *
- * The HTTP server of `@effect/platform-node` runs each request in a fiber of its own that nothing supervises
- * (Effect-TS/effect#6181): tracking them here is what lets a shutdown wait for them before any resource is released.
+ * Effect 4's HTTP server interrupts the request fibers still running when its scope closes, and its own graceful
+ * shutdown waits for connections without knowing which requests run on them: tracking them here is what lets a
+ * shutdown drain first, wait for the requests (and report the ones it cuts) before any resource is released.
  *
  * @since 0.1.0
  */
@@ -17,8 +18,6 @@ import {
   Effect,
   Exit,
   Fiber,
-  FiberId,
-  FiberRef,
   Layer,
   Metric,
   Option,
@@ -58,9 +57,9 @@ export interface InFlightRequest extends RequestInfo {
  * The in-flight tracker.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class InFlight extends Context.Tag("@ouroboros/shutdown/InFlight")<InFlight, {
+export class InFlight extends Context.Service<InFlight, {
   /** Runs `effect` as a tracked request of the current fiber; it is untracked when it ends, however it ends. */
   readonly track: <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly count: Effect.Effect<number>
@@ -69,13 +68,13 @@ export class InFlight extends Context.Tag("@ouroboros/shutdown/InFlight")<InFlig
   /** The requests in flight, oldest first. */
   readonly list: Effect.Effect<ReadonlyArray<InFlightRequest>>
   /** Waits until nothing is in flight; `true` when that happened within `timeout`, `false` otherwise. */
-  readonly awaitIdle: (timeout: Duration.DurationInput) => Effect.Effect<boolean>
+  readonly awaitIdle: (timeout: Duration.Input) => Effect.Effect<boolean>
   /**
    * Interrupts every request still in flight, logs each one (method, route, correlation id, age) as cut, waits up to
    * `grace` for their fibers to end, and returns what was cut.
    */
-  readonly interruptAll: (grace: Duration.DurationInput) => Effect.Effect<ReadonlyArray<InFlightRequest>>
-}>() {}
+  readonly interruptAll: (grace: Duration.Input) => Effect.Effect<ReadonlyArray<InFlightRequest>>
+}>()("@ouroboros/shutdown/InFlight") {}
 
 /**
  * The number of requests being served (`http.server.active_requests` in OpenTelemetry terms).
@@ -91,37 +90,39 @@ interface Entry {
   readonly id: number
   readonly info: RequestInfo
   readonly startedAt: number
-  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  readonly fiber: Fiber.Fiber<unknown, unknown>
 }
 
 /**
- * Builds a tracker.
+ * Builds a tracker. Its gauge is kept in the `Metric.MetricRegistry` of the context it is built in.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
+export const make: Effect.Effect<InFlight["Service"]> = Effect.gen(function*() {
   const entries = new Map<number, Entry>()
   // The hot path (every request) is synchronous bookkeeping: no Ref, PubSub or Metric effect per request. Waiters
   // for idleness and subscribers to the count are woken only when there are some.
   const idle = new Set<Deferred.Deferred<void>>()
   const size = yield* SubscriptionRef.make(0)
   const watched = { subscribers: 0 }
+  const context = yield* Effect.context<never>()
   let nextId = 0
 
   const changed = () => {
     const n = entries.size
-    gauge.unsafeUpdate(n, [])
+    gauge.updateUnsafe(n, context)
     if (n === 0 && idle.size > 0) {
-      for (const deferred of idle) Deferred.unsafeDone(deferred, Exit.void)
+      for (const deferred of idle) Deferred.doneUnsafe(deferred, Exit.void)
       idle.clear()
     }
-    if (watched.subscribers > 0) Effect.runFork(SubscriptionRef.set(size, n))
+    // Synchronous: nothing else holds the ref's permit across a suspension.
+    if (watched.subscribers > 0) Effect.runSync(SubscriptionRef.set(size, n))
   }
 
   /** The `http.route` a router recorded on the request's span, if any (read only when reporting). */
   const routeOf = (entry: Entry): string => {
-    let span = Context.getOption(entry.fiber.getFiberRef(FiberRef.currentContext), Tracer.ParentSpan)
+    let span = Context.getOption(entry.fiber.context, Tracer.ParentSpan)
     while (Option.isSome(span) && span.value._tag === "Span") {
       const route = span.value.attributes.get("http.route")
       if (typeof route === "string") return route
@@ -132,7 +133,7 @@ export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
 
   const snapshot = (entry: Entry, now: number): InFlightRequest => {
     // The correlation middleware runs inside this tracker; the id it settled on is the fiber's current value.
-    const settled = entry.fiber.getFiberRef(RequestContext.currentCorrelationId)
+    const settled = entry.fiber.getRef(RequestContext.currentCorrelationId)
     return {
       id: entry.id,
       method: entry.info.method,
@@ -148,27 +149,28 @@ export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
 
   const track = <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.withFiberRuntime<A, E, R>((fiber) => {
+      Effect.withFiber<A, E, R>((fiber) => {
         const id = ++nextId
-        const startedAt = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-        entries.set(id, { id, info, startedAt, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown> })
+        const startedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        entries.set(id, { id, info, startedAt, fiber })
         changed()
         return Effect.ensuring(restore(effect), Effect.sync(() => (entries.delete(id), changed())))
       })
     )
 
-  const awaitIdle = (timeout: Duration.DurationInput) =>
+  const awaitIdle = (timeout: Duration.Input) =>
     Effect.suspend(() => {
       if (entries.size === 0) return Effect.succeed(true)
-      const deferred = Deferred.unsafeMake<void>(FiberId.none)
+      const deferred = Deferred.makeUnsafe<void>()
       idle.add(deferred)
       return Deferred.await(deferred).pipe(
-        Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: () => true }),
+        Effect.timeoutOption(timeout),
+        Effect.map(Option.isSome),
         Effect.ensuring(Effect.sync(() => idle.delete(deferred)))
       )
     })
 
-  const interruptAll = (grace: Duration.DurationInput) =>
+  const interruptAll = (grace: Duration.Input) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const victims = Array.from(entries.values())
@@ -182,22 +184,25 @@ export const make: Effect.Effect<InFlight["Type"]> = Effect.gen(function*() {
             ageMillis: request.ageMillis
           })
         ), { discard: true })
-      // Interrupt them all at once, then wait (bounded) for their responses to be written.
-      yield* Effect.forEach(victims, (entry) => Fiber.interruptFork(entry.fiber), { discard: true })
-      yield* Effect.disconnect(
-        Effect.forEach(victims, (entry) => Fiber.await(entry.fiber), { concurrency: "unbounded", discard: true })
-      ).pipe(Effect.timeoutOption(grace))
+      // Interrupt them all at once (a server interruption: the platform answers 503), then wait (bounded) for their
+      // responses to be written.
+      yield* Effect.withFiber((self) =>
+        Effect.sync(() => victims.forEach((entry) => entry.fiber.interruptUnsafe(self.id)))
+      )
+      yield* Effect.forEach(victims, (entry) => Fiber.await(entry.fiber), { concurrency: "unbounded", discard: true })
+        .pipe(Effect.timeoutOption(grace))
       return cut
     })
 
   return InFlight.of({
     track,
     count: Effect.sync(() => entries.size),
-    changes: Stream.unwrapScoped(
+    changes: Stream.unwrap(
       Effect.acquireRelease(
-        Effect.zipRight(
+        Effect.andThen(
           Effect.sync(() => watched.subscribers++),
-          Effect.as(SubscriptionRef.set(size, entries.size), size.changes)
+          // The count when the stream starts, not when the tracker was built.
+          Effect.as(Effect.suspend(() => SubscriptionRef.set(size, entries.size)), SubscriptionRef.changes(size))
         ),
         () => Effect.sync(() => watched.subscribers--)
       )

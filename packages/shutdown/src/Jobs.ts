@@ -5,17 +5,17 @@
  *
  * @since 0.1.0
  */
-import { KeyValueStore } from "@effect/platform"
-import { Context, Effect, FiberMap, Layer, Option, Schema, type Scope } from "effect"
+import { Context, Effect, FiberMap, Layer, Option, type Schema, type Scope } from "effect"
+import { KeyValueStore } from "effect/persistence"
 import * as Shutdown from "./Shutdown.js"
 
 /**
  * The supervisor of background jobs.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class Jobs extends Context.Tag("@ouroboros/shutdown/Jobs")<Jobs, {
+export class Jobs extends Context.Service<Jobs, {
   /**
    * Starts `job` in the background under `name` (a running job of the same name is interrupted first). Failures and
    * defects are logged, not propagated; interruption at shutdown is logged as such.
@@ -25,7 +25,7 @@ export class Jobs extends Context.Tag("@ouroboros/shutdown/Jobs")<Jobs, {
   readonly running: Effect.Effect<ReadonlyArray<string>>
   /** Interrupts every job and waits for their finalizers. */
   readonly stopAll: Effect.Effect<void>
-}>() {}
+}>()("@ouroboros/shutdown/Jobs") {}
 
 /**
  * Builds the supervisor; the jobs are interrupted when the shutdown stops accepting connections, and in any case when
@@ -34,7 +34,7 @@ export class Jobs extends Context.Tag("@ouroboros/shutdown/Jobs")<Jobs, {
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Jobs["Type"], never, Scope.Scope | Shutdown.Shutdown> = Effect.gen(function*() {
+export const make: Effect.Effect<Jobs["Service"], never, Scope.Scope | Shutdown.Shutdown> = Effect.gen(function*() {
   const shutdown = yield* Shutdown.Shutdown
   const fibers = yield* FiberMap.make<string>()
   const stopAll = FiberMap.clear(fibers)
@@ -46,7 +46,7 @@ export const make: Effect.Effect<Jobs["Type"], never, Scope.Scope | Shutdown.Shu
         name,
         job.pipe(
           Effect.onInterrupt(() => Effect.logInfo("Background job interrupted; it resumes on the next start")),
-          Effect.catchAllCause((cause) => Effect.logError("Background job failed", cause)),
+          Effect.catchCause((cause) => Effect.logError("Background job failed", cause)),
           Effect.annotateLogs({ job: name })
         )
       )),
@@ -59,7 +59,7 @@ export const make: Effect.Effect<Jobs["Type"], never, Scope.Scope | Shutdown.Shu
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Jobs, never, Shutdown.Shutdown> = Layer.scoped(Jobs, make)
+export const layer: Layer.Layer<Jobs, never, Shutdown.Shutdown> = Layer.effect(Jobs, make)
 
 /**
  * Where a job keeps its progress.
@@ -82,14 +82,14 @@ export interface Checkpoint<S> {
  */
 export const checkpoint = <S, I>(
   name: string,
-  schema: Schema.Schema<S, I>
+  schema: Schema.Codec<S, I>
 ): Effect.Effect<Checkpoint<S>, never, KeyValueStore.KeyValueStore> =>
   Effect.map(KeyValueStore.KeyValueStore, (kv) => {
-    const store = kv.forSchema(schema)
+    const store = KeyValueStore.toSchemaStore(kv, schema)
     const key = `job-checkpoint:${name}`
     return {
       load: store.get(key).pipe(
-        Effect.catchAll((error) =>
+        Effect.catch((error) =>
           Effect.as(Effect.logWarning(`Checkpoint of job "${name}" is unreadable, starting over`, error), Option.none())
         )
       ),

@@ -4,9 +4,10 @@
  * timeout, interrupts (and logs) what is left, releases every resource in reverse order of acquisition with a bound,
  * and exits with a code that says how it went. A second signal exits at once.
  *
- * `run` replaces `Layer.launch` + `NodeRuntime.runMain`: that pair has no drain, no teardown bound, and lets the
- * server's unsupervised request fibers outlive the resources they use (Effect-TS/effect#6181). Here nothing is
- * released before the requests are done, because the whole drain happens before the application's scope closes.
+ * `run` replaces `Layer.launch` + `NodeRuntime.runMain`: `runMain` interrupts the program on the first signal, so the
+ * server's own shutdown stops accepting at once and gives running requests `gracefulShutdownTimeout`, with no drain
+ * period while readiness fails and no bound on releasing resources. Here nothing is released before the requests are
+ * done, because the whole drain happens before the application's scope closes.
  *
  * @since 0.1.0
  */
@@ -18,10 +19,12 @@ import {
   Duration,
   Effect,
   Exit,
+  Fiber,
   Layer,
+  Logger,
   Option,
   Ref,
-  Runtime,
+  Schema,
   Scope,
   Stream,
   SubscriptionRef
@@ -29,11 +32,14 @@ import {
 import * as InFlight from "./InFlight.js"
 
 /**
- * Finalizers run uninterruptibly, so a plain timeout would wait for a stuck one forever: run it where it can be
- * interrupted and, if it will not stop, leave it behind in the background.
+ * Finalizers run uninterruptibly, so a plain timeout would wait for a stuck one forever: run it in a fiber of its own
+ * and, if it will not stop when the wait for it is interrupted, leave it behind in the background.
  */
 const abandonable = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.interruptible(Effect.disconnect(effect))
+  Effect.interruptible(
+    Effect.flatMap(Effect.forkDetach(effect), (fiber) =>
+      Effect.onInterrupt(Fiber.join(fiber), () => Effect.sync(() => fiber.interruptUnsafe())))
+  )
 
 /**
  * `serving` until a signal; `draining` (not ready, still serving) for the drain period; `stopping` once the server
@@ -71,41 +77,40 @@ export const ExitCode = {
  */
 export interface Options {
   /** How long to keep serving after the signal, while readiness reports 503. */
-  readonly drain: Duration.DurationInput
+  readonly drain: Duration.Input
   /** How long to wait for in-flight requests once the server stops accepting connections. */
-  readonly timeout: Duration.DurationInput
+  readonly timeout: Duration.Input
   /** Bound on each stop hook and on releasing all resources. */
-  readonly finalizerTimeout: Duration.DurationInput
+  readonly finalizerTimeout: Duration.Input
   /** Install SIGTERM/SIGINT listeners (off in unit tests). */
   readonly signals: boolean
 }
 
+const millis = (name: string, defaultValue: number): Config.Config<Duration.Duration> =>
+  Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "must be >= 0" })), name).pipe(
+    Config.withDefault(defaultValue),
+    Config.map(Duration.millis)
+  )
+
 /**
- * `SHUTDOWN_DRAIN_MS` (5000), `SHUTDOWN_TIMEOUT_MS` (20000), `SHUTDOWN_FINALIZER_TIMEOUT_MS` (3000): with the
- * 1 s trace flush of `@ouroboros/correlation`, together under Kubernetes' default 30 s termination grace period.
+ * The shutdown options from the environment:
+ *
+ * | Variable | Default | Meaning |
+ * | --- | --- | --- |
+ * | `SHUTDOWN_DRAIN_MS` | 5000 | milliseconds to keep serving after SIGTERM while readiness is 503 |
+ * | `SHUTDOWN_TIMEOUT_MS` | 20000 | milliseconds to wait for in-flight requests after the drain |
+ * | `SHUTDOWN_FINALIZER_TIMEOUT_MS` | 3000 | milliseconds allowed for releasing resources (pools, exporters) at exit |
+ *
+ * Each must be an integer >= 0. With the 1 s trace flush of `@ouroboros/correlation`, the defaults fit together
+ * under Kubernetes' default 30 s termination grace period.
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Options> = Config.all({
-  drain: Config.integer("SHUTDOWN_DRAIN_MS").pipe(
-    Config.validate({ message: "must be >= 0", validation: (n) => n >= 0 }),
-    Config.withDefault(5000),
-    Config.withDescription("Milliseconds to keep serving after SIGTERM while readiness is 503"),
-    Config.map(Duration.millis)
-  ),
-  timeout: Config.integer("SHUTDOWN_TIMEOUT_MS").pipe(
-    Config.validate({ message: "must be >= 0", validation: (n) => n >= 0 }),
-    Config.withDefault(20000),
-    Config.withDescription("Milliseconds to wait for in-flight requests after the drain"),
-    Config.map(Duration.millis)
-  ),
-  finalizerTimeout: Config.integer("SHUTDOWN_FINALIZER_TIMEOUT_MS").pipe(
-    Config.validate({ message: "must be >= 0", validation: (n) => n >= 0 }),
-    Config.withDefault(3000),
-    Config.withDescription("Milliseconds allowed for releasing resources (pools, exporters) at exit"),
-    Config.map(Duration.millis)
-  ),
+  drain: millis("SHUTDOWN_DRAIN_MS", 5000),
+  timeout: millis("SHUTDOWN_TIMEOUT_MS", 20000),
+  finalizerTimeout: millis("SHUTDOWN_FINALIZER_TIMEOUT_MS", 3000),
   signals: Config.succeed(true)
 })
 
@@ -113,9 +118,9 @@ export const config: Config.Config<Options> = Config.all({
  * The shutdown coordinator.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class Shutdown extends Context.Tag("@ouroboros/shutdown/Shutdown")<Shutdown, {
+export class Shutdown extends Context.Service<Shutdown, {
   readonly options: Options
   readonly phase: Effect.Effect<Phase>
   /** The current phase, then every change: what a health check follows to report readiness. */
@@ -139,7 +144,7 @@ export class Shutdown extends Context.Tag("@ouroboros/shutdown/Shutdown")<Shutdo
    * `ExitCode.requestsCut`.
    */
   readonly drain: Effect.Effect<number>
-}>() {}
+}>()("@ouroboros/shutdown/Shutdown") {}
 
 /**
  * Builds the coordinator; with `signals` it owns the process' SIGTERM and SIGINT listeners for the scope's lifetime.
@@ -147,7 +152,7 @@ export class Shutdown extends Context.Tag("@ouroboros/shutdown/Shutdown")<Shutdo
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, Scope.Scope | InFlight.InFlight> =>
+export const make = (options: Options): Effect.Effect<Shutdown["Service"], never, Scope.Scope | InFlight.InFlight> =>
   Effect.gen(function*() {
     const inFlight = yield* InFlight.InFlight
     const phase = yield* SubscriptionRef.make<Phase>("serving")
@@ -164,7 +169,6 @@ export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, S
       )
 
     if (options.signals) {
-      const runtime = yield* Effect.runtime<never>()
       let received = 0
       const listener = (signal: NodeJS.Signals) => {
         received++
@@ -172,7 +176,7 @@ export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, S
           // A second signal means "now": no drain, no finalizers.
           process.exit(signal === "SIGINT" ? ExitCode.secondSigint : ExitCode.secondSigterm)
         }
-        Runtime.runFork(runtime)(trigger(signal))
+        Deferred.doneUnsafe(reason, Exit.succeed(signal))
       }
       yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -189,13 +193,11 @@ export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, S
 
     const bounded = (name: string, hook: Effect.Effect<void>) =>
       abandonable(hook).pipe(
-        Effect.timeoutTo({
+        Effect.timeoutOrElse({
           duration: options.finalizerTimeout,
-          onSuccess: () => Effect.void,
-          onTimeout: () => Effect.logWarning(`Shutdown hook "${name}" timed out`)
+          orElse: () => Effect.logWarning(`Shutdown hook "${name}" timed out`)
         }),
-        Effect.flatten,
-        Effect.catchAllCause((cause) => Effect.logWarning(`Shutdown hook "${name}" failed`, cause))
+        Effect.catchCause((cause) => Effect.logWarning(`Shutdown hook "${name}" failed`, cause))
       )
 
     const drain = Effect.gen(function*() {
@@ -234,7 +236,7 @@ export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, S
     return Shutdown.of({
       options,
       phase: SubscriptionRef.get(phase),
-      phases: phase.changes,
+      phases: SubscriptionRef.changes(phase),
       isDraining: Effect.map(SubscriptionRef.get(phase), (p) => p !== "serving"),
       trigger,
       triggered: Deferred.await(reason),
@@ -251,7 +253,7 @@ export const make = (options: Options): Effect.Effect<Shutdown["Type"], never, S
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<Shutdown | InFlight.InFlight> =>
-  Layer.scoped(Shutdown, make(options)).pipe(Layer.provideMerge(InFlight.layer))
+  Layer.effect(Shutdown, make(options)).pipe(Layer.provideMerge(InFlight.layer))
 
 /**
  * {@link layer} from `SHUTDOWN_*` configuration.
@@ -261,8 +263,8 @@ export const layer = (options: Options): Layer.Layer<Shutdown | InFlight.InFligh
  */
 export const layerConfig = (
   overrides?: Partial<Options>
-): Layer.Layer<Shutdown | InFlight.InFlight, import("effect/ConfigError").ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (options) => layer({ ...options, ...overrides })))
+): Layer.Layer<Shutdown | InFlight.InFlight, Config.ConfigError> =>
+  Layer.unwrap(Effect.map(config, (options) => layer({ ...options, ...overrides })))
 
 /**
  * Adds a finalizer to the current scope bounded by `timeout` (default: half the coordinator's `finalizerTimeout`,
@@ -281,20 +283,21 @@ export const layerConfig = (
 export const addFinalizer = (
   name: string,
   finalizer: Effect.Effect<void>,
-  timeout?: Duration.DurationInput
+  timeout?: Duration.Input
 ): Effect.Effect<void, never, Scope.Scope | Shutdown> =>
-  Effect.flatMap(Shutdown, (shutdown) =>
-    Effect.addFinalizer(() =>
+  Effect.flatMap(Shutdown, (shutdown) => {
+    const budget = timeout ?? Duration.times(Duration.fromInputUnsafe(shutdown.options.finalizerTimeout), 0.5)
+    return Effect.addFinalizer(() =>
       abandonable(finalizer).pipe(
-        Effect.timeoutTo({
-          duration: timeout ?? Duration.times(Duration.decode(shutdown.options.finalizerTimeout), 0.5),
-          onSuccess: () => Effect.logDebug(`Finalizer "${name}" done`),
-          onTimeout: () => Effect.logWarning(`Finalizer "${name}" timed out`)
-        }),
-        Effect.flatten,
-        Effect.catchAllCause((cause) => Effect.logWarning(`Finalizer "${name}" failed`, cause))
+        Effect.timeoutOption(budget),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.logWarning(`Finalizer "${name}" timed out`),
+          onSome: () => Effect.logDebug(`Finalizer "${name}" done`)
+        })),
+        Effect.catchCause((cause) => Effect.logWarning(`Finalizer "${name}" failed`, cause))
       )
-    ))
+    )
+  })
 
 /**
  * The whole life of an application: build `main` (its resources and its server), serve until a signal, drain, then
@@ -306,7 +309,7 @@ export const addFinalizer = (
  */
 export const lifecycle = <A, E, R>(
   main: Layer.Layer<A, E, R>
-): Effect.Effect<number, never, Shutdown | Exclude<R, Shutdown | InFlight.InFlight> | InFlight.InFlight> =>
+): Effect.Effect<number, never, Shutdown | InFlight.InFlight | Exclude<R, Shutdown | InFlight.InFlight>> =>
   Effect.gen(function*() {
     const shutdown = yield* Shutdown
     const scope = yield* Scope.make()
@@ -332,7 +335,7 @@ export const lifecycle = <A, E, R>(
     }
     yield* Effect.logInfo(`Shutdown: done, exit code ${code}`)
     return code
-  }) as Effect.Effect<number, never, Shutdown | Exclude<R, Shutdown | InFlight.InFlight> | InFlight.InFlight>
+  }) as Effect.Effect<number, never, Shutdown | InFlight.InFlight | Exclude<R, Shutdown | InFlight.InFlight>>
 
 const oneLine = (cause: Cause.Cause<unknown>): string => {
   const describe = (error: unknown, depth: number): string => {
@@ -346,17 +349,29 @@ const oneLine = (cause: Cause.Cause<unknown>): string => {
 }
 
 /**
+ * What {@link run} logs with when it is given no `runtime`: logfmt lines on stdout
+ * (`timestamp=… level=INFO fiber=#3 message="Shutdown: SIGTERM received"`), the lines Effect 3's default logger
+ * wrote, which log collectors of existing deployments parse.
+ */
+const defaultRuntime: Layer.Layer<never> = Logger.layer([Logger.consoleLogFmt])
+
+/**
  * Runs an application with graceful shutdown and exits the process with the resulting code. `runtime` provides
- * what `main` needs from outside (a logger layer, typically); the shutdown options come from `SHUTDOWN_*`.
+ * what `main` needs from outside (a logger layer, typically; without one, logs are logfmt lines on stdout); the
+ * shutdown options come from `SHUTDOWN_*`.
+ *
+ * The process stays alive while the application serves: Effect 4 keeps it alive while a fiber waits, here for the
+ * signal.
  *
  * @since 0.1.0
  * @category running
  * @example
  * import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
- * import { HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { HttpRouter, HttpServerResponse } from "effect/http"
  * import { Layer } from "effect"
  *
- * const Main = HttpServer.serve(HttpServerResponse.text("hi"), ShutdownHttp.middleware).pipe(
+ * const Routes = HttpRouter.add("GET", "/", HttpServerResponse.text("hi"))
+ * const Main = HttpRouter.serve(Routes, { middleware: ShutdownHttp.middleware, disableLogger: true }).pipe(
  *   Layer.provide(ShutdownHttp.layerServer({ port: 8080 }))
  * )
  * Shutdown.run(Main)
@@ -372,10 +387,10 @@ export const run = <A, E>(
   const exit = options?.exit ?? ((code: number) => process.exit(code))
   const program = lifecycle(main).pipe(
     Effect.provide(layerConfig(options?.overrides)),
-    Effect.catchAllCause((cause) =>
+    Effect.catchCause((cause) =>
       Effect.as(Effect.logError(`Startup failed: ${oneLine(cause)}`), ExitCode.startupFailed as number)
     ),
-    Effect.provide(options?.runtime ?? Layer.empty)
+    Effect.provide(options?.runtime ?? defaultRuntime)
   )
   Effect.runFork(program).addObserver((result) => {
     exit(Exit.isSuccess(result) ? result.value : ExitCode.startupFailed)

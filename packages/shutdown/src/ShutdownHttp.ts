@@ -1,14 +1,14 @@
 /**
- * The HTTP side of graceful shutdown: a middleware that tracks every request fiber and answers with
- * `Connection: close` once draining, and a Node HTTP server layer whose server handle the shutdown controls (stop
- * accepting, close idle keep-alive connections, close the rest at the end).
+ * The HTTP side of graceful shutdown: a middleware that tracks every request fiber, and a Node HTTP server layer
+ * whose server handle the shutdown controls (answer with `Connection: close` once draining, stop accepting, close
+ * idle keep-alive connections, close the rest at the end).
  *
  * @since 0.1.0
  */
-import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { HttpServer, HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { HttpServer, HttpServerError } from "effect/http"
+import { HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as InFlight from "./InFlight.js"
@@ -20,90 +20,48 @@ const pathOf = (url: string): string => {
 }
 
 /**
- * Tracks the request in `InFlight` (method, path, correlation id) for as long as it runs, makes its handling
- * interruptible so a shutdown can cut it past the timeout, and adds `Connection: close` to every response sent
- * while the service drains or stops, so clients move their keep-alive connections elsewhere.
+ * Tracks the request in `InFlight` (method, path, correlation id) for as long as it runs, and makes its handling
+ * interruptible so a shutdown can cut it past the timeout (the server then answers 503).
  *
- * Put it outermost (the `middleware` argument of `HttpServer.serve` / `HttpApiBuilder.serve` is right: it then also
- * covers the writing of the response).
+ * Put it outermost: the `middleware` option of `HttpRouter.serve` (or the middleware of `HttpServer.serve`) is
+ * right, it then also covers the writing of the response.
  *
  * @since 0.1.0
  * @category middleware
- */
-export const middleware = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
-  Effect.withFiberRuntime<
-    HttpServerResponse.HttpServerResponse,
-    E,
-    R | HttpServerRequest.HttpServerRequest
-  >((fiber) => {
-    const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
-    const inFlight = Context.getOption(fiber.currentContext, InFlight.InFlight)
-    const shutdown = Context.getOption(fiber.currentContext, Shutdown.Shutdown)
-    if (Option.isNone(inFlight) || Option.isNone(shutdown)) {
-      return Effect.dieMessage(
-        "ShutdownHttp.middleware needs Shutdown and InFlight: serve under Shutdown.run or Shutdown.layer"
-      )
-    }
-    return trackRequest(app, request, inFlight.value)
-  })
-
-const trackRequest = <E, R>(
-  app: HttpApp.Default<E, R>,
-  request: HttpServerRequest.HttpServerRequest,
-  inFlight: InFlight.InFlight["Type"]
-) =>
-  inFlight.track(
-    {
-      method: request.method,
-      route: pathOf(request.url),
-      correlationId: request.headers["x-correlation-id"]
-    },
-    Effect.interruptible(app)
-  )
-
-/**
- * The request of the servers that {@link layerServer} creates. Node's `IncomingMessage._destroy` destroys the socket
- * when a request is destroyed before its body has been read to the end, and the platform's body reader destroys the
- * request when a body goes over `HttpIncomingMessage.MaxBodySize` (a chunked one: a declared length can be refused
- * before reading). The 413 that follows could then never be written: the client saw an empty reply, and the request
- * fiber, waiting for its response to finish, stayed in flight until the shutdown timeout cut it.
+ * @example
+ * import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
+ * import { HttpRouter, HttpServerResponse } from "effect/http"
  *
- * So while its response is still to come, such a request leaves the socket to the response: the destroyed stream
- * takes no more data (Node then stops reading the socket) and the response is the connection's last, so Node closes
- * the connection once it is sent (the unread rest of the body could not be parsed as a next request anyway).
+ * const Routes = HttpRouter.add("GET", "/", HttpServerResponse.text("hi"))
+ * const Serve = HttpRouter.serve(Routes, { middleware: ShutdownHttp.middleware, disableLogger: true })
  */
-class IncomingMessage extends Http.IncomingMessage {
-  /** Set by the server's first "request" listener; a request without one (an upgrade) keeps Node's behaviour. */
-  response: Http.ServerResponse | undefined = undefined
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const response = this.response
-    // Node's own behaviour when no response needs the socket any more: none will come (an upgrade), it is sent, the
-    // client is gone, or the body was read to the end (then Node leaves the socket alone).
-    if (
-      response === undefined || response.writableFinished || this.socket.destroyed ||
-      (this.complete && this.readableEnded)
-    ) {
-      return super._destroy(error, callback)
-    }
-    if (response.headersSent) {
-      // Too late to say `Connection: close`: end the connection after the response, as Node does for a last one.
-      response.once("finish", () => this.socket.destroySoon())
-    } else {
-      response.shouldKeepAlive = false
-    }
-    // As Node does, an error that nothing listens for is not emitted.
-    callback(this.listenerCount("error") === 0 ? null : error)
-  }
-}
+export const middleware = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  E,
+  R | HttpServerRequest.HttpServerRequest | InFlight.InFlight
+> =>
+  Effect.withFiber((fiber) => {
+    const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+    const inFlight = Context.getUnsafe(fiber.context, InFlight.InFlight)
+    return inFlight.track(
+      {
+        method: request.method,
+        route: pathOf(request.url),
+        correlationId: request.headers["x-correlation-id"]
+      },
+      Effect.interruptible(app)
+    )
+  })
 
 /**
  * The Node server under a layer built by {@link layerServer}, for what the layer does not cover.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class NodeServer extends Context.Tag("@ouroboros/shutdown/NodeServer")<NodeServer, Http.Server>() {}
+export class NodeServer extends Context.Service<NodeServer, Http.Server>()("@ouroboros/shutdown/NodeServer") {}
 
 /**
  * @since 0.1.0
@@ -121,13 +79,111 @@ export interface ServerOptions {
   readonly idleGrace?: number | undefined
 }
 
+/** Node's own defaults, set explicitly: Effect 4 leaves the timeouts to the server it is given. */
+const requestTimeout = 300_000
+const headersTimeout = 60_000
+const keepAliveTimeout = 5_000
+
 /**
- * `NodeHttpServer.layer` on a server this layer creates and hands to the shutdown: when the drain period ends it
- * stops accepting connections and, after `idleGrace` (so a request already on the wire of a fresh connection is
- * served, not reset), closes idle keep-alive connections; when the application's scope closes (after
- * in-flight requests are done or cut) it closes every connection that is left, so closing the server cannot hang.
- * A request whose body the application stops reading (over `HttpIncomingMessage.MaxBodySize`, say) still gets its
- * response, with `Connection: close`, instead of Node resetting the connection.
+ * A request of the servers that {@link layerServer} creates, with its response (set as Node constructs the
+ * response).
+ *
+ * A request whose body the application gives up on keeps its connection until its response is sent, then the
+ * connection closes:
+ *
+ * - The platform's body reader stops at `HttpIncomingMessage.MaxBodySize` (a chunked body: a declared length can be
+ *   refused before reading) and discards the rest (`resume` with no reader). The client may stop sending once it has
+ *   an answer, so the rest may never come: the connection cannot serve another request. The 413 that follows says
+ *   `Connection: close`, or, when its headers were already sent, the connection ends after it.
+ * - A reader that is interrupted destroys the request, and Node's `IncomingMessage._destroy` destroys the socket
+ *   when the body was not read to the end: the response that follows could never be written, the client saw an empty
+ *   reply, and the request fiber, waiting for its response to finish, stayed in flight. Such a request leaves the
+ *   socket to the response instead: the destroyed stream takes no more data (Node then stops reading the socket) and
+ *   the response is the connection's last.
+ */
+class IncomingMessage extends Http.IncomingMessage {
+  /** Set as the server constructs the response; a request without one (an upgrade) keeps Node's behaviour. */
+  response: Http.ServerResponse | undefined = undefined
+  private abandoned = false
+
+  /** Whether a response still needs the socket: Node's own behaviour otherwise. */
+  private get responsePending(): boolean {
+    const response = this.response
+    return response !== undefined && !response.writableFinished && !this.socket.destroyed &&
+      !(this.complete && this.readableEnded)
+  }
+
+  /** Makes the pending response the connection's last. */
+  private lastResponse(): void {
+    const response = this.response!
+    if (response.headersSent) {
+      // Too late to say `Connection: close`: end the connection after the response, as Node does for a last one.
+      response.once("finish", () => this.socket.destroySoon())
+    } else {
+      response.shouldKeepAlive = false
+    }
+  }
+
+  override resume(): this {
+    // A reader registers its `data` listener before resuming; resuming without one discards the body (Node's own
+    // `_dump` only runs once the response is finished).
+    if (!this.abandoned && !this.complete && this.listenerCount("data") === 0 && this.responsePending) {
+      this.abandoned = true
+      this.lastResponse()
+    }
+    return super.resume()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.responsePending) return super._destroy(error, callback)
+    if (!this.abandoned) {
+      this.abandoned = true
+      this.lastResponse()
+    }
+    // As Node does, an error that nothing listens for is not emitted.
+    callback(this.listenerCount("error") === 0 ? null : error)
+  }
+}
+
+/**
+ * A Node server whose responses say `Connection: close` once `draining` holds (Node writes it for a response whose
+ * `shouldKeepAlive` is false), so clients move their keep-alive connections to other replicas. The flag is read when
+ * a response's headers are written: no request listener, no closure per request.
+ */
+const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.Server => {
+  class ServerResponse extends Http.ServerResponse<IncomingMessage> {
+    constructor(...args: ConstructorParameters<typeof Http.ServerResponse<IncomingMessage>>) {
+      // Node passes options after the request: forwarded as they come.
+      super(...args)
+      args[0].response = this
+    }
+
+    override writeHead(statusCode: number, ...rest: Array<any>): this {
+      if (draining.value) this.shouldKeepAlive = false
+      return Reflect.apply(super.writeHead, this, [statusCode, ...rest])
+    }
+  }
+  return Http.createServer<typeof IncomingMessage, typeof ServerResponse>({
+    IncomingMessage,
+    ServerResponse,
+    requestTimeout,
+    headersTimeout,
+    keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeout
+  })
+}
+
+/**
+ * `NodeHttpServer.layer` on a server this layer creates and hands to the shutdown: once draining, every response
+ * carries `Connection: close`; when the drain period ends it stops accepting connections and, after `idleGrace` (so a
+ * request already on the wire of a fresh connection is served, not reset), closes idle keep-alive connections; when
+ * the application's scope closes (after in-flight requests are done or cut) it closes every connection that is left,
+ * so closing the server cannot hang. A request whose body the application stops reading (over
+ * `HttpIncomingMessage.MaxBodySize`, say) still gets its response, with `Connection: close`, instead of a reset or a
+ * connection left waiting for the rest of the body.
+ *
+ * The server keeps Node's timeouts (`requestTimeout` 300 s, `headersTimeout` 60 s, `keepAliveTimeout` 5 s unless
+ * given). The platform's own graceful shutdown (`gracefulShutdownTimeout`) is off: the drain has already waited for
+ * the requests when the server's scope closes.
  *
  * @since 0.1.0
  * @category layers
@@ -137,29 +193,22 @@ export const layerServer = (
 ): Layer.Layer<
   | HttpServer.HttpServer
   | NodeServer
-  | Layer.Layer.Success<typeof NodeHttpServer.layerContext>,
+  | Layer.Success<typeof NodeHttpServer.layerHttpServices>,
   HttpServerError.ServeError,
   Shutdown.Shutdown
 > =>
-  Layer.scopedContext(Effect.gen(function*() {
+  Layer.effectContext(Effect.gen(function*() {
     const shutdown = yield* Shutdown.Shutdown
-    const server = Http.createServer<typeof IncomingMessage>({ IncomingMessage })
-    if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout
+    const draining = { value: false }
+    const server = makeServer(options, draining)
     const context = yield* Layer.build(
       NodeHttpServer.layer(() => server, {
         port: options.port,
-        ...(options.host !== undefined ? { host: options.host } : {})
+        ...(options.host !== undefined ? { host: options.host } : {}),
+        disablePreemptiveShutdown: true
       })
     )
-    // While draining, every response closes its connection (Node writes `Connection: close` for a response whose
-    // `shouldKeepAlive` is false), so clients move to other replicas; a plain flag keeps this off the request path.
-    // The same listener hands each request its response (see `IncomingMessage`): one listener, no closure per request.
-    const draining = { value: false }
     yield* shutdown.onDrain(Effect.sync(() => (draining.value = true)))
-    server.prependListener("request", (request, response) => {
-      request.response = response
-      if (draining.value) response.shouldKeepAlive = false
-    })
     const idleGrace = options.idleGrace ?? 500
     yield* shutdown.onStop(
       "stop accepting connections",
@@ -168,7 +217,7 @@ export const layerServer = (
         // ago whose first request is still on the wire: that request would be reset. So: let one poll phase accept
         // what the kernel already queued, stop listening (net.Server's close), give fresh connections `idleGrace` to
         // send their request (it is then in flight, and answered with `Connection: close`), then close the idle ones.
-        yield* Effect.async<void>((resume) => {
+        yield* Effect.callback<void>((resume) => {
           setImmediate(() => {
             Net.Server.prototype.close.call(server)
             resume(Effect.void)

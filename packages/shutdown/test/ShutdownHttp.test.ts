@@ -2,17 +2,10 @@
  * The Node server of `ShutdownHttp.layerServer` over raw HTTP on 127.0.0.1: a request body that the body reader gives
  * up on (over `MaxBodySize`) still gets its response, and normal requests keep their keep-alive connection.
  */
-import {
-  FileSystem,
-  HttpIncomingMessage,
-  HttpRouter,
-  HttpServer,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { RawHttp } from "@ouroboros/testkit"
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { ByteSize, Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Http from "node:http"
 import { InFlight, Shutdown, ShutdownHttp } from "../src/index.js"
 
@@ -21,7 +14,7 @@ const maxBytes = 1000
 // The route answers the reader's failure itself: what is tested here is that the answer reaches the client.
 const echo = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.text).pipe(
   Effect.map((text) => HttpServerResponse.text(`${text.length}`)),
-  Effect.catchTag("RequestError", () => HttpServerResponse.json({ tooLarge: true }, { status: 413 }))
+  Effect.catchTag("HttpServerError", () => HttpServerResponse.json({ tooLarge: true }, { status: 413 }))
 )
 
 // A response whose headers are sent before the body is read, then given up on.
@@ -29,19 +22,32 @@ const stream = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
   HttpServerResponse.stream(Stream.concat(
     Stream.make("started;"),
     Stream.fromEffect(
-      Effect.as(request.text, "read").pipe(Effect.catchTag("RequestError", () => Effect.succeed("too large")))
+      Effect.as(request.text, "read").pipe(Effect.catchTag("HttpServerError", () => Effect.succeed("too large")))
     )
   ).pipe(Stream.encodeText)))
 
-const router = HttpRouter.empty.pipe(
-  HttpRouter.post("/echo", echo),
-  HttpRouter.post("/stream", stream),
-  HttpRouter.get("/fast", HttpServerResponse.text("ok"))
+// A reader interrupted half-way (a timeout here; a shutdown cutting the request is the same) destroys the request.
+const impatient = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.text).pipe(
+  Effect.timeoutOption("50 millis"),
+  Effect.map((text) =>
+    Option.isSome(text) ? HttpServerResponse.text("read") : HttpServerResponse.text("too slow", { status: 408 })
+  )
 )
 
-const Server = HttpServer.serve(router, ShutdownHttp.middleware).pipe(
+const Routes = HttpRouter.addAll([
+  HttpRouter.route("POST", "/echo", echo),
+  HttpRouter.route("POST", "/stream", stream),
+  HttpRouter.route("POST", "/impatient", impatient),
+  HttpRouter.route("GET", "/fast", HttpServerResponse.text("ok"))
+])
+
+const Server = HttpRouter.serve(Routes, {
+  middleware: ShutdownHttp.middleware,
+  disableLogger: true,
+  disableListenLog: true
+}).pipe(
   Layer.provideMerge(ShutdownHttp.layerServer({ port: 0, host: "127.0.0.1" })),
-  Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(maxBytes)))),
+  Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBytes))),
   Layer.provideMerge(Shutdown.layer({ drain: 0, timeout: "5 seconds", finalizerTimeout: "5 seconds", signals: false }))
 )
 
@@ -95,7 +101,7 @@ describe("ShutdownHttp.layerServer", () => {
       ["in one write", ["x".repeat(5000)]]
     ] as const
   ) {
-    it.scopedLive(`a chunked body over MaxBodySize, ${how}: the response arrives whole, the connection closes`, () =>
+    it.live(`a chunked body over MaxBodySize, ${how}: the response arrives whole, the connection closes`, () =>
       Effect.gen(function*() {
         const { inFlight, node, port } = yield* start
         const agent = yield* keepAliveAgent
@@ -110,7 +116,7 @@ describe("ShutdownHttp.layerServer", () => {
       }))
   }
 
-  it.scopedLive("a body given up on once the response has started: the response completes, the connection closes", () =>
+  it.live("a body given up on once the response has started: the response completes, the connection closes", () =>
     Effect.gen(function*() {
       const { inFlight, node, port } = yield* start
       const agent = yield* keepAliveAgent
@@ -122,7 +128,20 @@ describe("ShutdownHttp.layerServer", () => {
       assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
     }))
 
-  it.scopedLive("chunked bodies under the limit and plain requests share one keep-alive connection", () =>
+  it.live("a body whose reader is interrupted: the response arrives whole, the connection closes", () =>
+    Effect.gen(function*() {
+      const { inFlight, node, port } = yield* start
+      const agent = yield* keepAliveAgent
+      // 20 chunks 5 ms apart: the body is still arriving when the reader gives up after 50 ms.
+      const reply = yield* chunkedPost(port, "/impatient", Array.from({ length: 20 }, () => "x".repeat(10)), agent)
+      assert.isUndefined(reply.error, "no error before the response was complete")
+      assert.deepStrictEqual([reply.status, reply.body], [408, "too slow"])
+      assert.strictEqual(reply.headers.connection, "close")
+      assert.isTrue(yield* allClosed(node), "the server closed the connection after the response")
+      assert.isTrue(yield* inFlight.awaitIdle("1 second"), "the request is done")
+    }))
+
+  it.live("chunked bodies under the limit and plain requests share one keep-alive connection", () =>
     Effect.gen(function*() {
       const { port } = yield* start
       const agent = yield* keepAliveAgent
@@ -141,7 +160,7 @@ describe("ShutdownHttp.layerServer", () => {
       assert.isTrue([first, second, third, fourth].every((reply) => reply.headers.connection === "keep-alive"))
     }))
 
-  it.scopedLive("after a body over the limit, the client's next request is served on a new connection", () =>
+  it.live("after a body over the limit, the client's next request is served on a new connection", () =>
     Effect.gen(function*() {
       const { port } = yield* start
       const agent = yield* keepAliveAgent

@@ -4,7 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Services } from "@ouroboros/testkit"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -20,12 +20,16 @@ interface Server {
   readonly exited: Promise<{ readonly code: number | null; readonly signal: string | null; readonly at: number }>
 }
 
+/** Every fixture process this file starts, so that the last test can check that none is left running. */
+const children: Array<ChildProcess> = []
+
 const start = (env: Record<string, string>): Promise<Server> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", fixture], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
+    children.push(child)
     let output = ""
     const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((done) =>
       child.once("exit", (code, signal) => done({ code, signal, at: Date.now() }))
@@ -247,8 +251,13 @@ describe("graceful shutdown of a real process", () => {
     })
   })
 
-  it("cleans up", () => {
+  it("cleans up: no server process is left running, the temporary directory is removed", () => {
+    const running = children.filter((child) => child.exitCode === null && child.signalCode === null)
+    // A test that failed half-way may have left its server running: stop it, then report it.
+    for (const child of running) child.kill("SIGKILL")
     rmSync(dir, { recursive: true, force: true })
-    assert.isTrue(true)
+    assert.isAbove(children.length, 0, "the tests started servers")
+    assert.deepStrictEqual(running.map((child) => child.pid), [], "servers left running")
+    assert.isFalse(existsSync(dir), "the temporary directory is removed")
   })
 })

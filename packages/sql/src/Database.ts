@@ -1,5 +1,5 @@
 /**
- * One Layer that provides an `@effect/sql` `SqlClient` for PostgreSQL: a server from `DATABASE_URL` in production,
+ * One Layer that provides an `effect/sql` `SqlClient` for PostgreSQL: a server from `DATABASE_URL` in production,
  * or, with no URL, an embedded PostgreSQL (PGlite) under `DATA_DIR`, so the service starts with no external service.
  *
  * The embedded database runs in a worker thread behind a wire-protocol socket and is reached through the same
@@ -8,8 +8,8 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import type { SqlClient } from "@effect/sql"
-import { Config, Data, Deferred, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Data, Deferred, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import type { SqlClient, SqlError } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -42,27 +42,47 @@ export interface Options {
 }
 
 /**
- * `DATABASE_URL`, `DATA_DIR` and `DATABASE_MAX_CONNECTIONS`.
+ * The configuration of {@link layerConfig}:
+ *
+ * - `DATABASE_URL` (secret, optional): PostgreSQL URL; when unset an embedded PostgreSQL (PGlite) under `DATA_DIR`
+ *   is used.
+ * - `DATA_DIR` (default `./data`): directory for embedded data (database, vectors, backups).
+ * - `DATABASE_MAX_CONNECTIONS` (default `10`, between 1 and 100): connection pool size for a PostgreSQL server.
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Options> = Config.all({
-  url: Config.option(
-    Config.redacted("DATABASE_URL").pipe(
-      Config.withDescription("PostgreSQL URL; when unset an embedded PostgreSQL (PGlite) under DATA_DIR is used")
-    )
-  ),
-  dataDir: Config.string("DATA_DIR").pipe(
-    Config.withDefault("./data"),
-    Config.withDescription("Directory for embedded data (database, vectors, backups)")
-  ),
-  maxConnections: Config.integer("DATABASE_MAX_CONNECTIONS").pipe(
-    Config.validate({ message: "must be between 1 and 100", validation: (n) => n >= 1 && n <= 100 }),
-    Config.withDefault(10),
-    Config.withDescription("Connection pool size for a PostgreSQL server")
-  )
+  url: Config.option(Config.Redacted("DATABASE_URL")),
+  dataDir: Config.String("DATA_DIR").pipe(Config.withDefault("./data")),
+  maxConnections: Config.schema(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }, { message: "must be between 1 and 100" })),
+    "DATABASE_MAX_CONNECTIONS"
+  ).pipe(Config.withDefault(10))
 })
+
+/**
+ * Builds the client and runs one query, so a database that cannot be reached fails the layer at once (the pool
+ * itself connects lazily).
+ */
+const connected = (
+  options: PgClient.PgPoolConfig,
+  onError: (cause: SqlError.SqlError, message: string) => DatabaseError
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError> =>
+  PgClient.layerFrom(
+    PgClient.make(options).pipe(
+      Effect.tap((client) => client`SELECT 1`),
+      Effect.mapError((cause) => onError(cause, describeError(cause)))
+    )
+  )
+
+/** The driver's message, then the underlying one (`connect ECONNREFUSED 127.0.0.1:5432`) when it adds something. */
+const describeError = (error: SqlError.SqlError): string => {
+  const detail = error.reason.cause instanceof Error ? error.reason.cause.message : undefined
+  return detail === undefined || detail === "" || error.message.includes(detail)
+    ? error.message
+    : `${error.message}: ${detail}`
+}
 
 /**
  * A PostgreSQL server from its URL. The connection is tried at once so a wrong URL fails startup clearly.
@@ -74,19 +94,19 @@ export const layerPg = (options: {
   readonly url: Redacted.Redacted<string>
   readonly maxConnections?: number | undefined
 }): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError> =>
-  PgClient.layer({
-    url: options.url,
-    maxConnections: options.maxConnections ?? 10,
-    connectTimeout: Duration.seconds(5),
-    applicationName: "ouroboros"
-  }).pipe(
-    Layer.mapError((cause) =>
+  connected(
+    {
+      url: options.url,
+      maxConnections: options.maxConnections ?? 10,
+      connectTimeout: Duration.seconds(5),
+      applicationName: "ouroboros"
+    },
+    (cause, message) =>
       new DatabaseError({
         reason: "Unreachable",
-        message: `cannot connect to DATABASE_URL (${describeUrl(options.url)}): ${cause.message}`,
+        message: `cannot connect to DATABASE_URL (${describeUrl(options.url)}): ${message}`,
         cause
       })
-    )
   )
 
 const describeUrl = (url: Redacted.Redacted<string>): string => {
@@ -132,7 +152,11 @@ export const lockDirectory = (directory: string) =>
       catch: (cause) =>
         cause instanceof DatabaseError
           ? cause
-          : new DatabaseError({ reason: "Locked", message: `cannot lock DATA_DIR ${directory}: ${String(cause)}`, cause })
+          : new DatabaseError({
+            reason: "Locked",
+            message: `cannot lock DATA_DIR ${directory}: ${String(cause)}`,
+            cause
+          })
     }),
     (file) => Effect.sync(() => Fs.rmSync(file, { force: true }))
   )
@@ -163,6 +187,9 @@ type WorkerMessage =
   | { readonly type: "error"; readonly message: string }
   | { readonly type: "stopped"; readonly error?: string }
 
+const embeddedFailed = (message: string, cause?: unknown) =>
+  new DatabaseError({ reason: "EmbeddedFailed", message: `embedded PostgreSQL: ${message}`, cause })
+
 /**
  * Starts PGlite in a worker thread behind a PostgreSQL socket on 127.0.0.1 and yields its port. Stopping closes the
  * socket and the database cleanly (a checkpoint), bounded to 10 seconds.
@@ -182,39 +209,38 @@ export const startEmbedded = (dataDir: string) =>
           workerData: { dataDir: directory, template: templatePath() }
         })
         worker.on("message", (message: WorkerMessage) => {
-          if (message.type === "ready") Deferred.unsafeDone(ready, Effect.succeed(message))
-          else if (message.type === "error") {
-            Deferred.unsafeDone(
-              ready,
-              Effect.fail(new DatabaseError({ reason: "EmbeddedFailed", message: `embedded PostgreSQL: ${message.message}` }))
-            )
-          } else Deferred.unsafeDone(stopped, Effect.void)
+          if (message.type === "ready") Deferred.doneUnsafe(ready, Effect.succeed(message))
+          else if (message.type === "error") Deferred.doneUnsafe(ready, Effect.fail(embeddedFailed(message.message)))
+          else Deferred.doneUnsafe(stopped, Effect.void)
         })
-        worker.on("error", (cause) =>
-          Deferred.unsafeDone(
-            ready,
-            Effect.fail(new DatabaseError({ reason: "EmbeddedFailed", message: `embedded PostgreSQL: ${cause.message}`, cause }))
-          ))
-        worker.on("exit", () => Deferred.unsafeDone(stopped, Effect.void))
+        worker.on("error", (cause) => Deferred.doneUnsafe(ready, Effect.fail(embeddedFailed(cause.message, cause))))
+        worker.on("exit", (code) => {
+          // A worker that ends before it is ready (no message) would otherwise leave startup waiting for ever.
+          const early = embeddedFailed(`the worker exited with code ${code} before it was ready`)
+          Deferred.doneUnsafe(ready, Effect.fail(early))
+          Deferred.doneUnsafe(stopped, Effect.void)
+        })
         return worker
       }),
       (worker) =>
         Effect.sync(() => worker.postMessage({ type: "stop" })).pipe(
-          Effect.zipRight(Deferred.await(stopped)),
+          Effect.andThen(Deferred.await(stopped)),
           Effect.timeout(Duration.seconds(10)),
           Effect.ignore,
-          Effect.zipRight(Effect.promise(() => worker.terminate())),
+          Effect.andThen(Effect.promise(() => worker.terminate())),
           Effect.ignore
         )
     )
     const info = yield* Deferred.await(ready)
-    yield* Effect.annotateLogs(Effect.logDebug("embedded PostgreSQL started"), {
-      service: "sql",
-      directory,
-      port: info.port,
-      version: info.version,
-      threadId: worker.threadId
-    })
+    yield* Effect.logDebug("embedded PostgreSQL started").pipe(
+      Effect.annotateLogs({
+        service: "sql",
+        directory,
+        port: info.port,
+        version: info.version,
+        threadId: worker.threadId
+      })
+    )
     return info
   })
 
@@ -228,21 +254,23 @@ export const startEmbedded = (dataDir: string) =>
 export const layerEmbedded = (options: {
   readonly dataDir: string
 }): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError> =>
-  Layer.unwrapScoped(
+  Layer.unwrap(
     Effect.gen(function*() {
       yield* lockDirectory(options.dataDir)
       const { port } = yield* startEmbedded(options.dataDir)
-      return PgClient.layer({
-        url: Redacted.make(`postgres://postgres@127.0.0.1:${port}/postgres`),
-        maxConnections: 1,
-        minConnections: 1,
-        // An idle connection is kept: the socket server admits one connection, so reconnect churn only adds risk.
-        idleTimeout: Duration.days(1),
-        applicationName: "ouroboros"
-      }).pipe(
-        Layer.mapError((cause) =>
-          new DatabaseError({ reason: "EmbeddedFailed", message: `embedded PostgreSQL: ${cause.message}`, cause })
-        )
+      return connected(
+        {
+          host: "127.0.0.1",
+          port,
+          username: "postgres",
+          database: "postgres",
+          maxConnections: 1,
+          minConnections: 1,
+          // An idle connection is kept: the socket server admits one connection, so reconnect churn only adds risk.
+          idleTimeout: Duration.days(1),
+          applicationName: "ouroboros"
+        },
+        (cause, message) => embeddedFailed(message, cause)
       )
     })
   )
@@ -267,7 +295,8 @@ export const layer = (options: Options): Layer.Layer<PgClient.PgClient | SqlClie
  */
 export const layerConfig = (
   options: Config.Config<Options> = config
-) => Layer.unwrapEffect(Effect.map(options, layer))
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(options, layer))
 
 /**
  * Whether the options select the embedded database.

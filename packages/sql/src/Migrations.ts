@@ -4,9 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Migrator, SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { Migrator, type SqlClient, type SqlError } from "effect/sql"
 
 /**
  * A set of migrations keyed `NNNN_name` (the number orders them).
@@ -25,8 +24,8 @@ const migrator = Migrator.make({})
  * @category combinators
  * @example
  * import { Migrations } from "@ouroboros/sql"
- * import { SqlClient } from "@effect/sql"
  * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
  * const run = Migrations.run({
  *   name: "notes",
  *   migrations: {
@@ -37,7 +36,11 @@ const migrator = Migrator.make({})
 export const run = (options: {
   readonly name: string
   readonly migrations: Migrations
-}): Effect.Effect<ReadonlyArray<readonly [id: number, name: string]>, Migrator.MigrationError | SqlError, SqlClient.SqlClient> =>
+}): Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Migrator.MigrationError | SqlError.SqlError,
+  SqlClient.SqlClient
+> =>
   migrator({ loader: Migrator.fromRecord(options.migrations), table: `${options.name}_migrations` }).pipe(
     Effect.tap((ran) =>
       ran.length === 0

@@ -1,7 +1,7 @@
-import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { PgSchema, Services } from "@ouroboros/testkit"
 import { Effect, Exit, Layer, Option, Redacted } from "effect"
+import { SqlClient, SqlError } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -20,7 +20,7 @@ const migrations: Migrations.Migrations = {
 // The same migrations and queries run on both backends.
 const contract = (name: string, makeLayer: () => Layer.Layer<SqlClient.SqlClient, unknown>) =>
   describe(name, () => {
-    it.scoped("runs migrations once and keeps PostgreSQL semantics", () =>
+    it.effect("runs migrations once and keeps PostgreSQL semantics", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const first = yield* Migrations.run({ name: "notes_test", migrations })
@@ -33,11 +33,18 @@ const contract = (name: string, makeLayer: () => Layer.Layer<SqlClient.SqlClient
         // A unique violation is reported as an error with the production error code, not as a success.
         const duplicate = yield* Effect.exit(sql`INSERT INTO notes (body) VALUES ('a')`)
         assert.isTrue(Exit.isFailure(duplicate))
+        // Callers (the event store) tell it apart by reason, constraint and SQLSTATE.
+        const error = Exit.findErrorOption(duplicate)
+        assert.isTrue(Option.isSome(error) && SqlError.isSqlError(error.value))
+        const reason = Option.getOrUndefined(error)?.reason
+        assert.strictEqual(reason?._tag, "UniqueViolation")
+        assert.strictEqual(reason?._tag === "UniqueViolation" ? reason.constraint : undefined, "notes_body_key")
+        assert.strictEqual((reason?.cause as { readonly code?: unknown } | undefined)?.code, "23505")
         const counted = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM notes`
         assert.strictEqual(counted[0]?.n, 2)
         // Transactions roll back on failure.
         const failed = yield* Effect.exit(sql.withTransaction(
-          Effect.zipRight(sql`INSERT INTO notes (body) VALUES ('c')`, Effect.fail("boom" as const))
+          Effect.andThen(sql`INSERT INTO notes (body) VALUES ('c')`, Effect.fail("boom" as const))
         ))
         assert.isTrue(Exit.isFailure(failed))
         const after = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM notes`
@@ -52,7 +59,7 @@ describe.runIf(await Services.postgres())("PostgreSQL", () => {
 })
 
 describe("Database", () => {
-  it.scoped("locks the data directory against a second opener", () =>
+  it.effect("locks the data directory against a second opener", () =>
     Effect.gen(function*() {
       const dir = tmp()
       Fs.writeFileSync(Path.join(dir, "ouroboros.lock"), "1") // pid 1 is always alive
@@ -72,6 +79,9 @@ describe("Database", () => {
         dataDir: tmp()
       }))))
       assert.isTrue(Exit.isFailure(exit))
-      assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "cannot connect to DATABASE_URL (127.0.0.1:1/nope)")
+      assert.include(
+        String(Exit.isFailure(exit) ? exit.cause : ""),
+        "cannot connect to DATABASE_URL (127.0.0.1:1/nope)"
+      )
     }))
 })

@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
 import { postgresUrl } from "./Services.js"
 
 /**
@@ -31,8 +31,8 @@ export const layer = (
     readonly schema?: string | undefined
     readonly maxConnections?: number | undefined
   } = {}
-): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
-  Layer.unwrapScoped(Effect.gen(function*() {
+): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, SqlError.SqlError> =>
+  Layer.unwrap(Effect.gen(function*() {
     const schema = options.schema ?? `${options.prefix ?? "test"}_${Math.random().toString(36).slice(2, 10)}`
     const admin = Context.get(
       yield* Layer.build(PgClient.layer({ url: Redacted.make(postgresUrl), maxConnections: 1 })),

@@ -50,13 +50,16 @@ export interface Options {
  * @category constructors
  */
 export const request = (port: number, options: Options): Effect.Effect<Reply> =>
-  Effect.async<Reply>((resume) => {
+  Effect.callback<Reply>((resume) => {
     let responded = false
     let done = false
     const finish = (reply: Reply) => {
       if (done) return
       done = true
-      resume(Effect.succeed(reply))
+      // Effect 4 resumes the fiber synchronously, inside this event handler: before Node has handed the socket back
+      // to the agent (it does so on the next tick), so a following request would queue for a new socket instead of
+      // reusing this one. Resuming after Node's own handling keeps keep-alive reuse observable.
+      setImmediate(() => resume(Effect.succeed(reply)))
     }
     const headers: Http.OutgoingHttpHeaders = { ...options.headers }
     if (options.chunked !== undefined) headers["transfer-encoding"] = "chunked"

@@ -37,7 +37,7 @@ describe("Faults", () => {
     assert.deepStrictEqual(faults.current, Faults.none)
   })
 
-  it.scoped("adds latency before answering", () =>
+  it.effect("adds latency before answering", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped()
       standIn.faults.set({ latencyMs: 150 })
@@ -49,7 +49,7 @@ describe("Faults", () => {
       assert.isBelow(fast.ms, 140)
     }))
 
-  it.scoped("errorRate 1 answers every request with the service's error shape", () =>
+  it.effect("errorRate 1 answers every request with the service's error shape", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       ollama.faults.set({ errorRate: 1, errorStatus: 503 })
@@ -79,7 +79,7 @@ describe("Faults", () => {
       assert.instanceOf((limited as { error: unknown }).error, QdrantClientResourceExhaustedError)
     }))
 
-  it.scoped("hang keeps requests open until the client gives up; lifting it lets them through", () =>
+  it.effect("hang keeps requests open until the client gives up; lifting it lets them through", () =>
     Effect.gen(function*() {
       const qdrant = yield* QdrantStandIn.scoped()
       qdrant.faults.set({ hang: true })
@@ -105,7 +105,7 @@ describe("Faults", () => {
       assert.strictEqual(released.version, OllamaStandIn.defaultVersion)
     }))
 
-  it.scoped("close ends hung requests", () =>
+  it.effect("close ends hung requests", () =>
     Effect.gen(function*() {
       const standIn = yield* Effect.promise(() => OllamaStandIn.start())
       standIn.faults.set({ hang: true })
@@ -116,7 +116,7 @@ describe("Faults", () => {
       assert.isFalse(result.ok)
     }))
 
-  it.scoped("refuse drops connections before any request is seen, even kept-alive ones", () =>
+  it.effect("refuse drops connections before any request is seen, even kept-alive ones", () =>
     Effect.gen(function*() {
       const qdrant = yield* QdrantStandIn.scoped()
       const client = new QdrantClient({ url: qdrant.url, checkCompatibility: false, timeout: 2_000 })

@@ -31,7 +31,7 @@ const RAG_MESSAGES = [
 ]
 
 describe("OllamaStandIn", () => {
-  it.scoped("answers the root, version and tags like Ollama", () =>
+  it.effect("answers the root, version and tags like Ollama", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped({ version: "0.9.9" })
       const root = yield* Effect.promise(() => fetch(standIn.url).then((r) => r.text()))
@@ -49,7 +49,7 @@ describe("OllamaStandIn", () => {
       assert.deepStrictEqual(show.capabilities, ["completion"])
     }))
 
-  it.scoped("embeds deterministically, normalised, with similar texts closer", () =>
+  it.effect("embeds deterministically, normalised, with similar texts closer", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped({ embeddingDimensions: 64 })
       const response = yield* post(standIn, "/api/embed", {
@@ -72,7 +72,7 @@ describe("OllamaStandIn", () => {
       assert.deepStrictEqual(single.embeddings, [a])
     }))
 
-  it.scoped("streams a chat answer as NDJSON that quotes the question and the first context line", () =>
+  it.effect("streams a chat answer as NDJSON that quotes the question and the first context line", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped()
       const response = yield* post(standIn, "/api/chat", { model: "llama3.2", messages: RAG_MESSAGES })
@@ -93,7 +93,7 @@ describe("OllamaStandIn", () => {
       assert.strictEqual(content, OllamaStandIn.defaultChatResponder(RAG_MESSAGES))
     }))
 
-  it.scoped("answers one JSON object when stream is false, and honours format", () =>
+  it.effect("answers one JSON object when stream is false, and honours format", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped()
       const chat = yield* json<{ message: { role: string; content: string }; done: boolean }>(
@@ -134,7 +134,7 @@ describe("OllamaStandIn", () => {
       )
     }))
 
-  it.scoped("can pace a stream so that it stays in flight", () =>
+  it.effect("can pace a stream so that it stays in flight", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped({ streamDelayMs: 20, chatResponder: () => "one two three four" })
       const started = performance.now()
@@ -146,7 +146,7 @@ describe("OllamaStandIn", () => {
       assert.isBelow(firstChunkAt, 80) // headers come first, the chunks follow
     }))
 
-  it.scoped("lets tests script the answers", () =>
+  it.effect("lets tests script the answers", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped({
         chatResponder: (messages, model) => `${model}: ${messages.length} messages`
@@ -157,7 +157,7 @@ describe("OllamaStandIn", () => {
       assert.strictEqual(chat.message.content, "llama3.2:latest: 2 messages")
     }))
 
-  it.scoped("answers errors in Ollama's shape", () =>
+  it.effect("answers errors in Ollama's shape", () =>
     Effect.gen(function*() {
       const standIn = yield* OllamaStandIn.scoped()
       const unknown = yield* post(standIn, "/api/chat", { model: "mistral", messages: RAG_MESSAGES })

@@ -49,7 +49,7 @@ const seed = async (qdrant: QdrantClient, name = "docs") => {
 }
 
 describe("QdrantStandIn", () => {
-  it.scoped("answers the health, version and root endpoints like Qdrant", () =>
+  it.effect("answers the health, version and root endpoints like Qdrant", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const root = yield* getJson<{ version: string }>(`${standIn.url}/`)
@@ -62,7 +62,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual(version.version, QdrantStandIn.defaultVersion)
     }))
 
-  it.scoped("creates collections, indexes a tenant field and reports them", () =>
+  it.effect("creates collections, indexes a tenant field and reports them", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -86,7 +86,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual(conflict.status, 409)
     }))
 
-  it.scoped("queries by cosine similarity with filters, thresholds and payload selection", () =>
+  it.effect("queries by cosine similarity with filters, thresholds and payload selection", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -154,7 +154,7 @@ describe("QdrantStandIn", () => {
       assert.closeTo(legacy.result[0]!.score, 1, 1e-6)
     }))
 
-  it.scoped("scrolls in id order with pages, counts and deletes by filter", () =>
+  it.effect("scrolls in id order with pages, counts and deletes by filter", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -177,7 +177,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual((yield* use(() => qdrant.count("docs"))).count, 0)
     }))
 
-  it.scoped("retrieves points and updates payloads", () =>
+  it.effect("retrieves points and updates payloads", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -195,7 +195,7 @@ describe("QdrantStandIn", () => {
       assert.deepStrictEqual(one.result.payload, { only: 1 })
     }))
 
-  it.scoped("answers errors in Qdrant's envelope", () =>
+  it.effect("answers errors in Qdrant's envelope", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -231,7 +231,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual((yield* use(() => fetch(`${standIn.url}/nowhere`))).status, 404)
     }))
 
-  it.scoped("supports the rest of the filter language", () =>
+  it.effect("supports the rest of the filter language", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -306,7 +306,7 @@ describe("QdrantStandIn", () => {
       assert.isFalse(yield* use(() => qdrant.deleteCollection("f")))
     }))
 
-  it.scoped("rejects invalid requests like Qdrant", () =>
+  it.effect("rejects invalid requests like Qdrant", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)
@@ -331,7 +331,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual(badIndex.status, 400)
     }))
 
-  it.scoped("requires the api key when one is configured", () =>
+  it.effect("requires the api key when one is configured", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped({ apiKey: "secret" })
       const denied = yield* failure(() => client(standIn).getCollections())
@@ -344,7 +344,7 @@ describe("QdrantStandIn", () => {
       assert.strictEqual((yield* use(() => fetch(`${standIn.url}/healthz`))).status, 200)
     }))
 
-  it.scoped("snapshots round-trip through download, upload and recover", () =>
+  it.effect("snapshots round-trip through download, upload and recover", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped()
       const qdrant = client(standIn)

@@ -5,8 +5,7 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, Schema, SchemaIssue } from "effect"
 
 /**
  * The payload keys the store keeps for itself. A filter may not name them: the tenant condition is always added by
@@ -31,7 +30,7 @@ export const maxDepth = 4
  * @since 0.1.0
  * @category schemas
  */
-export const MatchValue = Schema.Union(Schema.String, Schema.Number, Schema.Boolean)
+export const MatchValue = Schema.Union([Schema.String, Schema.Number, Schema.Boolean])
 
 /**
  * @since 0.1.0
@@ -46,10 +45,10 @@ export type MatchValue = typeof MatchValue.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Match = Schema.Union(
+export const Match = Schema.Union([
   Schema.Struct({ value: MatchValue }),
-  Schema.Struct({ any: Schema.Array(Schema.Union(Schema.String, Schema.Number)) })
-)
+  Schema.Struct({ any: Schema.Array(Schema.Union([Schema.String, Schema.Number])) })
+])
 
 /**
  * @since 0.1.0
@@ -82,10 +81,10 @@ export type Range = typeof Range.Type
  * @since 0.1.0
  * @category schemas
  */
-export const FieldCondition = Schema.Union(
+export const FieldCondition = Schema.Union([
   Schema.Struct({ key: Schema.String, match: Match }),
   Schema.Struct({ key: Schema.String, range: Range })
-)
+])
 
 /**
  * @since 0.1.0
@@ -116,17 +115,17 @@ export type Condition = FieldCondition | Filter
  * @since 0.1.0
  * @category schemas
  */
-export const Filter: Schema.Schema<Filter> = Schema.Struct({
-  must: Schema.optional(Schema.Array(Schema.suspend((): Schema.Schema<Condition> => Condition))),
-  should: Schema.optional(Schema.Array(Schema.suspend((): Schema.Schema<Condition> => Condition))),
-  must_not: Schema.optional(Schema.Array(Schema.suspend((): Schema.Schema<Condition> => Condition)))
-}).annotations({ identifier: "Filter" })
+export const Filter: Schema.Codec<Filter> = Schema.Struct({
+  must: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition))),
+  should: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition))),
+  must_not: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition)))
+}).annotate({ identifier: "Filter" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Condition: Schema.Schema<Condition> = Schema.Union(FieldCondition, Filter)
+export const Condition: Schema.Codec<Condition> = Schema.Union([FieldCondition, Filter])
 
 /**
  * A filter that cannot be used: `detail` names the offending field. A 400 at HTTP.
@@ -137,7 +136,7 @@ export const Condition: Schema.Schema<Condition> = Schema.Union(FieldCondition, 
 export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()(
   "InvalidFilter",
   { detail: Schema.String },
-  HttpApiSchema.annotations({ status: 400, description: "The filter is invalid" })
+  { httpApiStatus: 400, description: "The filter is invalid" }
 ) {}
 
 const isFieldCondition = (condition: Condition): condition is FieldCondition => "key" in condition
@@ -203,14 +202,22 @@ export const validate = (filter: Filter): Effect.Effect<Filter, InvalidFilter> =
  * const filter = Filter.decodeUnknown({ must: [{ key: "lang", match: { value: "en" } }] })
  */
 export const decodeUnknown = (input: unknown): Effect.Effect<Filter, InvalidFilter> =>
-  Schema.decodeUnknown(Filter, { onExcessProperty: "error" })(input).pipe(
+  decodeFilter(input).pipe(
     Effect.mapError((error) => {
-      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-      const path = issue === undefined ? "filter" : ["filter", ...issue.path.map(String)].join(".")
+      const issue = formatIssues(error.issue).issues[0]
+      const path = issue === undefined ? "filter" : ["filter", ...(issue.path ?? []).map(pathSegment)].join(".")
       return new InvalidFilter({ detail: `${path}: ${issue?.message ?? "invalid"}` })
     }),
     Effect.flatMap(validate)
   )
+
+// `reportInput`: the message shows the offending value, as Effect 3's did ("Expected string, got 3").
+const decodeFilter = Schema.decodeUnknownEffect(Filter, { onExcessProperty: "error", reportInput: true })
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const pathSegment = (segment: PropertyKey | { readonly key: PropertyKey }): string =>
+  String(typeof segment === "object" ? segment.key : segment)
 
 /** The values at a dotted path; arrays met on the way and at the end are flattened (as in Qdrant). */
 const valuesAt = (payload: Readonly<Record<string, unknown>>, key: string): ReadonlyArray<unknown> => {

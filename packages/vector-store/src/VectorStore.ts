@@ -9,9 +9,8 @@
  *
  * @since 0.1.0
  */
-import { HttpApiSchema } from "@effect/platform"
 import type { TenantId } from "@ouroboros/kernel/TenantId"
-import { Context, Data, Effect, Option, Schema } from "effect"
+import { Context, Data, Effect, type Option, Schema } from "effect"
 import { createHash } from "node:crypto"
 import type { Filter, InvalidFilter } from "./Filter.js"
 
@@ -149,7 +148,7 @@ export class VectorStoreError extends Data.TaggedError("VectorStoreError")<{
 export class DimensionMismatch extends Schema.TaggedError<DimensionMismatch>()(
   "DimensionMismatch",
   { collection: Schema.String, expected: Schema.Number, actual: Schema.Number, detail: Schema.String },
-  HttpApiSchema.annotations({ status: 422, description: "The vector size does not match the collection" })
+  { httpApiStatus: 422, description: "The vector size does not match the collection" }
 ) {
   /**
    * @since 0.1.0
@@ -181,7 +180,7 @@ export type VectorStoreErrors = VectorStoreError | DimensionMismatch | InvalidFi
  * @since 0.1.0
  * @category tags
  */
-export class VectorStore extends Context.Tag("@ouroboros/vector-store/VectorStore")<VectorStore, {
+export class VectorStore extends Context.Service<VectorStore, {
   /** Creates the collection if missing; fails with `DimensionMismatch` when it exists with another size. */
   readonly ensureCollection: (spec: CollectionSpec) => Effect.Effect<CollectionInfo, DimensionMismatch | VectorStoreError>
   /** The collection's description, or none when it does not exist. */
@@ -218,7 +217,9 @@ export class VectorStore extends Context.Tag("@ouroboros/vector-store/VectorStor
   readonly restore: (collection: string, bytes: Uint8Array) => Effect.Effect<CollectionInfo, VectorStoreError>
   /** Deletes the collection and its points; does nothing when it does not exist. */
   readonly drop: (collection: string) => Effect.Effect<void, VectorStoreError>
-}>() {}
+}>()("@ouroboros/vector-store/VectorStore") {}
+
+const namePattern = /^[A-Za-z0-9_-]{1,128}$/
 
 /**
  * A collection name: 1 to 128 of letters, digits, `_` and `-` (safe as a directory and a Qdrant collection name).
@@ -226,12 +227,9 @@ export class VectorStore extends Context.Tag("@ouroboros/vector-store/VectorStor
  * @since 0.1.0
  * @category schemas
  */
-export const CollectionName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/, {
-    message: () => "a collection name is 1 to 128 of A-Z, a-z, 0-9, '_' and '-'"
-  }),
-  Schema.annotations({ identifier: "CollectionName" })
-)
+export const CollectionName = Schema.String.check(
+  Schema.isPattern(namePattern, { message: "a collection name is 1 to 128 of A-Z, a-z, 0-9, '_' and '-'" })
+).annotate({ identifier: "CollectionName" })
 
 /**
  * Checks a collection name.
@@ -240,7 +238,7 @@ export const CollectionName = Schema.String.pipe(
  * @category validation
  */
 export const validateName = (name: string): Effect.Effect<string, VectorStoreError> =>
-  /^[A-Za-z0-9_-]{1,128}$/.test(name)
+  namePattern.test(name)
     ? Effect.succeed(name)
     : Effect.fail(
       new VectorStoreError({
@@ -304,4 +302,4 @@ export const makeSnapshot = (options: Omit<Snapshot, "sha256">): Snapshot => ({
 export const ensureCollection = (
   spec: CollectionSpec
 ): Effect.Effect<CollectionInfo, DimensionMismatch | VectorStoreError, VectorStore> =>
-  Effect.flatMap(VectorStore, (store) => store.ensureCollection(spec))
+  VectorStore.use((store) => store.ensureCollection(spec))

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, Option, type Redacted } from "effect"
+import { Config, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
 import * as Embedded from "./VectorStore/Embedded.js"
 import * as Qdrant from "./VectorStore/Qdrant.js"
@@ -25,32 +25,27 @@ export interface VectorStoreConfig {
 }
 
 /**
- * `DATA_DIR` (default `./data`), `QDRANT_URL` (unset: embedded store), `QDRANT_API_KEY` (secret),
- * `QDRANT_TIMEOUT_MS` (default 30000), `VECTOR_STORE_FSYNC` (default true).
+ * The configuration read from the environment:
+ *
+ * - `DATA_DIR` (default `./data`): directory of local state; the embedded vector store lives in its `vectors` folder.
+ * - `QDRANT_URL` (unset: the embedded store): Qdrant's REST URL; when set, Qdrant is used.
+ * - `QDRANT_API_KEY` (secret, optional): sent as the `api-key` header.
+ * - `QDRANT_TIMEOUT_MS` (default 30000, positive integer): deadline of each Qdrant HTTP call, after which the request
+ *   is aborted.
+ * - `VECTOR_STORE_FSYNC` (default true): fsync the embedded store's log after every batch (durable against power loss).
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<VectorStoreConfig> = Config.all({
-  dataDir: Config.string("DATA_DIR").pipe(
-    Config.withDefault("./data"),
-    Config.withDescription("Directory of local state; the embedded vector store lives in its `vectors` folder")
-  ),
-  qdrantUrl: Config.option(Config.url("QDRANT_URL").pipe(Config.map((url) => url.toString()))).pipe(
-    Config.withDescription("Qdrant REST URL; when unset the embedded store is used")
-  ),
-  qdrantApiKey: Config.option(Config.redacted("QDRANT_API_KEY")).pipe(
-    Config.withDescription("Qdrant API key, sent as the `api-key` header")
-  ),
-  qdrantTimeoutMs: Config.integer("QDRANT_TIMEOUT_MS").pipe(
-    Config.validate({ message: "QDRANT_TIMEOUT_MS must be positive", validation: (n) => n > 0 }),
-    Config.withDefault(30_000),
-    Config.withDescription("Deadline of each Qdrant HTTP call, after which the request is aborted")
-  ),
-  fsync: Config.boolean("VECTOR_STORE_FSYNC").pipe(
-    Config.withDefault(true),
-    Config.withDescription("fsync the embedded store's log after every batch (durable against power loss)")
-  )
+  dataDir: Config.String("DATA_DIR").pipe(Config.withDefault("./data")),
+  qdrantUrl: Config.option(Config.URL("QDRANT_URL").pipe(Config.map((url) => url.toString()))),
+  qdrantApiKey: Config.option(Config.Redacted("QDRANT_API_KEY")),
+  qdrantTimeoutMs: Config.schema(
+    Schema.Int.check(Schema.isGreaterThan(0, { message: "QDRANT_TIMEOUT_MS must be positive" })),
+    "QDRANT_TIMEOUT_MS"
+  ).pipe(Config.withDefault(30_000)),
+  fsync: Config.Boolean("VECTOR_STORE_FSYNC").pipe(Config.withDefault(true))
 })
 
 /**
@@ -84,5 +79,5 @@ export const layerFrom = (
  */
 export const layerConfig = (
   options: { readonly headers?: Effect.Effect<Record<string, string>> | undefined } = {}
-): Layer.Layer<VectorStore, VectorStoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(config, (decoded) => layerFrom({ ...decoded, headers: options.headers })))
+): Layer.Layer<VectorStore, VectorStoreError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(config, (decoded) => layerFrom({ ...decoded, headers: options.headers })))

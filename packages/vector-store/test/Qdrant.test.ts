@@ -1,13 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
-import { Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import { Socket } from "node:net"
 import * as Qdrant from "../src/VectorStore/Qdrant.js"
 import { acme, contract, fresh, globex, tilted } from "./contract.js"
 
 contract(
   "qdrant (stand-in)",
-  Layer.unwrapScoped(
+  Layer.unwrap(
     Effect.map(
       QdrantStandIn.scoped({ apiKey: "s3cret" }),
       (standIn) => Qdrant.layer({ url: standIn.url, apiKey: Redacted.make("s3cret") })
@@ -65,7 +65,7 @@ const queries = (standIn: QdrantStandIn.StandIn) =>
   standIn.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/query")).length
 
 describe("Qdrant adapter", () => {
-  it.scopedLive("Effect.timeout aborts a hung request: the fiber ends in time and its socket is closed", () =>
+  it.live("Effect.timeout aborts a hung request: the fiber ends in time and its socket is closed", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       standIn.faults.set({ hang: true })
@@ -73,7 +73,7 @@ describe("Qdrant adapter", () => {
       const fiber = yield* store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 }).pipe(
         Effect.timeout("300 millis"),
         Effect.exit,
-        Effect.fork
+        Effect.forkChild
       )
       yield* waitUntil(() => queries(standIn) === 1, "the stand-in to see the query")
       const during = yield* hungConnection(standIn)
@@ -88,25 +88,26 @@ describe("Qdrant adapter", () => {
       assert.deepStrictEqual(after.map((h) => h.id), ["a"])
     }))
 
-  it.scopedLive("interrupting the fiber aborts the HTTP request", () =>
+  it.live("interrupting the fiber aborts the HTTP request", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       standIn.faults.set({ hang: true })
       standIn.clearRequests()
-      const fiber = yield* Effect.fork(store.count(name, acme))
+      const fiber = yield* Effect.forkChild(store.count(name, acme))
       yield* waitUntil(() => standIn.requests.some((r) => r.path.endsWith("/points/count")), "the count request")
       const during = yield* hungConnection(standIn)
-      const exit = yield* Fiber.interrupt(fiber)
-      assert.isTrue(Exit.isInterrupted(exit))
+      yield* Fiber.interrupt(fiber)
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause))
       yield* closedSoon(standIn, during)
     }))
 
-  it.scopedLive("the layer's own timeout fails with reason Timeout and aborts", () =>
+  it.live("the layer's own timeout fails with reason Timeout and aborts", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup({ timeout: Duration.millis(250) })
       standIn.faults.set({ hang: true })
       const before = queries(standIn)
-      const fiber = yield* Effect.fork(Effect.flip(store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })))
+      const fiber = yield* Effect.forkChild(Effect.flip(store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })))
       yield* waitUntil(() => queries(standIn) === before + 1, "the query")
       const during = yield* hungConnection(standIn)
       const error = yield* Fiber.join(fiber)
@@ -115,7 +116,7 @@ describe("Qdrant adapter", () => {
       yield* closedSoon(standIn, during)
     }))
 
-  it.scopedLive("server errors and refused connections are VectorStoreError Unavailable", () =>
+  it.live("server errors and refused connections are VectorStoreError Unavailable", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       standIn.faults.set({ errorRate: 1, errorStatus: 503 })
@@ -126,7 +127,7 @@ describe("Qdrant adapter", () => {
       assert.strictEqual(e2._tag === "VectorStoreError" && e2.reason, "Unavailable")
     }))
 
-  it.scopedLive("sends the API key and per-call headers; a wrong key is an error", () =>
+  it.live("sends the API key and per-call headers; a wrong key is an error", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped({ apiKey: "right" })
       let n = 0
@@ -146,7 +147,7 @@ describe("Qdrant adapter", () => {
       assert.strictEqual(error._tag, "VectorStoreError")
     }))
 
-  it.scopedLive("partitions by tenant the way Qdrant advises: an is_tenant keyword index and UUID point ids", () =>
+  it.live("partitions by tenant the way Qdrant advises: an is_tenant keyword index and UUID point ids", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       const index = standIn.requests.find((r) => r.method === "PUT" && r.path === `/collections/${name}/index`)
@@ -163,7 +164,7 @@ describe("Qdrant adapter", () => {
       assert.notStrictEqual(uuid, Qdrant.pointUuid("globex", "a"))
     }))
 
-  it.scopedLive("snapshots are downloaded as bytes and deleted on the server; restore uploads with priority", () =>
+  it.live("snapshots are downloaded as bytes and deleted on the server; restore uploads with priority", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       standIn.clearRequests()

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
-import { ConfigProvider, Effect, Layer, Option } from "effect"
+import { ConfigProvider, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -8,10 +8,10 @@ import * as Filter from "../src/Filter.js"
 import { VectorStore } from "../src/VectorStore.js"
 import * as VectorStoreConfig from "../src/VectorStoreConfig.js"
 
-const withEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+const withEnv = (env: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env }))
 
 describe("VectorStoreConfig", () => {
-  it.scoped("without QDRANT_URL: the embedded store under DATA_DIR/vectors", () =>
+  it.effect("without QDRANT_URL: the embedded store under DATA_DIR/vectors", () =>
     Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(
         Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ouroboros-vs-cfg-"))),
@@ -25,7 +25,7 @@ describe("VectorStoreConfig", () => {
       assert.include(files, "snapshot")
     }))
 
-  it.scopedLive("with QDRANT_URL: the Qdrant adapter, with the API key", () =>
+  it.live("with QDRANT_URL: the Qdrant adapter, with the API key", () =>
     Effect.gen(function*() {
       const standIn = yield* QdrantStandIn.scoped({ apiKey: "k" })
       const info = yield* Effect.gen(function*() {
@@ -44,12 +44,12 @@ describe("VectorStoreConfig", () => {
   it.effect("a bad QDRANT_TIMEOUT_MS is a ConfigError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        Effect.withConfigProvider(
-          VectorStoreConfig.config,
-          ConfigProvider.fromMap(new Map([["QDRANT_TIMEOUT_MS", "-5"]]))
-        )
+        VectorStoreConfig.config.parse(ConfigProvider.fromEnv({ env: { QDRANT_TIMEOUT_MS: "-5" } }))
       )
-      assert.strictEqual(error._op, "InvalidData")
+      // Invalid data (a SchemaError), not missing data or a source failure.
+      assert.strictEqual(error._tag, "ConfigError")
+      assert.isTrue(Schema.isSchemaError(error.cause))
+      assert.include(error.message, "QDRANT_TIMEOUT_MS must be positive")
     }))
 })
 

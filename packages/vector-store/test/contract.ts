@@ -3,7 +3,7 @@
  */
 import { assert, layer } from "@effect/vitest"
 import * as TenantId from "@ouroboros/kernel/TenantId"
-import { Effect, Either, FastCheck as fc, Layer, Option } from "effect"
+import { Arbitrary, Effect, Layer, Option, Result, Schema } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as Filter from "../src/Filter.js"
 import { type Point, VectorStore, type VectorStoreError } from "../src/VectorStore.js"
@@ -242,8 +242,8 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         yield* store.restore(copy, snapshot.bytes)
         assert.strictEqual(yield* store.count(copy, undefined), 6)
         // Garbage is refused.
-        const bad = yield* Effect.either(store.restore(fresh("bad"), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])))
-        assert.isTrue(Either.isLeft(bad))
+        const bad = yield* Effect.result(store.restore(fresh("bad"), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])))
+        assert.isTrue(Result.isFailure(bad))
         yield* store.drop(name)
         yield* store.drop(copy)
       }))
@@ -254,11 +254,18 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         const name = fresh()
         yield* store.ensureCollection({ name, dimensions: 8 })
         // Components on a 1e-3 grid: vectors are stored as float32 (as in Qdrant), where 1e-50 is 0.
-        const component = fc.integer({ min: -1000, max: 1000 }).map((n) => n / 1000)
-        const vector = fc.array(component, { minLength: 8, maxLength: 8 })
-        const samples = fc.sample(
-          fc.record({ points: fc.array(vector, { minLength: 1, maxLength: 40 }), query: vector, limit: fc.integer({ min: 1, max: 10 }) }),
-          { numRuns: 15, seed: 42 }
+        const integer = (minimum: number, maximum: number) =>
+          Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })))
+        const component = integer(-1000, 1000).pipe(Arbitrary.map((n) => n / 1000))
+        const vector = Arbitrary.array(component, { minLength: 8, maxLength: 8 })
+        const samples = yield* Arbitrary.sampleEffect(
+          Arbitrary.all({
+            points: Arbitrary.array(vector, { minLength: 1, maxLength: 40 }),
+            query: vector,
+            limit: integer(1, 10)
+          }),
+          // size 40: point lists of every length up to the maximum, as fast-check generated them.
+          { count: 15, seed: 42, size: 40 }
         )
         for (const [run, sample] of samples.entries()) {
           const tenant = TenantId.make(`t${run}`)

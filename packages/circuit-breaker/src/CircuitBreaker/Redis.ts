@@ -164,7 +164,7 @@ export interface Options {
   /** Key prefix (default `ouroboros:cb`); the channel is `<prefix>:changes`. */
   readonly prefix?: string | undefined
   /** Longest wait for one operation before degrading to local state (default 1 second). */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
 }
 
 type Runner = (key: string, ...args: Array<string | number>) => Promise<string>
@@ -203,12 +203,12 @@ export const make = (options: Options = {}) =>
       const parts = message.split("|")
       const record = parseRecord(parts, 0)
       if (record === undefined) return
-      queue.unsafeOffer({ name: parts.slice(9).join("|"), record })
+      Queue.offerUnsafe(queue, { name: parts.slice(9).join("|"), record })
     }
     subscriber.on("message", onMessage)
     yield* Effect.tryPromise(() => subscriber.subscribe(channel)).pipe(
       Effect.timeout(Duration.seconds(5)),
-      Effect.catchAll((error) => Effect.logWarning("circuit breaker: cannot subscribe to Redis", error))
+      Effect.catch((error) => Effect.logWarning("circuit breaker: cannot subscribe to Redis", error))
     )
     // After a reconnection, catch up with what was published while away.
     let connections = 0
@@ -217,7 +217,7 @@ export const make = (options: Options = {}) =>
       for (const name of known) {
         run(`${prefix}:${name}`, "get", channel, name).then((reply) => {
           const record = parseRecord(reply.split("|"), 1)
-          if (record !== undefined) queue.unsafeOffer({ name, record })
+          if (record !== undefined) Queue.offerUnsafe(queue, { name, record })
         }, () => {})
       }
     }
@@ -243,8 +243,8 @@ export const make = (options: Options = {}) =>
             ? Effect.fail(new Error(`unexpected reply ${reply}`))
             : Effect.succeed([parts[0] === "1", record] as const)
         }),
-        Effect.catchAll((error) =>
-          Effect.zipRight(
+        Effect.catch((error) =>
+          Effect.andThen(
             Effect.logWarning(`circuit breaker ${name}: Redis unavailable, using local state`, error).pipe(
               Effect.annotateLogs({ service: "circuit-breaker", breaker: name })
             ),
@@ -276,7 +276,7 @@ export const make = (options: Options = {}) =>
     const store: Store = {
       load: (name) =>
         Effect.sync(() => known.add(name)).pipe(
-          Effect.zipRight(recordOf(name, ["get"], () => Machine.initial))
+          Effect.andThen(recordOf(name, ["get"], () => Machine.initial))
         ),
       cas: (name, current, expectedVersion, next) =>
         recordOf(
@@ -307,7 +307,7 @@ export const make = (options: Options = {}) =>
  * @category layers
  */
 export const layerStore = (options: Options = {}): Layer.Layer<CircuitBreakerStore> =>
-  Layer.scoped(CircuitBreakerStore, make(options))
+  Layer.effect(CircuitBreakerStore, make(options))
 
 /**
  * The breaker registry with state shared through Redis.

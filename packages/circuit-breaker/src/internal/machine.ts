@@ -168,14 +168,15 @@ export const release = (record: Shared, version: number): Shared =>
 
 /**
  * The open record that follows `record` at `now`. From closed, a backoff streak ends when the breaker stayed closed at
- * least as long as it was last open; from half-open (a failed trial) the streak grows.
+ * least as long as it was last open; from half-open (a failed trial) the streak grows. `hintMs` (a failure's own
+ * `Retry-After`, say) can lengthen the break up to `backoff.maxMs`, never shorten it.
  *
  * @internal
  */
-export const opened = (record: Shared, now: number, backoff: Backoff): Fields => {
+export const opened = (record: Shared, now: number, backoff: Backoff, hintMs = 0): Fields => {
   const streak = record.status === "closed" && now - record.since >= record.lastOpenMs ? 0 : record.attempts
   const attempts = streak + 1
-  const duration = breakDuration(backoff, attempts)
+  const duration = Math.max(breakDuration(backoff, attempts), Math.round(Math.min(hintMs, backoff.maxMs)))
   return {
     status: "open",
     since: now,

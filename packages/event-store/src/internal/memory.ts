@@ -1,7 +1,7 @@
 /**
  * The in-memory event store and checkpoints: the same contract as the SQL ones, for tests and single-process tools.
  */
-import { Chunk, Clock, Deferred, Duration, Effect, Option, Ref, Stream, SynchronizedRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Ref, Stream, SynchronizedRef } from "effect"
 import type * as Checkpoints from "../Checkpoints.js"
 import type * as EventStore from "../EventStore.js"
 
@@ -21,13 +21,15 @@ const matches = (expected: EventStore.ExpectedVersion, actual: number): boolean 
 export const makeStore = (
   module: Pick<typeof EventStore, "WrongExpectedVersion" | "ImportConflict" | "RecordedEvent">,
   options: EventStore.Options = {}
-): Effect.Effect<EventStore.EventStore["Type"]> =>
+): Effect.Effect<EventStore.EventStore["Service"]> =>
   Effect.gen(function*() {
     const defaultReadBatch = Math.max(1, Math.trunc(options.readBatchSize ?? 500))
     const state = yield* SynchronizedRef.make(empty)
     const signal = yield* Ref.make(yield* Deferred.make<void>())
-    const wake = Effect.flatMap(Deferred.make<void>(), (next) =>
-      Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined)))
+    const wake = Effect.flatMap(
+      Deferred.make<void>(),
+      (next) => Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined))
+    )
 
     const versionOf = (s: State, streamId: string) => s.versions.get(streamId) ?? -1
 
@@ -41,12 +43,12 @@ export const makeStore = (
         actual
       })
 
-    const append: EventStore.EventStore["Type"]["append"] = (streamId, events, appendOptions) =>
+    const append: EventStore.EventStore["Service"]["append"] = (streamId, events, appendOptions) =>
       SynchronizedRef.modifyEffect(state, (s) =>
         Effect.gen(function*() {
           // PostgreSQL text cannot hold NUL: refuse what the SQL store would refuse.
           if (streamId.includes("\u0000") || events.some((event) => event.type.includes("\u0000"))) {
-            return yield* Effect.dieMessage("EventStore.append: a stream id or event type contains NUL")
+            return yield* Effect.die(new Error("EventStore.append: a stream id or event type contains NUL"))
           }
           const expected = appendOptions?.expectedVersion ?? "any"
           const actual = versionOf(s, streamId)
@@ -66,7 +68,7 @@ export const makeStore = (
               metadata,
               ...(tenantId === undefined ? {} : { tenantId }),
               recordedAt: new Date(now)
-            }, true)
+            }, { disableChecks: true })
           })
           const versions = new Map(s.versions).set(streamId, actual + events.length)
           const bySequence = new Set(s.bySequence)
@@ -77,7 +79,7 @@ export const makeStore = (
           ] as const
         })).pipe(Effect.tap(() => wake), Effect.withSpan("EventStore.append"))
 
-    const readStream: EventStore.EventStore["Type"]["readStream"] = (streamId, readOptions) =>
+    const readStream: EventStore.EventStore["Service"]["readStream"] = (streamId, readOptions) =>
       Effect.map(SynchronizedRef.get(state), (s) => {
         const from = Math.max(0, Math.trunc(readOptions?.fromVersion ?? 0))
         const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from)
@@ -105,7 +107,7 @@ export const makeStore = (
 
     const lastSequence = Effect.map(SynchronizedRef.get(state), (s) => s.events[s.events.length - 1]?.sequence ?? 0)
 
-    const readAll: EventStore.EventStore["Type"]["readAll"] = (readOptions) =>
+    const readAll: EventStore.EventStore["Service"]["readAll"] = (readOptions) =>
       Stream.unwrap(Effect.map(SynchronizedRef.get(state), (s) => {
         const to = readOptions?.toSequence === undefined
           ? s.events[s.events.length - 1]?.sequence ?? 0
@@ -116,10 +118,10 @@ export const makeStore = (
         )
       }))
 
-    const follow: EventStore.EventStore["Type"]["follow"] = (followOptions) => {
+    const follow: EventStore.EventStore["Service"]["follow"] = (followOptions) => {
       const batchSize = Math.max(1, Math.trunc(followOptions?.batchSize ?? defaultReadBatch))
       const pollInterval = followOptions?.pollInterval ?? Duration.seconds(1)
-      return Stream.unfoldChunkEffect(Math.max(1, Number(followOptions?.fromSequence ?? 1)), (cursor) =>
+      return Stream.paginate(Math.max(1, Number(followOptions?.fromSequence ?? 1)), (cursor) =>
         Effect.gen(function*() {
           const waitFor = yield* Ref.get(signal)
           const s = yield* SynchronizedRef.get(state)
@@ -127,19 +129,19 @@ export const makeStore = (
           const last = events[events.length - 1]
           if (last === undefined) {
             yield* Effect.raceFirst(Deferred.await(waitFor), Effect.sleep(pollInterval))
-            return Option.some([Chunk.empty<EventStore.RecordedEvent>(), cursor] as const)
+            return [[], Option.some(cursor)] as const
           }
-          return Option.some([Chunk.unsafeFromArray(events), last.sequence + 1] as const)
+          return [events, Option.some(last.sequence + 1)] as const
         }))
     }
 
-    const importEvents: EventStore.EventStore["Type"]["importEvents"] = (events, importOptions) =>
+    const importEvents: EventStore.EventStore["Service"]["importEvents"] = (events, importOptions) =>
       events.pipe(
         Stream.grouped(Math.max(1, Math.trunc(importOptions?.batchSize ?? 500))),
         Stream.mapEffect((batch) =>
           SynchronizedRef.modifyEffect(state, (s) =>
             Effect.gen(function*() {
-              const fresh = Chunk.toReadonlyArray(batch).filter((e) => !s.bySequence.has(e.sequence))
+              const fresh = batch.filter((e) => !s.bySequence.has(e.sequence))
               const taken = new Set(s.events.map((e) => `${e.streamId}\u0000${e.version}`))
               for (const e of fresh) {
                 const key = `${e.streamId}\u0000${e.version}`
@@ -164,7 +166,7 @@ export const makeStore = (
           ).pipe(Effect.tap(() => wake))
         ),
         Stream.runFold(
-          { imported: 0, skipped: 0 } as EventStore.ImportResult,
+          (): EventStore.ImportResult => ({ imported: 0, skipped: 0 }),
           (total, batch) => ({ imported: total.imported + batch.imported, skipped: total.skipped + batch.skipped })
         )
       )
@@ -179,14 +181,14 @@ export const makeStore = (
 /** @internal */
 export const makeCheckpoints = (
   module: Pick<typeof Checkpoints, "Checkpoint">
-): Effect.Effect<Checkpoints.Checkpoints["Type"]> =>
+): Effect.Effect<Checkpoints.Checkpoints["Service"]> =>
   Effect.gen(function*() {
     const saved = yield* Ref.make(new Map<string, Checkpoints.Checkpoint>())
     return {
       get: (name) => Effect.map(Ref.get(saved), (m) => m.get(name)?.sequence ?? 0),
       set: (name, sequence) =>
         !Number.isSafeInteger(sequence) || sequence < 0
-          ? Effect.dieMessage(`Checkpoints.set: ${sequence} is not a sequence number`)
+          ? Effect.die(new Error(`Checkpoints.set: ${sequence} is not a sequence number`))
           : Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Ref.update(saved, (m) =>
               new Map(m).set(name, new module.Checkpoint({ name, sequence, updatedAt: new Date(now) }))

@@ -4,10 +4,9 @@
  * `json` (not `jsonb`) keeps event payloads byte-for-byte: key order, number spelling and `\u0000` escapes survive a
  * round trip, and nothing queries inside payloads (the tenant id has its own column).
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Migrations } from "@ouroboros/sql"
 import { Effect } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
 
 /** @internal */
 export const eventsTable = "event_store_events"
@@ -22,7 +21,7 @@ export const migrationsTable = "event_store_migrations"
 export const streamVersionConstraint = "event_store_events_stream_version_key"
 
 /** @internal */
-export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
   "0001_create_events": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE event_store_events (

@@ -1,12 +1,12 @@
 /**
- * A health check over HTTP: GET a health endpoint through `@effect/platform`'s `HttpClient`; a 2xx answer passes
+ * A health check over HTTP: GET a health endpoint through the `HttpClient` of `effect/http`; a 2xx answer passes
  * (or warns when slower than `warnAfter`), anything else fails. The observed value is the response time in ms.
  *
  * @since 0.1.0
  */
-import { HttpClient } from "@effect/platform"
-import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Layer } from "effect"
+import { HttpClient } from "effect/http"
+import type { HttpClientError, HttpClientResponse } from "effect/http"
 import * as HealthCheck from "../HealthCheck.js"
 
 /**
@@ -25,12 +25,12 @@ export interface Options {
   /** Default `component`. */
   readonly componentType?: string | undefined
   readonly componentId?: string | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly cacheTtl?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly cacheTtl?: Duration.Input | undefined
   readonly probes?: ReadonlyArray<HealthCheck.Probe> | undefined
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** A 2xx answer slower than this is `warn`. */
-  readonly warnAfter?: Duration.DurationInput | undefined
+  readonly warnAfter?: Duration.Input | undefined
 }
 
 /**
@@ -62,10 +62,14 @@ export const timedGet = (
   Effect.flatMap(HttpClient.HttpClient, (client) =>
     Effect.map(
       Effect.timed(
-        client.pipe(HttpClient.withTracerDisabledWhen(() => true)).get(url, headers === undefined ? {} : { headers })
+        client.get(url, headers === undefined ? {} : { headers }).pipe(
+          Effect.provideService(HttpClient.TracerDisabledWhen, tracerDisabled)
+        )
       ),
       ([elapsed, response]) => [Math.round(Duration.toMillis(elapsed)), response] as const
     ))
+
+const tracerDisabled = () => true
 
 /**
  * The observation of an answer: 2xx is `pass` (`warn` when slower than `warnAfter`), anything else `fail`.
@@ -76,12 +80,12 @@ export const timedGet = (
 export const observe = (
   milliseconds: number,
   response: HttpClientResponse.HttpClientResponse,
-  warnAfter?: Duration.DurationInput
+  warnAfter?: Duration.Input
 ): HealthCheck.Observation => {
   const measured = { observedValue: milliseconds, observedUnit: "ms" }
   if (response.status < 200 || response.status >= 300) return HealthCheck.fail(`HTTP ${response.status}`, measured)
   if (warnAfter !== undefined && milliseconds > Duration.toMillis(warnAfter)) {
-    return HealthCheck.warn(`slower than ${Duration.format(warnAfter)}`, measured)
+    return HealthCheck.warn(`slower than ${Duration.format(Duration.fromInputUnsafe(warnAfter))}`, measured)
   }
   return HealthCheck.pass(measured)
 }

@@ -3,10 +3,10 @@
  *
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
-import { HttpClientResponse } from "@effect/platform"
 import type { Duration } from "effect"
 import { Effect, Layer, Schema } from "effect"
+import type { HttpClient } from "effect/http"
+import { HttpClientResponse } from "effect/http"
 import * as HealthCheck from "../HealthCheck.js"
 import * as Http from "./Http.js"
 
@@ -21,8 +21,8 @@ export interface Options {
   readonly name?: string | undefined
   /** Default false: without Ollama the service answers degraded (local embedder and extractive answers). */
   readonly critical?: boolean | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly cacheTtl?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly cacheTtl?: Duration.Input | undefined
   readonly probes?: ReadonlyArray<HealthCheck.Probe> | undefined
 }
 

@@ -1,11 +1,11 @@
 /**
- * The PostgreSQL health check: `SELECT 1` through `@effect/sql`'s `SqlClient` (so it checks whatever client the
+ * The PostgreSQL health check: `SELECT 1` through the `SqlClient` of `effect/sql` (so it checks whatever client the
  * application uses: `@effect/sql-pg` or the embedded default). The observed value is the response time in ms.
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import * as HealthCheck from "../HealthCheck.js"
 
 /**
@@ -17,11 +17,11 @@ export interface Options {
   readonly name?: string | undefined
   /** Default true: the event store is the source of truth. */
   readonly critical?: boolean | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly cacheTtl?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly cacheTtl?: Duration.Input | undefined
   readonly probes?: ReadonlyArray<HealthCheck.Probe> | undefined
   /** A round trip slower than this is `warn`. */
-  readonly warnAfter?: Duration.DurationInput | undefined
+  readonly warnAfter?: Duration.Input | undefined
 }
 
 /**
@@ -30,23 +30,26 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const check = (options: Options = {}): HealthCheck.Check<SqlClient.SqlClient> => ({
-  name: options.name ?? "postgres:responseTime",
-  componentType: "datastore",
-  componentId: "postgres",
-  critical: options.critical ?? true,
-  ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
-  ...(options.cacheTtl !== undefined ? { cacheTtl: options.cacheTtl } : {}),
-  ...(options.probes !== undefined ? { probes: options.probes } : {}),
-  run: Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const [elapsed] = yield* Effect.timed(sql`SELECT 1`.withoutTransform)
-    const measured = { observedValue: Math.round(Duration.toMillis(elapsed)), observedUnit: "ms" }
-    return options.warnAfter !== undefined && Duration.greaterThan(elapsed, options.warnAfter)
-      ? HealthCheck.warn(`slower than ${Duration.format(options.warnAfter)}`, measured)
-      : HealthCheck.pass(measured)
-  })
-})
+export const check = (options: Options = {}): HealthCheck.Check<SqlClient.SqlClient> => {
+  const warnAfter = options.warnAfter === undefined ? undefined : Duration.fromInputUnsafe(options.warnAfter)
+  return {
+    name: options.name ?? "postgres:responseTime",
+    componentType: "datastore",
+    componentId: "postgres",
+    critical: options.critical ?? true,
+    ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
+    ...(options.cacheTtl !== undefined ? { cacheTtl: options.cacheTtl } : {}),
+    ...(options.probes !== undefined ? { probes: options.probes } : {}),
+    run: Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const [elapsed] = yield* Effect.timed(sql`SELECT 1`.withoutTransform)
+      const measured = { observedValue: Math.round(Duration.toMillis(elapsed)), observedUnit: "ms" }
+      return warnAfter !== undefined && Duration.isGreaterThan(elapsed, warnAfter)
+        ? HealthCheck.warn(`slower than ${Duration.format(warnAfter)}`, measured)
+        : HealthCheck.pass(measured)
+    })
+  }
+}
 
 /**
  * Registers the check for the lifetime of the Layer.

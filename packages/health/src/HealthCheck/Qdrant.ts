@@ -3,9 +3,9 @@
  *
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
 import type { Duration } from "effect"
 import { Effect, Layer, Redacted } from "effect"
+import type { HttpClient } from "effect/http"
 import * as HealthCheck from "../HealthCheck.js"
 import * as Http from "./Http.js"
 
@@ -22,10 +22,10 @@ export interface Options {
   readonly name?: string | undefined
   /** Default true: with Qdrant configured there is no other vector store to fall back to. */
   readonly critical?: boolean | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly cacheTtl?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly cacheTtl?: Duration.Input | undefined
   readonly probes?: ReadonlyArray<HealthCheck.Probe> | undefined
-  readonly warnAfter?: Duration.DurationInput | undefined
+  readonly warnAfter?: Duration.Input | undefined
 }
 
 /**

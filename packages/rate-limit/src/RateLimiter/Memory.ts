@@ -7,14 +7,17 @@
  *
  * Every state records when it becomes equivalent to a fresh one (a full bucket, an empty window). A clock hand (a live
  * `Map` iterator) goes round the scopes: every 64th decision it looks at the next 32 keys and drops the idle ones, so
- * idle keys go in O(1) amortized time without reordering live ones. When `maxKeys` is reached, a new key takes the
- * place of the least recently used of up to 8 keys under the hand (sampled LRU, as Redis evicts), which can only make
- * a limit more lenient, never stricter.
+ * idle keys go in O(1) amortized time without reordering live ones, and with no background fiber. When `maxKeys` is
+ * reached, a new key takes the place of the least recently used of up to 8 keys under the hand (sampled LRU, as Redis
+ * evicts), which can only make a limit more lenient, never stricter.
+ *
+ * The store also implements `effect/persistence/RateLimiter`'s store (with its semantics, on the same bounded
+ * keyspace), so Effect's `RateLimiter` runs on it: `RateLimiter.layer.pipe(Layer.provide(RateLimiterMemory.layer()))`.
  *
  * @since 0.1.0
  */
-import * as Experimental from "@effect/experimental/RateLimiter"
-import { Clock, Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
+import { RateLimiter as Persistence } from "effect/persistence"
 import * as Algorithms from "../internal/algorithms.js"
 import { type Check, type CheckResult, RateLimiterStore, toContext } from "../RateLimiterStore.js"
 
@@ -37,16 +40,31 @@ export interface MemoryStore extends StoreService {
   readonly size: () => number
 }
 
-type StoreService = RateLimiterStore["Type"]
+type StoreService = RateLimiterStore["Service"]
 
-interface Entry extends Algorithms.State {
+/** What the keyspace needs of a state: when it is idle, and when it was last used. */
+interface Timed {
+  expiresAt: number
   /** when the key was last decided */
   seen: number
 }
 
-interface Scope {
-  readonly map: Map<string, Entry>
-  hand: MapIterator<[string, Entry]> | undefined
+interface Entry extends Algorithms.State, Timed {}
+
+/** The state of `effect/persistence`'s adaptive limiter for one key (its memory store's fields). */
+interface AdaptiveEntry extends Timed {
+  phase: Persistence.AdaptivePhase
+  epoch: number
+  cooldownUntil: number
+  learningStartedAt: number
+  observedTokens: number
+  learnedLimit: number
+  learnedWindowMillis: number
+}
+
+interface Scope<E extends Timed> {
+  readonly map: Map<string, E>
+  hand: MapIterator<[string, E]> | undefined
 }
 
 /** How many keys the hand looks at per sweep, every `SWEEP_EVERY` decisions. */
@@ -57,31 +75,33 @@ const SAMPLE = 8
 
 /** The keyspaces of a store, with their sweep and bound. */
 class Keyspaces {
-  private readonly scopes = new Map<string, Scope>()
-  private readonly order: Array<Scope> = []
+  private readonly scopes = new Map<string, Scope<Timed>>()
+  private readonly order: Array<Scope<Timed>> = []
   private turn = 0
   private ops = 0
   size = 0
   constructor(readonly maxKeys: number) {}
 
-  scope(name: string): Scope {
+  scope<E extends Timed = Entry>(name: string): Scope<E> {
     let scope = this.scopes.get(name)
     if (scope === undefined) {
       scope = { map: new Map(), hand: undefined }
       this.scopes.set(name, scope)
       this.order.push(scope)
     }
-    return scope
+    return scope as unknown as Scope<E>
   }
 
-  insert(scope: Scope, key: string, entry: Entry, now: number): void {
-    if (this.size >= this.maxKeys) this.evict(scope.map.size > 0 ? scope : this.largest(), now)
+  insert<E extends Timed>(scope: Scope<E>, key: string, entry: E, now: number): void {
+    if (this.size >= this.maxKeys) {
+      this.evict(scope.map.size > 0 ? scope as unknown as Scope<Timed> : this.largest(), now)
+    }
     scope.map.set(key, entry)
     this.size++
   }
 
   /** The next entry under a scope's hand, starting over at the end (undefined when the scope is empty). */
-  private next(scope: Scope): [string, Entry] | undefined {
+  private next(scope: Scope<Timed>): [string, Timed] | undefined {
     let step = scope.hand?.next()
     if (step === undefined || step.done === true) {
       scope.hand = scope.map.entries()
@@ -91,7 +111,7 @@ class Keyspaces {
     return step.value
   }
 
-  private evict(scope: Scope, now: number): void {
+  private evict(scope: Scope<Timed>, now: number): void {
     let victim: string | undefined
     let oldest = Infinity
     for (let i = Math.min(SAMPLE, scope.map.size); i > 0; i--) {
@@ -110,7 +130,7 @@ class Keyspaces {
     if (victim !== undefined && scope.map.delete(victim)) this.size--
   }
 
-  private largest(): Scope {
+  private largest(): Scope<Timed> {
     let best = this.order[0]!
     for (const scope of this.order) if (scope.map.size > best.map.size) best = scope
     return best
@@ -149,14 +169,20 @@ const entryOf = (out: Algorithms.Outcome, now: number): Entry => ({
   seen: now
 })
 
+/** How long adaptive state outlives its cooldown or window, and its longest window (as `effect/persistence`). */
+const adaptiveGraceMillis = 60_000
+const adaptiveMaxWindowMillis = 60 * 60 * 1_000
+
+const clampAdaptiveMillis = (millis: number): number =>
+  Number.isNaN(millis) || millis <= 0 ? 1 : Math.min(millis, adaptiveMaxWindowMillis)
+
 /**
  * Builds a memory store.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Type"]> =>
-  Effect.sync(() => unsafeMake(options))
+export const make = (options: Options = {}): Effect.Effect<MemoryStore> => Effect.sync(() => makeUnsafe(options))
 
 /**
  * Builds a memory store synchronously.
@@ -164,10 +190,12 @@ export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Typ
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = (options: Options = {}): MemoryStore => {
+export const makeUnsafe = (options: Options = {}): MemoryStore => {
   const keys = new Keyspaces(options.maxKeys ?? 1_000_000)
-  // @effect/experimental's operations keep their own keys in one scope.
-  const experimentalScope = keys.scope("\u0000experimental")
+  // effect/persistence's operations keep their keys in scopes of their own, one per kind of state.
+  const fixedWindows = keys.scope("\u0000fixed-window")
+  const tokenBuckets = keys.scope("\u0000token-bucket")
+  const adaptives = keys.scope<AdaptiveEntry>("\u0000adaptive")
   const scratch = Algorithms.outcome()
 
   const decide = (checks: ReadonlyArray<Check>, cost: number, now: number): ReadonlyArray<CheckResult> => {
@@ -191,7 +219,7 @@ export const unsafeMake = (options: Options = {}): MemoryStore => {
         retryAfterMillis: scratch.retryAfterMillis
       }]
     }
-    const scopes: Array<Scope> = new Array(n)
+    const scopes: Array<Scope<Entry>> = new Array(n)
     const entries: Array<Entry | undefined> = new Array(n)
     const outcomes: Array<Algorithms.Outcome> = new Array(n)
     let allowed = true
@@ -234,83 +262,219 @@ export const unsafeMake = (options: Options = {}): MemoryStore => {
     return results
   }
 
-  /** The experimental state of a key: a = tokens or count, b = last refill, expiresAt as ours. */
-  const experimentalState = (key: string, now: number) => {
-    keys.tick(now)
-    const entry = experimentalScope.map.get(key)
-    return { entry, state: live(entry, now) }
-  }
-  const putExperimental = (key: string, entry: Entry | undefined, a: number, b: number, expiresAt: number, now: number) => {
-    if (entry === undefined) keys.insert(experimentalScope, key, { a, b, c: 0, expiresAt, seen: now }, now)
-    else {
+  /** Writes a persistence state (a, b, expiry) in place, or inserts it unless it is already idle. */
+  const put = (
+    scope: Scope<Entry>,
+    key: string,
+    entry: Entry | undefined,
+    a: number,
+    b: number,
+    expiresAt: number,
+    now: number
+  ) => {
+    if (entry !== undefined) {
       entry.a = a
       entry.b = b
       entry.c = 0
       entry.expiresAt = expiresAt
       entry.seen = now
+    } else if (expiresAt > now) {
+      keys.insert(scope, key, { a, b, c: 0, expiresAt, seen: now }, now)
     }
   }
 
-  const experimental = Experimental.RateLimiterStore.of({
+  /** The live adaptive state of a key; an idle one is dropped. */
+  const adaptiveState = (key: string, now: number): AdaptiveEntry | undefined => {
+    const state = adaptives.map.get(key)
+    if (state === undefined) return undefined
+    if (state.expiresAt <= now) {
+      if (adaptives.map.delete(key)) keys.size--
+      return undefined
+    }
+    state.seen = now
+    return state
+  }
+
+  const toCooldown = (state: AdaptiveEntry, cooldownUntil: number) => {
+    state.phase = "cooldown"
+    state.cooldownUntil = cooldownUntil
+    state.learningStartedAt = 0
+    state.observedTokens = 0
+    state.learnedLimit = 0
+    state.learnedWindowMillis = 0
+    state.expiresAt = cooldownUntil + adaptiveGraceMillis
+  }
+
+  // The semantics of effect/persistence's memory store, operation by operation, on this store's keyspace (bounded,
+  // swept by the hand) instead of unbounded maps swept by a fiber once a minute.
+  const persistence = Persistence.RateLimiterStore.of({
     fixedWindow: (options) =>
-      Clock.clockWith((clock) =>
+      Effect.clockWith((clock) =>
         Effect.sync(() => {
-          const refill = Duration.toMillis(options.refillRate)
-          const now = clock.unsafeCurrentTimeMillis()
-          const { entry, state } = experimentalState(options.key, now)
-          // a = count; expiresAt = when the window's tokens have all refilled
-          const count = state?.a ?? 0
-          const expiresAt = state?.expiresAt ?? now
+          const now = clock.currentTimeMillisUnsafe()
+          keys.tick(now)
+          const refillMillis = Duration.toMillis(options.refillRate)
+          const entry = fixedWindows.map.get(options.key)
+          // a = count; expiresAt = the end of the window
+          const fresh = entry === undefined || entry.expiresAt <= now
+          const count = fresh ? 0 : entry.a
+          const expiresAt = fresh ? now : entry.expiresAt
           if (options.limit !== undefined && count + options.tokens > options.limit) {
+            if (entry !== undefined) entry.seen = now
             return [count + options.tokens, expiresAt - now] as const
           }
-          const next = expiresAt + refill * options.tokens
-          putExperimental(options.key, entry, count + options.tokens, 0, next, now)
+          let next = expiresAt
+          if (options.limit === undefined) next += refillMillis * options.tokens
+          // A capped window opens on its first positive admission and lasts the full window.
+          else if (expiresAt === now && options.tokens > 0) next = now + refillMillis * options.limit
+          put(fixedWindows, options.key, entry, count + options.tokens, 0, next, now)
           return [count + options.tokens, next - now] as const
         })
       ),
     tokenBucket: (options) =>
-      Clock.clockWith((clock) =>
+      Effect.clockWith((clock) =>
         Effect.sync(() => {
-          const refill = Duration.toMillis(options.refillRate)
-          const now = clock.unsafeCurrentTimeMillis()
-          const { entry, state } = experimentalState(options.key, now)
-          // a = tokens, b = last refill
-          let tokens = options.limit
-          let last = now
-          if (state !== undefined) {
-            tokens = state.a
-            last = state.b
-            const add = Math.floor((now - last) / refill)
-            if (add > 0) {
-              tokens = Math.min(options.limit, tokens + add)
-              last += add * refill
-            }
+          const now = clock.currentTimeMillisUnsafe()
+          keys.tick(now)
+          const refillMillis = Duration.toMillis(options.refillRate)
+          const entry = tokenBuckets.map.get(options.key)
+          // a = tokens, b = the start of the current refill interval
+          const fresh = entry === undefined || entry.expiresAt <= now
+          let tokens = fresh ? options.limit : entry.a
+          let lastRefill = fresh ? now : entry.b
+          const refills = Math.floor((now - lastRefill) / refillMillis)
+          if (refills > 0) {
+            tokens = Math.min(options.limit, tokens + refills)
+            lastRefill += refills * refillMillis
           }
+          if (tokens >= options.limit) lastRefill = now
           const left = tokens - options.tokens
-          const stored = options.allowOverflow || left >= 0 ? left : tokens
-          // Idle once full again: (limit - stored) refills after the last one.
-          putExperimental(options.key, entry, stored, last, last + Math.max(1, (options.limit - stored) * refill), now)
-          return left
+          if (options.allowOverflow || left >= 0) tokens = left
+          // Idle once fully refilled: indistinguishable from a fresh bucket.
+          const expiresAt = lastRefill + Math.ceil(options.limit - tokens) * refillMillis
+          put(tokenBuckets, options.key, entry, tokens, lastRefill, expiresAt, now)
+          return [left, Math.max(0, now - lastRefill)] as const
+        })
+      ),
+    adaptiveConsume: (options) =>
+      Effect.clockWith((clock) =>
+        Effect.sync((): Persistence.AdaptiveConsumeResult => {
+          const now = clock.currentTimeMillisUnsafe()
+          keys.tick(now)
+          const state = adaptiveState(options.key, now)
+          if (state === undefined) return { delay: Duration.zero, epoch: 0, phase: "inactive" }
+          switch (state.phase) {
+            case "cooldown": {
+              if (state.cooldownUntil > now) {
+                return { delay: Duration.millis(state.cooldownUntil - now), epoch: state.epoch, phase: "cooldown" }
+              }
+              state.phase = "learning"
+              state.epoch += 1
+              state.learningStartedAt = now
+              state.observedTokens = options.tokens
+              state.expiresAt = now + Duration.toMillis(options.fallbackWindow) + adaptiveGraceMillis
+              return { delay: Duration.zero, epoch: state.epoch, phase: "learning" }
+            }
+            case "learning": {
+              state.observedTokens += options.tokens
+              return { delay: Duration.zero, epoch: state.epoch, phase: "learning" }
+            }
+            case "learned": {
+              const refillRateMillis = state.learnedWindowMillis / state.learnedLimit
+              if (state.cooldownUntil <= now) {
+                state.observedTokens = 0
+                state.cooldownUntil = now
+              }
+              state.observedTokens += options.tokens
+              state.cooldownUntil += refillRateMillis * options.tokens
+              const ttl = state.cooldownUntil - now
+              const elapsed = state.observedTokens * refillRateMillis - ttl
+              const windowNumber = Math.floor((state.observedTokens - 1) / state.learnedLimit)
+              const wait = windowNumber * state.learnedWindowMillis - elapsed
+              return {
+                delay: wait <= 0 ? Duration.zero : Duration.millis(wait),
+                epoch: state.epoch,
+                phase: "learned"
+              }
+            }
+            default:
+              return { delay: Duration.zero, epoch: state.epoch, phase: state.phase }
+          }
+        })
+      ),
+    adaptiveFeedback: (options) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          if (options.status !== 429 || options.retryAfter === undefined) return
+          const retryAfterMillis = clampAdaptiveMillis(Duration.toMillis(options.retryAfter))
+          const now = clock.currentTimeMillisUnsafe()
+          keys.tick(now)
+          const cooldownUntil = now + retryAfterMillis
+          const state = adaptiveState(options.key, now)
+          if (state === undefined) {
+            if (options.epoch !== 0) return
+            const fresh: AdaptiveEntry = {
+              phase: "cooldown",
+              epoch: 0,
+              cooldownUntil,
+              learningStartedAt: 0,
+              observedTokens: 0,
+              learnedLimit: 0,
+              learnedWindowMillis: 0,
+              expiresAt: cooldownUntil + adaptiveGraceMillis,
+              seen: now
+            }
+            keys.insert(adaptives, options.key, fresh, now)
+            return
+          }
+          if (state.epoch !== options.epoch) return
+          switch (state.phase) {
+            case "cooldown": {
+              state.cooldownUntil = Math.max(state.cooldownUntil, cooldownUntil)
+              state.expiresAt = state.cooldownUntil + adaptiveGraceMillis
+              return
+            }
+            case "learning": {
+              const accepted = state.observedTokens - options.tokens
+              if (accepted <= 0) return toCooldown(state, cooldownUntil)
+              const learnedWindowMillis = clampAdaptiveMillis(now - state.learningStartedAt + retryAfterMillis)
+              state.phase = "learned"
+              state.epoch += 1
+              state.cooldownUntil = state.learningStartedAt + learnedWindowMillis
+              state.observedTokens = accepted
+              state.learnedLimit = accepted
+              state.learnedWindowMillis = learnedWindowMillis
+              state.expiresAt = now + learnedWindowMillis + adaptiveGraceMillis
+              return
+            }
+            case "learned":
+              return toCooldown(state, cooldownUntil)
+          }
         })
       )
   })
 
   return {
     consume: (checks, cost) =>
-      Clock.clockWith((clock) => Effect.sync(() => decide(checks, cost, clock.unsafeCurrentTimeMillis()))),
-    unsafeConsume: decide,
+      Effect.clockWith((clock) => Effect.sync(() => decide(checks, cost, clock.currentTimeMillisUnsafe()))),
+    consumeUnsafe: decide,
     status: Effect.succeed("pass"),
-    experimental,
+    persistence,
     size: () => keys.size
   }
 }
 
 /**
- * The memory store as a layer, providing both our store and `@effect/experimental`'s.
+ * The memory store as a layer, providing both our store and `effect/persistence`'s.
  *
  * @since 0.1.0
  * @category layers
+ * @example
+ * import { Effect, Layer } from "effect"
+ * import { RateLimiter } from "effect/persistence"
+ * import { RateLimiterMemory } from "@ouroboros/rate-limit"
+ * // Effect's own limiter, on our bounded memory store
+ * const limiter = RateLimiter.layer.pipe(Layer.provide(RateLimiterMemory.layer({ maxKeys: 10_000 })))
  */
-export const layer = (options: Options = {}): Layer.Layer<RateLimiterStore | Experimental.RateLimiterStore> =>
+export const layer = (options: Options = {}): Layer.Layer<RateLimiterStore | Persistence.RateLimiterStore> =>
   Layer.effectContext(Effect.map(make(options), toContext))

@@ -3,16 +3,18 @@
  * Redis' clock (`TIME`), so replicas share limits exactly. Every key carries a TTL: one window beyond the time its state
  * takes to become fresh again (see `consumeScript`), so idle keys disappear on their own.
  *
- * The store also implements `@effect/experimental`'s store operations (`fixedWindow`, `tokenBucket`) with the same
- * scripts as `@effect/experimental/RateLimiter/Redis`, plus the TTLs its token-bucket keys lack.
+ * The store also implements `effect/persistence/RateLimiter`'s store (`fixedWindow`, `tokenBucket`,
+ * `adaptiveConsume`, `adaptiveFeedback`) with the scripts of Effect's own Redis store, on this store's ioredis client
+ * (Effect's runs on node-redis), its key layout under `<prefix>x:`, and its token bucket on Redis' clock instead of
+ * each replica's.
  *
  * @since 0.1.0
  */
-import * as Experimental from "@effect/experimental/RateLimiter"
 import { Connection } from "@ouroboros/kernel"
 import { Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import { createHash } from "node:crypto"
+import { RateLimiter as Persistence } from "effect/persistence"
 import { Command, Redis, type RedisOptions } from "ioredis"
+import { createHash } from "node:crypto"
 import {
   type Check,
   type CheckResult,
@@ -34,9 +36,9 @@ export interface Options {
   /** Key prefix (default `ouroboros:rl:`). */
   readonly prefix?: string | undefined
   /** A decision without a reply from Redis by then fails (default 1 second). */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
   /** How long to wait for the first connection before starting anyway (default 2 seconds). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -182,6 +184,10 @@ end
 return table.concat(out)
 `
 
+// The scripts behind the `effect/persistence` operations: those of Effect's Redis store
+// (`effect/persistence/RateLimiter`), with its token bucket reading Redis' `TIME` instead of a clock argument, so
+// that replicas whose clocks differ still share one bucket.
+
 const fixedWindowScript = `
 local key = KEYS[1]
 local tokens = tonumber(ARGV[1])
@@ -189,25 +195,27 @@ local refillms = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local current = tonumber(redis.call("GET", key))
 if not current then
-  local nextpttl = refillms * tokens
+  -- A capped window opens on its first positive admission and lasts the full window.
+  if limit and (tokens > limit or tokens <= 0) then
+    return { string.format("%.17g", tokens), 0 }
+  end
+  local nextpttl = math.max(1, math.ceil(refillms * (limit or tokens)))
   redis.call("SET", key, tokens, "PX", nextpttl)
-  return { tokens, nextpttl }
+  return { string.format("%.17g", tokens), nextpttl }
 end
 local currentpttl = tonumber(redis.call("PTTL", key) or "0")
 local next = current + tokens
 if limit and next > limit then
-  return { next, currentpttl }
+  return { string.format("%.17g", next), currentpttl }
 end
-local nextpttl = currentpttl + (refillms * tokens)
+local nextpttl = math.max(1, limit and currentpttl or math.ceil(currentpttl + (refillms * tokens)))
 redis.call("SET", key, next, "PX", nextpttl)
-return { next, nextpttl }
+return { string.format("%.17g", next), nextpttl }
 `
 
-// @effect/experimental's token bucket, on Redis' clock and with a TTL: once `limit - tokens` refills have passed the
-// bucket is full, i.e. equivalent to a missing key, so both keys may expire then.
 const tokenBucketScript = `
 local key = KEYS[1]
-local last_refill_key = key .. ":refill"
+local last_refill_key = KEYS[2]
 local tokens = tonumber(ARGV[1])
 local refill_ms = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -216,28 +224,170 @@ local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local current = tonumber(redis.call("GET", key))
 local last_refill = tonumber(redis.call("GET", last_refill_key))
-if not current or not last_refill then
-  current = limit
-  last_refill = now
-end
-local refill_amount = math.floor((now - last_refill) / refill_ms)
+if not current then current = limit end
+if not last_refill then last_refill = now end
+local elapsed = now - last_refill
+local refill_amount = math.floor(elapsed / refill_ms)
 if refill_amount > 0 then
   current = math.min(current + refill_amount, limit)
   last_refill = last_refill + (refill_amount * refill_ms)
 end
+if current >= limit then
+  last_refill = now
+end
 local next = current - tokens
-local stored = next
-if next < 0 and not overflow then stored = current end
-local ttl = math.ceil(last_refill + math.max(1, (limit - stored) * refill_ms) - now)
+local stored = current
+if next >= 0 or overflow then
+  stored = next
+end
+elapsed = math.max(0, now - last_refill)
+local ttl = math.ceil(math.ceil(limit - stored) * refill_ms - elapsed)
 if ttl < 1 then ttl = 1 end
-redis.call("SET", key, string.format("%.0f", stored), "PX", ttl)
-redis.call("SET", last_refill_key, string.format("%.0f", last_refill), "PX", ttl)
-return next
+redis.call("SET", key, stored, "PX", ttl)
+redis.call("SET", last_refill_key, last_refill, "PX", ttl)
+return { string.format("%.17g", next), string.format("%.17g", elapsed) }
 `
 
+const adaptiveConsumeScript = `
+local key = KEYS[1]
+local tokens = tonumber(ARGV[1])
+local fallback_window_ms = tonumber(ARGV[2])
+local ttl_grace_ms = tonumber(ARGV[3])
+local time = redis.call("TIME")
+local now = (tonumber(time[1]) * 1000) + math.floor(tonumber(time[2]) / 1000)
+local phase = redis.call("HGET", key, "phase")
+if not phase then
+  return { 0, 0, "inactive" }
+end
+local epoch = tonumber(redis.call("HGET", key, "epoch") or "0")
+if phase == "cooldown" then
+  local cooldown_until = tonumber(redis.call("HGET", key, "cooldownUntil") or "0")
+  if cooldown_until > now then
+    return { math.ceil(cooldown_until - now), epoch, "cooldown" }
+  end
+  epoch = epoch + 1
+  redis.call("HSET", key, "phase", "learning", "epoch", epoch, "cooldownUntil", 0, "learningStartedAt", now,
+    "observedTokens", tokens, "learnedLimit", 0, "learnedWindowMillis", 0)
+  redis.call("PEXPIRE", key, math.max(1, math.ceil(fallback_window_ms + ttl_grace_ms)))
+  return { 0, epoch, "learning" }
+end
+if phase == "learning" then
+  local observed_tokens = tonumber(redis.call("HGET", key, "observedTokens") or "0") + tokens
+  redis.call("HSET", key, "observedTokens", observed_tokens)
+  return { 0, epoch, "learning" }
+end
+if phase == "learned" then
+  local cooldown_until = tonumber(redis.call("HGET", key, "cooldownUntil") or "0")
+  local observed_tokens = tonumber(redis.call("HGET", key, "observedTokens") or "0")
+  local learned_limit = tonumber(redis.call("HGET", key, "learnedLimit") or "0")
+  local learned_window_ms = tonumber(redis.call("HGET", key, "learnedWindowMillis") or "0")
+  local refill_rate_ms = learned_window_ms / learned_limit
+  if cooldown_until <= now then
+    observed_tokens = 0
+    cooldown_until = now
+  end
+  observed_tokens = observed_tokens + tokens
+  cooldown_until = cooldown_until + (refill_rate_ms * tokens)
+  local ttl = cooldown_until - now
+  local ttl_total = observed_tokens * refill_rate_ms
+  local elapsed = ttl_total - ttl
+  local window_number = math.floor((observed_tokens - 1) / learned_limit)
+  local remaining = (window_number * learned_window_ms) - elapsed
+  redis.call("HSET", key, "observedTokens", observed_tokens, "cooldownUntil", cooldown_until)
+  if remaining <= 0 then
+    return { 0, epoch, "learned" }
+  end
+  return { math.ceil(remaining), epoch, "learned" }
+end
+return { 0, epoch, phase }
+`
+
+const adaptiveFeedbackScript = `
+local key = KEYS[1]
+local feedback_epoch = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local retry_after_ms = tonumber(ARGV[3])
+local ttl_grace_ms = tonumber(ARGV[4])
+local max_window_ms = tonumber(ARGV[5])
+if retry_after_ms <= 0 then
+  retry_after_ms = 1
+end
+if retry_after_ms > max_window_ms then
+  retry_after_ms = max_window_ms
+end
+local time = redis.call("TIME")
+local now = (tonumber(time[1]) * 1000) + math.floor(tonumber(time[2]) / 1000)
+local cooldown_until = now + retry_after_ms
+local phase = redis.call("HGET", key, "phase")
+local function cooldown()
+  redis.call("HSET", key, "phase", "cooldown", "cooldownUntil", cooldown_until, "learningStartedAt", 0,
+    "observedTokens", 0, "learnedLimit", 0, "learnedWindowMillis", 0)
+  redis.call("PEXPIRE", key, math.max(1, math.ceil(retry_after_ms + ttl_grace_ms)))
+  return 1
+end
+if not phase then
+  if feedback_epoch ~= 0 then
+    return 0
+  end
+  redis.call("HSET", key, "phase", "cooldown", "epoch", 0, "cooldownUntil", cooldown_until, "learningStartedAt", 0,
+    "observedTokens", 0, "learnedLimit", 0, "learnedWindowMillis", 0)
+  redis.call("PEXPIRE", key, math.max(1, math.ceil(retry_after_ms + ttl_grace_ms)))
+  return 1
+end
+local epoch = tonumber(redis.call("HGET", key, "epoch") or "0")
+if epoch ~= feedback_epoch then
+  return 0
+end
+if phase == "cooldown" then
+  local current_cooldown_until = tonumber(redis.call("HGET", key, "cooldownUntil") or "0")
+  if current_cooldown_until > cooldown_until then
+    cooldown_until = current_cooldown_until
+  end
+  redis.call("HSET", key, "cooldownUntil", cooldown_until)
+  redis.call("PEXPIRE", key, math.max(1, math.ceil((cooldown_until - now) + ttl_grace_ms)))
+  return 1
+end
+if phase == "learning" then
+  local observed_tokens = tonumber(redis.call("HGET", key, "observedTokens") or "0")
+  local accepted_tokens = observed_tokens - tokens
+  if accepted_tokens <= 0 then
+    return cooldown()
+  end
+  local learning_started_at = tonumber(redis.call("HGET", key, "learningStartedAt") or now)
+  local learned_window_ms = (now - learning_started_at) + retry_after_ms
+  if learned_window_ms <= 0 then
+    learned_window_ms = 1
+  end
+  if learned_window_ms > max_window_ms then
+    learned_window_ms = max_window_ms
+  end
+  redis.call("HSET", key, "phase", "learned", "epoch", epoch + 1, "cooldownUntil",
+    learning_started_at + learned_window_ms, "observedTokens", accepted_tokens, "learnedLimit", accepted_tokens,
+    "learnedWindowMillis", learned_window_ms)
+  redis.call("PEXPIRE", key, math.max(1, math.ceil(learned_window_ms + ttl_grace_ms)))
+  return 1
+end
+if phase == "learned" then
+  return cooldown()
+end
+return 0
+`
+
+/** How long adaptive state outlives its cooldown or window, and its longest window (as `effect/persistence`). */
+const adaptiveGraceMillis = 60_000
+const adaptiveMaxWindowMillis = 60 * 60 * 1_000
+
+/** A key segment of `effect/persistence`: `%` and `:` percent-encoded, so that distinct keys never share state. */
+const escapeKey = (key: string): string => key.replace(/%/g, "%25").replace(/:/g, "%3A")
+
+/** The persistence scripts as ioredis commands (`defineCommand`: `EVALSHA`, loading the script on `NOSCRIPT`). */
 interface Commands {
-  readonly rlFixedWindow: (...args: ReadonlyArray<string | number>) => Promise<readonly [number, number]>
-  readonly rlTokenBucket: (...args: ReadonlyArray<string | number>) => Promise<number>
+  readonly rlFixedWindow: (...args: ReadonlyArray<string | number>) => Promise<readonly [string, number]>
+  readonly rlTokenBucket: (...args: ReadonlyArray<string | number>) => Promise<readonly [string, string]>
+  readonly rlAdaptiveConsume: (
+    ...args: ReadonlyArray<string | number>
+  ) => Promise<readonly [number, number, Persistence.AdaptivePhase]>
+  readonly rlAdaptiveFeedback: (...args: ReadonlyArray<string | number>) => Promise<number>
 }
 
 const storeError = (operation: string) => (cause: unknown) =>
@@ -466,64 +616,106 @@ export const fromClient = (
   prefix = "ouroboros:rl:",
   options: {
     /** A call without a reply by then fails (default 1 second), so that a hung Redis cannot hold requests. */
-    readonly timeout?: Duration.DurationInput | undefined
+    readonly timeout?: Duration.Input | undefined
   } = {}
-): RateLimiterStore["Type"] => {
+): RateLimiterStore["Service"] => {
   const deadlines = new Deadlines(Duration.toMillis(options.timeout ?? "1 second"))
   const batcher = new Batcher(redis, prefix, deadlines)
-  const callEffect = <A, E>(run: () => Promise<A>, onError: (cause: unknown) => E): Effect.Effect<A, E> =>
-    Effect.async<A, E>((resume) => {
-      const call: Pending = {
+  /** One persistence script call under the deadlines; its failures are `effect/persistence` store errors. */
+  const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, Persistence.RateLimiterError> =>
+    Effect.callback<A, Persistence.RateLimiterError>((resume) => {
+      const pending: Pending = {
         startedAt: Date.now(),
         settled: false,
-        fail: (cause) => resume(Effect.fail(onError(cause)))
+        fail: (cause) =>
+          resume(Effect.fail(
+            new Persistence.RateLimiterError({
+              reason: new Persistence.RateLimitStoreError({ message: `Redis ${operation} failed`, cause })
+            })
+          ))
       }
-      deadlines.track(call)
+      deadlines.track(pending)
       let promise: Promise<A>
       try {
         promise = run()
       } catch (cause) {
-        if (deadlines.settle(call)) call.fail(cause)
+        if (deadlines.settle(pending)) pending.fail(cause)
         return
       }
       promise.then(
-        (value) => deadlines.settle(call) && resume(Effect.succeed(value)),
-        (cause) => deadlines.settle(call) && call.fail(cause)
+        (value) => deadlines.settle(pending) && resume(Effect.succeed(value)),
+        (cause) => deadlines.settle(pending) && pending.fail(cause)
       )
     })
   redis.defineCommand("rlFixedWindow", { lua: fixedWindowScript, numberOfKeys: 1 })
-  redis.defineCommand("rlTokenBucket", { lua: tokenBucketScript, numberOfKeys: 1 })
+  redis.defineCommand("rlTokenBucket", { lua: tokenBucketScript, numberOfKeys: 2 })
+  redis.defineCommand("rlAdaptiveConsume", { lua: adaptiveConsumeScript, numberOfKeys: 1 })
+  redis.defineCommand("rlAdaptiveFeedback", { lua: adaptiveFeedbackScript, numberOfKeys: 1 })
   const commands = redis as unknown as Commands
-  const experimentalPrefix = `${prefix}x:`
+  const persistenceKey = (key: string) => `${prefix}x:${escapeKey(key)}`
+  const persistence = Persistence.RateLimiterStore.of({
+    fixedWindow: (options) =>
+      Effect.map(
+        call("fixedWindow", () =>
+          commands.rlFixedWindow(
+            persistenceKey(options.key),
+            options.tokens,
+            Duration.toMillis(options.refillRate),
+            ...(options.limit === undefined ? [] : [options.limit])
+          )),
+        ([count, ttl]) => [Number(count), ttl] as const
+      ),
+    tokenBucket: (options) => {
+      const key = persistenceKey(options.key)
+      return Effect.map(
+        call("tokenBucket", () =>
+          commands.rlTokenBucket(
+            key,
+            `${key}:refill`,
+            options.tokens,
+            Duration.toMillis(options.refillRate),
+            options.limit,
+            options.allowOverflow ? "1" : "0"
+          )),
+        ([remaining, elapsed]) => [Number(remaining), Number(elapsed)] as const
+      )
+    },
+    adaptiveConsume: (options) =>
+      Effect.map(
+        call("adaptiveConsume", () =>
+          commands.rlAdaptiveConsume(
+            `${persistenceKey(options.key)}:adaptive`,
+            options.tokens,
+            Duration.toMillis(options.fallbackWindow),
+            adaptiveGraceMillis
+          )),
+        ([delay, epoch, phase]): Persistence.AdaptiveConsumeResult => ({
+          delay: delay <= 0 ? Duration.zero : Duration.millis(delay),
+          epoch,
+          phase
+        })
+      ),
+    adaptiveFeedback: (options) => {
+      if (options.status !== 429 || options.retryAfter === undefined) return Effect.void
+      const retryAfter = Duration.toMillis(options.retryAfter)
+      return Effect.asVoid(call("adaptiveFeedback", () =>
+        commands.rlAdaptiveFeedback(
+          `${persistenceKey(options.key)}:adaptive`,
+          options.epoch,
+          options.tokens,
+          Number.isNaN(retryAfter) || retryAfter <= 0 ? 1 : Math.min(retryAfter, adaptiveMaxWindowMillis),
+          adaptiveGraceMillis,
+          adaptiveMaxWindowMillis
+        )))
+    }
+  })
   return {
     consume: (checks, cost) =>
-      Effect.async<ReadonlyArray<CheckResult>, RateLimitStoreError>((resume) => batcher.enqueue({ checks, cost, resume })),
+      Effect.callback<ReadonlyArray<CheckResult>, RateLimitStoreError>((resume) =>
+        batcher.enqueue({ checks, cost, resume })
+      ),
     status: Effect.sync(() => redis.status === "ready" ? "pass" : "warn"),
-    experimental: Experimental.RateLimiterStore.of({
-      fixedWindow: (options) =>
-        callEffect(
-          () =>
-            commands.rlFixedWindow(
-              experimentalPrefix + options.key,
-              options.tokens,
-              Duration.toMillis(options.refillRate),
-              ...(options.limit === undefined ? [] : [options.limit])
-            ),
-          (cause) => new Experimental.RateLimitStoreError({ message: "Redis fixedWindow failed", cause })
-        ),
-      tokenBucket: (options) =>
-        callEffect(
-          () =>
-            commands.rlTokenBucket(
-              experimentalPrefix + options.key,
-              options.tokens,
-              Duration.toMillis(options.refillRate),
-              options.limit,
-              options.allowOverflow ? "1" : "0"
-            ),
-          (cause) => new Experimental.RateLimitStoreError({ message: "Redis tokenBucket failed", cause })
-        )
-    })
+    persistence
   }
 }
 
@@ -534,7 +726,7 @@ export const fromClient = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Type"], never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Service"], never, Scope.Scope> =>
   Effect.gen(function*() {
     const redisOptions: RedisOptions = {
       enableOfflineQueue: false,
@@ -556,7 +748,7 @@ export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Typ
       (client) =>
         client.status === "ready" ? Connection.close(client, "1 second") : Effect.sync(() => client.disconnect())
     )
-    yield* Effect.async<void>((resume) => {
+    yield* Effect.callback<void>((resume) => {
       if (redis.status === "ready") return resume(Effect.void)
       const onReady = () => resume(Effect.void)
       redis.once("ready", onReady)
@@ -566,10 +758,10 @@ export const make = (options: Options = {}): Effect.Effect<RateLimiterStore["Typ
   })
 
 /**
- * The Redis store as a layer, providing both our store and `@effect/experimental`'s.
+ * The Redis store as a layer, providing both our store and `effect/persistence`'s.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<RateLimiterStore | Experimental.RateLimiterStore> =>
-  Layer.scopedContext(Effect.map(make(options), toContext))
+export const layer = (options: Options = {}): Layer.Layer<RateLimiterStore | Persistence.RateLimiterStore> =>
+  Layer.effectContext(Effect.map(make(options), toContext))

@@ -3,10 +3,10 @@
  *
  * @internal
  */
-import type { HttpServerRequest } from "@effect/platform"
-import { HttpServerResponse } from "@effect/platform"
 import { RequestContext } from "@ouroboros/kernel"
-import { Effect, Option } from "effect"
+import { Effect, Option, Result } from "effect"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { IpInterface, IpNetwork, NetAddress } from "effect/net"
 import { createHash } from "node:crypto"
 
 /** @internal */
@@ -48,57 +48,58 @@ export const normalizeAddress = (address: string): string => {
   return trimmed
 }
 
-const ipv4 = (address: string): number | undefined => {
-  const parts = address.split(".")
-  if (parts.length !== 4) return undefined
-  let value = 0
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined
-    const n = Number(part)
-    if (n > 255) return undefined
-    value = value * 256 + n
-  }
-  return value
+/** The network of a trusted-proxy entry (an address is a network of one), or undefined when it is none. */
+const networkOf = (entry: string): IpNetwork.IpNetwork | undefined => {
+  const parsed = IpInterface.fromString(normalizeAddress(entry))
+  // A CIDR with host bits (`10.1.2.3/8`) stands for its network, as before.
+  return Result.isSuccess(parsed) ? IpNetwork.fromInterface(parsed.success) : undefined
+}
+
+const namedNetworks: Record<string, ReadonlyArray<string>> = {
+  loopback: ["127.0.0.0/8", "::1/128"],
+  private: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 }
 
 /**
- * Compiles a trusted-proxy list: exact addresses (IPv4 or IPv6), IPv4 CIDRs, `loopback`, `private`, or `*`.
+ * Compiles a trusted-proxy list: addresses and CIDRs, IPv4 or IPv6 (parsed by `effect/net`), `loopback`, `private`
+ * (the IPv4 private ranges and IPv6 unique local addresses), or `*`. Other entries match only as written.
+ *
+ * Per request, an address named in the list is one `Set` lookup; any other is parsed and matched against the
+ * networks once, and the answer remembered (bounded).
  *
  * @internal
  */
 export const trustMatcher = (entries: ReadonlyArray<string>): (address: string) => boolean => {
   if (entries.length === 0) return () => false
   const exact = new Set<string>()
-  const ranges: Array<readonly [number, number]> = []
-  let all = false
-  const addRange = (cidr: string) => {
-    const [base, bits] = cidr.split("/")
-    const start = ipv4(base ?? "")
-    const prefix = Number(bits)
-    if (start === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return
-    const size = 2 ** (32 - prefix)
-    const from = Math.floor(start / size) * size
-    ranges.push([from, from + size - 1])
-  }
+  const networks: Array<IpNetwork.IpNetwork> = []
   for (const raw of entries) {
     const entry = raw.trim().toLowerCase()
-    if (entry === "*") all = true
-    else if (entry === "loopback") {
-      addRange("127.0.0.0/8")
-      exact.add("::1")
-    } else if (entry === "private") {
-      addRange("10.0.0.0/8")
-      addRange("172.16.0.0/12")
-      addRange("192.168.0.0/16")
-    } else if (entry.includes("/")) addRange(entry)
-    else exact.add(normalizeAddress(entry))
+    if (entry === "*") return () => true
+    for (const item of namedNetworks[entry] ?? [entry]) {
+      // An entry without a prefix is also matched as it is written (the fast path, and names such as `unknown`).
+      if (!item.includes("/")) exact.add(normalizeAddress(item))
+      const network = networkOf(item)
+      if (network !== undefined) networks.push(network)
+    }
   }
+  const recent = new Map<string, boolean>()
   return (address) => {
-    if (all || exact.has(address)) return true
-    const value = ipv4(address)
-    if (value === undefined) return false
-    for (const [from, to] of ranges) if (value >= from && value <= to) return true
-    return false
+    if (exact.has(address)) return true
+    if (networks.length === 0) return false
+    let trusted = recent.get(address)
+    if (trusted === undefined) {
+      const ip = NetAddress.ipFromString(address)
+      if (Result.isSuccess(ip)) {
+        const canonical = NetAddress.toCanonical(ip.success)
+        trusted = networks.some((network) => IpNetwork.contains(network, canonical))
+      } else {
+        trusted = false
+      }
+      if (recent.size >= 10_000) recent.clear()
+      recent.set(address, trusted)
+    }
+    return trusted
   }
 }
 
@@ -133,7 +134,7 @@ export const problem = (
   headers: Record<string, string>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.map(RequestContext.correlationId, (id) =>
-    HttpServerResponse.unsafeJson(
+    HttpServerResponse.jsonUnsafe(
       Option.isSome(id) ? { ...body, correlationId: id.value } : body,
       { status, headers, contentType: "application/problem+json" }
     ))

@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import type { TenantId } from "@ouroboros/kernel/TenantId"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Semaphore } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -562,8 +562,8 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
   const compactAfter = options.compactAfterBytes ?? 64 * 1024 * 1024
   const collections = new Map<string, Collection>()
   // One writer at a time: writes are ordered in the log exactly as they are applied in memory.
-  const lock = yield* Effect.makeSemaphore(1)
-  const exclusive = <A, E>(effect: Effect.Effect<A, E>) => lock.withPermits(1)(Effect.uninterruptible(effect))
+  const lock = yield* Semaphore.make(1)
+  const exclusive = <A, E>(effect: Effect.Effect<A, E>) => lock.withPermit(Effect.uninterruptible(effect))
 
   yield* Effect.tryPromise({
     try: async () => {
@@ -729,7 +729,7 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
     }),
 
     collectionInfo: (name) =>
-      Effect.map(validateName(name), (name) => Option.map(Option.fromNullable(collections.get(name)), info)),
+      Effect.map(validateName(name), (name) => Option.map(Option.fromUndefinedOr(collections.get(name)), info)),
 
     listCollections: Effect.sync(() => Array.from(collections.values(), info)),
 
@@ -870,4 +870,4 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
  * const live = Embedded.layer({ directory: "./data/vectors" })
  */
 export const layer = (options: Options): Layer.Layer<VectorStore, VectorStoreError> =>
-  Layer.scoped(VectorStore, make(options))
+  Layer.effect(VectorStore, make(options))

@@ -44,9 +44,9 @@ export interface Options {
   readonly url: string
   readonly apiKey?: Redacted.Redacted<string> | undefined
   /** Deadline of each HTTP call (default 30 seconds); on expiry the request is aborted. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
   /** Deadline of snapshot downloads and uploads (default 10 minutes). */
-  readonly snapshotTimeout?: Duration.DurationInput | undefined
+  readonly snapshotTimeout?: Duration.Input | undefined
   /** Extra headers read before every call (e.g. `traceparent`, `X-Correlation-ID` from the current fiber). */
   readonly headers?: Effect.Effect<Record<string, string>> | undefined
   /** Upper bound of open connections (default 25). */
@@ -155,8 +155,8 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
     catch: (cause) => new VectorStoreError({ reason: "InvalidInput", message: `Invalid Qdrant URL ${baseUrl}`, cause })
   })
   const api = client.api()
-  const timeout = Duration.decode(options.timeout ?? "30 seconds")
-  const snapshotTimeout = Duration.decode(options.snapshotTimeout ?? "10 minutes")
+  const timeout = Duration.fromInputUnsafe(options.timeout ?? "30 seconds")
+  const snapshotTimeout = Duration.fromInputUnsafe(options.snapshotTimeout ?? "10 minutes")
   const extraHeaders = options.headers ?? Effect.succeed({})
   const batchSize = Math.max(1, options.batchSize ?? 256)
   const dimensions = new Map<string, number>()
@@ -175,13 +175,15 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
           return new VectorStoreError({ reason: reasonOf(status), message: `Qdrant ${what}: ${message}`, cause: error })
         }
       })).pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: deadline,
-          onTimeout: () =>
-            new VectorStoreError({
-              reason: "Timeout",
-              message: `Qdrant ${what}: no answer within ${Duration.format(deadline)}`
-            })
+          orElse: () =>
+            Effect.fail(
+              new VectorStoreError({
+                reason: "Timeout",
+                message: `Qdrant ${what}: no answer within ${Duration.format(deadline)}`
+              })
+            )
         })
       )
 
@@ -189,7 +191,7 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
     Effect.gen(function*() {
       const found = yield* call(`get collection "${name}"`, (init) => api.getCollection({ collection_name: name }, init))
         .pipe(
-          Effect.map((response) => Option.fromNullable(response.data.result)),
+          Effect.map((response) => Option.fromNullishOr(response.data.result)),
           Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(Option.none()))
         )
       if (Option.isNone(found)) {
