@@ -6,11 +6,13 @@
  * that group to its own api, possibly with middleware of its own (an admin role check, say), and the routes must be
  * built from the server's api, or the middleware would not run. {@link implement} takes the group and its handlers
  * once and returns the layer for any api that contains the group; the middleware that api added to the group is part
- * of the layer's requirements.
+ * of the layer's requirements, and what that middleware provides per request (a principal) is not: handlers may
+ * require it.
  *
  * @since 0.1.0
  */
 import type { Layer } from "effect"
+import type { HttpRouter } from "effect/http"
 import { type HttpApi, HttpApiBuilder, type HttpApiEndpoint, type HttpApiGroup } from "effect/http-api"
 
 /**
@@ -22,6 +24,18 @@ import { type HttpApi, HttpApiBuilder, type HttpApiEndpoint, type HttpApiGroup }
 export type AddedMiddleware<Groups extends HttpApiGroup.Constraint, Id extends string> =
   | HttpApiGroup.MiddlewareServices<HttpApiGroup.WithIdentifier<Groups, Id>>
   | HttpApiEndpoint.Middleware<HttpApiGroup.Endpoints<HttpApiGroup.WithIdentifier<Groups, Id>>>
+
+/**
+ * What the middleware an api added to the group provides to its handlers per request (a principal, say): the
+ * handlers' need for it is met by that middleware, so it is not a requirement of the layer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProvidedByMiddleware<Groups extends HttpApiGroup.Constraint, Id extends string> = HttpRouter.Request.From<
+  "Requires",
+  HttpApiGroup.MiddlewareProvides<HttpApiGroup.WithIdentifier<Groups, Id>>
+>
 
 /**
  * The layer of `group` for an api that contains it.
@@ -37,7 +51,11 @@ export type Implementation<Group extends HttpApiGroup.Constraint, E, R> = <
     & HttpApi.HttpApi<ApiId, Groups>
     & (Group["identifier"] extends HttpApiGroup.Identifier<Groups> ? unknown
       : { readonly "the api must contain the group": Group["identifier"] })
-) => Layer.Layer<HttpApiGroup.Service<ApiId, Group["identifier"]>, E, R | AddedMiddleware<Groups, Group["identifier"]>>
+) => Layer.Layer<
+  HttpApiGroup.Service<ApiId, Group["identifier"]>,
+  E,
+  Exclude<R, ProvidedByMiddleware<Groups, Group["identifier"]>> | AddedMiddleware<Groups, Group["identifier"]>
+>
 
 /**
  * Implements `group` with `build` for any api that contains it. The handlers are typed by the package's own group;
