@@ -1,0 +1,348 @@
+/**
+ * Audit log benchmarks, standalone: `npx tsx packages/audit/bench/audit.ts` (`--quick` for a short run).
+ *
+ * 1. Appends per second to PostgreSQL through `AuditLog.append` (group commit, canonical JSON, sealing, hashing, tree
+ *    updates, the signed checkpoints of the default interval) from concurrent fibers, beside a raw multi-row INSERT of
+ *    the same rows (the entries and leaves just written, with fresh ids) into copies of the same tables, in batches of
+ *    the group size the log formed, one transaction per batch. Paired rounds alternate which runs first; the goal
+ *    ("at least the raw rate") is judged on the worse half of the rounds.
+ * 2. Verification of 1M entries, in memory (the memory store), and of an NDJSON export of them.
+ * 3. Inclusion and consistency proofs at 1M: size and time.
+ *
+ * Every section is bounded: a fixed number of events per round, a fixed number of proofs.
+ */
+import { AuditEvent, AuditKeys, AuditLog, AuditStore, Checkpoint, Merkle, Verifier } from "@ouroboros/audit"
+import { PgSchema, Services } from "@ouroboros/testkit"
+import { type Array as Arr, Effect, Layer, Redacted, Ref, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { randomUUID } from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import * as Canonical from "../src/internal/canonical.js"
+import * as Sealing from "../src/internal/sealing.js"
+import { Tree } from "../src/internal/tree.js"
+
+const quick = process.argv.includes("--quick")
+const origin = "bench.example/audit"
+const keys = AuditKeys.generate(origin)
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+/** CPU seconds of this process since `since`: on a shared machine, wall time also counts other processes' turns. */
+const cpuOf = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since)
+  return (used.user + used.system) / 1e6
+}
+
+const actors = Array.from({ length: 200 }, (_, i) =>
+  AuditEvent.actorOf(
+    { tenantId: `tenant-${i % 10}`, subject: `user-${i}`, roles: ["writer"] },
+    { clientAddress: `10.0.${i % 250}.${i % 7}`, userAgent: "bench/1.0" }
+  ))
+
+const eventOf = (i: number): AuditEvent.AuditEvent => ({
+  type: i % 5 === 0 ? "data.update" : "data.create",
+  actor: actors[i % actors.length]!,
+  action: "documents.write",
+  resource: { type: "document", id: `doc-${i}` },
+  outcome: "success",
+  correlationId: `req-${i}`
+})
+
+// -----------------------------------------------------------------------------
+// 1. appends to PostgreSQL, beside a raw multi-row INSERT of the same rows
+// -----------------------------------------------------------------------------
+
+const appends = Effect.gen(function*() {
+  const rounds = quick ? 3 : 5
+  const perRound = quick ? 5_000 : 20_000
+  const concurrency = 256
+  console.log(`\n## 1. appends to PostgreSQL (${rounds} paired rounds of ${fmt(perRound)} events, ${concurrency} fibers)`)
+  if (!(yield* Effect.promise(() => Services.postgres()))) {
+    console.log("PostgreSQL does not answer: section skipped")
+    return
+  }
+  const commits = yield* Ref.make(0)
+  // Counts the log's commits (one store append each) to give the raw inserts the same batches.
+  const CountingStore = Layer.effect(
+    AuditStore.AuditStore,
+    Effect.gen(function*() {
+      const store = yield* AuditStore.AuditStore
+      return AuditStore.AuditStore.of({
+        ...store,
+        append: (batch) => Effect.tap(store.append(batch), () => batch.entries.length > 0 ? Ref.update(commits, (n) => n + 1) : Effect.void)
+      })
+    })
+  ).pipe(Layer.provide(AuditStore.layerSql))
+  const Live = AuditLog.layer({ keys, origin }).pipe(
+    Layer.provideMerge(CountingStore),
+    Layer.provideMerge(PgSchema.layer({ prefix: "audit_bench", maxConnections: 4 })),
+    Layer.orDie
+  )
+  yield* Effect.gen(function*() {
+    const audit = yield* AuditLog.AuditLog
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe("CREATE TABLE raw_entries (LIKE audit_entries INCLUDING ALL)")
+    yield* sql.unsafe("CREATE TABLE raw_leaves (LIKE audit_leaves INCLUDING ALL)")
+    let next = 0
+    const ours = Effect.gen(function*() {
+      const from = yield* audit.size
+      yield* Ref.set(commits, 0)
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      yield* Effect.forEach(
+        Array.from({ length: perRound }, () => next++),
+        (i) => audit.append(eventOf(i)),
+        { concurrency, discard: true }
+      )
+      const seconds = (performance.now() - start) / 1000
+      return { rate: perRound / seconds, from, groups: yield* Ref.get(commits), cpu: cpuOf(cpu) * 1e6 / perRound }
+    })
+    let rawOffset = 0
+    const raw = (from: number, batch: number) =>
+      Effect.gen(function*() {
+        const entries = yield* sql<Record<string, unknown>>`SELECT * FROM audit_entries
+          WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
+        const leaves = yield* sql<Record<string, unknown>>`SELECT * FROM audit_leaves
+          WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
+        // The same rows, at new positions and with new ids (the copies keep the unique indexes).
+        const base = rawOffset
+        rawOffset += entries.length
+        const rows = entries.map((row, i) => ({ ...row, idx: base + i, id: randomUUID() }))
+        const leafRows = leaves.map((row, i) => ({ ...row, idx: base + i }))
+        const cpu = process.cpuUsage()
+        const start = performance.now()
+        for (let k = 0; k < rows.length; k += batch) {
+          const chunk = rows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
+          const leafChunk = leafRows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
+          yield* Effect.gen(function*() {
+            yield* sql`INSERT INTO raw_entries ${sql.insert(chunk)}`
+            yield* sql`INSERT INTO raw_leaves ${sql.insert(leafChunk)}`
+          }).pipe(sql.withTransaction)
+        }
+        return { rate: rows.length / ((performance.now() - start) / 1000), cpu: cpuOf(cpu) * 1e6 / rows.length }
+      })
+    // Warm-up: both paths once, unmeasured.
+    const warm = yield* ours
+    yield* raw(warm.from, Math.ceil(perRound / Math.max(1, warm.groups)))
+    const results: Array<{ ours: number; raw: number; group: number }> = []
+    for (let r = 0; r < rounds; r++) {
+      // Raw first on odd rounds: it inserts the rows of the previous round of ours.
+      let oursRun: { rate: number; from: number; groups: number; cpu: number }
+      let rawRun: { rate: number; cpu: number }
+      if (r % 2 === 0) {
+        oursRun = yield* ours
+        rawRun = yield* raw(oursRun.from, Math.ceil(perRound / Math.max(1, oursRun.groups)))
+      } else {
+        const previous = results[results.length - 1]!
+        rawRun = yield* raw((yield* audit.size) - perRound, previous.group)
+        oursRun = yield* ours
+      }
+      const group = Math.ceil(perRound / Math.max(1, oursRun.groups))
+      results.push({ ours: oursRun.rate, raw: rawRun.rate, group })
+      console.log(
+        `round ${r + 1} (${r % 2 === 0 ? "ours first" : "raw first"}): audit ${fmt(oursRun.rate)}/s, ` +
+          `raw ${fmt(rawRun.rate)}/s, ratio ${(oursRun.rate / rawRun.rate).toFixed(2)}, ${oursRun.groups} commits ` +
+          `(about ${group} per commit); client CPU per event: audit ${oursRun.cpu.toFixed(1)} µs, raw ${rawRun.cpu.toFixed(1)} µs`
+      )
+    }
+    const oursRates = results.map((x) => x.ours)
+    const rawRates = results.map((x) => x.raw)
+    const ratios = results.map((x) => x.ours / x.raw).sort((a, b) => a - b)
+    const worseHalf = ratios.slice(0, Math.ceil(ratios.length / 2))
+    console.log(
+      `audit append: median ${fmt(median(oursRates))}/s (spread ${fmt(Math.min(...oursRates))}–${fmt(Math.max(...oursRates))})`
+    )
+    console.log(
+      `raw INSERT:   median ${fmt(median(rawRates))}/s (spread ${fmt(Math.min(...rawRates))}–${fmt(Math.max(...rawRates))})`
+    )
+    console.log(
+      `ratio audit/raw: median ${median(ratios).toFixed(2)}, worse half ${worseHalf.map((x) => x.toFixed(2)).join(", ")}: ` +
+        `goal "at least the raw rate" ${median(worseHalf) >= 1 ? "met" : "not met"}`
+    )
+  }).pipe(Effect.provide(Live))
+})
+
+// -----------------------------------------------------------------------------
+// 2 and 3. a log of 1M entries in memory: verification, proofs
+// -----------------------------------------------------------------------------
+
+/** Fills a memory store with `n` entries as the log writes them (sealed, canonical), with a checkpoint every 10,000. */
+const fill = (store: AuditStore.AuditStore["Service"], n: number) =>
+  Effect.gen(function*() {
+    const ring = Sealing.keyRing(Redacted.value(keys.encryptionKey))
+    const subjectKeys = actors.map((actor) => {
+      const created = Sealing.newSubjectKey(ring)
+      return {
+        key: created.key,
+        stored: {
+          keyId: created.keyId,
+          tenantId: actor.tenantId ?? "",
+          subjectRef: Sealing.subjectRef(ring, actor.subject),
+          wrappedKey: created.wrapped
+        }
+      }
+    })
+    yield* store.ensureKeys(subjectKeys.map((k) => k.stored))
+    const sealedBlocks: Array<AuditEvent.Sealed> = []
+    const tree = new Tree()
+    const batch = 10_000
+    const start = Date.UTC(2026, 0, 1)
+    for (let base = 0; base < n; base += batch) {
+      const entries: Array<AuditStore.NewEntry> = []
+      for (let index = base; index < Math.min(n, base + batch); index++) {
+        const event = eventOf(index)
+        const subject = subjectKeys[index % actors.length]!
+        const id = randomUUID()
+        const time = start + index * 10
+        const plaintext = Canonical.personal({
+          subject: event.actor.subject,
+          clientAddress: event.actor.clientAddress,
+          userAgent: event.actor.userAgent
+        })
+        // As the writer does: the same subject from the same client reuses its sealed block.
+        const sealed = sealedBlocks[index % actors.length] ??= {
+          keyId: subject.stored.keyId,
+          ...Sealing.sealPersonal(subject.key, subject.stored.keyId, plaintext)
+        }
+        const content = Canonical.entry({
+          v: 1,
+          index,
+          id,
+          time: new Date(time).toISOString(),
+          type: event.type,
+          tenantId: event.actor.tenantId,
+          actor: { tenantId: event.actor.tenantId, roles: event.actor.roles },
+          action: event.action,
+          resource: event.resource,
+          outcome: event.outcome,
+          correlationId: event.correlationId,
+          sealed
+        } as Omit<AuditEvent.Entry, "details">)
+        entries.push({
+          index,
+          id,
+          time,
+          type: event.type,
+          tenantId: event.actor.tenantId ?? null,
+          keyId: sealed.keyId,
+          action: event.action,
+          resourceType: event.resource.type,
+          resourceId: event.resource.id ?? null,
+          outcome: event.outcome,
+          correlationId: event.correlationId ?? null,
+          content,
+          leafHash: Merkle.leafHashOfText(content)
+        })
+      }
+      const hashes = entries.map((e) => e.leafHash)
+      tree.append(hashes)
+      const rootHash = tree.root()
+      yield* store.append({
+        expectedSize: base,
+        entries,
+        checkpoint: { size: tree.size, rootHash, note: Checkpoint.signCheckpoint({ origin, size: tree.size, rootHash }, keys.signer) }
+      })
+    }
+  })
+
+const million = Effect.gen(function*() {
+  const n = quick ? 200_000 : 1_000_000
+  console.log(`\n## 2. verification of ${fmt(n)} entries (memory store)`)
+  const store = yield* AuditStore.AuditStore
+  const filled = performance.now()
+  yield* fill(store, n)
+  console.log(`(filled in ${((performance.now() - filled) / 1000).toFixed(1)} s)`)
+  const verifier = Checkpoint.verifierOf(keys.signer)
+  const options = { verifier, verifierKey: keys.signer.verifierKey, origin }
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  const result = yield* Verifier.verifyStore(store, options)
+  const seconds = (performance.now() - start) / 1000
+  const cpuSeconds = cpuOf(cpu)
+  console.log(
+    `verify from the store: ${seconds.toFixed(2)} s (${fmt(n / seconds)} entries/s; ${cpuSeconds.toFixed(2)} s of CPU), ` +
+      `ok=${result.ok}, ${result.checkpoints} checkpoints: goal "under 10 s" ${seconds < 10 && result.ok ? "met" : "not met"}`
+  )
+  // The offline path: the export written to a file, read back line by line and verified.
+  const file = Path.join(Os.tmpdir(), `audit-bench-${process.pid}.ndjson`)
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(file, { force: true })))
+  const writeStart = performance.now()
+  yield* Effect.promise(async () => {
+    const out = Fs.createWriteStream(file)
+    await Effect.runPromise(
+      Stream.runForEachArray(Verifier.exportLines(store, { origin, verifierKey: keys.signer.verifierKey }), (lines) =>
+        Effect.promise(() =>
+          out.write(lines.join("\n") + "\n")
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => out.once("drain", () => resolve()))
+        ))
+    )
+    await new Promise<void>((resolve) => out.end(() => resolve()))
+  })
+  const bytes = Fs.statSync(file).size
+  console.log(`export written: ${(bytes / 1e6).toFixed(0)} MB of NDJSON in ${((performance.now() - writeStart) / 1000).toFixed(1)} s`)
+  const exportCpu = process.cpuUsage()
+  const exportStart = performance.now()
+  const lines = Stream.fromAsyncIterable(
+    Readline.createInterface({ input: Fs.createReadStream(file), crlfDelay: Infinity }),
+    (error) => error
+  )
+  const offline = yield* Effect.orDie(Verifier.verifyExport(lines, options))
+  const exportSeconds = (performance.now() - exportStart) / 1000
+  console.log(
+    `verify the export file offline (read + verify): ${exportSeconds.toFixed(2)} s (${fmt(n / exportSeconds)} entries/s; ` +
+      `${cpuOf(exportCpu).toFixed(2)} s of CPU), ok=${offline.ok}`
+  )
+
+  console.log(`\n## 3. proofs at ${fmt(n)} entries`)
+  const openStart = performance.now()
+  const log = yield* AuditLog.make({ keys, origin })
+  console.log(`log opened (tree of ${fmt(n)} leaves loaded) in ${((performance.now() - openStart) / 1000).toFixed(2)} s`)
+  const proofs = 1000
+  const ids: Array<number> = Array.from({ length: proofs }, (_, i) => Math.floor((i * 7919 * 104729) % n))
+  let inclusionBytes = 0
+  let inclusionHashes = 0
+  const inclusionStart = performance.now()
+  for (const index of ids) {
+    const proof = yield* log.proveInclusion({ index })
+    inclusionHashes += proof.proof.length
+    inclusionBytes += JSON.stringify(proof).length
+  }
+  const inclusionMs = (performance.now() - inclusionStart) / proofs
+  let consistencyBytes = 0
+  let consistencyHashes = 0
+  const consistencyStart = performance.now()
+  for (const index of ids) {
+    const proof = yield* log.proveConsistency(Math.max(1, index))
+    consistencyHashes += proof.proof.length
+    consistencyBytes += JSON.stringify(proof).length
+  }
+  const consistencyMs = (performance.now() - consistencyStart) / proofs
+  console.log(
+    `inclusion: ${(inclusionHashes / proofs).toFixed(1)} hashes (${(inclusionHashes / proofs * 32).toFixed(0)} bytes) per proof, ` +
+      `${(inclusionBytes / proofs / 1024).toFixed(2)} KiB as JSON with its signed checkpoint; ${inclusionMs.toFixed(3)} ms each ` +
+      `(${proofs} proofs)`
+  )
+  console.log(
+    `consistency: ${(consistencyHashes / proofs).toFixed(1)} hashes (${(consistencyHashes / proofs * 32).toFixed(0)} bytes) ` +
+      `per proof, ${(consistencyBytes / proofs / 1024).toFixed(2)} KiB as JSON; ${consistencyMs.toFixed(3)} ms each`
+  )
+}).pipe(Effect.provide(AuditStore.layerMemory))
+
+const program = Effect.gen(function*() {
+  console.log(`# audit log benchmark (node ${process.version}${quick ? ", quick" : ""})`)
+  yield* appends
+  yield* million
+}).pipe(Effect.scoped)
+
+Effect.runPromise(program).catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
