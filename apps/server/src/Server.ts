@@ -17,6 +17,7 @@ import {
   HealthHttp
 } from "@ouroboros/health"
 import { ProblemHttp } from "@ouroboros/kernel"
+import { Pipeline, Retrieval } from "@ouroboros/retrieval"
 import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
 import { ByteSize, type Cause, Config, Context, Effect, Layer, Option } from "effect"
@@ -33,14 +34,11 @@ import { HttpApiBuilder, HttpApiError, HttpApiSwagger } from "effect/http-api"
 import * as Path from "node:path"
 import { Api } from "./Api.js"
 import * as Authentication from "./Authentication.js"
+import * as Breakers from "./Breakers.js"
 import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 import * as Models from "./Models.js"
-import * as Pipeline from "./Pipeline.js"
-import * as PipelinesHandlers from "./PipelinesHandlers.js"
-import * as Resilient from "./Resilient.js"
-import * as Retrieval from "./Retrieval.js"
 import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
 import * as Vectors from "./Vectors.js"
 
@@ -145,13 +143,15 @@ export const layerServices = (options: Options) => {
   const RetrievalLive = Retrieval.layer({ collection: "documents", dedicatedTenants }).pipe(
     Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
   )
-  // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection.
+  // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection. The
+  // vector store's calls go through the same guard as retrieval's.
   const BackupLive = Backup.layerConfig({ dataDir: config.dataDir }).pipe(
     Layer.provideMerge(BackupSource.layerRegistry),
     Layer.provide(Layer.effect(
       Backup.Projections,
       Effect.map(Effect.service(Retrieval.Retrieval), (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))
-    ))
+    )),
+    Layer.provide(Vectors.layerGuarded)
   )
   // Scheduled backups run on one replica at a time: a PostgreSQL advisory lock when the database is shared.
   const SchedulerLive = Layer.unwrap(
@@ -166,8 +166,8 @@ export const layerServices = (options: Options) => {
   const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
   const Checks = Layer.mergeAll(
     HealthCheckPostgres.layer(),
-    Resilient.layerHealth,
-    Resilient.layerTransitionSpans,
+    Breakers.layerHealth,
+    Breakers.layerTransitionSpans,
     Limits.layerHealth,
     layerRemoteChecks
   )
@@ -175,7 +175,7 @@ export const layerServices = (options: Options) => {
     Layer.provideMerge(BackupLive),
     Layer.provideMerge(RetrievalLive),
     Layer.provideMerge(Limits.layer(file)),
-    Layer.provideMerge(Resilient.layerBreakers),
+    Layer.provideMerge(Breakers.layerBreakers),
     Layer.provideMerge(HealthLive),
     Layer.provide(FetchHttpClient.layer)
   )
@@ -219,7 +219,6 @@ export const layerRoutes = (options: Options) =>
       HealthHttp.layer(Api),
       CircuitBreakerHttp.layer(Api),
       BackupHttp.layer(Api),
-      PipelinesHandlers.make(Api),
       Handlers.layer
     ]),
     Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),

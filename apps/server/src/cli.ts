@@ -9,12 +9,13 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Backup, BackupCli, BackupSource } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { Retrieval } from "@ouroboros/retrieval"
 import { Database } from "@ouroboros/sql"
 import { VectorStore } from "@ouroboros/vector-store"
 import { Config, Effect, Layer, Logger, References } from "effect"
 import { Command } from "effect/cli"
 import * as Path from "node:path"
-import * as Resilient from "./Resilient.js"
+import * as Breakers from "./Breakers.js"
 import * as Vectors from "./Vectors.js"
 
 // The vectors are a projection: dropping them and resetting the checkpoint makes the server rebuild them at start.
@@ -26,7 +27,7 @@ const Projections = Layer.effect(
     return {
       rebuild: Effect.gen(function*() {
         for (const collection of yield* vectors.listCollections) yield* vectors.drop(collection.name)
-        yield* checkpoints.set("vector-projection", 0)
+        yield* checkpoints.set(Retrieval.checkpointName, 0)
       })
     }
   })
@@ -35,8 +36,12 @@ const Projections = Layer.effect(
 const Services = Layer.unwrap(
   Effect.map(Config.String("DATA_DIR").pipe(Config.withDefault("./data")), (dataDir) => {
     const Sql = Database.layerConfig()
-    const Stores = Layer.mergeAll(EventStore.layer, Checkpoints.layer, Vectors.layer(Path.resolve(dataDir, "vectors")))
-      .pipe(Layer.provideMerge(Sql), Layer.provide(Resilient.layerBreakers))
+    // The vector store's calls go through the guard of the server's `qdrant` pipeline, as the server's do.
+    const Vectors_ = Vectors.layerGuarded.pipe(
+      Layer.provide(Vectors.layer(Path.resolve(dataDir, "vectors"))),
+      Layer.provide(Breakers.layerBreakers)
+    )
+    const Stores = Layer.mergeAll(EventStore.layer, Checkpoints.layer, Vectors_).pipe(Layer.provideMerge(Sql))
     return Backup.layerConfig({ dataDir }).pipe(
       Layer.provideMerge(BackupSource.layerRegistry),
       Layer.provide(Projections),

@@ -5,14 +5,6 @@ export * as Api from "./Api.js"
 /**
  * @since 0.1.0
  */
-export * as Pipeline from "./Pipeline.js"
-/**
- * @since 0.1.0
- */
-export * as PipelineSyntax from "./PipelineSyntax.js"
-/**
- * @since 0.1.0
- */
 export * as Server from "./Server.js"
 /**
  * @since 0.1.0

@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@ouroboros/event-store"
-import { Principal, Problem, TenantId } from "@ouroboros/kernel"
+import { Principal, TenantId } from "@ouroboros/kernel"
 import { Llm, LlmError, Prompts } from "@ouroboros/llm"
 import { Deferred, Effect, Exit, Fiber, Layer, Ref, References, Stream } from "effect"
 import * as Pipeline from "../src/Pipeline.js"
 import { Retrieval } from "../src/Retrieval.js"
+import { VectorStoreUnavailable } from "../src/RetrievalError.js"
 
 const principal = (tenant: string) =>
   new Principal.Principal({
@@ -28,7 +29,7 @@ const RetrievalDown = Ref.makeUnsafe(false)
 
 const unused = () => Effect.die(new Error("not used by pipelines"))
 
-/** A retrieval that finds the corpus, or fails with 503 while `RetrievalDown` is set. */
+/** A retrieval that finds the corpus, or fails with `VectorStoreUnavailable` while `RetrievalDown` is set. */
 const StubRetrieval = Layer.succeed(
   Retrieval,
   Retrieval.of({
@@ -38,10 +39,11 @@ const StubRetrieval = Layer.succeed(
     ask: unused,
     rebuild: unused(),
     applied: Effect.succeed(0),
+    status: Effect.succeed({ appliedSequence: 0, lastSequence: 0 }),
     search: (_principal, request) =>
       Effect.flatMap(Ref.get(RetrievalDown), (down) =>
         down
-          ? Effect.fail(new Problem.ServiceUnavailable({ detail: "the vector store is unavailable" }))
+          ? Effect.fail(new VectorStoreUnavailable({ reason: "connection refused" }))
           : Effect.succeed(corpus.slice(0, request.limit).map((text, chunk) => ({
             documentId: "zebras",
             chunk,
@@ -142,21 +144,23 @@ describe("Pipelines with the local model", () => {
       const pipeline = yield* run({ topic: "zebras", steps: ["draft", "critique", "improve"] })
       assert.deepStrictEqual(yield* get(pipeline.id), pipeline)
       const other = yield* Effect.flip(get(pipeline.id, tenantB))
-      assert.strictEqual(other._tag, "NotFound")
-      assert.strictEqual((yield* Effect.flip(get("no-such-pipeline")))._tag, "NotFound")
-      assert.strictEqual((yield* Effect.flip(get("../tenant-b/pipeline/x")))._tag, "NotFound")
+      assert.strictEqual(other._tag, "PipelineNotFound")
+      assert.strictEqual(other.message, `no pipeline ${pipeline.id}`)
+      assert.strictEqual((yield* Effect.flip(get("no-such-pipeline")))._tag, "PipelineNotFound")
+      assert.strictEqual((yield* Effect.flip(get("../tenant-b/pipeline/x")))._tag, "PipelineNotFound")
     }).pipe(Effect.provide(base(Llm.layerLocal))))
 
   it.effect("rejects bad requests before recording anything", () =>
     Effect.gen(function*() {
       const both = yield* Effect.flip(run({ topic: "z", steps: ["draft"], script: "UseDraft" }))
-      assert.strictEqual(both._tag, "BadRequest")
-      assert.strictEqual((yield* Effect.flip(run({ topic: "z" })))._tag, "BadRequest")
+      assert.strictEqual(both._tag, "InvalidPipeline")
+      assert.strictEqual(both.message, "give exactly one of steps and script")
+      assert.strictEqual((yield* Effect.flip(run({ topic: "z" })))._tag, "InvalidPipeline")
       const noTopic = yield* Effect.flip(run({ steps: ["draft"] }))
-      assert.include(noTopic.detail, "topic")
+      assert.include(noTopic.message, "topic")
       const order = yield* Effect.flip(run({ topic: "z", steps: ["critique", "draft"] }))
-      assert.strictEqual(order._tag, "BadRequest")
-      assert.include(order.detail, "steps[0]: a critique needs a draft")
+      assert.strictEqual(order._tag, "InvalidPipeline")
+      assert.include(order.message, "steps[0]: a critique needs a draft")
       const syntax = yield* Effect.flip(run({ script: "SetTopic('z') | UseDraft | UseImprov" }))
       assert.strictEqual(syntax._tag, "PipelineSyntaxError")
       if (syntax._tag === "PipelineSyntaxError") assert.strictEqual(syntax.column, 28)
@@ -172,7 +176,7 @@ describe("Pipelines with the local model", () => {
       )
       assert.strictEqual(pipeline.status, "completed")
       assert.isTrue(pipeline.steps[0]!.degraded)
-      assert.include(pipeline.steps[0]!.output, "unavailable")
+      assert.strictEqual(pipeline.steps[0]!.output, "retrieval is unavailable: the vector store is unavailable")
       assert.deepStrictEqual(pipeline.steps[0]!.sources, [])
       assert.strictEqual(pipeline.steps[0]!.index, 0)
     }).pipe(Effect.provide(base(Llm.layerLocal))))
@@ -246,5 +250,42 @@ describe("Pipelines with a real model", () => {
         assert.strictEqual(pipeline.error, "the pipeline was interrupted")
         assert.isNull(pipeline.answer)
       }).pipe(Effect.provide(base(HangingLlm)))
+    }))
+
+  it.effect("a concurrent write to the branch fails the run with PipelineConflict", () =>
+    Effect.gen(function*() {
+      // Another writer appends to the branch just before the first step is recorded.
+      const Racing = Layer.effect(
+        EventStore.EventStore,
+        Effect.map(EventStore.EventStore, (inner) =>
+          EventStore.EventStore.of({
+            ...inner,
+            append: (stream, events, options) =>
+              events[0]?.type === "StepCompleted"
+                ? Effect.andThen(
+                  inner.append(stream, [{ type: "Interloper", data: {}, metadata: {} }]),
+                  inner.append(stream, events, options)
+                )
+                : inner.append(stream, events, options)
+          }))
+      ).pipe(Layer.provide(EventStore.layerMemory()))
+      yield* Effect.gen(function*() {
+        const error = yield* Effect.flip(run({ topic: "zebras", steps: ["draft"] }))
+        assert.strictEqual(error._tag, "PipelineConflict")
+        const events = yield* EventStore.EventStore
+        const recorded = yield* Stream.runCollect(events.readAll())
+        assert.deepStrictEqual(recorded.map((e) => e.type), ["PipelineStarted", "Interloper"])
+        if (error._tag === "PipelineConflict") {
+          assert.strictEqual(error.id, recorded[0]!.streamId.split("/").pop())
+          assert.match(error.message, /^the pipeline's branch changed concurrently \(.+\)$/)
+        }
+      }).pipe(Effect.provide(
+        Pipeline.layer.pipe(
+          Layer.provideMerge(Racing),
+          Layer.provide(Llm.layerLocal),
+          Layer.provide(StubRetrieval),
+          Layer.provide(Layer.succeed(References.MinimumLogLevel, "None"))
+        )
+      ))
     }))
 })

@@ -1,15 +1,19 @@
 /**
- * API v1 of reasoning pipelines: `POST /api/v1/pipelines` runs draft → critique → improve (retrieval optional), each
- * step an event on the pipeline's branch; `GET /api/v1/pipelines/:id` reads it back.
+ * Reasoning pipelines over HTTP: `POST /pipelines` runs draft → critique → improve (retrieval optional), each step an
+ * event on the pipeline's branch; `GET /pipelines/:id` reads it back.
+ *
+ * Like `RetrievalHttp`'s groups, the group carries no authentication and no version prefix (the server adds
+ * `.middleware(Authentication)` and `.prefix("/api/v1")`); handlers read kernel's `Principal.CurrentPrincipal`, and
+ * domain errors become problems through `RetrievalHttp.toProblem`.
  *
  * @since 0.1.0
  */
-import { Problem } from "@ouroboros/kernel"
-import { Schema } from "effect"
+import { HttpGroup, Principal, Problem } from "@ouroboros/kernel"
+import { Effect, Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Authentication } from "./Authentication.js"
-import { Pipeline, PipelineId, StepKind } from "./Pipeline.js"
+import { Pipeline, PipelineId, Pipelines, StepKind } from "./Pipeline.js"
 import { maxSteps, maxTopicLength, PipelineSyntaxError } from "./PipelineSyntax.js"
+import { toProblems } from "./RetrievalHttp.js"
 
 /**
  * The body of `POST /pipelines`: exactly one of `steps` (with `topic`) and `script` (the pipe syntax, whose topic is
@@ -44,12 +48,12 @@ export const RunPipelineRequest = Schema.Struct({
 export type RunPipelineRequest = typeof RunPipelineRequest.Type
 
 /**
- * The pipelines group of API v1, behind tenant authentication.
+ * The pipelines group: `POST /pipelines` and `GET /pipelines/:id`, in the caller's tenant.
  *
  * @since 0.1.0
  * @category groups
  */
-export class PipelinesApi extends HttpApiGroup.make("pipelines")
+export class PipelinesGroup extends HttpApiGroup.make("pipelines")
   .add(
     HttpApiEndpoint.post("run", "/pipelines", {
       payload: RunPipelineRequest,
@@ -70,7 +74,27 @@ export class PipelinesApi extends HttpApiGroup.make("pipelines")
     })
       .annotate(OpenApi.Summary, "Read a pipeline: its steps and final answer")
   )
-  .middleware(Authentication)
-  .prefix("/api/v1")
-  .annotate(OpenApi.Title, "Pipelines (v1)")
+  .annotate(OpenApi.Title, "Pipelines")
 {}
+
+/**
+ * Implements {@link PipelinesGroup} for any api that contains it, over the `Pipelines` service. The caller is the
+ * request's `Principal.CurrentPrincipal`: the api must add a middleware to the group that provides it.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * import { PipelinesHttp } from "@ouroboros/retrieval"
+ * import { HttpApi } from "effect/http-api"
+ * // Authentication: an HttpApiMiddleware that provides Principal.CurrentPrincipal
+ * // class Api extends HttpApi.make("api").add(PipelinesHttp.PipelinesGroup.middleware(Authentication)) {}
+ * // const PipelinesLive = PipelinesHttp.layer(Api) // needs Pipelines and Authentication
+ */
+export const layer = HttpGroup.implement(PipelinesGroup, (handlers) =>
+  Pipelines.useSync((pipelines) =>
+    handlers
+      .handle("run", ({ payload }) =>
+        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(pipelines.run(principal, payload))))
+      .handle("get", ({ params }) =>
+        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(pipelines.get(principal, params.id))))
+  ))

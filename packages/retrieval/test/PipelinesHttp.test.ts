@@ -5,14 +5,23 @@ import { Principal, Problem, ProblemHttp, TenantId } from "@ouroboros/kernel"
 import { Llm } from "@ouroboros/llm"
 import { Effect, Layer, Redacted, References } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
-import { HttpApi, HttpApiBuilder } from "effect/http-api"
-import { Authentication } from "../src/Authentication.js"
+import { HttpApi, HttpApiBuilder, HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
 import * as Pipeline from "../src/Pipeline.js"
-import { PipelinesApi } from "../src/PipelinesApi.js"
-import * as PipelinesHandlers from "../src/PipelinesHandlers.js"
+import * as PipelinesHttp from "../src/PipelinesHttp.js"
 import { Retrieval } from "../src/Retrieval.js"
 
-class TestApi extends HttpApi.make("test").add(PipelinesApi) {}
+// The server's kind of authentication: an API key that resolves to a principal, provided to the handlers.
+class Authentication extends HttpApiMiddleware.Service<Authentication, {
+  provides: Principal.CurrentPrincipal
+}>()("test/Authentication", {
+  error: [Problem.Unauthorized, Problem.Forbidden],
+  security: { apiKey: HttpApiSecurity.apiKey({ key: "X-API-Key", in: "header" }) }
+}) {}
+
+// As the server mounts it: behind its authentication, under /api/v1.
+class TestApi extends HttpApi.make("test").add(
+  PipelinesHttp.PipelinesGroup.middleware(Authentication).prefix("/api/v1")
+) {}
 
 const principals: Record<string, Principal.Principal> = {
   "key-a": new Principal.Principal({
@@ -52,6 +61,7 @@ const StubRetrieval = Layer.succeed(
     ask: unused,
     rebuild: unused(),
     applied: Effect.succeed(0),
+    status: Effect.succeed({ appliedSequence: 0, lastSequence: 0 }),
     search: () =>
       Effect.succeed([{
         documentId: "zebras",
@@ -66,7 +76,7 @@ const StubRetrieval = Layer.succeed(
 // As the server does: errors become RFC 9457 problems.
 const ApiServer = HttpRouter.serve(
   HttpApiBuilder.layer(TestApi).pipe(
-    Layer.provide(PipelinesHandlers.make(TestApi)),
+    Layer.provide(PipelinesHttp.layer(TestApi)),
     Layer.provide(StubAuthentication),
     Layer.provide(Pipeline.layer),
     Layer.provide(Layer.mergeAll(EventStore.layerMemory(), Llm.layerLocal, StubRetrieval)),
@@ -110,6 +120,13 @@ describe("PipelinesApi served", () => {
       const other = yield* call("GET", `/api/v1/pipelines/${id}`, { key: "key-b" })
       assert.strictEqual(other.status, 404)
       assert.strictEqual(other.contentType, "application/problem+json")
+      assert.deepStrictEqual(other.body, {
+        _tag: "NotFound",
+        type: "about:blank",
+        title: "Not Found",
+        status: 404,
+        detail: `no pipeline ${id}`
+      })
       assert.strictEqual((yield* call("GET", "/api/v1/pipelines/nope", { key: "key-a" })).status, 404)
     }).pipe(Effect.provide(ApiServer)))
 
@@ -157,6 +174,7 @@ describe("PipelinesApi served", () => {
         body: { topic: "z", steps: ["improve"] }
       })
       assert.strictEqual(order.status, 400)
+      assert.strictEqual(order.body._tag, "BadRequest")
       assert.include(order.body.detail as string, "steps[0]")
       const anonymous = yield* call("POST", "/api/v1/pipelines", { body: { topic: "z", steps: ["draft"] } })
       assert.strictEqual(anonymous.status, 401)

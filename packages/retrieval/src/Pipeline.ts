@@ -5,17 +5,17 @@
  *
  * When the language model fails, a step is answered by the local extractive model and marked `degraded`; when the
  * vector store fails, a retrieval step yields no passages and is marked `degraded` too. A pipeline that stops half-way
- * (a defect, an interruption) records `PipelineFailed`.
+ * (a defect, an interruption) records `PipelineFailed`. Failures are domain errors (`PipelineError`), never HTTP ones.
  *
  * @since 0.1.0
  */
 import { EventStore } from "@ouroboros/event-store"
-import type { TenantId } from "@ouroboros/kernel"
-import { Principal, Problem } from "@ouroboros/kernel"
+import type { Principal, TenantId } from "@ouroboros/kernel"
 import { Llm, Prompts } from "@ouroboros/llm"
 import { Cause, Clock, Context, Effect, Exit, Layer, Option, Result, Schema } from "effect"
 import { randomUUID } from "node:crypto"
 import * as PipelineSyntax from "./PipelineSyntax.js"
+import * as Resilient from "./Resilient.js"
 import { Retrieval } from "./Retrieval.js"
 
 // -----------------------------------------------------------------------------
@@ -23,7 +23,7 @@ import { Retrieval } from "./Retrieval.js"
 // -----------------------------------------------------------------------------
 
 /**
- * A pipeline id: 1 to 64 of `[A-Za-z0-9_-]` (the server makes UUIDs).
+ * A pipeline id: 1 to 64 of `[A-Za-z0-9_-]` (`run` makes UUIDs).
  *
  * @since 0.1.0
  * @category schemas
@@ -169,6 +169,73 @@ export const eventTypes = {
 export const streamOf = (tenant: TenantId.TenantId, id: string): string => `tenant/${tenant}/pipeline/${id}`
 
 // -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * The tenant has no pipeline with this id (another tenant's pipeline is not found either).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PipelineNotFound extends Schema.TaggedError<PipelineNotFound>()(
+  "PipelineNotFound",
+  { id: Schema.String },
+  { httpApiStatus: 404, description: "No such pipeline" }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `no pipeline ${this.id}`
+  }
+}
+
+/**
+ * The pipeline's branch moved on while the pipeline ran (another writer appended to it).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PipelineConflict extends Schema.TaggedError<PipelineConflict>()(
+  "PipelineConflict",
+  {
+    id: Schema.String,
+    /** What the event store found (expected and actual versions). */
+    reason: Schema.String
+  },
+  { httpApiStatus: 409, description: "The pipeline's branch changed concurrently" }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `the pipeline's branch changed concurrently (${this.reason})`
+  }
+}
+
+/**
+ * A request that does not describe one runnable pipeline: both or neither of steps and script, a list of steps
+ * without a topic, or steps in an order that cannot run (`detail` names the step: `steps[0]: …`). A script's own
+ * errors are `PipelineSyntaxError`s, with their position.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPipeline extends Schema.TaggedError<InvalidPipeline>()(
+  "InvalidPipeline",
+  { detail: Schema.String },
+  { httpApiStatus: 400, description: "The pipeline request is not valid" }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.detail
+  }
+}
+
+// -----------------------------------------------------------------------------
 // service
 // -----------------------------------------------------------------------------
 
@@ -186,13 +253,21 @@ export interface RunRequest {
 }
 
 /**
- * The errors of running a pipeline: a bad script (400 with its position), a bad step list (400), a concurrent write
- * to the branch (409).
+ * The errors of running a pipeline: a bad script (with its position), a bad request, a concurrent write to the
+ * branch.
  *
  * @since 0.1.0
  * @category errors
  */
-export type PipelineError = PipelineSyntax.PipelineSyntaxError | Problem.BadRequest | Problem.Conflict
+export type RunError = PipelineSyntax.PipelineSyntaxError | InvalidPipeline | PipelineConflict
+
+/**
+ * Every error of the `Pipelines` service.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type PipelineError = RunError | PipelineNotFound
 
 /**
  * @since 0.1.0
@@ -200,10 +275,10 @@ export type PipelineError = PipelineSyntax.PipelineSyntaxError | Problem.BadRequ
  */
 export class Pipelines extends Context.Service<Pipelines, {
   /** Validates the request, runs every step and returns the completed pipeline. */
-  readonly run: (principal: Principal.Principal, request: RunRequest) => Effect.Effect<Pipeline, PipelineError>
+  readonly run: (principal: Principal.Principal, request: RunRequest) => Effect.Effect<Pipeline, RunError>
   /** Folds the pipeline's branch; another tenant's pipeline is not found. */
-  readonly get: (principal: Principal.Principal, id: string) => Effect.Effect<Pipeline, Problem.NotFound>
-}>()("@ouroboros/server/Pipelines") {}
+  readonly get: (principal: Principal.Principal, id: string) => Effect.Effect<Pipeline, PipelineNotFound>
+}>()("@ouroboros/retrieval/Pipelines") {}
 
 /**
  * Turns a request into a plan, or the error to answer with.
@@ -213,20 +288,20 @@ export class Pipelines extends Context.Service<Pipelines, {
  */
 export const planOf = (
   request: RunRequest
-): Result.Result<PipelineSyntax.Plan, PipelineSyntax.PipelineSyntaxError | Problem.BadRequest> => {
+): Result.Result<PipelineSyntax.Plan, PipelineSyntax.PipelineSyntaxError | InvalidPipeline> => {
   if ((request.script === undefined) === (request.steps === undefined)) {
-    return Result.fail(new Problem.BadRequest({ detail: "give exactly one of steps and script" }))
+    return Result.fail(new InvalidPipeline({ detail: "give exactly one of steps and script" }))
   }
   if (request.script !== undefined) return PipelineSyntax.compile(request.script, { topic: request.topic })
   const topic = request.topic
   if (topic === undefined || topic.trim().length === 0) {
-    return Result.fail(new Problem.BadRequest({ detail: "a list of steps needs a non-empty topic" }))
+    return Result.fail(new InvalidPipeline({ detail: "a list of steps needs a non-empty topic" }))
   }
   const steps = (request.steps ?? []).map((kind): PipelineSyntax.Step =>
     kind === "retrieve" ? { kind, limit: PipelineSyntax.defaultRetrievalLimit } : { kind }
   )
   return Result.mapBoth(PipelineSyntax.validateSteps(steps), {
-    onFailure: (error) => new Problem.BadRequest({ detail: `steps[${error.index}]: ${error.detail}` }),
+    onFailure: (error) => new InvalidPipeline({ detail: `steps[${error.index}]: ${error.detail}` }),
     onSuccess: (steps) => ({ topic, steps })
   })
 }
@@ -293,6 +368,8 @@ export const fold = (id: string, events: ReadonlyArray<EventStore.RecordedEvent>
 }
 
 /**
+ * Builds the service. Language model calls run through `Resilient.ModelGuard` when the context gives one.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -300,19 +377,25 @@ export const make = Effect.gen(function*() {
   const events = yield* EventStore.EventStore
   const llm = yield* Llm.Llm
   const retrieval = yield* Retrieval
+  const modelGuard = yield* Resilient.ModelGuard
   const local = Llm.makeLocal()
 
-  const conflict = (error: EventStore.WrongExpectedVersion) =>
-    new Problem.Conflict({ detail: `the pipeline's branch changed concurrently (${error.detail})` })
+  const conflict = (id: string) => (error: EventStore.WrongExpectedVersion) =>
+    Effect.fail(new PipelineConflict({ id, reason: error.detail }))
 
   const read = (tenant: TenantId.TenantId, id: string) =>
     Effect.map(events.readStream(streamOf(tenant, id)), (recorded) => fold(id, recorded))
 
   const generate = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
-    llm.generate(prompt, model !== undefined ? { model } : undefined).pipe(
+    Resilient.callModel(
+      modelGuard,
+      llm.id,
+      "generation",
+      llm.generate(prompt, model !== undefined ? { model } : undefined)
+    ).pipe(
       Effect.catch((error) =>
         Effect.logWarning("the language model failed; the step falls back to the local model").pipe(
-          Effect.annotateLogs({ error: error._tag }),
+          Effect.annotateLogs({ error: error.message }),
           Effect.andThen(local.generate(prompt)),
           Effect.map((response) => ({ ...response, degraded: true })),
           Effect.orDie
@@ -337,7 +420,7 @@ export const make = Effect.gen(function*() {
         }),
         metadata
       }], { expectedVersion: "no-stream" }).pipe(
-        Effect.catchTag("WrongExpectedVersion", (e) => Effect.fail(conflict(e)))
+        Effect.catchTag("WrongExpectedVersion", conflict(id))
       )).version
 
       const record = (type: string, data: unknown) =>
@@ -345,7 +428,7 @@ export const make = Effect.gen(function*() {
           Effect.map((result) => {
             version = result.version
           }),
-          Effect.catchTag("WrongExpectedVersion", (e) => Effect.fail(conflict(e)))
+          Effect.catchTag("WrongExpectedVersion", conflict(id))
         )
 
       const body = Effect.gen(function*() {
@@ -407,7 +490,7 @@ export const make = Effect.gen(function*() {
               ? "the pipeline was interrupted"
               : Option.match(Cause.findErrorOption(exit.cause), {
                 onNone: () => "the pipeline failed",
-                onSome: (error) => error.detail
+                onSome: (error) => error.message
               })
           })).pipe(Effect.ignore)
         )
@@ -420,7 +503,7 @@ export const make = Effect.gen(function*() {
   )
 
   const get: Pipelines["Service"]["get"] = Effect.fn("Pipelines.get")(function*(principal, id) {
-    const notFound = new Problem.NotFound({ detail: `no pipeline ${id}` })
+    const notFound = new PipelineNotFound({ id })
     if (!Schema.is(PipelineId)(id)) return yield* notFound
     const pipeline = yield* read(principal.tenantId, id)
     return pipeline === undefined ? yield* notFound : pipeline

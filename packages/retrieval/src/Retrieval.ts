@@ -1,0 +1,696 @@
+/**
+ * The retrieval pipeline: documents are events in the event store; their chunks' vectors are a projection in the
+ * vector store, kept by one projector fiber that applies events in sequence order and records its checkpoint.
+ *
+ * A request embeds (so a failing embedder fails with `ModelUnavailable` before anything is recorded), appends the
+ * event, hands the vectors to the projector and waits until the projection has applied it (read-your-writes). After
+ * a crash the projector catches up from its checkpoint and re-embeds what it did not apply, so nothing is lost; a
+ * rebuild drops the collections and replays every event.
+ *
+ * Each tenant's vectors are isolated: one shared collection partitioned by tenant, and a collection of its own for a
+ * tenant that asks for it (`dedicatedTenants`). Calls to the models and the vector store run through their guards
+ * (`Resilient`); failures are domain errors (`RetrievalError`), never HTTP ones.
+ *
+ * @since 0.1.0
+ */
+import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { type Principal, TenantId } from "@ouroboros/kernel"
+import { Chunker, Embedder, Llm, type LlmError } from "@ouroboros/llm"
+import { Filter, VectorStore } from "@ouroboros/vector-store"
+import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
+import { createHash, randomUUID } from "node:crypto"
+import * as Resilient from "./Resilient.js"
+import {
+  DocumentConflict,
+  DocumentNotFound,
+  EmptyDocument,
+  IncompatibleCollection,
+  type ModelUnavailable,
+  ProjectionBehind,
+  VectorStoreUnavailable
+} from "./RetrievalError.js"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * A document id: 1 to 100 (the router matches path parameters of up to 100 characters) of `[A-Za-z0-9._:-]`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DocumentId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9._:-]{1,100}$/, { message: "a document id is 1 to 100 of A-Z a-z 0-9 . _ : -" })
+).annotate({ identifier: "DocumentId" })
+
+const Scalar = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
+
+/**
+ * Metadata: a JSON object of scalars and arrays of scalars, searchable with a filter.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Metadata = Schema.Record(
+  Schema.String.check(
+    Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "metadata keys are 1 to 64 of A-Z a-z 0-9 _ -" })
+  ),
+  Schema.Union([Schema.String, Schema.Finite, Schema.Boolean, Schema.Null, Schema.Array(Scalar)])
+).annotate({ identifier: "Metadata" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Metadata = typeof Metadata.Type
+
+/**
+ * A document as the event store knows it: its text and metadata, how many chunks it was cut into, the version of
+ * its stream and the embedder that indexed it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Document = Schema.Struct({
+  id: DocumentId,
+  text: Schema.String,
+  metadata: Metadata,
+  chunks: Schema.Int,
+  version: Schema.Int,
+  contentHash: Schema.String,
+  embedder: Schema.String,
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+}).annotate({ identifier: "Document" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Document = typeof Document.Type
+
+/**
+ * A chunk that a search found, best first.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Hit = Schema.Struct({
+  documentId: DocumentId,
+  chunk: Schema.Int,
+  text: Schema.String,
+  score: Schema.Finite,
+  metadata: Metadata
+}).annotate({ identifier: "Hit" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Hit = typeof Hit.Type
+
+/**
+ * An answer: the text, the chunks it was drawn from, the model that wrote it, and whether that was the local
+ * extractive answerer standing in (`degraded`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const AskResponse = Schema.Struct({
+  answer: Schema.String,
+  sources: Schema.Array(Hit),
+  degraded: Schema.Boolean,
+  model: Schema.String
+}).annotate({ identifier: "AskResponse" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AskResponse = typeof AskResponse.Type
+
+/**
+ * How far the vector projection has applied the event store.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ProjectionStatus = Schema.Struct({
+  appliedSequence: Schema.Int,
+  lastSequence: Schema.Int
+}).annotate({ identifier: "ProjectionStatus" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ProjectionStatus = typeof ProjectionStatus.Type
+
+// -----------------------------------------------------------------------------
+// events
+// -----------------------------------------------------------------------------
+
+/**
+ * The events of a document stream (`tenant/<tenant>/document/<id>`).
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export const DocumentIngested = Schema.Struct({
+  documentId: Schema.String,
+  text: Schema.String,
+  metadata: Metadata,
+  contentHash: Schema.String,
+  chunks: Schema.Int,
+  embedder: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const DocumentDeleted = Schema.Struct({ documentId: Schema.String })
+
+/**
+ * The stream of a tenant's document.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const streamOf = (tenant: TenantId.TenantId, id: string): string => `tenant/${tenant}/document/${id}`
+
+/**
+ * The name of the projection's checkpoint: setting it to 0 makes the next start rebuild the vectors.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const checkpointName = "vector-projection"
+
+// -----------------------------------------------------------------------------
+// service
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The shared collection, partitioned by tenant. Default `documents`. */
+  readonly collection?: string | undefined
+  /** Tenants whose tier asks for a collection of their own (`<collection>_<tenant>`). */
+  readonly dedicatedTenants?: ReadonlySet<string> | undefined
+  readonly chunking?: Chunker.Options | undefined
+  /** How long a write waits for the projection to apply it before failing with `ProjectionBehind`. Default 30 s. */
+  readonly applyTimeout?: Duration.Input | undefined
+}
+
+/**
+ * What to ingest. Ingesting the same text and metadata under the same id again changes nothing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IngestRequest {
+  /** Default: a new UUID. */
+  readonly id?: string | undefined
+  readonly text: string
+  readonly metadata?: Metadata | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SearchRequest {
+  readonly query: string
+  /** Default {@link defaultSearchLimit}. */
+  readonly limit?: number | undefined
+  /** Over metadata keys (`Filter.decodeUnknown` decodes one from untrusted input). */
+  readonly filter?: Filter.Filter | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AskRequest {
+  readonly question: string
+  /** Passages to retrieve. Default {@link defaultTopK}. */
+  readonly topK?: number | undefined
+  /** Retrieve passages first (default true). */
+  readonly useRag?: boolean | undefined
+  /** The language model, when not the default one. */
+  readonly model?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultSearchLimit = 10
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTopK = 4
+
+/**
+ * The retrieval service: every method acts in the principal's tenant.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Retrieval extends Context.Service<Retrieval, {
+  /** Chunks, embeds, records `DocumentIngested` and waits until the vectors are searchable. */
+  readonly ingest: (
+    principal: Principal.Principal,
+    request: IngestRequest
+  ) => Effect.Effect<Document, DocumentConflict | EmptyDocument | ModelUnavailable | ProjectionBehind>
+  readonly get: (principal: Principal.Principal, id: string) => Effect.Effect<Document, DocumentNotFound>
+  /** Records `DocumentDeleted` and waits until its vectors are gone. */
+  readonly remove: (
+    principal: Principal.Principal,
+    id: string
+  ) => Effect.Effect<void, DocumentNotFound | DocumentConflict | ProjectionBehind>
+  readonly search: (
+    principal: Principal.Principal,
+    request: SearchRequest
+  ) => Effect.Effect<ReadonlyArray<Hit>, Filter.InvalidFilter | ModelUnavailable | VectorStoreUnavailable>
+  /**
+   * Retrieves, then answers with the language model. It does not fail: without a retriever (the embedding model or
+   * the vector store is down) or a language model, the local extractive answerer stands in (`degraded`).
+   */
+  readonly ask: (principal: Principal.Principal, request: AskRequest) => Effect.Effect<AskResponse>
+  /** Drops the vectors and replays every event into fresh collections. */
+  readonly rebuild: Effect.Effect<{ readonly events: number }, VectorStoreUnavailable | ProjectionBehind>
+  /** The sequence of the last event the projection applied. */
+  readonly applied: Effect.Effect<number>
+  /** The projection's position against the event store's. */
+  readonly status: Effect.Effect<ProjectionStatus>
+}>()("@ouroboros/retrieval/Retrieval") {}
+
+const decodeIngested = Schema.decodeUnknownEffect(DocumentIngested)
+const decodeIngestedSync = Schema.decodeUnknownSync(DocumentIngested)
+const decodeDeleted = Schema.decodeUnknownEffect(DocumentDeleted)
+
+const pointId = (tenant: string, documentId: string, chunk: number): string => {
+  const hex = createHash("sha256").update(`${tenant}\u0000${documentId}\u0000${chunk}`).digest("hex")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`
+}
+
+const hashContent = (text: string, metadata: Metadata) =>
+  createHash("sha256").update(text).update("\u0000").update(JSON.stringify(metadata)).digest("hex")
+
+interface DocumentState {
+  readonly document: Document | undefined
+  readonly version: number
+}
+
+// Metadata filters name metadata keys; in the store they live under `metadata.`.
+const scopeFilter = (filter: Filter.Filter): Filter.Filter => {
+  const condition = (c: Filter.Condition): Filter.Condition =>
+    "key" in c ? { ...c, key: `metadata.${c.key}` } : scopeFilter(c as Filter.Filter)
+  return {
+    ...(filter.must ? { must: filter.must.map(condition) } : {}),
+    ...(filter.should ? { should: filter.should.map(condition) } : {}),
+    ...(filter.must_not ? { must_not: filter.must_not.map(condition) } : {})
+  }
+}
+
+/**
+ * Builds the service: checks that the collections fit the embedder (else `IncompatibleCollection`), catches the
+ * projection up from its checkpoint (rebuilding a collection that is missing), and forks the projector into the
+ * scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const events = yield* EventStore.EventStore
+    const checkpoints = yield* Checkpoints.Checkpoints
+    const vectors = yield* VectorStore.VectorStore
+    const embedder = yield* Embedder.Embedder
+    const llm = yield* Llm.Llm
+    const modelGuard = yield* Resilient.ModelGuard
+    const vectorGuard = yield* Resilient.VectorStoreGuard
+    const localLlm = Llm.makeLocal()
+    const collection = options.collection ?? "documents"
+    const dedicatedTenants = options.dedicatedTenants ?? new Set<string>()
+    const applyTimeout = options.applyTimeout ?? Duration.seconds(30)
+
+    // Every vector store failure but a bad filter means the store is unavailable (a vector of the wrong size too: the
+    // store no longer holds what this embedder made).
+    type VectorError<E> = VectorStoreUnavailable | Extract<E, Filter.InvalidFilter>
+    const vectorCall = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, VectorError<E>> =>
+      Effect.catch(vectorGuard.run(effect), (error): Effect.Effect<never, VectorError<E>> =>
+        error instanceof Filter.InvalidFilter
+          ? Effect.fail(error as Extract<E, Filter.InvalidFilter>)
+          : Resilient.vectorStoreUnavailable(vectorGuard, error))
+    // A dependency that fails is worth a warning; a caller's bad filter is not.
+    const warn = <A, E extends { readonly _tag: string; readonly message: string }, R>(
+      effect: Effect.Effect<A, E, R>
+    ) =>
+      Effect.tapError(effect, (error) =>
+        error._tag === "InvalidFilter"
+          ? Effect.void
+          : Effect.logWarning(error.message).pipe(Effect.annotateLogs({ service: "retrieval" })))
+
+    const collectionOf = (tenant: TenantId.TenantId) =>
+      dedicatedTenants.has(tenant) ? `${collection}_${tenant}` : collection
+    const ensure = (name: string) =>
+      vectorGuard.run(vectors.ensureCollection({ name, dimensions: embedder.dimensions, embedder: embedder.id })).pipe(
+        Effect.catch((error): Effect.Effect<never, IncompatibleCollection | VectorStoreUnavailable> =>
+          error instanceof VectorStore.DimensionMismatch
+            ? Effect.fail(new IncompatibleCollection({ collection: name, reason: error.detail }))
+            : Resilient.vectorStoreUnavailable(vectorGuard, error)
+        ),
+        Effect.flatMap((info) =>
+          info.embedder === undefined || info.embedder === embedder.id
+            ? Effect.succeed(info)
+            : Effect.fail(
+              new IncompatibleCollection({
+                collection: name,
+                reason: `the vector collection ${name} was built with the embedder ${info.embedder}, but ` +
+                  `${embedder.id} is configured, and their vectors are not comparable: configure the same embedder, ` +
+                  "or delete the collection so that it is rebuilt from the events at startup"
+              })
+            )
+        )
+      )
+    const collections = [collection, ...[...dedicatedTenants].map((t) => `${collection}_${t}`)]
+    // A collection that does not exist yet (new, or deleted by an operator) is rebuilt from the events.
+    let missing = false
+    for (const name of collections) {
+      if (Option.isNone(yield* vectorCall(vectors.collectionInfo(name)))) missing = true
+      yield* ensure(name)
+    }
+    if (missing) yield* checkpoints.set(checkpointName, 0)
+
+    // Only the embedder that built the collections can embed for them (checked above), so there is no stand-in: a
+    // failing embedder is a `ModelUnavailable` with the breaker's remaining break.
+    const embed = (texts: ReadonlyArray<string>, purpose: Embedder.Purpose) =>
+      warn(Resilient.callModel(modelGuard, embedder.id, "embedding", embedder.embed(texts, { purpose })))
+
+    // --- projection ---------------------------------------------------------------------------------------------
+    const pending = new Map<number, ReadonlyArray<Float32Array>>()
+    const applied = yield* SubscriptionRef.make(yield* checkpoints.get(checkpointName))
+    const wake = yield* Deferred.make<void>().pipe(Effect.map((d) => ({ current: d })))
+
+    const byDocument = (documentId: string): VectorStore.Selector => ({
+      filter: { must: [{ key: "document_id", match: { value: documentId } }] }
+    })
+
+    const apply = (event: EventStore.RecordedEvent) =>
+      Effect.gen(function*() {
+        const tenant = event.tenantId
+        if (tenant === undefined || tenant === null) return
+        const tenantId = TenantId.make(tenant)
+        const target = collectionOf(tenantId)
+        if (event.type === "DocumentIngested") {
+          const data = yield* decodeIngested(event.data)
+          const chunks = Chunker.chunk(data.text, options.chunking)
+          const vectorsOf = pending.get(event.sequence) ??
+            (yield* embed(chunks.map((c) => c.text), "document"))
+          yield* vectorCall(vectors.delete(target, tenantId, byDocument(data.documentId)))
+          yield* vectorCall(vectors.upsert(
+            target,
+            tenantId,
+            chunks.map((chunk, i) => ({
+              id: pointId(tenant, data.documentId, chunk.index),
+              vector: vectorsOf[i]!,
+              payload: { document_id: data.documentId, chunk: chunk.index, text: chunk.text, metadata: data.metadata }
+            }))
+          ))
+        } else if (event.type === "DocumentDeleted") {
+          const data = yield* decodeDeleted(event.data)
+          yield* vectorCall(vectors.delete(target, tenantId, byDocument(data.documentId)))
+        }
+      })
+
+    const catchUp = Effect.gen(function*() {
+      const from = yield* SubscriptionRef.get(applied)
+      // Read before the events: every event up to it is readable below, so none is skipped by advancing to it.
+      const last = yield* events.lastSequence
+      yield* events.readAll({ fromSequence: from + 1, batchSize: 256 }).pipe(
+        Stream.filter((event) => event.streamId.includes("/document/")),
+        Stream.runForEach((event) =>
+          apply(event).pipe(
+            Effect.andThen(checkpoints.set(checkpointName, event.sequence)),
+            Effect.andThen(SubscriptionRef.set(applied, event.sequence)),
+            Effect.ensuring(Effect.sync(() => pending.delete(event.sequence)))
+          )
+        )
+      )
+      // Events of other streams advance the checkpoint too, so waiting requests are released.
+      if (last > (yield* SubscriptionRef.get(applied))) {
+        yield* checkpoints.set(checkpointName, last)
+        yield* SubscriptionRef.set(applied, last)
+      }
+    })
+
+    const initial = yield* SubscriptionRef.get(applied)
+    yield* Effect.logInfo("vector projection catching up").pipe(
+      Effect.annotateLogs({ service: "retrieval", from: initial })
+    )
+    yield* catchUp.pipe(Effect.orDie)
+
+    yield* Effect.gen(function*() {
+      const signal = wake.current
+      yield* Effect.race(Deferred.await(signal), Effect.sleep(Duration.seconds(1)))
+      wake.current = yield* Deferred.make<void>()
+      yield* catchUp.pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning("vector projection failed; it retries", cause).pipe(
+            Effect.andThen(Effect.sleep(Duration.seconds(1)))
+          )
+        )
+      )
+    }).pipe(Effect.forever, Effect.annotateLogs({ service: "retrieval" }), Effect.forkScoped, Effect.interruptible)
+
+    const awaitApplied = (sequence: number) =>
+      Effect.andThen(
+        Deferred.succeed(wake.current, undefined),
+        SubscriptionRef.changes(applied).pipe(Stream.takeUntil((n) => n >= sequence), Stream.runDrain)
+      ).pipe(
+        Effect.timeoutOrElse({
+          duration: applyTimeout,
+          orElse: () =>
+            Effect.flatMap(
+              SubscriptionRef.get(applied),
+              (current) => Effect.fail(new ProjectionBehind({ awaited: sequence, applied: current }))
+            )
+        })
+      )
+
+    // --- documents ----------------------------------------------------------------------------------------------
+    const load = (tenant: TenantId.TenantId, id: string): Effect.Effect<DocumentState> =>
+      Effect.gen(function*() {
+        const recorded = yield* events.readStream(streamOf(tenant, id))
+        let document: Document | undefined
+        let version = -1
+        for (const event of recorded) {
+          version = event.version
+          if (event.type === "DocumentIngested") {
+            const data = decodeIngestedSync(event.data)
+            document = {
+              id,
+              text: data.text,
+              metadata: data.metadata,
+              chunks: data.chunks,
+              version: event.version,
+              contentHash: data.contentHash,
+              embedder: data.embedder,
+              createdAt: document?.createdAt ?? event.recordedAt.toISOString(),
+              updatedAt: event.recordedAt.toISOString()
+            }
+          } else if (event.type === "DocumentDeleted") {
+            document = undefined
+          }
+        }
+        return { document, version }
+      }).pipe(Effect.orDie)
+
+    const conflict = (id: string) => (error: EventStore.WrongExpectedVersion) =>
+      Effect.fail(new DocumentConflict({ id, reason: error.detail }))
+
+    const ingest: Retrieval["Service"]["ingest"] = Effect.fn("Retrieval.ingest")(
+      function*(principal, request) {
+        const tenant = principal.tenantId
+        const id = request.id ?? randomUUID()
+        const metadata = request.metadata ?? {}
+        const contentHash = hashContent(request.text, metadata)
+        const current = yield* load(tenant, id)
+        if (current.document !== undefined && current.document.contentHash === contentHash) {
+          return current.document
+        }
+        const chunks = Chunker.chunk(request.text, options.chunking)
+        if (chunks.length === 0) return yield* new EmptyDocument({ id })
+        const embedded = yield* embed(chunks.map((c) => c.text), "document")
+        const result = yield* events.append(streamOf(tenant, id), [{
+          type: "DocumentIngested",
+          data: {
+            documentId: id,
+            text: request.text,
+            metadata,
+            contentHash,
+            chunks: chunks.length,
+            embedder: embedder.id
+          },
+          metadata: { tenantId: tenant, subject: principal.subject }
+        }], { expectedVersion: current.version < 0 ? "no-stream" : current.version }).pipe(
+          Effect.catchTag("WrongExpectedVersion", conflict(id))
+        )
+        pending.set(result.lastSequence, embedded)
+        yield* awaitApplied(result.lastSequence)
+        const now = new Date().toISOString()
+        return {
+          id,
+          text: request.text,
+          metadata,
+          chunks: chunks.length,
+          version: result.version,
+          contentHash,
+          embedder: embedder.id,
+          createdAt: current.document?.createdAt ?? now,
+          updatedAt: now
+        }
+      },
+      Effect.annotateLogs({ service: "retrieval" })
+    )
+
+    const get: Retrieval["Service"]["get"] = (principal, id) =>
+      Effect.flatMap(load(principal.tenantId, id), ({ document }) =>
+        document === undefined
+          ? Effect.fail(new DocumentNotFound({ id }))
+          : Effect.succeed(document))
+
+    const remove: Retrieval["Service"]["remove"] = Effect.fn("Retrieval.remove")(function*(principal, id) {
+      const current = yield* load(principal.tenantId, id)
+      if (current.document === undefined) return yield* new DocumentNotFound({ id })
+      const result = yield* events.append(streamOf(principal.tenantId, id), [{
+        type: "DocumentDeleted",
+        data: { documentId: id },
+        metadata: { tenantId: principal.tenantId, subject: principal.subject }
+      }], { expectedVersion: current.version }).pipe(
+        Effect.catchTag("WrongExpectedVersion", conflict(id))
+      )
+      yield* awaitApplied(result.lastSequence)
+    })
+
+    const searchHits = (
+      tenant: TenantId.TenantId,
+      query: string,
+      limit: number,
+      filter: Filter.Filter | undefined
+    ) =>
+      Effect.gen(function*() {
+        const [vector] = yield* embed([query], "query")
+        const points = yield* warn(vectorCall(vectors.search(collectionOf(tenant), tenant, {
+          vector: vector!,
+          limit,
+          ...(filter !== undefined ? { filter: scopeFilter(filter) } : {})
+        })))
+        return points.map((point): Hit => ({
+          documentId: String(point.payload.document_id),
+          chunk: Number(point.payload.chunk),
+          text: String(point.payload.text ?? ""),
+          score: point.score,
+          metadata: (point.payload.metadata ?? {}) as Metadata
+        }))
+      })
+
+    const search: Retrieval["Service"]["search"] = Effect.fn("Retrieval.search")(
+      function*(principal, request) {
+        return yield* searchHits(principal.tenantId, request.query, request.limit ?? defaultSearchLimit, request.filter)
+      }
+    )
+
+    const ask: Retrieval["Service"]["ask"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
+      // Without a retriever (the embedding model or the vector store is down) the answer degrades, it does not fail.
+      const retrieved = (request.useRag ?? true)
+        ? yield* searchHits(principal.tenantId, request.question, request.topK ?? defaultTopK, undefined).pipe(
+          Effect.map((hits) => ({ hits, ok: true })),
+          Effect.catchTags({
+            InvalidFilter: Effect.die,
+            ModelUnavailable: () => Effect.succeed({ hits: [] as ReadonlyArray<Hit>, ok: false }),
+            VectorStoreUnavailable: () => Effect.succeed({ hits: [] as ReadonlyArray<Hit>, ok: false })
+          })
+        )
+        : { hits: [] as ReadonlyArray<Hit>, ok: true }
+      const sources = retrieved.hits
+      const passages = sources.map((hit) => ({
+        id: `${hit.documentId}#${hit.chunk}`,
+        documentId: hit.documentId,
+        text: hit.text,
+        score: hit.score
+      }))
+      const generation = request.model !== undefined ? { model: request.model } : undefined
+      const generated: Effect.Effect<Llm.Answer, ModelUnavailable | LlmError.LlmError> = retrieved.ok
+        ? Resilient.callModel(modelGuard, llm.id, "generation", llm.answer(request.question, passages, generation))
+        : localLlm.answer(request.question, passages)
+      const answer = yield* generated.pipe(
+        Effect.catch((error) =>
+          Effect.logWarning("the language model failed; answering extractively").pipe(
+            Effect.annotateLogs({ service: "retrieval", error: error.message }),
+            Effect.andThen(localLlm.answer(request.question, passages)),
+            Effect.orDie
+          )
+        )
+      )
+      return { answer: answer.answer, sources, degraded: answer.degraded, model: answer.model }
+    })
+
+    const rebuild: Retrieval["Service"]["rebuild"] = Effect.gen(function*() {
+      for (const name of collections) {
+        yield* vectorCall(vectors.drop(name))
+        yield* ensure(name).pipe(
+          // A fresh collection fits the embedder: anything else is the store's trouble.
+          Effect.catchTag(
+            "IncompatibleCollection",
+            (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
+          )
+        )
+      }
+      yield* checkpoints.set(checkpointName, 0)
+      yield* SubscriptionRef.set(applied, 0)
+      const last = yield* events.lastSequence
+      yield* awaitApplied(last)
+      return { events: last }
+    }).pipe(warn)
+
+    const status: Retrieval["Service"]["status"] = Effect.all({
+      appliedSequence: SubscriptionRef.get(applied),
+      lastSequence: events.lastSequence
+    })
+
+    return Retrieval.of({
+      ingest,
+      get,
+      remove,
+      search,
+      ask,
+      rebuild,
+      applied: SubscriptionRef.get(applied),
+      status
+    })
+  })
+
+/**
+ * The service over the event store (`EventStore`, `Checkpoints`), the vector store and the models; the projector
+ * runs as long as the layer's scope. Guards (`Resilient.ModelGuard`, `Resilient.VectorStoreGuard`) are read from the
+ * context when given.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<
+  Retrieval,
+  IncompatibleCollection | VectorStoreUnavailable,
+  EventStore.EventStore | Checkpoints.Checkpoints | VectorStore.VectorStore | Embedder.Embedder | Llm.Llm
+> => Layer.effect(Retrieval, make(options))
