@@ -10,11 +10,36 @@
  * events, the snapshots hold the effect of every event up to the checkpoint and of none after `to`: restoring them
  * and letting the projection catch up from the checkpoint gives exactly the vectors of the events up to `to`.
  *
+ * A restore changes nothing until everything it reads is checked: the manifests (plain file names inside the
+ * backup's directory, counts and ranges that add up, a chain in which each backup continues its parent), every
+ * file's presence, size and SHA-256, every event, and for a point past the backup, that the live store continues it.
+ * Then the events, the registered sources and the projection checkpoint (0) are replaced all or nothing: in one
+ * transaction when a SQL client is in context (the SQL event store's), otherwise by putting the previous content
+ * back on failure. Only then are the vectors rebuilt (`Projections.rebuild`) or restored from the snapshots (and the
+ * checkpoint set to theirs, never past the last event). Backup files are `0600` in `0700` directories, and so are
+ * the restore's working files.
+ *
  * @since 0.1.0
  */
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Embedded, VectorStore } from "@ouroboros/vector-store"
-import { Cause, Clock, Config, Context, Data, Effect, Layer, Option, Result, Schema, Semaphore, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Config,
+  Context,
+  Data,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Result,
+  Schema,
+  Semaphore,
+  Stream
+} from "effect"
+import { SqlClient, SqlError } from "effect/sql"
+import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -102,7 +127,10 @@ export class BackupFailed extends Schema.TaggedError<BackupFailed>()(
 ) {}
 
 /**
- * A restore failed part way. The stores may hold part of the backup: run the restore again.
+ * A restore failed. When it failed while the events were replaced, nothing changed: the events, the registered
+ * sources and the projection checkpoint are as they were (one transaction of the SQL event store; the memory store's
+ * previous content is put back). When it failed afterwards, while the vectors were rebuilt or restored, the events
+ * are restored and the projection checkpoint is 0: `detail` says so, and the vectors come back by a rebuild.
  *
  * @since 0.1.0
  * @category errors
@@ -190,7 +218,10 @@ export type VectorMode = "snapshot" | "rebuild"
 export interface RestoreOptions {
   /** Point-in-time recovery: an instant, or a sequence number. Default: the backup's own point. */
   readonly at?: Date | number | undefined
-  /** Restore even when the backup is not verified (its checksums are not checked either). */
+  /**
+   * Restore a backup that has no successful verification recorded. Its files are checked all the same (manifest,
+   * presence, size, SHA-256, every event) before anything is changed.
+   */
   readonly force?: boolean | undefined
   /** Default: `rebuild` when a `Projections` service is present, `snapshot` otherwise. */
   readonly vectors?: VectorMode | undefined
@@ -270,14 +301,28 @@ export class Auditor extends Context.Service<Auditor, {
 }>()("@ouroboros/backup/Auditor") {}
 
 /**
- * The projections of the event store, as the application provides them: after a restore, `rebuild` recomputes the
- * vectors from the restored events. Optional: without it vectors come back from the snapshots.
+ * The projections of the event store, as the application provides them. Optional: without it vectors come back from
+ * the snapshots, and the projection (if any) reads its checkpoint when it next starts.
+ *
+ * A restore replaces the events and sets the projection checkpoint to 0 in one step; then it calls `rebuild` (mode
+ * `rebuild`), or restores the snapshots, sets the checkpoint to theirs and calls `resume` (mode `snapshot`). The
+ * application's projector must take the new state from these calls: drop what it holds in memory (its last applied
+ * sequence, say), and not run concurrently with them.
  *
  * @since 0.1.0
  * @category services
  */
 export class Projections extends Context.Service<Projections, {
+  /**
+   * Drops the vectors and recomputes them from the events now in the store (the checkpoint is 0), returning once
+   * they are caught up.
+   */
   readonly rebuild: Effect.Effect<void, unknown>
+  /**
+   * The vectors were replaced by snapshots holding the effect of every event up to `checkpoint` (already recorded as
+   * the checkpoint): continue from there. Without it, a `snapshot` restore is refused while this service is present.
+   */
+  readonly resume?: ((checkpoint: number) => Effect.Effect<void, unknown>) | undefined
 }>()("@ouroboros/backup/Projections") {}
 
 /**
@@ -434,6 +479,8 @@ export const latest = "latest"
 const vectorsPrefix = "vectors:"
 const eventsSource = "events"
 const verificationFile = "verification.json"
+const reservedNames: ReadonlySet<string> = new Set([BackupTarget.manifestFile, verificationFile])
+const isCollectionName = Schema.is(VectorStore.CollectionName)
 
 const collectionFileName = (collection: string) => `vectors-${collection}.snapshot`
 
@@ -461,6 +508,8 @@ export const make = (options: Options = {}) =>
     const checkpoints = yield* Effect.serviceOption(Checkpoints.Checkpoints)
     const projections = yield* Effect.serviceOption(Projections)
     const registry = yield* Effect.serviceOption(BackupSource.BackupSources)
+    // The event store's SQL client, when it has one: a restore replaces the events in one of its transactions.
+    const sql = yield* Effect.serviceOption(SqlClient.SqlClient)
     const checkpointName = options.projectionCheckpoint ?? "vector-projection"
     const retention = options.retention ?? { keepLast: 7, keepDaily: 7, keepWeekly: 4 }
     const busy = yield* Semaphore.make(1)
@@ -520,26 +569,94 @@ export const make = (options: Options = {}) =>
         return info.value
       })
 
-    // The backup and those it builds on, oldest (the full one) first.
+    const corrupt = (id: string, problems: ReadonlyArray<Problem>) =>
+      new BackupCorrupt({
+        id,
+        files: [...new Set(problems.map((p) => p.file))],
+        detail: problems.map((p) => p.problem).join("; ")
+      })
+
+    // The backup and those it builds on, oldest (the full one) first. Each must continue its parent's events, and a
+    // chain that comes back to a backup already in it (a forged parent) is corrupt, not an endless loop.
     const chainOf = (info: Manifest.BackupInfo) =>
       Effect.gen(function*() {
+        const id = info.manifest.id
         const chain: Array<Manifest.BackupInfo> = [info]
         let current = info.manifest
         while (current.kind === "incremental") {
+          const at = `${current.id}/${BackupTarget.manifestFile}`
           const parent = current.parent
-          const found = parent === undefined ? Option.none() : yield* readInfo(parent)
+          if (parent === undefined) return yield* corrupt(id, [problemAt(at, "an incremental backup without a parent")])
+          if (chain.some((link) => link.manifest.id === parent)) {
+            return yield* corrupt(id, [problemAt(at, `builds on ${parent}, which builds on it: the chain loops`)])
+          }
+          const found = yield* readInfo(parent)
           if (Option.isNone(found)) {
-            return yield* new BackupCorrupt({
-              id: info.manifest.id,
-              files: [`${parent ?? "?"}/${BackupTarget.manifestFile}`],
-              detail: `backup ${current.id} builds on ${parent ?? "nothing"}, which is missing`
-            })
+            return yield* corrupt(id, [{
+              file: `${parent}/${BackupTarget.manifestFile}`,
+              problem: `backup ${current.id} builds on ${parent}, which is missing`
+            }])
+          }
+          const previous = found.value.manifest
+          if (previous.events.to + 1 !== current.events.from) {
+            return yield* corrupt(id, [
+              problemAt(at, `its events start at ${current.events.from}, but ${parent} ends at ${previous.events.to}`)
+            ])
           }
           chain.unshift(found.value)
-          current = found.value.manifest
+          current = previous
         }
         return chain
       })
+
+    // What a manifest says that cannot be right, found before any of its files is read: names that would leave the
+    // backup's directory, duplicates, counts and ranges that do not add up, sources without their file.
+    const manifestProblems = (id: string, manifest: Manifest.Manifest): Array<Problem> => {
+      const problems: Array<Problem> = []
+      const say = (problem: string) => problems.push(problemAt(`${id}/${BackupTarget.manifestFile}`, problem))
+      if (manifest.id !== id) say(`it names the backup ${manifest.id}`)
+      if (manifest.schemaVersion > Manifest.schemaVersion) {
+        say(`schema version ${manifest.schemaVersion} is newer than this build reads (${Manifest.schemaVersion})`)
+      }
+      const { count, from, to } = manifest.events
+      if (from < 1 || to < from - 1 || count > to - from + 1) {
+        say(`the event range ${from}-${to} cannot hold ${count} events`)
+      }
+      if (manifest.kind === "full" && from !== 1) say(`a full backup starts at sequence 1, not ${from}`)
+      const names = new Set<string>()
+      const collections = new Set<string>()
+      let eventFiles = 0
+      for (const file of manifest.files) {
+        if (!BackupTarget.isSafeName(file.name) || reservedNames.has(file.name)) {
+          say(`the file name ${JSON.stringify(file.name)} is not a plain name inside the backup's directory`)
+        } else if (names.has(file.name)) {
+          say(`the file ${file.name} is listed twice`)
+        }
+        names.add(file.name)
+        if (file.source === eventsSource) {
+          eventFiles++
+          if (file.count !== count) say(`${file.name} holds ${file.count} events, but the range holds ${count}`)
+        } else if (file.source.startsWith(vectorsPrefix)) {
+          const collection = file.source.slice(vectorsPrefix.length)
+          if (!isCollectionName(collection)) say(`the collection name ${JSON.stringify(collection)} is not valid`)
+          else if (collections.has(collection)) say(`the collection ${collection} is listed twice`)
+          collections.add(collection)
+        } else {
+          const entry = manifest.sources.find((source) => source.name === file.source)
+          if (entry === undefined) say(`${JSON.stringify(file.name)} belongs to no source of the backup`)
+          else if (entry.hash !== file.sha256 || entry.count !== file.count) {
+            say(`${file.name} does not match the entry of the source ${entry.name}`)
+          }
+        }
+      }
+      if (eventFiles !== 1) say(`${eventFiles} event files instead of one`)
+      for (const entry of manifest.sources) {
+        if (manifest.files.filter((file) => file.source === entry.name).length !== 1) {
+          say(`the source ${JSON.stringify(entry.name)} has no file of its own`)
+        }
+      }
+      return problems
+    }
 
     // -- create -----------------------------------------------------------------
 
@@ -652,7 +769,9 @@ export const make = (options: Options = {}) =>
             }))).pipe(Effect.map((sha256) => ({ sha256, bytes })))
           }))
           const where = `${id}/${file.name}`
-          if (Result.isFailure(result)) problems.push(problemAt(where, `${result.failure.message}`))
+          if (Result.isFailure(result)) {
+            problems.push(problemAt(where, result.failure.reason === "NotFound" ? "missing" : result.failure.message))
+          }
           else if (result.success.sha256 !== file.sha256) {
             problems.push(problemAt(where, `SHA-256 mismatch (expected ${file.sha256}, found ${result.success.sha256})`))
           } else if (result.success.bytes !== file.bytes) {
@@ -791,8 +910,12 @@ export const make = (options: Options = {}) =>
         const info = yield* get(id)
         const chain = yield* chainOf(info)
         const problems: Array<Problem> = []
-        // The checksum tier covers every backup of the chain: a restore reads them all.
-        for (const link of chain) problems.push(...(yield* checksumProblems(link, progress)))
+        // The checksum tier covers every backup of the chain: a restore reads them all. A manifest that names files
+        // outside its directory is not followed.
+        for (const link of chain) {
+          const wrong = manifestProblems(link.manifest.id, link.manifest)
+          problems.push(...(wrong.length > 0 ? wrong : yield* checksumProblems(link, progress)))
+        }
         if (tier === "restore" && problems.length === 0) {
           problems.push(...(yield* Effect.catchDefect(
             restoreProblems(info, progress),
@@ -852,6 +975,88 @@ export const make = (options: Options = {}) =>
         return found
       })
 
+    // Everything a restore reads, checked before anything is changed: the manifests, then every file's presence, size
+    // and SHA-256, and every event (each decodes, in sequence order, inside its backup's range, as many as the
+    // manifest says). Yields the problems and the last event of the chain.
+    const restoreChecks = (chain: ReadonlyArray<Manifest.BackupInfo>, progress: (p: Progress) => Effect.Effect<void>) =>
+      Effect.gen(function*() {
+        const problems: Array<Problem> = chain.flatMap((link) => manifestProblems(link.manifest.id, link.manifest))
+        let last: EventStore.RecordedEvent | undefined
+        if (problems.length > 0) return { problems, last }
+        const total = chain.reduce((n, link) => n + link.bytes, 0)
+        let done = 0
+        for (const link of chain) {
+          const { from, to } = link.manifest.events
+          for (const file of link.manifest.files) {
+            const where = `${link.manifest.id}/${file.name}`
+            const hash = createHash("sha256")
+            let bytes = 0
+            let count = 0
+            let previous = from - 1
+            const content = target.read(link.manifest.id, file.name).pipe(
+              Stream.tap((chunk) => {
+                hash.update(chunk)
+                bytes += chunk.byteLength
+                done += chunk.byteLength
+                return progress({ phase: "checking", done, total })
+              }),
+              Stream.mapError((e) => e.reason === "NotFound" ? "missing" : e.message)
+            )
+            const read = file.source !== eventsSource ? Stream.runDrain(content) : BackupSource.lines(content).pipe(
+              Stream.mapEffect((line) => Effect.mapError(decodeEventLine(line), () => "an event does not decode")),
+              Stream.runForEach((event) => {
+                if (event.sequence <= previous || event.sequence > to) {
+                  return Effect.fail(`event ${event.sequence} is out of order or outside the range ${from}-${to}`)
+                }
+                previous = event.sequence
+                count++
+                last = event
+                return Effect.void
+              })
+            )
+            const outcome = yield* Effect.result(read)
+            if (Result.isFailure(outcome)) problems.push(problemAt(where, outcome.failure))
+            else if (bytes !== file.bytes) problems.push(problemAt(where, `${bytes} bytes, expected ${file.bytes}`))
+            else if (hash.digest("hex") !== file.sha256) problems.push(problemAt(where, "SHA-256 mismatch"))
+            else if (file.source === eventsSource && count !== file.count) {
+              problems.push(problemAt(where, `${count} events, the manifest says ${file.count}`))
+            }
+          }
+        }
+        return { problems, last }
+      })
+
+    // A directory only this process' user can read, removed with the scope unless `keep` is set (to leave what could
+    // not be put back for an operator).
+    const privateScratch = (prefix: string) =>
+      Effect.acquireRelease(
+        Effect.sync(() => ({ path: Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix)), keep: false })),
+        (scratch) =>
+          scratch.keep ? Effect.void : Effect.sync(() => Fs.rmSync(scratch.path, { recursive: true, force: true }))
+      )
+
+    // Writes a byte stream to a new file of mode 0600.
+    const writePrivate = <E>(path: string, bytes: Stream.Stream<Uint8Array, E>): Effect.Effect<void, unknown> =>
+      Effect.scoped(Effect.gen(function*() {
+        const handle = yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => Fs.promises.open(path, "wx", BackupTarget.fileMode), catch: (e) => e }),
+          (handle) => Effect.promise(() => handle.close())
+        )
+        yield* Stream.runForEach(bytes, (chunk) =>
+          Effect.tryPromise({
+            try: async () => {
+              for (let offset = 0; offset < chunk.byteLength;) {
+                offset += (await handle.write(chunk, offset)).bytesWritten
+              }
+            },
+            catch: (e) => e
+          }))
+      }))
+
+    // Reads back a file of the scratch directory (one this restore wrote: failing to read it is a defect).
+    const readPrivate = (path: string): Stream.Stream<Uint8Array> =>
+      Stream.orDie(Stream.fromAsyncIterable(Fs.createReadStream(path) as AsyncIterable<Buffer>, (cause) => cause))
+
     const restore = (requested: string, restoreOptions?: RestoreOptions) =>
       Effect.gen(function*() {
         const progress = restoreOptions?.onProgress ?? noProgress
@@ -869,20 +1074,6 @@ export const make = (options: Options = {}) =>
           })
         }
         const chain = yield* chainOf(info)
-        if (restoreOptions?.force !== true) {
-          // Files may have changed since the verification: re-check the checksums before anything is deleted.
-          const problems: Array<Problem> = []
-          for (const link of chain) {
-            problems.push(...(yield* checksumProblems(link, progress)))
-          }
-          if (problems.length > 0) {
-            return yield* new BackupCorrupt({
-              id,
-              files: problems.map((p) => p.file),
-              detail: problems.map((p) => p.problem).join("; ")
-            })
-          }
-        }
         const backupTo = info.manifest.events.to
         const untilSequence = typeof at === "number" ? at : undefined
         const untilDate = at instanceof Date ? at : undefined
@@ -892,6 +1083,13 @@ export const make = (options: Options = {}) =>
         const vectorMode: VectorMode = restoreOptions?.vectors ?? (Option.isSome(projections) ? "rebuild" : "snapshot")
         if (vectorMode === "rebuild" && Option.isNone(projections)) {
           return yield* new InvalidRestorePoint({ id, detail: "vectors: rebuild needs a Projections service" })
+        }
+        if (vectorMode === "snapshot" && Option.isSome(projections) && projections.value.resume === undefined) {
+          return yield* new InvalidRestorePoint({
+            id,
+            detail: "vectors: snapshot would leave this application's projection out of step (its Projections " +
+              "service cannot resume from a checkpoint): restore with vectors rebuild"
+          })
         }
         // A snapshot holds the vectors of events up to the backup; an earlier point needs a rebuild.
         const earlier = (untilSequence !== undefined && untilSequence < backupTo) ||
@@ -906,35 +1104,15 @@ export const make = (options: Options = {}) =>
         }
 
         return yield* exclusive(Effect.scoped(Effect.gen(function*() {
-          yield* Effect.logInfo("restore started").pipe(
-            Effect.annotateLogs({ backupId: id, at: at instanceof Date ? at.toISOString() : at ?? "backup" })
-          )
-          // Point in time past the backup: keep the later events of the live store before it is emptied.
-          const replayFile = Path.join(Os.tmpdir(), `ouroboros-replay-${id}-${Date.now()}.ndjson`)
-          yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(replayFile, { force: true })))
-          let replayCount = 0
-          if (at !== undefined && (untilSequence === undefined || untilSequence > backupTo)) {
-            const live = events.readAll({
-              fromSequence: backupTo + 1,
-              ...(untilSequence === undefined ? {} : { toSequence: untilSequence }),
-              ...(untilDate === undefined ? {} : { until: untilDate }),
-              batchSize: 2000
-            })
-            yield* Effect.tryPromise({
-              try: () => Fs.promises.writeFile(replayFile, ""),
-              catch: restoreFailed("saving the events to replay")
-            })
-            yield* live.pipe(
-              Stream.map(eventLine),
-              Stream.grouped(2000),
-              Stream.runForEach((batch) => {
-                replayCount += batch.length
-                return Effect.tryPromise({
-                  try: () => Fs.promises.appendFile(replayFile, batch.map((l) => l + "\n").join("")),
-                  catch: restoreFailed("saving the events to replay")
-                })
-              })
-            )
+          // 1. Nothing is changed before the whole chain is checked: a forced restore skips the need for a recorded
+          //    verification, not these checks.
+          const checked = yield* restoreChecks(chain, progress)
+          if (checked.problems.length > 0) return yield* corrupt(id, checked.problems)
+
+          // 2. Point in time past the backup: the live store's later events are replayed onto it, so the store must
+          //    continue this backup (after a restore to another point, the same sequence numbers hold other events).
+          const replay = at !== undefined && (untilSequence === undefined || untilSequence > backupTo)
+          if (replay) {
             const liveLast = yield* events.lastSequence
             if (untilSequence !== undefined && liveLast < untilSequence) {
               return yield* new InvalidRestorePoint({
@@ -942,85 +1120,145 @@ export const make = (options: Options = {}) =>
                 detail: `sequence ${untilSequence} is past the last event of the store (${liveLast})`
               })
             }
-          }
-
-          yield* events.truncate
-          let restoredEvents = 0
-          for (const link of chain) {
-            for (const file of eventFiles(link)) {
-              yield* events.importEvents(
-                readEvents(link, file).pipe(
-                  Stream.filter(inRange),
-                  Stream.mapArrayEffect((chunk) => {
-                    restoredEvents += chunk.length
-                    return Effect.as(progress({ phase: "events", done: restoredEvents, total: backupTo }), chunk)
-                  })
-                ),
-                { batchSize: 2000 }
-              ).pipe(
-                Effect.mapError((e) =>
-                  e._tag === "FileError"
-                    ? new BackupCorrupt({ id, files: [e.file], detail: `${e.file}: ${e.message}` })
-                    : new RestoreFailed({ id, detail: e.detail })
-                )
+            const last = checked.last
+            if (liveLast > backupTo && last !== undefined) {
+              const [same] = yield* Stream.runCollect(
+                events.readAll({ fromSequence: last.sequence, toSequence: last.sequence })
               )
-            }
-          }
-          if (replayCount > 0) {
-            yield* events.importEvents(
-              BackupSource.lines(Stream.fromAsyncIterable(
-                Fs.createReadStream(replayFile) as AsyncIterable<Buffer>,
-                restoreFailed("reading the events to replay")
-              )).pipe(Stream.mapEffect((line) => Effect.orDie(decodeEventLine(line)))),
-              { batchSize: 1000 }
-            ).pipe(
-              Effect.mapError((e) => e._tag === "ImportConflict" ? new RestoreFailed({ id, detail: e.detail }) : e)
-            )
-            yield* progress({ phase: "replay", done: replayCount, total: replayCount })
-          }
-
-          const restoredSources: Array<string> = []
-          const known = yield* sources
-          for (const entry of info.manifest.sources) {
-            const source = known.find((s) => s.name === entry.name)
-            const file = info.manifest.files.find((f) => f.source === entry.name)
-            if (source === undefined || file === undefined) {
-              yield* Effect.logWarning(`backup source ${entry.name} is not registered here: not restored`)
-              continue
-            }
-            yield* Effect.mapError(source.import(target.read(id, file.name)), restoreFailed(`source ${entry.name}`))
-            restoredSources.push(entry.name)
-          }
-
-          if (vectorMode === "snapshot") {
-            const snapshotFiles = info.manifest.files.filter((f) => f.source.startsWith(vectorsPrefix))
-            const keep = new Set(snapshotFiles.map((f) => f.source.slice(vectorsPrefix.length)))
-            for (const existing of yield* Effect.mapError(vectors.listCollections, restoreFailed("vector store"))) {
-              if (!keep.has(existing.name)) {
-                yield* Effect.mapError(vectors.drop(existing.name), restoreFailed(`dropping ${existing.name}`))
+              if (same === undefined || eventLine(same) !== eventLine(last)) {
+                return yield* new InvalidRestorePoint({
+                  id,
+                  detail: `the store does not continue backup ${id}: its event ${last.sequence} is not the backup's ` +
+                    "last one (was the store restored to another point since?), so its later events cannot be " +
+                    "replayed onto it; restore without a point past the backup"
+                })
               }
             }
-            let restoredVectors = 0
-            for (const file of snapshotFiles) {
-              const chunks = yield* Stream.runCollect(target.read(id, file.name)).pipe(
-                Effect.mapError(restoreFailed(file.name))
+          }
+          yield* Effect.logInfo("restore started").pipe(
+            Effect.annotateLogs({ backupId: id, at: at instanceof Date ? at.toISOString() : at ?? "backup" })
+          )
+
+          // Working files (the events to replay; without a transaction, the data to put back): mode 0600 in a
+          // directory of mode 0700, removed at the end.
+          const scratch = yield* privateScratch("ouroboros-restore-")
+          const replayFile = Path.join(scratch.path, "replay.ndjson")
+          let replayCount = 0
+          if (replay) {
+            yield* writePrivate(
+              replayFile,
+              BackupSource.ndjson(
+                events.readAll({
+                  fromSequence: backupTo + 1,
+                  ...(untilSequence === undefined ? {} : { toSequence: untilSequence }),
+                  ...(untilDate === undefined ? {} : { until: untilDate }),
+                  batchSize: 2000
+                }).pipe(Stream.tap(() => Effect.sync(() => replayCount++)), Stream.map(eventLine))
               )
-              const bytes = Buffer.concat(chunks)
-              yield* vectors.restore(file.source.slice(vectorsPrefix.length), bytes).pipe(
-                Effect.mapError(restoreFailed(file.name))
-              )
-              restoredVectors += file.count
-              yield* progress({ phase: "vectors", done: restoredVectors, total: undefined })
-            }
-            if (Option.isSome(checkpoints)) {
-              yield* checkpoints.value.set(checkpointName, Math.min(info.manifest.projectionCheckpoint, backupTo))
-            }
-          } else if (Option.isSome(projections)) {
-            yield* progress({ phase: "rebuild vectors", done: 0, total: undefined })
-            yield* Effect.mapError(projections.value.rebuild, restoreFailed("rebuilding the projections"))
+            ).pipe(Effect.mapError(restoreFailed("saving the events to replay")))
           }
 
-          const lastSequence = yield* events.lastSequence
+          const known = yield* sources
+          const toRestore = info.manifest.sources.flatMap((entry) => {
+            const source = known.find((s) => s.name === entry.name)
+            const file = info.manifest.files.find((f) => f.source === entry.name)
+            return source === undefined || file === undefined ? [] : [{ source, file }]
+          })
+          for (const entry of info.manifest.sources) {
+            if (!toRestore.some((r) => r.source.name === entry.name)) {
+              yield* Effect.logWarning(`backup source ${entry.name} is not registered here: not restored`)
+            }
+          }
+
+          // 3. The events, the sources and the projection checkpoint, replaced all together or not at all.
+          let restoredEvents = 0
+          let lastImported = 0
+          const replace = Effect.gen(function*() {
+            yield* events.truncate
+            for (const link of chain) {
+              for (const file of eventFiles(link)) {
+                yield* events.importEvents(
+                  readEvents(link, file).pipe(
+                    Stream.filter(inRange),
+                    Stream.mapArrayEffect((chunk) => {
+                      restoredEvents += chunk.length
+                      for (const event of chunk) lastImported = Math.max(lastImported, event.sequence)
+                      return Effect.as(progress({ phase: "events", done: restoredEvents, total: backupTo }), chunk)
+                    })
+                  ),
+                  { batchSize: 2000 }
+                ).pipe(
+                  Effect.mapError((e) =>
+                    e._tag === "FileError"
+                      ? new BackupCorrupt({ id, files: [e.file], detail: `${e.file}: ${e.message}` })
+                      : new RestoreFailed({ id, detail: e.detail })
+                  )
+                )
+              }
+            }
+            if (replayCount > 0) {
+              yield* events.importEvents(
+                BackupSource.lines(readPrivate(replayFile)).pipe(
+                  Stream.mapEffect((line) => Effect.orDie(decodeEventLine(line))),
+                  Stream.tap((event) => Effect.sync(() => (lastImported = Math.max(lastImported, event.sequence))))
+                ),
+                { batchSize: 2000 }
+              ).pipe(Effect.mapError((e) => new RestoreFailed({ id, detail: e.detail })))
+              yield* progress({ phase: "replay", done: replayCount, total: replayCount })
+            }
+            for (const { file, source } of toRestore) {
+              yield* Effect.mapError(source.import(target.read(id, file.name)), restoreFailed(`source ${source.name}`))
+            }
+            // The vectors still show the old events: the projection starts over (it is rebuilt, or set to the
+            // snapshots' checkpoint once they are restored).
+            if (Option.isSome(checkpoints)) yield* checkpoints.value.set(checkpointName, 0)
+            const lastSequence = yield* events.lastSequence
+            if (lastSequence !== lastImported) {
+              return yield* new RestoreFailed({
+                id,
+                detail: `after the import the store ends at sequence ${lastSequence}, not ${lastImported}`
+              })
+            }
+            return lastSequence
+          })
+          const lastSequence = yield* replaceAll(id, replace, scratch, toRestore.map((r) => r.source))
+
+          // 4. The vectors, after the events are committed: rebuilt from them, or restored from the snapshots.
+          if (vectorMode === "rebuild" && Option.isSome(projections)) {
+            yield* progress({ phase: "rebuild vectors", done: 0, total: undefined })
+            yield* projections.value.rebuild.pipe(
+              Effect.mapError((cause) =>
+                new RestoreFailed({
+                  id,
+                  detail: `the events were restored (last sequence ${lastSequence}) and the projection checkpoint ` +
+                    `reset, but rebuilding the vectors failed: ${describe(cause)}; rebuild them again`
+                })
+              )
+            )
+          } else if (vectorMode === "snapshot") {
+            const restored = yield* Effect.exit(restoreSnapshots(info, progress))
+            if (Exit.isFailure(restored)) {
+              // The collections hold part of the snapshots, or the vectors of the events before the restore: none
+              // of it may stay searchable. Dropped, with the checkpoint at 0, the projection recomputes them.
+              for (const collection of yield* Effect.orElseSucceed(vectors.listCollections, () => [])) {
+                yield* Effect.ignore(vectors.drop(collection.name))
+              }
+              if (Option.isSome(projections)) yield* Effect.ignore(projections.value.rebuild)
+              return yield* new RestoreFailed({
+                id,
+                detail: `the events were restored (last sequence ${lastSequence}), but the vector snapshots could ` +
+                  `not be (${describe(Cause.squash(restored.cause))}): the collections were dropped and the ` +
+                  "projection checkpoint reset, so the vectors are recomputed from the events"
+              })
+            }
+            const checkpoint = Math.min(info.manifest.projectionCheckpoint, backupTo, lastSequence)
+            if (Option.isSome(checkpoints)) yield* checkpoints.value.set(checkpointName, checkpoint)
+            const resume = Option.isSome(projections) ? projections.value.resume : undefined
+            if (resume !== undefined) {
+              yield* Effect.mapError(resume(checkpoint), restoreFailed("resuming the projections"))
+            }
+          }
+
           const result: RestoreResult = {
             id,
             chain: chain.map((c) => c.manifest.id),
@@ -1028,7 +1266,7 @@ export const make = (options: Options = {}) =>
             replayedEvents: replayCount,
             lastSequence,
             vectors: vectorMode,
-            sources: restoredSources
+            sources: toRestore.map((r) => r.source.name)
           }
           yield* Effect.logInfo("restore finished").pipe(
             Effect.annotateLogs({ ...result, chain: result.chain.join(",") })
@@ -1040,6 +1278,92 @@ export const make = (options: Options = {}) =>
         Effect.withSpan("Backup.restore", { attributes: { "backup.id": requested } }),
         Effect.annotateLogs({ service: "backup" })
       )
+
+    // Every collection of the backup's snapshots, and no other.
+    const restoreSnapshots = (info: Manifest.BackupInfo, progress: (p: Progress) => Effect.Effect<void>) =>
+      Effect.gen(function*() {
+        const id = info.manifest.id
+        const snapshotFiles = info.manifest.files.filter((f) => f.source.startsWith(vectorsPrefix))
+        const keep = new Set(snapshotFiles.map((f) => f.source.slice(vectorsPrefix.length)))
+        for (const existing of yield* vectors.listCollections) {
+          if (!keep.has(existing.name)) yield* vectors.drop(existing.name)
+        }
+        let restoredVectors = 0
+        for (const file of snapshotFiles) {
+          const bytes = Buffer.concat(yield* Stream.runCollect(target.read(id, file.name)))
+          yield* vectors.restore(file.source.slice(vectorsPrefix.length), bytes)
+          restoredVectors += file.count
+          yield* progress({ phase: "vectors", done: restoredVectors, total: undefined })
+        }
+      })
+
+    // Replaces the events (with the sources and the checkpoint written alongside) all or nothing. With a SQL client
+    // in context (the event store's), in one transaction: a failure or a crash rolls everything back. Without one
+    // (the memory store of tests and tools), the previous events, checkpoint and sources are saved first and put
+    // back if the replacement fails; what cannot be put back is left in the scratch directory, and the error says so.
+    const replaceAll = <A, E, R>(
+      id: string,
+      replace: Effect.Effect<A, E, R>,
+      scratch: { readonly path: string; keep: boolean },
+      restoredSources: ReadonlyArray<BackupSource.BackupSource>
+    ): Effect.Effect<A, E | RestoreFailed, R> =>
+      Option.match(sql, {
+        onSome: (client) =>
+          client.withTransaction(replace).pipe(
+            Effect.catchIf(
+              (e): e is SqlError.SqlError => SqlError.isSqlError(e),
+              (e: SqlError.SqlError) =>
+                Effect.fail(new RestoreFailed({ id, detail: `the restore transaction failed: ${e.message}` }))
+            )
+          ),
+        onNone: () =>
+          Effect.gen(function*() {
+            const savedEvents = Path.join(scratch.path, "previous-events.ndjson")
+            const savedSource = (name: string) => Path.join(scratch.path, `previous-source-${name}.ndjson`)
+            const saving = (cause: unknown) =>
+              new RestoreFailed({ id, detail: `saving the data to put back on failure: ${describe(cause)}` })
+            yield* Effect.mapError(
+              writePrivate(
+                savedEvents,
+                BackupSource.ndjson(Stream.map(events.readAll({ batchSize: 2000 }), eventLine))
+              ),
+              saving
+            )
+            for (const source of restoredSources) {
+              yield* Effect.mapError(writePrivate(savedSource(source.name), source.export), saving)
+            }
+            const savedCheckpoint = Option.isSome(checkpoints) ? yield* checkpoints.value.get(checkpointName) : 0
+            let putBackFailed: string | undefined
+            const putBack = Effect.gen(function*() {
+              yield* events.truncate
+              yield* events.importEvents(
+                BackupSource.lines(readPrivate(savedEvents)).pipe(
+                  Stream.mapEffect((line) => Effect.orDie(decodeEventLine(line)))
+                ),
+                { batchSize: 5000 }
+              )
+              if (Option.isSome(checkpoints)) yield* checkpoints.value.set(checkpointName, savedCheckpoint)
+              for (const source of restoredSources) yield* source.import(readPrivate(savedSource(source.name)))
+            }).pipe(
+              Effect.catchCause((cause) =>
+                Effect.sync(() => {
+                  putBackFailed = describe(Cause.squash(cause))
+                  scratch.keep = true
+                }).pipe(Effect.andThen(Effect.logError("restore: putting the previous data back failed", cause)))
+              )
+            )
+            const outcome = yield* Effect.exit(Effect.onError(replace, () => putBack))
+            if (Exit.isSuccess(outcome)) return outcome.value
+            if (putBackFailed !== undefined) {
+              return yield* new RestoreFailed({
+                id,
+                detail: `${describe(Cause.squash(outcome.cause))}; putting the previous data back failed too ` +
+                  `(${putBackFailed}): it is kept in ${scratch.path}`
+              })
+            }
+            return yield* Effect.failCause(outcome.cause)
+          })
+      })
 
     // -- prune ------------------------------------------------------------------
 

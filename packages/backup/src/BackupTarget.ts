@@ -7,6 +7,11 @@
  * directory fsynced. `list` only returns directories with a manifest; `cleanPartials` removes leftovers of
  * interrupted backups (the Backup service calls it at start).
  *
+ * Backups hold every tenant's text: every directory is created `0700` and every file `0600` (manifest, events,
+ * vector snapshots, verification records and their temporary files), whatever the process' umask. Reads are confined
+ * to the backup's directory: a name that is not a plain file name, a symbolic link or anything but a regular file is
+ * refused.
+ *
  * @since 0.1.0
  */
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
@@ -95,12 +100,58 @@ const io = (message: string) => (cause: unknown) =>
   })
 
 const partialSuffix = ".partial"
+const temporarySuffix = ".tmp"
 const safeName = /^[A-Za-z0-9._:-]{1,200}$/
 
+/**
+ * The mode of every file a directory target writes: read and write for the owner only.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const fileMode = 0o600
+
+/**
+ * The mode of every directory a directory target creates: the owner only.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const directoryMode = 0o700
+
+/**
+ * Whether a name can be a backup id or a file name of a backup: a plain name (letters, digits, `.`, `_`, `:`, `-`; no
+ * path separator, not `.` or `..`), so that it stays inside the backup's directory.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isSafeName = (name: string): boolean =>
+  safeName.test(name) && name !== "." && name !== ".." && !name.endsWith(partialSuffix) &&
+  !name.endsWith(temporarySuffix)
+
 const checkName = (kind: string, name: string): Effect.Effect<string, BackupTargetError> =>
-  safeName.test(name) && name !== "." && name !== ".." && !name.endsWith(partialSuffix)
+  isSafeName(name)
     ? Effect.succeed(name)
     : Effect.fail(new BackupTargetError({ reason: "Io", message: `invalid ${kind} name ${JSON.stringify(name)}` }))
+
+const makePrivateDirectory = async (path: string, options?: { readonly recursive?: boolean }) => {
+  const created = await Fs.promises.mkdir(path, { mode: directoryMode, recursive: options?.recursive === true })
+  // mkdir's mode is filtered by the umask (which can only remove bits, but say so explicitly).
+  if (created !== undefined || options?.recursive !== true) await Fs.promises.chmod(path, directoryMode)
+}
+
+const openPrivate = async (path: string) => {
+  const handle = await Fs.promises.open(path, "w", fileMode)
+  try {
+    // A file that existed keeps its mode through open: set it.
+    await handle.chmod(fileMode)
+    return handle
+  } catch (error) {
+    await handle.close()
+    throw error
+  }
+}
 
 const fsyncPath = (path: string) =>
   Effect.tryPromise({
@@ -118,7 +169,7 @@ const fsyncPath = (path: string) =>
 const writeFileSynced = (path: string, bytes: Uint8Array) =>
   Effect.tryPromise({
     try: async () => {
-      const handle = await Fs.promises.open(path, "w")
+      const handle = await openPrivate(path)
       try {
         await handle.writeFile(bytes)
         await handle.sync()
@@ -138,7 +189,41 @@ const writeFileSynced = (path: string, bytes: Uint8Array) =>
 export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Service"], BackupTargetError> =>
   Effect.gen(function*() {
     const root = Path.resolve(directory)
-    yield* Effect.tryPromise({ try: () => Fs.promises.mkdir(root, { recursive: true }), catch: io(`mkdir ${root}`) })
+    // Created 0700 when missing; an existing directory keeps its mode (it may be shared), the backups inside are 0700.
+    yield* Effect.tryPromise({
+      try: () => makePrivateDirectory(root, { recursive: true }),
+      catch: io(`mkdir ${root}`)
+    })
+
+    /**
+     * The path of a file of a committed backup, confined to it: plain names only, and neither the backup's directory
+     * nor the file may be a symbolic link or anything but what they should be (a link could point anywhere).
+     */
+    const confined = (id: string, name: string, strange: BackupTargetError["reason"]) =>
+      Effect.gen(function*() {
+        yield* checkName("backup", id)
+        yield* checkName("file", name)
+        const directory = Path.join(root, id)
+        const path = Path.join(directory, name)
+        const kinds = yield* Effect.tryPromise({
+          try: async () => [await Fs.promises.lstat(directory), await Fs.promises.lstat(path)] as const,
+          catch: io(`read ${id}/${name}`)
+        })
+        // A backup whose directory is a link is no backup; a file that is a link or a device is `strange`.
+        if (!kinds[0].isDirectory()) {
+          return yield* new BackupTargetError({
+            reason: "NotFound",
+            message: `read ${id}/${name}: ${id} is not a directory`
+          })
+        }
+        if (!kinds[1].isFile()) {
+          return yield* new BackupTargetError({
+            reason: strange,
+            message: `read ${id}/${name}: not a regular file (a link or a device is never followed)`
+          })
+        }
+        return path
+      })
 
     const begin = (id: string) =>
       Effect.gen(function*() {
@@ -146,7 +231,7 @@ export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Se
         const pending = Path.join(root, id + partialSuffix)
         const final = Path.join(root, id)
         yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => Fs.promises.mkdir(pending), catch: io(`mkdir ${pending}`) }),
+          Effect.tryPromise({ try: () => makePrivateDirectory(pending), catch: io(`mkdir ${pending}`) }),
           // On success the directory was renamed away and this is a no-op; on failure or interruption it goes.
           () => Effect.promise(() => Fs.promises.rm(pending, { recursive: true, force: true }))
         )
@@ -155,7 +240,7 @@ export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Se
             yield* checkName("file", name)
             const path = Path.join(pending, name)
             const handle = yield* Effect.acquireRelease(
-              Effect.tryPromise({ try: () => Fs.promises.open(path, "w"), catch: io(`open ${path}`) }),
+              Effect.tryPromise({ try: () => openPrivate(path), catch: io(`open ${path}`) }),
               (handle) => Effect.promise(() => handle.close())
             )
             const hash = createHash("sha256")
@@ -201,10 +286,7 @@ export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Se
 
     const read = (id: string, name: string): Stream.Stream<Uint8Array, BackupTargetError> =>
       Stream.unwrap(Effect.gen(function*() {
-        yield* checkName("backup", id)
-        yield* checkName("file", name)
-        const path = Path.join(root, id, name)
-        yield* Effect.tryPromise({ try: () => Fs.promises.access(path), catch: io(`read ${id}/${name}`) })
+        const path = yield* confined(id, name, "Io")
         return Stream.fromAsyncIterable(
           Fs.createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>,
           io(`read ${id}/${name}`)
@@ -213,21 +295,20 @@ export const makeDirectory = (directory: string): Effect.Effect<BackupTarget["Se
 
     const readSmall = (id: string, name: string) =>
       Effect.gen(function*() {
-        yield* checkName("backup", id)
-        yield* checkName("file", name)
-        const path = Path.join(root, id, name)
+        // A side file (manifest, verification) that is not a regular file counts as absent.
+        const path = yield* confined(id, name, "NotFound")
         return yield* Effect.tryPromise({
           try: () => Fs.promises.readFile(path).then((b) => Option.some(new Uint8Array(b))),
           catch: io(`read ${id}/${name}`)
-        }).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(Option.none<Uint8Array>())))
-      })
+        })
+      }).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(Option.none<Uint8Array>())))
 
     const writeSmall = (id: string, name: string, bytes: Uint8Array) =>
       Effect.gen(function*() {
         yield* checkName("backup", id)
         yield* checkName("file", name)
         const path = Path.join(root, id, name)
-        const temp = `${path}.tmp`
+        const temp = `${path}${temporarySuffix}`
         yield* writeFileSynced(temp, bytes)
         yield* Effect.tryPromise({ try: () => Fs.promises.rename(temp, path), catch: io(`rename ${temp}`) })
       })

@@ -2,10 +2,42 @@ import { assert, describe, it } from "@effect/vitest"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Services } from "@ouroboros/testkit"
 import { Embedded } from "@ouroboros/vector-store"
-import { Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer, Option, Ref, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Backup, BackupSource, BackupTarget, Scheduler } from "../src/index.js"
 import { layerEmbeddedSql, layerPgSchema, tempDir } from "./helpers.js"
+
+/** Imports of the wrapped event store fail once this many events went through (unset: never). */
+class FailAfter extends Context.Service<FailAfter, Ref.Ref<number | undefined>>()("test/FailAfter") {}
+
+// The SQL event store, whose import fails part way when `FailAfter` says so (once).
+const failingEvents = Layer.effect(
+  EventStore.EventStore,
+  Effect.gen(function*() {
+    const store = yield* EventStore.EventStore
+    const failAfter = yield* FailAfter
+    return EventStore.EventStore.of({
+      ...store,
+      importEvents: (events, options) =>
+        Effect.suspend(() => {
+          let seen = 0
+          return store.importEvents(
+            events.pipe(Stream.mapEffect((event) =>
+              Effect.flatMap(Ref.get(failAfter), (limit) =>
+                limit !== undefined && ++seen > limit
+                  ? Effect.andThen(
+                    Ref.set(failAfter, undefined),
+                    Effect.fail(new EventStore.ImportConflict({ detail: `injected failure after ${limit} events` }))
+                  )
+                  : Effect.succeed(event))
+            )),
+            // Small batches: several are committed to the transaction before the failure.
+            { batchSize: Math.min(options?.batchSize ?? 500, 5) }
+          )
+        })
+    })
+  })
+).pipe(Layer.provide(EventStore.layer))
 
 // The Backup service on the SQL event store, with a SQL table registered in one line.
 const layerOn = (sql: Layer.Layer<SqlClient.SqlClient, unknown>) =>
@@ -15,7 +47,7 @@ const layerOn = (sql: Layer.Layer<SqlClient.SqlClient, unknown>) =>
     const notesTable = Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, (sql) =>
       sql`CREATE TABLE IF NOT EXISTS notes (id int PRIMARY KEY, body text NOT NULL, tags jsonb, at timestamptz)`))
     const stores = Layer.mergeAll(
-      EventStore.layer,
+      failingEvents,
       Checkpoints.layer,
       Embedded.layer({ directory: vectors, fsync: false }),
       BackupTarget.layerDirectory(backups),
@@ -25,6 +57,7 @@ const layerOn = (sql: Layer.Layer<SqlClient.SqlClient, unknown>) =>
       Layer.provideMerge(BackupSource.layerTable({ name: "notes", table: "notes", orderBy: "id", batchSize: 2 })),
       Layer.provideMerge(stores),
       Layer.provideMerge(notesTable),
+      Layer.provideMerge(Layer.effect(FailAfter, Ref.make<number | undefined>(undefined))),
       Layer.provideMerge(sql)
     )
   }))
@@ -85,6 +118,36 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
           "tenant/acme/document/after-restore",
           "tenant/acme/document/first"
         ])
+      }).pipe(Effect.provide(layerOn(sql()))), { timeout: 60_000 })
+
+    it.live("a failure midway through the event import rolls the whole restore back (one transaction)", () =>
+      Effect.gen(function*() {
+        const backup = yield* Backup.Backup
+        const store = yield* EventStore.EventStore
+        const client = yield* SqlClient.SqlClient
+        const checkpoints = yield* Checkpoints.Checkpoints
+        yield* client`INSERT INTO notes VALUES (1, 'one', null, null), (2, 'two', null, null)`
+        for (let i = 0; i < 25; i++) yield* ingest(`d${i}`)
+        const manifest = yield* backup.create()
+        yield* backup.verify(manifest.id)
+        yield* client`DELETE FROM notes WHERE id = 2`
+        for (let i = 25; i < 35; i++) yield* ingest(`d${i}`)
+        yield* checkpoints.set("vector-projection", 35)
+        const before = { events: yield* eventsHash, notes: yield* notesHash, last: yield* store.lastSequence }
+
+        yield* Ref.set(yield* FailAfter, 12)
+        const error = yield* Effect.flip(backup.restore(manifest.id))
+        assert.strictEqual(error._tag, "RestoreFailed")
+        assert.include(error._tag === "RestoreFailed" ? error.detail : "", "injected failure after 12 events")
+        assert.deepStrictEqual(
+          { events: yield* eventsHash, notes: yield* notesHash, last: yield* store.lastSequence },
+          before,
+          "the events and the table are as they were"
+        )
+        assert.strictEqual(yield* checkpoints.get("vector-projection"), 35)
+        // The sequence was not moved by the rolled-back import: the next append follows the kept events.
+        const next = yield* ingest("after")
+        assert.strictEqual(next.firstSequence, before.last + 1)
       }).pipe(Effect.provide(layerOn(sql()))), { timeout: 60_000 })
   })
 

@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { type Effect, Schema } from "effect"
+import { defaultMaxBlockingMillis, runSliced, runSync, type Steps } from "./internal/slice.js"
 import { isSpaceAt, trimSpan } from "./internal/text.js"
 
 /**
@@ -100,18 +101,79 @@ const normalise = (options: Options | undefined): { readonly maxChars: number; r
  * // [{ index: 0, text: "First paragraph.\n\nSecond one.", start: 0, end: 29 },
  * //  { index: 1, text: "Second one. It has two sentences.", start: 18, end: 51 }]  (overlap: "Second one.")
  */
-export const chunk = (text: string, options?: Options): Array<Chunk> => {
+export const chunk = (text: string, options?: Options): Array<Chunk> => runSync(steps(text, options))
+
+/**
+ * Options of {@link chunkEffect}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SliceOptions {
+  /**
+   * The longest the chunker computes before it gives the event loop back (default 10 ms): chunking an 8 MiB
+   * document takes over 100 ms, which would stall every other request of the process.
+   */
+  readonly maxBlockingMillis?: number | undefined
+}
+
+/**
+ * {@link chunk} as an Effect that yields to the event loop every `maxBlockingMillis`: the same chunks, without
+ * stalling other requests while a large document is cut.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * import { Chunker } from "@ouroboros/llm"
+ * import { Effect } from "effect"
+ * const program = Effect.map(Chunker.chunkEffect("A long document…"), (chunks) => chunks.length)
+ */
+export const chunkEffect = (
+  text: string,
+  options?: Options & SliceOptions
+): Effect.Effect<Array<Chunk>> =>
+  runSliced(() => steps(text, options), options?.maxBlockingMillis ?? defaultMaxBlockingMillis)
+
+// Checkpoints: every `scanBatch` regex matches or merged positions, and after every chunk.
+const scanBatch = 1024
+
+/** Every match position of a global regex (`position` of each match), in order, with checkpoints. */
+function* scan(text: string, pattern: RegExp, position: (match: RegExpExecArray) => number): Steps<Array<number>> {
+  // A private copy: `lastIndex` is state, and the same results as `matchAll` (neither pattern can match empty).
+  const regex = new RegExp(pattern.source, pattern.flags)
+  const out: Array<number> = []
+  for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
+    out.push(position(match))
+    if (out.length % scanBatch === 0) yield
+  }
+  return out
+}
+
+/** The union of two ascending arrays, ascending, without duplicates. */
+function* merge(a: ReadonlyArray<number>, b: ReadonlyArray<number>): Steps<Array<number>> {
+  const out: Array<number> = []
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    const next = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!
+    if (out.length === 0 || out[out.length - 1]! !== next) out.push(next)
+    if ((i + j) % scanBatch === 0) yield
+  }
+  return out
+}
+
+function* steps(text: string, options: Options | undefined): Steps<Array<Chunk>> {
   const { maxChars, overlap } = normalise(options)
   const n = text.length
-  const paragraphs = Array.from(text.matchAll(paragraphBreak), (m) => m.index)
-  const sentenceSet = new Set<number>(paragraphs)
-  for (const m of text.matchAll(sentenceEnd)) sentenceSet.add(m.index + m[0].length)
-  const sentences = Array.from(sentenceSet).sort((a, b) => a - b)
+  const paragraphs = yield* scan(text, paragraphBreak, (m) => m.index)
+  // Sentence ends and paragraph breaks, ascending (both scans yield ascending positions).
+  const sentences = yield* merge(paragraphs, yield* scan(text, sentenceEnd, (m) => m.index + m[0].length))
 
   const chunks: Array<Chunk> = []
   let start = 0
   let previousEnd = 0
   while (true) {
+    yield
     while (start < n && isSpaceAt(text, start)) start++
     if (start >= n) break
     const limit = start + maxChars

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Arbitrary, Schema } from "effect"
+import { Arbitrary, Effect, Fiber, Ref, Schema } from "effect"
 import { Chunker } from "../src/index.js"
 
 const isSpace = (c: string) => /\s/u.test(c)
@@ -87,4 +87,38 @@ describe("Chunker", () => {
       assert.isFalse(/[\uD800-\uDBFF]$/.test(c.text), JSON.stringify(c))
     }
   })
+
+  it("pins the chunks of a fixed text (the scans feed one sorted list of break positions)", () => {
+    const text = "First paragraph.\n\nSecond one. It has two sentences! \"Quoted?\" Yes.\n \nLast 東京 😀 words here"
+    assert.deepStrictEqual(Chunker.chunk(text, { maxChars: 40, overlap: 15 }).map((c) => [c.start, c.end]), PINNED)
+  })
+
+  it.effect.prop("chunkEffect gives exactly the chunks of chunk", [document, options], ([text, opts]) =>
+    Effect.map(
+      Chunker.chunkEffect(text, { ...opts, maxBlockingMillis: 0 }),
+      (sliced) => {
+        assert.deepStrictEqual(sliced, Chunker.chunk(text, opts))
+        return true
+      }
+    ), { arbitrary: { runs: 100 } })
+
+  it.effect("chunkEffect gives the event loop back while it cuts a large document", () =>
+    Effect.gen(function*() {
+      const text = "A sentence of a large document. ".repeat(20_000) // 640 000 characters, about 700 chunks
+      // Another fiber counts its turns while the chunker runs: each slice handing control back gives it one.
+      const turns = yield* Ref.make(0)
+      const other = yield* Effect.forkChild(
+        Effect.forever(Effect.andThen(Effect.yieldNow, Ref.update(turns, (n) => n + 1)))
+      )
+      const chunks = yield* Chunker.chunkEffect(text, { maxBlockingMillis: 0 })
+      const during = yield* Ref.get(turns)
+      yield* Fiber.interrupt(other)
+      assert.deepStrictEqual(chunks, Chunker.chunk(text))
+      // 0 ms slices end at every checkpoint (one after each chunk), and the other fiber runs between them (once every
+      // one or two checkpoints, as Effect's scheduler batches its tasks); one synchronous step would give it none.
+      assert.isAtLeast(during, chunks.length / 4)
+    }))
 })
+
+// What the chunker gave before it was cut into slices (commit 148699d).
+const PINNED = [[0, 29], [18, 51], [37, 66], [52, 90]]

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber, Ref } from "effect"
 import { Embedder } from "../src/index.js"
 
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))
@@ -58,3 +58,38 @@ describe("Embedder (local feature hashing)", () => {
 })
 
 const FINGERPRINT = -340313538
+
+describe("Embedder (local) on large inputs", () => {
+  const texts = Array.from({ length: 3000 }, (_, i) => `chunk ${i} of a large document about tenants and vectors`)
+
+  it.effect("gives other fibers turns between texts, and the vectors are those of hashEmbed one by one", () =>
+    Effect.gen(function*() {
+      const embedder = Embedder.makeLocal({ maxBlockingMillis: 0 })
+      const turns = yield* Ref.make(0)
+      const other = yield* Effect.forkChild(
+        Effect.forever(Effect.andThen(Effect.yieldNow, Ref.update(turns, (n) => n + 1)))
+      )
+      const vectors = yield* embedder.embed(texts.slice(0, 200))
+      const during = yield* Ref.get(turns)
+      yield* Fiber.interrupt(other)
+      // 0 ms slices end after every text, and the other fiber runs between them (once every one or two texts, as
+      // Effect's scheduler batches its tasks); one synchronous step would give it no turn at all.
+      assert.isAtLeast(during, 50)
+      assert.strictEqual(vectors.length, 200)
+      vectors.forEach((vector, i) => assert.deepStrictEqual(vector, Embedder.hashEmbed(texts[i]!), `text ${i}`))
+    }))
+
+  it.effect("with the default slices, a Node timer fires while a large input is embedded", () =>
+    Effect.gen(function*() {
+      const embedder = Embedder.makeLocal()
+      const timer = { fired: false }
+      // Set right before the embedding starts: it can only fire if the embedder gives the event loop back.
+      const vectors = yield* Effect.andThen(
+        Effect.sync(() => setTimeout(() => (timer.fired = true), 0)),
+        embedder.embed(texts)
+      )
+      const firedBeforeTheEnd = timer.fired
+      assert.isTrue(firedBeforeTheEnd, "the event loop ran timers during the embedding")
+      assert.deepStrictEqual(vectors[2999], Embedder.hashEmbed(texts[2999]!))
+    }))
+})

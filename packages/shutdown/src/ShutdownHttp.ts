@@ -6,11 +6,13 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer } from "effect"
+import { Problem } from "@ouroboros/kernel"
+import { Config, Context, Effect, Layer, Schema, SchemaIssue } from "effect"
 import type { HttpServer, HttpServerError } from "effect/http"
 import { HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "node:http"
 import * as Net from "node:net"
+import type * as Stream from "node:stream"
 import * as InFlight from "./InFlight.js"
 import * as Shutdown from "./Shutdown.js"
 
@@ -64,14 +66,115 @@ export const middleware = <E, R>(
 export class NodeServer extends Context.Service<NodeServer, Http.Server>()("@ouroboros/shutdown/NodeServer") {}
 
 /**
+ * The limits of the Node server: how long a client may take to send a request, how long an idle keep-alive
+ * connection stays open, how many connections are open at once. Every field is optional; the defaults
+ * ({@link defaultLimits}) suit a service behind a load balancer.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface ServerOptions {
+export interface Limits {
+  /**
+   * Milliseconds a client has to send the request line and headers, from their first byte (Node's
+   * `headersTimeout`; default 10 000). A slow-headers client (slowloris) is answered 408 and disconnected after it.
+   * Must not exceed `requestTimeout` (when that is not 0).
+   */
+  readonly headersTimeout?: number | undefined
+  /**
+   * Milliseconds a client has to send the whole request, headers and body, from its first byte (Node's
+   * `requestTimeout`; default 30 000; 0 turns it off). It bounds *receiving* the request only: once the body is
+   * read, a response may take as long as it needs (a streamed `ask` answer is not cut). The largest upload must fit
+   * in it at the slowest client rate you accept: 8 MiB in 30 s is 280 KB/s.
+   */
+  readonly requestTimeout?: number | undefined
+  /**
+   * Milliseconds an idle keep-alive connection stays open between two requests (Node's `keepAliveTimeout`; default
+   * 65 000). Behind a load balancer it must be LONGER than the balancer's idle timeout for its connections to the
+   * service: the balancer then always closes an idle connection first. The other way round, the service may close a
+   * connection at the moment the balancer sends a request on it, and the client gets a 502. AWS ALB's idle timeout
+   * is 60 s by default (so 65 s), nginx ingress keeps upstream connections 60 s, Google's external Application Load
+   * Balancer keeps its backend connections 600 s (so more than 600 000 here).
+   */
+  readonly keepAliveTimeout?: number | undefined
+  /**
+   * The most connections open at once (`server.maxConnections`; default 4096). A connection over it is closed at
+   * once, before a byte is read (Node cannot answer it; a load balancer retries it on another replica). Size it
+   * below the process' file-descriptor limit minus what the database, Redis and Qdrant pools hold.
+   */
+  readonly maxConnections?: number | undefined
+  /**
+   * How often (ms) Node checks the header and request timeouts (`connectionsCheckingInterval`). Node's 30 s default
+   * lets a timeout fire up to 30 s late (slow headers were dropped after 84 s instead of 60 s): the default here is a
+   * quarter of the smaller timeout, between 10 ms and 1 s.
+   */
+  readonly connectionsCheckingInterval?: number | undefined
+}
+
+/**
+ * The default {@link Limits}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLimits = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 65_000,
+  maxConnections: 4096
+} as const
+
+const nonNegative = (name: string) =>
+  Config.schema(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: `${name} must be an integer >= 0` })),
+    name
+  )
+const positive = (name: string) =>
+  Config.schema(Schema.Int.check(Schema.isGreaterThan(0, { message: `${name} must be an integer > 0` })), name)
+
+/**
+ * The server limits from the environment:
+ *
+ * | Variable | Default | Meaning |
+ * | --- | --- | --- |
+ * | `HTTP_HEADERS_TIMEOUT_MS` | 10000 | time to receive the request line and headers (408 after it) |
+ * | `HTTP_REQUEST_TIMEOUT_MS` | 30000 | time to receive the whole request, body included (408); 0 = off |
+ * | `HTTP_KEEP_ALIVE_TIMEOUT_MS` | 65000 | idle keep-alive connections close after it: above the LB's idle timeout |
+ * | `HTTP_MAX_CONNECTIONS` | 4096 | connections open at once; more are closed at once |
+ *
+ * The headers timeout may not exceed a non-zero request timeout (Node refuses such a server).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const limitsConfig: Config.Config<Required<Omit<Limits, "connectionsCheckingInterval">>> = Config.all({
+  headersTimeout: positive("HTTP_HEADERS_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.headersTimeout)),
+  requestTimeout: nonNegative("HTTP_REQUEST_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.requestTimeout)),
+  keepAliveTimeout: positive("HTTP_KEEP_ALIVE_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.keepAliveTimeout)),
+  maxConnections: positive("HTTP_MAX_CONNECTIONS").pipe(Config.withDefault(defaultLimits.maxConnections))
+}).pipe(
+  Config.mapEffect((limits) =>
+    limits.requestTimeout > 0 && limits.headersTimeout > limits.requestTimeout
+      ? Effect.fail(
+        new Config.ConfigError(
+          new Schema.SchemaError(
+            new SchemaIssue.InvalidValue({
+              message: `HTTP_HEADERS_TIMEOUT_MS (${limits.headersTimeout}) must not exceed HTTP_REQUEST_TIMEOUT_MS ` +
+                `(${limits.requestTimeout})`
+            })
+          )
+        )
+      )
+      : Effect.succeed(limits)
+  )
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerOptions extends Limits {
   readonly port: number
   readonly host?: string | undefined
-  /** Node's `keepAliveTimeout` in milliseconds (default 5000). */
-  readonly keepAliveTimeout?: number | undefined
   /**
    * Once the server stops listening, how long (ms) connections accepted just before have to send their first request
    * before idle connections are closed (default 500).
@@ -79,10 +182,93 @@ export interface ServerOptions {
   readonly idleGrace?: number | undefined
 }
 
-/** Node's own defaults, set explicitly: Effect 4 leaves the timeouts to the server it is given. */
-const requestTimeout = 300_000
-const headersTimeout = 60_000
-const keepAliveTimeout = 5_000
+/** The limits with their defaults, checked as Node checks them (it throws for a headers timeout over the request's). */
+const resolveLimits = (options: Limits) => {
+  const headersTimeout = options.headersTimeout ?? defaultLimits.headersTimeout
+  const requestTimeout = options.requestTimeout ?? defaultLimits.requestTimeout
+  const keepAliveTimeout = options.keepAliveTimeout ?? defaultLimits.keepAliveTimeout
+  const maxConnections = options.maxConnections ?? defaultLimits.maxConnections
+  const smallest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout
+  const connectionsCheckingInterval = options.connectionsCheckingInterval ??
+    Math.max(10, Math.min(1000, Math.floor(smallest / 4)))
+  if (requestTimeout > 0 && headersTimeout > requestTimeout) {
+    throw new RangeError(`headersTimeout (${headersTimeout}) must not exceed requestTimeout (${requestTimeout})`)
+  }
+  return { headersTimeout, requestTimeout, keepAliveTimeout, maxConnections, connectionsCheckingInterval }
+}
+
+/**
+ * The problem a request gets when Node's HTTP parser or its timers reject it before the application sees it, by
+ * Node's error code: `HPE_HEADER_OVERFLOW` (headers over `--max-http-header-size`, 16 KiB) → 431,
+ * `HPE_CHUNK_EXTENSIONS_OVERFLOW` → 413, `ERR_HTTP_REQUEST_TIMEOUT` (headers or request timeout) → 408, any other
+ * parse error (bad header bytes, a malformed request line, an invalid method or version) → 400. Undefined for errors
+ * of the connection itself (`ECONNRESET`…), which cannot be answered.
+ *
+ * It has no `correlationId`: the request was never parsed, so no `X-Correlation-ID` was read or minted (the
+ * correlation middleware runs on requests, and there is none).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const clientErrorProblem = (
+  error: Error & { readonly code?: string | undefined; readonly reason?: string | undefined }
+): Problem.ProblemDetails | undefined => {
+  const problem = (status: number, title: string, detail: string): Problem.ProblemDetails => ({
+    type: "about:blank",
+    title,
+    status,
+    detail
+  })
+  switch (error.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return problem(431, "Request Header Fields Too Large", "the request's headers are larger than the server accepts")
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return problem(413, Problem.title(413), "the request's chunk extensions are larger than the server accepts")
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return problem(408, Problem.title(408), "the request was not received in time")
+  }
+  if (error.code?.startsWith("HPE_") === true) {
+    // Node's parser reason ("Invalid header value char") names the rule broken, never the bytes sent.
+    const reason = typeof error.reason === "string" && error.reason.length > 0 ? error.reason : "malformed request"
+    return problem(400, Problem.title(400), `the request is not valid HTTP/1.1: ${reason.toLowerCase()}`)
+  }
+  return undefined
+}
+
+/** A problem as a complete HTTP/1.1 response that closes the connection. */
+const rawResponse = (problem: Problem.ProblemDetails): string => {
+  const body = JSON.stringify(problem)
+  return `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+    `Content-Type: ${Problem.contentType}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    "Cache-Control: no-store\r\n" +
+    "Connection: close\r\n" +
+    "\r\n" +
+    body
+}
+
+/**
+ * The `clientError` listener of the servers {@link layerServer} creates: answers what Node's parser or timers
+ * rejected with a problem+json response ({@link clientErrorProblem}) and `Connection: close`, then destroys the
+ * socket. It writes nothing when the socket cannot take it: not writable (the client is gone), or a response of this
+ * connection has already started (the bytes would corrupt it); the socket is destroyed either way. Node's own
+ * listener answers the same cases with bodiless `400`/`408`/`431` responses.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const onClientError = (
+  error: Error & { readonly code?: string | undefined },
+  socket: Stream.Duplex
+): void => {
+  const inFlight = (socket as Stream.Duplex & { readonly _httpMessage?: { readonly headersSent?: boolean } | null })
+    ._httpMessage
+  const problem = clientErrorProblem(error)
+  if (problem !== undefined && socket.writable && inFlight?.headersSent !== true) {
+    socket.write(rawResponse(problem))
+  }
+  socket.destroy()
+}
 
 /**
  * A request of the servers that {@link layerServer} creates, with its response (set as Node constructs the
@@ -163,13 +349,18 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
       return Reflect.apply(super.writeHead, this, [statusCode, ...rest])
     }
   }
-  return Http.createServer<typeof IncomingMessage, typeof ServerResponse>({
+  const limits = resolveLimits(options)
+  const server = Http.createServer<typeof IncomingMessage, typeof ServerResponse>({
     IncomingMessage,
     ServerResponse,
-    requestTimeout,
-    headersTimeout,
-    keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeout
+    requestTimeout: limits.requestTimeout,
+    headersTimeout: limits.headersTimeout,
+    keepAliveTimeout: limits.keepAliveTimeout,
+    connectionsCheckingInterval: limits.connectionsCheckingInterval
   })
+  server.maxConnections = limits.maxConnections
+  server.on("clientError", onClientError)
+  return server
 }
 
 /**
@@ -181,9 +372,11 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
  * `HttpIncomingMessage.MaxBodySize`, say) still gets its response, with `Connection: close`, instead of a reset or a
  * connection left waiting for the rest of the body.
  *
- * The server keeps Node's timeouts (`requestTimeout` 300 s, `headersTimeout` 60 s, `keepAliveTimeout` 5 s unless
- * given). The platform's own graceful shutdown (`gracefulShutdownTimeout`) is off: the drain has already waited for
- * the requests when the server's scope closes.
+ * The server's {@link Limits} (headers 10 s, request 30 s, keep-alive 65 s, 4096 connections unless given; read
+ * them from the environment with {@link limitsConfig} or use {@link layerServerConfig}) bound slow clients and the
+ * number of connections, and what Node rejects itself (bad header bytes, headers over 16 KiB, a malformed request
+ * line, a timeout) is answered as problem+json ({@link onClientError}). The platform's own graceful shutdown
+ * (`gracefulShutdownTimeout`) is off: the drain has already waited for the requests when the server's scope closes.
  *
  * @since 0.1.0
  * @category layers
@@ -237,4 +430,29 @@ export const layerServer = (
       })
     )
     return Context.add(context, NodeServer, server)
+  }))
+
+/**
+ * {@link layerServer} with its {@link Limits} read from the environment ({@link limitsConfig}:
+ * `HTTP_HEADERS_TIMEOUT_MS`, `HTTP_REQUEST_TIMEOUT_MS`, `HTTP_KEEP_ALIVE_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`);
+ * `options` override them.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * import { ShutdownHttp } from "@ouroboros/shutdown"
+ * const ServerLive = ShutdownHttp.layerServerConfig({ port: 8080, host: "0.0.0.0" })
+ */
+export const layerServerConfig = (
+  options: ServerOptions
+): Layer.Layer<
+  | HttpServer.HttpServer
+  | NodeServer
+  | Layer.Success<typeof NodeHttpServer.layerHttpServices>,
+  HttpServerError.ServeError | Config.ConfigError,
+  Shutdown.Shutdown
+> =>
+  Layer.unwrap(Effect.map(limitsConfig, (limits) => {
+    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
+    return layerServer({ ...limits, ...given } as ServerOptions)
   }))

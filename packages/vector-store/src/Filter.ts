@@ -137,7 +137,16 @@ export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()(
   "InvalidFilter",
   { detail: Schema.String },
   { httpApiStatus: 400, description: "The filter is invalid" }
-) {}
+) {
+  /**
+   * The explanation (`detail`, which names the offending field), so logs and causes say what is wrong.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.detail
+  }
+}
 
 const isFieldCondition = (condition: Condition): condition is FieldCondition => "key" in condition
 

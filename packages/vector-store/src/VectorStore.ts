@@ -151,6 +151,16 @@ export class DimensionMismatch extends Schema.TaggedError<DimensionMismatch>()(
   { httpApiStatus: 422, description: "The vector size does not match the collection" }
 ) {
   /**
+   * The explanation (`detail`, which names the collection and both sizes). Effect 4 gives a `Schema.TaggedError`
+   * without a `message` field an empty message: logs, `Cause.pretty` and startup failures would say nothing.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.detail
+  }
+
+  /**
    * @since 0.1.0
    */
   static of(collection: string, expected: number, actual: number, context = "a vector"): DimensionMismatch {

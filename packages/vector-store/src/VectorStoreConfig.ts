@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, type Redacted, Schema } from "effect"
+import { Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
 import * as Embedded from "./VectorStore/Embedded.js"
 import * as Qdrant from "./VectorStore/Qdrant.js"
@@ -49,35 +49,60 @@ export const config: Config.Config<VectorStoreConfig> = Config.all({
 })
 
 /**
- * The layer a configuration selects.
+ * How {@link layerFrom} and {@link layerConfig} build the store, besides the configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions {
+  /** Extra headers read before every Qdrant call (`traceparent`, `X-Correlation-ID` of the current fiber). */
+  readonly headers?: Effect.Effect<Record<string, string>> | undefined
+  /** The embedded store's directory; default `DATA_DIR/vectors`. */
+  readonly directory?: string | undefined
+  /**
+   * Applied to the Qdrant layer only (the embedded store is in-process and needs none of it): a circuit breaker,
+   * retries, metrics around every remote call.
+   */
+  readonly qdrant?:
+    | ((layer: Layer.Layer<VectorStore, VectorStoreError>) => Layer.Layer<VectorStore, VectorStoreError>)
+    | undefined
+}
+
+/**
+ * The layer a configuration selects: the embedded store (with `VECTOR_STORE_FSYNC`) under `directory` or
+ * `DATA_DIR/vectors`, or Qdrant (with `QDRANT_API_KEY` and `QDRANT_TIMEOUT_MS`) when `QDRANT_URL` is set.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerFrom = (
-  options: VectorStoreConfig & { readonly headers?: Effect.Effect<Record<string, string>> | undefined }
+  options: VectorStoreConfig & LayerOptions
 ): Layer.Layer<VectorStore, VectorStoreError> =>
   Option.match(options.qdrantUrl, {
-    onNone: () => Embedded.layer({ directory: path.join(options.dataDir, "vectors"), fsync: options.fsync }),
-    onSome: (url) =>
-      Qdrant.layer({
-        url,
+    onNone: () =>
+      Embedded.layer({ directory: options.directory ?? path.join(options.dataDir, "vectors"), fsync: options.fsync }),
+    onSome: (url) => {
+      const qdrant = Qdrant.layer({
+        url: url.replace(/\/+$/, ""),
         apiKey: Option.getOrUndefined(options.qdrantApiKey),
-        timeout: options.qdrantTimeoutMs,
+        timeout: Duration.millis(options.qdrantTimeoutMs),
         headers: options.headers
       })
+      return options.qdrant === undefined ? qdrant : options.qdrant(qdrant)
+    }
   })
 
 /**
- * The vector store chosen by the environment (see {@link config}).
+ * The vector store chosen by the environment (see {@link config}): what an application (the server included) should
+ * use, so that every documented variable takes effect.
  *
  * @since 0.1.0
  * @category layers
  * @example
  * import { VectorStoreConfig } from "@ouroboros/vector-store"
- * const VectorStoreLive = VectorStoreConfig.layerConfig()
+ * const VectorStoreLive = VectorStoreConfig.layerConfig({ directory: "/var/lib/ouroboros/vectors" })
  */
 export const layerConfig = (
-  options: { readonly headers?: Effect.Effect<Record<string, string>> | undefined } = {}
+  options: LayerOptions = {}
 ): Layer.Layer<VectorStore, VectorStoreError | Config.ConfigError> =>
-  Layer.unwrap(Effect.map(config, (decoded) => layerFrom({ ...decoded, headers: options.headers })))
+  Layer.unwrap(Effect.map(config, (decoded) => layerFrom({ ...decoded, ...options })))

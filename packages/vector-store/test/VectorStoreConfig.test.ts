@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
+import { TenantId } from "@ouroboros/kernel"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
-import { ConfigProvider, Effect, Layer, Option, Schema } from "effect"
+import { vi } from "vitest"
+import { Cause, ConfigProvider, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Filter from "../src/Filter.js"
-import { VectorStore } from "../src/VectorStore.js"
+import { DimensionMismatch, VectorStore } from "../src/VectorStore.js"
 import * as VectorStoreConfig from "../src/VectorStoreConfig.js"
 
 const withEnv = (env: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env }))
@@ -41,6 +43,62 @@ describe("VectorStoreConfig", () => {
       assert.isTrue(standIn.requests.some((r) => r.path === "/collections/chunks" && r.method === "PUT"))
     }))
 
+  it.live("QDRANT_TIMEOUT_MS bounds each Qdrant call, and `qdrant` wraps the Qdrant layer", () =>
+    Effect.gen(function*() {
+      const standIn = yield* QdrantStandIn.scoped({})
+      standIn.faults.set({ hang: true })
+      let wrapped = 0
+      const layer = VectorStoreConfig.layerConfig({
+        qdrant: (inner) => {
+          wrapped++
+          return inner
+        }
+      }).pipe(Layer.provide(withEnv({ QDRANT_URL: standIn.url, QDRANT_TIMEOUT_MS: "150" })))
+      const error = yield* Effect.flip(
+        Effect.flatMap(VectorStore, (store) => store.ensureCollection({ name: "chunks", dimensions: 3 })).pipe(
+          Effect.provide(layer),
+          // Only bounds the test: the call must end by the configured deadline, long before this one.
+          Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die("QDRANT_TIMEOUT_MS was ignored") })
+        )
+      )
+      assert.strictEqual(error._tag, "VectorStoreError")
+      assert.strictEqual(error._tag === "VectorStoreError" && error.reason, "Timeout")
+      assert.include(error.message, "150")
+      assert.strictEqual(wrapped, 1)
+    }))
+
+  it.effect("VECTOR_STORE_FSYNC=false turns off the embedded store's fsyncs; `directory` places it", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ouroboros-vs-cfg-"))),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      )
+      // Every fsync goes through a FileHandle: count them.
+      const probe = yield* Effect.promise(() => fs.open(path.join(dir, "probe"), "w"))
+      const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void>; datasync: () => Promise<void> }
+      yield* Effect.promise(() => probe.close())
+      const sync = vi.spyOn(proto, "sync")
+      const datasync = vi.spyOn(proto, "datasync")
+      yield* Effect.addFinalizer(() => Effect.sync(() => vi.restoreAllMocks()))
+      const fsyncs = (env: Record<string, string>, directory: string) =>
+        Effect.gen(function*() {
+          sync.mockClear()
+          datasync.mockClear()
+          yield* Effect.scoped(Effect.gen(function*() {
+            const store = yield* VectorStore
+            yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
+            yield* store.upsert("chunks", TenantId.make("acme"), [{ id: "a", vector: [1, 0, 0], payload: {} }])
+          }).pipe(
+            Effect.provide(VectorStoreConfig.layerConfig({ directory }).pipe(Layer.provide(withEnv(env))))
+          ))
+          return sync.mock.calls.length + datasync.mock.calls.length
+        })
+      assert.isAbove(yield* fsyncs({ DATA_DIR: dir }, path.join(dir, "on")), 0, "fsync by default")
+      assert.strictEqual(yield* fsyncs({ DATA_DIR: dir, VECTOR_STORE_FSYNC: "false" }, path.join(dir, "off")), 0)
+      const placed = yield* Effect.promise(() => fs.readdir(dir))
+      assert.deepStrictEqual(placed.filter((f) => f !== "probe").sort(), ["off", "on"], "not DATA_DIR/vectors")
+    }))
+
   it.effect("a bad QDRANT_TIMEOUT_MS is a ConfigError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
@@ -51,6 +109,23 @@ describe("VectorStoreConfig", () => {
       assert.isTrue(Schema.isSchemaError(error.cause))
       assert.include(error.message, "QDRANT_TIMEOUT_MS must be positive")
     }))
+})
+
+describe("errors explain themselves (Effect 4: a TaggedError without a message field has an empty message)", () => {
+  it("DimensionMismatch names the collection and both sizes", () => {
+    const error = DimensionMismatch.of("chunks", 384, 768, "the embedder")
+    assert.include(error.message, "chunks")
+    assert.include(error.message, "384")
+    assert.include(error.message, "768")
+    assert.include(Cause.pretty(Cause.fail(error)), "holds vectors of 384 dimensions")
+    assert.strictEqual(error.message, error.detail)
+  })
+
+  it("InvalidFilter says which field", () => {
+    const error = new Filter.InvalidFilter({ detail: "filter.must[0].key is empty" })
+    assert.strictEqual(error.message, "filter.must[0].key is empty")
+    assert.include(String(error), "filter.must[0].key is empty")
+  })
 })
 
 describe("Filter", () => {
