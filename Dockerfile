@@ -22,6 +22,7 @@ COPY . .
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 RUN ["mkdir", "-p", "/opt/ouroboros"]
 RUN ["node", "apps/server/build.mjs"]
+RUN ["node", "apps/console/build.mjs"]
 RUN ["node", "deploy/runtime-deps.mjs", "apps/server/dist", "/opt/runtime-deps"]
 
 FROM node:${NODE_VERSION}-trixie-slim AS deps
@@ -40,6 +41,7 @@ RUN groupadd --system --gid 10001 ouroboros \
 WORKDIR /app
 COPY --from=deps /deps/node_modules ./node_modules
 COPY --from=build /src/apps/server/dist ./apps/server/dist
+COPY --from=build /src/apps/console/dist ./apps/console/dist
 COPY --from=build /opt/ouroboros/pglite-template.tgz ./pglite-template.tgz
 ENV NODE_ENV=production \
     PORT=8080 \

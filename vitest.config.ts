@@ -14,7 +14,7 @@ export default defineConfig({
     coverage: {
       provider: "v8",
       include: ["packages/*/src/**/*.ts", "apps/*/src/**/*.ts"],
-      exclude: ["**/index.ts"],
+      exclude: ["**/index.ts", "apps/console/src/web/**"],
       reporter: ["text-summary", "json-summary"],
       thresholds: { lines: 80 }
     }
