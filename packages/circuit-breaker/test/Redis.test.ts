@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerRedis, CircuitBreakerStore } from "@ouroboros/circuit-breaker"
 import { Services } from "@ouroboros/testkit"
 import { Context, Deferred, Effect, Layer, PubSub, References, Result } from "effect"
+import { TestClock } from "effect/testing"
 import { Redis } from "ioredis"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -13,11 +14,18 @@ const prefix = () => `test:cb:${randomUUID()}`
 
 const quiet = Effect.provideService(References.MinimumLogLevel, "None")
 
-/** Polls `condition` until it holds; the deadline only bounds the test. */
+/**
+ * Polls `condition` until it holds, pausing on the real clock (the breakers run on the `TestClock`, which only the
+ * test moves); the deadline only bounds the test.
+ */
 const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, what: string) =>
   Effect.gen(function*() {
-    while (!(yield* condition)) yield* Effect.sleep("5 millis")
-  }).pipe(Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die(new Error(`never: ${what}`)) }))
+    const deadline = Date.now() + 20_000
+    while (!(yield* condition)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`never: ${what}`))
+      yield* TestClock.withLive(Effect.sleep("5 millis"))
+    }
+  })
 
 const cleanup = (p: string) =>
   Effect.acquireRelease(Effect.void, () =>
@@ -90,7 +98,9 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
       yield* contract(store, true)
     }))
 
-  it.live("two registries sharing Redis open together and share trial permits", () =>
+  // The breakers run on the TestClock: the break ends when the test moves the clock, not because the machine was slow
+  // between the trip and the rejection it checks. Redis and its pub/sub run in real time; the test polls for them.
+  it.effect("two registries sharing Redis open together and share trial permits", () =>
     Effect.gen(function*() {
       const p = prefix()
       yield* cleanup(p)
@@ -110,14 +120,17 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
       yield* Effect.result(onA.execute(Effect.fail("down")))
       yield* Effect.result(onA.execute(Effect.fail("down")))
       assert.strictEqual(yield* onA.state, "open")
-      const change = yield* PubSub.take(subscription).pipe(Effect.timeout("2 seconds"))
+      // The deadline only bounds the test.
+      const change = yield* PubSub.take(subscription).pipe(Effect.timeout("20 seconds"), TestClock.withLive)
       assert.strictEqual(change.to, "open")
       assert.isTrue(change.remote)
       assert.strictEqual(yield* onB.state, "open")
       const rejected = yield* Effect.result(onB.execute(Effect.succeed(1)))
       assert.isTrue(Result.isFailure(rejected) && rejected.failure instanceof CircuitBreaker.CircuitOpen)
 
-      yield* eventually(Effect.map(onA.snapshot, (s) => s.retryAfter === 0), "the break ends")
+      yield* TestClock.adjust("300 millis")
+      assert.strictEqual((yield* onA.snapshot).retryAfter, 0, "the break ends")
+      assert.strictEqual((yield* onB.snapshot).retryAfter, 0, "the break ends on both")
       // Four concurrent calls from both replicas: the granted trial holds its permit until every call has either
       // started or been rejected.
       const gate = yield* Deferred.make<void>()
@@ -144,7 +157,8 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
       assert.strictEqual(yield* onB.state, "forced-open")
     }).pipe(quiet))
 
-  it.live("a closed breaker never reaches Redis; only transitions do", () =>
+  // On the TestClock: the breaker stays open for the 100 rejections however slow the machine is.
+  it.effect("a closed breaker never reaches Redis; only transitions do", () =>
     Effect.gen(function*() {
       const p = prefix()
       yield* cleanup(p)
@@ -241,25 +255,30 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         const [sa, sb] = await Promise.all([a.send("fail 3"), b.send("fail 3")])
         assert.strictEqual(sa.state, "open")
         assert.strictEqual(sb.state, "open")
-        const [wa, wb] = await Promise.all([a.send("wait open 2000"), b.send("wait open 2000")])
+        const [wa, wb] = await Promise.all([a.send("wait open 15000"), b.send("wait open 15000")])
         assert.strictEqual(wa.version, 1)
         assert.strictEqual(wb.version, 1)
         assert.strictEqual(wa.attempts, 1)
 
-        // Both wait until the shared break is over.
-        const [ea, eb] = await Promise.all([a.send("expire 5000"), b.send("expire 5000")])
+        // The replicas' clocks only move when told: the shared break (1 second) is over for both.
+        const [ea, eb] = await Promise.all([a.send("advance 1000"), b.send("advance 1000")])
         assert.strictEqual(ea.retryAfter, 0)
         assert.strictEqual(eb.retryAfter, 0)
-        const [ta, tb] = await Promise.all([a.send("trials 5 1500"), b.send("trials 5 1500")])
-        assert.strictEqual(ta.ran + tb.ran, 2)
-        const [ca, cb] = await Promise.all([a.send("wait closed 2000"), b.send("wait closed 2000")])
+        // Five calls on each replica at once; the admitted ones are held until every call has started or been
+        // refused, so the permits are in use while the other replica asks (no pause that assumes it).
+        const [ta, tb] = await Promise.all([a.send("trials 5"), b.send("trials 5")])
+        assert.strictEqual(ta.started + tb.started, 2)
+        assert.strictEqual(ta.refused + tb.refused, 8)
+        const [ra, rb] = await Promise.all([a.send("release"), b.send("release")])
+        assert.strictEqual(ra.ran + rb.ran, 2)
+        const [ca, cb] = await Promise.all([a.send("wait closed 15000"), b.send("wait closed 15000")])
         assert.strictEqual(ca.state, "closed")
         assert.strictEqual(cb.state, "closed")
         assert.strictEqual(ca.version, cb.version)
 
         // One replica trips alone; the other follows without a single failure of its own.
         await a.send("fail 3")
-        const followed = await b.send("wait open 2000")
+        const followed = await b.send("wait open 15000")
         assert.strictEqual(followed.state, "open")
         assert.strictEqual(followed.consecutiveFailures, 0)
       } finally {

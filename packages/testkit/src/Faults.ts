@@ -16,7 +16,8 @@ import * as internal from "./internal/faults.js"
  *   second one (the 2nd, 4th, …) and 0.25 every fourth; changing the rate restarts the count.
  * - `errorStatus`: the status of injected errors (500 by default).
  * - `hang`: accept requests and never answer them, until the fault is lifted (they then proceed, unless their
- *   client has gone away: those are dropped unprocessed) or the stand-in closes (their sockets are destroyed).
+ *   client has gone away: those are dropped unprocessed; the stand-in's `hanging` tells when it has seen a client go
+ *   away) or the stand-in closes (their sockets are destroyed).
  *   Requests delayed by `latencyMs` are processed even if their client gave up, like a slow server would.
  * - `refuse`: destroy every incoming socket at once; open keep-alive sockets are destroyed when it is turned on.
  *

@@ -34,6 +34,12 @@ export interface StandIn {
   readonly faults: Faults.Faults
   /** Every request seen, including the ones answered with faults. */
   readonly requests: ReadonlyArray<RecordedRequest>
+  /**
+   * Requests held by the `hang` fault whose client is still connected. Tests wait for it instead of sleeping: it
+   * reaches 1 once a request has arrived and hangs, and drops once the server has seen that client go away (so
+   * lifting the fault then drops that request for sure).
+   */
+  readonly hanging: number
   clearRequests(): void
   /** Stops the server, ending hung requests and open connections. */
   close(): Promise<void>

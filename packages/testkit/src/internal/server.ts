@@ -47,6 +47,7 @@ export interface Running {
   readonly port: number
   readonly faults: Faults
   readonly requests: ReadonlyArray<RecordedRequest>
+  readonly hanging: number
   clearRequests(): void
   close(): Promise<void>
 }
@@ -90,6 +91,8 @@ export const start = (options: ServerOptions): Promise<Running> => {
   const timers = new Set<NodeJS.Timeout>()
   const requests: Array<RecordedRequest> = []
   let closed = false
+  // Requests held by `hang` whose client is still connected.
+  let hanging = 0
   // Deterministic error rate: each request adds `errorRate` to the budget, and a whole unit spent is one error,
   // so 0.5 fails every second request and 1 fails them all.
   let errorBudget = 0
@@ -172,9 +175,21 @@ export const start = (options: ServerOptions): Promise<Running> => {
       at: Date.now()
     })
     if (faults.current.hang) {
+      let counted = true
+      const uncount = () => {
+        if (counted) {
+          counted = false
+          hanging--
+        }
+      }
+      hanging++
+      // Emitted when the client goes away (nothing has been written yet).
+      res.once("close", uncount)
       await new Promise<void>((resolve) => hung.add(resolve))
-      // A request whose client went away while it hung is dropped: it never reached the "service". The pause lets
-      // a disconnect that is already on its way (the client gave up just before the fault was lifted) arrive.
+      uncount()
+      // A request whose client went away while it hung is dropped: it never reached the "service". The pause gives a
+      // disconnect that is already on its way (the client gave up just before the fault was lifted) a chance to
+      // arrive; it is a courtesy, not a guarantee: a test that needs the drop waits for `hanging` to reach 0 first.
       await sleep(10)
       if (closed || res.destroyed || req.socket.destroyed) return
     }
@@ -225,6 +240,9 @@ export const start = (options: ServerOptions): Promise<Running> => {
         faults,
         get requests() {
           return requests
+        },
+        get hanging() {
+          return hanging
         },
         clearRequests() {
           requests.length = 0
