@@ -1,56 +1,32 @@
 /**
- * Backup and restore throughput: the event store on PostgreSQL (a fresh schema, dropped after; the embedded PGlite
- * when no server answers) with 200k events, and the embedded vector store with 100k vectors, backed up to a
- * temporary directory: a full backup, both verification tiers, and a full restore. Beside it, the peer: `pg_dump` of
- * the same events table (custom format) and `pg_restore` of it, measured in the same run.
+ * Backup and restore throughput: the event store on PostgreSQL (a fresh schema per worker, dropped after) and the
+ * embedded vector store, backed up to a temporary directory: a full backup, both verification tiers and a full
+ * restore, each split into its events and vectors phases (see `paired/backup.ts`); beside it the peer, `pg_dump` and
+ * `pg_restore` of the same events table, in the same round.
  *
- * The issue asks 1M events and 100k vectors; 200k events keep the run under 90 s on the shared 2-core machine
- * (throughput is per event and the work is streamed, so it scales linearly). Set BENCH_BACKUP_EVENTS to change it.
+ * Paired rounds: with `BENCH_E3_TREE`, a worker on the Effect 3 tree runs the same rounds on its own schema,
+ * alternating with ours. The defaults: 100k events and 50k vectors of 128 dimensions (throughput is per event and
+ * the work is streamed, so it scales linearly; 5 paired rounds of 200k events took 3.5 minutes here, the issue's 1M
+ * would take a quarter of an hour).
  *
- * Run: `npm run bench -- backup` (from source:
- * `node --import tsx --input-type=module -e 'import("./bench/backup.ts").then(m => m.default())'`).
+ * Run: `npm run bench -- backup`. `BENCH_BACKUP_EVENTS` (default 100000), `BENCH_BACKUP_VECTORS` (50000),
+ * `BENCH_BACKUP_ROUNDS` (5). Needs PostgreSQL (the peer is pg_dump).
  */
 import { Backup, BackupSource, BackupTarget } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { TenantId } from "@ouroboros/kernel"
-import { Database } from "@ouroboros/sql"
 import { PgSchema, Services } from "@ouroboros/testkit"
 import { Embedded, VectorStore } from "@ouroboros/vector-store"
-import { Effect, Layer, References, Stream } from "effect"
-import type { SqlClient } from "effect/sql"
-import { execFileSync } from "node:child_process"
+import { Effect, Layer, ManagedRuntime, References, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { backupRounds, type Ops, type Round } from "./paired/backup.js"
+import { serveTasks } from "./paired/serve.js"
+import { show } from "./paired/stats.js"
+import { envInt, machineWatch, noE3Note, pairedRounds, sides } from "./paired/workers.js"
 
-const EVENTS = Number(process.env.BENCH_BACKUP_EVENTS ?? 200_000)
-const VECTORS = 100_000
 const DIMENSIONS = 128
-
-interface Row {
-  readonly operation: string
-  readonly measured: string
-  readonly seconds: number
-  readonly "events/s": number | string
-  readonly "vectors/s": number | string
-  readonly "MB/s": number
-}
-
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), `ouroboros-bench-backup-${prefix}-`))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-
-const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const start = performance.now()
-    const value = yield* effect
-    return [value, (performance.now() - start) / 1000] as const
-  })
-
-const round = (n: number) => Math.round(n)
-const mb = (bytes: number, seconds: number) => Math.round((bytes / 1e6 / seconds) * 10) / 10
 
 const makeEvents = (count: number) => {
   const start = Date.now() - count
@@ -70,123 +46,15 @@ const makeEvents = (count: number) => {
   )
 }
 
-const program = (pg: boolean, schema: string) =>
-  Effect.gen(function*() {
-    const rows: Array<Row> = []
-    const store = yield* EventStore.EventStore
-    const vectors = yield* VectorStore.VectorStore
-    const backup = yield* Backup.Backup
-    const target = yield* BackupTarget.BackupTarget
-    const backend = pg ? "PostgreSQL" : "PGlite"
-
-    yield* store.importEvents(makeEvents(EVENTS), { batchSize: 2000 })
-    yield* vectors.ensureCollection({ name: "chunks", dimensions: DIMENSIONS })
-    const tenant = TenantId.make("acme")
-    for (let offset = 0; offset < VECTORS; offset += 5000) {
-      yield* vectors.upsert(
-        "chunks",
-        tenant,
-        Array.from({ length: 5000 }, (_, k) => {
-          const i = offset + k
-          const vector = new Float32Array(DIMENSIONS)
-          for (let d = 0; d < DIMENSIONS; d++) vector[d] = Math.sin(i * 31 + d)
-          return { id: `p${i}`, vector, payload: { doc: i >> 2 } }
-        })
-      )
-    }
-
-    const [manifest, createSeconds] = yield* timed(backup.create({ kind: "full" }))
-    const bytes = manifest.files.reduce((n, f) => n + f.bytes, 0)
-    const eventBytes = manifest.files.filter((f) => f.source === "events").reduce((n, f) => n + f.bytes, 0)
-    const measured = `${EVENTS} events (${backend}), ${VECTORS} vectors x ${DIMENSIONS}d (embedded); ` +
-      `${(bytes / 1e6).toFixed(0)} MB (events ${(eventBytes / 1e6).toFixed(0)} MB NDJSON)`
-    rows.push({
-      operation: "backup create (full)",
-      measured,
-      seconds: createSeconds,
-      "events/s": round(EVENTS / createSeconds),
-      "vectors/s": round(VECTORS / createSeconds),
-      "MB/s": mb(bytes, createSeconds)
-    })
-    const [, checksumSeconds] = yield* timed(backup.verify(manifest.id, { tier: "checksums" }))
-    rows.push({
-      operation: "verify: checksums",
-      measured,
-      seconds: checksumSeconds,
-      "events/s": round(EVENTS / checksumSeconds),
-      "vectors/s": round(VECTORS / checksumSeconds),
-      "MB/s": mb(bytes, checksumSeconds)
-    })
-    const [, restoreTierSeconds] = yield* timed(backup.verify(manifest.id, { tier: "restore" }))
-    rows.push({
-      operation: "verify: restore into scratch",
-      measured,
-      seconds: restoreTierSeconds,
-      "events/s": round(EVENTS / restoreTierSeconds),
-      "vectors/s": round(VECTORS / restoreTierSeconds),
-      "MB/s": mb(bytes, restoreTierSeconds)
-    })
-    const [result, restoreSeconds] = yield* timed(backup.restore(manifest.id))
-    if (result.restoredEvents !== EVENTS) return yield* Effect.die(new Error(`restored ${result.restoredEvents}`))
-    rows.push({
-      operation: "restore (events + vector snapshot)",
-      measured,
-      seconds: restoreSeconds,
-      "events/s": round(EVENTS / restoreSeconds),
-      "vectors/s": round(VECTORS / restoreSeconds),
-      "MB/s": mb(bytes, restoreSeconds)
-    })
-
-    if (pg) {
-      // The peer: pg_dump / pg_restore of the same events table.
-      const dump = Path.join(target.description, "events.pgdump")
-      const url = new URL(Services.postgresUrl)
-      const args = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"]
-      const db = url.pathname.slice(1)
-      const [, dumpSeconds] = yield* timed(Effect.sync(() =>
-        execFileSync("pg_dump", [
-          ...args,
-          ...["-d", db, "-Fc", "-Z", "0", "--data-only", "-t", `${schema}.event_store_events`, "-f", dump]
-        ])
-      ))
-      const dumpBytes = Fs.statSync(dump).size
-      rows.push({
-        operation: "peer: pg_dump events table",
-        measured: `${EVENTS} events (PostgreSQL); ${(dumpBytes / 1e6).toFixed(0)} MB`,
-        seconds: dumpSeconds,
-        "events/s": round(EVENTS / dumpSeconds),
-        "vectors/s": "-",
-        "MB/s": mb(dumpBytes, dumpSeconds)
-      })
-      yield* store.truncate
-      const [, pgRestoreSeconds] = yield* timed(Effect.sync(() =>
-        execFileSync("pg_restore", [...args, "-d", db, "--data-only", dump])
-      ))
-      rows.push({
-        operation: "peer: pg_restore events table",
-        measured: `${EVENTS} events (PostgreSQL); ${(dumpBytes / 1e6).toFixed(0)} MB`,
-        seconds: pgRestoreSeconds,
-        "events/s": round(EVENTS / pgRestoreSeconds),
-        "vectors/s": "-",
-        "MB/s": mb(dumpBytes, pgRestoreSeconds)
-      })
-    }
-    return rows.map((r) => ({ ...r, seconds: Math.round(r.seconds * 100) / 100 }))
-  })
-
-/**
- * @since 0.1.0
- */
-export default async function run(): Promise<void> {
-  const pg = await Services.postgres().catch(() => false)
+/** The worker of this tree (Effect 4): the stores filled once, then rounds. */
+export const worker = async (): Promise<void> => {
+  const events = envInt("BENCH_BACKUP_EVENTS", 100_000)
+  const vectorCount = envInt("BENCH_BACKUP_VECTORS", 50_000)
   const schema = `bench_backup_${Math.random().toString(36).slice(2, 10)}`
-  const layer = Layer.unwrap(Effect.gen(function*() {
-    const vectorsDir = yield* tempDir("vectors")
-    const backupsDir = yield* tempDir("target")
-    const sql: Layer.Layer<SqlClient.SqlClient, unknown> = pg ? PgSchema.layer({ schema }) : Layer.unwrap(
-      Effect.map(tempDir("pg"), (dataDir) => Database.layerEmbedded({ dataDir }))
-    )
-    return Backup.layer().pipe(
+  const vectorsDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-backup-vectors-"))
+  const backupsDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-backup-target-"))
+  const runtime = ManagedRuntime.make(
+    Backup.layer().pipe(
       Layer.provideMerge(Layer.mergeAll(
         EventStore.layer,
         Checkpoints.layer,
@@ -194,10 +62,206 @@ export default async function run(): Promise<void> {
         BackupTarget.layerDirectory(backupsDir),
         BackupSource.layerRegistry
       )),
-      Layer.provide(sql)
+      Layer.provide(PgSchema.layer({ schema })),
+      Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn"))
     )
-  })).pipe(Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Warn")))
-  const rows = await Effect.runPromise(Effect.scoped(Effect.provide(program(pg, schema), layer)))
-  console.log("\nBackup and restore throughput")
+  )
+  const run = <A, E>(effect: Effect.Effect<A, E, Backup.Backup | EventStore.EventStore | VectorStore.VectorStore>) =>
+    runtime.runPromise(Effect.orDie(effect))
+  const progress = (onProgress: (phase: string) => void) => (p: { readonly phase: string }) =>
+    Effect.sync(() => onProgress(p.phase))
+  const ops: Ops = {
+    create: (onProgress) =>
+      run(Effect.gen(function*() {
+        const backup = yield* Backup.Backup
+        const manifest = yield* backup.create({ kind: "full", onProgress: progress(onProgress) })
+        return {
+          id: manifest.id,
+          eventBytes: manifest.files.filter((f) => f.source === "events").reduce((n, f) => n + f.bytes, 0),
+          bytes: manifest.files.reduce((n, f) => n + f.bytes, 0)
+        }
+      })),
+    verify: (id, tier) => run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.verify(id, { tier }))).then(() => undefined),
+    restore: (id, onProgress) =>
+      run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.restore(id, { onProgress: progress(onProgress) }))).then(
+        (result) => result.restoredEvents
+      ),
+    truncate: () => run(Effect.flatMap(Effect.service(EventStore.EventStore), (s) => s.truncate)),
+    schema,
+    postgresUrl: Services.postgresUrl,
+    directory: backupsDir
+  }
+  serveTasks({
+    setup: () =>
+      run(Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const vectors = yield* VectorStore.VectorStore
+        yield* store.importEvents(makeEvents(events), { batchSize: 2000 })
+        yield* vectors.ensureCollection({ name: "chunks", dimensions: DIMENSIONS })
+        const tenant = TenantId.make("acme")
+        for (let offset = 0; offset < vectorCount; offset += 5000) {
+          yield* vectors.upsert(
+            "chunks",
+            tenant,
+            Array.from({ length: Math.min(5000, vectorCount - offset) }, (_, k) => {
+              const i = offset + k
+              const vector = new Float32Array(DIMENSIONS)
+              for (let d = 0; d < DIMENSIONS; d++) vector[d] = Math.sin(i * 31 + d)
+              return { id: `p${i}`, vector, payload: { doc: i >> 2 } }
+            })
+          )
+        }
+      })),
+    round: () => backupRounds(ops, events).round()
+  }, async () => {
+    await runtime.dispose()
+    Fs.rmSync(vectorsDir, { recursive: true, force: true })
+    Fs.rmSync(backupsDir, { recursive: true, force: true })
+  })
+}
+
+/**
+ * @since 0.1.0
+ */
+export default async function run(): Promise<void> {
+  if (!(await Services.postgres().catch(() => false))) {
+    console.log("PostgreSQL not reachable: the backup benchmark (its peer is pg_dump) is skipped")
+    return
+  }
+  const watch = await machineWatch()
+  const events = envInt("BENCH_BACKUP_EVENTS", 100_000)
+  const vectors = envInt("BENCH_BACKUP_VECTORS", 50_000)
+  const rounds = envInt("BENCH_BACKUP_ROUNDS", 5)
+  const bySide = await pairedRounds<Round>({
+    sides: await sides(import.meta.url, "backup"),
+    rounds,
+    warmUp: "setup",
+    task: "round"
+  })
+  const labels = Object.keys(bySide)
+  const per = (side: string, f: (r: Round) => number) => bySide[side]!.map(f)
+  const rows = labels.flatMap((side) => {
+    const mb = (bytes: (r: Round) => number, seconds: (r: Round) => number) =>
+      show(per(side, (r) => bytes(r) / 1e6 / seconds(r)), 1)
+    return [
+      {
+        tree: side,
+        operation: "backup create: events phase",
+        seconds: show(per(side, (r) => r.createEvents), 2),
+        "events/s": show(per(side, (r) => events / r.createEvents)),
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.eventBytes, (r) => r.createEvents)
+      },
+      {
+        tree: side,
+        operation: "backup create: vector snapshot phase",
+        seconds: show(per(side, (r) => r.createVectors), 2),
+        "events/s": "-",
+        "vectors/s": show(per(side, (r) => vectors / r.createVectors)),
+        "MB/s": mb((r) => r.bytes - r.eventBytes, (r) => r.createVectors)
+      },
+      {
+        tree: side,
+        operation: "backup create: whole",
+        seconds: show(per(side, (r) => r.create), 2),
+        "events/s": "-",
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.bytes, (r) => r.create)
+      },
+      {
+        tree: side,
+        operation: "verify: checksums (all files)",
+        seconds: show(per(side, (r) => r.verifyChecksums), 2),
+        "events/s": "-",
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.bytes, (r) => r.verifyChecksums)
+      },
+      {
+        tree: side,
+        operation: "verify: restore into scratch (all)",
+        seconds: show(per(side, (r) => r.verifyRestore), 2),
+        "events/s": "-",
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.bytes, (r) => r.verifyRestore)
+      },
+      {
+        tree: side,
+        operation: "restore: checksums first (Effect 3: inside its events phase)",
+        seconds: show(per(side, (r) => r.restoreChecks), 2),
+        "events/s": "-",
+        "vectors/s": "-",
+        "MB/s": "-"
+      },
+      {
+        tree: side,
+        operation: "restore: events phase",
+        seconds: show(per(side, (r) => r.restoreEvents), 2),
+        "events/s": show(per(side, (r) => events / r.restoreEvents)),
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.eventBytes, (r) => r.restoreEvents)
+      },
+      {
+        tree: side,
+        operation: "restore: vector snapshot phase",
+        seconds: show(per(side, (r) => r.restoreVectors), 2),
+        "events/s": "-",
+        "vectors/s": show(per(side, (r) => vectors / r.restoreVectors)),
+        "MB/s": "-"
+      },
+      {
+        tree: side,
+        operation: "restore: whole",
+        seconds: show(per(side, (r) => r.restore), 2),
+        "events/s": "-",
+        "vectors/s": "-",
+        "MB/s": "-"
+      },
+      {
+        tree: side,
+        operation: "peer: pg_dump events table",
+        seconds: show(per(side, (r) => r.pgDump), 2),
+        "events/s": show(per(side, (r) => events / r.pgDump)),
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.dumpBytes, (r) => r.pgDump)
+      },
+      {
+        tree: side,
+        operation: "peer: pg_restore events table",
+        seconds: show(per(side, (r) => r.pgRestore), 2),
+        "events/s": show(per(side, (r) => events / r.pgRestore)),
+        "vectors/s": "-",
+        "MB/s": mb((r) => r.dumpBytes, (r) => r.pgRestore)
+      }
+    ]
+  })
+  console.log(
+    `\nBackup and restore, ${events} events (PostgreSQL) and ${vectors} vectors × ${DIMENSIONS}d (embedded); ` +
+      `median (min–max) of ${rounds} paired rounds. Phases from the service's progress reports; the events phases ` +
+      `are what compares with pg_dump / pg_restore (events table only).`
+  )
   console.table(rows)
+  console.table(labels.map((side) => ({
+    tree: side,
+    "backup events phase / pg_dump (events/s)": show(per(side, (r) => r.pgDump / r.createEvents), 2),
+    "restore events phase / pg_restore": show(per(side, (r) => r.pgRestore / r.restoreEvents), 2)
+  })))
+  if (labels.length === 2) {
+    const ratio = (f: (r: Round) => number) =>
+      show(bySide["Effect 4"]!.map((r, i) => f(bySide["Effect 3"]![i]!) / f(r)), 2)
+    console.log("Effect 4 / Effect 3, throughput (paired rounds; pg_dump and pg_restore are the same tools in both)")
+    console.table([{
+      "create events": ratio((r) => r.createEvents),
+      "create vectors": ratio((r) => r.createVectors),
+      "verify checksums": ratio((r) => r.verifyChecksums),
+      "verify restore": ratio((r) => r.verifyRestore),
+      // Effect 3's restore reports no progress while it checks the checksums: its events phase holds them.
+      "restore checks + events": ratio((r) => r.restoreChecks + r.restoreEvents),
+      "restore vectors": ratio((r) => r.restoreVectors),
+      "pg_dump": ratio((r) => r.pgDump),
+      "pg_restore": ratio((r) => r.pgRestore)
+    }])
+  } else {
+    console.log(noE3Note)
+  }
+  console.log(await watch())
 }

@@ -1,134 +1,135 @@
 /**
- * Per-call overhead of a closed circuit breaker: ours (memory and Redis-backed) against a bare Effect step,
- * cockatiel and opossum against a bare `await`, all wrapping the same no-op in the same run.
+ * Per-call overhead of a closed circuit breaker: ours (memory and Redis-backed) against a bare Effect step, cockatiel
+ * and opossum against a bare `await`, all wrapping the same no-op. Paired rounds: in each round every contestant is
+ * timed without and with its breaker, and the overhead of the round is the difference; the goal (ours ≤ cockatiel) is
+ * judged on the per-round differences. With `BENCH_E3_TREE`, the same rounds run in a worker on the Effect 3 tree,
+ * alternating with ours round by round.
  *
- * Run: `npm run bench -- circuit-breaker` (from source:
- * `node --import tsx --input-type=module -e 'import("./bench/circuit-breaker.ts").then(m => m.default())'`).
+ * Run: `npm run bench -- circuit-breaker`. `BREAKER_BENCH_ROUNDS` (default 10), `BREAKER_BENCH_PROCESSES` (sets of worker
+ * processes the rounds are spread over, default 5), `BREAKER_BENCH_CALLS` (calls per timing, default 1000000).
  */
 import { CircuitBreaker, CircuitBreakerRedis, CircuitBreakerStore } from "@ouroboros/circuit-breaker"
 import { Services } from "@ouroboros/testkit"
-import { ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel"
-import { Context, Effect, Layer, References } from "effect"
-import CircuitBreakerOpossum from "opossum"
+import { Effect, Layer, ManagedRuntime, References } from "effect"
+import { type Contestant, ITERATIONS, rounds, type Timing } from "./paired/circuit-breaker.js"
+import { serveTasks } from "./paired/serve.js"
+import { num, show, showVerdict, verdict, verdictLegend } from "./paired/stats.js"
+import { envInt, machineWatch, noE3Note, pairedRounds, sides } from "./paired/workers.js"
 
-const ITERATIONS = 100_000
-const ROUNDS = 9
+type Round = { readonly timings: Partial<Record<Contestant, Timing>>; readonly storeCalls: number }
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
-}
-
-const time = async (run: (n: number) => Promise<void>): Promise<number> => {
-  const start = process.hrtime.bigint()
-  await run(ITERATIONS)
-  return Number(process.hrtime.bigint() - start) / ITERATIONS
-}
-
-interface Result {
-  readonly baseline: number
-  readonly wrapped: number
-  readonly overhead: number
-}
-
-/**
- * ns per call of `wrapped` and of its `baseline`, measured alternately round by round (so that both see the same
- * machine load); the overhead is the median of the per-round differences.
- */
-const compare = async (
-  baseline: (n: number) => Promise<void>,
-  wrapped: (n: number) => Promise<void>
-): Promise<Result> => {
-  await baseline(ITERATIONS)
-  await wrapped(ITERATIONS)
-  const bases: Array<number> = []
-  const totals: Array<number> = []
-  const overheads: Array<number> = []
-  for (let round = 0; round < ROUNDS; round++) {
-    const b = await time(baseline)
-    const w = await time(wrapped)
-    bases.push(b)
-    totals.push(w)
-    overheads.push(w - b)
+/** The worker for this tree (Effect 4): builds ours as an application builds it and answers rounds. */
+export const worker = async (): Promise<void> => {
+  const counter = { calls: 0 }
+  const registryOf = async (store: Layer.Layer<CircuitBreakerStore.CircuitBreakerStore>) => {
+    // A store that counts its operations: the closed path must perform none.
+    const counted = Layer.effect(
+      CircuitBreakerStore.CircuitBreakerStore,
+      Effect.map(Effect.service(CircuitBreakerStore.CircuitBreakerStore), (s) => CircuitBreakerStore.counting(s, counter))
+    ).pipe(Layer.provide(store))
+    const runtime = ManagedRuntime.make(
+      CircuitBreaker.layerStore({ defaults: { tripPolicy: CircuitBreaker.consecutive(5), openDuration: "10 seconds" } })
+        .pipe(Layer.provide(counted), Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn")))
+    )
+    return runtime.runPromise(
+      Effect.flatMap(Effect.service(CircuitBreaker.CircuitBreaker), (registry) => registry.get("bench"))
+    )
   }
-  return { baseline: median(bases), wrapped: median(totals), overhead: median(overheads) }
+  const loop = (body: () => Effect.Effect<void, unknown>) => (n: number): Promise<void> => {
+    let i = 0
+    return Effect.runPromise(Effect.whileLoop({ while: () => i < n, body, step: () => i++ }).pipe(Effect.orDie))
+  }
+  const noop = Effect.void
+  const memory = await registryOf(CircuitBreakerStore.layerMemory)
+  const redis = (await Services.redis())
+    ? await registryOf(
+      CircuitBreakerRedis.layerStore({ url: Services.redisUrl, prefix: `bench:cb:${process.pid}:${Date.now()}` })
+    )
+    : undefined
+  const runner = rounds({
+    effectStep: loop(() => noop),
+    memory: loop(() => memory.execute(noop)),
+    redis: redis === undefined ? undefined : loop(() => redis.execute(noop)),
+    storeCalls: () => counter.calls
+  })
+  serveTasks({ warmUp: runner.warmUp, round: runner.round })
 }
 
-const effectLoop = (body: () => Effect.Effect<void, unknown>) => (n: number): Promise<void> => {
-  let i = 0
-  return Effect.runPromise(
-    Effect.whileLoop({ while: () => i < n, body, step: () => i++ }).pipe(Effect.orDie)
-  )
-}
-
-const noop = Effect.void
-const noopAsync = async (): Promise<void> => {}
-
-const bareEffect = effectLoop(() => noop)
-const bareAwait = async (n: number) => {
-  for (let i = 0; i < n; i++) await noopAsync()
-}
-
-/** Ours over a store that counts its operations: the closed path must perform none. */
-const ours = (store: Layer.Layer<CircuitBreakerStore.CircuitBreakerStore>, options: CircuitBreaker.RegistryOptions) =>
-  Effect.runPromise(
-    Effect.scoped(Effect.gen(function*() {
-      const counter = { calls: 0 }
-      const counted = Layer.effect(
-        CircuitBreakerStore.CircuitBreakerStore,
-        Effect.map(
-          Effect.service(CircuitBreakerStore.CircuitBreakerStore),
-          (s) => CircuitBreakerStore.counting(s, counter)
-        )
-      ).pipe(Layer.provide(store))
-      const context = yield* Layer.build(Layer.provide(CircuitBreaker.layerStore(options), counted))
-      const registry = Context.get(context, CircuitBreaker.CircuitBreaker)
-      const breaker = yield* registry.get("bench")
-      const result = yield* Effect.promise(() => compare(bareEffect, effectLoop(() => breaker.execute(noop))))
-      return { ...result, storeCalls: counter.calls }
-    })).pipe(Effect.provideService(References.MinimumLogLevel, "Warn"))
-  )
+const contestants: ReadonlyArray<Contestant> = ["ours (memory)", "ours (Redis-backed)", "cockatiel", "opossum"]
 
 /**
  * @since 0.1.0
  */
 export default async function run(): Promise<void> {
-  const options: CircuitBreaker.RegistryOptions = {
-    defaults: { tripPolicy: CircuitBreaker.consecutive(5), openDuration: "10 seconds" }
+  const watch = await machineWatch()
+  const roundCount = envInt("BREAKER_BENCH_ROUNDS", 10)
+  const processes = envInt("BREAKER_BENCH_PROCESSES", 5)
+  const bySide = await pairedRounds<Round>({
+    sides: await sides(import.meta.url, "circuit-breaker"),
+    rounds: roundCount,
+    processes,
+    warmUp: "warmUp",
+    task: "round"
+  })
+  const labels = Object.keys(bySide)
+  const series = (side: string, c: Contestant, f: (t: Timing) => number) =>
+    bySide[side]!.flatMap((r) => r.timings[c] === undefined ? [] : [f(r.timings[c])])
+  const overhead = (t: Timing) => t.wrapped - t.baseline
+  console.log(
+    `\nClosed breaker: ns of CPU time per call, median (min–max) of ${roundCount} paired rounds over ${processes} sets of worker ` +
+      `processes; ${ITERATIONS} calls per timing. Ours wraps Effect.void in an Effect loop (baseline: the bare step), ` +
+      `the peers an async no-op in an await loop (baseline: the bare await); overhead = wrapped − baseline per round.` +
+      (labels.length === 2 ? " The Effect 3 tree's worker alternates with ours round by round." : "")
+  )
+  console.table(contestants.flatMap((c) =>
+    series("Effect 4", c, overhead).length === 0 ? [] : [{
+      contestant: c,
+      ...Object.fromEntries(labels.flatMap((side) => [
+        [`${side} baseline`, show(series(side, c, (t) => t.baseline))],
+        [`${side} wrapped`, show(series(side, c, (t) => t.wrapped))],
+        [`${side} overhead`, show(series(side, c, overhead))]
+      ])),
+      "store round trips": c.startsWith("ours") ? labels.map((side) => bySide[side]!.at(-1)!.storeCalls).join(" / ") : "-"
+    }]
+  ))
+  // Paired per round, ours against cockatiel in the same worker and round, read two ways: the overheads (wrapped −
+  // baseline), and the whole protected call (each in its own idiom). The second does not lean on the baseline, which
+  // on Effect 4 moved between about 30 and 300 ns from one timing to the next (the same loop: the runtime's call sites
+  // as the other contestants had left them).
+  console.table(labels.flatMap((side) =>
+    (["ours (memory)", "ours (Redis-backed)"] as const).flatMap((c) => {
+      if (series(side, c, overhead).length === 0) return []
+      const byOverhead = series(side, c, overhead).map((o, i) => o - series(side, "cockatiel", overhead)[i]!)
+      const byCall = series(side, c, (t) => t.wrapped).map((w, i) => w - series(side, "cockatiel", (t) => t.wrapped)[i]!)
+      const ns = (d: number) => `${num(d)} ns`
+      return [{
+        goal: `${c} ≤ cockatiel`,
+        tree: side,
+        "overhead: ours − cockatiel, ns": show(byOverhead),
+        "on the overheads": showVerdict(verdict(byOverhead, (d) => d <= 0, "lower"), ns),
+        "whole call: ours − cockatiel, ns": show(byCall),
+        "on the whole call": showVerdict(verdict(byCall, (d) => d <= 0, "lower"), ns)
+      }]
+    })
+  ))
+  if (labels.length === 2) {
+    console.log("Effect 4 against Effect 3 (paired rounds; cockatiel and opossum, the same code in both workers, show " +
+      "how much two processes differ by luck alone)")
+    console.table(contestants.flatMap((c) => {
+      const now = series("Effect 4", c, overhead)
+      const before = series("Effect 3", c, overhead)
+      if (now.length === 0 || before.length === 0) return []
+      const wrappedNow = series("Effect 4", c, (t) => t.wrapped)
+      const wrappedBefore = series("Effect 3", c, (t) => t.wrapped)
+      return [{
+        contestant: c,
+        "overhead: Effect 4 − Effect 3, ns/call": show(now.map((x, i) => x - before[i]!)),
+        "wrapped: Effect 4 / Effect 3": show(wrappedNow.map((x, i) => x / wrappedBefore[i]!), 2)
+      }]
+    }))
+  } else {
+    console.log(noE3Note)
   }
-  const withRedis = await Services.redis()
-
-  const oursMemory = await ours(CircuitBreakerStore.layerMemory, options)
-  const oursRedis = withRedis
-    ? await ours(
-      CircuitBreakerRedis.layerStore({ url: Services.redisUrl, prefix: `bench:cb:${process.pid}:${Date.now()}` }),
-      options
-    )
-    : undefined
-  const cockatiel = circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) })
-  const cockatielResult = await compare(bareAwait, async (n) => {
-    for (let i = 0; i < n; i++) await cockatiel.execute(noopAsync)
-  })
-  const opossum = new CircuitBreakerOpossum(noopAsync, { timeout: false, resetTimeout: 10_000 })
-  const opossumResult = await compare(bareAwait, async (n) => {
-    for (let i = 0; i < n; i++) await opossum.fire()
-  })
-  opossum.shutdown()
-
-  const row = (library: string, baseline: string, result: Result & { readonly storeCalls?: number }) => ({
-    library,
-    baseline,
-    "baseline ns/call": Math.round(result.baseline),
-    "wrapped ns/call": Math.round(result.wrapped),
-    "overhead ns/call": Math.round(result.overhead),
-    "store round trips": result.storeCalls ?? "-"
-  })
-  console.log(`closed breaker, ${ITERATIONS} calls x ${ROUNDS} alternating rounds (medians), node ${process.version}`)
-  console.table([
-    row("ouroboros (memory)", "Effect step", oursMemory),
-    ...(oursRedis === undefined ? [] : [row("ouroboros (Redis-backed)", "Effect step", oursRedis)]),
-    row("cockatiel 3.2.1", "await", cockatielResult),
-    row("opossum 9.0.0", "await", opossumResult)
-  ])
-  if (!withRedis) console.log("Redis not reachable: the Redis-backed row is skipped")
+  console.log(verdictLegend)
+  console.log(await watch())
 }

@@ -1,15 +1,19 @@
 /**
- * Rate limiting: decisions per second in memory (ours vs rate-limiter-flexible's RateLimiterMemory, 1 key and 100k
- * keys), decisions per second and p99 through Redis (ours vs RateLimiterRedis on ioredis, concurrency 1 and 50), and
- * HTTP requests per second with the rate-limit middleware on and off (autocannon) of two servers: a minimal HttpApi
- * server (section `http`: the limiter against almost nothing else) and the bundled server (section `server`).
+ * Rate limiting, ours beside rate-limiter-flexible, in paired rounds (and, with `BENCH_E3_TREE`, beside the same code
+ * on Effect 3, its worker alternating with ours round by round):
+ * - `memory`: decisions per second in memory, 1 key and 100k keys, like against like (see `paired/rate-limit.ts`):
+ *   synchronous with synchronous, asynchronous with asynchronous;
+ * - `redis`: decisions per second and p99 through Redis at concurrency 1 and 50 (the peer's ioredis client with
+ *   `enableAutoPipelining`);
+ * - `http`: the overhead of the HTTP middleware (limiter on against off) on a minimal HttpApi server;
+ * - `server`: the same on the bundled server (`RATE_LIMIT_DEFAULT=off` against a policy no run reaches).
+ * The HTTP sections start fresh server processes every round (off and on, for each tree) and load them one after
+ * another with autocannon from this process.
  *
- * Run: `npm run bench -- rate-limit` (bundled; from source: `node --import tsx --input-type=module -e
- * 'import("./bench/rate-limit.ts").then(m => m.default())'`; a CommonJS `-e` defines a global `__filename` that
- * @effect/platform-node mistakes for its own).
- * `RATE_LIMIT_BENCH=memory,redis,http,server` picks sections; `RATE_LIMIT_BENCH_AA=1` runs the HTTP sections off
- * against off (an A/A control that shows the machine's noise); `RATE_LIMIT_BENCH_PAIRS=n` sets how many pairs of
- * server processes each HTTP section measures (default 4).
+ * Run: `npm run bench -- rate-limit`. Environment: `RATE_LIMIT_BENCH=memory,redis,http,server` (sections),
+ * `RATE_LIMIT_BENCH_ROUNDS` (paired rounds of each section, default 6 for memory and redis, 5 for HTTP),
+ * `RATE_LIMIT_BENCH_SECONDS` (autocannon seconds per server and round, default 1), `RATE_LIMIT_BENCH_AA=1` (HTTP:
+ * off against off, an A/A control of the machine's noise), `BENCH_E3_TREE`.
  */
 import { RateLimiter, RateLimiterHttp, RateLimiterMemory } from "@ouroboros/rate-limit"
 import { Services } from "@ouroboros/testkit"
@@ -17,128 +21,87 @@ import autocannon from "autocannon"
 import { Duration, Effect, Layer, ManagedRuntime } from "effect"
 import { HttpRouter, type HttpServerResponse } from "effect/http"
 import { RateLimiter as EffectRateLimiter } from "effect/persistence"
-import { Redis } from "ioredis"
-import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
+import type { RateLimiterMemory as FlexMemory, RateLimiterRedis as FlexRedis } from "rate-limiter-flexible"
 import { startPingServer } from "./internal/ping.js"
 import { cpuMicros, machineJiffies } from "./internal/process.js"
-import { benchKey, startBundled, stopChild } from "./internal/server.js"
+import { benchKey, root } from "./internal/server.js"
+import {
+  HUGE,
+  type LoadResult,
+  loadResult,
+  type MemoryContestant,
+  memoryFixtures,
+  memoryRounds,
+  type RedisContestant,
+  redisKeys,
+  redisRounds,
+  type Subject
+} from "./paired/rate-limit.js"
+import { serveTasks } from "./paired/serve.js"
+import { show, showPercent, showVerdict, verdict, verdictLegend } from "./paired/stats.js"
+import {
+  e3Tree,
+  envInt,
+  machineWatch,
+  nodeArgs,
+  noE3Note,
+  pairedRounds,
+  type ServerChild,
+  sides,
+  startBuiltServer,
+  startServerChild
+} from "./paired/workers.js"
 
-const HUGE = 1_000_000_000
 const policy = RateLimiter.Policy.make({ name: "bench", limit: HUGE, window: 60_000, scope: ["api-key"] })
 
-const keysOf = (n: number): ReadonlyArray<string> => Array.from({ length: n }, (_, i) => `key-${i}`)
+const DECISIONS = 200_000
 
-const perSecond = (n: number, millis: number) => Math.round((n * 1000) / millis)
-const fmt = (n: number) => n.toLocaleString("en-US")
-
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
-
-/**
- * Decisions per second of each contestant: a warm-up each, then 7 rounds in which every contestant runs `n`
- * decisions in turn (so that the machine's drift hits all alike); the median round of each.
- */
-const rates = async (n: number, contestants: ReadonlyArray<(n: number) => Promise<void>>) => {
-  for (const run of contestants) await run(Math.min(n, 50_000))
-  const rounds: Array<Array<number>> = contestants.map(() => [])
-  for (let round = 0; round < 7; round++) {
-    for (let c = 0; c < contestants.length; c++) {
-      const start = performance.now()
-      await contestants[c]!(n)
-      rounds[c]!.push(perSecond(n, performance.now() - start))
-    }
-  }
-  return rounds.map(median)
-}
-
-const memory = async () => {
-  const rows: Array<Record<string, string>> = []
-  for (const [label, keyCount, n] of [["1 key", 1, 300_000], ["100k keys", 100_000, 300_000]] as const) {
-    const keys = keysOf(keyCount)
-    // Built as an application builds it (the layer captures the clock of the fiber that builds it).
-    const ours = Effect.runSync(
-      Effect.provide(Effect.service(RateLimiter.RateLimiter), RateLimiter.layerMemory({ policies: [policy] }))
-    )
-    const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
-    const decideUnsafe = ours.decideUnsafe!
-    const peer = new FlexMemory({ points: HUGE, duration: 60 })
-    // Effect's own limiter (`effect/persistence`, on its own memory store), for what one decision costs through an
-    // Effect API in the same fiber loop.
-    const effectLimiter = Effect.runSync(Effect.provide(EffectRateLimiter.make, EffectRateLimiter.layerStoreMemory))
-    const effectKeys = keys.map((key) => ({
-      key,
-      limit: HUGE,
-      window: Duration.seconds(60),
-      algorithm: "token-bucket" as const,
-      onExceeded: "fail" as const
-    }))
-    const [inFiber, sync, flexible, flexibleInFiber, effectPersistence] = await rates(n, [
-      (count) =>
-        Effect.runPromise(Effect.gen(function*() {
-          for (let i = 0; i < count; i++) yield* ours.decide(subjects[i % keyCount]!)
-        })),
-      async (count) => {
-        for (let i = 0; i < count; i++) decideUnsafe(subjects[i % keyCount]!, Date.now())
-      },
-      async (count) => {
-        for (let i = 0; i < count; i++) await peer.consume(keys[i % keyCount]!)
-      },
-      // The peer as an Effect application calls a Promise API: the same fiber loop as ours.
-      (count) =>
-        Effect.runPromise(Effect.gen(function*() {
-          for (let i = 0; i < count; i++) yield* Effect.tryPromise(() => peer.consume(keys[i % keyCount]!))
-        })),
-      (count) =>
-        Effect.runPromise(Effect.gen(function*() {
-          for (let i = 0; i < count; i++) yield* effectLimiter.consume(effectKeys[i % keyCount]!)
-        }))
-    ]) as [number, number, number, number, number]
-    rows.push({
-      keys: label,
-      "ours decisions/s (one fiber)": fmt(inFiber),
-      "ours decisions/s (decideUnsafe)": fmt(sync),
-      "RateLimiterMemory decisions/s": fmt(flexible),
-      "RateLimiterMemory decisions/s (one fiber)": fmt(flexibleInFiber),
-      "ours / peer (decideUnsafe)": (sync / flexible).toFixed(2),
-      "ours / peer (fiber)": (inFiber / flexible).toFixed(2),
-      "ours / peer (both in a fiber)": (inFiber / flexibleInFiber).toFixed(2),
-      "effect/persistence RateLimiter decisions/s (one fiber)": fmt(effectPersistence)
-    })
-  }
-  console.log("\nIn-memory decisions (all admitted; one policy; medians of 7 alternating rounds)")
-  console.table(rows)
-}
-
-const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
-
-/** Runs `concurrency` loops for `millis`, each timing `op`; returns ops/s and p99 latency. */
-const load = async (concurrency: number, millis: number, op: (i: number) => Promise<unknown>) => {
-  const latencies: Array<number> = []
-  let count = 0
-  const deadline = performance.now() + millis
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < deadline) {
-      const i = count++
-      const start = performance.now()
-      await op(i)
-      latencies.push(performance.now() - start)
-    }
+/** The Effect 4 side of the in-memory rounds: ours built as an application builds it. */
+const memoryOurs = (keys: ReadonlyArray<string>, subjects: ReadonlyArray<Subject>) => {
+  const count = keys.length
+  // The layer captures the clock of the fiber that builds it.
+  const ours = Effect.runSync(
+    Effect.provide(Effect.service(RateLimiter.RateLimiter), RateLimiter.layerMemory({ policies: [policy] }))
+  )
+  const decideUnsafe = ours.decideUnsafe!
+  const effectLimiter = Effect.runSync(Effect.provide(EffectRateLimiter.make, EffectRateLimiter.layerStoreMemory))
+  const effectKeys = keys.map((key) => ({
+    key,
+    limit: HUGE,
+    window: Duration.seconds(60),
+    algorithm: "token-bucket" as const,
+    onExceeded: "fail" as const
   }))
-  const sorted = Float64Array.from(latencies).sort()
-  return { perSecond: perSecond(latencies.length, millis), p99: percentile(sorted, 0.99) }
+  return {
+    sync: (n: number) => {
+      for (let i = 0; i < n; i++) decideUnsafe(subjects[i % count]!, Date.now())
+    },
+    fiber: (n: number) =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < n; i++) yield* ours.decide(subjects[i % count]!)
+      })),
+    peerInFiber: (peer: FlexMemory) => (n: number) =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < n; i++) yield* Effect.tryPromise(() => peer.consume(keys[i % count]!))
+      })),
+    effectLimiter: (n: number) =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < n; i++) yield* effectLimiter.consume(effectKeys[i % count]!)
+      }))
+  }
 }
 
-/** Like `load`, for an Effect: `concurrency` fibers in one runtime, as a server runs them. */
+/** `concurrency` fibers in one runtime deciding for `millis`, as a server runs them. */
 const loadEffect = <E>(
-  runtime: ManagedRuntime.ManagedRuntime<never, never>,
+  runtime: ManagedRuntime.ManagedRuntime<any, any>,
   concurrency: number,
   millis: number,
   op: (i: number) => Effect.Effect<unknown, E>
-) =>
+): Promise<LoadResult> =>
   runtime.runPromise(Effect.suspend(() => {
     const latencies: Array<number> = []
     let count = 0
@@ -152,96 +115,39 @@ const loadEffect = <E>(
     })
     return Effect.map(
       Effect.forEach(Array.from({ length: concurrency }), () => worker, { concurrency: "unbounded", discard: true }),
-      () => {
-        const sorted = Float64Array.from(latencies).sort()
-        return { perSecond: perSecond(latencies.length, millis), p99: percentile(sorted, 0.99) }
-      }
+      () => loadResult(latencies, millis)
     )
   }))
 
-const redis = async () => {
-  if (!(await Services.redis())) {
-    console.log("\nRedis: not reachable at", Services.redisUrl, "— skipped")
-    return
+/** The worker of this tree (Effect 4) for the memory and Redis sections. */
+export const worker = async (): Promise<void> => {
+  let memory: ReturnType<typeof memoryRounds> | undefined
+  let redis: ReturnType<typeof redisRounds> | undefined
+  const redisRunner = async () => {
+    if (redis !== undefined) return redis
+    const prefix = `bench:rl:${randomUUID()}:`
+    // As the server builds it: the Redis store behind the fail-open fallback.
+    const runtime = ManagedRuntime.make(RateLimiter.layerRedis({ url: Services.redisUrl, prefix, policies: [policy] }))
+    const ours = await runtime.runPromise(Effect.service(RateLimiter.RateLimiter))
+    const subjects = redisKeys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
+    return redis = redisRounds(Services.redisUrl, prefix, {
+      ours: (c, ms) => loadEffect(runtime, c, ms, (i) => ours.decide(subjects[i % 1000]!)),
+      peerInFibers: (peer: FlexRedis, c, ms) =>
+        loadEffect(runtime, c, ms, (i) => Effect.tryPromise(() => peer.consume(redisKeys[i % 1000]!))),
+      close: () => runtime.dispose()
+    }, envInt("RATE_LIMIT_BENCH_REDIS_MILLIS", 600))
   }
-  const prefix = `bench:rl:${randomUUID()}:`
-  const keys = keysOf(1000)
-  // As the server builds it: the Redis store behind the fail-open fallback.
-  const runtime = ManagedRuntime.make(RateLimiter.layerRedis({ url: Services.redisUrl, prefix, policies: [policy] }))
-  const ours = await runtime.runPromise(RateLimiter.RateLimiter)
-  const client = new Redis(Services.redisUrl)
-  const peer = new FlexRedis({ storeClient: client, points: HUGE, duration: 60, keyPrefix: `${prefix}flex` })
-  const subjects = keys.map((apiKey) => ({ apiKey, client: "127.0.0.1", endpoint: "GET /api/v1/ping" }))
-  const rows: Array<Record<string, string>> = []
-  try {
-    // Rounds alternate between ours and the peer so that the machine's drift (load, CPU frequency, wake-up latency of
-    // loopback round trips) hits both alike; the medians of the rounds are reported.
-    for (const concurrency of [1, 50]) {
-      const contestants = [
-        (millis: number) => loadEffect(runtime, concurrency, millis, (i) => ours.decide(subjects[i % 1000]!)),
-        (millis: number) => load(concurrency, millis, (i) => peer.consume(keys[i % 1000]!)),
-        // The peer as an Effect application calls a Promise API: the same fibers as ours.
-        (millis: number) =>
-          loadEffect(runtime, concurrency, millis, (i) => Effect.tryPromise(() => peer.consume(keys[i % 1000]!)))
-      ]
-      for (const run of contestants) await run(500)
-      const rounds = contestants.map(() => [] as Array<{ perSecond: number; p99: number }>)
-      for (let round = 0; round < 6; round++) {
-        for (let c = 0; c < contestants.length; c++) rounds[c]!.push(await contestants[c]!(1000))
-      }
-      const [a, b, e] = rounds.map((r) => ({
-        perSecond: median(r.map((x) => x.perSecond)),
-        p99: median(r.map((x) => x.p99))
-      })) as [{ perSecond: number; p99: number }, { perSecond: number; p99: number }, { perSecond: number; p99: number }]
-      rows.push({
-        concurrency: String(concurrency),
-        "ours decisions/s": fmt(a.perSecond),
-        "ours p99 ms": a.p99.toFixed(2),
-        "RateLimiterRedis decisions/s": fmt(b.perSecond),
-        "RateLimiterRedis p99 ms": b.p99.toFixed(2),
-        "RateLimiterRedis in fibers decisions/s": fmt(e.perSecond),
-        "RateLimiterRedis in fibers p99 ms": e.p99.toFixed(2),
-        "ours / peer": (a.perSecond / b.perSecond).toFixed(2),
-        "ours / peer (both in fibers)": (a.perSecond / e.perSecond).toFixed(2)
-      })
-    }
-  } finally {
-    const cleaner = new Redis(Services.redisUrl)
-    let cursor = "0"
-    do {
-      const [next, found] = await cleaner.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-      cursor = next
-      if (found.length > 0) await cleaner.del(...found)
-    } while (cursor !== "0")
-    await cleaner.quit()
-    await client.quit()
-    await runtime.dispose()
-  }
-  console.log(
-    "\nRedis decisions (1000 keys; medians of 6 alternating 1 s rounds; ours: Lua on Redis TIME, batched per tick;" +
-      " 'in fibers': the peer called through Effect.tryPromise from the same fibers as ours)"
-  )
-  console.table(rows)
+  serveTasks({
+    memoryWarmUp: () => (memory ??= memoryRounds(memoryOurs, DECISIONS)).warmUp(),
+    memory: (round: number) => memory!.round(round),
+    redisWarmUp: async () => (await redisRunner()).warmUp(),
+    redis: async (round: number) => (await redisRunner()).round(round)
+  }, async () => {
+    await redis?.close()
+  })
 }
 
-/**
- * Serves the ping API with `middleware` as the router's global middleware (where the bundled server runs its limits)
- * and returns the port and a stop function.
- */
-const startServer = (middleware: RateLimiterHttp.Middleware) =>
-  startPingServer((app) =>
-    HttpRouter.serve(
-      app.pipe(Layer.provide(HttpRouter.middleware(
-        // The router's types ask a global middleware to pass on the errors it does not know: this one passes them on.
-        (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-          middleware(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>,
-        { global: true }
-      ))),
-      { disableLogger: true, disableListenLog: true }
-    )
-  )
-
-/** The server side of the minimal-server benchmark, run in a child process so autocannon does not share its loop. */
+/** The server of the minimal-server section, in a child process: prints `PORT=n`. */
 export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
   const limiter = RateLimiter.makeUnsafe(RateLimiterMemory.makeUnsafe(), { policies: [policy] })
   // "off" still passes a (no-op) middleware: any middleware changes how the server runs a request, and a real server
@@ -249,193 +155,302 @@ export const serveForBench = async (mode: "on" | "off"): Promise<void> => {
   const middleware: RateLimiterHttp.Middleware = mode === "off" ? (app) => app : await Effect.runPromise(
     RateLimiterHttp.make().pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
   )
-  const server = await startServer(middleware)
-  console.log(`PORT=${server.port}`)
-  // Stop when the parent goes away (the parent stops it with SIGTERM).
-  process.stdin.resume()
-  process.stdin.once("end", () => void server.stop().then(() => process.exit(0)))
+  await startPingServer((app) =>
+    HttpRouter.serve(
+      // As the bundled server runs its limits: the router's global middleware. The router's types ask a global
+      // middleware to pass on the errors it does not know: this one passes them on.
+      app.pipe(Layer.provide(HttpRouter.middleware(
+        (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+          middleware(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>,
+        { global: true }
+      ))),
+      { disableLogger: true, disableListenLog: true }
+    )
+  ).then((server) => console.log(`PORT=${server.port}`))
 }
 
-/** A server process of the HTTP sections. */
-interface Running {
-  readonly pid: number
-  readonly port: number
-  readonly stop: () => Promise<void>
-}
+const memoryContestants: ReadonlyArray<MemoryContestant> = [
+  "ours sync (decideUnsafe)",
+  "peer sync (consume's body)",
+  "ours async (decide, one fiber)",
+  "peer async (await consume)",
+  "peer in the fiber (tryPromise)",
+  "Effect's limiter (one fiber)"
+]
 
-const spawnPingServer = (mode: "on" | "off") =>
-  new Promise<Running>((resolve, reject) => {
-    // Bundled (`npm run bench`), the child loads this same bundle; from the TypeScript source it needs tsx. The script
-    // is evaluated as a module: a CommonJS eval defines a global `__filename` ("[eval]"), which
-    // @effect/platform-node takes for its own module's path.
-    const child = spawn(process.execPath, [
-      ...(import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : []),
-      "--input-type=module",
-      "-e",
-      `import(${JSON.stringify(import.meta.url)}).then((m) => m.serveForBench(${JSON.stringify(mode)}))`
-    ], { stdio: ["pipe", "pipe", "inherit"] })
-    let output = ""
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error("bench server did not start"))
-    }, 30_000)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /PORT=(\d+)/.exec(output)
-      if (match === null) return
-      clearTimeout(timer)
-      child.stdout!.off("data", onData)
-      child.stdout!.resume()
-      resolve({
-        pid: child.pid!,
-        port: Number(match[1]),
-        stop: () => stopChild(child)
-      })
-    }
-    child.stdout!.on("data", onData)
+type MemoryRound = Record<string, Partial<Record<MemoryContestant, number>>>
+
+const memorySection = async () => {
+  const rounds = envInt("RATE_LIMIT_BENCH_ROUNDS", 6)
+  const bySide = await pairedRounds<MemoryRound>({
+    sides: await sides(import.meta.url, "rate-limit"),
+    rounds,
+    processes: 2,
+    warmUp: "memoryWarmUp",
+    task: "memory"
   })
-
-/** The two servers the HTTP sections compare, each started with the limiter on and off. */
-interface Target {
-  readonly title: string
-  readonly path: string
-  /** Starts the server in `slot` (the sample it is measured as) with the limiter `mode`. */
-  readonly start: (slot: "on" | "off", mode: "on" | "off") => Promise<Running>
-}
-
-const minimalServer: Target = {
-  title: "minimal HttpApi server, GET /api/v1/ping (off = a no-op middleware)",
-  path: "/api/v1/ping",
-  start: (_slot, mode) => spawnPingServer(mode)
-}
-
-/** The bundled server, limits on (a default policy no run reaches) or off (`RATE_LIMIT_DEFAULT=off`). */
-const bundledServer = (): Target => {
-  const dataDirs = {
-    on: Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-rl-")),
-    off: Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-rl-"))
-  }
-  process.once("exit", () => {
-    for (const dir of Object.values(dataDirs)) Fs.rmSync(dir, { recursive: true, force: true })
-  })
-  return {
-    title: "bundled server (full stack), GET /api/v1/whoami (off = RATE_LIMIT_DEFAULT=off)",
-    path: "/api/v1/whoami",
-    start: async (slot, mode) => {
-      // On: startBundled's default policy, which no run reaches.
-      const { child, port } = await startBundled(dataDirs[slot], mode === "on" ? {} : { RATE_LIMIT_DEFAULT: "off" })
-      return { pid: child.pid!, port, stop: () => stopChild(child) }
-    }
-  }
-}
-
-const cannon = (port: number, path: string, seconds: number) =>
-  autocannon({
-    url: `http://127.0.0.1:${port}${path}`,
-    connections: 50,
-    duration: seconds,
-    headers: { "x-api-key": benchKey }
-  })
-
-const http = async (target: Target) => {
-  // Two servers side by side in child processes, one with the limiter and one without; autocannon alternates between
-  // them in short bursts so that the noise of a shared machine hits both alike. Each process also has its own luck (the
-  // JIT's choices, where its heap lands): an A/A run of one pair showed one "off" process 5% slower than the other.
-  // So the pair is replaced several times, the order of spawning alternating, and the overhead is the median of all
-  // paired ratios.
-  const pairs = Number(process.env.RATE_LIMIT_BENCH_PAIRS ?? 4)
-  const roundsPerPair = 3
-  const seconds = 2
-  const onMode = process.env.RATE_LIMIT_BENCH_AA === "1" ? "off" : "on"
-  const samples: Record<
-    "off" | "on",
-    Array<{ rps: number; p99: number; non2xx: number; cpu: number; user: number; system: number }>
-  > = {
-    off: [],
-    on: []
-  }
-  const fields: Record<"off" | "on", string> = { off: "(none)", on: "(none)" }
-  // The share of the machine's CPU time the hypervisor gave to other guests during each round: this machine is a VM
-  // on a shared host, and rounds with much steal are the noisy ones.
-  const steal: Array<number> = []
-  for (let pair = 0; pair < pairs; pair++) {
-    const [off, on] = pair % 2 === 0
-      ? await Promise.all([target.start("off", "off"), target.start("on", onMode)])
-      : await Promise.all([target.start("on", onMode), target.start("off", "off")]).then(([on, off]) => [off, on] as const)
-    try {
-      await cannon(off.port, target.path, 1)
-      await cannon(on.port, target.path, 1)
-      for (let round = 0; round < roundsPerPair; round++) {
-        const order = (pair + round) % 2 === 0
-          ? [["off", off], ["on", on]] as const
-          : [["on", on], ["off", off]] as const
-        for (const [mode, server] of order) {
-          const [cpuBefore, machineBefore] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
-          const result = await cannon(server.port, target.path, seconds)
-          const [cpuAfter, machineAfter] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
-          steal.push((machineAfter.steal - machineBefore.steal) / Math.max(1, machineAfter.total - machineBefore.total))
-          const user = (cpuAfter.user - cpuBefore.user) / result.requests.total
-          const system = (cpuAfter.system - cpuBefore.system) / result.requests.total
-          samples[mode].push({
-            rps: result.requests.average,
-            p99: result.latency.p99,
-            non2xx: result.non2xx,
-            cpu: user + system,
-            user,
-            system
-          })
+  const labels = Object.keys(bySide)
+  const rate = (side: string, fixture: string, c: MemoryContestant) => bySide[side]!.map((r) => r[fixture]![c]!)
+  console.log(
+    `\nIn-memory decisions per CPU second (all admitted; one policy; ${DECISIONS} decisions per timing, timed in ` +
+      `the process's CPU time), median ` +
+      `(min–max) of ${rounds} paired rounds over 2 sets of worker processes. The HTTP middleware takes the ` +
+      `synchronous path (decideUnsafe) with the memory store, and decide through Redis.`
+  )
+  console.table(memoryFixtures.flatMap(([fixture]) =>
+    memoryContestants.map((c) => ({
+      keys: fixture,
+      contestant: c,
+      ...Object.fromEntries(labels.map((side) => [`${side} decisions/s`, show(rate(side, fixture, c))]))
+    }))
+  ))
+  // Each pair is judged on the ratio of the same round in the same worker.
+  const pairs: ReadonlyArray<[string, MemoryContestant, MemoryContestant]> = [
+    ["sync: decideUnsafe vs the peer's consume body", "ours sync (decideUnsafe)", "peer sync (consume's body)"],
+    ["async, each in its idiom: decide in a fiber vs await consume", "ours async (decide, one fiber)", "peer async (await consume)"],
+    ["async, both in one fiber: decide vs tryPromise(consume)", "ours async (decide, one fiber)", "peer in the fiber (tryPromise)"]
+  ]
+  console.table(labels.flatMap((side) =>
+    memoryFixtures.flatMap(([fixture]) =>
+      pairs.map(([label, a, b]) => {
+        const ratios = rate(side, fixture, a).map((x, i) => x / rate(side, fixture, b)[i]!)
+        return {
+          "goal: ours ≥ peer": label,
+          keys: fixture,
+          tree: side,
+          "ours / peer": show(ratios, 2),
+          verdict: showVerdict(verdict(ratios, (r) => r >= 1, "higher"), (r) => r.toFixed(2))
         }
+      })
+    )
+  ))
+  if (labels.length === 2) {
+    console.log("Effect 4 / Effect 3 (paired rounds; the peer rows are the same code in both workers: their ratio is " +
+      "the difference between the two processes alone)")
+    console.table(memoryFixtures.flatMap(([fixture]) =>
+      memoryContestants.map((c) => ({
+        keys: fixture,
+        contestant: c,
+        "Effect 4 / Effect 3": show(rate("Effect 4", fixture, c).map((x, i) => x / rate("Effect 3", fixture, c)[i]!), 2)
+      }))
+    ))
+  } else {
+    console.log(noE3Note)
+  }
+}
+
+type RedisRound = Record<string, Partial<Record<RedisContestant, LoadResult>>>
+
+const redisSection = async () => {
+  if (!(await Services.redis())) {
+    console.log("\nRedis: not reachable at", Services.redisUrl, "— skipped")
+    return
+  }
+  const rounds = envInt("RATE_LIMIT_BENCH_ROUNDS", 6)
+  const bySide = await pairedRounds<RedisRound>({
+    sides: await sides(import.meta.url, "rate-limit"),
+    rounds,
+    warmUp: "redisWarmUp",
+    task: "redis"
+  })
+  const labels = Object.keys(bySide)
+  const of = (side: string, c: string, who: RedisContestant) => bySide[side]!.map((r) => r[c]![who]!)
+  const contestants: ReadonlyArray<RedisContestant> = ["ours", "peer (await consume)", "peer in fibers (tryPromise)"]
+  console.log(
+    `\nRedis decisions (1000 keys; ${envInt("RATE_LIMIT_BENCH_REDIS_MILLIS", 600)} ms per load), median (min–max) of ` +
+      `${rounds} paired rounds. Ours: behind the fail-open fallback, Lua on Redis TIME, the decisions of a tick ` +
+      `batched; the peer: RateLimiterRedis on ioredis with enableAutoPipelining.`
+  )
+  console.table(["c=1", "c=50"].flatMap((c) =>
+    contestants.map((who) => ({
+      concurrency: c,
+      contestant: who,
+      ...Object.fromEntries(labels.flatMap((side) => [
+        [`${side} decisions/s`, show(of(side, c, who).map((x) => x.perSecond))],
+        [`${side} p99 ms`, show(of(side, c, who).map((x) => x.p99), 2)]
+      ]))
+    }))
+  ))
+  console.table(labels.flatMap((side) =>
+    ["c=1", "c=50"].flatMap((c) =>
+      (["peer (await consume)", "peer in fibers (tryPromise)"] as const).map((peer) => {
+        const ratios = of(side, c, "ours").map((x, i) => x.perSecond / of(side, c, peer)[i]!.perSecond)
+        return {
+          "goal: ours ≥ peer": `ours vs ${peer}`,
+          concurrency: c,
+          tree: side,
+          "ours / peer": show(ratios, 2),
+          verdict: showVerdict(verdict(ratios, (r) => r >= 1, "higher"), (r) => r.toFixed(2))
+        }
+      })
+    )
+  ))
+  if (labels.length === 2) {
+    console.table(["c=1", "c=50"].flatMap((c) =>
+      contestants.map((who) => ({
+        concurrency: c,
+        contestant: who,
+        "decisions/s Effect 4 / Effect 3": show(
+          of("Effect 4", c, who).map((x, i) => x.perSecond / of("Effect 3", c, who)[i]!.perSecond),
+          2
+        )
+      }))
+    ))
+  } else {
+    console.log(noE3Note)
+  }
+}
+
+/** One server of an HTTP round. */
+interface HttpTarget {
+  readonly side: string
+  readonly mode: "off" | "on"
+  readonly start: () => Promise<ServerChild>
+}
+
+interface HttpSample {
+  readonly rps: number
+  readonly p99: number
+  readonly non2xx: number
+  /** Server CPU per request, µs (user + system). */
+  readonly cpu: number
+  readonly steal: number
+}
+
+const cannon = (port: number, path: string, seconds: number, connections = 50) =>
+  autocannon({ url: `http://127.0.0.1:${port}${path}`, connections, duration: seconds, headers: { "x-api-key": benchKey } })
+
+const httpSection = async (title: string, path: string, targets: ReadonlyArray<HttpTarget>) => {
+  const rounds = envInt("RATE_LIMIT_BENCH_ROUNDS", 5)
+  const seconds = envInt("RATE_LIMIT_BENCH_SECONDS", 1)
+  const samples = new Map<HttpTarget, Array<HttpSample>>(targets.map((t) => [t, []]))
+  for (let round = 0; round < rounds; round++) {
+    // Fresh processes every round (each process has its own luck: where the JIT and the heap landed), started
+    // together, warmed up, then loaded one after another in an order that rotates by round.
+    const servers = await Promise.all(targets.map((t) => t.start()))
+    try {
+      // Warmed up together (10 connections each), then loaded one at a time.
+      await Promise.all(servers.map((server) => cannon(server.port, path, 2, 10)))
+      for (let k = 0; k < targets.length; k++) {
+        const i = (k + round) % targets.length
+        const server = servers[i]!
+        const [cpuBefore, machineBefore] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
+        const result = await cannon(server.port, path, seconds)
+        const [cpuAfter, machineAfter] = await Promise.all([cpuMicros(server.pid), machineJiffies()])
+        samples.get(targets[i]!)!.push({
+          rps: result.requests.average,
+          p99: result.latency.p99,
+          non2xx: result.non2xx,
+          cpu: (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / Math.max(1, result.requests.total),
+          steal: (machineAfter.steal - machineBefore.steal) / Math.max(1, machineAfter.total - machineBefore.total)
+        })
       }
-      const fieldOf = async (port: number) => {
-        const probe = await fetch(`http://127.0.0.1:${port}${target.path}`, { headers: { "x-api-key": benchKey } })
-        await probe.arrayBuffer()
-        return probe.headers.get("ratelimit") ?? "(none)"
-      }
-      fields.off = await fieldOf(off.port)
-      fields.on = await fieldOf(on.port)
     } finally {
-      await Promise.all([off.stop(), on.stop()])
+      await Promise.all(servers.map((s) => s.stop()))
     }
   }
-  const row = (mode: "off" | "on") => ({
-    limiter: mode,
-    "median req/s": fmt(Math.round(median(samples[mode].map((x) => x.rps)))),
-    "median p99 ms": median(samples[mode].map((x) => x.p99)),
-    "server CPU µs/request": median(samples[mode].map((x) => x.cpu)).toFixed(1),
-    "of which user": median(samples[mode].map((x) => x.user)).toFixed(1),
-    "of which system": median(samples[mode].map((x) => x.system)).toFixed(1),
-    non2xx: samples[mode].reduce((a, x) => a + x.non2xx, 0),
-    RateLimit: fields[mode]
-  })
+  const labels = [...new Set(targets.map((t) => t.side))]
+  const of = (side: string, mode: "off" | "on") => samples.get(targets.find((t) => t.side === side && t.mode === mode)!)!
   console.log(
-    `\nHTTP: ${target.title}; child processes, autocannon 50 connections, 127.0.0.1, ${pairs} pairs of processes × ` +
-      `${roundsPerPair} rounds × ${seconds} s each`
+    `\nHTTP: ${title}; autocannon 50 connections from this process, ${rounds} rounds × ${seconds} s per server, ` +
+      `fresh server processes every round`
   )
-  console.table([row("off"), row("on")])
-  const cpuDeltas = samples.on.map((x, i) => x.cpu - samples.off[i]!.cpu)
-  const cpuOff = median(samples.off.map((x) => x.cpu))
-  const cpuDelta = median(cpuDeltas)
-  console.log(
-    `server CPU per request: +${cpuDelta.toFixed(1)} µs (${((cpuDelta / cpuOff) * 100).toFixed(1)}%) with the ` +
-      `limiter (median of the paired differences; they ranged ${Math.min(...cpuDeltas).toFixed(1)} to ` +
-      `${Math.max(...cpuDeltas).toFixed(1)} µs)`
+  console.table(labels.flatMap((side) =>
+    (["off", "on"] as const).map((mode) => ({
+      tree: side,
+      limiter: mode,
+      "req/s": show(of(side, mode).map((x) => x.rps)),
+      "p99 ms": show(of(side, mode).map((x) => x.p99)),
+      "server CPU µs/request": show(of(side, mode).map((x) => x.cpu), 1),
+      non2xx: of(side, mode).reduce((a, x) => a + x.non2xx, 0)
+    }))
+  ))
+  // Two readings of the same overhead: the req/s lost under autocannon, and the req/s a saturated server loses by
+  // the CPU each request costs it (1 − CPU off / CPU on). On a machine shared with other work the first swings with
+  // the CPU the server was given; the second counts only the server's own CPU time per request.
+  console.table(labels.map((side) => {
+    const overheads = of(side, "on").map((x, i) => 1 - x.rps / of(side, "off")[i]!.rps)
+    const byCpu = of(side, "on").map((x, i) => 1 - of(side, "off")[i]!.cpu / x.cpu)
+    const cpu = of(side, "on").map((x, i) => x.cpu - of(side, "off")[i]!.cpu)
+    const percent = (o: number) => `${(o * 100).toFixed(1)}%`
+    return {
+      tree: side,
+      "overhead, % of req/s": showPercent(overheads),
+      "goal < 10% on req/s": showVerdict(verdict(overheads, (o) => o < 0.1, "lower"), percent),
+      "CPU µs/request on − off": show(cpu, 1),
+      "overhead by CPU/request": showPercent(byCpu),
+      "goal < 10% by CPU/request": showVerdict(verdict(byCpu, (o) => o < 0.1, "lower"), percent)
+    }
+  }))
+  if (labels.length === 2) {
+    console.table((["off", "on"] as const).map((mode) => ({
+      limiter: mode,
+      "req/s Effect 4 / Effect 3 (paired rounds)": show(
+        of("Effect 4", mode).map((x, i) => x.rps / of("Effect 3", mode)[i]!.rps),
+        2
+      ),
+      "CPU/request Effect 4 / Effect 3": show(of("Effect 4", mode).map((x, i) => x.cpu / of("Effect 3", mode)[i]!.cpu), 2)
+    })))
+  } else {
+    console.log(noE3Note)
+  }
+  const steal = [...samples.values()].flat().map((x) => x.steal)
+  console.log(`host steal during the loads: ${showPercent(steal)}`)
+}
+
+const minimalTargets = async (): Promise<ReadonlyArray<HttpTarget>> => {
+  const onMode = process.env.RATE_LIMIT_BENCH_AA === "1" ? "off" : "on"
+  return (await sides(import.meta.url, "rate-limit")).flatMap((side) =>
+    (["off", "on"] as const).map((mode) => ({
+      side: side.label,
+      mode,
+      start: () => startServerChild(nodeArgs(side.url, "serveForBench", mode === "on" ? onMode : "off"))
+    }))
   )
-  console.log(
-    `CPU time taken by the host (steal) during the rounds: median ${(median(steal) * 100).toFixed(1)}%, ` +
-      `at most ${(Math.max(...steal) * 100).toFixed(1)}%`
-  )
-  const ratios = samples.on.map((x, i) => x.rps / samples.off[i]!.rps)
-  console.log(
-    `overhead: ${((1 - median(ratios)) * 100).toFixed(1)}% of req/s (median of ${ratios.length} paired runs; ` +
-      `pairs ranged ${((1 - Math.max(...ratios)) * 100).toFixed(1)}% to ${((1 - Math.min(...ratios)) * 100).toFixed(1)}%)`
+}
+
+const bundledTargets = (): ReadonlyArray<HttpTarget> => {
+  const onEnv = process.env.RATE_LIMIT_BENCH_AA === "1" ? { RATE_LIMIT_DEFAULT: "off" } : {}
+  const tree = e3Tree()
+  const mains = [
+    ["Effect 4", Path.join(root, "apps/server/dist/main.js")],
+    ...(tree === undefined ? [] : [["Effect 3", Path.join(tree, "apps/server/dist/main.js")]])
+  ] as const
+  return mains.flatMap(([side, main]) =>
+    (["off", "on"] as const).map((mode) => {
+      // One data directory per server, kept across rounds (the first round creates it, as a first start does).
+      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-bench-rl-"))
+      process.once("exit", () => Fs.rmSync(dataDir, { recursive: true, force: true }))
+      return {
+        side,
+        mode,
+        // On: startBuiltServer's default policy, which no run reaches; off: no policy at all.
+        start: () => startBuiltServer(main, dataDir, mode === "on" ? onEnv : { RATE_LIMIT_DEFAULT: "off" })
+      }
+    })
   )
 }
 
 export default async function run(): Promise<void> {
-  // RATE_LIMIT_BENCH=memory,redis,http,server runs a subset.
+  const watch = await machineWatch()
   const only = (process.env.RATE_LIMIT_BENCH ?? "memory,redis,http,server").split(",")
-  if (only.includes("memory")) await memory()
-  if (only.includes("redis")) await redis()
-  if (only.includes("http")) await http(minimalServer)
-  if (only.includes("server")) await http(bundledServer())
+  if (only.includes("memory")) await memorySection()
+  if (only.includes("redis")) await redisSection()
+  if (only.includes("http")) {
+    await httpSection(
+      "minimal HttpApi server, GET /api/v1/ping, limiter as the router's global middleware (off = a no-op middleware)",
+      "/api/v1/ping",
+      await minimalTargets()
+    )
+  }
+  if (only.includes("server")) {
+    await httpSection(
+      "bundled server (full stack), GET /api/v1/whoami (off = RATE_LIMIT_DEFAULT=off)",
+      "/api/v1/whoami",
+      bundledTargets()
+    )
+  }
+  console.log(verdictLegend)
+  console.log(await watch())
 }
+

@@ -1,7 +1,9 @@
 /**
  * What the HTTP benchmarks read about a server process they started.
  */
+import type { ChildProcess } from "node:child_process"
 import { readFile } from "node:fs/promises"
+import * as Net from "node:net"
 
 /** User and system CPU time of a process (all its threads, live and exited) so far, in µs, from `/proc`. */
 export const cpuMicros = async (pid: number): Promise<{ readonly user: number; readonly system: number }> => {
@@ -12,17 +14,62 @@ export const cpuMicros = async (pid: number): Promise<{ readonly user: number; r
   return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick }
 }
 
-/** Waits until `url` answers 200 (up to 60 s). */
-export const awaitOk = async (url: string): Promise<void> => {
-  for (let i = 0; i < 1200; i++) {
-    const ok = await fetch(url).then(async (r) => {
+/**
+ * Waits until `url` answers 200 (up to 60 s; each attempt bounded by 1 s, so that a port taken by something that does
+ * not answer HTTP cannot hang it), polling every `intervalMillis`. `gone` is asked before each attempt: when it
+ * says the process has exited, waiting stops at once.
+ */
+export const awaitOk = async (
+  url: string,
+  options: { readonly gone?: () => boolean; readonly intervalMillis?: number } = {}
+): Promise<void> => {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (options.gone?.() === true) throw new Error(`the process serving ${url} exited`)
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then(async (r) => {
       await r.arrayBuffer()
       return r.ok
     }, () => false)
     if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, options.intervalMillis ?? 50))
   }
   throw new Error(`${url} did not answer 200`)
+}
+
+/** A port of 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+const children = new Set<ChildProcess>()
+let cleanupInstalled = false
+
+/**
+ * Remembers a child process so that it is killed when this process exits or is interrupted (a benchmark stopped
+ * half-way leaves no server behind); forgotten once it exits.
+ */
+export const track = (child: ChildProcess): ChildProcess => {
+  if (!cleanupInstalled) {
+    cleanupInstalled = true
+    process.once("exit", () => {
+      for (const c of children) c.kill("SIGKILL")
+    })
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        for (const c of children) c.kill("SIGKILL")
+        process.exit(130)
+      })
+    }
+  }
+  children.add(child)
+  child.once("exit", () => children.delete(child))
+  return child
 }
 
 /** The machine's CPU time so far, in jiffies: all of it, and what the hypervisor took for others (steal). */

@@ -1,11 +1,11 @@
 /**
- * The bundled server (`apps/server/dist/main.js`) as the HTTP benchmarks run it: a child process on a random port of
+ * The bundled server (`apps/server/dist/main.js`) as the HTTP benchmarks run it: a child process on a free port of
  * 127.0.0.1 with an API key for tenant `bench`, started once `/health/ready` answers 200.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { awaitOk } from "./process.js"
+import { awaitOk, freePort, track } from "./process.js"
 
 /** The repository root: this module is two levels down both as source (bench/internal) and bundled (bench/dist). */
 export const root = Path.resolve(import.meta.dirname, "../..")
@@ -18,16 +18,19 @@ export interface Started {
   readonly port: number
 }
 
-/** Starts the bundled server on `dataDir`, with `env` over the benchmark's defaults (a limit no run reaches). */
+/**
+ * Starts the bundled server on `dataDir`, with `env` over the benchmark's defaults (a limit no run reaches); `main` is
+ * the bundle (default `apps/server/dist/main.js`; another build of it, say of an earlier commit, to compare).
+ */
 export const startBundled = async (
   dataDir: string,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  main = Path.join(root, "apps/server/dist/main.js")
 ): Promise<Started & { readonly readyMillis: number }> => {
-  const main = Path.join(root, "apps/server/dist/main.js")
   if (!Fs.existsSync(main)) throw new Error("build the server first (npm run build)")
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const port = await freePort()
   const started = performance.now()
-  const child = spawn(process.execPath, [main], {
+  const child = track(spawn(process.execPath, [main], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -41,9 +44,12 @@ export const startBundled = async (
       ...env
     },
     stdio: ["ignore", "ignore", process.env.BENCH_DEBUG ? "inherit" : "ignore"]
-  })
+  }))
   try {
-    await awaitOk(`http://127.0.0.1:${port}/health/ready`)
+    await awaitOk(`http://127.0.0.1:${port}/health/ready`, {
+      gone: () => child.exitCode !== null || child.signalCode !== null,
+      intervalMillis: 20
+    })
   } catch (error) {
     child.kill("SIGKILL")
     throw error

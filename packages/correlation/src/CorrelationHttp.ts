@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { RequestContext, ResponseHeaders } from "@ouroboros/kernel"
-import { Context, Effect, Layer, Option, type Tracer } from "effect"
+import { Context, Effect, type Fiber, Layer, Option, Tracer } from "effect"
 import {
   HttpClient,
   HttpClientRequest,
@@ -71,15 +71,28 @@ const continuedTraceState = (
 
 // The correlation id lives in a context reference (not in the log annotations): the loggers of `Logging`, problem
 // bodies, in-flight tracking and outgoing calls read it there, and it costs one context entry per request where
-// copying the annotations costs more on this hot path.
+// copying the annotations costs more on this hot path. The request's entries (and the span, when this middleware
+// opens it) are added in one context update: each update is a context write, and its restoring finalizer, per request.
 const withRequest = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   correlationId: string,
-  traceState: Option.Option<string>
-): Effect.Effect<A, E, R> => {
-  const withId = Effect.provideService(effect, RequestContext.currentCorrelationId, Option.some(correlationId))
-  return Option.isSome(traceState) ? Effect.provideService(withId, Correlation.currentTraceState, traceState) : withId
-}
+  traceState: Option.Option<string>,
+  span: Tracer.Span | undefined
+): Effect.Effect<A, E, R> =>
+  Effect.updateContext(effect, (context: Context.Context<R>) => {
+    // The span is the parent of what the request runs, as `Effect.withParentSpan` makes it, without the call-site
+    // stack trace that `withParentSpan` captures (a stack walk per request) for a span that names no code of ours.
+    let next = span === undefined ? context : Context.add(context, Tracer.ParentSpan, span)
+    next = Context.add(next, RequestContext.currentCorrelationId, Option.some(correlationId))
+    return Option.isSome(traceState) ? Context.add(next, Correlation.currentTraceState, traceState) : next
+  })
+
+// Spans of Effect's own tracer are not exported anywhere: their attributes would never be read (the platform's tracer
+// skips them for the same reason). Ids are still made, for logs and outgoing calls.
+const isRecorded = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span): boolean =>
+  span.sampled && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+const ownSpanRoot: Tracer.SpanOptionsNoTrace = { kind: "server", root: true }
 
 /**
  * The correlation and tracing middleware. For each request it:
@@ -92,7 +105,9 @@ const withRequest = <A, E, R>(
  * - completes the platform's `server` span (Effect 4's `HttpMiddleware.tracer`, which parses `traceparent` and sets
  *   the HTTP semantic-convention attributes) with `correlation.id` and, for a 5xx, `error.type`. When no server span
  *   is open (the serving layer is wrapped in {@link withServerSpan}), it opens one itself: strict W3C continuation of
- *   `traceparent` (an invalid one starts a new trace) and the same attributes.
+ *   `traceparent` (an invalid one starts a new trace) and the same attributes. Attributes are set on spans that a
+ *   tracer records (a sampled span of an OpenTelemetry tracer, say): Effect's own tracer exports nothing, and the
+ *   platform's span skips them there too; its spans still give logs and outgoing calls their trace and span ids.
  *
  * Give it to `HttpRouter.serve` as its `middleware` (or wrap the app with it): it then runs outside the router's
  * middlewares, so `ProblemHttp.layer` puts the id in problem bodies.
@@ -124,31 +139,26 @@ export const middleware = <E, R>(
     const current = fiber.cache.span
     if (current !== undefined && current._tag === "Span" && current.kind === "server") {
       // The platform's tracer already opened the server span: complete it rather than nest a second one.
-      const traced = withRequest(app, correlationId, continuedTraceState(current, incoming))
-      if (!current.sampled) return traced
+      const traced = withRequest(app, correlationId, continuedTraceState(current, incoming), undefined)
+      if (!isRecorded(fiber, current)) return traced
       current.attribute("correlation.id", correlationId)
       return Effect.onExit(traced, (exit) =>
         Effect.sync(() => recordError(current, HttpServerError.exitResponse(exit).status)))
     }
     return Effect.useSpan(
       fiber.getRef(HttpMiddleware.SpanNameGenerator)(request),
-      Option.match(incoming, {
-        onNone: () => ({ kind: "server", root: true }) as const,
-        onSome: (trace) => ({ kind: "server", parent: trace.parent }) as const
-      }),
+      Option.isSome(incoming) ? { kind: "server", parent: incoming.value.parent } : ownSpanRoot,
       (span) => {
+        const traced = withRequest(app, correlationId, Option.flatMap(incoming, (trace) => trace.traceState), span)
+        if (!isRecorded(fiber, span)) return traced
         setAttributes(span, request)
         span.attribute("correlation.id", correlationId)
-        return withRequest(app, correlationId, Option.flatMap(incoming, (trace) => trace.traceState)).pipe(
-          Effect.withParentSpan(span),
-          Effect.onExit((exit) =>
-            Effect.sync(() => {
-              const status = HttpServerError.exitResponse(exit).status
-              span.attribute("http.response.status_code", status)
-              recordError(span, status)
-            })
-          )
-        )
+        return Effect.onExit(traced, (exit) =>
+          Effect.sync(() => {
+            const status = HttpServerError.exitResponse(exit).status
+            span.attribute("http.response.status_code", status)
+            recordError(span, status)
+          }))
       }
     )
   })

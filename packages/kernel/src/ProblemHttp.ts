@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Layer, Option, Schema, SchemaAST, SchemaIssue } from "effect"
+import { Cause, Effect, Fiber, Layer, Option, Schema, SchemaAST, SchemaIssue } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import * as Problem from "./Problem.js"
@@ -153,7 +153,7 @@ export const decodeFailure = (error: HttpApiError.HttpApiSchemaError): HttpServe
 export const middleware = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
-  Effect.flatMap(
+  Effect.map(
     Effect.catchCause(app, (cause) => {
       if (findIn(cause, (u) => isBodyOverLimit(u) || undefined)) return bodyTooLarge
       const decode = findIn(cause, (u) => isRequestSchemaError(u) ? u : undefined)
@@ -163,11 +163,15 @@ export const middleware = <E, R>(
         onNone: () => fromCause(cause)
       })
     }),
-    (response) =>
-      response.status < 400
-        ? Effect.succeed(response)
-        : Effect.map(Effect.service(currentCorrelationId), (id) => toProblem(response, Option.getOrUndefined(id)))
+    rewrite
   )
+
+// A success passes as it is (no effect per request); an error response reads the correlation id of the fiber it
+// runs in, the request's.
+const rewrite = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
+  response.status < 400
+    ? response
+    : toProblem(response, Option.getOrUndefined(Fiber.getCurrent()!.getRef(currentCorrelationId)))
 
 /**
  * {@link middleware} for every route of the server's router, its 404 for an unknown route included.

@@ -32,13 +32,18 @@ type Carrier = { [fieldsKey]?: Array<string> }
 export const handler: HttpEffect.PreResponseHandler = (request, response) => {
   const fields = (request.source as Carrier)[fieldsKey]
   if (fields === undefined) return Effect.succeed(response)
-  // `setHeader` per field, not one `setHeaders`: `Headers.setAll` re-normalizes the whole header object and costs
-  // several times as much for the one or two fields a middleware adds.
-  let out = response
+  // One copy of the response for all the fields: the first field is set with `setHeader`, whose result owns a header
+  // object made for it alone (`Headers.set` copies), and the others are written into that object before anyone else
+  // sees it, as `HttpServerResponse` itself completes the headers it owns. (`setHeaders` re-normalizes the whole header
+  // object and costs about twice as much as a `setHeader` per field; one `setHeader` costs half of three.)
+  let out: HttpServerResponse.HttpServerResponse | undefined
   for (let i = 0; i < fields.length; i += 2) {
-    if (response.headers[fields[i]!] === undefined) out = HttpServerResponse.setHeader(out, fields[i]!, fields[i + 1]!)
+    const name = fields[i]!
+    if (response.headers[name] !== undefined) continue
+    if (out === undefined) out = HttpServerResponse.setHeader(response, name, fields[i + 1]!)
+    else (out.headers as Record<string, string>)[name] = fields[i + 1]!
   }
-  return Effect.succeed(out)
+  return Effect.succeed(out ?? response)
 }
 
 /**

@@ -4,8 +4,13 @@ import { Effect, Layer } from "effect"
 import { HttpClient, HttpRouter, HttpServerResponse } from "effect/http"
 import { ResponseHeaders } from "../src/index.js"
 
+// One response value answered to every request (as a middleware's prebuilt refusal is): the fields of one request must
+// not be written into it.
+const shared = HttpServerResponse.text("shared")
+
 const routes = Layer.mergeAll(
   HttpRouter.add("GET", "/ok", HttpServerResponse.text("ok")),
+  HttpRouter.add("GET", "/shared", shared),
   HttpRouter.add("GET", "/broken", Effect.die("boom")),
   // A response that carries one of the fields itself.
   HttpRouter.add("GET", "/own", HttpServerResponse.text("own", { headers: { "x-first": "own" } }))
@@ -41,6 +46,11 @@ const expectFields = (get: (path: string) => Effect.Effect<Seen>) =>
     assert.deepStrictEqual([missing.status, missing.first, missing.second], [404, "1", "2"])
     // The response's own field is kept.
     assert.deepStrictEqual(yield* get("/own"), { status: 200, first: "own", second: "2", text: "own" })
+    // A response answered to several requests gets the fields on each answer and keeps none of them itself.
+    for (let i = 0; i < 2; i++) {
+      assert.deepStrictEqual(yield* get("/shared"), { status: 200, first: "1", second: "2", text: "shared" })
+    }
+    assert.deepStrictEqual([shared.headers["x-first"], shared.headers["x-second"]], [undefined, undefined])
   })
 
 describe("ResponseHeaders", () => {

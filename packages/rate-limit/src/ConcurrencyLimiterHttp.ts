@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, type Layer } from "effect"
+import { Context, Effect, Fiber, type Layer } from "effect"
 import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { ConcurrencyLimiter } from "./ConcurrencyLimiter.js"
 import * as Http from "./internal/http.js"
@@ -48,16 +48,22 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Co
       retryAfter: 1
     }, { "retry-after": "1" })
     // The permit and the finalizer that gives it back are taken in one uninterruptible step (no permit can leak); the
-    // app itself runs interruptibly.
+    // app itself runs interruptibly. The uninterruptible region and the permit are one step of the fiber
+    // (`uninterruptibleMask` runs its function in the fiber's own step, where `Fiber.getCurrent` is the request's
+    // fiber); per request, the finalizer is one closure.
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const interruptible = Effect.interruptible(app)
-      return Effect.uninterruptible(
-        Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
-          const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      return Effect.uninterruptibleMask<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>(
+        () => {
+          const request = Context.getUnsafe(Fiber.getCurrent()!.context, HttpServerRequest.HttpServerRequest)
           if (exempt(Http.pathOf(request.url))) return interruptible
           const key = keyOf(request)
-          return limiter.tryAcquireUnsafe(key) ? Effect.ensuring(interruptible, limiter.release(key)) : limited
-        })
+          if (!limiter.tryAcquireUnsafe(key)) return limited
+          return Effect.onExit(interruptible, () => {
+            limiter.releaseUnsafe(key)
+            return Effect.void
+          })
+        }
       )
     }
   })

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, type Layer } from "effect"
+import { Context, Effect, Fiber, type Layer } from "effect"
 import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "./internal/http.js"
 import { LoadShedder } from "./LoadShedder.js"
@@ -54,14 +54,16 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Lo
       retryAfter: shedder.retryAfter
     }, { "retry-after": String(shedder.retryAfter) })
     // Built once per app: admission and the finalizer that ends the request are installed in one uninterruptible step
-    // (no permit can leak), and the app itself runs interruptibly. Per request this allocates nothing.
+    // (no permit can leak), and the app itself runs interruptibly. Per request this allocates nothing, and the
+    // uninterruptible region and the admission are one step of the fiber (`uninterruptibleMask` runs its function in
+    // the fiber's own step, where `Fiber.getCurrent` is the request's fiber).
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const admitted = Effect.ensuring(Effect.interruptible(app), shedder.release)
-      return Effect.uninterruptible(
-        Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
-          const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      return Effect.uninterruptibleMask<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>(
+        () => {
+          const request = Context.getUnsafe(Fiber.getCurrent()!.context, HttpServerRequest.HttpServerRequest)
           return shedder.tryAdmitUnsafe(critical(request) ? "critical" : "normal") ? admitted : shed
-        })
+        }
       )
     }
   })
