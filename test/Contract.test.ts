@@ -5,7 +5,10 @@
  * `test/fixtures/contract.json`.
  *
  * This test uses no Effect API on purpose: it was recorded against the Effect 3 server and holds the Effect 4 port
- * (and later changes) to the same answers. Values that differ from run to run (times, durations, generated ids,
+ * (and later changes) to the same answers. Re-recorded on purpose once since, for the principal-first edge, API
+ * versions and flags (issues 15, 16, 18): one 401 body with `WWW-Authenticate`, the version headers, unknown keys
+ * limited by address, a configured key's subject is its key id, the new health check, metric families and admin
+ * groups; the steps after the first 55 cover v2, negotiation, a sunset version (a second server) and tenancy. Values that differ from run to run (times, durations, generated ids,
  * minted correlation ids) are replaced by placeholders before the comparison; everything else must match exactly.
  * Schema decode messages are worded by the Schema library, so for those only the problem's members (not the wording of
  * `detail`) are compared.
@@ -13,6 +16,7 @@
  * `RECORD_CONTRACT=1 npx vitest run test/Contract.test.ts` rewrites the recording: do that only for a deliberate
  * change of the contract, and say so in the commit.
  */
+import { SignJWT } from "jose"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -36,10 +40,16 @@ const admin = { "x-api-key": keys.admin, ...json }
 
 interface Step {
   readonly name: string
+  /** The server to ask: the main one, or the one whose v1 is past its sunset. */
+  readonly server?: "main" | "sunset"
   readonly method?: string
+  /** `{name}` is replaced by a value captured from an earlier reply (see `capture`). */
   readonly path: string
+  /** Values may hold `{name}` too. */
   readonly headers?: Record<string, string>
   readonly body?: unknown
+  /** Values to keep from the reply for later steps, each with the placeholder that stands for it in recordings. */
+  readonly capture?: (body: any) => Record<string, { readonly value: string; readonly placeholder: string }>
   /** A Schema decode failure: its `detail` is the Schema library's wording, compared for presence only. */
   readonly schemaDetail?: boolean
   /** Keep only this much of the body (large or library-made documents). */
@@ -123,7 +133,69 @@ const steps: ReadonlyArray<Step> = [
   { name: "get tea restored", path: "/api/v1/documents/tea", headers: A },
   { name: "metrics", path: "/metrics", summary: families },
   // Correlation: an invalid id is replaced, a valid one echoed (every other step sends its own valid id)
-  { name: "minted correlation id", path: "/api/v1/whoami", headers: { "x-api-key": keys.tenantA, "x-correlation-id": "bad id with spaces" } }
+  { name: "minted correlation id", path: "/api/v1/whoami", headers: { "x-api-key": keys.tenantA, "x-correlation-id": "bad id with spaces" } },
+  // API v2: envelopes, cursor lists; negotiation on /api/...; a version past its sunset; a document per version
+  { name: "v2 whoami", path: "/api/v2/whoami", headers: A },
+  { name: "v2 ingest", method: "POST", path: "/api/v2/documents", headers: A, body: { id: "otters", text: "Otters hold hands while they sleep." } },
+  { name: "v2 get", path: "/api/v2/documents/otters", headers: A },
+  { name: "v2 search", method: "POST", path: "/api/v2/search", headers: A, body: { query: "sleeping otters", limit: 2 } },
+  { name: "v2 list", path: "/api/v2/documents?limit=2", headers: A, capture: (body) => ({ cursor: { value: body.meta.nextCursor, placeholder: "<cursor>" } }) },
+  { name: "v2 list next page", path: "/api/v2/documents?limit=2&cursor={cursor}", headers: A },
+  { name: "v2 list as B", path: "/api/v2/documents", headers: B },
+  { name: "v2 list bad cursor", path: "/api/v2/documents?cursor=bm9wZQ", headers: A },
+  { name: "v2 list bad limit", path: "/api/v2/documents?limit=0", headers: A, schemaDetail: true },
+  { name: "v2 get unknown", path: "/api/v2/documents/unknown", headers: A },
+  { name: "v2 no key", path: "/api/v2/whoami" },
+  { name: "negotiated by default", path: "/api/whoami", headers: A },
+  { name: "negotiated by header", path: "/api/whoami", headers: { ...A, "api-version": "v1" } },
+  { name: "url wins over header", path: "/api/v1/whoami", headers: { ...A, "api-version": "v2" } },
+  { name: "unknown version", path: "/api/v3/whoami", headers: A },
+  { name: "versions", path: "/api/versions" },
+  { name: "openapi v1", path: "/api/v1/openapi.json", summary: operations },
+  { name: "openapi v2", path: "/api/v2/openapi.json", summary: operations },
+  { name: "v1 after its sunset", server: "sunset", path: "/api/v1/documents/zebras", headers: A },
+  { name: "v2 on the sunset server", server: "sunset", path: "/api/v2/whoami", headers: A },
+  // Tenancy: tenants and keys, usage, a JWT, flags
+  { name: "tenant create", method: "POST", path: "/admin/tenants", headers: admin, body: { id: "acme", name: "Acme", tier: "free" } },
+  { name: "tenant create again", method: "POST", path: "/admin/tenants", headers: admin, body: { id: "acme" } },
+  { name: "tenant create as tenant", method: "POST", path: "/admin/tenants", headers: A, body: { id: "other" } },
+  { name: "tenant get", path: "/admin/tenants/acme", headers: admin },
+  {
+    name: "key create",
+    method: "POST",
+    path: "/admin/tenants/acme/keys",
+    headers: admin,
+    body: { name: "ci" },
+    capture: (body) => ({ key: { value: body.key, placeholder: "<api-key>" }, keyId: { value: body.info.id, placeholder: "<key-id>" } })
+  },
+  { name: "new key whoami", path: "/api/v1/whoami", headers: { "x-api-key": "{key}" } },
+  {
+    name: "key rotate",
+    method: "POST",
+    path: "/admin/tenants/acme/keys/{keyId}/rotate",
+    headers: admin,
+    body: { gracePeriodSeconds: 0 },
+    capture: (body) => ({
+      rotated: { value: body.key, placeholder: "<api-key-2>" },
+      rotatedId: { value: body.info.id, placeholder: "<key-id-2>" }
+    })
+  },
+  { name: "old key after rotation", path: "/api/v1/whoami", headers: { "x-api-key": "{key}" } },
+  { name: "rotated key whoami", path: "/api/v1/whoami", headers: { "x-api-key": "{rotated}" } },
+  { name: "keys list", path: "/admin/tenants/acme/keys", headers: admin },
+  { name: "key revoke", method: "DELETE", path: "/admin/tenants/acme/keys/{rotatedId}", headers: admin },
+  { name: "revoked key", path: "/api/v1/whoami", headers: { "x-api-key": "{rotated}" } },
+  { name: "key revoke unknown", method: "DELETE", path: "/admin/tenants/acme/keys/nope", headers: admin },
+  { name: "usage", path: "/admin/tenants/tenant-a/usage?from={today}&to={today}", headers: admin },
+  { name: "usage csv", path: "/admin/tenants/tenant-a/usage?from={today}&to={today}", headers: { ...admin, accept: "text/csv" }, summary: (_, text) => text.replace(/\d{4}-\d{2}-\d{2}/g, "<date>") },
+  { name: "usage bad range", path: "/admin/tenants/tenant-a/usage?from=2025-02-01&to=2025-01-01", headers: admin },
+  { name: "usage of another tenant as its tenant", path: "/admin/tenants/tenant-b/usage", headers: A },
+  { name: "jwt whoami", path: "/api/v1/whoami", headers: { authorization: "Bearer {token}" } },
+  { name: "jwt v2 ingest", method: "POST", path: "/api/v2/documents", headers: { authorization: "Bearer {token}", ...json }, body: { id: "jwt", text: "Written with a token." } },
+  { name: "bad jwt", path: "/api/v1/whoami", headers: { authorization: "Bearer not.a.token" } },
+  { name: "flags", path: "/admin/flags", headers: admin, summary: (body) => (body as ReadonlyArray<{ key: string }>).map((f) => f.key).sort() },
+  { name: "flags as tenant", path: "/admin/flags", headers: A },
+  { name: "tenant delete", method: "DELETE", path: "/admin/tenants/acme", headers: admin }
 ]
 
 // The response fields that are part of the contract.
@@ -139,13 +211,16 @@ const contractHeaders = [
   "location",
   "api-version",
   "api-supported-versions",
+  "vary",
   "deprecation",
   "sunset",
-  "link"
+  "link",
+  "www-authenticate"
 ]
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
+const isoDate = /^\d{4}-\d{2}-\d{2}$/
 // Fields whose values are measured or generated per run.
 const volatileNumbers = new Set([
   "observedValue",
@@ -170,6 +245,7 @@ const volatileNumbers = new Set([
 const normalize = (value: unknown, key: string | undefined, ids: Map<string, string>): unknown => {
   if (typeof value === "string") {
     if (isoTime.test(value)) return "<time>"
+    if (isoDate.test(value)) return "<date>"
     if (/^[0-9a-f]{64}$/.test(value)) return "<sha256>"
     let out = value
     for (const [id, placeholder] of ids) out = out.split(id).join(placeholder)
@@ -218,16 +294,20 @@ const freePort = () =>
     })
   })
 
-let url = ""
-let dataDir = ""
-let child: ReturnType<typeof spawn> | undefined
-let output = ""
+interface Running {
+  readonly url: string
+  readonly dataDir: string
+  readonly child: ReturnType<typeof spawn>
+}
 
-beforeAll(async () => {
-  dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-contract-"))
+const jwtSecret = "contract-jwt-secret-of-at-least-32-bytes"
+
+const startServer = async (extra: Record<string, string>): Promise<Running> => {
+  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-contract-"))
   const port = await freePort()
-  url = `http://127.0.0.1:${port}`
-  child = spawn(process.execPath, [main], {
+  const url = `http://127.0.0.1:${port}`
+  let output = ""
+  const child = spawn(process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? "",
       PORT: String(port),
@@ -238,12 +318,14 @@ beforeAll(async () => {
       SHUTDOWN_DRAIN_MS: "0",
       OUROBOROS_ADMIN_API_KEY: keys.admin,
       OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
+      JWT_SECRET: jwtSecret,
       // A bucket that refills one token every 36 s: the remaining counts in the RateLimit fields do not depend on how
       // long the run takes (100/1m refills one every 600 ms, and a slow machine saw one more token than recorded).
       RATE_LIMIT_DEFAULT: "100/1h",
       RATE_LIMIT_POLICIES: JSON.stringify([
         { name: "ask", limit: 2, window: "1h", scope: ["api-key", "endpoint"], endpoints: ["POST /api/v1/ask"] }
-      ])
+      ]),
+      ...extra
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -258,28 +340,56 @@ beforeAll(async () => {
     if (Date.now() > deadline) throw new Error(`the server did not get ready: ${output}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+  return { url, dataDir, child }
+}
+
+const stopServer = async (server: Running | undefined) => {
+  if (server === undefined) return
+  if (server.child.exitCode === null) {
+    const exited = new Promise((resolve) => server.child.once("exit", resolve))
+    server.child.kill("SIGTERM")
+    await exited
+  }
+  Fs.rmSync(server.dataDir, { recursive: true, force: true })
+}
+
+let servers: { main?: Running; sunset?: Running } = {}
+let token = ""
+
+beforeAll(async () => {
+  const [main_, sunset] = await Promise.all([
+    startServer({}),
+    // API v1 past its sunset (the lifecycle from the environment).
+    startServer({ API_VERSIONS_DEPRECATED: "v1@2020-01-01", API_VERSIONS_SUNSET: "v1@2021-01-01" })
+  ])
+  servers = { main: main_, sunset }
+  token = await new SignJWT({ tenant_id: "tenant-a", roles: ["writer", "reader"] })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject("contract-user")
+    .setIssuedAt()
+    .setExpirationTime("10m")
+    .sign(new TextEncoder().encode(jwtSecret))
 }, 90_000)
 
 afterAll(async () => {
-  if (child !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child!.once("exit", resolve))
-    child.kill("SIGTERM")
-    await exited
-  }
-  Fs.rmSync(dataDir, { recursive: true, force: true })
+  await Promise.all([stopServer(servers.main), stopServer(servers.sunset)])
 }, 60_000)
 
 describe("HTTP contract", () => {
   it("answers a recorded sequence of requests exactly as recorded", async () => {
     const ids = new Map<string, string>()
-    const vars: Record<string, string> = {}
+    const vars: Record<string, string> = { token, today: new Date().toISOString().slice(0, 10) }
+    ids.set(token, "<jwt>")
     const replies: Record<string, Recorded> = {}
     let n = 0
     for (const step of steps) {
       n++
-      const path = step.path.replace(/\{(\w+)\}/g, (_, name: string) => vars[name] ?? `{${name}}`)
-      const headers: Record<string, string> = { "x-correlation-id": `c${n}-contract`, ...step.headers }
+      const fill = (template: string) => template.replace(/\{(\w+)\}/g, (_, name: string) => vars[name] ?? `{${name}}`)
+      const path = fill(step.path)
+      const headers: Record<string, string> = { "x-correlation-id": `c${n}-contract` }
+      for (const [name, value] of Object.entries(step.headers ?? {})) headers[name] = fill(value)
       const correlationId = headers["x-correlation-id"]
+      const url = servers[step.server ?? "main"]!.url
       const response = await fetch(`${url}${path}`, {
         method: step.method ?? "GET",
         headers,
@@ -302,6 +412,10 @@ describe("HTTP contract", () => {
       }
       if (step.name === "ingest without id" && typeof (body as { id?: unknown }).id === "string") {
         ids.set((body as { id: string }).id, "<document-id>")
+      }
+      for (const [name, { placeholder, value }] of Object.entries(step.capture?.(body) ?? {})) {
+        vars[name] = value
+        ids.set(value, placeholder)
       }
       if (typeof correlationId === "string") ids.set(correlationId, "<sent>")
       let shown = step.summary !== undefined ? step.summary(body, text) : normalize(body, undefined, ids)

@@ -16,7 +16,11 @@ describe("server foundation", () => {
       const openapi = yield* get(`${server.url}/openapi.json`)
       assert.strictEqual(openapi.status, 200)
       const spec = yield* Effect.promise(() => openapi.json() as Promise<{ paths: Record<string, unknown> }>)
-      assert.property(spec.paths, "/api/v1/documents")
+      // The newest version's document (v2); each version has its own.
+      assert.property(spec.paths, "/api/v2/documents")
+      const v1 = yield* get(`${server.url}/api/v1/openapi.json`)
+      const v1Spec = yield* Effect.promise(() => v1.json() as Promise<{ paths: Record<string, unknown> }>)
+      assert.property(v1Spec.paths, "/api/v1/documents")
       const docs = yield* get(`${server.url}/docs`)
       assert.strictEqual(docs.status, 200)
       const metrics = yield* get(`${server.url}/metrics`)

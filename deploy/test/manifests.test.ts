@@ -179,16 +179,18 @@ describe("the server's contract, as read from its source", () => {
 
   it("leaves nothing unresolved that the server uses", () => {
     // Resilience.makeConfig nests under a computed prefix (the constant case of a dependency's name); the server
-    // does not call it (apps/server/src/Resilient.ts nests under RESILIENCE_<NAME> itself, which is resolved).
+    // does not call it (apps/server/src/Breakers.ts nests under RESILIENCE_<NAME> itself, which is resolved).
     const known = ["packages/circuit-breaker/src/Resilience.ts: Config.nested(config, name.toUpperCase()"]
     const serverSource = readdirSync(join(repo, "apps/server/src")).map((f) => read(`apps/server/src/${f}`)).join("\n")
     expect(serverSource).not.toContain("makeConfig")
     expect(scan.unresolved.filter((u) => !known.some((k) => u.startsWith(k)))).toEqual([])
   })
 
-  it("the CLI (the backup CronJob's program) opens the SQL database, the vector store and the breakers only", () => {
+  it("the CLI (the backup CronJob's program) opens the SQL database, the vector store, the breakers and the tenant store only", () => {
     const cli = read("apps/server/src/cli.ts")
-    for (const layer of ["Database.layerConfig", "Vectors.layer", "Resilient.layerBreakers"]) expect(cli).toContain(layer)
+    for (const layer of ["Database.layerConfig", "Vectors.layer", "Breakers.layerBreakers", "TenantStoreSql.layer"]) {
+      expect(cli).toContain(layer)
+    }
     expect(cli).not.toMatch(/\bModels\b|\bTracing\b|OLLAMA|OTEL/)
   })
 

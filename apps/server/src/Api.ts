@@ -1,17 +1,21 @@
 /**
- * The whole HTTP API of the bundled server: health probes, API v1, admin.
+ * The unversioned HTTP API of the bundled server: health probes and admin. The tenant API (`/api/v1`, `/api/v2`) is
+ * versioned: see `Versions`.
  *
- * The groups of the packages carry no authentication: the server adds its own middleware to each (`Authentication`
- * for tenant endpoints, `AdminAuthentication` for `/admin`), and mounts retrieval's groups under `/api/v1`.
+ * The groups of the packages carry no authentication: the server adds `@ouroboros/tenancy`'s security middleware to
+ * each (`AdminAuthentication` for operator endpoints; the tenants group carries its own `TenantAdminAuthentication`; the
+ * flags group `TenantAdminAuthentication`, a tenant administrator acting on its own tenant's overrides only).
+ * The middleware reads the principal the request path resolved once (`TenancyHttp`) and checks roles on it.
  *
  * @since 0.1.0
  */
 import { BackupHttp } from "@ouroboros/backup"
+import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { HealthHttp } from "@ouroboros/health"
-import { PipelinesHttp, RetrievalHttp } from "@ouroboros/retrieval"
+import { RetrievalHttp } from "@ouroboros/retrieval"
+import { TenancyHttp, TenantsHttp } from "@ouroboros/tenancy"
 import { HttpApi, OpenApi } from "effect/http-api"
-import { AdminAuthentication, Authentication } from "./Authentication.js"
 
 /**
  * @since 0.1.0
@@ -19,15 +23,15 @@ import { AdminAuthentication, Authentication } from "./Authentication.js"
  */
 export class Api extends HttpApi.make("ouroboros")
   .add(HealthHttp.HealthGroup)
+  .add(RetrievalHttp.ProjectionsGroup.middleware(TenancyHttp.AdminAuthentication))
+  .add(CircuitBreakerHttp.Group.middleware(TenancyHttp.AdminAuthentication))
+  .add(BackupHttp.Group.middleware(TenancyHttp.AdminAuthentication))
+  .add(TenantsHttp.Group)
   .add(
-    RetrievalHttp.DocumentsGroup.middleware(Authentication).prefix("/api/v1").annotate(OpenApi.Title, "Documents (v1)")
+    FeatureFlagsHttp.Group.middleware(FeatureFlagsHttp.ScopeFromPrincipal).middleware(
+      TenancyHttp.TenantAdminAuthentication
+    )
   )
-  .add(
-    PipelinesHttp.PipelinesGroup.middleware(Authentication).prefix("/api/v1").annotate(OpenApi.Title, "Pipelines (v1)")
-  )
-  .add(RetrievalHttp.ProjectionsGroup.middleware(AdminAuthentication))
-  .add(CircuitBreakerHttp.Group.middleware(AdminAuthentication))
-  .add(BackupHttp.Group.middleware(AdminAuthentication))
   .annotate(OpenApi.Title, "Ouroboros")
   .annotate(OpenApi.Description, "LLM retrieval pipeline service: ingest, search and ask, hardened for production")
 {}

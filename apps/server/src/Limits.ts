@@ -1,6 +1,7 @@
 /**
- * Rate limiting, per-key concurrency limits and load shedding for the server: policies from `RATE_LIMIT_*` and the
- * config file's `rateLimit` section, keys by API key, tenant (and its tier), client address and endpoint.
+ * Rate limiting, per-principal concurrency limits and load shedding for the server: policies from `RATE_LIMIT_*` and
+ * the config file's `rateLimit` section, keyed by the request's principal (tenant, tier and subject, as
+ * `@ouroboros/tenancy` resolved it once), and by client address for anonymous and refused requests.
  *
  * @since 0.1.0
  */
@@ -13,9 +14,9 @@ import {
   RateLimiter,
   RateLimiterHttp
 } from "@ouroboros/rate-limit"
-import { Config, Effect, Layer, Option } from "effect"
+import { TenancyHttp } from "@ouroboros/tenancy"
+import { Config, Effect, Layer } from "effect"
 import type { HttpServerRequest, HttpServerResponse } from "effect/http"
-import { KeyRing } from "./Authentication.js"
 import type { ConfigFile } from "./ServerConfig.js"
 
 /**
@@ -47,50 +48,63 @@ export const layerHealth = HealthCheck.layerCheck({
       status === "pass" ? HealthCheck.pass() : HealthCheck.warn("the rate-limit store is unreachable")))
 })
 
+// The limiter's own resolver gives the client address and the endpoint. It would also hash `X-API-Key` for a subject
+// of its own, which the principal replaces: pointing it at a header no request carries saves a SHA-256 per request.
+const noKeyHeader = "x-ouroboros-no-key"
+
 /**
- * The subject of a request: the default resolver's hashed API key, client address and endpoint, plus the tenant and
- * tier the key belongs to.
+ * The subject of a request: its principal (tenant, tier, subject) when it authenticated, else its client address
+ * only — a refused or unknown key never gets a bucket of its own.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const resolver = (
-  ring: KeyRing["Service"],
-  tiers: ReadonlyMap<string, string>,
+export const resolver = (trustedProxies: ReadonlyArray<string>): RateLimiterHttp.KeyResolver =>
+  TenancyHttp.limiterResolver(RateLimiterHttp.defaultResolver({ trustedProxies, apiKeyHeader: noKeyHeader }))
+
+/**
+ * The key of the concurrency limiter: the principal, else the client address.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const concurrencyKey = (
   trustedProxies: ReadonlyArray<string>
-): RateLimiterHttp.KeyResolver => {
-  const base = RateLimiterHttp.defaultResolver({ trustedProxies })
-  return (request: HttpServerRequest.HttpServerRequest) => {
-    const subject = base(request)
-    const key = request.headers["x-api-key"]
-    if (key === undefined || key === "") return subject
-    const principal = ring.resolve(key)
-    if (Option.isNone(principal)) return subject
-    const tenant = principal.value.tenantId
-    const tier = tiers.get(tenant)
-    return { apiKey: subject.apiKey, client: subject.client, endpoint: subject.endpoint, tenant, tier }
+): (request: HttpServerRequest.HttpServerRequest) => string => {
+  const base = RateLimiterHttp.defaultResolver({ trustedProxies, apiKeyHeader: noKeyHeader })
+  return (request) => {
+    const outcome = TenancyHttp.authenticationOf(request)
+    return outcome._tag === "Authenticated"
+      ? `p=${outcome.principal.tenantId}/${outcome.principal.subject}`
+      : `ip=${base(request).client}`
   }
 }
 
 /**
- * The limiting middlewares, outermost first: load shedding, the request rate, concurrency per key.
+ * `RATE_LIMIT_TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` is believed.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const trustedProxies = Config.String("RATE_LIMIT_TRUSTED_PROXIES").pipe(
+  Config.withDefault(""),
+  Config.map((s) => s.split(",").map((p) => p.trim()).filter((p) => p !== ""))
+)
+
+/**
+ * The limiting middlewares, outermost first: load shedding, the request rate, concurrency per principal. They run
+ * inside `TenancyHttp`'s middleware, whose outcome they read.
  *
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = (file: ConfigFile) =>
-  Effect.gen(function*() {
-    const ring = yield* KeyRing
-    const trustedProxies = yield* Config.String("RATE_LIMIT_TRUSTED_PROXIES").pipe(
-      Config.withDefault(""),
-      Config.map((s) => s.split(",").map((p) => p.trim()).filter((p) => p !== ""))
-    )
-    const tiers = new Map(file.tenants.map((t) => [t.id, t.tier] as const))
-    const shed = yield* LoadShedderHttp.make()
-    const rate = yield* RateLimiterHttp.make({ resolve: resolver(ring, tiers, trustedProxies) })
-    const concurrency = yield* ConcurrencyLimiterHttp.make()
-    return <E, R>(
-      app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-    ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
-      shed(rate(concurrency(app)))
-  })
+export const middleware = Effect.gen(function*() {
+  const proxies = yield* trustedProxies
+  const shed = yield* LoadShedderHttp.make()
+  const rate = yield* RateLimiterHttp.make({ resolve: resolver(proxies) })
+  const concurrency = yield* ConcurrencyLimiterHttp.make({ key: concurrencyKey(proxies) })
+  return <E, R>(
+    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+    shed(rate(concurrency(app)))
+})

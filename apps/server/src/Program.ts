@@ -53,8 +53,8 @@ export const layerLogger = (config: Pick<ServerConfig.ServerConfig, "logFormat" 
 export const makeLayer = Effect.gen(function*() {
   const config = yield* ServerConfig.config
   const file = yield* ServerConfig.loadFile(config.configFile)
-  const keys = yield* DevSetup.resolveKeys(config, file).pipe(Effect.provide(layerLogger(config)))
-  return { config, layer: Server.layer({ config, file, keys }) }
+  const credentials = yield* DevSetup.resolveCredentials(config, file).pipe(Effect.provide(layerLogger(config)))
+  return { config, layer: Server.layer({ config, file, bootstrap: credentials.bootstrap }) }
 })
 
 /**

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Backup, BackupHttp, BackupSource, Scheduler } from "@ouroboros/backup"
+import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { CorrelationHttp } from "@ouroboros/correlation"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
@@ -20,6 +21,14 @@ import { ProblemHttp } from "@ouroboros/kernel"
 import { Pipeline, Retrieval } from "@ouroboros/retrieval"
 import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
+import {
+  QuotasHttp,
+  TenancyHttp,
+  type TenantConfig,
+  Tenants,
+  TenantsHttp,
+  UsageHttp
+} from "@ouroboros/tenancy"
 import { ByteSize, type Cause, Config, Context, Effect, Layer, Option } from "effect"
 import {
   FetchHttpClient,
@@ -30,17 +39,21 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
-import { HttpApiBuilder, HttpApiError, HttpApiSwagger } from "effect/http-api"
+import { VersionedApi, VersioningHttp, VersionPolicy } from "@ouroboros/versioning"
+import { HttpApiBuilder, HttpApiError } from "effect/http-api"
 import * as Path from "node:path"
 import { Api } from "./Api.js"
-import * as Authentication from "./Authentication.js"
 import * as Breakers from "./Breakers.js"
+import * as Documents from "./Documents.js"
+import * as Flags from "./Flags.js"
 import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 import * as Models from "./Models.js"
 import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
+import * as Tenancy from "./Tenancy.js"
 import * as Vectors from "./Vectors.js"
+import { Versions } from "./Versions.js"
 
 /**
  * @since 0.1.0
@@ -49,7 +62,8 @@ import * as Vectors from "./Vectors.js"
 export interface Options {
   readonly config: ServerConfig
   readonly file: ConfigFile
-  readonly keys: Authentication.KeyRingOptions
+  /** The configured tenants and keys (`DevSetup.resolveCredentials`). */
+  readonly bootstrap: TenantConfig.Bootstrap
 }
 
 /**
@@ -139,9 +153,14 @@ export const layerServices = (options: Options) => {
   const { config, file } = options
   const SqlLive = Database.layerConfig()
   const EventsLive = Layer.mergeAll(EventStore.layer, Checkpoints.layer).pipe(Layer.provideMerge(SqlLive))
-  const dedicatedTenants = new Set(file.tenants.filter((t) => t.tier === "enterprise").map((t) => t.id))
-  const RetrievalLive = Retrieval.layer({ collection: "documents", dedicatedTenants }).pipe(
-    Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer))
+  const TenancyLive = Tenancy.layer({ bootstrap: options.bootstrap, file }).pipe(Layer.provideMerge(SqlLive))
+  const FlagsLive = Flags.layer.pipe(Layer.provide(SqlLive))
+  // A tenant's vectors live in a collection of their own when its record says so (`dedicatedCollection`).
+  const RetrievalLive = Layer.unwrap(
+    Effect.map(Tenancy.retrievalOptions, (tenants) => Retrieval.layer({ collection: "documents", ...tenants }))
+  ).pipe(
+    Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer)),
+    Layer.provideMerge(TenancyLive)
   )
   // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection. The
   // vector store's calls go through the same guard as retrieval's.
@@ -169,61 +188,93 @@ export const layerServices = (options: Options) => {
     Breakers.layerHealth,
     Breakers.layerTransitionSpans,
     Limits.layerHealth,
+    Flags.layerHealth,
     layerRemoteChecks
   )
-  return Layer.mergeAll(Checks, SchedulerLive, Pipeline.layer).pipe(
+  const ProductLive = Documents.layer.pipe(
+    Layer.provideMerge(Pipeline.layer),
+    Layer.provide(Models.layerChoice)
+  )
+  return Layer.mergeAll(Checks, SchedulerLive, ProductLive, Tenancy.layerHooks).pipe(
     Layer.provideMerge(BackupLive),
     Layer.provideMerge(RetrievalLive),
     Layer.provideMerge(Limits.layer(file)),
     Layer.provideMerge(Breakers.layerBreakers),
+    Layer.provideMerge(FlagsLive),
     Layer.provideMerge(HealthLive),
     Layer.provide(FetchHttpClient.layer)
   )
 }
 
 /**
+ * The lifecycle of the API versions: the config file's `apiVersions`, under `API_VERSIONS_*`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerVersionPolicy = (file: ConfigFile) =>
+  VersionPolicy.layerConfig(VersionedApi.versions(Versions), file.apiVersions ?? {})
+
+/**
  * What every route of the server's router goes through, the router's 404 included: problem+json for every error →
- * load shedding → rate limits → concurrency per key → body limit → a body that is not JSON is a bare 400.
+ * API version negotiation and headers (`VersioningHttp`, under `/api`) → authentication, once (`TenancyHttp`: the
+ * principal every later step reads; the feature flags' evaluation context is made from it and the version) → load
+ * shedding → rate limits (by principal; by client address without one) →
+ * concurrency per principal → the tenant's requests of the day (`QuotasHttp`) → usage metering (`UsageHttp`) → body
+ * limit → a body that is not JSON is a bare 400.
  *
  * @since 0.1.0
  * @category middleware
  */
 export const layerRouterMiddleware = (options: Options) =>
   HttpRouter.middleware(
-    Effect.map(Limits.middleware(options.file), (limits) => {
+    Effect.gen(function*() {
+      const version = yield* VersioningHttp.make()
+      const authenticate = yield* TenancyHttp.make
+      const limits = yield* Limits.middleware
+      const quota = yield* QuotasHttp.make()
+      const meter = yield* UsageHttp.make()
       const limitBody = bodyLimit(options.config.maxBodyBytes)
       // The router's types ask a global middleware to pass on the errors it does not know; this one answers them all.
       return (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-        ProblemHttp.middleware(limits(limitBody(malformedJson(effect)))) as unknown as Effect.Effect<
-          HttpServerResponse.HttpServerResponse,
-          any
-        >
+        ProblemHttp.middleware(
+          version(authenticate(limits(quota(meter(limitBody(malformedJson(effect)))))))
+        ) as unknown as Effect.Effect<HttpServerResponse.HttpServerResponse, any>
     }),
     { global: true }
   )
 
 /**
- * The routes of the server: the api (its routes, security middleware, handlers) with `GET /openapi.json`, the
- * Swagger UI at `/docs` and `GET /metrics`.
+ * The routes of the server: the unversioned api (health, admin), every version of the tenant API (`Versions`), the
+ * documents (`GET /openapi.json` of the default version, `/api/<version>/openapi.json`, `/api/versions`, the Swagger
+ * UI at `/docs` switching between versions, each including the unversioned api) and `GET /metrics`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRoutes = (options: Options) =>
   Layer.mergeAll(
-    HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }),
-    HttpApiSwagger.layer(Api, { path: "/docs" }),
+    HttpApiBuilder.layer(Api),
+    VersionedApi.layer(Versions),
+    VersioningHttp.layerDocs(Versions, { include: Api }),
     Metrics.layer
   ).pipe(
     Layer.provide([
       HealthHttp.layer(Api),
       CircuitBreakerHttp.layer(Api),
       BackupHttp.layer(Api),
+      TenantsHttp.layer(Api),
+      FeatureFlagsHttp.layer(Api),
       Handlers.layer
     ]),
-    Layer.provide([Authentication.layerAuthentication, Authentication.layerAdminAuthentication]),
+    Layer.provide([
+      TenancyHttp.layerSecurity,
+      QuotasHttp.layerErrors,
+      FeatureFlagsHttp.layerScopeFromPrincipal,
+      Flags.layerVersionAccess
+    ]),
     Layer.provide(layerRouterMiddleware(options)),
-    Layer.provide(Authentication.layerKeyRing(options.keys))
+    Layer.provide(layerVersionPolicy(options.file))
   )
 
 /**
@@ -258,6 +309,23 @@ export const layerPhase: Layer.Layer<never, never, Shutdown.Shutdown | HealthChe
 )
 
 /**
+ * Once the server listens: with no tenant yet, one line that says how to create the first one, with the address the
+ * server listens on.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStartupNotice: Layer.Layer<never, never, Tenants.Tenants | HttpServer.HttpServer> = Layer
+  .effectDiscard(
+    Effect.gen(function*() {
+      const tenants = yield* Tenants.Tenants
+      const server = yield* HttpServer.HttpServer
+      const notice = yield* Tenancy.startupNotice(tenants, server.address)
+      if (Option.isSome(notice)) yield* Effect.logWarning(notice.value)
+    })
+  )
+
+/**
  * Outgoing calls keep their span names, `http.client GET` and so on (Effect 4's client names its spans by the method
  * alone; the server span was always named by the method).
  *
@@ -282,7 +350,7 @@ export const layer = (options: Options) => {
     Layer.provide(layerMaxBodySize(config.maxBodyBytes))
   )
   // Services are acquired before the HTTP server and released after it has drained.
-  return layerPhase.pipe(
+  return Layer.merge(layerPhase, layerStartupNotice).pipe(
     Layer.provideMerge(HttpLive),
     Layer.provideMerge(layerServices(options)),
     Layer.provide(layerSpanNames)

@@ -7,7 +7,9 @@
  * @since 0.1.0
  */
 import { RateLimiter } from "@ouroboros/rate-limit"
-import { Config, Effect, Option, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { Quotas, TenantConfig } from "@ouroboros/tenancy"
+import { VersionPolicy } from "@ouroboros/versioning"
+import { Config, Effect, Option, Schema, SchemaIssue } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { parse as parseYaml } from "yaml"
@@ -24,8 +26,6 @@ export interface ServerConfig {
   readonly maxBodyBytes: number
   readonly logLevel: "all" | "trace" | "debug" | "info" | "warning" | "error" | "fatal" | "none"
   readonly logFormat: "json" | "pretty"
-  readonly adminApiKey: Option.Option<Redacted.Redacted<string>>
-  readonly apiKeys: ReadonlyArray<{ readonly tenant: string; readonly key: Redacted.Redacted<string> }>
   readonly configFile: Option.Option<string>
 }
 
@@ -37,55 +37,12 @@ const port = Config.schema(
   "PORT"
 ).pipe(Config.withDefault(8080))
 
-const tenantKeyPair = /^([a-z0-9][a-z0-9_-]{0,63}):(.{16,})$/
-
-const entries = (raw: string): Array<string> => raw.split(",").map((s) => s.trim())
-
-const TenantKey = Schema.Struct({ tenant: Schema.String, key: Schema.Redacted(Schema.String) })
-
-/**
- * `OUROBOROS_API_KEYS` as a schema: `tenant:key,tenant:key`, each key at least 16 characters, decoded to redacted
- * keys. A malformed entry is named by its position, never by its content (it holds a secret).
- *
- * @since 0.1.0
- * @category schemas
- */
-export const TenantKeys = Schema.String.check(Schema.makeFilter((raw: string) => {
-  const index = entries(raw).findIndex((entry) => entry !== "" && !tenantKeyPair.test(entry))
-  return index < 0 ||
-    `entry ${index + 1} is not tenant:key (tenant: 1-64 of a-z 0-9 - _, key: at least 16 characters)`
-})).pipe(Schema.decodeTo(
-  Schema.Array(TenantKey),
-  SchemaTransformation.transform({
-    decode: (raw): ReadonlyArray<typeof TenantKey.Type> =>
-      entries(raw).flatMap((entry) => {
-        const match = tenantKeyPair.exec(entry)
-        return match === null ? [] : [{ tenant: match[1]!, key: Redacted.make(match[2]!) }]
-      }),
-    encode: (pairs) => pairs.map((pair) => `${pair.tenant}:${Redacted.value(pair.key)}`).join(",")
-  })
-))
-
-/**
- * `OUROBOROS_API_KEYS`: `tenant:key,tenant:key` bootstrap keys. A key is at least 16 characters.
- *
- * @since 0.1.0
- * @category config
- */
-export const apiKeys: Config.Config<ServerConfig["apiKeys"]> = Config.schema(TenantKeys, "OUROBOROS_API_KEYS").pipe(
-  Config.withDefault([])
-)
-
-// The check's own message, so that the key itself is never part of an error.
-const AdminKey = Schema.RedactedFromValue(
-  Schema.String.check(Schema.isMinLength(16, { message: "must be at least 16 characters" }))
-)
-
 /**
  * The variables (defaults in parentheses): `PORT` (8080) TCP port of the HTTP server, `HOST` (0.0.0.0) interface to
  * listen on, `DATA_DIR` (./data) embedded data, `NODE_ENV` (`production` refuses the demo keys), `MAX_BODY_BYTES`
- * (8 MiB) largest request body accepted (413 above), `LOG_LEVEL` (info), `LOG_FORMAT` (json|pretty),
- * `OUROBOROS_ADMIN_API_KEY` (at least 16 characters), `OUROBOROS_API_KEYS` and `OUROBOROS_CONFIG` (the config file).
+ * (8 MiB) largest request body accepted (413 above), `LOG_LEVEL` (info), `LOG_FORMAT` (json|pretty) and
+ * `OUROBOROS_CONFIG` (the config file). The credentials (`OUROBOROS_ADMIN_API_KEY`, `OUROBOROS_API_KEYS`, `JWT_*`,
+ * `API_KEY_*`) are `@ouroboros/tenancy`'s (`TenantConfig.variables`, `Tenants.config`, `Jwt.config`).
  *
  * @since 0.1.0
  * @category config
@@ -103,26 +60,7 @@ export const config: Config.Config<ServerConfig> = Config.all({
     Config.withDefault("info" as const)
   ),
   logFormat: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const)),
-  adminApiKey: Config.option(Config.schema(AdminKey, "OUROBOROS_ADMIN_API_KEY")),
-  apiKeys,
   configFile: Config.option(Config.String("OUROBOROS_CONFIG"))
-})
-
-/**
- * A tenant declared in the config file.
- *
- * @since 0.1.0
- * @category schemas
- */
-export const TenantEntry = Schema.Struct({
-  id: Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,63}$/)),
-  name: Schema.optional(Schema.String),
-  tier: Schema.Literals(["free", "standard", "enterprise"]).pipe(
-    Schema.withDecodingDefaultType(Effect.succeed("standard" as const))
-  ),
-  apiKeys: Schema.Array(Schema.String.check(Schema.isMinLength(16))).pipe(
-    Schema.withDecodingDefaultType(Effect.succeed([]))
-  )
 })
 
 /**
@@ -133,8 +71,14 @@ export const TenantEntry = Schema.Struct({
  * @category schemas
  */
 export const ConfigFile = Schema.Struct({
-  tenants: Schema.Array(TenantEntry).pipe(Schema.withDecodingDefaultType(Effect.succeed([]))),
-  rateLimit: Schema.optional(RateLimiter.PolicySet)
+  /** Tenants (`@ouroboros/tenancy`'s `TenantConfig.TenantsSection`): created at startup when missing. */
+  tenants: TenantConfig.TenantsSection.pipe(Schema.withDecodingDefaultType(Effect.succeed([]))),
+  /** Quota defaults per tier, over the built-in ones (`Quotas.QuotasSection`). */
+  quotas: Schema.optionalKey(Quotas.QuotasSection),
+  /** Rate-limit policies (`RateLimiter.PolicySet`), after `RATE_LIMIT_POLICIES`. */
+  rateLimit: Schema.optional(RateLimiter.PolicySet),
+  /** The lifecycle of the API versions (`VersionPolicy.Settings`): `API_VERSIONS_*` win over it, field by field. */
+  apiVersions: Schema.optionalKey(VersionPolicy.Settings)
 })
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The `ouroboros` command line: `ouroboros backup create | list | verify | restore`, on the same configuration as
- * the server (environment, `DATA_DIR`, `DATABASE_URL`, `QDRANT_URL`). With the embedded database the server must be
+ * The `ouroboros` command line: `ouroboros backup create | list | verify | restore`, `ouroboros tenants create |
+ * list` and `ouroboros keys create | rotate | revoke | list`, on the same configuration as the server (environment,
+ * `DATA_DIR`, `DATABASE_URL`, `QDRANT_URL`, `OUROBOROS_CONFIG`). With the embedded database the server must be
  * stopped (the data directory is locked by one process). A restore leaves the vector collections empty for the
  * server to rebuild from the restored events when it starts.
  *
@@ -11,11 +12,13 @@ import { Backup, BackupCli, BackupSource } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Retrieval } from "@ouroboros/retrieval"
 import { Database } from "@ouroboros/sql"
+import { Jwt, TenantConfig, Tenants, TenantsCli, TenantStoreSql } from "@ouroboros/tenancy"
 import { VectorStore } from "@ouroboros/vector-store"
 import { Config, Effect, Layer, Logger, References } from "effect"
 import { Command } from "effect/cli"
 import * as Path from "node:path"
 import * as Breakers from "./Breakers.js"
+import * as ServerConfig from "./ServerConfig.js"
 import * as Vectors from "./Vectors.js"
 
 // The vectors are a projection: dropping them and resetting the checkpoint makes the server rebuild them at start.
@@ -42,15 +45,25 @@ const Services = Layer.unwrap(
       Layer.provide(Breakers.layerBreakers)
     )
     const Stores = Layer.mergeAll(EventStore.layer, Checkpoints.layer, Vectors_).pipe(Layer.provideMerge(Sql))
+    // The tenants the server would start with (the variables and the config file), over the same SQL store.
+    const TenantsLive = Layer.unwrap(Effect.gen(function*() {
+      const file = yield* ServerConfig.loadFile(yield* Config.option(Config.String("OUROBOROS_CONFIG")))
+      const bootstrap = yield* TenantConfig.fromEnv(file.tenants)
+      const settings = yield* Tenants.config
+      return Tenants.layer({ ...settings, bootstrap })
+    })).pipe(Layer.provide([TenantStoreSql.layer, Jwt.layerDisabled]), Layer.provide(Sql))
     return Backup.layerConfig({ dataDir }).pipe(
       Layer.provideMerge(BackupSource.layerRegistry),
       Layer.provide(Projections),
-      Layer.provideMerge(Stores)
+      Layer.provideMerge(Stores),
+      Layer.merge(TenantsLive)
     )
   })
 )
 
-const cli = Command.make("ouroboros").pipe(Command.withSubcommands([BackupCli.command]))
+const cli = Command.make("ouroboros").pipe(
+  Command.withSubcommands([BackupCli.command, TenantsCli.tenantsCommand, TenantsCli.keysCommand])
+)
 
 // Warnings and errors only, as logfmt lines on stdout (Effect 3's default logger, which this command used).
 const Logs = Layer.merge(Logger.layer([Logger.consoleLogFmt]), Layer.succeed(References.MinimumLogLevel, "Warn"))

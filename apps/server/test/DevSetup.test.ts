@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Option, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as DevSetup from "../src/DevSetup.js"
-import type { ServerConfig } from "../src/ServerConfig.js"
+import type { ConfigFile, ServerConfig } from "../src/ServerConfig.js"
 
 const base = (overrides: Partial<ServerConfig>): ServerConfig => ({
   port: 0,
@@ -14,36 +14,64 @@ const base = (overrides: Partial<ServerConfig>): ServerConfig => ({
   maxBodyBytes: 1024,
   logLevel: "none",
   logFormat: "json",
-  adminApiKey: Option.none(),
-  apiKeys: [],
   configFile: Option.none(),
   ...overrides
 })
 
+const noFile: ConfigFile = { tenants: [] }
+
+const resolve = (config: ServerConfig, file: ConfigFile, env: Record<string, string> = {}) =>
+  DevSetup.resolveCredentials(config, file).pipe(
+    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+  )
+
+const keysOf = (credentials: DevSetup.Credentials) =>
+  credentials.bootstrap.keys.map((k) => [k.tenantId, Redacted.value(k.key)] as const)
+
 describe("DevSetup", () => {
-  it.effect("without keys, development gets two demo tenants, kept across restarts", () =>
+  it.effect("without keys, development gets two demo tenants and an admin key, kept across restarts", () =>
     Effect.gen(function*() {
       const config = base({})
-      const first = yield* DevSetup.resolveKeys(config, { tenants: [] })
+      const first = yield* resolve(config, noFile)
       assert.isTrue(first.demo)
-      assert.deepStrictEqual(first.tenantKeys.map((k) => k.tenant), ["demo-a", "demo-b"])
-      const again = yield* DevSetup.resolveKeys(config, { tenants: [] })
-      assert.deepStrictEqual(again.tenantKeys.map((k) => Redacted.value(k.key)), first.tenantKeys.map((k) => Redacted.value(k.key)))
+      assert.deepStrictEqual(first.bootstrap.keys.map((k) => k.tenantId), ["demo-a", "demo-b"])
+      assert.deepStrictEqual(first.bootstrap.tenants.map((t) => t.id), ["demo-a", "demo-b"])
+      assert.isTrue(Option.isSome(first.bootstrap.adminKey))
+      const again = yield* resolve(config, noFile)
+      assert.deepStrictEqual(keysOf(again), keysOf(first))
     }))
 
   it.effect("production refuses the demo keys and never creates them", () =>
     Effect.gen(function*() {
-      const dev = base({})
-      const demo = yield* DevSetup.resolveKeys(dev, { tenants: [] })
-      const refused = yield* Effect.flip(DevSetup.resolveKeys(
-        base({ production: true, apiKeys: demo.tenantKeys }),
-        { tenants: [] }
-      ))
+      const demo = yield* resolve(base({}), noFile)
+      const [a, b] = keysOf(demo)
+      const refused = yield* Effect.flip(
+        resolve(base({ production: true }), noFile, { OUROBOROS_API_KEYS: `${a![0]}:${a![1]},${b![0]}:${b![1]}` })
+      )
       assert.include(refused.message, "refuses the demo keys")
-      const production = base({ production: true, adminApiKey: Option.some(Redacted.make("admin-0123456789abcdef")) })
-      const keys = yield* DevSetup.resolveKeys(production, { tenants: [{ id: "acme", tier: "standard", apiKeys: ["acme-key-0123456789abcdef"] }] })
-      assert.isFalse(keys.demo)
-      assert.deepStrictEqual(keys.tenantKeys.map((k) => k.tenant), ["acme"])
+      const production = base({ production: true })
+      const credentials = yield* resolve(production, {
+        tenants: [{ id: "acme" as never, tier: "standard", apiKeys: ["acme-key-0123456789abcdef"] }]
+      }, { OUROBOROS_ADMIN_API_KEY: "admin-0123456789abcdef" })
+      assert.isFalse(credentials.demo)
+      assert.deepStrictEqual(credentials.bootstrap.keys.map((k) => k.tenantId), ["acme"])
       assert.isFalse(Fs.existsSync(Path.join(production.dataDir, "dev-credentials.json")))
+    }))
+
+  it.effect("a key listed twice, or equal to the admin key, stops startup with one line that names it", () =>
+    Effect.gen(function*() {
+      const twice = yield* Effect.flip(resolve(base({}), noFile, {
+        OUROBOROS_API_KEYS: "acme:same-key-0123456789,beta:same-key-0123456789"
+      }))
+      assert.strictEqual(twice._tag, "BootstrapError")
+      assert.notInclude(twice.message, "same-key")
+      assert.include(twice.message, "the same API key is listed twice")
+      assert.notInclude(twice.message, "\n")
+      const admin = yield* Effect.flip(resolve(base({}), noFile, {
+        OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789",
+        OUROBOROS_API_KEYS: "acme:admin-key-0123456789"
+      }))
+      assert.include(admin.message, "is the admin key (OUROBOROS_ADMIN_API_KEY)")
+      assert.notInclude(admin.message, "admin-key-0123456789")
     }))
 })

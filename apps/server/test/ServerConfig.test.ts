@@ -24,17 +24,9 @@ describe("ServerConfig", () => {
       const bad = yield* fromEnv({ PORT: "abc" })
       assert.isTrue(Result.isFailure(bad))
       if (Result.isFailure(bad)) assert.match(ServerConfig.describeConfigError(bad.failure), /^PORT: /)
-      const keys = yield* fromEnv({ OUROBOROS_API_KEYS: "acme:short" })
-      assert.isTrue(Result.isFailure(keys))
-      if (Result.isFailure(keys)) {
-        assert.include(ServerConfig.describeConfigError(keys.failure), "entry 1 is not tenant:key")
-      }
-      const good = yield* fromEnv({ PORT: "9000", OUROBOROS_API_KEYS: "acme:0123456789abcdef0123" })
+      const good = yield* fromEnv({ PORT: "9000" })
       assert.isTrue(Result.isSuccess(good))
-      if (Result.isSuccess(good)) {
-        assert.strictEqual(good.success.port, 9000)
-        assert.deepStrictEqual(good.success.apiKeys.map((k) => k.tenant), ["acme"])
-      }
+      if (Result.isSuccess(good)) assert.strictEqual(good.success.port, 9000)
     }))
 
   it.effect("the config file is decoded: every error names its field; YAML and JSON both work", () =>
@@ -45,9 +37,24 @@ describe("ServerConfig", () => {
       const broken = yield* Effect.flip(ServerConfig.loadFile(file("c.json", "{ nope")))
       assert.include(broken.message, "is not valid")
       const loaded = yield* ServerConfig.loadFile(
-        file("c.json", JSON.stringify({ tenants: [{ id: "acme", tier: "enterprise" }] }))
+        file("c.json", JSON.stringify({ tenants: [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] }))
       )
-      assert.deepStrictEqual(loaded.tenants, [{ id: "acme", tier: "enterprise", apiKeys: [] }])
+      assert.deepStrictEqual(loaded.tenants, [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] as never)
+      // Today's section is tenancy's: quotas, a model and a collection of its own per tenant, and tier defaults.
+      const full = yield* ServerConfig.loadFile(file("c.yaml", [
+        "tenants:",
+        "  - id: big",
+        "    dedicatedCollection: true",
+        "    model: llama3.1:70b",
+        "    quotas: { documents: 10 }",
+        "    apiKeys: [{ key: big-key-0123456789abc, roles: [reader] }]",
+        "quotas:",
+        "  free: { requestsPerDay: 100 }"
+      ].join("\n")))
+      assert.strictEqual(full.tenants[0]?.dedicatedCollection, true)
+      assert.deepStrictEqual(full.quotas, { free: { requestsPerDay: 100 } })
+      const badQuota = yield* Effect.flip(ServerConfig.loadFile(file("c.json", JSON.stringify({ quotas: { free: { documents: -1 } } }))))
+      assert.include(badQuota.message, "quotas.free.documents")
       assert.deepStrictEqual((yield* ServerConfig.loadFile(Option.none())).tenants, [])
     }))
 })

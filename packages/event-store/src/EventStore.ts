@@ -32,7 +32,9 @@ import {
   SchemaTransformation,
   Stream
 } from "effect"
+import { dual } from "effect/Function"
 import { type Migrator, SqlClient, type SqlError, SqlSchema } from "effect/sql"
+import * as Rls from "@ouroboros/tenancy/Rls"
 import * as Memory from "./internal/memory.js"
 import * as Internal from "./internal/migrations.js"
 import { Int8, Timestamp } from "./internal/rows.js"
@@ -216,6 +218,21 @@ export interface FollowOptions {
  * @since 0.1.0
  * @category models
  */
+export interface ListStreamsOptions {
+  /** Only streams whose id starts with this, e.g. `tenant/acme/document/`. */
+  readonly prefix: string
+  /** Only streams whose id sorts after this one (a page's last stream id: the next page starts after it). */
+  readonly after?: string | undefined
+  /** At most this many streams. */
+  readonly limit: number
+  /** Streams whose last event has one of these types are left out (e.g. a deleted document's stream). */
+  readonly skipWhenLast?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export interface ImportOptions {
   /** Rows per transaction (default 500). */
   readonly batchSize?: number | undefined
@@ -329,7 +346,57 @@ export class EventStore extends Context.Service<EventStore, {
   ) => Effect.Effect<ImportResult, E | ImportConflict, R>
   /** Deletes every event and restarts the sequence at 1 (before a full restore). */
   readonly truncate: Effect.Effect<void>
+  /**
+   * Streams by id, in the database's order of stream ids, each with all its events in version order: a page of
+   * `limit` streams after `after` whose ids start with `prefix`. Keyset pagination: a stream that exists from the
+   * first page to the last is listed exactly once, whatever is appended or deleted between pages.
+   */
+  readonly listStreams: (options: ListStreamsOptions) => Effect.Effect<ReadonlyArray<ReadonlyArray<RecordedEvent>>>
+  /**
+   * Deletes every event of a tenant (its `tenantId` column, or a stream under `tenant/<id>/`): erasing a deleted
+   * tenant's data. An operator's action, run as the owner of the table; returns how many events were deleted.
+   */
+  readonly deleteTenant: (tenantId: string) => Effect.Effect<number>
 }>()("@ouroboros/event-store/EventStore") {}
+
+// -----------------------------------------------------------------------------
+// tenant scope
+// -----------------------------------------------------------------------------
+
+/**
+ * The tenant the current fiber acts for, if any. Inside {@link forTenant}, the SQL store runs `readStream`,
+ * `streamVersion`, `listStreams` and `append` under PostgreSQL row-level security for that tenant (`app.tenant_id`
+ * and the `ouroboros_tenant` role, see the migration `0003_row_level_security`): another tenant's rows are invisible,
+ * and an event whose `metadata.tenantId` is another tenant's is refused (a defect). Outside it — the projector,
+ * backups, operators' rebuilds — the store works as the table's owner and sees every tenant.
+ *
+ * @since 0.1.0
+ * @category tenant scope
+ */
+export const TenantScope: Context.Reference<string | undefined> = Context.Reference<string | undefined>(
+  "@ouroboros/event-store/TenantScope",
+  { defaultValue: () => undefined }
+)
+
+/**
+ * Runs `effect` with its event store calls scoped to one tenant (see {@link TenantScope}).
+ *
+ * @since 0.1.0
+ * @category tenant scope
+ * @example
+ * import { EventStore } from "@ouroboros/event-store"
+ * import { Effect } from "effect"
+ * const mine = Effect.flatMap(EventStore.EventStore, (store) => store.readStream("tenant/acme/document/1"))
+ *   .pipe(EventStore.forTenant("acme"))
+ */
+export const forTenant: {
+  (tenantId: string): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, tenantId: string): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(effect: Effect.Effect<A, E, R>, tenantId: string): Effect.Effect<A, E, R> =>
+    Effect.provideService(effect, TenantScope, tenantId)
+)
 
 // -----------------------------------------------------------------------------
 // rows
@@ -412,6 +479,8 @@ interface Pending {
   readonly streamId: string
   readonly events: ReadonlyArray<EncodedEvent>
   readonly expected: ExpectedVersion
+  /** The tenant the append is scoped to ({@link TenantScope}): its rows are inserted under row-level security. */
+  readonly tenant: string | undefined
   readonly deferred: Deferred.Deferred<AppendResult, WrongExpectedVersion>
 }
 
@@ -480,9 +549,18 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     (next) => Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined))
   )
 
+  // A read of the tenant in scope runs under row-level security (a transaction of its own, or a savepoint of the
+  // caller's); without a scope it runs as the table's owner.
+  const scoped = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(
+      Effect.service(TenantScope),
+      (tenant): Effect.Effect<A, E | SqlError.SqlError, R> =>
+        tenant === undefined ? effect : Rls.withTenant(effect, tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    )
+
   const streamVersion = Effect.fn("EventStore.streamVersion")(function*(streamId: string) {
-    const rows = yield* sql<{ readonly version: number }>`SELECT coalesce(max(version), -1) AS version
-      FROM event_store_events WHERE stream_id = ${streamId}`
+    const rows = yield* scoped(sql<{ readonly version: number }>`SELECT coalesce(max(version), -1) AS version
+      FROM event_store_events WHERE stream_id = ${streamId}`)
     return rows[0]?.version ?? -1
   }, Effect.orDie)
 
@@ -555,13 +633,22 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
 
   // One append in its own transaction (or the caller's): used inside a caller's transaction, where the append must
   // commit or roll back with it, and as the fallback of a group that met a unique violation.
-  const appendDirect = (streamId: string, events: ReadonlyArray<EncodedEvent>, expected: ExpectedVersion) =>
+  const appendDirect = (
+    streamId: string,
+    events: ReadonlyArray<EncodedEvent>,
+    expected: ExpectedVersion,
+    tenant: string | undefined
+  ) =>
     Effect.gen(function*() {
       yield* lock
       const state = yield* heads([streamId])
       const actual = state.versions.get(streamId) ?? -1
       if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
-      const sequences = yield* insertRows(toRows(streamId, events, actual + 1, state.now))
+      const rows = toRows(streamId, events, actual + 1, state.now)
+      // The lock and the heads are the owner's (every tenant's last time); the rows go in under the tenant's policy.
+      const sequences = yield* (tenant === undefined
+        ? insertRows(rows)
+        : Rls.withTenant(insertRows(rows), tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql)))
       return {
         firstSequence: sequences[0]!,
         lastSequence: sequences[sequences.length - 1]!,
@@ -605,18 +692,38 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       const outcomes = yield* Effect.gen(function*() {
         yield* lock
         const state = yield* heads(Array.from(new Set(group.map((p) => p.streamId))))
-        const rows: Array<Record<string, unknown>> = []
+        // Rows in the group's order, cut into runs of one tenant scope: each run is inserted under its tenant's
+        // row-level security (the role and tenant are switched for the rest of the transaction), or as the owner.
+        const runs: Array<{ readonly tenant: string | undefined; readonly rows: Array<Record<string, unknown>> }> = []
+        let offset = 0
         const planned = group.map((pending) => {
           const actual = state.versions.get(pending.streamId) ?? -1
           if (!matches(pending.expected, actual)) {
             return { pending, error: conflict(pending.streamId, pending.expected, actual) } as const
           }
           state.versions.set(pending.streamId, actual + pending.events.length)
-          const offset = rows.length
-          rows.push(...toRows(pending.streamId, pending.events, actual + 1, state.now))
-          return { pending, offset, version: actual + pending.events.length } as const
+          const last = runs[runs.length - 1]
+          const run = last !== undefined && last.tenant === pending.tenant
+            ? last
+            : (runs.push({ tenant: pending.tenant, rows: [] }), runs[runs.length - 1]!)
+          run.rows.push(...toRows(pending.streamId, pending.events, actual + 1, state.now))
+          const start = offset
+          offset += pending.events.length
+          return { pending, offset: start, version: actual + pending.events.length } as const
         })
-        const sequences = yield* insertRows(rows)
+        const sequences: Array<number> = []
+        let scopedRole = false
+        for (const run of runs) {
+          if (run.tenant !== undefined) {
+            yield* sql`SELECT set_config(${Rls.setting}, ${run.tenant}, true), set_config('role', ${Rls.defaultRole}, true)`
+            scopedRole = true
+          } else if (scopedRole) {
+            yield* sql`SELECT set_config('role', 'none', true), set_config(${Rls.setting}, '', true)`
+            scopedRole = false
+          }
+          // Identity values are drawn in statement order: the runs' sequences follow each other.
+          sequences.push(...(yield* insertRows(run.rows)))
+        }
         return planned.map((plan) =>
           "error" in plan
             ? [plan.pending, Exit.fail(plan.error)] as const
@@ -638,7 +745,10 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
           ? Effect.forEach(
             group,
             (pending) =>
-              Deferred.complete(pending.deferred, appendDirect(pending.streamId, pending.events, pending.expected)),
+              Deferred.complete(
+                pending.deferred,
+                appendDirect(pending.streamId, pending.events, pending.expected, pending.tenant)
+              ),
             { discard: true }
           ).pipe(Effect.andThen(wake))
           : Effect.forEach(group, (pending) => Deferred.die(pending.deferred, Cause.squash(cause)), { discard: true })
@@ -679,12 +789,13 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
         return { firstSequence: 0, lastSequence: 0, version: actual }
       }
       const encoded = encode(events)
+      const tenant = yield* TenantScope
       if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) {
         // Inside the caller's transaction: followers are woken once it commits, and not at all if it rolls back.
-        return yield* Effect.tap(appendDirect(streamId, encoded, expected), () => sql.afterCommit(wake))
+        return yield* Effect.tap(appendDirect(streamId, encoded, expected, tenant), () => sql.afterCommit(wake))
       }
       const deferred = yield* Deferred.make<AppendResult, WrongExpectedVersion>()
-      if (!(yield* Queue.offer(queue, { streamId, events: encoded, expected, deferred }))) {
+      if (!(yield* Queue.offer(queue, { streamId, events: encoded, expected, tenant, deferred }))) {
         return yield* Effect.interrupt
       }
       return yield* Deferred.await(deferred)
@@ -704,11 +815,11 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
 
   const readStream = Effect.fn("EventStore.readStream")(
     function*(streamId: string, options?: ReadStreamOptions) {
-      return yield* readStreamQuery({
+      return yield* scoped(readStreamQuery({
         streamId,
         fromVersion: Math.max(0, Math.trunc(options?.fromVersion ?? 0)),
         limit: options?.limit === undefined ? null : Math.max(0, Math.trunc(options.limit))
-      })
+      }))
     },
     Effect.orDie
   )
@@ -841,7 +952,61 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
     Effect.withSpan("EventStore.truncate")
   )
 
-  return EventStore.of({ append, readStream, readAll, follow, lastSequence, streamVersion, importEvents, truncate })
+  const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(RecordedEventFromRow))
+
+  const listStreams = Effect.fn("EventStore.listStreams")(function*(options: ListStreamsOptions) {
+    const limit = Math.max(0, Math.trunc(options.limit))
+    if (limit === 0) return []
+    const skip = options.skipWhenLast ?? []
+    // The page is the first `limit` streams after `after` whose last event is not skipped, in the database's order of
+    // stream ids (the unique (stream_id, version) index serves both the order and the last version); then every event
+    // of those streams, in one statement and one snapshot.
+    const rows = yield* scoped(sql`WITH heads AS (
+        SELECT DISTINCT ON (stream_id) stream_id, type FROM event_store_events
+        WHERE ${
+      sql.and([
+        sql`starts_with(stream_id, ${options.prefix})`,
+        ...(options.after === undefined ? [] : [sql`stream_id > ${options.after}`])
+      ])
+    }
+        ORDER BY stream_id, version DESC
+      ), page AS (
+        SELECT stream_id FROM heads
+        WHERE ${skip.length === 0 ? sql`TRUE` : sql`NOT ${sql.in("type", skip)}`}
+        ORDER BY stream_id LIMIT ${limit}
+      )
+      SELECT e.sequence, e.stream_id, e.version, e.type, e.data, e.metadata, e.tenant_id, e.recorded_at
+      FROM event_store_events e JOIN page p ON p.stream_id = e.stream_id
+      ORDER BY e.stream_id, e.version`)
+    const events = yield* decodeEvents(rows)
+    const streams: Array<Array<RecordedEvent>> = []
+    for (const event of events) {
+      const last = streams[streams.length - 1]
+      if (last !== undefined && last[0]!.streamId === event.streamId) last.push(event)
+      else streams.push([event])
+    }
+    return streams
+  }, Effect.orDie)
+
+  const deleteTenant = Effect.fn("EventStore.deleteTenant")(function*(tenantId: string) {
+    const rows = yield* sql`DELETE FROM event_store_events
+      WHERE tenant_id = ${tenantId} OR starts_with(stream_id, ${`tenant/${tenantId}/`})
+      RETURNING sequence`
+    return rows.length
+  }, Effect.orDie)
+
+  return EventStore.of({
+    append,
+    readStream,
+    readAll,
+    follow,
+    lastSequence,
+    streamVersion,
+    importEvents,
+    truncate,
+    listStreams,
+    deleteTenant
+  })
 })
 
 /**
@@ -896,4 +1061,4 @@ export const layerConfig = (
  * @category layers
  */
 export const layerMemory = (options: Options = {}): Layer.Layer<EventStore> =>
-  Layer.effect(EventStore, Memory.makeStore({ WrongExpectedVersion, ImportConflict, RecordedEvent }, options))
+  Layer.effect(EventStore, Memory.makeStore({ WrongExpectedVersion, ImportConflict, RecordedEvent, TenantScope }, options))

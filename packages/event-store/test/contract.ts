@@ -536,6 +536,164 @@ export const contract = (
         }))
     })
 
+    describe("tenants", () => {
+      const tenantIds = () => {
+        const suffix = Math.random().toString(36).slice(2, 8)
+        return [`ta${suffix}`, `tb${suffix}`] as const
+      }
+      const ingested = (tenant: string, id: string) => ({
+        type: "DocumentIngested",
+        data: { id },
+        metadata: { tenantId: tenant }
+      })
+
+      it.effect("a tenant-scoped read sees only that tenant's events; its appends carry only its events", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const [a, b] = tenantIds()
+          const streamA = `tenant/${a}/document/1`
+          yield* store.append(streamA, [ingested(a, "1")]).pipe(EventStore.forTenant(a))
+          yield* store.append(`tenant/${b}/document/1`, [ingested(b, "1")]).pipe(EventStore.forTenant(b))
+          assert.strictEqual((yield* store.readStream(streamA).pipe(EventStore.forTenant(a))).length, 1)
+          // Even a read that names another tenant's stream finds nothing, and its version is "no stream".
+          assert.deepStrictEqual(yield* store.readStream(streamA).pipe(EventStore.forTenant(b)), [])
+          assert.strictEqual(yield* store.streamVersion(streamA).pipe(EventStore.forTenant(b)), -1)
+          assert.strictEqual(yield* store.streamVersion(streamA).pipe(EventStore.forTenant(a)), 0)
+          // An event of A appended in B's scope is refused (the policy's WITH CHECK), and nothing is written.
+          const foreign = yield* Effect.exit(store.append(streamA, [ingested(a, "1")]).pipe(EventStore.forTenant(b)))
+          assert.isTrue(Exit.isFailure(foreign) && Cause.hasDies(foreign.cause))
+          assert.strictEqual((yield* store.readStream(streamA)).length, 1)
+          // Unscoped (the projector, backups), every tenant is visible.
+          const all = yield* collect(store.readAll({ tenantId: a }))
+          assert.isAbove(all.length, 0)
+        }))
+
+      it.effect("scoped and unscoped appends written together keep their own tenants", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const [a, b] = tenantIds()
+          const from = (yield* store.lastSequence) + 1
+          yield* Effect.forEach(Arr.range(0, 23), (i) => {
+            const tenant = i % 3 === 0 ? a : i % 3 === 1 ? b : undefined
+            const append = store.append(
+              `tenant/${tenant ?? "shared"}/document/${i}`,
+              [tenant === undefined ? { type: "E", data: i } : ingested(tenant, String(i))]
+            )
+            return tenant === undefined ? append : EventStore.forTenant(append, tenant)
+          }, { concurrency: options.concurrency, discard: true })
+          const all = yield* collect(store.readAll({ fromSequence: from }))
+          const ours = all.filter((e) => e.tenantId === a || e.tenantId === b || e.streamId.startsWith("tenant/shared/"))
+          assert.strictEqual(ours.length, 24)
+          assert.isTrue(isIncreasing(all.map((e) => e.sequence)))
+        }))
+
+      it.effect("listStreams pages a prefix by stream id, skipping streams whose last event says so", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const [a, b] = tenantIds()
+          const prefix = `tenant/${a}/document/`
+          for (const id of ["c", "a", "e", "b", "d"]) yield* store.append(`${prefix}${id}`, [ingested(a, id)])
+          yield* store.append(`${prefix}b`, [{ type: "DocumentDeleted", data: {}, metadata: { tenantId: a } }])
+          yield* store.append(`tenant/${b}/document/a`, [ingested(b, "a")])
+          const page = (after?: string) =>
+            store.listStreams({ prefix, after, limit: 2, skipWhenLast: ["DocumentDeleted"] })
+          const first = yield* page()
+          assert.strictEqual(first.length, 2)
+          const second = yield* page(first[1]![0]!.streamId)
+          const third = yield* page(second[second.length - 1]![0]!.streamId)
+          const ids = [...first, ...second, ...third].map((events) => events[0]!.streamId.slice(prefix.length))
+          assert.deepStrictEqual([...ids].sort(), ["a", "c", "d", "e"])
+          assert.strictEqual(new Set(ids).size, 4)
+          // Each stream comes with all its events, in version order.
+          const all = yield* store.listStreams({ prefix, limit: 10 })
+          assert.deepStrictEqual(
+            all.map((events) => events.map((e) => e.version)),
+            all.map((events) => events.map((_, i) => i))
+          )
+          assert.strictEqual(all.find((events) => events[0]!.streamId === `${prefix}b`)?.length, 2)
+          // Scoped to another tenant, the prefix shows nothing.
+          assert.deepStrictEqual(yield* store.listStreams({ prefix, limit: 10 }).pipe(EventStore.forTenant(b)), [])
+        }))
+
+      it.effect.prop(
+        "pages over inserts and deletes made between pages: every stream that exists throughout, exactly once",
+        [
+          Schema.Struct({
+            initial: Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 40 }))).check(
+              Schema.isBetweenLength(0, 25)
+            ),
+            limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 6 })),
+            between: Schema.Array(
+              Schema.Array(
+                Schema.Struct({
+                  insert: Schema.Boolean,
+                  id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 40 }))
+                })
+              ).check(Schema.isBetweenLength(0, 4))
+            ).check(Schema.isBetweenLength(0, 12))
+          })
+        ],
+        ([scenario]) =>
+          Effect.gen(function*() {
+            const store = yield* EventStore.EventStore
+            const [a] = tenantIds()
+            const prefix = `tenant/${a}/document/`
+            const live = new Set<string>()
+            const touched = new Set<string>()
+            const name = (id: number) => `d${String(id).padStart(2, "0")}`
+            const insert = (id: string) =>
+              Effect.andThen(store.append(`${prefix}${id}`, [ingested(a, id)]), Effect.sync(() => live.add(id)))
+            const remove = (id: string) =>
+              Effect.andThen(
+                store.append(`${prefix}${id}`, [{ type: "DocumentDeleted", data: {}, metadata: { tenantId: a } }]),
+                Effect.sync(() => live.delete(id))
+              )
+            for (const id of scenario.initial) yield* insert(name(id))
+            const throughout = new Set(live)
+            const seen: Array<string> = []
+            let after: string | undefined
+            for (let page = 0;; page++) {
+              const streams = yield* store.listStreams({
+                prefix,
+                after,
+                limit: scenario.limit,
+                skipWhenLast: ["DocumentDeleted"]
+              }).pipe(EventStore.forTenant(a))
+              for (const events of streams) seen.push(events[0]!.streamId.slice(prefix.length))
+              if (streams.length < scenario.limit) break
+              after = streams[streams.length - 1]![0]!.streamId
+              for (const change of scenario.between[page] ?? []) {
+                const id = name(change.id)
+                touched.add(id)
+                if (change.insert) yield* insert(id)
+                else if (live.has(id)) yield* remove(id)
+              }
+            }
+            assert.strictEqual(new Set(seen).size, seen.length, `no duplicates: ${seen.join(",")}`)
+            for (const id of throughout) {
+              if (!touched.has(id)) assert.include(seen, id, `${id} existed throughout`)
+            }
+          }),
+        { arbitrary: { runs: 20 } }
+      )
+
+      it.effect("deleteTenant deletes one tenant's events and no other's", () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const [a, b] = tenantIds()
+          yield* store.append(`tenant/${a}/document/1`, [ingested(a, "1"), ingested(a, "1")])
+          yield* store.append(`tenant/${a}/pipeline/1`, [{ type: "PipelineStarted", data: {} }])
+          yield* store.append(`tenant/${b}/document/1`, [ingested(b, "1")])
+          assert.strictEqual(yield* store.deleteTenant(a), 3)
+          assert.deepStrictEqual(yield* store.readStream(`tenant/${a}/document/1`), [])
+          assert.strictEqual(yield* store.streamVersion(`tenant/${a}/document/1`), -1)
+          assert.strictEqual((yield* store.readStream(`tenant/${b}/document/1`)).length, 1)
+          // The stream starts again from version 0.
+          const again = yield* store.append(`tenant/${a}/document/1`, [ingested(a, "1")], { expectedVersion: "no-stream" })
+          assert.strictEqual(again.version, 0)
+        }))
+    })
+
     describe("properties", () => {
       it.effect.prop(
         "any sequence of appends reads back identically",

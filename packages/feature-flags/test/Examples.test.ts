@@ -15,7 +15,7 @@ describe("examples/ouroboros-flags.yaml", () => {
   it.effect("model per tenant, v2 rollout, Ollama kill switch", () =>
     Effect.gen(function*() {
       const flags = yield* FeatureFlags.FeatureFlags
-      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "premium" } }), "llama3.1:70b")
+      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "enterprise" } }), "llama3.1:70b")
       assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "free" } }), "llama3.2")
       assert.isTrue(yield* FeatureFlags.value(V2, { tenantId: "beta", targetingKey: "key:1" }))
       let enabled = 0

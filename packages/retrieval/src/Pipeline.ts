@@ -262,6 +262,29 @@ export interface RunRequest {
 export type RunError = PipelineSyntax.PipelineSyntaxError | InvalidPipeline | PipelineConflict
 
 /**
+ * How a pipeline runs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunOptions {
+  /** Every step with the local extractive model (an operator switched the remote model off): steps are `degraded`. */
+  readonly local?: boolean | undefined
+}
+
+/**
+ * What a pipeline's steps cost: the language model's tokens as it counted them, or estimated (about four characters
+ * a token) when a step had no count (the local model).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PipelineUsage {
+  readonly llmTokens: number
+  readonly estimated: boolean
+}
+
+/**
  * Every error of the `Pipelines` service.
  *
  * @since 0.1.0
@@ -276,6 +299,12 @@ export type PipelineError = RunError | PipelineNotFound
 export class Pipelines extends Context.Service<Pipelines, {
   /** Validates the request, runs every step and returns the completed pipeline. */
   readonly run: (principal: Principal.Principal, request: RunRequest) => Effect.Effect<Pipeline, RunError>
+  /** `run`, with options, and what its steps cost (for metering and quotas). */
+  readonly runWithUsage: (
+    principal: Principal.Principal,
+    request: RunRequest,
+    options?: RunOptions
+  ) => Effect.Effect<{ readonly pipeline: Pipeline; readonly usage: PipelineUsage }, RunError>
   /** Folds the pipeline's branch; another tenant's pipeline is not found. */
   readonly get: (principal: Principal.Principal, id: string) => Effect.Effect<Pipeline, PipelineNotFound>
 }>()("@ouroboros/retrieval/Pipelines") {}
@@ -386,7 +415,7 @@ export const make = Effect.gen(function*() {
   const read = (tenant: TenantId.TenantId, id: string) =>
     Effect.map(events.readStream(streamOf(tenant, id)), (recorded) => fold(id, recorded))
 
-  const generate = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
+  const remote = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
     Resilient.callModel(
       modelGuard,
       llm.id,
@@ -403,9 +432,23 @@ export const make = Effect.gen(function*() {
       )
     )
 
-  const run: Pipelines["Service"]["run"] = Effect.fn("Pipelines.run")(
-    function*(principal, request) {
+  const runWithUsage: Pipelines["Service"]["runWithUsage"] = Effect.fn("Pipelines.run")(
+    function*(principal, request, options) {
       const plan = yield* Effect.fromResult(planOf(request))
+      let llmTokens = 0
+      let estimated = false
+      const generate = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
+        Effect.tap(options?.local === true ? Effect.orDie(local.generate(prompt)) : remote(prompt, model), (response) =>
+          Effect.sync(() => {
+            if (response.usage !== undefined) {
+              llmTokens += response.usage.promptTokens + response.usage.completionTokens
+            } else {
+              estimated = true
+              llmTokens += Math.ceil(
+                (prompt.reduce((n, message) => n + message.content.length, 0) + response.content.length) / 4
+              )
+            }
+          }))
       const id = randomUUID()
       const stream = streamOf(principal.tenantId, id)
       const metadata = { tenantId: principal.tenantId, subject: principal.subject, pipelineId: id }
@@ -497,19 +540,27 @@ export const make = Effect.gen(function*() {
       )
 
       const pipeline = yield* read(principal.tenantId, id)
-      return pipeline ?? (yield* Effect.die(new Error(`the pipeline ${id} vanished`)))
+      return {
+        pipeline: pipeline ?? (yield* Effect.die(new Error(`the pipeline ${id} vanished`))),
+        usage: { llmTokens, estimated }
+      }
     },
+    // The pipeline's branch is the tenant's: on SQL every read and write runs under row-level security.
+    (effect, principal) => EventStore.forTenant(effect, principal.tenantId),
     Effect.annotateLogs({ service: "pipelines" })
   )
+
+  const run: Pipelines["Service"]["run"] = (principal, request) =>
+    Effect.map(runWithUsage(principal, request), (ran) => ran.pipeline)
 
   const get: Pipelines["Service"]["get"] = Effect.fn("Pipelines.get")(function*(principal, id) {
     const notFound = new PipelineNotFound({ id })
     if (!Schema.is(PipelineId)(id)) return yield* notFound
     const pipeline = yield* read(principal.tenantId, id)
     return pipeline === undefined ? yield* notFound : pipeline
-  })
+  }, (effect, principal) => EventStore.forTenant(effect, principal.tenantId))
 
-  return Pipelines.of({ run, get })
+  return Pipelines.of({ run, runWithUsage, get })
 })
 
 /**

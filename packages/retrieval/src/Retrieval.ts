@@ -15,9 +15,9 @@
  */
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { type Principal, TenantId } from "@ouroboros/kernel"
-import { Chunker, Embedder, Llm, type LlmError } from "@ouroboros/llm"
+import { Chunker, Embedder, Llm, type LlmError, Prompts } from "@ouroboros/llm"
 import { Filter, VectorStore } from "@ouroboros/vector-store"
-import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Semaphore, Stream, SubscriptionRef } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import * as Resilient from "./Resilient.js"
 import {
@@ -25,6 +25,7 @@ import {
   DocumentNotFound,
   EmptyDocument,
   IncompatibleCollection,
+  InvalidCursor,
   type ModelUnavailable,
   ProjectionBehind,
   VectorStoreUnavailable
@@ -199,8 +200,17 @@ export const checkpointName = "vector-projection"
 export interface Options {
   /** The shared collection, partitioned by tenant. Default `documents`. */
   readonly collection?: string | undefined
-  /** Tenants whose tier asks for a collection of their own (`<collection>_<tenant>`). */
+  /**
+   * Tenants whose vectors live in a collection of their own (`<collection>_<tenant>`), known at startup: their
+   * collections are checked (and rebuilt when missing) before the service starts.
+   */
   readonly dedicatedTenants?: ReadonlySet<string> | undefined
+  /**
+   * Whether a tenant has a collection of its own, asked when a tenant's vectors are written or searched (e.g. from
+   * the tenant's record); default: membership of `dedicatedTenants`. A collection is created the first time it is
+   * used. When a tenant's answer changes, {@link Retrieval.reindexTenant} moves its vectors.
+   */
+  readonly isDedicated?: ((tenant: TenantId.TenantId) => Effect.Effect<boolean>) | undefined
   readonly chunking?: Chunker.Options | undefined
   /** How long a write waits for the projection to apply it before failing with `ProjectionBehind`. Default 30 s. */
   readonly applyTimeout?: Duration.Input | undefined
@@ -243,6 +253,106 @@ export interface AskRequest {
   readonly useRag?: boolean | undefined
   /** The language model, when not the default one. */
   readonly model?: string | undefined
+  /**
+   * Answer with the local extractive model even when a language model is configured (an operator switched the
+   * remote model off): the answer is `degraded`.
+   */
+  readonly local?: boolean | undefined
+}
+
+/**
+ * What an answer cost: the characters embedded for the retrieval, and the language model's tokens (prompt and
+ * completion) as the model server counted them, or estimated (about four characters a token) for a local model.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Usage {
+  readonly embeddedCharacters: number
+  readonly llmTokens: number
+  /** Whether `llmTokens` is an estimate (the model did not count). */
+  readonly estimated: boolean
+}
+
+/**
+ * An answer and its cost.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Answered {
+  readonly response: AskResponse
+  readonly usage: Usage
+}
+
+/**
+ * A page of a tenant's documents: in the order of their ids, and the cursor of the next page when there may be one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DocumentPage {
+  readonly documents: ReadonlyArray<Document>
+  /** Opaque; give it back as `cursor` for the next page. None on the last page. */
+  readonly nextCursor: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListRequest {
+  /** A `nextCursor` of an earlier page; none for the first page. */
+  readonly cursor?: string | undefined
+  /** Documents per page (default {@link defaultPageSize}, at most {@link maxPageSize}). */
+  readonly limit?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPageSize = 20
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxPageSize = 100
+
+/**
+ * An estimate of a text's tokens for a model that does not count them: about four characters a token.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const estimateTokens = (characters: number): number => Math.ceil(characters / 4)
+
+const CursorJson = Schema.fromJsonString(Schema.Struct({ v: Schema.Literal(1), after: DocumentId }))
+const decodeCursorJson = Schema.decodeUnknownOption(CursorJson)
+const encodeCursorJson = Schema.encodeSync(CursorJson)
+
+/**
+ * The opaque cursor of a page that ends with document `after`: a base64url token that only this service reads.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const encodeCursor = (after: string): string =>
+  Buffer.from(encodeCursorJson({ v: 1, after }), "utf8").toString("base64url")
+
+/**
+ * The document a cursor continues after, or `InvalidCursor`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const decodeCursor = (cursor: string): Effect.Effect<string, InvalidCursor> => {
+  const text = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, "base64url").toString("utf8") : ""
+  return Option.match(decodeCursorJson(text), {
+    onNone: () => Effect.fail(new InvalidCursor({ cursor })),
+    onSome: (decoded) => Effect.succeed(decoded.after)
+  })
 }
 
 /**
@@ -284,6 +394,25 @@ export class Retrieval extends Context.Service<Retrieval, {
    * the vector store is down) or a language model, the local extractive answerer stands in (`degraded`).
    */
   readonly ask: (principal: Principal.Principal, request: AskRequest) => Effect.Effect<AskResponse>
+  /** `ask`, with what the answer cost (for metering and quotas). */
+  readonly answer: (principal: Principal.Principal, request: AskRequest) => Effect.Effect<Answered>
+  /**
+   * A page of the tenant's documents in the order of their ids (keyset pagination: a document that exists from the
+   * first page to the last is listed once, whatever is ingested or deleted in between).
+   */
+  readonly list: (principal: Principal.Principal, request: ListRequest) => Effect.Effect<DocumentPage, InvalidCursor>
+  /**
+   * Erases a tenant: every event of it (documents and pipelines) and every vector, in the shared collection and its
+   * own. The vectors go after the projection has moved past the deleted events, so none comes back.
+   */
+  readonly purgeTenant: (tenant: TenantId.TenantId) => Effect.Effect<{ readonly events: number }, VectorStoreUnavailable>
+  /**
+   * Moves a tenant's vectors to the collection it now belongs in (its `isDedicated` answer changed): its points are
+   * deleted from both collections and its documents re-indexed from the events, between two batches of the projector.
+   */
+  readonly reindexTenant: (
+    tenant: TenantId.TenantId
+  ) => Effect.Effect<{ readonly documents: number }, ModelUnavailable | VectorStoreUnavailable | IncompatibleCollection>
   /** Drops the vectors and replays every event into fresh collections. */
   readonly rebuild: Effect.Effect<{ readonly events: number }, VectorStoreUnavailable | ProjectionBehind>
   /** The sequence of the last event the projection applied. */
@@ -307,6 +436,32 @@ const hashContent = (text: string, metadata: Metadata) =>
 interface DocumentState {
   readonly document: Document | undefined
   readonly version: number
+}
+
+// A document from its stream: the state after its last event (a deleted document is none).
+const fold = (id: string, recorded: ReadonlyArray<EventStore.RecordedEvent>): DocumentState => {
+  let document: Document | undefined
+  let version = -1
+  for (const event of recorded) {
+    version = event.version
+    if (event.type === "DocumentIngested") {
+      const data = decodeIngestedSync(event.data)
+      document = {
+        id,
+        text: data.text,
+        metadata: data.metadata,
+        chunks: data.chunks,
+        version: event.version,
+        contentHash: data.contentHash,
+        embedder: data.embedder,
+        createdAt: document?.createdAt ?? event.recordedAt.toISOString(),
+        updatedAt: event.recordedAt.toISOString()
+      }
+    } else if (event.type === "DocumentDeleted") {
+      document = undefined
+    }
+  }
+  return { document, version }
 }
 
 // Metadata filters name metadata keys; in the store they live under `metadata.`.
@@ -338,8 +493,11 @@ export const make = (options: Options = {}) =>
     const modelGuard = yield* Resilient.ModelGuard
     const vectorGuard = yield* Resilient.VectorStoreGuard
     const localLlm = Llm.makeLocal()
+    const remoteLlm = llm.id !== Llm.localModel
     const collection = options.collection ?? "documents"
     const dedicatedTenants = options.dedicatedTenants ?? new Set<string>()
+    const isDedicated = options.isDedicated ??
+      ((tenant: TenantId.TenantId) => Effect.succeed(dedicatedTenants.has(tenant)))
     const applyTimeout = options.applyTimeout ?? Duration.seconds(30)
 
     // Every vector store failure but a bad filter means the store is unavailable (a vector of the wrong size too: the
@@ -359,8 +517,8 @@ export const make = (options: Options = {}) =>
           ? Effect.void
           : Effect.logWarning(error.message).pipe(Effect.annotateLogs({ service: "retrieval" })))
 
-    const collectionOf = (tenant: TenantId.TenantId) =>
-      dedicatedTenants.has(tenant) ? `${collection}_${tenant}` : collection
+    const dedicatedName = (tenant: string) => `${collection}_${tenant}`
+    const isOurs = (name: string) => name === collection || name.startsWith(`${collection}_`)
     const ensure = (name: string) =>
       vectorGuard.run(vectors.ensureCollection({ name, dimensions: embedder.dimensions, embedder: embedder.id })).pipe(
         Effect.catch((error): Effect.Effect<never, IncompatibleCollection | VectorStoreUnavailable> =>
@@ -381,12 +539,23 @@ export const make = (options: Options = {}) =>
             )
         )
       )
-    const collections = [collection, ...[...dedicatedTenants].map((t) => `${collection}_${t}`)]
+    // Collections known to exist and fit the embedder: a dedicated one is created the first time it is needed.
+    const ensured = new Set<string>()
+    const ensureOnce = (name: string): Effect.Effect<void, IncompatibleCollection | VectorStoreUnavailable> =>
+      ensured.has(name) ? Effect.void : Effect.asVoid(Effect.tap(ensure(name), () => Effect.sync(() => ensured.add(name))))
+    const collectionOf = (tenant: TenantId.TenantId) =>
+      Effect.flatMap(isDedicated(tenant), (dedicated) => {
+        if (!dedicated) return Effect.succeed(collection)
+        const name = dedicatedName(tenant)
+        return Effect.as(ensureOnce(name), name)
+      })
+
+    const collections = [collection, ...[...dedicatedTenants].map(dedicatedName)]
     // A collection that does not exist yet (new, or deleted by an operator) is rebuilt from the events.
     let missing = false
     for (const name of collections) {
       if (Option.isNone(yield* vectorCall(vectors.collectionInfo(name)))) missing = true
-      yield* ensure(name)
+      yield* ensureOnce(name)
     }
     if (missing) yield* checkpoints.set(checkpointName, 0)
 
@@ -399,17 +568,20 @@ export const make = (options: Options = {}) =>
     const pending = new Map<number, ReadonlyArray<Float32Array>>()
     const applied = yield* SubscriptionRef.make(yield* checkpoints.get(checkpointName))
     const wake = yield* Deferred.make<void>().pipe(Effect.map((d) => ({ current: d })))
+    // One writer of the vectors at a time: the projector's catch-ups, and an operator's move or erasure of a tenant.
+    const projector = yield* Semaphore.make(1)
 
     const byDocument = (documentId: string): VectorStore.Selector => ({
       filter: { must: [{ key: "document_id", match: { value: documentId } }] }
     })
+    const everything: VectorStore.Selector = { filter: {} }
 
     const apply = (event: EventStore.RecordedEvent) =>
       Effect.gen(function*() {
         const tenant = event.tenantId
         if (tenant === undefined || tenant === null) return
         const tenantId = TenantId.make(tenant)
-        const target = collectionOf(tenantId)
+        const target = yield* collectionOf(tenantId)
         if (event.type === "DocumentIngested") {
           const data = yield* decodeIngested(event.data)
           const chunks = Chunker.chunk(data.text, options.chunking)
@@ -450,7 +622,7 @@ export const make = (options: Options = {}) =>
         yield* checkpoints.set(checkpointName, last)
         yield* SubscriptionRef.set(applied, last)
       }
-    })
+    }).pipe(Semaphore.withPermits(projector, 1))
 
     const initial = yield* SubscriptionRef.get(applied)
     yield* Effect.logInfo("vector projection catching up").pipe(
@@ -487,32 +659,11 @@ export const make = (options: Options = {}) =>
       )
 
     // --- documents ----------------------------------------------------------------------------------------------
+    // Every read and write of a tenant's streams runs in the tenant's scope: on SQL, under row-level security.
     const load = (tenant: TenantId.TenantId, id: string): Effect.Effect<DocumentState> =>
-      Effect.gen(function*() {
-        const recorded = yield* events.readStream(streamOf(tenant, id))
-        let document: Document | undefined
-        let version = -1
-        for (const event of recorded) {
-          version = event.version
-          if (event.type === "DocumentIngested") {
-            const data = decodeIngestedSync(event.data)
-            document = {
-              id,
-              text: data.text,
-              metadata: data.metadata,
-              chunks: data.chunks,
-              version: event.version,
-              contentHash: data.contentHash,
-              embedder: data.embedder,
-              createdAt: document?.createdAt ?? event.recordedAt.toISOString(),
-              updatedAt: event.recordedAt.toISOString()
-            }
-          } else if (event.type === "DocumentDeleted") {
-            document = undefined
-          }
-        }
-        return { document, version }
-      }).pipe(Effect.orDie)
+      Effect.map(events.readStream(streamOf(tenant, id)), (recorded) => fold(id, recorded)).pipe(
+        EventStore.forTenant(tenant)
+      )
 
     const conflict = (id: string) => (error: EventStore.WrongExpectedVersion) =>
       Effect.fail(new DocumentConflict({ id, reason: error.detail }))
@@ -542,6 +693,7 @@ export const make = (options: Options = {}) =>
           },
           metadata: { tenantId: tenant, subject: principal.subject }
         }], { expectedVersion: current.version < 0 ? "no-stream" : current.version }).pipe(
+          EventStore.forTenant(tenant),
           Effect.catchTag("WrongExpectedVersion", conflict(id))
         )
         pending.set(result.lastSequence, embedded)
@@ -576,9 +728,36 @@ export const make = (options: Options = {}) =>
         data: { documentId: id },
         metadata: { tenantId: principal.tenantId, subject: principal.subject }
       }], { expectedVersion: current.version }).pipe(
+        EventStore.forTenant(principal.tenantId),
         Effect.catchTag("WrongExpectedVersion", conflict(id))
       )
       yield* awaitApplied(result.lastSequence)
+    })
+
+    const list: Retrieval["Service"]["list"] = Effect.fn("Retrieval.list")(function*(principal, request) {
+      const tenant = principal.tenantId
+      const limit = Math.max(1, Math.min(maxPageSize, Math.trunc(request.limit ?? defaultPageSize)))
+      const after = request.cursor === undefined ? undefined : yield* decodeCursor(request.cursor)
+      const prefix = streamOf(tenant, "")
+      // One more than the page: whether a next page exists is known without an empty last page.
+      const streams = yield* events.listStreams({
+        prefix,
+        after: after === undefined ? undefined : streamOf(tenant, after),
+        limit: limit + 1,
+        skipWhenLast: ["DocumentDeleted"]
+      }).pipe(EventStore.forTenant(tenant))
+      const documents: Array<Document> = []
+      for (const recorded of streams.slice(0, limit)) {
+        const { document } = fold(recorded[0]!.streamId.slice(prefix.length), recorded)
+        if (document !== undefined) documents.push(document)
+      }
+      const lastStream = streams[Math.min(limit, streams.length) - 1]
+      return {
+        documents,
+        nextCursor: streams.length > limit && lastStream !== undefined
+          ? encodeCursor(lastStream[0]!.streamId.slice(prefix.length))
+          : undefined
+      }
     })
 
     const searchHits = (
@@ -589,7 +768,14 @@ export const make = (options: Options = {}) =>
     ) =>
       Effect.gen(function*() {
         const [vector] = yield* embed([query], "query")
-        const points = yield* warn(vectorCall(vectors.search(collectionOf(tenant), tenant, {
+        const target = yield* warn(collectionOf(tenant).pipe(
+          // A dedicated collection that cannot be created is the store's trouble.
+          Effect.catchTag(
+            "IncompatibleCollection",
+            (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
+          )
+        ))
+        const points = yield* warn(vectorCall(vectors.search(target, tenant, {
           vector: vector!,
           limit,
           ...(filter !== undefined ? { filter: scopeFilter(filter) } : {})
@@ -609,9 +795,29 @@ export const make = (options: Options = {}) =>
       }
     )
 
-    const ask: Retrieval["Service"]["ask"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
+    // The language model's answer with the tokens it counted (Ollama reports them), or the local answerer's with an
+    // estimate.
+    const generate = (
+      question: string,
+      passages: ReadonlyArray<Prompts.Passage>,
+      generation: Llm.GenerateOptions | undefined
+    ): Effect.Effect<{ readonly answer: Llm.Answer; readonly tokens: number | undefined }, LlmError.LlmError> =>
+      passages.length === 0
+        ? Effect.map(llm.answer(question, passages, generation), (answer) => ({ answer, tokens: 0 }))
+        : Effect.map(llm.chat(Llm.toRequest(Prompts.answer(question, passages), generation)), (reply) => ({
+          answer: {
+            answer: reply.content,
+            degraded: reply.degraded,
+            model: reply.model,
+            citations: Llm.citedPassages(reply.content, passages)
+          },
+          tokens: reply.usage === undefined ? undefined : reply.usage.promptTokens + reply.usage.completionTokens
+        }))
+
+    const answer: Retrieval["Service"]["answer"] = Effect.fn("Retrieval.ask")(function*(principal, request) {
+      const useRag = request.useRag ?? true
       // Without a retriever (the embedding model or the vector store is down) the answer degrades, it does not fail.
-      const retrieved = (request.useRag ?? true)
+      const retrieved = useRag
         ? yield* searchHits(principal.tenantId, request.question, request.topK ?? defaultTopK, undefined).pipe(
           Effect.map((hits) => ({ hits, ok: true })),
           Effect.catchTags({
@@ -629,25 +835,53 @@ export const make = (options: Options = {}) =>
         score: hit.score
       }))
       const generation = request.model !== undefined ? { model: request.model } : undefined
-      const generated: Effect.Effect<Llm.Answer, ModelUnavailable | LlmError.LlmError> = retrieved.ok
-        ? Resilient.callModel(modelGuard, llm.id, "generation", llm.answer(request.question, passages, generation))
-        : localLlm.answer(request.question, passages)
-      const answer = yield* generated.pipe(
+      const local = Effect.map(localLlm.answer(request.question, passages), (answer) => ({
+        answer,
+        tokens: undefined as number | undefined
+      }))
+      const generated: Effect.Effect<
+        { readonly answer: Llm.Answer; readonly tokens: number | undefined },
+        ModelUnavailable | LlmError.LlmError
+      > = retrieved.ok && request.local !== true
+        ? remoteLlm
+          ? Resilient.callModel(modelGuard, llm.id, "generation", generate(request.question, passages, generation))
+          : Effect.map(llm.answer(request.question, passages, generation), (answer) => ({ answer, tokens: undefined }))
+        : local
+      const { answer: reply, tokens } = yield* generated.pipe(
         Effect.catch((error) =>
           Effect.logWarning("the language model failed; answering extractively").pipe(
             Effect.annotateLogs({ service: "retrieval", error: error.message }),
-            Effect.andThen(localLlm.answer(request.question, passages)),
+            Effect.andThen(local),
             Effect.orDie
           )
         )
       )
-      return { answer: answer.answer, sources, degraded: answer.degraded, model: answer.model }
+      const promptCharacters = request.question.length + passages.reduce((n, p) => n + p.text.length, 0)
+      return {
+        response: { answer: reply.answer, sources, degraded: reply.degraded, model: reply.model },
+        usage: {
+          embeddedCharacters: useRag ? request.question.length : 0,
+          llmTokens: tokens ?? estimateTokens(promptCharacters + reply.answer.length),
+          estimated: tokens === undefined
+        }
+      }
     })
 
+    const ask: Retrieval["Service"]["ask"] = (principal, request) =>
+      Effect.map(answer(principal, request), (answered) => answered.response)
+
+    // Every collection of this service that exists, the shared one first.
+    const existing = Effect.map(
+      vectorCall(vectors.listCollections),
+      (all) => all.map((c) => c.name).filter(isOurs).sort((a, b) => a === collection ? -1 : b === collection ? 1 : 0)
+    )
+
     const rebuild: Retrieval["Service"]["rebuild"] = Effect.gen(function*() {
+      const names = [...new Set([...collections, ...ensured, ...(yield* existing)])]
+      ensured.clear()
+      for (const name of names) yield* vectorCall(vectors.drop(name))
       for (const name of collections) {
-        yield* vectorCall(vectors.drop(name))
-        yield* ensure(name).pipe(
+        yield* ensureOnce(name).pipe(
           // A fresh collection fits the embedder: anything else is the store's trouble.
           Effect.catchTag(
             "IncompatibleCollection",
@@ -662,6 +896,53 @@ export const make = (options: Options = {}) =>
       return { events: last }
     }).pipe(warn)
 
+    // A tenant's points, wherever they are: the shared collection and its own.
+    const dropTenantVectors = (tenant: TenantId.TenantId): Effect.Effect<void, VectorStoreUnavailable> =>
+      Effect.gen(function*() {
+        const names = yield* existing
+        if (names.includes(collection)) yield* vectorCall(vectors.delete(collection, tenant, everything))
+        const own = dedicatedName(tenant)
+        if (names.includes(own)) {
+          yield* vectorCall(vectors.drop(own))
+          ensured.delete(own)
+        }
+      }).pipe(Effect.catchTag("InvalidFilter", Effect.die))
+
+    const purgeTenant: Retrieval["Service"]["purgeTenant"] = Effect.fn("Retrieval.purgeTenant")(function*(tenant) {
+      // Under the projector's permit: no batch that read the tenant's events before they were deleted is still
+      // writing its vectors when they are dropped.
+      return yield* Effect.gen(function*() {
+        const deleted = yield* events.deleteTenant(tenant)
+        yield* dropTenantVectors(tenant)
+        return { events: deleted }
+      }).pipe(Semaphore.withPermits(projector, 1))
+    }, warn)
+
+    const reindexTenant: Retrieval["Service"]["reindexTenant"] = Effect.fn("Retrieval.reindexTenant")(
+      function*(tenant) {
+        return yield* Effect.gen(function*() {
+          yield* dropTenantVectors(tenant)
+          yield* collectionOf(tenant)
+          const upTo = yield* SubscriptionRef.get(applied)
+          let documents = 0
+          yield* events.readAll({ tenantId: tenant, toSequence: upTo, batchSize: 256 }).pipe(
+            Stream.filter((event) => event.streamId.includes("/document/")),
+            Stream.runForEach((event) =>
+              Effect.tap(
+                apply(event).pipe(Effect.catchTags({ InvalidFilter: Effect.die, SchemaError: Effect.die })),
+                () =>
+                  Effect.sync(() => {
+                    if (event.type === "DocumentIngested") documents++
+                  })
+              )
+            )
+          )
+          return { documents }
+        }).pipe(Semaphore.withPermits(projector, 1))
+      },
+      warn
+    )
+
     const status: Retrieval["Service"]["status"] = Effect.all({
       appliedSequence: SubscriptionRef.get(applied),
       lastSequence: events.lastSequence
@@ -671,9 +952,13 @@ export const make = (options: Options = {}) =>
       ingest,
       get,
       remove,
+      list,
       search,
       ask,
+      answer,
       rebuild,
+      purgeTenant,
+      reindexTenant,
       applied: SubscriptionRef.get(applied),
       status
     })

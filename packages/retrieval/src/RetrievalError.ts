@@ -190,6 +190,25 @@ export class IncompatibleCollection extends Schema.TaggedError<IncompatibleColle
 }
 
 /**
+ * A list cursor that this service did not issue (malformed, or tampered with).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidCursor extends Schema.TaggedError<InvalidCursor>()(
+  "InvalidCursor",
+  { cursor: Schema.String },
+  { httpApiStatus: 400, description: "The cursor was not issued by this service" }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return "the cursor is not one this service issued: start again without a cursor"
+  }
+}
+
+/**
  * Every error of the `Retrieval` service (`InvalidFilter` is `@ouroboros/vector-store`'s: a search filter that
  * cannot be used, whose `detail` names the offending field).
  *
@@ -204,4 +223,5 @@ export type RetrievalError =
   | VectorStoreUnavailable
   | ProjectionBehind
   | IncompatibleCollection
+  | InvalidCursor
   | Filter.InvalidFilter

@@ -25,6 +25,7 @@ import type {
   DocumentNotFound,
   EmptyDocument,
   IncompatibleCollection,
+  InvalidCursor,
   ModelUnavailable,
   ProjectionBehind,
   RetrievalError,
@@ -47,7 +48,7 @@ export type ProblemOf<E> = E extends DocumentNotFound | PipelineNotFound ? Probl
   : E extends EmptyDocument ? Problem.UnprocessableEntity
   : E extends ModelUnavailable | VectorStoreUnavailable | ProjectionBehind | IncompatibleCollection
     ? Problem.ServiceUnavailable
-  : E extends InvalidPipeline ? Problem.BadRequest
+  : E extends InvalidPipeline | InvalidCursor ? Problem.BadRequest
   : E extends Filter.InvalidFilter | PipelineSyntaxError ? E
   : never
 
@@ -87,6 +88,8 @@ export const toProblem = <E extends RetrievalError | PipelineError>(error: E): P
       return new Problem.ServiceUnavailable({ detail: e.message }) as ProblemOf<E>
     case "InvalidPipeline":
       return new Problem.BadRequest({ detail: e.detail }) as ProblemOf<E>
+    case "InvalidCursor":
+      return new Problem.BadRequest({ detail: e.message }) as ProblemOf<E>
     case "InvalidFilter":
     case "PipelineSyntaxError":
       return e as ProblemOf<E>

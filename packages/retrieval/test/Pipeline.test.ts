@@ -37,6 +37,10 @@ const StubRetrieval = Layer.succeed(
     get: unused,
     remove: unused,
     ask: unused,
+    answer: unused,
+    list: unused,
+    purgeTenant: unused,
+    reindexTenant: unused,
     rebuild: unused(),
     applied: Effect.succeed(0),
     status: Effect.succeed({ appliedSequence: 0, lastSequence: 0 }),
@@ -263,7 +267,7 @@ describe("Pipelines with a real model", () => {
             append: (stream, events, options) =>
               events[0]?.type === "StepCompleted"
                 ? Effect.andThen(
-                  inner.append(stream, [{ type: "Interloper", data: {}, metadata: {} }]),
+                  inner.append(stream, [{ type: "Interloper", data: {}, metadata: { tenantId: "tenant-a" } }]),
                   inner.append(stream, events, options)
                 )
                 : inner.append(stream, events, options)

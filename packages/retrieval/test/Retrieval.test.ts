@@ -3,7 +3,7 @@ import { CircuitBreaker } from "@ouroboros/circuit-breaker"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { Embedder, Llm } from "@ouroboros/llm"
 import { VectorStore } from "@ouroboros/vector-store"
-import { Deferred, Effect, Fiber, Layer, Ref, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Resilient from "../src/Resilient.js"
 import * as Retrieval from "../src/Retrieval.js"
@@ -147,7 +147,7 @@ describe("Retrieval", () => {
             ...inner,
             append: (stream, events, options) =>
               Effect.andThen(
-                inner.append(stream, [{ type: "Interloper", data: {}, metadata: {} }]),
+                inner.append(stream, [{ type: "Interloper", data: {}, metadata: { tenantId: "tenant-a" } }]),
                 inner.append(stream, events, options)
               )
           }))
@@ -398,5 +398,178 @@ describe("Retrieval's projection", () => {
           "and their vectors are not comparable: configure the same embedder, or delete the collection so that it " +
           "is rebuilt from the events at startup"
       )
+    }))
+})
+
+describe("Retrieval: lists, costs and tenants", () => {
+  it.effect("lists a tenant's documents in pages with opaque cursors; a forged cursor is InvalidCursor", () =>
+    Effect.gen(function*() {
+      const retrieval = yield* service
+      for (const id of ["c", "a", "e", "b", "d"]) yield* retrieval.ingest(tenantA, { id, text: `${zebras} ${id}` })
+      yield* retrieval.ingest(tenantB, { id: "a", text: tea })
+      yield* retrieval.remove(tenantA, "d")
+      const first = yield* retrieval.list(tenantA, { limit: 2 })
+      assert.deepStrictEqual(first.documents.map((d) => d.id), ["a", "b"])
+      assert.isString(first.nextCursor)
+      const second = yield* retrieval.list(tenantA, { limit: 2, cursor: first.nextCursor })
+      assert.deepStrictEqual(second.documents.map((d) => d.id), ["c", "e"])
+      assert.isUndefined(second.nextCursor, "no page after the last one")
+      assert.strictEqual(second.documents[0]!.text, `${zebras} c`)
+      assert.deepStrictEqual((yield* retrieval.list(tenantB, {})).documents.map((d) => d.text), [tea])
+      for (const cursor of ["", "not-a-cursor", Buffer.from("{\"v\":2,\"after\":\"a\"}").toString("base64url")]) {
+        assert.strictEqual((yield* Effect.flip(retrieval.list(tenantA, { cursor })))._tag, "InvalidCursor")
+      }
+    }).pipe(Effect.provide(retrieval())))
+
+  it.effect.prop(
+    "pages over ingests and deletes made between pages: no duplicates, no gaps for documents that exist throughout",
+    [
+      Schema.Struct({
+        initial: Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 30 }))),
+        limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 })),
+        between: Schema.Array(Schema.Array(Schema.Struct({
+          ingest: Schema.Boolean,
+          id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 30 }))
+        })))
+      })
+    ],
+    ([scenario]) =>
+      Effect.gen(function*() {
+        const retrieval = yield* service
+        const who = principal(`p${Math.random().toString(36).slice(2, 8)}`)
+        const name = (n: number) => `doc-${String(n).padStart(2, "0")}`
+        const live = new Set<string>()
+        for (const n of scenario.initial) {
+          yield* retrieval.ingest(who, { id: name(n), text: `${tea} ${n}` })
+          live.add(name(n))
+        }
+        const throughout = new Set(live)
+        const seen: Array<string> = []
+        let cursor: string | undefined
+        for (let page = 0; page < 100; page++) {
+          const result = yield* retrieval.list(who, { limit: scenario.limit, cursor })
+          seen.push(...result.documents.map((d) => d.id))
+          if (result.nextCursor === undefined) break
+          cursor = result.nextCursor
+          for (const change of scenario.between[page] ?? []) {
+            const id = name(change.id)
+            throughout.delete(id)
+            if (change.ingest) {
+              yield* retrieval.ingest(who, { id, text: `${zebras} ${page}` })
+              live.add(id)
+            } else if (live.has(id)) {
+              yield* retrieval.remove(who, id)
+              live.delete(id)
+            }
+          }
+        }
+        assert.strictEqual(new Set(seen).size, seen.length, "no duplicates")
+        for (const id of throughout) assert.include(seen, id, "no gaps")
+      }).pipe(Effect.provide(retrieval())),
+    { arbitrary: { runs: 30 } }
+  )
+
+  it.effect("an answer says what it cost; `local` answers with the local model even when another is configured", () =>
+    Effect.gen(function*() {
+      const retrieval = yield* service
+      yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+      const answered = yield* retrieval.answer(tenantA, { question: "What do zebras look like?" })
+      assert.strictEqual(answered.usage.embeddedCharacters, "What do zebras look like?".length)
+      assert.isTrue(answered.usage.estimated)
+      assert.isAbove(answered.usage.llmTokens, 0)
+      assert.strictEqual(answered.response.sources[0]!.documentId, "zebras")
+      const local = yield* retrieval.answer(tenantA, { question: "What do zebras look like?", local: true })
+      assert.isTrue(local.response.degraded)
+      assert.strictEqual(local.response.model, Llm.localModel)
+      const norag = yield* retrieval.answer(tenantA, { question: "Zebras?", useRag: false })
+      assert.strictEqual(norag.usage.embeddedCharacters, 0)
+    }).pipe(Effect.provide(retrieval())))
+
+  it.effect("purgeTenant erases a tenant's events and vectors, in the shared collection and its own", () =>
+    Effect.gen(function*() {
+      const retrieval = yield* service
+      const vectors = yield* VectorStore.VectorStore
+      const events = yield* EventStore.EventStore
+      const big = principal("big-co")
+      yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+      yield* retrieval.ingest(tenantB, { id: "zebras", text: zebras })
+      yield* retrieval.ingest(big, { id: "zebras", text: zebras })
+      const purged = yield* retrieval.purgeTenant(tenantA.tenantId)
+      assert.strictEqual(purged.events, 1)
+      assert.strictEqual((yield* Effect.flip(retrieval.get(tenantA, "zebras")))._tag, "DocumentNotFound")
+      assert.deepStrictEqual(yield* retrieval.search(tenantA, { query: "zebras" }), [])
+      assert.strictEqual((yield* retrieval.search(tenantB, { query: "zebras" })).length, 1)
+      assert.strictEqual((yield* Stream.runCollect(events.readAll({ tenantId: "tenant-a" }))).length, 0)
+      yield* retrieval.purgeTenant(big.tenantId)
+      assert.notInclude((yield* vectors.listCollections).map((c) => c.name), "documents_big-co")
+      // A rebuild from the events brings nothing back.
+      yield* retrieval.rebuild
+      assert.deepStrictEqual(yield* retrieval.search(tenantA, { query: "zebras" }), [])
+      assert.strictEqual(yield* vectors.count("documents", undefined), 1)
+    }).pipe(Effect.provide(retrieval({ dedicatedTenants: new Set(["big-co"]) }))))
+
+  it.effect("a tenant whose collection changes is re-indexed into it (reindexTenant)", () =>
+    Effect.gen(function*() {
+      const dedicated = new Set<string>()
+      const layer = retrieval({ isDedicated: (tenant) => Effect.sync(() => dedicated.has(tenant)) })
+      yield* Effect.gen(function*() {
+        const retrieval = yield* service
+        const vectors = yield* VectorStore.VectorStore
+        yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+        yield* retrieval.ingest(tenantA, { id: "tea", text: tea })
+        yield* retrieval.remove(tenantA, "tea")
+        yield* retrieval.ingest(tenantB, { id: "zebras", text: zebras })
+        dedicated.add("tenant-a")
+        const moved = yield* retrieval.reindexTenant(tenantA.tenantId)
+        assert.strictEqual(moved.documents, 2)
+        assert.strictEqual(yield* vectors.count("documents_tenant-a", undefined), 1)
+        assert.strictEqual(yield* vectors.count("documents", undefined), 1, "only tenant B's left in the shared one")
+        assert.strictEqual((yield* retrieval.search(tenantA, { query: "zebras" }))[0]!.documentId, "zebras")
+        // New writes go to the new collection.
+        yield* retrieval.ingest(tenantA, { id: "tea", text: tea })
+        assert.strictEqual(yield* vectors.count("documents_tenant-a", undefined), 2)
+      }).pipe(Effect.provide(layer))
+    }))
+})
+
+describe("Retrieval: the cost of a remote model's answer", () => {
+  it.effect("is the tokens the model server counted", () =>
+    Effect.gen(function*() {
+      const local = Llm.makeLocal()
+      const counting = Llm.Llm.of({
+        ...local,
+        id: "ollama:test",
+        chat: (request) =>
+          Effect.succeed({
+            content: "Striped [1].",
+            model: request.model ?? "test",
+            degraded: false,
+            usage: { promptTokens: 120, completionTokens: 7 }
+          })
+      })
+      const layer = Retrieval.layer().pipe(
+        Layer.provideMerge(Layer.mergeAll(
+          EventStore.layerMemory(),
+          Checkpoints.layerMemory,
+          Layer.unwrap(Effect.map(tempDir, vectorStore)),
+          Layer.succeed(Llm.Llm, counting),
+          Embedder.layerLocal()
+        )),
+        Layer.provide(quiet)
+      )
+      yield* Effect.gen(function*() {
+        const retrieval = yield* service
+        yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+        const answered = yield* retrieval.answer(tenantA, { question: "What do zebras look like?", model: "big" })
+        assert.deepStrictEqual(answered.usage, {
+          embeddedCharacters: "What do zebras look like?".length,
+          llmTokens: 127,
+          estimated: false
+        })
+        assert.deepStrictEqual(
+          { answer: answered.response.answer, model: answered.response.model, degraded: answered.response.degraded },
+          { answer: "Striped [1].", model: "big", degraded: false }
+        )
+      }).pipe(Effect.provide(layer))
     }))
 })

@@ -260,16 +260,16 @@ export const make = (options: Options): Effect.Effect<JwtVerifier["Service"], Jw
 export const config: Config.Config<Options> = Config.all({
   secret: Config.option(Config.Redacted("JWT_SECRET")),
   jwksUrl: Config.option(Config.URL("JWT_JWKS_URL")),
-  algorithms: Settings.list("JWT_ALGORITHMS"),
+  algorithms: Config.String("JWT_ALGORITHMS").pipe(Config.withDefault(""), Config.map(Settings.splitList)),
   issuer: Config.option(Config.String("JWT_ISSUER")),
-  audience: Settings.list("JWT_AUDIENCE"),
-  clockSkewMillis: Settings.millis("JWT_CLOCK_SKEW", 30_000),
+  audience: Config.String("JWT_AUDIENCE").pipe(Config.withDefault(""), Config.map(Settings.splitList)),
+  clockSkewMillis: Config.schema(Settings.Millis, "JWT_CLOCK_SKEW").pipe(Config.withDefault(30_000)),
   tenantClaim: Config.String("JWT_TENANT_CLAIM").pipe(Config.withDefault("tenant_id")),
   rolesClaim: Config.String("JWT_ROLES_CLAIM").pipe(Config.withDefault("roles")),
-  maxLength: Settings.positiveInt("JWT_MAX_LENGTH", 8192),
-  jwksCooldownMillis: Settings.millis("JWT_JWKS_COOLDOWN", 30_000),
-  jwksCacheMaxAgeMillis: Settings.millis("JWT_JWKS_CACHE_MAX_AGE", 600_000),
-  jwksTimeoutMillis: Settings.millis("JWT_JWKS_TIMEOUT", 5_000)
+  maxLength: Config.schema(Settings.PositiveInt, "JWT_MAX_LENGTH").pipe(Config.withDefault(8192)),
+  jwksCooldownMillis: Config.schema(Settings.Millis, "JWT_JWKS_COOLDOWN").pipe(Config.withDefault(30_000)),
+  jwksCacheMaxAgeMillis: Config.schema(Settings.Millis, "JWT_JWKS_CACHE_MAX_AGE").pipe(Config.withDefault(600_000)),
+  jwksTimeoutMillis: Config.schema(Settings.Millis, "JWT_JWKS_TIMEOUT").pipe(Config.withDefault(5_000))
 }).pipe(Config.map((c) => ({
   secret: Option.getOrUndefined(c.secret),
   jwksUrl: Option.getOrUndefined(c.jwksUrl),

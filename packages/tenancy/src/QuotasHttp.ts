@@ -11,10 +11,11 @@
  *
  * @since 0.1.0
  */
-import { Problem, RequestContext, ResponseHeaders } from "@ouroboros/kernel"
+import { Problem, RequestContext, ResponseHeaders, type TenantId } from "@ouroboros/kernel"
 import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Result, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiMiddleware } from "effect/http-api"
 import * as Quotas from "./Quotas.js"
 import { CurrentAuthentication } from "./TenancyHttp.js"
 
@@ -64,6 +65,27 @@ export class QuotaExhausted extends Schema.TaggedError<QuotaExhausted>()(
  * @category errors
  */
 export const errors = [RequestQuotaExceeded, QuotaExhausted] as const
+
+/**
+ * A middleware that only declares {@link errors}: add it to a group whose handlers consume quotas
+ * (`Group.middleware(QuotasHttp.Errors)`), and provide {@link layerErrors}. Its errors become the group's (encoded as
+ * problems, listed in OpenAPI), so a handler of a group defined elsewhere — or of an older API version served through
+ * version changes — can fail with them without redefining the group's endpoints.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Errors extends HttpApiMiddleware.Service<Errors>()("@ouroboros/tenancy/QuotaErrors", {
+  error: errors
+}) {}
+
+/**
+ * The implementation of {@link Errors}: it passes every request through.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerErrors: Layer.Layer<Errors> = Layer.succeed(Errors, (effect) => effect)
 
 const policyName = "requests-per-day"
 const policies = new Map<number, RateLimiter.Policy>()
@@ -184,6 +206,8 @@ export const limitedResponse = (error: Quotas.QuotaExceeded): Effect.Effect<Http
 export interface Options {
   /** Paths not counted (default: `/health`, `/health/*`, `/metrics`). */
   readonly exempt?: ((path: string) => boolean) | undefined
+  /** The largest block of requests a replica takes from the store at once (default 1000). */
+  readonly maxLease?: number | undefined
 }
 
 const pathOf = (url: string) => {
@@ -192,10 +216,18 @@ const pathOf = (url: string) => {
 }
 
 /**
- * Counts every request of an authenticated tenant principal against `requestsPerDay` (one atomic increment; the admin
- * key is not counted) and answers 429 once the day's quota is used up. It reads the principal that
- * `TenancyHttp.middleware` resolved, so it must run inside it. When the counter store fails, the request is served
- * and a warning logged (the daily quota fails open; hard quotas, checked by the server at ingest and ask, do not).
+ * Counts every request of an authenticated tenant principal against `requestsPerDay` and answers 429 once the day's
+ * quota is used up (the admin key is not counted, nor is a tenant whose quota is unlimited). It reads the principal
+ * that `TenancyHttp.middleware` resolved, so it must run inside it.
+ *
+ * Requests are counted in leases: a replica takes a block of the day's requests from the store at once (one atomic
+ * `consume`, so replicas sharing PostgreSQL never take more than the quota together) and spends it in memory, one
+ * request at a time, before it takes the next. A block is 1% of the quota (at least 1, at most `maxLease`); near the
+ * limit a replica takes what is left. So the store is asked about once per block rather than per request, the quota is
+ * never exceeded, and at worst each replica leaves the rest of one block unused at the end of a day. Once the quota is
+ * used up, a replica refuses without asking the store for a second at a time. When the counter
+ * store fails, the request is served and a warning logged (the daily quota fails open; hard quotas, checked by the
+ * server at ingest and ask, do not).
  *
  * @since 0.1.0
  * @category middleware
@@ -209,29 +241,119 @@ export const make = (options: Options = {}): Effect.Effect<
 > =>
   Effect.map(Effect.service(Quotas.Quotas), (quotas) => {
     const exempt = options.exempt ?? RateLimiterHttp.isExempt
+    const maxLease = Math.max(1, Math.trunc(options.maxLease ?? 1000))
+    const leases = new Map<string, Lease>()
+
+    // Takes the next block of the day for a tenant: undefined when the request may go on, the refusal otherwise.
+    const refill = (tenantId: TenantId.TenantId, lease: Lease, now: number) =>
+      Effect.gen(function*() {
+        const limits = yield* Effect.result(quotas.limits(tenantId))
+        // A tenant deleted in the meantime is the handler's to answer.
+        if (Result.isFailure(limits)) return undefined
+        const limit = limits.success.requestsPerDay
+        if (limit === null) {
+          // Unlimited for now: asked again after a while (a tier or an override may change).
+          lease.unlimitedUntil = now + unlimitedRecheckMillis
+          return undefined
+        }
+        let want = Math.max(1, Math.min(maxLease, Math.floor(limit / 100)))
+        for (let attempt = 0;; attempt++) {
+          const taken = yield* Effect.result(quotas.consume(tenantId, { requestsPerDay: want }))
+          if (Result.isSuccess(taken)) {
+            lease.remaining += want - 1
+            return undefined
+          }
+          const error = taken.failure
+          if (error._tag !== "QuotaExceeded") return undefined
+          // Less than a block is left: take what is left (another replica may take it first: try again).
+          const left = error.limit - error.usage
+          if (left <= 0 || attempt >= 3) {
+            // Refused here without asking the store again for a while (the quota may be raised meanwhile).
+            lease.refusedUntil = now + refusalRecheckMillis
+            lease.refusal = error
+            return error
+          }
+          want = left
+        }
+      }).pipe(
+        // A counter store that fails does not stop traffic (the daily quota fails open): logged, and served.
+        Effect.catchDefect((defect) =>
+          Effect.as(
+            Effect.logWarning("the request quota could not be counted", defect).pipe(
+              Effect.annotateLogs({ service: "tenancy" })
+            ),
+            undefined
+          )
+        )
+      )
+
+    const admit = (tenantId: TenantId.TenantId, clock: Clock.Clock): Effect.Effect<Quotas.QuotaExceeded | undefined> =>
+      Effect.suspend(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const day = Math.floor(now / dayMillis)
+        let lease = leases.get(tenantId)
+        if (lease === undefined || lease.day !== day) {
+          // Yesterday's unused requests are gone with it.
+          lease = { day, remaining: 0, unlimitedUntil: 0, refusedUntil: 0, refusal: undefined, refilling: undefined }
+          leases.set(tenantId, lease)
+        }
+        if (lease.unlimitedUntil > now) return Effect.undefined
+        if (lease.remaining > 0) {
+          lease.remaining--
+          return Effect.undefined
+        }
+        if (lease.refusedUntil > now) return Effect.succeed(lease.refusal)
+        const pending = lease.refilling
+        // One refill at a time per tenant: the others wait for it, then take from its block.
+        if (pending !== undefined) return Effect.andThen(Deferred.await(pending), admit(tenantId, clock))
+        const current = lease
+        return Effect.flatMap(Deferred.make<void>(), (done) => {
+          current.refilling = done
+          return refill(tenantId, current, now).pipe(
+            Effect.ensuring(Effect.suspend(() => {
+              current.refilling = undefined
+              return Deferred.succeed(done, undefined)
+            }))
+          )
+        })
+      })
+
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       Effect.withFiber<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
         const outcome = fiber.getRef(CurrentAuthentication)
         if (outcome._tag !== "Authenticated" || outcome.principal.method === "admin-key") return app
         const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
         if (exempt(pathOf(request.url))) return app
-        return quotas.consume(outcome.principal.tenantId, { requestsPerDay: 1 }).pipe(
-          Effect.matchEffect({
-            onFailure: (error) => error._tag === "QuotaExceeded" ? limitedResponse(error) : app,
-            onSuccess: () => app
-          }),
-          // A counter store that fails does not stop traffic (the daily quota fails open): logged, and served.
-          Effect.catchDefect((defect) =>
-            Effect.andThen(
-              Effect.logWarning("the request quota could not be counted", defect).pipe(
-                Effect.annotateLogs({ service: "tenancy" })
-              ),
-              app
-            )
-          )
-        )
+        const clock = fiber.getRef(Clock.Clock)
+        const tenantId = outcome.principal.tenantId
+        // The common case, a request taken from this replica's lease, allocates nothing.
+        const lease = leases.get(tenantId)
+        if (lease !== undefined && lease.remaining > 0) {
+          const now = clock.currentTimeMillisUnsafe()
+          if (lease.day === Math.floor(now / dayMillis)) {
+            lease.remaining--
+            return app
+          }
+        }
+        return Effect.flatMap(admit(tenantId, clock), (exceeded) => exceeded === undefined ? app : limitedResponse(exceeded))
       })
   })
+
+const dayMillis = 86_400_000
+const unlimitedRecheckMillis = 30_000
+const refusalRecheckMillis = 1_000
+
+interface Lease {
+  readonly day: number
+  /** Requests of this replica's block not spent yet. */
+  remaining: number
+  /** The tenant's quota is unlimited until then (epoch milliseconds). */
+  unlimitedUntil: number
+  /** The day's quota is used up: refused without asking the store until then (epoch milliseconds). */
+  refusedUntil: number
+  refusal: Quotas.QuotaExceeded | undefined
+  refilling: Deferred.Deferred<void> | undefined
+}
 
 /**
  * {@link make} as a global router middleware (build it after `TenancyHttp.layer`: provide that layer to this one).

@@ -104,7 +104,10 @@ export class Tenant extends Schema.Class<Tenant>("@ouroboros/tenancy/Tenant")({
   rateLimitTier: Schema.optionalKey(Schema.String),
   /** The LLM model this tenant's answers use; the server's default when absent. */
   model: Schema.optionalKey(Schema.String),
-  /** Whether the tenant's vectors live in a collection of their own rather than the shared, partitioned one. */
+  /**
+   * Whether the tenant's vectors live in a collection of their own rather than the shared, partitioned one (default:
+   * for the `enterprise` tier).
+   */
   dedicatedCollection: Schema.Boolean,
   createdAt: Schema.DateTimeUtc,
   updatedAt: Schema.DateTimeUtc

@@ -335,15 +335,50 @@ export const make = (
       return Cache.get(keyCache, cacheKeyOf(ApiKey.lookupPrefix(raw, digest), digest))
     }
 
-    const authenticateToken = (raw: string): Effect.Effect<Authenticated, Unauthenticated> => {
-      if (raw.length === 0 || raw.length > jwt.maxLength) return refused("malformed")
-      return jwt.verify(raw).pipe(
+    const verifyToken = (raw: string): Effect.Effect<Hit, Unauthenticated> =>
+      jwt.verify(raw).pipe(
         Effect.mapError((error) => new Unauthenticated({ reason: error.reason })),
         Effect.flatMap((claims) => {
           const tenantId = decodeTenantId(claims.tenant)
           if (Option.isNone(tenantId)) return refused("no-tenant-claim")
           const roles = claims.roles === undefined ? jwtDefaultRoles : claims.roles.filter(isRole)
-          return principalOf(tenantId.value, claims.subject, roles, "jwt")
+          return Effect.flatMap(principalOf(tenantId.value, claims.subject, roles, "jwt"), (authenticated) =>
+            Effect.map(now, (at): Hit => {
+              const exp = claims.payload.exp
+              // A verified token is remembered until its expiry at the latest.
+              const ttlMillis = typeof exp === "number" ? Math.min(cacheTtl, exp * 1000 - at) : cacheTtl
+              return { ...authenticated, ttlMillis }
+            }))
+        })
+      )
+
+    // Verified tokens by digest (the token itself is never a cache key), successes only, as keys are: a JWT's
+    // signature is checked once per `API_KEY_CACHE_TTL` (and never past its `exp`) rather than on every request.
+    // The token of a digest being looked up, for the cache's lookup (which gets the digest only), with the number of
+    // requests presenting it right now.
+    const tokensToVerify = new Map<string, { readonly raw: string; count: number }>()
+    const tokenCache = yield* Cache.makeWith(
+      (digest: string): Effect.Effect<Hit, Unauthenticated> => {
+        const entry = tokensToVerify.get(digest)
+        return entry === undefined ? refused("malformed") : verifyToken(entry.raw)
+      },
+      {
+        capacity: options.cacheCapacity ?? 10_000,
+        timeToLive: (exit) => Exit.isSuccess(exit) ? Math.max(0, exit.value.ttlMillis) : 0
+      }
+    )
+
+    const authenticateToken = (raw: string): Effect.Effect<Authenticated, Unauthenticated> => {
+      if (raw.length === 0 || raw.length > jwt.maxLength) return refused("malformed")
+      const digest = hasher.digest(raw).toString("base64")
+      const entry = tokensToVerify.get(digest)
+      if (entry === undefined) tokensToVerify.set(digest, { raw, count: 1 })
+      else entry.count++
+      return Effect.ensuring(
+        Cache.get(tokenCache, digest),
+        Effect.sync(() => {
+          const current = tokensToVerify.get(digest)
+          if (current !== undefined && --current.count === 0) tokensToVerify.delete(digest)
         })
       )
     }
@@ -373,7 +408,8 @@ export const make = (
         quotas: input.quotas ?? {},
         ...(input.rateLimitTier !== undefined ? { rateLimitTier: input.rateLimitTier } : {}),
         ...(input.model !== undefined ? { model: input.model } : {}),
-        dedicatedCollection: input.dedicatedCollection ?? false,
+        // The enterprise tier asks for a collection of its own unless told otherwise (the server did so by tier).
+        dedicatedCollection: input.dedicatedCollection ?? (input.tier === "enterprise"),
         createdAt: timestamp,
         updatedAt: timestamp
       })
@@ -405,6 +441,7 @@ export const make = (
       yield* Cache.invalidate(tenantCache, id)
       // Cached principals carry the tier: drop them all (tenant changes are rare).
       yield* Cache.invalidateAll(keyCache)
+      yield* Cache.invalidateAll(tokenCache)
       yield* publish({ _tag: "TenantUpdated", tenant })
       return tenant
     })
@@ -415,6 +452,7 @@ export const make = (
       const keysDeleted = yield* store.delete(id)
       yield* Cache.invalidate(tenantCache, id)
       yield* Cache.invalidateAll(keyCache)
+      yield* Cache.invalidateAll(tokenCache)
       yield* publish({ _tag: "TenantDeleted", tenant, keysDeleted })
       return new DeletedTenant({ tenant, keysDeleted })
     })
@@ -567,9 +605,9 @@ export const make = (
  */
 export const config: Config.Config<Omit<Options, "bootstrap">> = Config.all({
   pepper: Config.option(Config.Redacted("API_KEY_PEPPER")),
-  rotationGraceMillis: Settings.millis("API_KEY_ROTATION_GRACE", 86_400_000),
-  cacheCapacity: Settings.positiveInt("API_KEY_CACHE_SIZE", 10_000),
-  cacheTtlMillis: Settings.millis("API_KEY_CACHE_TTL", 30_000),
+  rotationGraceMillis: Config.schema(Settings.Millis, "API_KEY_ROTATION_GRACE").pipe(Config.withDefault(86_400_000)),
+  cacheCapacity: Config.schema(Settings.PositiveInt, "API_KEY_CACHE_SIZE").pipe(Config.withDefault(10_000)),
+  cacheTtlMillis: Config.schema(Settings.Millis, "API_KEY_CACHE_TTL").pipe(Config.withDefault(30_000)),
   jwtDefaultRoles: Config.schema(Settings.commaList(Principal.Role), "JWT_DEFAULT_ROLES").pipe(
     Config.withDefault<ReadonlyArray<Principal.Role>>(["reader"])
   )

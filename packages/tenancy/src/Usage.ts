@@ -181,7 +181,7 @@ export interface Options {
  * @category config
  */
 export const config: Config.Config<Options> = Config.all({
-  flushIntervalMillis: Settings.millis("USAGE_FLUSH_INTERVAL", 10_000),
+  flushIntervalMillis: Config.schema(Settings.Millis, "USAGE_FLUSH_INTERVAL").pipe(Config.withDefault(10_000)),
   source: Config.String("USAGE_EVENT_SOURCE").pipe(Config.withDefault("/ouroboros/usage"))
 })
 
@@ -244,9 +244,22 @@ export const make = (options: Options = {}) =>
     const failed: Array<Batch> = []
     const lock = yield* Semaphore.make(1)
 
+    // The day of a time, remembered for the current day: most records fall on the same day.
+    let cachedDay = -1
+    let cachedDayString = ""
+    const dayOfCached = (now: number) => {
+      const n = Math.floor(now / 86_400_000)
+      if (n !== cachedDay) {
+        cachedDay = n
+        cachedDayString = dayOf(now)
+      }
+      return cachedDayString
+    }
+
     const record = (tenantId: TenantId.TenantId, amounts: { readonly [K in UsageKind]?: number }) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const day = dayOf(now)
+      Effect.withFiber<void>((fiber) => {
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const day = dayOfCached(now)
         for (const kind of usageKinds) {
           const amount = amounts[kind]
           if (amount === undefined || amount === 0 || !Number.isFinite(amount)) continue
@@ -258,6 +271,7 @@ export const make = (options: Options = {}) =>
             aggregate.time = now
           }
         }
+        return Effect.void
       })
 
     const toBatch = (aggregates: Iterable<Aggregate>): Batch => {

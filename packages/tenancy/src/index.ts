@@ -66,3 +66,8 @@ export * as UsageHttp from "./UsageHttp.js"
  * @since 0.1.0
  */
 export * as TenantsHttp from "./TenantsHttp.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TenantsCli from "./TenantsCli.js"

@@ -241,4 +241,37 @@ describe("Tenants with JWT", () => {
       assert.strictEqual(yield* reason(yield* sign({ tenant_id: 42 })), "no-tenant-claim")
       assert.strictEqual(yield* reason("x".repeat(20_000)), "malformed")
     }).pipe(Effect.provide(layer({ secret: Redacted.make(secret) }))))
+
+  it.effect("a verified token is remembered by its digest until its expiry at the latest, successes only", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(T * 1000)
+      const inner = yield* Jwt.make({ secret: Redacted.make(secret) })
+      let verified = 0
+      const counting = Jwt.JwtVerifier.of({
+        ...inner,
+        verify: (token) => Effect.andThen(Effect.sync(() => verified++), inner.verify(token))
+      })
+      const tenants = yield* Tenants.make({ bootstrap: TenantConfig.empty, cacheTtlMillis: 30_000 }).pipe(
+        Effect.provideService(Jwt.JwtVerifier, counting)
+      )
+      const acme = yield* tenants.create({ id: TenantId.make("acme") })
+      // Expires in 10 s, before the cache's 30 s: the second request within them verifies nothing.
+      const token = yield* sign({}, { exp: T + 10 })
+      for (let i = 0; i < 5; i++) yield* tenants.authenticate(Tenants.bearer(token))
+      assert.strictEqual(verified, 1)
+      // A refused token is not remembered.
+      const bad = `${token.slice(0, -4)}AAAA`
+      for (let i = 0; i < 3; i++) yield* Effect.exit(tenants.authenticate(Tenants.bearer(bad)))
+      assert.strictEqual(verified, 4)
+      // Past its expiry (and the skew), the token is verified again, and refused.
+      yield* TestClock.adjust("41 seconds")
+      const expired = yield* Effect.exit(tenants.authenticate(Tenants.bearer(token)))
+      assert.isTrue(Exit.isFailure(expired))
+      assert.strictEqual(verified, 5)
+      // A deleted tenant's tokens stop working at once.
+      const fresh = yield* sign({}, { exp: T + 3600 })
+      yield* tenants.authenticate(Tenants.bearer(fresh))
+      yield* tenants.delete(acme.id)
+      assert.isTrue(Exit.isFailure(yield* Effect.exit(tenants.authenticate(Tenants.bearer(fresh)))))
+    }).pipe(Effect.provide(Memory.layer)))
 })

@@ -244,6 +244,12 @@ describe("Tenants: management", () => {
       const created = yield* tenants.create({ id: globex, name: "Globex", tier: "free", quotas: { documents: 10 } })
       assert.strictEqual(created.name, "Globex")
       assert.strictEqual(created.dedicatedCollection, false)
+      // The enterprise tier asks for a collection of its own unless told otherwise.
+      const big = yield* tenants.create({ id: TenantId.make("big"), tier: "enterprise" })
+      assert.strictEqual(big.dedicatedCollection, true)
+      assert.strictEqual((yield* tenants.create({ id: TenantId.make("big-shared"), tier: "enterprise", dedicatedCollection: false })).dedicatedCollection, false)
+      yield* tenants.delete(big.id)
+      yield* tenants.delete(TenantId.make("big-shared"))
       assert.include(String(yield* Effect.exit(tenants.create({ id: globex }))), "TenantAlreadyExists")
       assert.include(String(yield* Effect.exit(tenants.create({ id: TenantId.make("system") }))), "TenantAlreadyExists")
       assert.deepStrictEqual((yield* tenants.list).map((t) => t.id), [acme, globex])

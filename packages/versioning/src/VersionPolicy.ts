@@ -236,7 +236,17 @@ export class ApiVersionGone extends Schema.TaggedError<ApiVersionGone>()(
  */
 export class InvalidSettings extends Schema.TaggedError<InvalidSettings>()("InvalidSettings", {
   detail: Schema.String
-}) {}
+}) {
+  /**
+   * The explanation (`detail`): a `Schema.TaggedError` without a `message` field has an empty message, and a server
+   * that stops on this error prints its message.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.detail
+  }
+}
 
 // -----------------------------------------------------------------------------
 // Policy

@@ -19,7 +19,7 @@ const matches = (expected: EventStore.ExpectedVersion, actual: number): boolean 
 
 /** @internal */
 export const makeStore = (
-  module: Pick<typeof EventStore, "WrongExpectedVersion" | "ImportConflict" | "RecordedEvent">,
+  module: Pick<typeof EventStore, "WrongExpectedVersion" | "ImportConflict" | "RecordedEvent" | "TenantScope">,
   options: EventStore.Options = {}
 ): Effect.Effect<EventStore.EventStore["Service"]> =>
   Effect.gen(function*() {
@@ -43,12 +43,22 @@ export const makeStore = (
         actual
       })
 
+    // What row-level security does for the SQL store: a scoped read sees only its tenant's events.
+    const visible = (scope: string | undefined) => (e: EventStore.RecordedEvent) =>
+      scope === undefined || e.tenantId === scope
+
     const append: EventStore.EventStore["Service"]["append"] = (streamId, events, appendOptions) =>
       SynchronizedRef.modifyEffect(state, (s) =>
         Effect.gen(function*() {
           // PostgreSQL text cannot hold NUL: refuse what the SQL store would refuse.
           if (streamId.includes("\u0000") || events.some((event) => event.type.includes("\u0000"))) {
             return yield* Effect.die(new Error("EventStore.append: a stream id or event type contains NUL"))
+          }
+          const scope = yield* module.TenantScope
+          if (scope !== undefined && events.some((event) => event.metadata?.tenantId !== scope)) {
+            return yield* Effect.die(
+              new Error(`EventStore.append: an event of another tenant than ${scope} (row-level security)`)
+            )
           }
           const expected = appendOptions?.expectedVersion ?? "any"
           const actual = versionOf(s, streamId)
@@ -80,11 +90,12 @@ export const makeStore = (
         })).pipe(Effect.tap(() => wake), Effect.withSpan("EventStore.append"))
 
     const readStream: EventStore.EventStore["Service"]["readStream"] = (streamId, readOptions) =>
-      Effect.map(SynchronizedRef.get(state), (s) => {
+      Effect.flatMap(Effect.service(module.TenantScope), (scope) => Effect.map(SynchronizedRef.get(state), (s) => {
         const from = Math.max(0, Math.trunc(readOptions?.fromVersion ?? 0))
-        const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from)
+        const mine = visible(scope)
+        const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from && mine(e))
         return readOptions?.limit === undefined ? matching : matching.slice(0, Math.max(0, readOptions.limit))
-      })
+      }))
 
     const select = (
       s: State,
@@ -173,9 +184,59 @@ export const makeStore = (
 
     const truncate = SynchronizedRef.set(state, empty)
 
-    const streamVersion = (streamId: string) => Effect.map(SynchronizedRef.get(state), (s) => versionOf(s, streamId))
+    const streamVersion = (streamId: string) =>
+      Effect.flatMap(Effect.service(module.TenantScope), (scope) =>
+        Effect.map(SynchronizedRef.get(state), (s) => {
+          if (scope === undefined) return versionOf(s, streamId)
+          let version = -1
+          for (const e of s.events) if (e.streamId === streamId && e.tenantId === scope) version = e.version
+          return version
+        }))
 
-    return { append, readStream, readAll, follow, lastSequence, streamVersion, importEvents, truncate }
+    const listStreams: EventStore.EventStore["Service"]["listStreams"] = (options) =>
+      Effect.flatMap(Effect.service(module.TenantScope), (scope) =>
+        Effect.map(SynchronizedRef.get(state), (s) => {
+          const mine = visible(scope)
+          const byStream = new Map<string, Array<EventStore.RecordedEvent>>()
+          for (const e of s.events) {
+            if (!e.streamId.startsWith(options.prefix) || !mine(e)) continue
+            if (options.after !== undefined && !(e.streamId > options.after)) continue
+            const list = byStream.get(e.streamId)
+            if (list === undefined) byStream.set(e.streamId, [e])
+            else list.push(e)
+          }
+          const skip = new Set(options.skipWhenLast ?? [])
+          return [...byStream.keys()].sort().flatMap((id) => {
+            const events = byStream.get(id)!.sort((a, b) => a.version - b.version)
+            return skip.has(events[events.length - 1]!.type) ? [] : [events]
+          }).slice(0, Math.max(0, Math.trunc(options.limit)))
+        }))
+
+    const deleteTenant = (tenantId: string) =>
+      SynchronizedRef.modify(state, (s) => {
+        const doomed = (e: EventStore.RecordedEvent) =>
+          e.tenantId === tenantId || e.streamId.startsWith(`tenant/${tenantId}/`)
+        const kept = s.events.filter((e) => !doomed(e))
+        const versions = new Map<string, number>()
+        for (const e of kept) versions.set(e.streamId, Math.max(versions.get(e.streamId) ?? -1, e.version))
+        return [
+          s.events.length - kept.length,
+          { events: kept, versions, bySequence: new Set(kept.map((e) => e.sequence)), next: s.next }
+        ] as const
+      })
+
+    return {
+      append,
+      readStream,
+      readAll,
+      follow,
+      lastSequence,
+      streamVersion,
+      importEvents,
+      truncate,
+      listStreams,
+      deleteTenant
+    }
   })
 
 /** @internal */

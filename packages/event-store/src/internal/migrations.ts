@@ -5,6 +5,7 @@
  * round trip, and nothing queries inside payloads (the tenant id has its own column).
  */
 import { Migrations } from "@ouroboros/sql"
+import * as Rls from "@ouroboros/tenancy/Rls"
 import { Effect } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 
@@ -46,6 +47,19 @@ export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, S
       sequence bigint NOT NULL CHECK (sequence >= 0),
       updated_at timestamptz NOT NULL DEFAULT now()
     )`
+  }),
+  // Row-level security by tenant on the events: a transaction scoped to a tenant (`EventStore.forTenant`) sees and
+  // writes only that tenant's rows. Work that spans tenants (the projector, backups, rebuilds) runs as the owner,
+  // which the policy does not bind. Events without a tenant are invisible under the role.
+  "0003_row_level_security": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Rls.createRole()
+    yield* Rls.enable({ table: eventsTable })
+    // Inserts under the role draw from the table's identity sequence.
+    yield* sql.unsafe(
+      `DO $$ BEGIN EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', ` +
+        `pg_get_serial_sequence('${eventsTable}', 'sequence'), '${Rls.defaultRole}'); END $$`
+    )
   })
 }
 

@@ -48,6 +48,13 @@ export const millis = (name: string, defaultMillis: number): Config.Config<numbe
  *
  * @internal
  */
+/** A positive integer. */
+export const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" }))
+
+/** A comma-separated list, blanks dropped. */
+export const splitList = (raw: string): ReadonlyArray<string> =>
+  raw.split(",").map((s) => s.trim()).filter((s) => s !== "")
+
 export const positiveInt = (name: string, defaultValue: number): Config.Config<number> =>
   Config.schema(Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" })), name).pipe(
     Config.withDefault(defaultValue)
