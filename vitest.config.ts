@@ -6,7 +6,8 @@ export default defineConfig({
       "packages/*/test/**/*.test.ts",
       "apps/*/test/**/*.test.ts",
       "test/**/*.test.ts",
-      "deploy/test/**/*.test.ts"
+      "deploy/test/**/*.test.ts",
+      "docs/test/**/*.test.ts"
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
