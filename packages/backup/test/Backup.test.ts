@@ -278,7 +278,9 @@ describe("Backup", () => {
               text += data.toString()
               if (!before && text.includes("inside 2")) setTimeout(() => child.kill("SIGKILL"), delay)
             })
-            child.on("exit", (code, signal) => signal === "SIGKILL" ? resolve(text) : reject(new Error(`exit ${code}`)))
+            // `close`, not `exit`: `exit` may come before the last lines still in the pipe have been read.
+            child.on("close", (code, signal) =>
+              signal === "SIGKILL" ? resolve(text) : reject(new Error(`exit ${code}`)))
           })
         )
         // Landed inside: the backup it was writing never completed, and its `.partial` directory is left (a kill

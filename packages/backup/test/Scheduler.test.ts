@@ -7,10 +7,12 @@ import { TestClock } from "effect/testing"
 import { Backup, BackupCli, Scheduler } from "../src/index.js"
 import { layerStores } from "./helpers.js"
 
-// The scheduled run does real file I/O after the TestClock wakes it: wait for it in real time.
+// The scheduled run does real file I/O after the TestClock wakes it: wait for it in real time. The deadline only
+// bounds the test (was 500 polls of 10 ms, about 5 s, which a busy machine may need for a backup).
 const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean): Effect.Effect<A, E, R> =>
   Effect.gen(function*() {
-    for (let attempt = 0; attempt < 500; attempt++) {
+    const deadline = Date.now() + 20_000
+    while (Date.now() <= deadline) {
       const value = yield* effect
       if (done(value)) return value
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))

@@ -105,6 +105,8 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
 
         // Point in time between two ingests, on the database's own clock.
         yield* ingest("first")
+        // Spacing only (a lower bound): at least 30 ms pass between the two ingests on every clock, so their
+        // `recordedAt` differ by more than the millisecond a `Date` keeps; a slow machine only widens the gap.
         yield* Effect.sleep("30 millis")
         yield* ingest("second")
         const tail = yield* Stream.runCollect(store.readAll({ fromSequence: 27 }))

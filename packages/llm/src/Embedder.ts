@@ -106,9 +106,11 @@ const accumulate = (
  * Embeds one text with feature hashing, synchronously:
  *
  * 1. words: NFKC, lower case, Unicode letters/digits/marks; stop words dropped unless nothing else is left;
- * 2. features: each word (weight 1), each pair of neighbouring words (0.5), each character trigram of `^word$` (0.25);
- * 3. each feature lands in bucket `murmur3(feature) mod dimensions` (MurmurHash3 x86-32 over UTF-16 code units, one
- *    seed per kind of feature) with the sign of the hash's top bit, weighted `weight × (1 + ln tf)` (sublinear term
+ * 2. features: each word (weight 1), each pair of neighbouring words written `first + " " + second` (0.5), and each
+ *    character trigram of `^word$` (0.25) for words of two characters or more (a one-character word has none);
+ * 3. each feature lands in bucket `murmur3(feature) mod dimensions` (MurmurHash3 x86-32 over the feature's UTF-16
+ *    code units, little-endian, seeded `0x9747b28c` for words, `0x5bd1e995` for pairs, `0x2f0b3a49` for trigrams), with
+ *    the sign `+` when the hash's top bit is 0 and `−` otherwise, weighted `weight × (1 + ln tf)` (sublinear term
  *    frequency);
  * 4. the vector is L2-normalised, so the dot product of two vectors is their cosine.
  *

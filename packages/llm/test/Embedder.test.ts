@@ -1,8 +1,40 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Ref } from "effect"
+import { vi } from "vitest"
 import { Embedder } from "../src/index.js"
+import * as reference from "./reference/embedder.js"
 
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))
+
+/** The bits of each float32: equal arrays are equal bit for bit (signed zeros and NaNs included). */
+const bits = (vector: Float32Array) => Array.from(new Uint32Array(vector.buffer, vector.byteOffset, vector.length))
+
+/**
+ * Texts for the reference: the old fingerprint's, stop words dropped or all kept, NFKC (compatibility forms,
+ * ligatures, combining marks, full-width letters), case mapping beyond ASCII, digits, one-character words, letters
+ * outside the BMP (two UTF-16 code units), repeated words (term frequencies up to 8), empty and word-less texts.
+ */
+const REFERENCE_TEXTS: ReadonlyArray<string> = [
+  "The quick brown fox jumps over the lazy dog",
+  "hello world",
+  "How do I configure the circuit breaker timeout?",
+  "The circuit breaker opens after five failures; its timeout is configurable with BREAKER_TIMEOUT.",
+  "to be or not to be",
+  "Café RESILIENCE",
+  "the cafe\u0301 resilience",
+  "naïve café 東京 2024",
+  "ＦＵＬＬ－ＷＩＤＴＨ ﬁle ① Ⅻ ㎏",
+  "İstanbul ΣΊΣΥΦΟΣ Straße ǅemal",
+  "x y z 7 é",
+  "𠀀𠀁 𝒜𝒷𝒸 𐐀𐐨",
+  "data data data data pipeline pipeline data data data data",
+  "chunk 7 of a large document about tenants and vectors",
+  "Postgres stores the events of every tenant in one table. Qdrant stores the vectors of every tenant in one " +
+  "collection, partitioned by tenant: every tenant's vectors, every tenant's events.",
+  "a an the of",
+  "  ... !!! ",
+  ""
+]
 
 describe("Embedder (local feature hashing)", () => {
   it.effect("has a stable id and the configured size", () =>
@@ -22,13 +54,79 @@ describe("Embedder (local feature hashing)", () => {
       assert.deepStrictEqual(vectors.map((v) => v.length), [64, 64])
     }).pipe(Effect.provide(Embedder.layerLocal({ dimensions: 64 }))))
 
-  it("is deterministic: pinned values do not drift across processes or platforms", () => {
+  // Was: a fingerprint of one vector, copied from the implementation's own output. Now the expected vectors come from
+  // the reference below, written from the specification; its hash is checked against published test vectors, and it
+  // uses no arithmetic that may differ between platforms (BigInt hashing, ln from its decimal expansion, and IEEE 754
+  // sums, products, quotients, square roots and float32 rounding, which are exact by definition): the vectors it gives
+  // are the same on every process and platform, and `hashEmbed` must give them bit for bit. (Unicode's tables, which
+  // both use through `normalize`, `toLowerCase` and `\p{…}`, are the one shared input: the texts only use characters
+  // assigned long ago.)
+  it("is deterministic and equals a reference written from its specification, bit for bit, on every platform", () => {
     const a = Embedder.hashEmbed("The quick brown fox jumps over the lazy dog")
     const b = Embedder.hashEmbed("The quick brown fox jumps over the lazy dog")
     assert.deepStrictEqual(Array.from(a), Array.from(b))
-    // A fingerprint of the vector: changing the algorithm must change `localId`, and this test says so.
-    const fingerprint = Array.from(a).reduce((h, x, i) => (h + Math.round(x * 1e6) * (i + 1)) | 0, 0)
-    assert.strictEqual(fingerprint, FINGERPRINT)
+    for (const text of REFERENCE_TEXTS) {
+      assert.deepStrictEqual(bits(Embedder.hashEmbed(text)), bits(reference.embed(text, 384)), JSON.stringify(text))
+      for (const dimensions of [1, 7, 64, 1000]) {
+        assert.deepStrictEqual(
+          bits(Embedder.hashEmbed(text, dimensions)),
+          bits(reference.embed(text, dimensions)),
+          `${JSON.stringify(text)} in ${dimensions} dimensions`
+        )
+      }
+    }
+    // The reference is not vacuous: it applies the rules the texts exercise.
+    const vector = (text: string) => Array.from(reference.embed(text, 384))
+    assert.deepStrictEqual(vector("Café RESILIENCE"), vector("the cafe\u0301 resilience"), "NFKC, case, stop words")
+    assert.deepStrictEqual(vector("to be"), vector("TO BE"), "case")
+    assert.notDeepEqual(vector("to be"), vector(""), "only stop words: all are kept")
+  })
+
+  it("the reference's MurmurHash3 matches the published test vectors", () => {
+    const utf8 = (text: string) => new TextEncoder().encode(text)
+    // The test vectors of Wikipedia's MurmurHash article, found in the test suites of many ports.
+    const vectors: ReadonlyArray<readonly [Uint8Array, number, number]> = [
+      [utf8(""), 0, 0],
+      [utf8(""), 1, 0x514e28b7],
+      [utf8(""), 0xffffffff, 0x81f16f39],
+      [utf8("test"), 0, 0xba6bd213],
+      [utf8("test"), 0x9747b28c, 0x704b81dc],
+      [utf8("Hello, world!"), 0, 0xc0363e43],
+      [utf8("Hello, world!"), 0x9747b28c, 0x24884cba],
+      [utf8("The quick brown fox jumps over the lazy dog"), 0, 0x2e4ff723],
+      [utf8("The quick brown fox jumps over the lazy dog"), 0x9747b28c, 0x2fa826cd],
+      // Tails of 1 to 3 bytes, bytes over 0x7f, 256 bytes: Ian Boyd's widely copied set (Stack Overflow, "MurmurHash3
+      // test vectors"), found in the test suites of Go and C ports.
+      [Uint8Array.of(0xff, 0xff, 0xff, 0xff), 0, 0x76293b50],
+      [Uint8Array.of(0x21, 0x43, 0x65, 0x87), 0, 0xf55b516b],
+      [Uint8Array.of(0x21, 0x43, 0x65, 0x87), 0x5082edee, 0x2362f9de],
+      [Uint8Array.of(0x21, 0x43, 0x65), 0, 0x7e4a8634],
+      [Uint8Array.of(0x21, 0x43), 0, 0xa0f7b07a],
+      [Uint8Array.of(0x21), 0, 0x72661cf4],
+      [Uint8Array.of(0, 0, 0, 0), 0, 0x2362f9de],
+      [Uint8Array.of(0, 0, 0), 0, 0x85f0b427],
+      [Uint8Array.of(0, 0), 0, 0x30f4c306],
+      [Uint8Array.of(0), 0, 0x514e28b7],
+      [utf8("aaaa"), 0x9747b28c, 0x5a97808a],
+      [utf8("aaa"), 0x9747b28c, 0x283e0130],
+      [utf8("aa"), 0x9747b28c, 0x5d211726],
+      [utf8("a"), 0x9747b28c, 0x7fa09ea6],
+      [utf8("abcd"), 0x9747b28c, 0xf0478627],
+      [utf8("abc"), 0x9747b28c, 0xc84a62dd],
+      [utf8("ab"), 0x9747b28c, 0x74875592],
+      [utf8("ππππππππ"), 0x9747b28c, 0xd58063c1],
+      [utf8("a".repeat(256)), 0x9747b28c, 0x37405bdc]
+    ]
+    for (const [bytes, seed, expected] of vectors) {
+      assert.strictEqual(reference.murmur3(bytes, seed), expected, `${Array.from(bytes).join(",")} seed ${seed}`)
+    }
+    // SMHasher's verification value for MurmurHash3_x86_32 ("Murmur3A"): hash the keys {}, {0}, {0, 1}, …,
+    // {0, …, 254} with seed 256 - length, then the 1024 bytes of those hashes (little-endian) with seed 0.
+    const hashes = new Uint8Array(256 * 4)
+    const view = new DataView(hashes.buffer)
+    const key = Uint8Array.from({ length: 256 }, (_, i) => i)
+    for (let i = 0; i < 256; i++) view.setUint32(i * 4, reference.murmur3(key.subarray(0, i), 256 - i), true)
+    assert.strictEqual(reference.murmur3(hashes, 0), 0xb0f57ee3)
   })
 
   it("is L2-normalised, and the zero vector for a text without words", () => {
@@ -57,8 +155,6 @@ describe("Embedder (local feature hashing)", () => {
   })
 })
 
-const FINGERPRINT = -340313538
-
 describe("Embedder (local) on large inputs", () => {
   const texts = Array.from({ length: 3000 }, (_, i) => `chunk ${i} of a large document about tenants and vectors`)
 
@@ -79,8 +175,14 @@ describe("Embedder (local) on large inputs", () => {
       vectors.forEach((vector, i) => assert.deepStrictEqual(vector, Embedder.hashEmbed(texts[i]!), `text ${i}`))
     }))
 
+  // Slices are measured with `performance.now`. Was: its real readings, so a machine fast enough to embed the input in
+  // one 10 ms slice never gave the event loop back, and failed. Now each reading advances it by 1 ms: the default
+  // slices end every few texts on any machine, and the event loop gets control between them.
   it.effect("with the default slices, a Node timer fires while a large input is embedded", () =>
     Effect.gen(function*() {
+      let readings = 0
+      const now = vi.spyOn(performance, "now").mockImplementation(() => ++readings)
+      yield* Effect.addFinalizer(() => Effect.sync(() => now.mockRestore()))
       const embedder = Embedder.makeLocal()
       const timer = { fired: false }
       // Set right before the embedding starts: it can only fire if the embedder gives the event loop back.
@@ -89,6 +191,7 @@ describe("Embedder (local) on large inputs", () => {
         embedder.embed(texts)
       )
       const firedBeforeTheEnd = timer.fired
+      assert.isAbove(readings, 3000, "the slices were measured with performance.now")
       assert.isTrue(firedBeforeTheEnd, "the event loop ran timers during the embedding")
       assert.deepStrictEqual(vectors[2999], Embedder.hashEmbed(texts[2999]!))
     }))

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
-import { Context, Effect, Exit, Fiber, Layer, Result, Stream } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Result, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
+import { TestClock } from "effect/testing"
 import { Embedder, Llm, LlmError, Ollama } from "../src/index.js"
 
 const base = { model: "llama3.2", embedModel: "nomic-embed-text" } as const
@@ -10,6 +11,26 @@ const build = (options: Ollama.Options, layer: typeof Ollama.layer = Ollama.laye
   Effect.map(Layer.build(layer(options)), (context) => ({
     llm: Context.get(context, Llm.Llm),
     embedder: Context.get(context, Embedder.Embedder)
+  }))
+
+/**
+ * Polls `condition` until it holds, pausing on the real clock (a test on the `TestClock` only moves that clock when
+ * it says so); the deadline only bounds the test.
+ */
+const until = (condition: () => boolean, what: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 20_000
+    while (!condition()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`never: ${what}`))
+      yield* TestClock.withLive(Effect.sleep("5 millis"))
+    }
+  })
+
+/** Runs `effect` with a deadline on the real clock that only bounds the test. */
+const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  TestClock.withLive(Effect.timeoutOrElse(effect, {
+    duration: "20 seconds",
+    orElse: () => Effect.die(new Error(`no answer: ${what}`))
   }))
 
 const answerText = "Effect is a TypeScript library for typed, composable programs. It has layers [1]."
@@ -141,7 +162,11 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       assert.isTrue(LlmError.isRetryable(refused))
     }))
 
-  it.live("a hung server times out in time and the request is aborted", () =>
+  // On the TestClock: the 200 ms timeout passes when the test moves the clock, so "in time" means "when the timeout
+  // has passed on the clock, and not before", whatever the machine's speed. Was "it took 190 ms to 2 s of wall clock";
+  // how fast a real timeout fires on a real machine is not tested. The stand-in's `hanging` count tells when a request
+  // really hangs there, and when the stand-in has seen its client go away (the request was aborted, not abandoned).
+  it.effect("a hung server times out in time and the request is aborted", () =>
     Effect.gen(function*() {
       const ollama = yield* OllamaStandIn.scoped()
       const signals: Array<AbortSignal> = []
@@ -159,14 +184,25 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
         layer
       )
       ollama.faults.set({ hang: true })
-      const started = Date.now()
-      const chat = yield* Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }] }))
-      const elapsed = Date.now() - started
+      const chatFiber = yield* Effect.forkChild(
+        Effect.timed(Effect.flip(llm.chat({ messages: [{ role: "user", content: "hi" }] }))),
+        { startImmediately: true }
+      )
+      yield* until(() => ollama.hanging === 1, "the chat request hangs at the stand-in")
+      yield* TestClock.adjust("199 millis")
+      assert.isUndefined(chatFiber.pollUnsafe(), "no timeout before 200 ms")
+      yield* TestClock.adjust("1 millis")
+      const [elapsed, chat] = yield* bounded(Fiber.join(chatFiber), "the chat call ends at its timeout")
       assert.deepStrictEqual([chat._tag, (chat as LlmError.LlmUnavailable).reason], ["LlmUnavailable", "timeout"])
-      assert.isAtLeast(elapsed, 190)
-      assert.isBelow(elapsed, 2000)
-      const embed = yield* Effect.flip(embedder.embed(["x"]))
+      assert.strictEqual(Duration.toMillis(elapsed), 200, "it ended when its timeout had passed (test clock)")
+      yield* until(() => ollama.hanging === 0, "the stand-in sees the chat request go away")
+
+      const embedFiber = yield* Effect.forkChild(Effect.flip(embedder.embed(["x"])), { startImmediately: true })
+      yield* until(() => ollama.hanging === 1, "the embed request hangs at the stand-in")
+      yield* TestClock.adjust("200 millis")
+      const embed = yield* bounded(Fiber.join(embedFiber), "the embed call ends at its timeout")
       assert.strictEqual((embed as LlmError.LlmUnavailable).reason, "timeout")
+      yield* until(() => ollama.hanging === 0, "the stand-in sees the embed request go away")
       assert.strictEqual(signals.length, 2)
       assert.isTrue(signals.every((s) => s.aborted), "both requests were aborted")
       assert.strictEqual(ollama.requests.length, 2, "both requests reached the server")
@@ -175,12 +211,13 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       const fiber = yield* Effect.forkChild(
         Stream.runDrain(llm.chatStream({ messages: [{ role: "user", content: "x" }] }))
       )
-      // Wait until the request is in flight (bounded by the test's timeout).
-      while (signals.length < 3) yield* Effect.sleep("5 millis")
+      // Wait until the request is in flight (was: until the client had sent it; now: until it hangs at the stand-in).
+      yield* until(() => signals.length === 3 && ollama.hanging === 1, "the stream's request hangs at the stand-in")
       yield* Fiber.interrupt(fiber)
       const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.hasInterrupts(exit))
       assert.isTrue(signals[2]!.aborted)
+      yield* until(() => ollama.hanging === 0, "the stand-in sees the stream's request go away")
     }))
 
   it.live("per-call headers and trace context reach the server", () =>

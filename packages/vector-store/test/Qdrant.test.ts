@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { TestClock } from "effect/testing"
 import { Socket } from "node:net"
 import * as Qdrant from "../src/VectorStore/Qdrant.js"
 import { acme, contract, fresh, globex, tilted } from "./contract.js"
@@ -29,8 +30,9 @@ const serverSockets = (standIn: QdrantStandIn.StandIn): Set<number> => {
 
 /**
  * The client uses a single connection (`maxConnections: 1`), so during a hang the stand-in holds exactly the hung
- * connection; it must close within a second of the abort (an abandoned request would keep it open, and an idle
- * keep-alive connection lives for seconds).
+ * connection; it must close once the request is aborted. Nothing else closes it while the request hangs (it is not
+ * idle, and its request was received whole), so an abandoned request keeps it open and the wait below fails: its
+ * deadline only bounds the test. (Was "within a second"; a busy machine may take longer, which does not matter.)
  */
 const hungConnection = (standIn: QdrantStandIn.StandIn) =>
   Effect.sync(() => {
@@ -40,16 +42,31 @@ const hungConnection = (standIn: QdrantStandIn.StandIn) =>
   })
 
 const closedSoon = (standIn: QdrantStandIn.StandIn, during: Set<number>) =>
-  waitUntil(() => [...during].every((port) => !serverSockets(standIn).has(port)), "the hung connection to close", 1000)
+  Effect.andThen(
+    waitUntil(() => [...during].every((port) => !serverSockets(standIn).has(port)), "the hung connection to close"),
+    // The stand-in has seen the client go away, so lifting the hang later drops that request for sure.
+    waitUntil(() => standIn.hanging === 0, "the stand-in to see the hung request's client go away")
+  )
 
-const waitUntil = (condition: () => boolean, what: string, ms = 3000) =>
+/**
+ * Polls `condition` until it holds, pausing with a Node timer (the real clock, whether the test runs on the
+ * `TestClock`, which only moves when the test says so, or not); the deadline only bounds the test.
+ */
+const waitUntil = (condition: () => boolean, what: string) =>
   Effect.gen(function*() {
-    const deadline = Date.now() + ms
+    const deadline = Date.now() + 20_000
     while (!condition()) {
       if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("10 millis")
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
     }
   })
+
+/** Runs `effect` with a deadline on the real clock that only bounds the test. */
+const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  TestClock.withLive(Effect.timeoutOrElse(effect, {
+    duration: "20 seconds",
+    orElse: () => Effect.die(new Error(`no answer: ${what}`))
+  }))
 
 const setup = (options: Partial<Qdrant.Options> = {}) =>
   Effect.gen(function*() {
@@ -65,22 +82,27 @@ const queries = (standIn: QdrantStandIn.StandIn) =>
   standIn.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/query")).length
 
 describe("Qdrant adapter", () => {
-  it.live("Effect.timeout aborts a hung request: the fiber ends in time and its socket is closed", () =>
+  // On the TestClock: the 300 ms of `Effect.timeout` pass when the test moves the clock, so "in time" means "when its
+  // timeout has passed on the clock, and not before". Was "it took under 2 s of wall clock"; how fast a real timeout
+  // fires on a real machine is not tested.
+  it.effect("Effect.timeout aborts a hung request: the fiber ends in time and its socket is closed", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       standIn.faults.set({ hang: true })
-      const started = Date.now()
       const fiber = yield* store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 }).pipe(
         Effect.timeout("300 millis"),
         Effect.exit,
-        Effect.forkChild
+        Effect.timed,
+        Effect.forkChild({ startImmediately: true })
       )
-      yield* waitUntil(() => queries(standIn) === 1, "the stand-in to see the query")
+      yield* waitUntil(() => queries(standIn) === 1 && standIn.hanging === 1, "the query to hang at the stand-in")
       const during = yield* hungConnection(standIn)
-      const exit = yield* Fiber.join(fiber)
-      const elapsed = Date.now() - started
+      yield* TestClock.adjust("299 millis")
+      assert.isUndefined(fiber.pollUnsafe(), "still running before its timeout")
+      yield* TestClock.adjust("1 millis")
+      const [elapsed, exit] = yield* bounded(Fiber.join(fiber), "the fiber ends at its timeout")
       assert.isTrue(Exit.isFailure(exit))
-      assert.isBelow(elapsed, 2000)
+      assert.strictEqual(Duration.toMillis(elapsed), 300, "it ended when its timeout had passed (test clock)")
       // The hung connection goes away: the request was aborted, not abandoned.
       yield* closedSoon(standIn, during)
       standIn.faults.reset()
@@ -94,7 +116,10 @@ describe("Qdrant adapter", () => {
       standIn.faults.set({ hang: true })
       standIn.clearRequests()
       const fiber = yield* Effect.forkChild(store.count(name, acme))
-      yield* waitUntil(() => standIn.requests.some((r) => r.path.endsWith("/points/count")), "the count request")
+      yield* waitUntil(
+        () => standIn.requests.some((r) => r.path.endsWith("/points/count")) && standIn.hanging === 1,
+        "the count request to hang at the stand-in"
+      )
       const during = yield* hungConnection(standIn)
       yield* Fiber.interrupt(fiber)
       const exit = yield* Fiber.await(fiber)
@@ -102,15 +127,23 @@ describe("Qdrant adapter", () => {
       yield* closedSoon(standIn, during)
     }))
 
-  it.live("the layer's own timeout fails with reason Timeout and aborts", () =>
+  // On the TestClock: the layer's 250 ms pass when the test moves the clock, not before (a slow machine cannot make
+  // the setup's own calls time out).
+  it.effect("the layer's own timeout fails with reason Timeout and aborts", () =>
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup({ timeout: Duration.millis(250) })
       standIn.faults.set({ hang: true })
       const before = queries(standIn)
-      const fiber = yield* Effect.forkChild(Effect.flip(store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })))
-      yield* waitUntil(() => queries(standIn) === before + 1, "the query")
+      const fiber = yield* Effect.forkChild(
+        Effect.flip(store.search(name, acme, { vector: tilted(4, 0, 0), limit: 1 })),
+        { startImmediately: true }
+      )
+      yield* waitUntil(() => queries(standIn) === before + 1 && standIn.hanging === 1, "the query to hang")
       const during = yield* hungConnection(standIn)
-      const error = yield* Fiber.join(fiber)
+      yield* TestClock.adjust("249 millis")
+      assert.isUndefined(fiber.pollUnsafe(), "still running before the layer's timeout")
+      yield* TestClock.adjust("1 millis")
+      const error = yield* bounded(Fiber.join(fiber), "the call ends at the layer's timeout")
       assert.strictEqual(error._tag, "VectorStoreError")
       if (error._tag === "VectorStoreError") assert.strictEqual(error.reason, "Timeout")
       yield* closedSoon(standIn, during)
