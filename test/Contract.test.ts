@@ -8,7 +8,11 @@
  * (and later changes) to the same answers. Re-recorded on purpose once since, for the principal-first edge, API
  * versions and flags (issues 15, 16, 18): one 401 body with `WWW-Authenticate`, the version headers, unknown keys
  * limited by address, a configured key's subject is its key id, the new health check, metric families and admin
- * groups; the steps after the first 55 cover v2, negotiation, a sunset version (a second server) and tenancy. Values that differ from run to run (times, durations, generated ids,
+ * groups; the steps after the first 55 cover v2, negotiation, a sunset version (a second server) and tenancy. Re-recorded
+ * again on purpose for the issue 21 contract change (problems with documented `type` URIs and no `_tag`, a `detail` on
+ * router 404s and malformed JSON, 405 with `Allow`), the admin and documents rate-limit policies, compression's `Vary`,
+ * the RED and audit metric families, the `/admin/audit` routes, keys' `lastUsedAt` and the `vector-projection:lag`
+ * readiness check. Values that differ from run to run (times, durations, generated ids,
  * minted correlation ids) are replaced by placeholders before the comparison; everything else must match exactly.
  * Schema decode messages are worded by the Schema library, so for those only the problem's members (not the wording of
  * `detail`) are compared.
@@ -322,6 +326,9 @@ const startServer = async (extra: Record<string, string>): Promise<Running> => {
       // A bucket that refills one token every 36 s: the remaining counts in the RateLimit fields do not depend on how
       // long the run takes (100/1m refills one every 600 ms, and a slow machine saw one more token than recorded).
       RATE_LIMIT_DEFAULT: "100/1h",
+      // The same for the admin and documents policies (per client address): one token a quarter of an hour.
+      RATE_LIMIT_ADMIN: "100/24h",
+      RATE_LIMIT_DOCS: "30/12h",
       RATE_LIMIT_POLICIES: JSON.stringify([
         { name: "ask", limit: 2, window: "1h", scope: ["api-key", "endpoint"], endpoints: ["POST /api/v1/ask"] }
       ]),

@@ -15,6 +15,9 @@ await build({
   format: "esm",
   outdir: out,
   outExtension: { ".js": ".js" },
+  // main.ts loads Program.js with a dynamic import: split, it becomes its own chunk and dist/main.js stays tiny, so
+  // the embedded database starts before the rest of the server is read (see @ouroboros/sql/Early).
+  splitting: true,
   sourcemap: true,
   logLevel: "warning",
   // Kept external: native or self-locating packages that read files next to their own modules.

@@ -102,10 +102,14 @@ describe("Dockerfile: what it claims", () => {
   it(".dockerignore sends every source the bundle is built from, and nothing installed, built or local", async () => {
     await ensureBuilt()
     const ignored = dockerignore(readFileSync(join(repo, ".dockerignore"), "utf8"))
-    // The bundle's source map lists its inputs: every one outside node_modules must reach the build stage.
-    const map = JSON.parse(readFileSync(join(repo, "apps/server/dist/main.js.map"), "utf8")) as { sources: Array<string> }
-    const sources = map.sources
-      .map((s) => relative(repo, resolve(repo, "apps/server/dist", s)))
+    // The bundle's source maps list its inputs (the bundle is split: main.js, cli.js and their chunks): every one
+    // outside node_modules must reach the build stage.
+    const dist = join(repo, "apps/server/dist")
+    const maps = readdirSync(dist).filter((f) => f.endsWith(".js.map"))
+    const sources = [...new Set(maps.flatMap((f) =>
+      (JSON.parse(readFileSync(join(dist, f), "utf8")) as { sources: Array<string> }).sources
+    ))]
+      .map((s) => relative(repo, resolve(dist, s)))
       .filter((s) => !s.split("/").includes("node_modules"))
     expect(sources.length).toBeGreaterThan(10)
     const needed = [

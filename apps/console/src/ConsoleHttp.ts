@@ -124,14 +124,42 @@ export const immutableCacheControl = "public, max-age=31536000, immutable"
 export const indexCacheControl = "no-cache"
 
 /**
- * The configuration of {@link layerConfig}: `PATH` (default `/console`) and `DIR` (default: this package's `dist/`);
- * the server nests it, e.g. under `CONSOLE` (`CONSOLE_PATH`, `CONSOLE_DIR`).
+ * The paths the console calls on its own origin: it cannot be mounted at or under one of them (nor at the root).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const reservedPaths: ReadonlyArray<string> = ["/api", "/admin", "/health", "/metrics", "/openapi.json", "/docs"]
+
+/**
+ * Where the console may be mounted: one or more path segments of unreserved characters (`/console`,
+ * `/ops/console`; a trailing `/` is dropped), neither the root nor at or under a path the console calls
+ * ({@link reservedPaths}).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MountPath = Schema.String.check(
+  Schema.isPattern(/^(\/[A-Za-z0-9._~-]+)+\/?$/, {
+    message: "must be a path such as /console: segments of letters, digits, '.', '_', '~' or '-'"
+  }),
+  Schema.makeFilter((path: string) => {
+    const mount = path.replace(/\/+$/, "")
+    if (mount.split("/").some((segment) => segment === "." || segment === "..")) return "must not have a . or .. segment"
+    const taken = reservedPaths.find((reserved) => mount === reserved || mount.startsWith(`${reserved}/`))
+    return taken === undefined ? undefined : `must not be ${taken} or under it: the console calls it`
+  })
+)
+
+/**
+ * The configuration of {@link layerConfig}: `PATH` (default `/console`, a {@link MountPath}) and `DIR` (default:
+ * this package's `dist/`); the server nests it, e.g. under `CONSOLE` (`CONSOLE_PATH`, `CONSOLE_DIR`).
  *
  * @since 0.1.0
  * @category config
  */
 export const config = Config.all({
-  path: Config.String("PATH").pipe(Config.withDefault("/console")),
+  path: Config.schema(MountPath, "PATH").pipe(Config.withDefault("/console")),
   directory: Config.option(Config.String("DIR"))
 })
 

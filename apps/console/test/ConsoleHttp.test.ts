@@ -5,7 +5,7 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, References } from "effect"
+import { Config, ConfigProvider, Effect, Layer, Option, References, Result } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -165,6 +165,43 @@ describe("ConsoleHttp.layer", () => {
       Effect.ensuring(Effect.sync(() => Fs.rmSync(broken, { recursive: true, force: true })))
     )
   })
+})
+
+describe("ConsoleHttp.config", () => {
+  const read = (env: Record<string, string>) =>
+    Effect.result(
+      Effect.gen(function*() {
+        return yield* Config.nested(ConsoleHttp.config, "CONSOLE")
+      }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })))
+    )
+
+  it.effect("reads CONSOLE_PATH and CONSOLE_DIR, /console and none by default", () =>
+    Effect.gen(function*() {
+      const defaults = yield* read({})
+      assert.isTrue(Result.isSuccess(defaults))
+      if (Result.isSuccess(defaults)) {
+        assert.strictEqual(defaults.success.path, "/console")
+        assert.isTrue(Option.isNone(defaults.success.directory))
+      }
+      const set = yield* read({ CONSOLE_PATH: "/ops/console/", CONSOLE_DIR: "/srv/console" })
+      assert.isTrue(Result.isSuccess(set))
+      if (Result.isSuccess(set)) {
+        assert.strictEqual(set.success.path, "/ops/console/")
+        assert.deepStrictEqual(set.success.directory, Option.some("/srv/console"))
+      }
+    }))
+
+  it.effect("refuses the root, a path the console calls, and anything that is not a plain path, saying why", () =>
+    Effect.gen(function*() {
+      for (const bad of ["/", "console x", "/api", "/admin/console", "/health", "/metrics", "/openapi.json", "/docs/x", "/a/../b", "//", "/con?sole"]) {
+        const result = yield* read({ CONSOLE_PATH: bad })
+        assert.isTrue(Result.isFailure(result), `${JSON.stringify(bad)} is refused`)
+        if (Result.isFailure(result)) assert.match(String(result.failure), /must (?:be a path|not)/, bad)
+      }
+      for (const good of ["/console", "/ops/console", "/console-2", "/ops.console/v~1"]) {
+        assert.isTrue(Result.isSuccess(yield* read({ CONSOLE_PATH: good })), good)
+      }
+    }))
 })
 
 describe("the build", () => {

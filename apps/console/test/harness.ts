@@ -2,10 +2,10 @@
  * What the console's browser tests and benchmark share: the build, the real server as a child process
  * (`apps/server/dist/main.js`, a temporary `DATA_DIR`, an admin key), a console host, and headless Chromium.
  *
- * The console host: when the server serves `/console` itself (once `ConsoleHttp.layer` is mounted in it), the
- * server is used as it is. Until then, a small Effect server in this process mounts `ConsoleHttp.layer` at `/console`
- * next to a proxy that forwards `/admin`, `/api`, `/health`, `/metrics` and `/openapi.json` to the child server, so
- * the console still talks to one origin, as it will in production.
+ * The console host: the server itself, which serves `/console` (`ConsoleHttp.layerConfig` in its routes). For a
+ * server build that does not (an older one, in `OUROBOROS_SERVER_MAIN`), a small Effect server in this process mounts
+ * `ConsoleHttp.layer` at `/console` next to a proxy that forwards `/admin`, `/api`, `/health`, `/metrics` and
+ * `/openapi.json` to the child server, so the console still talks to one origin, as in production.
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
@@ -23,7 +23,8 @@ import * as ConsoleHttp from "../src/ConsoleHttp.js"
 
 export const consoleRoot = fileURLToPath(new URL("..", import.meta.url))
 export const distDir = Path.join(consoleRoot, "dist")
-export const serverMain = fileURLToPath(new URL("../../server/dist/main.js", import.meta.url))
+/** The server build the browser tests run: `apps/server/dist/main.js`, or `OUROBOROS_SERVER_MAIN` (another build). */
+export const serverMain = process.env.OUROBOROS_SERVER_MAIN ?? fileURLToPath(new URL("../../server/dist/main.js", import.meta.url))
 export const artifactsDir = Path.join(consoleRoot, "test", "artifacts")
 
 const newest = (dir: string): number =>
@@ -125,8 +126,11 @@ export const startServer = async (options: {
       SHUTDOWN_DRAIN_MS: "0",
       OUROBOROS_ADMIN_API_KEY: keys.admin,
       OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
-      // Generous limits: the browser polls while a test runs.
+      // Generous limits: the browser polls while a test runs, and all of it comes from one address (the admin and
+      // docs policies count per client address: 60 and 30 a minute by default).
       RATE_LIMIT_DEFAULT: "10000/1m",
+      RATE_LIMIT_ADMIN: "10000/1m",
+      RATE_LIMIT_DOCS: "10000/1m",
       ...(options.backupDir === undefined ? {} : { BACKUP_DIR: options.backupDir }),
       ...options.env
     },

@@ -4,11 +4,13 @@
  *
  * The groups of the packages carry no authentication: the server adds `@ouroboros/tenancy`'s security middleware to
  * each (`AdminAuthentication` for operator endpoints; the tenants group carries its own `TenantAdminAuthentication`; the
- * flags group `TenantAdminAuthentication`, a tenant administrator acting on its own tenant's overrides only).
+ * flags group `TenantAdminAuthentication`, a tenant administrator acting on its own tenant's overrides only; the audit
+ * group `TenantAdminAuthentication`, a tenant administrator seeing its own tenant's events only).
  * The middleware reads the principal the request path resolved once (`TenancyHttp`) and checks roles on it.
  *
  * @since 0.1.0
  */
+import { AuditHttp } from "@ouroboros/audit"
 import { BackupHttp } from "@ouroboros/backup"
 import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
@@ -32,6 +34,8 @@ export class Api extends HttpApi.make("ouroboros")
       TenancyHttp.TenantAdminAuthentication
     )
   )
+  // The group's own `Scope` middleware reads the principal, so the authentication is added after it and runs first.
+  .add(AuditHttp.Group.middleware(TenancyHttp.TenantAdminAuthentication))
   .annotate(OpenApi.Title, "Ouroboros")
   .annotate(OpenApi.Description, "LLM retrieval pipeline service: ingest, search and ask, hardened for production")
 {}

@@ -50,8 +50,8 @@ export interface Credentials {
 }
 
 /**
- * The bootstrap from the variables and the file's `tenants` section; in development with neither an admin key nor a
- * tenant key, the demo setup (kept in `DATA_DIR/dev-credentials.json` across restarts). A key listed twice or equal
+ * The bootstrap from the variables and the file's `tenants` section; in development (`NODE_ENV` unset or
+ * `development`, in any case) with neither an admin key nor a tenant key, the demo setup (kept in `DATA_DIR/dev-credentials.json` across restarts). A key listed twice or equal
  * to the admin key is a `BootstrapError` whose message is the one line to print.
  *
  * @since 0.1.0
@@ -78,7 +78,8 @@ export const resolveCredentials = (
       }
       return { bootstrap, demo: false }
     }
-    if (configured) return { bootstrap, demo: false }
+    // Demo keys (printed below) only in development mode, and only when nothing is configured.
+    if (configured || !config.development) return { bootstrap, demo: false }
     const file_ = Path.join(config.dataDir, "dev-credentials.json")
     const credentials = yield* Effect.try({
       try: () => {

@@ -16,13 +16,19 @@
  *   an estimate for the local models) are added to the quota and to usage;
  * - every request: `requestsPerDay` and the request count, by `QuotasHttp` and `UsageHttp` in the request path.
  *
+ * Audit (`@ouroboros/audit`): a document created, replaced or deleted is a `data.create`, `data.update` or
+ * `data.delete` event committed before the answer (a log that cannot commit it makes the request a 503); a document
+ * read is a `data.read` event, queued.
+ *
  * @since 0.1.0
  */
+import { type AuditEvent, AuditLog } from "@ouroboros/audit"
 import { Principal, Problem } from "@ouroboros/kernel"
 import { Pipeline, Retrieval, RetrievalHttp } from "@ouroboros/retrieval"
 import { Quotas, QuotasHttp, type Tenant, TenancyHttp, Usage } from "@ouroboros/tenancy"
 import { Filter } from "@ouroboros/vector-store"
 import { Context, Effect, Layer, Option } from "effect"
+import * as Audit from "./Audit.js"
 import * as Models from "./Models.js"
 
 type QuotaProblem = QuotasHttp.RequestQuotaExceeded | QuotasHttp.QuotaExhausted
@@ -93,6 +99,28 @@ export const make = Effect.gen(function*() {
   const quotas = yield* Quotas.Quotas
   const usage = yield* Usage.Usage
   const choose = yield* Models.ModelChoice
+  const audit = yield* AuditLog.AuditLog
+
+  const auditEvent = (type: AuditEvent.EventType, action: string, id: string, version?: number) =>
+    Effect.map(Audit.currentActor("documents"), (actor): AuditEvent.AuditEvent => ({
+      type,
+      actor,
+      action,
+      resource: { type: "document", id },
+      outcome: "success",
+      ...(version === undefined ? {} : { details: { version } })
+    }))
+  // A change is answered only once its event is committed.
+  const auditChange = (type: AuditEvent.EventType, action: string, id: string, version?: number) =>
+    auditEvent(type, action, id, version).pipe(
+      Effect.flatMap(audit.append),
+      Effect.catchTags({
+        AuditUnavailable: () =>
+          Effect.fail(new Problem.ServiceUnavailable({ detail: "the audit log is unavailable", retryAfter: 1 })),
+        InvalidEvent: (error) => Effect.die(error)
+      }),
+      Effect.asVoid
+    )
 
   const writer = TenancyHttp.requireRole("writer")
 
@@ -115,11 +143,18 @@ export const make = Effect.gen(function*() {
       if (previous !== undefined && document.version === previous.version) return document
       if (bytes < previousBytes) yield* quotas.release(tenant, { storedBytes: previousBytes - bytes })
       yield* usage.record(tenant, { embeddedCharacters: request.text.length, storedBytes: bytes - previousBytes })
+      yield* previous === undefined
+        ? auditChange("data.create", "documents.create", document.id, document.version)
+        : auditChange("data.update", "documents.update", document.id, document.version)
       return document
     })
 
   const get: Documents["Service"]["get"] = (id) =>
-    Effect.flatMap(Principal.CurrentPrincipal, (principal) => RetrievalHttp.toProblems(retrieval.get(principal, id)))
+    Effect.flatMap(Principal.CurrentPrincipal, (principal) => RetrievalHttp.toProblems(retrieval.get(principal, id))).pipe(
+      Effect.tap((document) =>
+        Effect.flatMap(auditEvent("data.read", "documents.get", document.id, document.version), audit.record)
+      )
+    )
 
   const remove: Documents["Service"]["remove"] = (id) =>
     Effect.gen(function*() {
@@ -129,6 +164,7 @@ export const make = Effect.gen(function*() {
       const bytes = bytesOf(document.text)
       yield* quotas.release(principal.tenantId, { documents: 1, storedBytes: bytes })
       yield* usage.record(principal.tenantId, { storedBytes: -bytes })
+      yield* auditChange("data.delete", "documents.delete", id)
     })
 
   const list: Documents["Service"]["list"] = (request) =>

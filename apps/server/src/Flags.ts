@@ -165,8 +165,10 @@ export const value = <A>(
 ): Effect.Effect<A> => Effect.flatMap(requestContext, (context) => Effect.map(flags.details(flag, context), (d) => d.value))
 
 /**
- * Who calls which version: the tenant of the principal (`api_version_caller_requests_total{version, caller}`), and
- * whether v2 is open to the caller: the `api-v2` flag in the request's evaluation context.
+ * Who calls which version: the tier of the caller's tenant (its rate-limit tier, e.g. `standard`; the admin key
+ * `admin`), never a tenant id, since `/metrics` is not tenant-scoped
+ * (`api_version_caller_requests_total{version, caller}`), and whether v2 is open to the caller: the `api-v2` flag in
+ * the request's evaluation context.
  *
  * @since 0.1.0
  * @category layers
@@ -174,10 +176,12 @@ export const value = <A>(
 export const layerVersionAccess: Layer.Layer<never, never, FeatureFlags.FeatureFlags> = Layer.unwrap(
   Effect.map(Effect.service(FeatureFlags.FeatureFlags), (flags) =>
     VersionAccess.layer({
-      caller: Effect.map(
-        TenancyHttp.currentPrincipal,
-        Option.match({ onNone: () => undefined, onSome: (principal) => principal.tenantId })
-      ),
+      caller: Effect.map(Effect.service(TenancyHttp.CurrentAuthentication), (outcome) =>
+        outcome._tag !== "Authenticated"
+          ? undefined
+          : outcome.principal.method === "admin-key"
+          ? "admin"
+          : outcome.limiterTier ?? "default"),
       isEnabled: (version) => version === "v2" ? value(flags, ApiV2) : Effect.succeed(true)
     }))
 )

@@ -63,6 +63,19 @@ export const resolver = (trustedProxies: ReadonlyArray<string>): RateLimiterHttp
   TenancyHttp.limiterResolver(RateLimiterHttp.defaultResolver({ trustedProxies, apiKeyHeader: noKeyHeader }))
 
 /**
+ * The client's address as the limiter resolves it (trusted `X-Forwarded-For`), for the access log and the audit log.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const clientAddress = (
+  trustedProxies: ReadonlyArray<string>
+): (request: HttpServerRequest.HttpServerRequest) => string => {
+  const base = RateLimiterHttp.defaultResolver({ trustedProxies, apiKeyHeader: noKeyHeader })
+  return (request) => base(request).client
+}
+
+/**
  * The key of the concurrency limiter: the principal, else the client address.
  *
  * @since 0.1.0

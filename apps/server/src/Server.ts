@@ -5,10 +5,12 @@
  *
  * @since 0.1.0
  */
+import { AuditHttp } from "@ouroboros/audit"
 import { Backup, BackupHttp, BackupSource, Scheduler } from "@ouroboros/backup"
 import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
-import { CorrelationHttp } from "@ouroboros/correlation"
+import { ConsoleHttp } from "@ouroboros/console"
+import { AccessLog, CorrelationHttp, HttpMetrics, RouteTable } from "@ouroboros/correlation"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import {
   HealthCheck,
@@ -17,8 +19,9 @@ import {
   HealthCheckQdrant,
   HealthHttp
 } from "@ouroboros/health"
-import { ProblemHttp } from "@ouroboros/kernel"
-import { Pipeline, Retrieval } from "@ouroboros/retrieval"
+import { ProblemHttp, ProblemOpenApi } from "@ouroboros/kernel"
+import { CompressionHttp } from "@ouroboros/rate-limit"
+import { Pipeline, ProjectorLease, Retrieval } from "@ouroboros/retrieval"
 import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
 import {
@@ -29,7 +32,7 @@ import {
   TenantsHttp,
   UsageHttp
 } from "@ouroboros/tenancy"
-import { ByteSize, type Cause, Config, Context, Effect, Layer, Option } from "effect"
+import { ByteSize, Config, Context, Effect, Layer, Option } from "effect"
 import {
   FetchHttpClient,
   HttpClient,
@@ -40,9 +43,11 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { VersionedApi, VersioningHttp, VersionPolicy } from "@ouroboros/versioning"
-import { HttpApiBuilder, HttpApiError } from "effect/http-api"
+import { HttpApiBuilder, type OpenApi } from "effect/http-api"
 import * as Path from "node:path"
+import packageJson from "../package.json" with { type: "json" }
 import { Api } from "./Api.js"
+import * as Audit from "./Audit.js"
 import * as Breakers from "./Breakers.js"
 import * as Documents from "./Documents.js"
 import * as Flags from "./Flags.js"
@@ -50,7 +55,7 @@ import * as Handlers from "./Handlers.js"
 import * as Limits from "./Limits.js"
 import * as Metrics from "./Metrics.js"
 import * as Models from "./Models.js"
-import type { ConfigFile, ServerConfig } from "./ServerConfig.js"
+import { type ConfigFile, consoleConfig, type ServerConfig } from "./ServerConfig.js"
 import * as Tenancy from "./Tenancy.js"
 import * as Vectors from "./Vectors.js"
 import { Versions } from "./Versions.js"
@@ -86,33 +91,61 @@ export const bodyLimit = (maxBytes: number) => {
     })
 }
 
-// A body that is not JSON at all: HttpApi reports it as a payload whose root value is invalid ("Expected a valid JSON
-// body"), with no field to name. The contract answers it with a bare 400 problem, as Effect 3 did.
-const isMalformedJson = (cause: Cause.Cause<unknown>): boolean =>
-  cause.reasons.some((reason) => {
-    const defect = reason._tag === "Die" ? reason.defect : undefined
-    if (!HttpApiError.HttpApiSchemaError.is(defect) || defect.kind !== "Payload") return false
-    const issue = defect.cause.issue
-    return issue._tag === "InvalidValue" && issue.annotations?.message === "Expected a valid JSON body"
-  })
-
-const badRequest = Effect.succeed(HttpServerResponse.empty({ status: 400 }))
+/**
+ * Every route the server's router serves, for 405 with `Allow` on a wrong method (`ProblemHttp.routes`): the
+ * unversioned api, every version of the tenant API, the documents of `VersioningHttp.layerDocs` and `/metrics`. A route
+ * added to the router elsewhere must be listed here, or a wrong method on it stays a 404.
+ *
+ * @since 0.1.0
+ * @category routes
+ */
+export const routeTable: ProblemHttp.Routes = ProblemHttp.routes([
+  ...ProblemHttp.routesOf(Api, ...Versions.versions.map((v) => v.api)),
+  { method: "GET", path: "/openapi.json" },
+  ...Versions.versions.map((v) => ({ method: "GET", path: `${Versions.prefix}/${v.version}/openapi.json` })),
+  { method: "GET", path: `${Versions.prefix}/versions` },
+  { method: "GET", path: `${Versions.prefix}/versions/:version` },
+  { method: "GET", path: "/docs" },
+  { method: "GET", path: "/metrics" },
+  // The console at its default path (`CONSOLE_PATH`): elsewhere, a wrong method on it is a 404.
+  { method: "GET", path: "/console" },
+  { method: "GET", path: "/console/*" }
+])
 
 /**
- * Answers a request body that is not JSON with a bare 400 (a problem once through `ProblemHttp.middleware`), rather
- * than a decode problem with issues.
+ * How error responses are written (issue 21): RFC 9457 problem+json with a documented `type` URI and no internal
+ * `_tag`, a `detail` on router 404s and malformed JSON, 405 with `Allow` for a wrong method on a served path, JSON
+ * bodies nested deeper than `ProblemHttp.defaultMaxJsonDepth` refused with a 400 before they are decoded, and at most
+ * 20 issues, each value quoted to 100 characters, in a decode failure.
  *
  * @since 0.1.0
  * @category middleware
  */
-export const malformedJson = <E, R>(
-  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
-  Effect.catchCauseIf(app, isMalformedJson, () => badRequest)
+export const problems = ProblemHttp.make({ ...ProblemHttp.rfc9457, routes: routeTable })
+
+/**
+ * The OpenAPI documents as clients need them (`ProblemOpenApi.transform`): every error as `application/problem+json`
+ * with the shared `Problem` schema, on every operation for each status the edge can answer, the response header fields
+ * (correlation id, rate limits, API versions and their deprecation), valid component names, `info.version` the
+ * server's version and `servers`.
+ *
+ * @since 0.1.0
+ * @category documents
+ */
+export const openApiTransform = (document: OpenApi.OpenAPISpec): Record<string, unknown> =>
+  ProblemOpenApi.transform({
+    version: packageJson.version,
+    license: { name: "MIT", identifier: "MIT" },
+    servers: [{ url: "/", description: "The server that serves this document" }],
+    tags: "omit",
+    types: "documented",
+    rateLimited: ProblemOpenApi.pathPrefix("/api/", "/admin/"),
+    versioned: ProblemOpenApi.pathPrefix("/api/")
+  })(document as unknown as Record<string, unknown>)
 
 /**
  * The body reader's limit for every request, set once for the server rather than per request. A chunked body over
- * it fails the reader; `ProblemHttp.middleware` answers that with the 413 of {@link bodyLimit}, and the server of
+ * it fails the reader; {@link problems} answers that with the 413 of {@link bodyLimit}, and the server of
  * `ShutdownHttp.layerServer` keeps the connection open until that answer is sent.
  *
  * @since 0.1.0
@@ -144,6 +177,28 @@ export const layerRemoteChecks = Layer.unwrap(
 )
 
 /**
+ * The vector projection in readiness: `pass` when it has applied the event store's head, `warn` while it catches up
+ * (startup does not wait for it), with the lag in events; whether this replica holds the projector lease.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerProjectionHealth = HealthCheck.layerCheck({
+  name: "vector-projection:lag",
+  componentType: "component",
+  critical: false,
+  probes: ["ready"],
+  run: Effect.gen(function*() {
+    const retrieval = yield* Retrieval.Retrieval
+    const lag = yield* retrieval.lag
+    const role = (yield* retrieval.projecting) ? "projecting here" : "projected by another replica"
+    return lag === 0
+      ? HealthCheck.pass({ observedValue: 0, observedUnit: "events", output: role })
+      : HealthCheck.warn(`catching up: ${lag} events behind (${role})`, { observedValue: lag, observedUnit: "events" })
+  })
+})
+
+/**
  * Everything but the HTTP server: storage, models, the retrieval pipeline, health.
  *
  * @since 0.1.0
@@ -154,11 +209,21 @@ export const layerServices = (options: Options) => {
   const SqlLive = Database.layerConfig()
   const EventsLive = Layer.mergeAll(EventStore.layer, Checkpoints.layer).pipe(Layer.provideMerge(SqlLive))
   const TenancyLive = Tenancy.layer({ bootstrap: options.bootstrap, file }).pipe(Layer.provideMerge(SqlLive))
-  const FlagsLive = Flags.layer.pipe(Layer.provide(SqlLive))
+  // The audit log on the same database; the features' hooks are provided to them where they are built.
+  const AuditLive = Audit.layer(config.dataDir).pipe(Layer.provide(SqlLive))
+  const FlagsLive = Flags.layer.pipe(Layer.provide(SqlLive), Layer.provide(Audit.layerFlagAudit))
+  // The vector projector runs on one replica at a time: a PostgreSQL advisory lock when the database is shared.
+  const LeaseLive = Layer.unwrap(
+    Effect.map(Database.config, (database) =>
+      Database.isEmbedded(database)
+        ? ProjectorLease.layerLocal
+        : ProjectorLease.layerConfig(ProjectorLease.config.pipe(Config.nested("PROJECTOR_LEASE"))))
+  ).pipe(Layer.provide(SqlLive))
   // A tenant's vectors live in a collection of their own when its record says so (`dedicatedCollection`).
   const RetrievalLive = Layer.unwrap(
     Effect.map(Tenancy.retrievalOptions, (tenants) => Retrieval.layer({ collection: "documents", ...tenants }))
   ).pipe(
+    Layer.provide(LeaseLive),
     Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer)),
     Layer.provideMerge(TenancyLive)
   )
@@ -170,7 +235,8 @@ export const layerServices = (options: Options) => {
       Backup.Projections,
       Effect.map(Effect.service(Retrieval.Retrieval), (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))
     )),
-    Layer.provide(Vectors.layerGuarded)
+    Layer.provide(Vectors.layerGuarded),
+    Layer.provide(Audit.layerBackupAuditor)
   )
   // Scheduled backups run on one replica at a time: a PostgreSQL advisory lock when the database is shared.
   const SchedulerLive = Layer.unwrap(
@@ -182,26 +248,32 @@ export const layerServices = (options: Options) => {
       )
     })
   )
-  const HealthLive = HealthCheck.layerConfig({ serviceId: "ouroboros", description: "Ouroboros retrieval service" })
+  // `HEALTH_SERVICE_ID`, `HEALTH_VERSION`, `HEALTH_CACHE_TTL`, …: a stray `VERSION` in a container changes nothing.
+  const HealthLive = HealthCheck.layerConfig(
+    { serviceId: "ouroboros", description: "Ouroboros retrieval service" },
+    Config.nested(HealthCheck.config, "HEALTH")
+  )
   const Checks = Layer.mergeAll(
     HealthCheckPostgres.layer(),
     Breakers.layerHealth,
     Breakers.layerTransitionSpans,
     Limits.layerHealth,
     Flags.layerHealth,
+    layerProjectionHealth,
     layerRemoteChecks
   )
   const ProductLive = Documents.layer.pipe(
     Layer.provideMerge(Pipeline.layer),
     Layer.provide(Models.layerChoice)
   )
-  return Layer.mergeAll(Checks, SchedulerLive, ProductLive, Tenancy.layerHooks).pipe(
+  return Layer.mergeAll(Checks, SchedulerLive, ProductLive, Tenancy.layerHooks, Audit.layerTenantEvents).pipe(
     Layer.provideMerge(BackupLive),
     Layer.provideMerge(RetrievalLive),
     Layer.provideMerge(Limits.layer(file)),
     Layer.provideMerge(Breakers.layerBreakers),
     Layer.provideMerge(FlagsLive),
     Layer.provideMerge(HealthLive),
+    Layer.provideMerge(AuditLive),
     Layer.provide(FetchHttpClient.layer)
   )
 }
@@ -216,12 +288,14 @@ export const layerVersionPolicy = (file: ConfigFile) =>
   VersionPolicy.layerConfig(VersionedApi.versions(Versions), file.apiVersions ?? {})
 
 /**
- * What every route of the server's router goes through, the router's 404 included: problem+json for every error →
- * API version negotiation and headers (`VersioningHttp`, under `/api`) → authentication, once (`TenancyHttp`: the
+ * What every route of the server's router goes through, the router's 404 included: compression (`CompressionHttp`,
+ * outermost) → problem+json for every error → API version negotiation and headers (`VersioningHttp`, under `/api`) →
+ * (the routed URL recorded for the access log) → authentication, once (`TenancyHttp`: the
  * principal every later step reads; the feature flags' evaluation context is made from it and the version) → load
  * shedding → rate limits (by principal; by client address without one) →
- * concurrency per principal → the tenant's requests of the day (`QuotasHttp`) → usage metering (`UsageHttp`) → body
- * limit → a body that is not JSON is a bare 400.
+ * concurrency per principal → the tenant's requests of the day (`QuotasHttp`) → usage metering (`UsageHttp`) → audit
+ * of the authentication outcome and of denials (`Audit.middleware`, which sees the answer of everything after it) →
+ * body limit. Error answers are written by {@link problems}.
  *
  * @since 0.1.0
  * @category middleware
@@ -229,17 +303,19 @@ export const layerVersionPolicy = (file: ConfigFile) =>
 export const layerRouterMiddleware = (options: Options) =>
   HttpRouter.middleware(
     Effect.gen(function*() {
+      const compress = yield* CompressionHttp.makeConfig()
       const version = yield* VersioningHttp.make()
       const authenticate = yield* TenancyHttp.make
       const limits = yield* Limits.middleware
       const quota = yield* QuotasHttp.make()
       const meter = yield* UsageHttp.make()
+      const audit = yield* Audit.middleware
       const limitBody = bodyLimit(options.config.maxBodyBytes)
       // The router's types ask a global middleware to pass on the errors it does not know; this one answers them all.
       return (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-        ProblemHttp.middleware(
-          version(authenticate(limits(quota(meter(limitBody(malformedJson(effect)))))))
-        ) as unknown as Effect.Effect<HttpServerResponse.HttpServerResponse, any>
+        compress(problems(
+          version(AccessLog.recordRoutedUrl(authenticate(limits(quota(meter(audit(limitBody(effect))))))))
+        )) as unknown as Effect.Effect<HttpServerResponse.HttpServerResponse, any>
     }),
     { global: true }
   )
@@ -247,7 +323,8 @@ export const layerRouterMiddleware = (options: Options) =>
 /**
  * The routes of the server: the unversioned api (health, admin), every version of the tenant API (`Versions`), the
  * documents (`GET /openapi.json` of the default version, `/api/<version>/openapi.json`, `/api/versions`, the Swagger
- * UI at `/docs` switching between versions, each including the unversioned api) and `GET /metrics`.
+ * UI at `/docs` switching between versions, each including the unversioned api), `GET /metrics` and the operator
+ * console (`GET /console` and below, `ConsoleHttp`: a public page whose calls to the admin API carry `X-API-Key`).
  *
  * @since 0.1.0
  * @category layers
@@ -256,8 +333,9 @@ export const layerRoutes = (options: Options) =>
   Layer.mergeAll(
     HttpApiBuilder.layer(Api),
     VersionedApi.layer(Versions),
-    VersioningHttp.layerDocs(Versions, { include: Api }),
-    Metrics.layer
+    VersioningHttp.layerDocs(Versions, { include: Api, transform: openApiTransform }),
+    Metrics.layer,
+    ConsoleHttp.layerConfig(consoleConfig)
   ).pipe(
     Layer.provide([
       HealthHttp.layer(Api),
@@ -265,33 +343,63 @@ export const layerRoutes = (options: Options) =>
       BackupHttp.layer(Api),
       TenantsHttp.layer(Api),
       FeatureFlagsHttp.layer(Api),
+      AuditHttp.layer(Api),
       Handlers.layer
     ]),
     Layer.provide([
       TenancyHttp.layerSecurity,
       QuotasHttp.layerErrors,
       FeatureFlagsHttp.layerScopeFromPrincipal,
-      Flags.layerVersionAccess
+      Flags.layerVersionAccess,
+      Audit.layerScope,
+      Audit.layerBreakerAudit
     ]),
     Layer.provide(layerRouterMiddleware(options)),
     Layer.provide(layerVersionPolicy(options.file))
   )
 
 /**
- * The HTTP server with the request path of DESIGN.md: shutdown tracking and correlation (id, trace, server span, log
- * annotations) in the `serve` position, so they also cover writing the response → the router's middleware
- * ({@link layerRouterMiddleware}) → the api. The platform's access log and listen log are off: the server logs the
- * address it listens on itself, as it always did.
+ * The fields the server adds to each access-log line: the tenant and the principal's subject (a key id or a token's
+ * subject, never a credential) when the request authenticated, and the API version of the route that served it.
+ */
+const accessLogFields: AccessLog.Annotate = (request, _context, { route }) => {
+  const outcome = TenancyHttp.authenticationOf(request)
+  const apiVersion = /^\/api\/(v\d+)(?:\/|$)/.exec(route.path)?.[1]
+  return outcome._tag === "Authenticated"
+    ? { tenant: outcome.principal.tenantId, principal: outcome.principal.subject, apiVersion }
+    : { apiVersion }
+}
+
+/**
+ * The HTTP server with the request path of DESIGN.md: shutdown tracking, correlation (id, trace, server span, log
+ * annotations) and the access log with the RED metrics (`AccessLog`, `HttpMetrics`; `LOG_REQUESTS`) in the `serve`
+ * position, so they also cover writing the response → the router's middleware ({@link layerRouterMiddleware}) → the
+ * api. Routes are recorded in a `RouteTable`, so every line and series names the route template (`unmatched` for the
+ * router's 404), also for requests answered before routing (429, 503, 413). The platform's request log and listen log
+ * are off: the access log replaces the one, the server logs the address it listens on itself.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerHttp = (options: Options) =>
-  HttpRouter.serve(layerRoutes(options), {
-    disableLogger: true,
-    disableListenLog: true,
-    middleware: (app) => ShutdownHttp.middleware(CorrelationHttp.middleware(app))
-  }).pipe(CorrelationHttp.withServerSpan, HttpServer.withLogAddress)
+  Layer.unwrap(Effect.gen(function*() {
+    const { log } = yield* AccessLog.config
+    const client = Limits.clientAddress(yield* Limits.trustedProxies)
+    const routes = RouteTable.make()
+    const observe = AccessLog.make({
+      routes,
+      log,
+      format: options.config.logFormat,
+      metrics: yield* HttpMetrics.make,
+      client,
+      annotate: accessLogFields
+    })
+    return HttpRouter.serve(layerRoutes(options).pipe(Layer.provide(RouteTable.layer(routes))), {
+      disableLogger: true,
+      disableListenLog: true,
+      middleware: (app) => ShutdownHttp.middleware(CorrelationHttp.middleware(observe(app)))
+    })
+  })).pipe(CorrelationHttp.withServerSpan, HttpServer.withLogAddress)
 
 /**
  * Readiness follows the lifecycle: serving once the server listens, draining as soon as a shutdown signal arrives.
@@ -346,7 +454,7 @@ export const layerSpanNames: Layer.Layer<never> = Layer.succeed(
 export const layer = (options: Options) => {
   const { config } = options
   const HttpLive = layerHttp(options).pipe(
-    Layer.provideMerge(ShutdownHttp.layerServer({ port: config.port, host: config.host })),
+    Layer.provideMerge(ShutdownHttp.layerServerConfig({ port: config.port, host: config.host })),
     Layer.provide(layerMaxBodySize(config.maxBodyBytes))
   )
   // Services are acquired before the HTTP server and released after it has drained.

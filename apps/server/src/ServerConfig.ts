@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import { ConsoleHttp } from "@ouroboros/console"
 import { RateLimiter } from "@ouroboros/rate-limit"
 import { Quotas, TenantConfig } from "@ouroboros/tenancy"
 import { VersionPolicy } from "@ouroboros/versioning"
@@ -22,7 +23,10 @@ export interface ServerConfig {
   readonly port: number
   readonly host: string
   readonly dataDir: string
+  /** `NODE_ENV` is `production` (any case): demo keys are refused. */
   readonly production: boolean
+  /** `NODE_ENV` is `development` (any case) or unset: with no key configured, demo tenants are created. */
+  readonly development: boolean
   readonly maxBodyBytes: number
   readonly logLevel: "all" | "trace" | "debug" | "info" | "warning" | "error" | "fatal" | "none"
   readonly logFormat: "json" | "pretty"
@@ -37,9 +41,16 @@ const port = Config.schema(
   "PORT"
 ).pipe(Config.withDefault(8080))
 
+// `Production` and ` production ` are production too: an odd spelling must not start the demo setup.
+const nodeEnv = Config.String("NODE_ENV").pipe(
+  Config.withDefault("development"),
+  Config.map((s) => s.trim().toLowerCase())
+)
+
 /**
  * The variables (defaults in parentheses): `PORT` (8080) TCP port of the HTTP server, `HOST` (0.0.0.0) interface to
- * listen on, `DATA_DIR` (./data) embedded data, `NODE_ENV` (`production` refuses the demo keys), `MAX_BODY_BYTES`
+ * listen on, `DATA_DIR` (./data) embedded data, `NODE_ENV` (development; compared without case: `production`
+ * refuses the demo keys, `development` creates them when no key is configured, any other value does neither), `MAX_BODY_BYTES`
  * (8 MiB) largest request body accepted (413 above), `LOG_LEVEL` (info), `LOG_FORMAT` (json|pretty) and
  * `OUROBOROS_CONFIG` (the config file). The credentials (`OUROBOROS_ADMIN_API_KEY`, `OUROBOROS_API_KEYS`, `JWT_*`,
  * `API_KEY_*`) are `@ouroboros/tenancy`'s (`TenantConfig.variables`, `Tenants.config`, `Jwt.config`).
@@ -51,7 +62,8 @@ export const config: Config.Config<ServerConfig> = Config.all({
   port,
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
   dataDir: Config.String("DATA_DIR").pipe(Config.withDefault("./data")),
-  production: Config.String("NODE_ENV").pipe(Config.withDefault("development"), Config.map((s) => s === "production")),
+  production: nodeEnv.pipe(Config.map((s) => s === "production")),
+  development: nodeEnv.pipe(Config.map((s) => s === "development")),
   maxBodyBytes: Config.schema(
     Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive number of bytes" })),
     "MAX_BODY_BYTES"
@@ -61,6 +73,20 @@ export const config: Config.Config<ServerConfig> = Config.all({
   ),
   logFormat: Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const)),
   configFile: Config.option(Config.String("OUROBOROS_CONFIG"))
+})
+
+/**
+ * Where the operator console is served: `CONSOLE_PATH` (`/console`; a path of its own, not the root nor under
+ * `/api`, `/admin`, `/health`, `/metrics`, `/openapi.json` or `/docs`) from the build in `CONSOLE_DIR` (default:
+ * `apps/console/dist`, found beside the bundle or the package). The page is public; its API calls carry the
+ * operator's `X-API-Key`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const consoleConfig = Config.all({
+  path: Config.schema(ConsoleHttp.MountPath, "CONSOLE_PATH").pipe(Config.withDefault("/console")),
+  directory: Config.option(Config.String("CONSOLE_DIR"))
 })
 
 /**

@@ -70,6 +70,9 @@ export const start = (
       OUROBOROS_ADMIN_API_KEY: keys.admin,
       OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
       SHUTDOWN_DRAIN_MS: "0",
+      // Tests send many operator and document requests from one address; a test of these limits sets its own.
+      RATE_LIMIT_ADMIN: "100000/1m",
+      RATE_LIMIT_DOCS: "100000/1m",
       ...env,
       DATA_DIR: dataDir
     }

@@ -1,13 +1,14 @@
 /**
  * The vector store of the server: the embedded store under DATA_DIR, or Qdrant when `QDRANT_URL` is set, its calls
- * guarded by the `qdrant` breaker pipeline. Outgoing Qdrant calls carry the request's `X-Correlation-ID` and W3C
+ * guarded by the `qdrant` breaker pipeline. Built by `@ouroboros/vector-store`'s `VectorStoreConfig`, so every
+ * variable its README documents takes effect (`QDRANT_API_KEY`, `QDRANT_TIMEOUT_MS`, `VECTOR_STORE_FSYNC`). Outgoing Qdrant calls carry the request's `X-Correlation-ID` and W3C
  * trace context.
  *
  * @since 0.1.0
  */
 import { Correlation } from "@ouroboros/correlation"
 import { Resilient } from "@ouroboros/retrieval"
-import { Embedded, Qdrant } from "@ouroboros/vector-store"
+import { VectorStoreConfig } from "@ouroboros/vector-store"
 import { Config, Effect, Layer, Option } from "effect"
 import * as Breakers from "./Breakers.js"
 
@@ -25,26 +26,18 @@ export const config = Config.all({
 })
 
 /**
- * The store, and retrieval's vector store guard when it is Qdrant. Retrieval guards its own calls; the store's other
+ * The store (`VectorStoreConfig.config`: `QDRANT_URL`, `QDRANT_API_KEY`, `QDRANT_TIMEOUT_MS`, `VECTOR_STORE_FSYNC`,
+ * under `directory`), and retrieval's vector store guard when it is Qdrant. Retrieval guards its own calls; the store's other
  * users take {@link layerGuarded}.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (directory: string) =>
-  Layer.unwrap(Effect.map(config, ({ apiKey, url }) =>
-    Option.match(url, {
-      onNone: () => Embedded.layer({ directory }),
-      onSome: (url) =>
-        Layer.merge(
-          Qdrant.layer({
-            url: url.toString().replace(/\/$/, ""),
-            apiKey: Option.getOrUndefined(apiKey),
-            headers: Correlation.outgoingHeaders
-          }),
-          Breakers.layerQdrantGuard
-        )
-    })))
+  Layer.unwrap(Effect.map(VectorStoreConfig.config, (settings) => {
+    const store = VectorStoreConfig.layerFrom({ ...settings, directory, headers: Correlation.outgoingHeaders })
+    return Option.isSome(settings.qdrantUrl) ? Layer.merge(store, Breakers.layerQdrantGuard) : store
+  }))
 
 /**
  * The store as its users other than retrieval (backups, the command line) see it: every call through the same guard

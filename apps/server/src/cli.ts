@@ -1,9 +1,10 @@
 /**
  * The `ouroboros` command line: `ouroboros backup create | list | verify | restore`, `ouroboros tenants create |
- * list` and `ouroboros keys create | rotate | revoke | list`, on the same configuration as the server (environment,
+ * list`, `ouroboros keys create | rotate | revoke | list` and `ouroboros audit verify | export` (see `AuditCli`), on the same configuration as the server (environment,
  * `DATA_DIR`, `DATABASE_URL`, `QDRANT_URL`, `OUROBOROS_CONFIG`). With the embedded database the server must be
- * stopped (the data directory is locked by one process). A restore leaves the vector collections empty for the
- * server to rebuild from the restored events when it starts.
+ * stopped (the data directory is locked by one process). A restore leaves the vector collections empty and the
+ * projection checkpoint in a new epoch: the running server that holds the projector lease rebuilds them at once, or
+ * the next one that starts.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,7 @@ import { VectorStore } from "@ouroboros/vector-store"
 import { Config, Effect, Layer, Logger, References } from "effect"
 import { Command } from "effect/cli"
 import * as Path from "node:path"
+import * as AuditCli from "./AuditCli.js"
 import * as Breakers from "./Breakers.js"
 import * as ServerConfig from "./ServerConfig.js"
 import * as Vectors from "./Vectors.js"
@@ -62,7 +64,7 @@ const Services = Layer.unwrap(
 )
 
 const cli = Command.make("ouroboros").pipe(
-  Command.withSubcommands([BackupCli.command, TenantsCli.tenantsCommand, TenantsCli.keysCommand])
+  Command.withSubcommands([BackupCli.command, TenantsCli.tenantsCommand, TenantsCli.keysCommand, AuditCli.command])
 )
 
 // Warnings and errors only, as logfmt lines on stdout (Effect 3's default logger, which this command used).

@@ -4,13 +4,15 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as DevSetup from "../src/DevSetup.js"
-import type { ConfigFile, ServerConfig } from "../src/ServerConfig.js"
+import * as ServerConfig from "../src/ServerConfig.js"
+import type { ConfigFile } from "../src/ServerConfig.js"
 
-const base = (overrides: Partial<ServerConfig>): ServerConfig => ({
+const base = (overrides: Partial<ServerConfig.ServerConfig>): ServerConfig.ServerConfig => ({
   port: 0,
   host: "127.0.0.1",
   dataDir: Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-dev-")),
   production: false,
+  development: true,
   maxBodyBytes: 1024,
   logLevel: "none",
   logFormat: "json",
@@ -20,7 +22,7 @@ const base = (overrides: Partial<ServerConfig>): ServerConfig => ({
 
 const noFile: ConfigFile = { tenants: [] }
 
-const resolve = (config: ServerConfig, file: ConfigFile, env: Record<string, string> = {}) =>
+const resolve = (config: ServerConfig.ServerConfig, file: ConfigFile, env: Record<string, string> = {}) =>
   DevSetup.resolveCredentials(config, file).pipe(
     Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
   )
@@ -46,10 +48,10 @@ describe("DevSetup", () => {
       const demo = yield* resolve(base({}), noFile)
       const [a, b] = keysOf(demo)
       const refused = yield* Effect.flip(
-        resolve(base({ production: true }), noFile, { OUROBOROS_API_KEYS: `${a![0]}:${a![1]},${b![0]}:${b![1]}` })
+        resolve(base({ production: true, development: false }), noFile, { OUROBOROS_API_KEYS: `${a![0]}:${a![1]},${b![0]}:${b![1]}` })
       )
       assert.include(refused.message, "refuses the demo keys")
-      const production = base({ production: true })
+      const production = base({ production: true, development: false })
       const credentials = yield* resolve(production, {
         tenants: [{ id: "acme" as never, tier: "standard", apiKeys: ["acme-key-0123456789abcdef"] }]
       }, { OUROBOROS_ADMIN_API_KEY: "admin-0123456789abcdef" })
@@ -73,5 +75,38 @@ describe("DevSetup", () => {
       }))
       assert.include(admin.message, "is the admin key (OUROBOROS_ADMIN_API_KEY)")
       assert.notInclude(admin.message, "admin-key-0123456789")
+    }))
+
+  it.effect("NODE_ENV is compared without case; demo keys only in development mode", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) =>
+        Effect.provideService(ServerConfig.config, ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+      for (const spelling of ["production", "Production", "PRODUCTION", " production "]) {
+        const config = yield* read({ NODE_ENV: spelling })
+        assert.deepStrictEqual([config.production, config.development], [true, false], spelling)
+      }
+      for (const env of [{}, { NODE_ENV: "Development" }]) {
+        const config = yield* read(env)
+        assert.deepStrictEqual([config.production, config.development], [false, true], JSON.stringify(env))
+      }
+      // Another mode (a staging or test environment): neither refused nor given demo keys, and nothing printed.
+      const staging = yield* read({ NODE_ENV: "staging" })
+      assert.deepStrictEqual([staging.production, staging.development], [false, false])
+      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-dev-"))
+      const credentials = yield* resolve({ ...base({}), dataDir, production: false, development: false }, noFile)
+      assert.isFalse(credentials.demo)
+      assert.deepStrictEqual(credentials.bootstrap.keys, [])
+      assert.isTrue(Option.isNone(credentials.bootstrap.adminKey))
+      assert.isFalse(Fs.existsSync(Path.join(dataDir, "dev-credentials.json")))
+      // A production spelled oddly refuses demo keys like the exact one.
+      const demo = yield* resolve(base({}), noFile)
+      const [a] = keysOf(demo)
+      const odd = yield* read({ NODE_ENV: "Production" })
+      const refused = yield* Effect.flip(
+        resolve({ ...base({}), production: odd.production, development: odd.development }, noFile, {
+          OUROBOROS_API_KEYS: `${a![0]}:${a![1]}`
+        })
+      )
+      assert.include(refused.message, "refuses the demo keys")
     }))
 })

@@ -65,8 +65,7 @@ describe("Server body limit", () => {
       const { correlationId, ...problem } = chunked.body
       assert.isString(correlationId)
       assert.deepStrictEqual(problem, {
-        _tag: "PayloadTooLarge",
-        type: "about:blank",
+        type: "https://ouroboros.dev/problems/payload-too-large",
         title: "Content Too Large",
         status: 413,
         detail: `the body is larger than ${maxBytes} bytes`,

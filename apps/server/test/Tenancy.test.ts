@@ -45,10 +45,9 @@ const admin = key(Testing.keys.admin)
 const tenantA = key(Testing.keys.tenantA)
 
 const unauthorized = {
-  type: "about:blank",
+  type: "https://ouroboros.dev/problems/unauthorized",
   title: "Unauthorized",
   status: 401,
-  _tag: "Unauthorized",
   detail: "valid credentials are required: an X-API-Key header or an Authorization: Bearer token"
 }
 

@@ -11,7 +11,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
-import { Principal, Problem, ProblemHttp, TenantId } from "@ouroboros/kernel"
+import { Principal, Problem, TenantId } from "@ouroboros/kernel"
 import { Embedder, Llm } from "@ouroboros/llm"
 import { Pipeline, PipelinesHttp, Retrieval, RetrievalHttp } from "@ouroboros/retrieval"
 import { ApiKey } from "@ouroboros/tenancy"
@@ -120,7 +120,7 @@ const reference = (directory: string) =>
     Layer.provide([RetrievalHttp.layerDocuments(ReferenceApi), PipelinesHttp.layer(ReferenceApi)]),
     Layer.provide(ReferenceAuthenticationLive),
     Layer.provide(HttpRouter.middleware(
-      (effect: any) => ProblemHttp.middleware(Server.malformedJson(effect)) as any,
+      (effect: any) => Server.problems(effect) as any,
       { global: true }
     )),
     Layer.provide(Pipeline.layer),

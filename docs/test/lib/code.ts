@@ -242,7 +242,8 @@ export const toolingNames = (): Set<string> => {
     ),
     ...walk(Path.join(repo, "apps"), (f) => /build\.mjs$/.test(f))
   ]
-  const names = new Set<string>(["CI"])
+  // CI, and variables Node itself reads.
+  const names = new Set<string>(["CI", "NODE_COMPILE_CACHE", "NODE_OPTIONS"])
   for (const file of files) {
     const text = Fs.readFileSync(file, "utf8")
     for (const m of text.matchAll(/process\.env(?:\.([A-Z][A-Z0-9_]*)|\[["']([A-Z][A-Z0-9_]*)["']\])/g)) names.add(m[1] ?? m[2]!)

@@ -13,7 +13,7 @@ export * as CircuitBreakerPersistence from "./CircuitBreaker/Persistence.js"
 /**
  * @since 0.1.0
  */
-export * as CircuitBreakerRedis from "./CircuitBreaker/Redis.js"
+export * as CircuitBreakerRedis from "./CircuitBreaker/RedisLazy.js"
 /**
  * @since 0.1.0
  */

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { Problem, ProblemHttp } from "@ouroboros/kernel"
 import { Effect, Layer, References, Result } from "effect"
-import { HttpClient, HttpRouter } from "effect/http"
+import { HttpBody, HttpClient, HttpRouter } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiClient } from "effect/http-api"
 
 const Breakers = CircuitBreaker.layer({
@@ -16,9 +16,12 @@ const Breakers = CircuitBreaker.layer({
 // The group inside a bigger api, as the server composes it.
 class ServerApi extends HttpApi.make("server").add(CircuitBreakerHttp.Group) {}
 
+const recorded: Array<CircuitBreakerHttp.OperatorAction> = []
+
 const ApiServer = HttpRouter.serve(
   HttpApiBuilder.layer(ServerApi).pipe(
     Layer.provide(CircuitBreakerHttp.layer(ServerApi)),
+    Layer.provide(CircuitBreakerHttp.layerAudit({ record: (action) => Effect.sync(() => recorded.push(action)) })),
     Layer.provide(ProblemHttp.layer)
   ),
   { disableLogger: true, disableListenLog: true }
@@ -39,12 +42,12 @@ describe("CircuitBreakerHttp", () => {
       assert.deepStrictEqual(list.map((s) => [s.name, s.state]), [["ollama", "open"], ["qdrant", "closed"]])
       assert.strictEqual(list[0]!.retryAfter !== null && list[0]!.retryAfter > 0, true)
 
-      const forced = yield* client.circuitBreakers.forceOpen({ params: { name: "qdrant" } })
+      const forced = yield* client.circuitBreakers.forceOpen({ params: { name: "qdrant" }, payload: { reason: "maintenance" } })
       assert.strictEqual(forced.state, "forced-open")
       assert.strictEqual((yield* registry.snapshotOf("qdrant")).state, "forced-open")
-      const disabled = yield* client.circuitBreakers.forceClose({ params: { name: "qdrant" } })
+      const disabled = yield* client.circuitBreakers.forceClose({ params: { name: "qdrant" }, payload: null })
       assert.strictEqual(disabled.state, "disabled")
-      const reset = yield* client.circuitBreakers.reset({ params: { name: "ollama" } })
+      const reset = yield* client.circuitBreakers.reset({ params: { name: "ollama" }, payload: {} })
       assert.strictEqual(reset.state, "closed")
       assert.strictEqual((yield* registry.snapshotOf("ollama")).state, "closed")
 
@@ -68,7 +71,7 @@ describe("CircuitBreakerHttp", () => {
   it.effect("an unknown breaker is a 404 problem", () =>
     Effect.gen(function*() {
       const client = yield* HttpApiClient.make(ServerApi)
-      const result = yield* Effect.result(client.circuitBreakers.reset({ params: { name: "nope" } }))
+      const result = yield* Effect.result(client.circuitBreakers.reset({ params: { name: "nope" }, payload: null }))
       assert.isTrue(Result.isFailure(result) && result.failure._tag === "NotFound")
       const raw = yield* HttpClient.post("/admin/circuit-breakers/nope/force-open")
       assert.strictEqual(raw.status, 404)
@@ -96,4 +99,26 @@ describe("CircuitBreakerHttp", () => {
       assert.isUndefined(timeout.retryAfter)
       assert.include(timeout.detail, "qdrant")
     }))
+
+  it.effect("every operator action reaches the audit hook with its reason and outcome; a bad reason is a 400", () =>
+    Effect.gen(function*() {
+      recorded.length = 0
+      const client = yield* HttpApiClient.make(ServerApi)
+      yield* client.circuitBreakers.forceOpen({ params: { name: "qdrant" }, payload: { reason: "Qdrant upgrade" } })
+      // No body at all, as curl -X POST sends it.
+      const bare = yield* HttpClient.post("/admin/circuit-breakers/qdrant/reset")
+      assert.strictEqual(bare.status, 200)
+      yield* Effect.result(client.circuitBreakers.forceClose({ params: { name: "nope" }, payload: { reason: "x" } }))
+      assert.deepStrictEqual(recorded, [
+        { action: "force-open", name: "qdrant", reason: "Qdrant upgrade", outcome: "success", state: "forced-open" },
+        { action: "reset", name: "qdrant", reason: undefined, outcome: "success", state: "closed" },
+        { action: "force-close", name: "nope", reason: "x", outcome: "failure", state: undefined }
+      ])
+      const tooLong = yield* HttpClient.post("/admin/circuit-breakers/qdrant/force-open", {
+        body: HttpBody.jsonUnsafe({ reason: "r".repeat(2049) })
+      })
+      assert.strictEqual(tooLong.status, 400)
+      assert.strictEqual(recorded.length, 3)
+      assert.strictEqual((yield* (yield* CircuitBreaker.CircuitBreaker).snapshotOf("qdrant")).state, "closed")
+    }).pipe(Effect.provide(ApiServer)))
 })

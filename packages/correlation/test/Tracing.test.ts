@@ -50,8 +50,8 @@ describe("Tracing.layer", () => {
       assert.isTrue(isOtel(span), "the OpenTelemetry tracer is installed")
       const traced = span.traceId
       assert.match(traced, /^[0-9a-f]{32}$/)
-      // the batch processor flushes when the layer is released
-      for (let i = 0; i < 50 && otlp.received.length === 0; i++) yield* Effect.sleep("20 millis")
+      // The batch processor flushes when the layer is released, and the release waits for the export: the collector
+      // has the spans now (it records a request before it answers), long before the processor's own 5 s schedule.
       assert.isAbove(otlp.received.length, 0)
       assert.isTrue(otlp.received.every((r) => r.path === "/v1/traces"))
       assert.isAbove(otlp.received[0]!.bytes, 0)

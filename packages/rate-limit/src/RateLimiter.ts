@@ -21,7 +21,7 @@ import {
 } from "effect"
 import type { RateLimiter as Persistence } from "effect/persistence"
 import * as Memory from "./RateLimiter/Memory.js"
-import * as Redis from "./RateLimiter/Redis.js"
+import type * as Redis from "./RateLimiter/Redis.js"
 import {
   Algorithm,
   type Check,
@@ -182,6 +182,32 @@ export const defaultPolicy = (limit = 100, window = 60_000): Policy =>
   Policy.make({ name: "default", limit, window, scope: ["api-key"], endpoints: ["/api/*"] })
 
 /**
+ * The policy that limits the operator endpoints: `limit` requests per `window` per client address on `/admin` and
+ * everything under it, whatever the credentials (so that guessing admin keys is slow too).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const adminPolicy = (limit = 60, window = 60_000): Policy =>
+  Policy.make({ name: "admin", limit, window, scope: ["client"], endpoints: ["/admin/*"] })
+
+/**
+ * The policy that limits the API documents: `limit` requests per `window` per client address on `/docs` (Swagger UI),
+ * `/openapi.json` and `/api/<version>/openapi.json`, which are large and public.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const docsPolicy = (limit = 30, window = 60_000): Policy =>
+  Policy.make({
+    name: "docs",
+    limit,
+    window,
+    scope: ["client"],
+    endpoints: ["/docs/*", "/openapi.json", "/api/*/openapi.json"]
+  })
+
+/**
  * Who and what a request is, as far as limits care.
  *
  * @since 0.1.0
@@ -286,22 +312,32 @@ export class RateLimiter extends Context.Service<RateLimiter, {
 const segment = /[.*+?^${}()|[\]\\]/g
 
 /**
- * Compiles an endpoint pattern: `[METHOD ]path` where `*` matches the rest of the path and `:name` one segment.
+ * Compiles an endpoint pattern: `[METHOD ]path` where `*` matches the rest of the path (or, inside it, one or more
+ * segments) and `:name` one segment. The path is compared in any case, as the router compares route text by default:
+ * the endpoint of a request is its path as the router matches it (`RateLimiterHttp.routerPath`), lower-cased. A `GET`
+ * pattern covers `HEAD` (the router answers a `HEAD` with the `GET` route; the HTTP resolver gives it as `GET`).
  *
  * @since 0.1.0
  * @category utils
  */
 export const endpointMatcher = (pattern: string): (endpoint: string) => boolean => {
   const space = pattern.indexOf(" ")
-  const method = space === -1 ? undefined : pattern.slice(0, space).toUpperCase()
-  const path = space === -1 ? pattern : pattern.slice(space + 1)
+  const declared = space === -1 ? undefined : pattern.slice(0, space).toUpperCase()
+  const method = declared === "HEAD" ? "GET" : declared
+  let path = space === -1 ? pattern : pattern.slice(space + 1)
+  path = path.replace(/\/\/+/g, "/")
+  if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1)
   const source = path.split("/").map((part) =>
     part === "*" ? ".*" : part.startsWith(":") ? "[^/]+" : part.replace(segment, "\\$&")
   ).join("/")
-  const regex = new RegExp(`^${source.endsWith("/.*") ? source.slice(0, -3) + "(?:/.*)?" : source}$`)
+  const regex = new RegExp(`^${source.endsWith("/.*") ? source.slice(0, -3) + "(?:/.*)?" : source}$`, "i")
   return (endpoint) => {
     const at = endpoint.indexOf(" ")
-    if (method !== undefined && (at === -1 || endpoint.slice(0, at) !== method)) return false
+    if (method !== undefined) {
+      if (at === -1) return false
+      const actual = endpoint.slice(0, at)
+      if (actual !== method && !(method === "GET" && actual === "HEAD")) return false
+    }
     return regex.test(at === -1 ? endpoint : endpoint.slice(at + 1))
   }
 }
@@ -321,8 +357,9 @@ const decisionsId = "ratelimit_decisions_total"
 const decisionsDescription = "Rate-limit decisions by policy and outcome"
 
 /**
- * Decisions by policy and outcome (`allowed` | `limited`), in the metric registry of the context that built the
- * limiter (`make` and the layers: the building fiber's; `makeUnsafe`: `Options.context`, else the process-wide one).
+ * Decisions by policy and outcome (`allowed` | `limited`, each policy its own), in the metric registry of the context
+ * that built the limiter (`make` and the layers: the building fiber's; `makeUnsafe`: `Options.context`, else the
+ * process-wide one).
  *
  * The limiters count these series themselves and the registry reads them when it is read (`Metric.registerUnsafe`):
  * a decision adds one to a number, where `Metric.update` would cost a third of a decision. So `Metric.value` and
@@ -547,9 +584,11 @@ export const makeUnsafe = (store: RateLimiterStore["Service"], options: Options)
         if (result.retryAfterMillis > retryAfterMillis) retryAfterMillis = result.retryAfterMillis
       }
     }
+    // Each policy counts its own outcome: a policy that had room is `allowed` even when another one refused the
+    // request (nothing was consumed then).
     for (let i = 0; i < results.length; i++) {
       const c = selected[i]![0]
-      if (allowed) c.allowed.count++
+      if (results[i]!.allowed) c.allowed.count++
       else c.limited.count++
     }
     return { allowed, policies, violated: violated ?? noneViolated, remaining, resetAfterMillis, retryAfterMillis }
@@ -710,6 +749,9 @@ type DefaultPolicySetting = "off" | { readonly limit: number; readonly window: n
  *
  * - `RATE_LIMIT_DEFAULT` (`100/1m`): the default per-API-key policy on `/api` routes, `limit/window` (e.g. `100/1m`),
  *   or `off` to disable it.
+ * - `RATE_LIMIT_ADMIN` (`60/1m`): requests per client address to `/admin` and below ({@link adminPolicy}), or `off`.
+ * - `RATE_LIMIT_DOCS` (`30/1m`): requests per client address to `/docs`, `/openapi.json` and
+ *   `/api/<version>/openapi.json` ({@link docsPolicy}), or `off`.
  * - `RATE_LIMIT_POLICIES` (`[]`): more policies as a JSON array of `Policy`.
  * - `REDIS_URL` (secret): share limits across replicas through Redis; without it limits are per process, in memory.
  * - `RATE_LIMIT_REDIS_FAILURE` (`open`): while Redis is unreachable, `open` (an in-memory limiter) or `closed`
@@ -725,6 +767,14 @@ type DefaultPolicySetting = "off" | { readonly limit: number; readonly window: n
 export const config = Config.all({
   defaultPolicy: Config.schema(DefaultPolicySetting, "RATE_LIMIT_DEFAULT").pipe(
     Config.withDefault<typeof DefaultPolicySetting.Type>({ limit: 100, window: 60_000 }),
+    Config.map((setting) => setting === "off" ? Option.none() : Option.some(setting))
+  ),
+  adminPolicy: Config.schema(DefaultPolicySetting, "RATE_LIMIT_ADMIN").pipe(
+    Config.withDefault<typeof DefaultPolicySetting.Type>({ limit: 60, window: 60_000 }),
+    Config.map((setting) => setting === "off" ? Option.none() : Option.some(setting))
+  ),
+  docsPolicy: Config.schema(DefaultPolicySetting, "RATE_LIMIT_DOCS").pipe(
+    Config.withDefault<typeof DefaultPolicySetting.Type>({ limit: 30, window: 60_000 }),
     Config.map((setting) => setting === "off" ? Option.none() : Option.some(setting))
   ),
   policies: Config.schema(Schema.fromJsonString(PolicySet), "RATE_LIMIT_POLICIES").pipe(
@@ -749,8 +799,9 @@ export const config = Config.all({
 export type RateLimitConfig = Config.Success<typeof config>
 
 /**
- * The policies a configuration asks for: the default one (unless `off`), then `RATE_LIMIT_POLICIES`, then `extra`
- * (e.g. decoded from the config file with `PolicySet`). A later policy with the same name replaces an earlier one.
+ * The policies a configuration asks for: the default, admin and docs ones (unless `off`), then `RATE_LIMIT_POLICIES`,
+ * then `extra` (e.g. decoded from the config file with `PolicySet`). A later policy with the same name replaces an
+ * earlier one.
  *
  * @since 0.1.0
  * @category config
@@ -758,6 +809,8 @@ export type RateLimitConfig = Config.Success<typeof config>
 export const policiesOf = (settings: RateLimitConfig, extra: ReadonlyArray<Policy> = []): ReadonlyArray<Policy> => {
   const byName = new Map<string, Policy>()
   Option.map(settings.defaultPolicy, ({ limit, window }) => byName.set("default", defaultPolicy(limit, window)))
+  Option.map(settings.adminPolicy, ({ limit, window }) => byName.set("admin", adminPolicy(limit, window)))
+  Option.map(settings.docsPolicy, ({ limit, window }) => byName.set("docs", docsPolicy(limit, window)))
   for (const policy of [...settings.policies, ...extra]) byName.set(policy.name, policy)
   return [...byName.values()]
 }
@@ -783,30 +836,49 @@ export const layerMemory = (
   layer(options).pipe(Layer.provideMerge(Memory.layer(options)))
 
 /**
+ * Loads the Redis store module (and with it ioredis) on first use, so that a program on the memory store never loads
+ * it. Fails with `RateLimitStoreError` when the module cannot be loaded (ioredis is not installed).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadRedis: Effect.Effect<typeof Redis, RateLimitStoreError> = Effect.tryPromise({
+  try: () => import("./RateLimiter/Redis.js"),
+  catch: (cause) =>
+    new RateLimitStoreError({ message: "Cannot load the Redis rate-limit store (is ioredis installed?)", cause })
+})
+
+/**
  * The limiter with a Redis store, wrapped by `withFallback` with `failure` (default `open`). The store also serves as
- * `effect/persistence`'s store (without the fallback).
+ * `effect/persistence`'s store (without the fallback). The Redis module and ioredis are loaded when the layer is built
+ * ({@link loadRedis}).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedis = (
   options: Options & Redis.Options & { readonly failure?: FailureMode | undefined }
-): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore> =>
-  layer(options).pipe(Layer.provideMerge(Layer.effectContext(Effect.map(
-    Redis.make(options),
-    (store) => toContext(withFallback(store, { mode: options.failure ?? "open" }))
-  ))))
+): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore, RateLimitStoreError> =>
+  layer(options).pipe(Layer.provideMerge(Layer.effectContext(Effect.flatMap(loadRedis, (module) =>
+    Effect.map(
+      module.make(options),
+      (store) => toContext(withFallback(store, { mode: options.failure ?? "open" }))
+    )))))
 
 /**
  * The limiter from `config`: Redis when `REDIS_URL` is set (with `RATE_LIMIT_REDIS_FAILURE`), memory otherwise.
- * `policies` are added to the configured ones (pass the config file's section here).
+ * `policies` are added to the configured ones (pass the config file's section here). Only the Redis choice loads the
+ * Redis module; failing to load it is a `RateLimitStoreError`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
   options: { readonly policies?: ReadonlyArray<Policy> | undefined } = {}
-): Layer.Layer<RateLimiter | RateLimiterStore | Persistence.RateLimiterStore, Config.ConfigError> =>
+): Layer.Layer<
+  RateLimiter | RateLimiterStore | Persistence.RateLimiterStore,
+  Config.ConfigError | RateLimitStoreError
+> =>
   Layer.unwrap(Effect.map(config, (settings) => {
     const policies = policiesOf(settings, options.policies)
     return Option.match(settings.redisUrl, {

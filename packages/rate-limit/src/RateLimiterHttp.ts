@@ -7,7 +7,7 @@
  */
 import { ResponseHeaders } from "@ouroboros/kernel"
 import { Clock, Context, Effect, type Layer } from "effect"
-import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { type FindMyWay, HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Http from "./internal/http.js"
 import * as RateLimiter from "./RateLimiter.js"
 
@@ -44,24 +44,53 @@ export interface Middleware {
 export type KeyResolver = (request: HttpServerRequest.HttpServerRequest) => RateLimiter.Subject
 
 /**
+ * The path of a request target as `HttpRouter` matches it, for a router with this configuration (`HttpRouter.serve`'s
+ * `routerConfig`; default: Effect's defaults). It repeats the router's own normalization (`FindMyWay`'s `find`): the
+ * path ends at `?`, `#` and (unless `useSemicolonDelimiter: false`) `;`; escapes are decoded except those of
+ * `# $ & + , / : ; = ? @` and `%` (unless `decodeStaticPath: false`); `//` becomes `/` and a trailing `/` goes (unless
+ * turned off); letters are lower-cased (unless `caseSensitive`). An absolute-form target loses its scheme and host.
+ * Dot segments are kept, as the router keeps them: `/api/./v1/x` matches no route.
+ *
+ * Any two spellings that the router matches to the same route with the same parameters give the same path, so that a
+ * policy or an exemption by path cannot be escaped by spelling it differently (`/API/v1/x`, `//api/v1/x`,
+ * `/%61pi/v1/x`, `/api/v1/x/`, `/api/v1/x;a=b`). Parameter values are lower-cased too (the router matches them in any
+ * case): a policy keyed by endpoint counts `/documents/ABC` and `/documents/abc` together.
+ *
+ * @since 0.1.0
+ * @category utils
+ * @example
+ * import { RateLimiterHttp } from "@ouroboros/rate-limit"
+ * const path = RateLimiterHttp.routerPath()
+ * path("//API/v1/%77hoami/;jsessionid=1") // "/api/v1/whoami"
+ */
+export const routerPath: (config?: Partial<FindMyWay.RouterConfig>) => (url: string) => string = Http.routerPath
+
+/**
  * The default resolver: the SHA-256 of `X-API-Key` (raw keys never reach the store), the client address (through
  * `X-Forwarded-For` only from trusted proxies, IPv4 or IPv6; behind `HttpMiddleware.xForwardedHeaders` the request's
- * address is the client's already) and `METHOD /path` as the endpoint.
+ * address is the client's already) and `METHOD /path` as the endpoint, the path as the router matches it
+ * ({@link routerPath}; `routerConfig` must be the router's) and `HEAD` as `GET` (the router answers a `HEAD` with the
+ * `GET` route).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const defaultResolver = (
-  options: { readonly trustedProxies?: ReadonlyArray<string> | undefined; readonly apiKeyHeader?: string } = {}
+  options: {
+    readonly trustedProxies?: ReadonlyArray<string> | undefined
+    readonly apiKeyHeader?: string
+    readonly routerConfig?: Partial<FindMyWay.RouterConfig> | undefined
+  } = {}
 ): KeyResolver => {
   const trusted = Http.trustMatcher(options.trustedProxies ?? [])
   const header = (options.apiKeyHeader ?? "x-api-key").toLowerCase()
+  const pathOf = options.routerConfig === undefined ? Http.pathOf : Http.routerPath(options.routerConfig)
   return (request) => {
     const key = request.headers[header]
     return {
       apiKey: key === undefined || key === "" ? undefined : Http.hashKey(key),
       client: Http.clientAddress(request, trusted),
-      endpoint: `${request.method} ${Http.pathOf(request.url)}`
+      endpoint: `${request.method === "HEAD" ? "GET" : request.method} ${pathOf(request.url)}`
     }
   }
 }
@@ -77,12 +106,17 @@ export interface Options {
   readonly resolve?: KeyResolver | undefined
   /** Used by the default resolver. */
   readonly trustedProxies?: ReadonlyArray<string> | undefined
-  /** Paths never limited (default: `/health`, `/health/*`, `/metrics`). */
+  /** Paths never limited (default: `/health`, `/health/*`, `/metrics`), given as the router matches them. */
   readonly exempt?: ((path: string) => boolean) | undefined
+  /**
+   * The router's configuration (`HttpRouter.serve`'s `routerConfig`), for the path that exemptions and the default
+   * resolver see ({@link routerPath}). Default: Effect's defaults.
+   */
+  readonly routerConfig?: Partial<FindMyWay.RouterConfig> | undefined
 }
 
 /**
- * The paths that are never limited by default: health probes and metrics.
+ * The paths that are never limited by default: health probes and metrics (as {@link routerPath} gives them).
  *
  * @since 0.1.0
  * @category utils
@@ -199,9 +233,11 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Ra
     // Without a policy no request is ever limited or gets a field: the middleware steps aside, so that a server with
     // limits turned off (`RATE_LIMIT_DEFAULT=off` and nothing else) does not resolve a subject per request.
     if (limiter.policies.length === 0) return identity
-    const resolve = options.resolve ?? defaultResolver({ trustedProxies: options.trustedProxies })
+    const resolve = options.resolve ??
+      defaultResolver({ trustedProxies: options.trustedProxies, routerConfig: options.routerConfig })
     const decideUnsafe = limiter.decideUnsafe
     const exempt = options.exempt ?? isExempt
+    const pathOf = options.routerConfig === undefined ? Http.pathOf : Http.routerPath(options.routerConfig)
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       // Per request this middleware is one step of the fiber and allocates no Effect or closure of its own when the
       // store decides synchronously (memory): each costs several times more in a busy server than in a loop.
@@ -218,7 +254,7 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Ra
         (fiber) => {
           const context = fiber.context
           const request = Context.getUnsafe(context, HttpServerRequest.HttpServerRequest)
-          if (exempt(Http.pathOf(request.url))) return app
+          if (exempt(pathOf(request.url))) return app
           const subject = resolve(request)
           if (decideUnsafe !== undefined) {
             const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()

@@ -13,10 +13,6 @@ export * as RateLimiterMemory from "./RateLimiter/Memory.js"
 /**
  * @since 0.1.0
  */
-export * as RateLimiterRedis from "./RateLimiter/Redis.js"
-/**
- * @since 0.1.0
- */
 export * as RateLimiterHttp from "./RateLimiterHttp.js"
 /**
  * @since 0.1.0
@@ -34,3 +30,7 @@ export * as LoadShedder from "./LoadShedder.js"
  * @since 0.1.0
  */
 export * as LoadShedderHttp from "./LoadShedderHttp.js"
+/**
+ * @since 0.1.0
+ */
+export * as CompressionHttp from "./CompressionHttp.js"

@@ -218,6 +218,43 @@ describe("policies", () => {
       assert.strictEqual((yield* count("allowed")).count, 2)
     }))
 
+  it.effect("each policy counts its own outcome: one that had room is not counted as limited", () =>
+    Effect.gen(function*() {
+      const tight = `tight-${Math.random().toString(36).slice(2)}`
+      const loose = `loose-${Math.random().toString(36).slice(2)}`
+      const limiter = limiterWith([
+        RateLimiter.Policy.make({ name: tight, limit: 1, window: 60_000 }),
+        RateLimiter.Policy.make({ name: loose, limit: 100, window: 60_000 })
+      ])
+      for (let i = 0; i < 4; i++) yield* limiter.decide(subject)
+      const count = (policy: string, outcome: string) =>
+        Effect.map(
+          Metric.value(RateLimiter.decisions.pipe(Metric.withAttributes({ policy, outcome }))),
+          (state) => state.count
+        )
+      // The tight policy refused three requests; the loose one had room for all four (and consumed one).
+      assert.deepStrictEqual(
+        [yield* count(tight, "allowed"), yield* count(tight, "limited")],
+        [1, 3]
+      )
+      assert.deepStrictEqual(
+        [yield* count(loose, "allowed"), yield* count(loose, "limited")],
+        [4, 0]
+      )
+    }))
+
+  it("endpoint patterns compare paths in any case; GET covers HEAD", () => {
+    const api = RateLimiter.endpointMatcher("/API/*")
+    assert.isTrue(api("GET /api/v1/x"))
+    const whoami = RateLimiter.endpointMatcher("GET /api/v1/whoami/")
+    assert.isTrue(whoami("GET /api/v1/whoami"))
+    assert.isTrue(whoami("HEAD /api/v1/whoami"))
+    assert.isFalse(whoami("POST /api/v1/whoami"))
+    const docs = RateLimiter.endpointMatcher("/api/*/openapi.json")
+    assert.isTrue(docs("GET /api/v2/openapi.json"))
+    assert.isFalse(docs("GET /api/openapi.json"))
+  })
+
   it("endpoint patterns", () => {
     const api = RateLimiter.endpointMatcher("/api/*")
     assert.isTrue(api("GET /api/v1/x"))
@@ -247,6 +284,8 @@ describe("policies", () => {
       const policies = RateLimiter.policiesOf(settings)
       assert.deepStrictEqual(policies.map((p) => [p.name, p.limit, p.window, p.algorithm]), [
         ["default", 5, 1000, "token-bucket"],
+        ["admin", 60, 60_000, "token-bucket"],
+        ["docs", 30, 60_000, "token-bucket"],
         ["day", 1000, 86_400_000, "sliding-window"]
       ])
       const defaults = yield* withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: {} }))
@@ -264,8 +303,23 @@ describe("policies", () => {
         withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "lots" } }))
       )
       assert.isTrue(Result.isFailure(badDefault))
-      const off = yield* withEnv(RateLimiter.config, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "off" } }))
+      const off = yield* withEnv(
+        RateLimiter.config,
+        ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "off", RATE_LIMIT_ADMIN: "off", RATE_LIMIT_DOCS: "off" } })
+      )
       assert.deepStrictEqual(RateLimiter.policiesOf(off), [])
+      // Outside /api: the operator endpoints and the documents, per client address.
+      const outside = yield* withEnv(
+        RateLimiter.config,
+        ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "off", RATE_LIMIT_ADMIN: "10/1m", RATE_LIMIT_DOCS: "5/30s" } })
+      )
+      assert.deepStrictEqual(
+        RateLimiter.policiesOf(outside).map((p) => [p.name, p.limit, p.window, p.scope, p.endpoints]),
+        [
+          ["admin", 10, 60_000, ["client"], ["/admin/*"]],
+          ["docs", 5, 30_000, ["client"], ["/docs/*", "/openapi.json", "/api/*/openapi.json"]]
+        ]
+      )
     }))
 
   it.effect("layerConfig without REDIS_URL limits in memory", () =>

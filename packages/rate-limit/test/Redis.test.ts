@@ -71,15 +71,23 @@ describe.runIf(await Services.redis())("Redis store", () => {
         // effect/persistence's keys are escaped as its own Redis store escapes them (`:` is `%3A`).
         const keys = ["ttl=tb", "ttl=sw", "x:ttl%3Ax", "x:ttl%3Ax:refill", "x:ttl%3Af"].map((k) => prefix + k)
         const result = await Promise.all(keys.map((k) => redis.pttl(k)))
+        const states = await Promise.all(keys.slice(0, 2).map((k) => redis.getBuffer(k)))
         await redis.quit()
-        return result
-      })
-      // A key lives one window beyond the time its state takes to be fresh again: one token of 10/min is back in 6 s;
-      // the window key is fresh once the next window has passed.
+        return [result, states.map((state) => [0, 8, 16, 24].map((at) => state!.readDoubleLE(at)))] as const
+      }).pipe(Effect.map(([ttls, states]) => {
+        const [tb, sw] = states
+        // A key lives one window beyond the time its state takes to be fresh again, by the script's clock (kept in
+        // the state, its expiry last): one token of 10/min is back in 6 s after the decision (the bucket's second
+        // double); the window key (its index first) is fresh once the next window has passed.
+        assert.strictEqual(tb![3]! - tb![1]!, 66_000)
+        assert.strictEqual(sw![3]!, (sw![0]! + 3) * 60_000)
+        return ttls
+      }))
+      // Redis' own TTLs agree (they only fall from there).
       assert.isAtMost(ttls[0]!, 66_000)
-      assert.isAbove(ttls[0]!, 65_000)
-      assert.isAbove(ttls[1]!, 120_000)
+      assert.isAbove(ttls[0]!, 0)
       assert.isAtMost(ttls[1]!, 180_000)
+      assert.isAbove(ttls[1]!, 0)
       for (const ttl of ttls.slice(2)) {
         assert.isAbove(ttl, 0)
         assert.isAtMost(ttl, 60_000)
@@ -135,31 +143,41 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
   const check = (key: string, limit: number, windowMillis: number) =>
     ({ scope: "keys", key, algorithm: "token-bucket" as const, limit, windowMillis })
 
-  it.live("a key's expiry is kept while it covers the state, and moved on when it no longer does", () =>
+  it.effect("a key's expiry is kept while it covers the state, and moved on when it no longer does", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
       const key = `${prefix}keys=ttl-${randomUUID()}`
-      // 10 per 200 ms: the first request leaves 20 ms to refill, so the key may go after 20 + 200 ms.
-      yield* store.consume([check(key.slice(prefix.length + 5), 10, 200)], 1)
-      const first = yield* withRedis((redis) => redis.pttl(key))
-      // (Lower bounds leave room for a stalled test process: the expiry runs on while it waits.)
-      assert.isAbove(first, 60)
-      assert.isAtMost(first, 220)
-      yield* Effect.sleep("100 millis")
-      // An empty bucket needs 200 ms more: beyond the key's expiry (about 120 ms away), so it is set again.
-      const results = yield* store.consume([check(key.slice(prefix.length + 5), 10, 200)], 10)
-      assert.isTrue(results[0]!.allowed)
-      // The state's last double is the expiry the script gave the key.
-      const expiryOf = (redis: Redis) => redis.getBuffer(key).then((state) => state!.readDoubleLE(24))
-      const [moved, movedExpiry] = yield* withRedis((redis) => Promise.all([redis.pttl(key), expiryOf(redis)]))
-      assert.isAbove(moved, 240)
-      assert.isAtMost(moved, 400)
-      // A request within the expiry keeps it (written with KEEPTTL).
-      yield* Effect.sleep("20 millis")
-      yield* store.consume([check(key.slice(prefix.length + 5), 10, 200)], 1)
-      const [kept, keptExpiry] = yield* withRedis((redis) => Promise.all([redis.pttl(key), expiryOf(redis)]))
-      assert.isBelow(kept, moved)
-      assert.strictEqual(keptExpiry, movedExpiry)
+      // 10 per minute. No step waits for time to pass: the script's own clock is in the state (a token bucket's second
+      // double is the time of its decision, the last one the expiry it gave the key), so each expectation is exact.
+      const consume = store.consume([check(key.slice(prefix.length + 5), 10, 60_000)], 1)
+      const state = withRedis(async (redis) => {
+        const raw = (await redis.getBuffer(key))!
+        return { decidedAt: raw.readDoubleLE(8), expiry: raw.readDoubleLE(24), pttl: await redis.pttl(key), raw }
+      })
+      // A fresh key: one token is back in 6 s, and the key lives one window beyond that.
+      const first = (yield* consume)[0]!
+      assert.strictEqual(first.resetAfterMillis, 6_000)
+      const fresh = yield* state
+      assert.strictEqual(fresh.expiry - fresh.decidedAt, 66_000)
+      assert.isAbove(fresh.pttl, 0)
+      assert.isAtMost(fresh.pttl, 66_000)
+      // A decision within the expiry keeps it (written with KEEPTTL): the state needs at most 12 s more, the key has
+      // up to 66 s.
+      yield* consume
+      const kept = yield* state
+      assert.strictEqual(kept.expiry, fresh.expiry)
+      assert.isAtMost(kept.pttl, fresh.pttl)
+      // A key whose expiry no longer covers its state (here: the expiry in the state set back to the time of the last
+      // decision, the key itself given an hour) gets a new one, from this decision: its reset plus a window.
+      const stale = Buffer.from(kept.raw)
+      stale.writeDoubleLE(kept.decidedAt, 24)
+      yield* withRedis((redis) => redis.set(key, stale, "PX", 3_600_000))
+      const third = (yield* consume)[0]!
+      assert.isTrue(third.allowed)
+      const moved = yield* state
+      assert.strictEqual(moved.expiry - moved.decidedAt, third.resetAfterMillis + 60_000)
+      assert.isAtMost(moved.pttl, third.resetAfterMillis + 60_000)
+      assert.isAbove(moved.pttl, 0)
     }).pipe(Effect.provide(layer)))
 
   it.effect("a key in an older layout reads as its state, or as fresh when it is not a string", () =>
@@ -362,14 +380,19 @@ describe.runIf(await Services.redis())("Redis outage", () => {
         assert.isTrue((yield* limiter.decide(subject)).allowed)
         assert.strictEqual(yield* limiter.status, "pass")
         proxy.down()
-        yield* Effect.sleep("50 millis")
-        // Redis is away: decisions go on, in memory.
-        assert.isTrue((yield* limiter.decide(subject)).allowed)
-        assert.strictEqual(yield* limiter.status, "warn")
-        proxy.up()
+        // Redis is away (once the client has seen its connection close): decisions go on, in memory. Polled; the
+        // deadline only bounds the test.
         let status = yield* limiter.status
-        for (let i = 0; i < 50 && status !== "pass"; i++) {
-          yield* Effect.sleep("100 millis")
+        for (const deadline = Date.now() + 15_000; status !== "warn" && Date.now() < deadline;) {
+          assert.isTrue((yield* limiter.decide(subject)).allowed)
+          status = yield* limiter.status
+          if (status !== "warn") yield* Effect.sleep("10 millis")
+        }
+        assert.strictEqual(status, "warn")
+        assert.isTrue((yield* limiter.decide(subject)).allowed)
+        proxy.up()
+        for (const deadline = Date.now() + 15_000; status !== "pass" && Date.now() < deadline;) {
+          yield* Effect.sleep("20 millis")
           yield* limiter.decide(subject)
           status = yield* limiter.status
         }
@@ -384,7 +407,7 @@ describe.runIf(await Services.redis())("Redis outage", () => {
         policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
         redis: { retryStrategy: () => 100 }
       })))
-    }).pipe(Effect.scoped), 20_000)
+    }).pipe(Effect.scoped), 40_000)
 
   it.live("a Redis that stops answering fails decisions at the deadline, then closed or open as configured", () =>
     Effect.gen(function*() {
@@ -406,8 +429,8 @@ describe.runIf(await Services.redis())("Redis outage", () => {
       }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "closed" })))
       assert.strictEqual(closed.error._tag, "RateLimitStoreError")
       assert.include(String((closed.error as { cause?: unknown }).cause), "no reply from Redis within 300 ms")
+      // Not before its deadline (how long after it depends on the machine: the error's text names the deadline).
       assert.isAtLeast(closed.elapsed, 250)
-      assert.isBelow(closed.elapsed, 1000)
       proxy.stall(false)
       yield* Effect.gen(function*() {
         const limiter = yield* RateLimiter.RateLimiter

@@ -7,6 +7,14 @@
  * a crash the projector catches up from its checkpoint and re-embeds what it did not apply, so nothing is lost; a
  * rebuild drops the collections and replays every event.
  *
+ * With several replicas on one database, one projects at a time: the projector runs while its replica holds the
+ * `ProjectorLease` (a PostgreSQL advisory lock), and the checkpoint is global, so the replica that takes the lease over
+ * continues where the last holder stopped. The others follow the checkpoint in the database (their writes wait for
+ * it, their `status` reports it). The checkpoint's epoch fences a holder: taking the lease over, a restore and a
+ * rebuild bump it, after which the previous holder's progress is refused and it resets rather than resumes. A reset
+ * to sequence 0 drops the collections first, so vectors of events that no longer exist do not survive it. Startup
+ * does not wait for the catch-up: `lag` tells how far behind the projection is.
+ *
  * Each tenant's vectors are isolated: one shared collection partitioned by tenant, and a collection of its own for a
  * tenant that asks for it (`dedicatedTenants`). Calls to the models and the vector store run through their guards
  * (`Resilient`); failures are domain errors (`RetrievalError`), never HTTP ones.
@@ -17,8 +25,23 @@ import { Checkpoints, EventStore } from "@ouroboros/event-store"
 import { type Principal, TenantId } from "@ouroboros/kernel"
 import { Chunker, Embedder, Llm, type LlmError, Prompts } from "@ouroboros/llm"
 import { Filter, VectorStore } from "@ouroboros/vector-store"
-import { Context, Deferred, Duration, Effect, Layer, Option, Schema, Semaphore, Stream, SubscriptionRef } from "effect"
+import {
+  type Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Ref,
+  Schema,
+  Semaphore,
+  Stream,
+  SubscriptionRef
+} from "effect"
 import { createHash, randomUUID } from "node:crypto"
+import * as ProjectorLease from "./ProjectorLease.js"
 import * as Resilient from "./Resilient.js"
 import {
   DocumentConflict,
@@ -214,6 +237,13 @@ export interface Options {
   readonly chunking?: Chunker.Options | undefined
   /** How long a write waits for the projection to apply it before failing with `ProjectionBehind`. Default 30 s. */
   readonly applyTimeout?: Duration.Input | undefined
+  /**
+   * How often the projector looks for events appended elsewhere (another replica, a restore), and checks its
+   * checkpoint's epoch. Default 1 s.
+   */
+  readonly pollInterval?: Duration.Input | undefined
+  /** How often a replica without the lease reads the global checkpoint while a write waits for it. Default 100 ms. */
+  readonly followInterval?: Duration.Input | undefined
 }
 
 /**
@@ -403,7 +433,8 @@ export class Retrieval extends Context.Service<Retrieval, {
   readonly list: (principal: Principal.Principal, request: ListRequest) => Effect.Effect<DocumentPage, InvalidCursor>
   /**
    * Erases a tenant: every event of it (documents and pipelines) and every vector, in the shared collection and its
-   * own. The vectors go after the projection has moved past the deleted events, so none comes back.
+   * own. The vectors go once the projector (on whichever replica holds the lease) can no longer write vectors of
+   * events it read before the deletion: a new epoch fences it, and it takes the projection over again first.
    */
   readonly purgeTenant: (tenant: TenantId.TenantId) => Effect.Effect<{ readonly events: number }, VectorStoreUnavailable>
   /**
@@ -413,13 +444,30 @@ export class Retrieval extends Context.Service<Retrieval, {
   readonly reindexTenant: (
     tenant: TenantId.TenantId
   ) => Effect.Effect<{ readonly documents: number }, ModelUnavailable | VectorStoreUnavailable | IncompatibleCollection>
-  /** Drops the vectors and replays every event into fresh collections. */
+  /**
+   * Drops the vectors and replays every event into fresh collections. Any replica may ask: the checkpoint is reset
+   * to 0 (a new epoch), the lease holder drops the collections and replays, and this waits until it has caught up.
+   */
   readonly rebuild: Effect.Effect<{ readonly events: number }, VectorStoreUnavailable | ProjectionBehind>
-  /** The sequence of the last event the projection applied. */
+  /**
+   * Restarts the projection from `checkpoint`: the vectors already hold the effect of every event up to it (they
+   * were restored from snapshots taken at it). Records it as the global checkpoint in a new epoch, so the lease
+   * holder, wherever it runs, drops what it holds in memory and continues from there (0: from nothing, the
+   * collections dropped).
+   */
+  readonly resume: (checkpoint: number) => Effect.Effect<void>
+  /** The sequence of the last event the projection applied (the global checkpoint, on a replica without the lease). */
   readonly applied: Effect.Effect<number>
   /** The projection's position against the event store's. */
   readonly status: Effect.Effect<ProjectionStatus>
+  /** How many events the projection is behind the event store (0 when it is caught up): for readiness. */
+  readonly lag: Effect.Effect<number>
+  /** Whether this replica runs the projector (holds the `ProjectorLease`). */
+  readonly projecting: Effect.Effect<boolean>
 }>()("@ouroboros/retrieval/Retrieval") {}
+
+// A reset or a takeover moved the checkpoint's epoch: the projector's progress is refused until it resets.
+class Superseded extends Data.TaggedError("Superseded")<{}> {}
 
 const decodeIngested = Schema.decodeUnknownEffect(DocumentIngested)
 const decodeIngestedSync = Schema.decodeUnknownSync(DocumentIngested)
@@ -499,6 +547,13 @@ export const make = (options: Options = {}) =>
     const isDedicated = options.isDedicated ??
       ((tenant: TenantId.TenantId) => Effect.succeed(dedicatedTenants.has(tenant)))
     const applyTimeout = options.applyTimeout ?? Duration.seconds(30)
+    const pollInterval = options.pollInterval ?? Duration.seconds(1)
+    const followInterval = options.followInterval ?? Duration.millis(100)
+    // Without a lease in the context this is the only process: it always projects.
+    const lease = Option.getOrElse(
+      yield* Effect.serviceOption(ProjectorLease.ProjectorLease),
+      () => ProjectorLease.local
+    )
 
     // Every vector store failure but a bad filter means the store is unavailable (a vector of the wrong size too: the
     // store no longer holds what this embedder made).
@@ -557,6 +612,7 @@ export const make = (options: Options = {}) =>
       if (Option.isNone(yield* vectorCall(vectors.collectionInfo(name)))) missing = true
       yield* ensureOnce(name)
     }
+    // A new epoch at 0: the projector drops the collections and replays every event.
     if (missing) yield* checkpoints.set(checkpointName, 0)
 
     // Only the embedder that built the collections can embed for them (checked above), so there is no stand-in: a
@@ -565,10 +621,21 @@ export const make = (options: Options = {}) =>
       warn(Resilient.callModel(modelGuard, embedder.id, "embedding", embedder.embed(texts, { purpose })))
 
     // --- projection ---------------------------------------------------------------------------------------------
-    const pending = new Map<number, ReadonlyArray<Float32Array>>()
+    // The vectors an ingest on this replica embedded, for the projector to use rather than embed again: by stream,
+    // version and content (known before the append, so the projector never misses them; a concurrent ingest of other
+    // content for the same version cannot lend its vectors).
+    const pending = new Map<string, ReadonlyArray<Float32Array>>()
+    const pendingKey = (streamId: string, version: number, contentHash: string) =>
+      `${streamId}\u0000${version}\u0000${contentHash}`
+    // What this replica knows of the projection: its own progress while it holds the lease, else the global
+    // checkpoint as last read.
     const applied = yield* SubscriptionRef.make(yield* checkpoints.get(checkpointName))
+    // The epoch this replica projects in, and whether it holds the lease.
+    const epoch = yield* SubscriptionRef.make(0)
+    const holding = yield* Ref.make(false)
     const wake = yield* Deferred.make<void>().pipe(Effect.map((d) => ({ current: d })))
-    // One writer of the vectors at a time: the projector's catch-ups, and an operator's move or erasure of a tenant.
+    // One writer of the vectors at a time in this process: the projector's catch-ups and resets, and an operator's
+    // move or erasure of a tenant. Across replicas, the lease.
     const projector = yield* Semaphore.make(1)
 
     const byDocument = (documentId: string): VectorStore.Selector => ({
@@ -585,7 +652,7 @@ export const make = (options: Options = {}) =>
         if (event.type === "DocumentIngested") {
           const data = yield* decodeIngested(event.data)
           const chunks = Chunker.chunk(data.text, options.chunking)
-          const vectorsOf = pending.get(event.sequence) ??
+          const vectorsOf = pending.get(pendingKey(event.streamId, event.version, data.contentHash)) ??
             (yield* embed(chunks.map((c) => c.text), "document"))
           yield* vectorCall(vectors.delete(target, tenantId, byDocument(data.documentId)))
           yield* vectorCall(vectors.upsert(
@@ -603,51 +670,144 @@ export const make = (options: Options = {}) =>
         }
       })
 
+    // Every collection of this service that exists, the shared one first.
+    const existing = Effect.map(
+      vectorCall(vectors.listCollections),
+      (all) => all.map((c) => c.name).filter(isOurs).sort((a, b) => a === collection ? -1 : b === collection ? 1 : 0)
+    )
+
+    // Drops every collection of this service that holds points and creates the configured ones again, empty. Empty
+    // ones stay (a first start has nothing to drop, and searches meanwhile find the collections).
+    const clearCollections = Effect.gen(function*() {
+      const filled = (yield* vectorCall(vectors.listCollections)).filter((c) => isOurs(c.name) && c.count > 0)
+      // Also forgets collections that someone else dropped: they are created again when used.
+      ensured.clear()
+      for (const { name } of filled) yield* vectorCall(vectors.drop(name))
+      for (const name of collections) {
+        yield* ensureOnce(name).pipe(
+          // A fresh collection fits the embedder: anything else is the store's trouble.
+          Effect.catchTag(
+            "IncompatibleCollection",
+            (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
+          )
+        )
+      }
+    })
+
+    // Takes the projection over (a new epoch) from the global checkpoint. From 0 the collections are dropped first:
+    // they may hold vectors of events that a restore or a rebuild removed.
+    const reset = Effect.gen(function*() {
+      const position = yield* checkpoints.claim(checkpointName)
+      if (position.sequence === 0) yield* clearCollections
+      yield* SubscriptionRef.set(epoch, position.epoch)
+      yield* SubscriptionRef.set(applied, position.sequence)
+      yield* Effect.logInfo("vector projection catching up").pipe(
+        Effect.annotateLogs({ from: position.sequence, epoch: position.epoch })
+      )
+    }).pipe(Semaphore.withPermits(projector, 1))
+
+    // Saves the projector's progress, only in its epoch.
+    const advance = (sequence: number) =>
+      Effect.flatMap(SubscriptionRef.get(epoch), (mine) =>
+        Effect.flatMap(
+          checkpoints.advance(checkpointName, sequence, mine),
+          (saved) => saved ? SubscriptionRef.set(applied, sequence) : Effect.fail(new Superseded())
+        ))
+
     const catchUp = Effect.gen(function*() {
+      // A reset from outside (a restore, a rebuild asked elsewhere) or another holder shows as a new epoch.
+      const position = yield* checkpoints.position(checkpointName)
+      if (position.epoch !== (yield* SubscriptionRef.get(epoch))) return yield* new Superseded()
       const from = yield* SubscriptionRef.get(applied)
       // Read before the events: every event up to it is readable below, so none is skipped by advancing to it.
       const last = yield* events.lastSequence
       yield* events.readAll({ fromSequence: from + 1, batchSize: 256 }).pipe(
         Stream.filter((event) => event.streamId.includes("/document/")),
         Stream.runForEach((event) =>
-          apply(event).pipe(
-            Effect.andThen(checkpoints.set(checkpointName, event.sequence)),
-            Effect.andThen(SubscriptionRef.set(applied, event.sequence)),
-            Effect.ensuring(Effect.sync(() => pending.delete(event.sequence)))
-          )
+          Effect.andThen(apply(event), advance(event.sequence))
         )
       )
       // Events of other streams advance the checkpoint too, so waiting requests are released.
-      if (last > (yield* SubscriptionRef.get(applied))) {
-        yield* checkpoints.set(checkpointName, last)
-        yield* SubscriptionRef.set(applied, last)
-      }
+      if (last > (yield* SubscriptionRef.get(applied))) yield* advance(last)
     }).pipe(Semaphore.withPermits(projector, 1))
 
-    const initial = yield* SubscriptionRef.get(applied)
-    yield* Effect.logInfo("vector projection catching up").pipe(
-      Effect.annotateLogs({ service: "retrieval", from: initial })
-    )
-    yield* catchUp.pipe(Effect.orDie)
+    const retryLater = (message: string) => (cause: Cause.Cause<unknown>) =>
+      Effect.logWarning(message, cause).pipe(Effect.andThen(Effect.sleep(pollInterval)), Effect.as(false))
 
-    yield* Effect.gen(function*() {
-      const signal = wake.current
-      yield* Effect.race(Deferred.await(signal), Effect.sleep(Duration.seconds(1)))
-      wake.current = yield* Deferred.make<void>()
-      yield* catchUp.pipe(
-        Effect.catchCause((cause) =>
-          Effect.logWarning("vector projection failed; it retries", cause).pipe(
-            Effect.andThen(Effect.sleep(Duration.seconds(1)))
-          )
+    // The projector while this replica holds the lease: take the projection over, then catch up at each wake-up or
+    // poll. A new epoch means a reset from outside (take it over again) or another holder (this replica lost the
+    // lease: end, and wait for it again).
+    const project = Effect.gen(function*() {
+      let current = false
+      while (true) {
+        if (!current) {
+          current = yield* reset.pipe(Effect.as(true), Effect.catchCause(retryLater("vector projection reset failed")))
+          continue
+        }
+        const caughtUp = yield* catchUp.pipe(
+          Effect.as(true),
+          Effect.catchTag("Superseded", () => Effect.succeed(false)),
+          Effect.catchCause(retryLater("vector projection failed; it retries"))
         )
-      )
-    }).pipe(Effect.forever, Effect.annotateLogs({ service: "retrieval" }), Effect.forkScoped, Effect.interruptible)
+        if (!caughtUp && (yield* checkpoints.position(checkpointName)).epoch !== (yield* SubscriptionRef.get(epoch))) {
+          if (!(yield* lease.held)) return
+          current = false
+          continue
+        }
+        const signal = wake.current
+        yield* Effect.race(Deferred.await(signal), Effect.sleep(pollInterval))
+        wake.current = yield* Deferred.make<void>()
+      }
+    }).pipe(
+      (body) => Effect.andThen(Ref.set(holding, true), body),
+      Effect.ensuring(Ref.set(holding, false))
+    )
+
+    // Startup does not wait for the catch-up (or for the lease): `lag` says how far behind the projection is.
+    yield* lease.whileHeld(project).pipe(
+      // Whatever happens (the database lost while reading the epoch, say), the projector waits and starts over.
+      Effect.catchCause(retryLater("vector projection stopped; it starts over")),
+      Effect.forever,
+      Effect.annotateLogs({ service: "retrieval" }),
+      Effect.forkScoped,
+      Effect.interruptible
+    )
+
+    // The global checkpoint, on a replica that does not project.
+    const refresh = Effect.gen(function*() {
+      if (yield* Ref.get(holding)) return
+      yield* SubscriptionRef.set(applied, yield* checkpoints.get(checkpointName))
+    })
+
+    // Waits (without a bound) until the projection has applied `sequence`.
+    const reached = (sequence: number) =>
+      Effect.gen(function*() {
+        while (true) {
+          yield* refresh
+          if ((yield* SubscriptionRef.get(applied)) >= sequence) return
+          yield* Effect.raceFirst(
+            SubscriptionRef.changes(applied).pipe(Stream.takeUntil((n) => n >= sequence), Stream.runDrain),
+            Effect.sleep(followInterval)
+          )
+        }
+      })
+
+    // Returns once no batch of events read before it began can write vectors any more, wherever the projector runs:
+    // a new epoch refuses the holder's progress, so its batch ends at its next event, and the holder takes the
+    // projection over again (another new epoch) before it reads on.
+    const fence = Effect.gen(function*() {
+      const fenced = (yield* checkpoints.claim(checkpointName)).epoch
+      yield* Deferred.succeed(wake.current, undefined)
+      while ((yield* checkpoints.position(checkpointName)).epoch === fenced) {
+        yield* Effect.raceFirst(
+          SubscriptionRef.changes(epoch).pipe(Stream.takeUntil((e) => e > fenced), Stream.runDrain),
+          Effect.sleep(followInterval)
+        )
+      }
+    })
 
     const awaitApplied = (sequence: number) =>
-      Effect.andThen(
-        Deferred.succeed(wake.current, undefined),
-        SubscriptionRef.changes(applied).pipe(Stream.takeUntil((n) => n >= sequence), Stream.runDrain)
-      ).pipe(
+      Effect.andThen(Deferred.succeed(wake.current, undefined), reached(sequence)).pipe(
         Effect.timeoutOrElse({
           duration: applyTimeout,
           orElse: () =>
@@ -681,7 +841,12 @@ export const make = (options: Options = {}) =>
         const chunks = Chunker.chunk(request.text, options.chunking)
         if (chunks.length === 0) return yield* new EmptyDocument({ id })
         const embedded = yield* embed(chunks.map((c) => c.text), "document")
-        const result = yield* events.append(streamOf(tenant, id), [{
+        const stream = streamOf(tenant, id)
+        // For this replica's projector, if it is the one that applies the event; the ingest forgets them once it is
+        // done, whatever happened.
+        const key = pendingKey(stream, current.version + 1, contentHash)
+        pending.set(key, embedded)
+        const result = yield* events.append(stream, [{
           type: "DocumentIngested",
           data: {
             documentId: id,
@@ -694,10 +859,12 @@ export const make = (options: Options = {}) =>
           metadata: { tenantId: tenant, subject: principal.subject }
         }], { expectedVersion: current.version < 0 ? "no-stream" : current.version }).pipe(
           EventStore.forTenant(tenant),
-          Effect.catchTag("WrongExpectedVersion", conflict(id))
+          Effect.catchTag("WrongExpectedVersion", conflict(id)),
+          Effect.tap((result) => awaitApplied(result.lastSequence)),
+          Effect.ensuring(Effect.sync(() => {
+            if (pending.get(key) === embedded) pending.delete(key)
+          }))
         )
-        pending.set(result.lastSequence, embedded)
-        yield* awaitApplied(result.lastSequence)
         const now = new Date().toISOString()
         return {
           id,
@@ -870,31 +1037,20 @@ export const make = (options: Options = {}) =>
     const ask: Retrieval["Service"]["ask"] = (principal, request) =>
       Effect.map(answer(principal, request), (answered) => answered.response)
 
-    // Every collection of this service that exists, the shared one first.
-    const existing = Effect.map(
-      vectorCall(vectors.listCollections),
-      (all) => all.map((c) => c.name).filter(isOurs).sort((a, b) => a === collection ? -1 : b === collection ? 1 : 0)
-    )
-
     const rebuild: Retrieval["Service"]["rebuild"] = Effect.gen(function*() {
-      const names = [...new Set([...collections, ...ensured, ...(yield* existing)])]
-      ensured.clear()
-      for (const name of names) yield* vectorCall(vectors.drop(name))
-      for (const name of collections) {
-        yield* ensureOnce(name).pipe(
-          // A fresh collection fits the embedder: anything else is the store's trouble.
-          Effect.catchTag(
-            "IncompatibleCollection",
-            (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
-          )
-        )
-      }
+      // A new epoch at 0: the holder, here or on another replica, drops the collections and replays every event.
       yield* checkpoints.set(checkpointName, 0)
       yield* SubscriptionRef.set(applied, 0)
       const last = yield* events.lastSequence
       yield* awaitApplied(last)
       return { events: last }
     }).pipe(warn)
+
+    const resume: Retrieval["Service"]["resume"] = Effect.fn("Retrieval.resume")(function*(checkpoint) {
+      yield* checkpoints.set(checkpointName, checkpoint)
+      yield* SubscriptionRef.set(applied, checkpoint)
+      yield* Deferred.succeed(wake.current, undefined)
+    })
 
     // A tenant's points, wherever they are: the shared collection and its own.
     const dropTenantVectors = (tenant: TenantId.TenantId): Effect.Effect<void, VectorStoreUnavailable> =>
@@ -909,13 +1065,12 @@ export const make = (options: Options = {}) =>
       }).pipe(Effect.catchTag("InvalidFilter", Effect.die))
 
     const purgeTenant: Retrieval["Service"]["purgeTenant"] = Effect.fn("Retrieval.purgeTenant")(function*(tenant) {
-      // Under the projector's permit: no batch that read the tenant's events before they were deleted is still
-      // writing its vectors when they are dropped.
-      return yield* Effect.gen(function*() {
-        const deleted = yield* events.deleteTenant(tenant)
-        yield* dropTenantVectors(tenant)
-        return { events: deleted }
-      }).pipe(Semaphore.withPermits(projector, 1))
+      const deleted = yield* events.deleteTenant(tenant)
+      // No batch that read the tenant's events before they were deleted (here or on the replica that holds the
+      // lease) writes vectors after they are dropped.
+      yield* fence
+      yield* dropTenantVectors(tenant).pipe(Semaphore.withPermits(projector, 1))
+      return { events: deleted }
     }, warn)
 
     const reindexTenant: Retrieval["Service"]["reindexTenant"] = Effect.fn("Retrieval.reindexTenant")(
@@ -943,8 +1098,10 @@ export const make = (options: Options = {}) =>
       warn
     )
 
+    const appliedNow = Effect.andThen(refresh, SubscriptionRef.get(applied))
+
     const status: Retrieval["Service"]["status"] = Effect.all({
-      appliedSequence: SubscriptionRef.get(applied),
+      appliedSequence: appliedNow,
       lastSequence: events.lastSequence
     })
 
@@ -957,10 +1114,13 @@ export const make = (options: Options = {}) =>
       ask,
       answer,
       rebuild,
+      resume,
       purgeTenant,
       reindexTenant,
-      applied: SubscriptionRef.get(applied),
-      status
+      applied: appliedNow,
+      status,
+      lag: Effect.map(status, (s) => Math.max(0, s.lastSequence - s.appliedSequence)),
+      projecting: Ref.get(holding)
     })
   })
 

@@ -13,6 +13,10 @@ export * as PipelineSyntax from "./PipelineSyntax.js"
 /**
  * @since 0.1.0
  */
+export * as ProjectorLease from "./ProjectorLease.js"
+/**
+ * @since 0.1.0
+ */
 export * as Resilient from "./Resilient.js"
 /**
  * @since 0.1.0

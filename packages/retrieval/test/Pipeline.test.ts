@@ -42,8 +42,11 @@ const StubRetrieval = Layer.succeed(
     purgeTenant: unused,
     reindexTenant: unused,
     rebuild: unused(),
+    resume: unused,
     applied: Effect.succeed(0),
     status: Effect.succeed({ appliedSequence: 0, lastSequence: 0 }),
+    lag: Effect.succeed(0),
+    projecting: Effect.succeed(true),
     search: (_principal, request) =>
       Effect.flatMap(Ref.get(RetrievalDown), (down) =>
         down

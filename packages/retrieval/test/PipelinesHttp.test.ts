@@ -64,8 +64,11 @@ const StubRetrieval = Layer.succeed(
     purgeTenant: unused,
     reindexTenant: unused,
     rebuild: unused(),
+    resume: unused,
     applied: Effect.succeed(0),
     status: Effect.succeed({ appliedSequence: 0, lastSequence: 0 }),
+    lag: Effect.succeed(0),
+    projecting: Effect.succeed(true),
     search: () =>
       Effect.succeed([{
         documentId: "zebras",

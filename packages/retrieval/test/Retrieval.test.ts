@@ -8,6 +8,7 @@ import { TestClock } from "effect/testing"
 import * as Resilient from "../src/Resilient.js"
 import * as Retrieval from "../src/Retrieval.js"
 import {
+  eventually,
   flakyEmbedder,
   makeSwitch,
   principal,
@@ -325,6 +326,56 @@ describe("Retrieval when a dependency fails", () => {
 })
 
 describe("Retrieval's projection", () => {
+  it.live("a restore bumps the epoch: the projector resets and drops the vectors of events that are gone", () =>
+    Effect.gen(function*() {
+      const retrieval = yield* service
+      const events = yield* EventStore.EventStore
+      const checkpoints = yield* Checkpoints.Checkpoints
+      yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+      yield* retrieval.ingest(tenantA, { id: "tea", text: tea })
+      const find = (query: string) =>
+        Effect.map(retrieval.search(tenantA, { query, limit: 5 }), (hits) => hits.map((h) => h.documentId))
+      assert.include(yield* find("leaves of a plant"), "tea")
+      // What `Backup.restore` does: the events as they were at a point in time (before the tea), and the checkpoint
+      // reset to 0 in the same step; nobody calls the projector.
+      const kept = yield* Stream.runCollect(events.readAll({ toSequence: 1 }))
+      yield* events.truncate
+      yield* events.importEvents(Stream.fromIterable(kept))
+      yield* checkpoints.set(Retrieval.checkpointName, 0)
+      // The collection is dropped and filled again meanwhile: a search may fail or find nothing for a moment.
+      yield* eventually(
+        "the projector resets and replays the restored events",
+        Effect.all([find("leaves of a plant"), find("striped animals")]).pipe(
+          Effect.map(([leaves, striped]) => !leaves.includes("tea") && striped.includes("zebras")),
+          Effect.orElseSucceed(() => false)
+        )
+      )
+      assert.deepStrictEqual(yield* find("striped animals"), ["zebras"])
+      yield* eventually("the projection is at the restored head", Effect.map(retrieval.applied, (n) => n === 1))
+      assert.deepStrictEqual(yield* retrieval.status, { appliedSequence: 1, lastSequence: 1 })
+    }).pipe(Effect.provide(retrieval({ pollInterval: "20 millis" }))))
+
+  it.live("resume restarts the projection from a checkpoint: what follows it is applied again, and only that", () =>
+    Effect.gen(function*() {
+      const s = yield* makeSwitch
+      yield* Effect.gen(function*() {
+        const retrieval = yield* service
+        yield* retrieval.ingest(tenantA, { id: "zebras", text: zebras })
+        yield* retrieval.ingest(tenantA, { id: "tea", text: tea })
+        // Each ingest embeds once (the request's vectors go to the projector).
+        assert.strictEqual(yield* Ref.get(s.calls), 2)
+        yield* retrieval.resume(1)
+        assert.strictEqual(yield* (yield* Checkpoints.Checkpoints).get(Retrieval.checkpointName), 1)
+        yield* eventually("the projector applies event 2 again", Effect.map(Ref.get(s.calls), (n) => n === 3))
+        yield* eventually("the projection is at the head", Effect.map(retrieval.applied, (n) => n === 2))
+        assert.strictEqual(yield* Ref.get(s.calls), 3)
+        const hits = yield* retrieval.search(tenantA, { query: "leaves of a plant", limit: 1 })
+        assert.strictEqual(hits[0]?.documentId, "tea")
+      }).pipe(
+        Effect.provide(retrieval({ pollInterval: "20 millis" }, Layer.succeed(Embedder.Embedder, flakyEmbedder(s))))
+      )
+    }))
+
   it.effect("a rebuild replays the events: the same results, the projection at the head", () =>
     Effect.gen(function*() {
       const retrieval = yield* service
@@ -341,13 +392,23 @@ describe("Retrieval's projection", () => {
       assert.strictEqual(yield* retrieval.applied, 3)
     }).pipe(Effect.provide(retrieval())))
 
-  it.effect("catches up from its checkpoint at startup: events recorded while it was down are applied", () =>
+  it.effect("catches up from its checkpoint after startup, which does not wait for it: lag reports it", () =>
     Effect.gen(function*() {
       const directory = yield* tempDir
       const events = yield* EventStore.EventStore
+      // The projector's embedding waits at this gate, so the catch-up is still running when startup is over.
+      const gate = yield* Deferred.make<void>()
+      const local = Embedder.makeLocal()
+      const Gated = Layer.succeed(
+        Embedder.Embedder,
+        Embedder.Embedder.of({
+          ...local,
+          embed: (texts, o) => Effect.andThen(Deferred.await(gate), local.embed(texts, o))
+        })
+      )
       const Stores = Layer.mergeAll(Layer.succeed(EventStore.EventStore, events), Checkpoints.layerMemory)
       const start = Retrieval.layer().pipe(
-        Layer.provide(Layer.mergeAll(Stores, vectorStore(directory), Llm.layerLocal, Embedder.layerLocal())),
+        Layer.provide(Layer.mergeAll(Stores, vectorStore(directory), Llm.layerLocal, Gated)),
         Layer.provide(quiet)
       )
       // The process "dies" right after recording an ingest: the event is there, its vectors are not.
@@ -363,10 +424,18 @@ describe("Retrieval's projection", () => {
         },
         metadata: { tenantId: "tenant-a", subject: "test" }
       }], { expectedVersion: "no-stream" })
-      const hits = yield* Effect.flatMap(service, (r) => r.search(tenantA, { query: "cranes dancing" })).pipe(
-        Effect.provide(start)
-      )
-      assert.strictEqual(hits[0]?.documentId, "cranes")
+      yield* Effect.gen(function*() {
+        const retrieval = yield* service
+        // Started, with the event not applied yet: lag says so.
+        assert.strictEqual(yield* retrieval.lag, 1)
+        // The only process (no lease in the context) projects.
+        yield* eventually("the projector runs", retrieval.projecting)
+        assert.strictEqual(yield* retrieval.lag, 1)
+        yield* Deferred.succeed(gate, undefined)
+        yield* eventually("the projection catches up", Effect.map(retrieval.lag, (lag) => lag === 0))
+        const hits = yield* retrieval.search(tenantA, { query: "cranes dancing" })
+        assert.strictEqual(hits[0]?.documentId, "cranes")
+      }).pipe(Effect.provide(start))
     }).pipe(Effect.provide(EventStore.layerMemory())))
 
   it.effect("a collection that the configured embedder cannot fill is IncompatibleCollection at startup", () =>

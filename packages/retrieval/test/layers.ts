@@ -33,6 +33,23 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
 export const vectorStore = (directory: string): Layer.Layer<VectorStore.VectorStore, VectorStore.VectorStoreError> =>
   Embedded.layer({ directory, fsync: false })
 
+/**
+ * Waits until `condition` holds, checking it every 10 ms of real time (what the tests wait for runs on other fibers,
+ * the database or other processes). The bound only ends a test that would otherwise hang.
+ */
+export const eventually = (
+  what: string,
+  condition: Effect.Effect<boolean, unknown>,
+  checks = 3000
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < checks; i++) {
+      if (yield* Effect.orDie(condition)) return
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 10)))
+    }
+    return yield* Effect.die(new Error(`gave up waiting until ${what}`))
+  })
+
 export const quiet: Layer.Layer<never> = Layer.succeed(References.MinimumLogLevel, "None")
 
 /** Whether the {@link FlakyEmbedder} fails, and how many calls reached it. */

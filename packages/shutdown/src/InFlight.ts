@@ -23,6 +23,7 @@ import {
   Option,
   Stream,
   SubscriptionRef,
+  type Scope,
   Tracer
 } from "effect"
 
@@ -99,7 +100,7 @@ interface Entry {
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<InFlight["Service"]> = Effect.gen(function*() {
+export const make: Effect.Effect<InFlight["Service"], never, Scope.Scope> = Effect.gen(function*() {
   const entries = new Map<number, Entry>()
   // The hot path (every request) is synchronous bookkeeping: no Ref, PubSub or Metric effect per request. Waiters
   // for idleness and subscribers to the count are woken only when there are some.
@@ -108,10 +109,16 @@ export const make: Effect.Effect<InFlight["Service"]> = Effect.gen(function*() {
   const watched = { subscribers: 0 }
   const context = yield* Effect.context<never>()
   let nextId = 0
+  // The gauge is read when metrics are read (a scrape), not written per request.
+  const registration = Metric.registerUnsafe(gauge, context, {
+    get: () => ({ value: entries.size }),
+    update: () => {},
+    modify: () => {}
+  })
+  yield* Effect.addFinalizer(() => Effect.sync(() => registration.remove()))
 
   const changed = () => {
     const n = entries.size
-    gauge.updateUnsafe(n, context)
     if (n === 0 && idle.size > 0) {
       for (const deferred of idle) Deferred.doneUnsafe(deferred, Exit.void)
       idle.clear()
@@ -148,15 +155,19 @@ export const make: Effect.Effect<InFlight["Service"]> = Effect.gen(function*() {
     Array.from(entries.values(), (entry) => snapshot(entry, now)))
 
   const track = <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.withFiber<A, E, R>((fiber) => {
-        const id = ++nextId
-        const startedAt = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        entries.set(id, { id, info, startedAt, fiber })
+    // `uninterruptibleMask` runs its function in the fiber's own step: the current fiber is the request's, and taking
+    // the entry and installing its finalizer is one uninterruptible step.
+    Effect.uninterruptibleMask((restore) => {
+      const fiber = Fiber.getCurrent()!
+      const id = ++nextId
+      entries.set(id, { id, info, startedAt: fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber })
+      changed()
+      return Effect.onExit(restore(effect), () => {
+        entries.delete(id)
         changed()
-        return Effect.ensuring(restore(effect), Effect.sync(() => (entries.delete(id), changed())))
+        return Effect.void
       })
-    )
+    })
 
   const awaitIdle = (timeout: Duration.Input) =>
     Effect.suspend(() => {

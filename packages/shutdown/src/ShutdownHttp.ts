@@ -43,19 +43,29 @@ export const middleware = <E, R>(
   HttpServerResponse.HttpServerResponse,
   E,
   R | HttpServerRequest.HttpServerRequest | InFlight.InFlight
-> =>
-  Effect.withFiber((fiber) => {
+> => {
+  // Made interruptible once per app, not per request.
+  const interruptible = Effect.interruptible(app)
+  return Effect.withFiber((fiber) => {
     const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-    const inFlight = Context.getUnsafe(fiber.context, InFlight.InFlight)
-    return inFlight.track(
-      {
-        method: request.method,
-        route: pathOf(request.url),
-        correlationId: request.headers["x-correlation-id"]
-      },
-      Effect.interruptible(app)
-    )
+    return Context.getUnsafe(fiber.context, InFlight.InFlight).track(new RequestInfoOf(request), interruptible)
   })
+}
+
+// What the tracker knows of a request, read from the request when it reports one (a shutdown that cuts it), not on
+// every request.
+class RequestInfoOf implements InFlight.RequestInfo {
+  constructor(private readonly request: HttpServerRequest.HttpServerRequest) {}
+  get method(): string {
+    return this.request.method
+  }
+  get route(): string {
+    return pathOf(this.request.url)
+  }
+  get correlationId(): string | undefined {
+    return this.request.headers["x-correlation-id"]
+  }
+}
 
 /**
  * The Node server under a layer built by {@link layerServer}, for what the layer does not cover.
@@ -103,6 +113,12 @@ export interface Limits {
    */
   readonly maxConnections?: number | undefined
   /**
+   * The most bytes of request line and headers a request may send (Node's `maxHeaderSize`; default 32 768, Node's
+   * own is 16 384). Above it Node answers 431, as problem+json ({@link onClientError}). Large enough for a JWT with many
+   * claims and a `traceparent`/`tracestate` pair; raise it only if a proxy in front adds large headers.
+   */
+  readonly maxHeaderSize?: number | undefined
+  /**
    * How often (ms) Node checks the header and request timeouts (`connectionsCheckingInterval`). Node's 30 s default
    * lets a timeout fire up to 30 s late (slow headers were dropped after 84 s instead of 60 s): the default here is a
    * quarter of the smaller timeout, between 10 ms and 1 s.
@@ -120,7 +136,8 @@ export const defaultLimits = {
   headersTimeout: 10_000,
   requestTimeout: 30_000,
   keepAliveTimeout: 65_000,
-  maxConnections: 4096
+  maxConnections: 4096,
+  maxHeaderSize: 32_768
 } as const
 
 const nonNegative = (name: string) =>
@@ -140,6 +157,7 @@ const positive = (name: string) =>
  * | `HTTP_REQUEST_TIMEOUT_MS` | 30000 | time to receive the whole request, body included (408); 0 = off |
  * | `HTTP_KEEP_ALIVE_TIMEOUT_MS` | 65000 | idle keep-alive connections close after it: above the LB's idle timeout |
  * | `HTTP_MAX_CONNECTIONS` | 4096 | connections open at once; more are closed at once |
+ * | `HTTP_MAX_HEADER_SIZE` | 32768 | bytes of request line and headers (431 above it) |
  *
  * The headers timeout may not exceed a non-zero request timeout (Node refuses such a server).
  *
@@ -150,7 +168,8 @@ export const limitsConfig: Config.Config<Required<Omit<Limits, "connectionsCheck
   headersTimeout: positive("HTTP_HEADERS_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.headersTimeout)),
   requestTimeout: nonNegative("HTTP_REQUEST_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.requestTimeout)),
   keepAliveTimeout: positive("HTTP_KEEP_ALIVE_TIMEOUT_MS").pipe(Config.withDefault(defaultLimits.keepAliveTimeout)),
-  maxConnections: positive("HTTP_MAX_CONNECTIONS").pipe(Config.withDefault(defaultLimits.maxConnections))
+  maxConnections: positive("HTTP_MAX_CONNECTIONS").pipe(Config.withDefault(defaultLimits.maxConnections)),
+  maxHeaderSize: positive("HTTP_MAX_HEADER_SIZE").pipe(Config.withDefault(defaultLimits.maxHeaderSize))
 }).pipe(
   Config.mapEffect((limits) =>
     limits.requestTimeout > 0 && limits.headersTimeout > limits.requestTimeout
@@ -188,18 +207,26 @@ const resolveLimits = (options: Limits) => {
   const requestTimeout = options.requestTimeout ?? defaultLimits.requestTimeout
   const keepAliveTimeout = options.keepAliveTimeout ?? defaultLimits.keepAliveTimeout
   const maxConnections = options.maxConnections ?? defaultLimits.maxConnections
+  const maxHeaderSize = options.maxHeaderSize ?? defaultLimits.maxHeaderSize
   const smallest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout
   const connectionsCheckingInterval = options.connectionsCheckingInterval ??
     Math.max(10, Math.min(1000, Math.floor(smallest / 4)))
   if (requestTimeout > 0 && headersTimeout > requestTimeout) {
     throw new RangeError(`headersTimeout (${headersTimeout}) must not exceed requestTimeout (${requestTimeout})`)
   }
-  return { headersTimeout, requestTimeout, keepAliveTimeout, maxConnections, connectionsCheckingInterval }
+  return {
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout,
+    maxConnections,
+    maxHeaderSize,
+    connectionsCheckingInterval
+  }
 }
 
 /**
  * The problem a request gets when Node's HTTP parser or its timers reject it before the application sees it, by
- * Node's error code: `HPE_HEADER_OVERFLOW` (headers over `--max-http-header-size`, 16 KiB) → 431,
+ * Node's error code: `HPE_HEADER_OVERFLOW` (headers over `maxHeaderSize`, 32 KiB by default) → 431,
  * `HPE_CHUNK_EXTENSIONS_OVERFLOW` → 413, `ERR_HTTP_REQUEST_TIMEOUT` (headers or request timeout) → 408, any other
  * parse error (bad header bytes, a malformed request line, an invalid method or version) → 400. Undefined for errors
  * of the connection itself (`ECONNRESET`…), which cannot be answered.
@@ -356,6 +383,7 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
     requestTimeout: limits.requestTimeout,
     headersTimeout: limits.headersTimeout,
     keepAliveTimeout: limits.keepAliveTimeout,
+    maxHeaderSize: limits.maxHeaderSize,
     connectionsCheckingInterval: limits.connectionsCheckingInterval
   })
   server.maxConnections = limits.maxConnections
@@ -372,9 +400,10 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
  * `HttpIncomingMessage.MaxBodySize`, say) still gets its response, with `Connection: close`, instead of a reset or a
  * connection left waiting for the rest of the body.
  *
- * The server's {@link Limits} (headers 10 s, request 30 s, keep-alive 65 s, 4096 connections unless given; read
+ * The server's {@link Limits} (headers 10 s, request 30 s, keep-alive 65 s, 4096 connections, 32 KiB of headers
+ * unless given; read
  * them from the environment with {@link limitsConfig} or use {@link layerServerConfig}) bound slow clients and the
- * number of connections, and what Node rejects itself (bad header bytes, headers over 16 KiB, a malformed request
+ * number of connections, and what Node rejects itself (bad header bytes, headers over `maxHeaderSize`, a malformed request
  * line, a timeout) is answered as problem+json ({@link onClientError}). The platform's own graceful shutdown
  * (`gracefulShutdownTimeout`) is off: the drain has already waited for the requests when the server's scope closes.
  *
@@ -434,7 +463,8 @@ export const layerServer = (
 
 /**
  * {@link layerServer} with its {@link Limits} read from the environment ({@link limitsConfig}:
- * `HTTP_HEADERS_TIMEOUT_MS`, `HTTP_REQUEST_TIMEOUT_MS`, `HTTP_KEEP_ALIVE_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`);
+ * `HTTP_HEADERS_TIMEOUT_MS`, `HTTP_REQUEST_TIMEOUT_MS`, `HTTP_KEEP_ALIVE_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`,
+ * `HTTP_MAX_HEADER_SIZE`);
  * `options` override them.
  *
  * @since 0.1.0

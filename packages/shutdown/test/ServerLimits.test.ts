@@ -231,7 +231,7 @@ describe("ShutdownHttp.layerServer limits", () => {
   describe("what Node's parser rejects is a problem+json response", () => {
     const cases = [
       ["bad header bytes", "GET /fast HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b\r\n\r\n", 400],
-      ["headers over 16 KiB", `GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, 431],
+      ["headers over 32 KiB", `GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(40_000)}\r\n\r\n`, 431],
       ["a malformed request line", "NONSENSE\r\n\r\n", 400],
       ["an unknown HTTP version", "GET /fast HTTP/7.1\r\nHost: x\r\n\r\n", 400],
       ["a bad chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400]
@@ -245,6 +245,15 @@ describe("ShutdownHttp.layerServer limits", () => {
           else assert.match(String(body.detail), /^the request is not valid HTTP\/1\.1: /)
         }).pipe(Effect.scoped), { timeout: 30_000 })
     }
+
+    it.live("headers between Node's 16 KiB and the server's 32 KiB are served (a large JWT)", () =>
+      Effect.gen(function*() {
+        const { port } = yield* start({})
+        const served = parse((yield* exchange(port, `GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).received)
+        assert.strictEqual(served.status, 200)
+        const { port: small } = yield* start({ maxHeaderSize: 16_384 })
+        problem((yield* exchange(small, `GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).received, 431)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
 
     it.live("a good request on the same server is unaffected", () =>
       Effect.gen(function*() {
@@ -325,16 +334,18 @@ describe("ShutdownHttp.layerServer limits", () => {
           headersTimeout: 10_000,
           requestTimeout: 30_000,
           keepAliveTimeout: 65_000,
-          maxConnections: 4096
+          maxConnections: 4096,
+          maxHeaderSize: 32_768
         })
         assert.deepStrictEqual(
           yield* read({
             HTTP_HEADERS_TIMEOUT_MS: "5000",
             HTTP_REQUEST_TIMEOUT_MS: "0",
             HTTP_KEEP_ALIVE_TIMEOUT_MS: "620000",
-            HTTP_MAX_CONNECTIONS: "100"
+            HTTP_MAX_CONNECTIONS: "100",
+            HTTP_MAX_HEADER_SIZE: "65536"
           }),
-          { headersTimeout: 5000, requestTimeout: 0, keepAliveTimeout: 620_000, maxConnections: 100 }
+          { headersTimeout: 5000, requestTimeout: 0, keepAliveTimeout: 620_000, maxConnections: 100, maxHeaderSize: 65_536 }
         )
       }))
 

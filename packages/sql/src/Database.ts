@@ -8,12 +8,13 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Data, Deferred, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Clock, Config, Data, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { SqlClient, SqlError } from "effect/sql"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
-import { Worker } from "node:worker_threads"
+import * as Early from "./Early.js"
+import * as Embedded from "./internal/embedded.js"
+import * as Lock from "./internal/lock.js"
 
 /**
  * The database could not be opened: the data directory is locked by another process, the embedded engine failed to
@@ -120,54 +121,60 @@ const describeUrl = (url: Redacted.Redacted<string>): string => {
 
 /**
  * Takes an exclusive lock on a data directory: a second process that opens it fails with a clear error instead of
- * corrupting the files. A lock left by a process that no longer runs is taken over.
+ * corrupting the files. The lock file (`ouroboros.lock`) names its holder: process id, host name, boot id, PID
+ * namespace, start time and a token; the holder touches it every `heartbeat` (5 s).
+ *
+ * A lock is taken over only when its holder is shown to be gone, and only from the same host:
+ *
+ * - same machine boot and PID namespace: when its process no longer runs (or the PID now belongs to another
+ *   process, or to this one: a restarted container is PID 1 again);
+ * - another container (PID namespace) or an earlier boot of this host: when its heartbeat is older than
+ *   `staleAfter` (30 s). A younger one is watched until it either beats (the holder lives: `Locked`) or goes stale;
+ * - another host, or a lock file this version cannot read (an older version's bare PID): never (`Locked`, with what
+ *   to delete if that server is gone for good).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const lockDirectory = (directory: string) =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => {
-        Fs.mkdirSync(directory, { recursive: true })
-        const file = Path.join(directory, "ouroboros.lock")
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            Fs.writeFileSync(file, String(process.pid), { flag: "wx" })
-            return file
-          } catch (error) {
-            if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-            const owner = Number(Fs.readFileSync(file, "utf8").trim())
-            if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
-              throw new DatabaseError({
-                reason: "Locked",
-                message: `DATA_DIR ${directory} is in use by process ${owner}; stop it or choose another DATA_DIR`
-              })
-            }
-            Fs.rmSync(file, { force: true })
-          }
-        }
-        throw new Error(`could not take ${file}`)
-      },
-      catch: (cause) =>
-        cause instanceof DatabaseError
-          ? cause
-          : new DatabaseError({
-            reason: "Locked",
-            message: `cannot lock DATA_DIR ${directory}: ${String(cause)}`,
-            cause
-          })
-    }),
-    (file) => Effect.sync(() => Fs.rmSync(file, { force: true }))
-  )
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
+export const lockDirectory = (directory: string, options?: {
+  readonly heartbeat?: Duration.Input | undefined
+  readonly staleAfter?: Duration.Input | undefined
+}) => {
+  const timing: Lock.Timing = {
+    heartbeatMillis: options?.heartbeat === undefined
+      ? Lock.defaultTiming.heartbeatMillis
+      : Duration.toMillis(Duration.fromInputUnsafe(options.heartbeat)),
+    staleAfterMillis: options?.staleAfter === undefined
+      ? Lock.defaultTiming.staleAfterMillis
+      : Duration.toMillis(Duration.fromInputUnsafe(options.staleAfter))
   }
+  const look = (watched: number | undefined) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.try({
+        try: () => Lock.attempt({ directory, timing, now, watched }),
+        catch: (cause) =>
+          new DatabaseError({ reason: "Locked", message: `cannot lock DATA_DIR ${directory}: ${String(cause)}`, cause })
+      }))
+  const take = (watched: number | undefined): Effect.Effect<Lock.Held, DatabaseError> =>
+    Effect.flatMap(look(watched), (result) => {
+      switch (result._tag) {
+        case "Taken":
+          return result.tookOver === undefined
+            ? Effect.succeed(result.lock)
+            : Effect.as(tookOverWarning(directory, result.tookOver), result.lock)
+        case "Held":
+          return Effect.fail(new DatabaseError({ reason: "Locked", message: result.message }))
+        case "Watch":
+          // Look again shortly: a heartbeat in between means the holder lives; none until `staleAfter`, it is gone.
+          return Effect.andThen(
+            Effect.sleep(Duration.millis(Math.min(1_000, timing.heartbeatMillis))),
+            take(watched ?? result.mtimeMs)
+          )
+      }
+    })
+  return Effect.acquireRelease(take(undefined), (lock) => Effect.sync(lock.release)).pipe(
+    Effect.map((lock) => lock.file)
+  )
 }
 
 /**
@@ -177,18 +184,70 @@ const isAlive = (pid: number): boolean => {
  * @since 0.1.0
  * @category utils
  */
-export const templatePath = (): string =>
-  process.env.OUROBOROS_PGLITE_TEMPLATE ?? Path.join(Os.tmpdir(), `ouroboros-pglite-${pgliteVersion}.tgz`)
-
-const pgliteVersion = "0.5.14"
-
-type WorkerMessage =
-  | { readonly type: "ready"; readonly port: number; readonly version: string }
-  | { readonly type: "error"; readonly message: string }
-  | { readonly type: "stopped"; readonly error?: string }
+export const templatePath = (): string => Embedded.templatePath()
 
 const embeddedFailed = (message: string, cause?: unknown) =>
   new DatabaseError({ reason: "EmbeddedFailed", message: `embedded PostgreSQL: ${message}`, cause })
+
+const workerScript = () => new URL("./pglite-worker.mjs", import.meta.url)
+
+/** The failure of the worker as the layer reports it, saying which stage failed. */
+const workerFailed = (directory: string, failure: unknown): DatabaseError => {
+  if (!(failure instanceof Embedded.WorkerFailure)) return embeddedFailed(String(failure), failure)
+  switch (failure.stage) {
+    case "load":
+      return embeddedFailed(`cannot load PGlite: ${failure.message}`, failure)
+    case "open":
+      return embeddedFailed(`cannot open the data directory ${directory}: ${failure.message}`, failure)
+    case "listen":
+      return embeddedFailed(`cannot open its socket on 127.0.0.1: ${failure.message}`, failure)
+    case "thread":
+      return embeddedFailed(failure.message, failure)
+  }
+}
+
+/**
+ * Runs a started worker in the scope: waits until it is ready, logs an error if its thread ends while it serves, and
+ * stops it (closing the socket and the database cleanly, bounded to 10 seconds) when the scope closes. A database
+ * that could not be closed cleanly is logged: its next start replays the write-ahead log.
+ */
+const runWorker = <E>(start: Effect.Effect<Embedded.Handle, E>) =>
+  Effect.gen(function*() {
+    const handle = yield* Effect.acquireRelease(start, (handle) =>
+      Effect.promise(() => handle.stop(10_000)).pipe(
+        Effect.flatMap((error) =>
+          error === undefined
+            ? Effect.void
+            : Effect.logWarning(`embedded PostgreSQL was not closed cleanly: ${error}`).pipe(
+              Effect.annotateLogs({ service: "sql", directory: handle.directory })
+            )
+        )
+      ))
+    const info = yield* Effect.tryPromise({
+      try: () => handle.ready,
+      catch: (failure) => workerFailed(handle.directory, failure)
+    })
+    // The thread may still end while it serves (PGlite aborted): queries then fail with connection errors, and the
+    // log says why.
+    yield* Effect.promise(() => handle.lost).pipe(
+      Effect.flatMap((failure) =>
+        Effect.logError(`embedded PostgreSQL stopped: ${failure.message}`).pipe(
+          Effect.annotateLogs({ service: "sql", directory: handle.directory })
+        )
+      ),
+      Effect.forkScoped
+    )
+    yield* Effect.logDebug("embedded PostgreSQL started").pipe(
+      Effect.annotateLogs({
+        service: "sql",
+        directory: handle.directory,
+        port: info.port,
+        version: info.version,
+        threadId: handle.threadId
+      })
+    )
+    return info
+  })
 
 /**
  * Starts PGlite in a worker thread behind a PostgreSQL socket on 127.0.0.1 and yields its port. Stopping closes the
@@ -198,55 +257,45 @@ const embeddedFailed = (message: string, cause?: unknown) =>
  * @category constructors
  */
 export const startEmbedded = (dataDir: string) =>
+  runWorker(Effect.try({
+    try: () => {
+      const directory = Path.resolve(dataDir, "pg")
+      Fs.mkdirSync(directory, { recursive: true })
+      return Embedded.spawn(directory, workerScript())
+    },
+    catch: (cause) => embeddedFailed(`cannot start the worker thread: ${String(cause)}`, cause)
+  }))
+
+/**
+ * Starts the embedded database of `DATA_DIR` now, before anything else is loaded, for {@link layerEmbedded} to
+ * adopt: the data directory is locked and PGlite starts in its worker thread while the rest of the program loads.
+ * Nothing is started when `DATABASE_URL` is set or the lock cannot be taken at once (the layer then reports why).
+ *
+ * A server calls this from a small entry module before it imports its bundle; the function is also exported, with
+ * nothing but Node built-ins behind it, as `@ouroboros/sql/Early`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const startEmbeddedEarly = Early.startEmbeddedEarly
+
+const tookOverWarning = (directory: string, why: string) =>
+  Effect.logWarning(`took over the lock of DATA_DIR: ${why}`).pipe(Effect.annotateLogs({ service: "sql", directory }))
+
+const adopted = (early: Embedded.Early) =>
   Effect.gen(function*() {
-    const directory = Path.resolve(dataDir, "pg")
-    yield* Effect.sync(() => Fs.mkdirSync(directory, { recursive: true }))
-    const ready = yield* Deferred.make<{ port: number; version: string }, DatabaseError>()
-    const stopped = yield* Deferred.make<void>()
-    const worker = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), {
-          workerData: { dataDir: directory, template: templatePath() }
-        })
-        worker.on("message", (message: WorkerMessage) => {
-          if (message.type === "ready") Deferred.doneUnsafe(ready, Effect.succeed(message))
-          else if (message.type === "error") Deferred.doneUnsafe(ready, Effect.fail(embeddedFailed(message.message)))
-          else Deferred.doneUnsafe(stopped, Effect.void)
-        })
-        worker.on("error", (cause) => Deferred.doneUnsafe(ready, Effect.fail(embeddedFailed(cause.message, cause))))
-        worker.on("exit", (code) => {
-          // A worker that ends before it is ready (no message) would otherwise leave startup waiting for ever.
-          const early = embeddedFailed(`the worker exited with code ${code} before it was ready`)
-          Deferred.doneUnsafe(ready, Effect.fail(early))
-          Deferred.doneUnsafe(stopped, Effect.void)
-        })
-        return worker
-      }),
-      (worker) =>
-        Effect.sync(() => worker.postMessage({ type: "stop" })).pipe(
-          Effect.andThen(Deferred.await(stopped)),
-          Effect.timeout(Duration.seconds(10)),
-          Effect.ignore,
-          Effect.andThen(Effect.promise(() => worker.terminate())),
-          Effect.ignore
-        )
-    )
-    const info = yield* Deferred.await(ready)
-    yield* Effect.logDebug("embedded PostgreSQL started").pipe(
-      Effect.annotateLogs({
-        service: "sql",
-        directory,
-        port: info.port,
-        version: info.version,
-        threadId: worker.threadId
-      })
-    )
-    return info
+    yield* Effect.acquireRelease(Effect.succeed(early.lock), (lock) => Effect.sync(lock.release))
+    if (early.tookOver !== undefined) yield* tookOverWarning(Path.dirname(early.directory), early.tookOver)
+    return yield* runWorker(Effect.succeed(early.handle))
   })
+
+const abandon = (early: Embedded.Early) =>
+  Effect.promise(() => early.handle.stop(10_000)).pipe(Effect.andThen(Effect.sync(early.lock.release)))
 
 /**
  * The embedded database under `dataDir`: the directory is locked for this process, PGlite runs in a worker thread,
- * and the pool holds exactly one connection.
+ * and the pool holds exactly one connection. A database started by {@link startEmbeddedEarly} for the same
+ * directory is adopted (lock and worker) instead of starting another.
  *
  * @since 0.1.0
  * @category layers
@@ -256,8 +305,13 @@ export const layerEmbedded = (options: {
 }): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError> =>
   Layer.unwrap(
     Effect.gen(function*() {
-      yield* lockDirectory(options.dataDir)
-      const { port } = yield* startEmbedded(options.dataDir)
+      Embedded.mark("sql: layer needs the database")
+      const { abandoned, early } = Embedded.claim(Path.resolve(options.dataDir, "pg"))
+      if (abandoned !== undefined) yield* abandon(abandoned)
+      const { port } = early !== undefined
+        ? yield* adopted(early)
+        : yield* Effect.andThen(lockDirectory(options.dataDir), startEmbedded(options.dataDir))
+      Embedded.mark(early !== undefined ? "sql: early database adopted" : "sql: database started")
       return connected(
         {
           host: "127.0.0.1",

@@ -1,13 +1,30 @@
 import { assert, describe, it } from "@effect/vitest"
 import { PgSchema, Services } from "@ouroboros/testkit"
-import { Effect, Exit, Layer, Option, Redacted } from "effect"
-import { SqlClient, SqlError } from "effect/sql"
+import { Effect, Exit, Layer, Logger, Option, Redacted } from "effect"
+import { SqlClient, SqlError, Statement } from "effect/sql"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Database, Migrations } from "../src/index.js"
 
 const tmp = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-sql-"))
+
+/** Records the statements an effect runs and the lines it logs. */
+const observe = () => {
+  const statements: Array<string> = []
+  const logs: Array<string> = []
+  const record: Statement.Transformer = (statement) =>
+    Effect.sync(() => {
+      statements.push(statement.compile()[0])
+      return statement
+    })
+  const logger = Logger.make(({ logLevel, message }) => {
+    logs.push(`${logLevel.toUpperCase()} ${Array.isArray(message) ? message.map(String).join(" ") : String(message)}`)
+  })
+  const watch = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(Effect.provideService(Statement.CurrentTransformer, record), Effect.provide(Logger.layer([logger])))
+  return { statements, logs, watch }
+}
 
 const migrations: Migrations.Migrations = {
   "0001_create_notes": Effect.flatMap(
@@ -50,6 +67,59 @@ const contract = (name: string, makeLayer: () => Layer.Layer<SqlClient.SqlClient
         const after = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM notes`
         assert.strictEqual(after[0]?.n, 2)
       }).pipe(Effect.provide(makeLayer())), { timeout: 60_000 })
+
+    it.effect("checks an up-to-date set in one statement, without a transaction or a lock", () =>
+      Effect.gen(function*() {
+        yield* Migrations.run({ name: "fast_test", migrations })
+        const { logs, statements, watch } = observe()
+        const again = yield* Migrations.run({ name: "fast_test", migrations }).pipe(watch)
+        assert.strictEqual(again.length, 0)
+        assert.strictEqual(statements.length, 1, statements.join("; "))
+        assert.isFalse(statements.some((s) => /\b(LOCK|BEGIN|INSERT|CREATE)\b/i.test(s)), statements.join("; "))
+        assert.deepStrictEqual(logs.filter((l) => l.startsWith("WARN")), [])
+        // A newer migration in the set is run by the migrator, and only it.
+        const more = yield* Migrations.run({
+          name: "fast_test",
+          migrations: {
+            ...migrations,
+            "0003_add_note": Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO notes (body) VALUES ('n')`)
+          }
+        })
+        assert.deepStrictEqual(more.map(([id]) => id), [3])
+      }).pipe(Effect.provide(makeLayer())), { timeout: 60_000 })
+
+    it.effect("does not take a changed set for an up-to-date one", () =>
+      Effect.gen(function*() {
+        yield* Migrations.run({ name: "changed_test", migrations })
+        // The second migration renamed, and one slipped in below the newest recorded: the migrator runs neither (it
+        // only runs newer ids), so the fast path must not hide them either: both are reported.
+        const { logs, statements, watch } = observe()
+        const { "0002_add_tag": tag, ...rest } = migrations
+        const changed: Migrations.Migrations = {
+          ...rest,
+          "0002_add_tags": tag!,
+          "0001_create_notes": migrations["0001_create_notes"]!,
+          "0000_extension": Effect.void
+        }
+        const ran = yield* Migrations.run({ name: "changed_test", migrations: changed }).pipe(watch)
+        assert.deepStrictEqual(ran, [])
+        const warnings = logs.filter((l) => l.startsWith("WARN"))
+        assert.strictEqual(warnings.length, 1, logs.join("\n"))
+        assert.include(warnings[0], "2_add_tags (recorded as 2_add_tag)")
+        assert.include(warnings[0], "0_extension (not recorded")
+        // It went past the fast path, to the migrator (which locks its table).
+        assert.isTrue(statements.some((s) => /\bLOCK\b/i.test(s)), statements.join("; "))
+      }).pipe(Effect.provide(makeLayer())), { timeout: 60_000 })
+
+    it.effect("leaves a set with duplicate ids to the migrator, which refuses it", () =>
+      Effect.gen(function*() {
+        yield* Migrations.run({ name: "duplicate_test", migrations })
+        const exit = yield* Effect.exit(Migrations.run({
+          name: "duplicate_test",
+          migrations: { ...migrations, "0002_add_tag_again": Effect.void }
+        }))
+        assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "duplicate")
+      }).pipe(Effect.provide(makeLayer())), { timeout: 60_000 })
   })
 
 contract("embedded (PGlite)", () => Database.layerEmbedded({ dataDir: tmp() }))
@@ -59,19 +129,6 @@ describe.runIf(await Services.postgres())("PostgreSQL", () => {
 })
 
 describe("Database", () => {
-  it.effect("locks the data directory against a second opener", () =>
-    Effect.gen(function*() {
-      const dir = tmp()
-      Fs.writeFileSync(Path.join(dir, "ouroboros.lock"), "1") // pid 1 is always alive
-      const exit = yield* Effect.exit(Database.lockDirectory(dir))
-      assert.isTrue(Exit.isFailure(exit))
-      assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "in use by process 1")
-      // A stale lock (a process that no longer runs) is taken over.
-      Fs.writeFileSync(Path.join(dir, "ouroboros.lock"), "999999999")
-      const file = yield* Database.lockDirectory(dir)
-      assert.strictEqual(Fs.readFileSync(file, "utf8"), String(process.pid))
-    }))
-
   it.effect("names an unreachable DATABASE_URL", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(Database.layer({

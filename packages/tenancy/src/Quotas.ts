@@ -164,6 +164,11 @@ export class QuotaStore extends Context.Service<QuotaStore, {
   readonly read: (tenantId: TenantId.TenantId, counters: ReadonlyArray<Counter>) => Effect.Effect<ReadonlyArray<number>>
   /** Forgets every counter of a tenant. */
   readonly purge: (tenantId: TenantId.TenantId) => Effect.Effect<void>
+  /**
+   * Deletes the counters of periods that ended: days before `day` (`YYYY-MM-DD`) and months before `month`
+   * (`YYYY-MM`), every tenant's; gauges (`total`) stay. Yields how many went.
+   */
+  readonly prune: (before: { readonly day: string; readonly month: string }) => Effect.Effect<number>
 }>()("@ouroboros/tenancy/QuotaStore") {}
 
 /**
@@ -197,7 +202,26 @@ export class Quotas extends Context.Service<Quotas, {
   readonly release: (tenantId: TenantId.TenantId, amounts: Amounts) => Effect.Effect<void>
   /** Adds usage known after the fact (LLM tokens), without a check. */
   readonly record: (tenantId: TenantId.TenantId, amounts: Amounts) => Effect.Effect<void>
+  /**
+   * Deletes the counters of periods that ended before yesterday or last month (a late write to the period just
+   * ended, a lease taken before midnight, still finds its row); runs every `pruneIntervalMillis` by itself.
+   */
+  readonly prune: Effect.Effect<number>
 }>()("@ouroboros/tenancy/Quotas") {}
+
+/**
+ * The periods {@link Quotas.prune} deletes before, at `now`: yesterday's day and last month.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const prunedBefore = (now: number): { readonly day: string; readonly month: string } => {
+  const date = new Date(now)
+  return {
+    day: new Date(now - day).toISOString().slice(0, 10),
+    month: new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() - 1, 1)).toISOString().slice(0, 7)
+  }
+}
 
 const day = 86_400_000
 
@@ -252,10 +276,13 @@ export const limitsOf = (
 export interface Options {
   /** Tier defaults over the built-in ones. */
   readonly defaults?: QuotasSection | undefined
+  /** How often counters of ended periods are deleted, milliseconds (default 1 hour, at least 1 second). */
+  readonly pruneIntervalMillis?: number | undefined
 }
 
 /**
- * The service on the store and tenants in context. Counters of a deleted tenant are purged with it.
+ * The service on the store and tenants in context. Counters of a deleted tenant are purged with it; counters of ended
+ * periods are deleted every `pruneIntervalMillis` (every replica does it; the deletes are idempotent).
  *
  * @since 0.1.0
  * @category constructors
@@ -332,7 +359,25 @@ export const make = (options: Options = {}) =>
       return { limits: limit, usage }
     })
 
+    const prune = Effect.flatMap(Clock.currentTimeMillis, (now) => store.prune(prunedBefore(now))).pipe(
+      Effect.withSpan("Quotas.prune")
+    )
+    // The first run is one interval after the start (nothing is urgent then).
+    yield* Effect.forkScoped(
+      prune.pipe(
+        // The store dies on infrastructure failures: logged, and tried again at the next interval.
+        Effect.catchDefect((defect) =>
+          Effect.logWarning("quota counters of ended periods not deleted yet", defect).pipe(
+            Effect.annotateLogs({ service: "tenancy" })
+          )
+        ),
+        Effect.delay(Math.max(1_000, options.pruneIntervalMillis ?? 3_600_000)),
+        Effect.forever
+      )
+    )
+
     return Quotas.of({
+      prune,
       limits,
       status,
       check,
@@ -392,6 +437,21 @@ export const makeMemoryStore = (): QuotaStore["Service"] => {
     purge: (tenantId) =>
       Effect.sync(() => {
         for (const key of [...counters.keys()]) if (key.startsWith(`${tenantId}\u0000`)) counters.delete(key)
+      }),
+    prune: (before) =>
+      Effect.sync(() => {
+        let deleted = 0
+        for (const key of [...counters.keys()]) {
+          const period = key.split("\u0000")[2]!
+          if (
+            (period.startsWith("d:") && period < `d:${before.day}`) ||
+            (period.startsWith("m:") && period < `m:${before.month}`)
+          ) {
+            counters.delete(key)
+            deleted++
+          }
+        }
+        return deleted
       })
   })
 }

@@ -231,7 +231,12 @@ export class ApiKeyInfo extends Schema.Class<ApiKeyInfo>("@ouroboros/tenancy/Api
   expiresAt: Schema.optionalKey(Schema.DateTimeUtc),
   revokedAt: Schema.optionalKey(Schema.DateTimeUtc),
   /** The id of the key that replaced this one by rotation. */
-  replacedBy: Schema.optionalKey(Schema.String)
+  replacedBy: Schema.optionalKey(Schema.String),
+  /**
+   * When a request last authenticated with the key (stored keys; written in batches every
+   * `API_KEY_LAST_USED_INTERVAL`, this replica's latest use included).
+   */
+  lastUsedAt: Schema.optionalKey(Schema.DateTimeUtc)
 }) {}
 
 /**
@@ -300,18 +305,23 @@ export class DeletedTenant extends Schema.Class<DeletedTenant>("@ouroboros/tenan
 }) {}
 
 /**
- * A change to the tenants, published on `Tenants.events` (audit, caches of other features).
+ * A change to the tenants, published on `Tenants.events` (audit, caches of other features). `actor` is who made it:
+ * the `Principal.CurrentPrincipal` of the call that made it (an admin API handler has one), absent for the command
+ * line and startup.
  *
  * @since 0.1.0
  * @category models
  */
 export type TenantEvent =
-  | { readonly _tag: "TenantCreated"; readonly tenant: Tenant }
-  | { readonly _tag: "TenantUpdated"; readonly tenant: Tenant }
-  | { readonly _tag: "TenantDeleted"; readonly tenant: Tenant; readonly keysDeleted: number }
-  | { readonly _tag: "KeyCreated"; readonly key: ApiKeyInfo }
-  | { readonly _tag: "KeyRotated"; readonly key: ApiKeyInfo; readonly previous: ApiKeyInfo }
-  | { readonly _tag: "KeyRevoked"; readonly key: ApiKeyInfo }
+  & (
+    | { readonly _tag: "TenantCreated"; readonly tenant: Tenant }
+    | { readonly _tag: "TenantUpdated"; readonly tenant: Tenant }
+    | { readonly _tag: "TenantDeleted"; readonly tenant: Tenant; readonly keysDeleted: number }
+    | { readonly _tag: "KeyCreated"; readonly key: ApiKeyInfo }
+    | { readonly _tag: "KeyRotated"; readonly key: ApiKeyInfo; readonly previous: ApiKeyInfo }
+    | { readonly _tag: "KeyRevoked"; readonly key: ApiKeyInfo }
+  )
+  & { readonly actor?: Principal.Principal | undefined }
 
 /**
  * No tenant with this id.

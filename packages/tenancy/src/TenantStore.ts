@@ -29,6 +29,8 @@ export interface StoredKey {
   readonly expiresAt: number | undefined
   readonly revokedAt: number | undefined
   readonly replacedBy: string | undefined
+  /** When a request last authenticated with the key, as last written (see `touchKeys`). */
+  readonly lastUsedAt?: number | undefined
 }
 
 /**
@@ -79,4 +81,9 @@ export class TenantStore extends Context.Service<TenantStore, {
   }) => Effect.Effect<StoredKey, ApiKeyNotFound | KeyIdTaken>
   /** Marks the key revoked at `at` (a revoked key stays revoked: the first time is kept). */
   readonly revokeKey: (tenantId: TenantId.TenantId, id: string, at: number) => Effect.Effect<StoredKey, ApiKeyNotFound>
+  /**
+   * Records when keys were last used, many in one write: each key's `lastUsedAt` becomes the given time unless it is
+   * later already (replicas write in any order). Unknown ids are ignored.
+   */
+  readonly touchKeys: (uses: ReadonlyArray<{ readonly id: string; readonly at: number }>) => Effect.Effect<void>
 }>()("@ouroboros/tenancy/TenantStore") {}

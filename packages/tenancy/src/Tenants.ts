@@ -25,6 +25,7 @@ import {
   PubSub,
   Redacted,
   Ref,
+  Schedule,
   Schema,
   type Scope,
   Stream
@@ -159,7 +160,7 @@ export class Tenants extends Context.Service<Tenants, {
       keyId: string
     ) => Effect.Effect<ApiKeyInfo, ApiKeyNotFound | ApiKeyReadOnly>
   }
-  /** Changes to tenants and keys, from the moment of subscription. */
+  /** Changes to tenants and keys, from the moment of subscription, each with the principal that made it if any. */
   readonly events: Stream.Stream<TenantEvent>
   /** The startup line when no tenant exists (how to create the first one); none otherwise. */
   readonly startupNotice: Effect.Effect<Option.Option<string>>
@@ -184,10 +185,18 @@ export interface Options {
   readonly cacheTtlMillis?: number | undefined
   /** Roles of a JWT without a roles claim (default `reader`). */
   readonly jwtDefaultRoles?: ReadonlyArray<Principal.Role> | undefined
+  /**
+   * How often the keys' last uses are written, milliseconds (default 60 s, at least 1 s): one store write per
+   * interval for all the keys used in it, never one per request. A use also shows in this replica's key listings at
+   * once.
+   */
+  readonly lastUsedIntervalMillis?: number | undefined
 }
 
 interface Hit extends Authenticated {
   readonly ttlMillis: number
+  /** The id of a stored key (its last use is recorded); none for configured keys and tokens. */
+  readonly storedKeyId?: string | undefined
 }
 
 interface ConfiguredEntry {
@@ -210,7 +219,7 @@ const statusOf = (key: StoredKey, now: number): KeyStatus =>
 
 const utc = (millis: number) => DateTime.makeUnsafe(millis)
 
-const toInfo = (key: StoredKey, now: number): ApiKeyInfo =>
+const toInfo = (key: StoredKey, now: number, lastUsedAt = key.lastUsedAt): ApiKeyInfo =>
   new ApiKeyInfo({
     id: key.id,
     tenantId: key.tenantId,
@@ -221,7 +230,8 @@ const toInfo = (key: StoredKey, now: number): ApiKeyInfo =>
     createdAt: utc(key.createdAt),
     ...(key.expiresAt !== undefined ? { expiresAt: utc(key.expiresAt) } : {}),
     ...(key.revokedAt !== undefined ? { revokedAt: utc(key.revokedAt) } : {}),
-    ...(key.replacedBy !== undefined ? { replacedBy: key.replacedBy } : {})
+    ...(key.replacedBy !== undefined ? { replacedBy: key.replacedBy } : {}),
+    ...(lastUsedAt !== undefined ? { lastUsedAt: utc(lastUsedAt) } : {})
   })
 
 const reservedTenantIds = new Set(["system"])
@@ -231,14 +241,15 @@ const cacheKeyOf = (prefix: string, digest: Buffer): string => `${prefix}:${dige
 
 /**
  * Builds the service on the `TenantStore` and `JwtVerifier` in context: digests the configured keys, creates the
- * configured tenants that do not exist yet.
+ * configured tenants that do not exist yet, and writes the stored keys' last uses every
+ * {@link Options.lastUsedIntervalMillis} (and when the scope closes).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<Tenants["Service"], TenantConfig.BootstrapError, TenantStore | JwtVerifier> =>
+): Effect.Effect<Tenants["Service"], TenantConfig.BootstrapError, TenantStore | JwtVerifier | Scope.Scope> =>
   Effect.gen(function*() {
     const store = yield* TenantStore
     const jwt = yield* JwtVerifier
@@ -317,7 +328,7 @@ export const make = (
         if (key.expiresAt !== undefined && key.expiresAt <= at) return yield* refused("expired")
         const authenticated = yield* principalOf(key.tenantId, `key:${id}`, key.roles, "api-key")
         const ttlMillis = key.expiresAt === undefined ? cacheTtl : Math.min(cacheTtl, key.expiresAt - at)
-        return { ...authenticated, ttlMillis }
+        return { ...authenticated, ttlMillis, storedKeyId: id }
       })
 
     const keyCache = yield* Cache.makeWith(resolveKey, {
@@ -328,11 +339,59 @@ export const make = (
 
     const admin: Authenticated = { principal: adminPrincipal, limiterTier: undefined }
 
+    // Last uses of stored keys not written yet: one map entry per key, however many requests; written in one store
+    // call per interval. An entry stays until the time it holds is written (a newer use keeps it for the next write).
+    const lastUsed = new Map<string, number>()
+    const noteUse = (hit: Authenticated & Pick<Hit, "storedKeyId">): Effect.Effect<void> =>
+      hit.storedKeyId === undefined
+        ? Effect.void
+        : Effect.clockWith((clock) => {
+          lastUsed.set(hit.storedKeyId!, clock.currentTimeMillisUnsafe())
+          return Effect.void
+        })
+    const writeLastUses = Effect.suspend(() => {
+      if (lastUsed.size === 0) return Effect.void
+      const uses = [...lastUsed].map(([id, at]) => ({ id, at }))
+      return Effect.tap(store.touchKeys(uses), () =>
+        Effect.sync(() => {
+          for (const { at, id } of uses) if (lastUsed.get(id) === at) lastUsed.delete(id)
+        }))
+    }).pipe(
+      // The store dies on infrastructure failures: the uses stay for the next write (an interruption is not caught).
+      Effect.catchDefect((defect) =>
+        Effect.logWarning("the keys' last uses are not written yet; retried at the next write", defect).pipe(
+          Effect.annotateLogs({ service: "tenancy", keys: lastUsed.size })
+        )
+      ),
+      Effect.withSpan("Tenants.writeLastUses")
+    )
+    yield* Effect.forkScoped(
+      Effect.repeat(writeLastUses, Schedule.spaced(Math.max(1_000, options.lastUsedIntervalMillis ?? 60_000)))
+    )
+    // At the end, once more; a store already gone (its own scope closed first) loses them, with a warning.
+    yield* Effect.addFinalizer(() =>
+      writeLastUses.pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning("the keys' last uses were not written at shutdown", cause).pipe(
+            Effect.annotateLogs({ service: "tenancy", keys: lastUsed.size })
+          )
+        )
+      )
+    )
+    const infoOf = (key: StoredKey, at: number): ApiKeyInfo => {
+      const pending = lastUsed.get(key.id)
+      return toInfo(
+        key,
+        at,
+        pending !== undefined && (key.lastUsedAt === undefined || key.lastUsedAt < pending) ? pending : key.lastUsedAt
+      )
+    }
+
     const authenticateKey = (raw: string): Effect.Effect<Authenticated, Unauthenticated> => {
       if (raw.length === 0 || raw.length > ApiKey.maxLength) return refused("malformed")
       const digest = hasher.digest(raw)
       if (Option.isSome(adminDigest) && ApiKey.digestsEqual(digest, adminDigest.value)) return Effect.succeed(admin)
-      return Cache.get(keyCache, cacheKeyOf(ApiKey.lookupPrefix(raw, digest), digest))
+      return Effect.tap(Cache.get(keyCache, cacheKeyOf(ApiKey.lookupPrefix(raw, digest), digest)), noteUse)
     }
 
     const verifyToken = (raw: string): Effect.Effect<Hit, Unauthenticated> =>
@@ -392,7 +451,11 @@ export const make = (
       kind === "ApiKey" ? authenticateKey(value) : authenticateToken(value)
 
     const events = yield* PubSub.unbounded<TenantEvent>()
-    const publish = (event: TenantEvent) => PubSub.publish(events, event)
+    // The caller's principal, when it has one (an admin API handler), goes with the event: its consumers (the audit
+    // log) run on another fiber.
+    const publish = (event: TenantEvent) =>
+      Effect.flatMap(Effect.serviceOption(Principal.CurrentPrincipal), (actor) =>
+        PubSub.publish(events, Option.isSome(actor) ? { ...event, actor: actor.value } : event))
     const hooks = yield* Ref.make<ReadonlyArray<DeletionHook>>([])
 
     const get = (id: TenantId.TenantId) =>
@@ -537,7 +600,7 @@ export const make = (
           // The old key's cached resolution must not outlive its new expiry.
           yield* Cache.invalidate(keyCache, cacheKeyOf(previous.value.id, ApiKey.fromHex(previous.value.digest)))
           const info = toInfo(made.stored, at)
-          const before = toInfo(previous.value, at)
+          const before = infoOf(previous.value, at)
           yield* publish({ _tag: "KeyRotated", key: info, previous: before })
           return new IssuedKey({ key: Redacted.value(made.key), info, previous: before })
         }
@@ -549,7 +612,7 @@ export const make = (
       const at = yield* now
       const revoked = yield* store.revokeKey(tenantId, keyId, at)
       yield* Cache.invalidate(keyCache, cacheKeyOf(revoked.id, ApiKey.fromHex(revoked.digest)))
-      const info = toInfo(revoked, at)
+      const info = infoOf(revoked, at)
       yield* publish({ _tag: "KeyRevoked", key: info })
       return info
     })
@@ -559,7 +622,7 @@ export const make = (
       const at = yield* now
       const stored = yield* store.listKeys(tenantId)
       const fromConfig = [...configured.values()].filter((e) => e.key.tenantId === tenantId).map(configuredInfo)
-      return [...fromConfig, ...stored.map((key) => toInfo(key, at))]
+      return [...fromConfig, ...stored.map((key) => infoOf(key, at))]
     })
 
     // Configured tenants are created when missing; an existing record (changed through the API) is kept.
@@ -598,7 +661,8 @@ export const make = (
 
 /**
  * The service's own variables (the bootstrap ones are `TenantConfig.variables`; JWT ones are `Jwt.config`):
- * `API_KEY_PEPPER`, `API_KEY_ROTATION_GRACE`, `API_KEY_CACHE_SIZE`, `API_KEY_CACHE_TTL`, `JWT_DEFAULT_ROLES`.
+ * `API_KEY_PEPPER`, `API_KEY_ROTATION_GRACE`, `API_KEY_CACHE_SIZE`, `API_KEY_CACHE_TTL`, `API_KEY_LAST_USED_INTERVAL`,
+ * `JWT_DEFAULT_ROLES`.
  *
  * @since 0.1.0
  * @category config
@@ -608,6 +672,9 @@ export const config: Config.Config<Omit<Options, "bootstrap">> = Config.all({
   rotationGraceMillis: Config.schema(Settings.Millis, "API_KEY_ROTATION_GRACE").pipe(Config.withDefault(86_400_000)),
   cacheCapacity: Config.schema(Settings.PositiveInt, "API_KEY_CACHE_SIZE").pipe(Config.withDefault(10_000)),
   cacheTtlMillis: Config.schema(Settings.Millis, "API_KEY_CACHE_TTL").pipe(Config.withDefault(30_000)),
+  lastUsedIntervalMillis: Config.schema(Settings.Millis, "API_KEY_LAST_USED_INTERVAL").pipe(
+    Config.withDefault(60_000)
+  ),
   jwtDefaultRoles: Config.schema(Settings.commaList(Principal.Role), "JWT_DEFAULT_ROLES").pipe(
     Config.withDefault<ReadonlyArray<Principal.Role>>(["reader"])
   )
@@ -616,6 +683,7 @@ export const config: Config.Config<Omit<Options, "bootstrap">> = Config.all({
   rotationGraceMillis: c.rotationGraceMillis,
   cacheCapacity: c.cacheCapacity,
   cacheTtlMillis: c.cacheTtlMillis,
+  lastUsedIntervalMillis: c.lastUsedIntervalMillis,
   jwtDefaultRoles: c.jwtDefaultRoles
 })))
 

@@ -138,7 +138,24 @@ export class UsageStore extends Context.Service<UsageStore, {
   ) => Effect.Effect<ReadonlyArray<{ readonly day: string; readonly kind: UsageKind; readonly amount: number }>>
   /** The events of a tenant whose day is in the range. */
   readonly events: (tenantId: TenantId.TenantId, from: string, to: string) => Effect.Effect<ReadonlyArray<CloudEvent>>
+  /**
+   * Deletes the events and daily sums of days before `day` (`YYYY-MM-DD`), and the ids of batches applied before
+   * `batchesBefore` (epoch milliseconds); yields how many rows of each went.
+   */
+  readonly prune: (before: { readonly day: string; readonly batchesBefore: number }) => Effect.Effect<Pruned, UsageStoreError>
 }>()("@ouroboros/tenancy/UsageStore") {}
+
+/**
+ * What a prune deleted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Pruned {
+  readonly events: number
+  readonly days: number
+  readonly batches: number
+}
 
 /**
  * The service.
@@ -161,7 +178,21 @@ export class Usage extends Context.Service<Usage, {
   readonly events: (tenantId: TenantId.TenantId, from: string, to: string) => Effect.Effect<ReadonlyArray<CloudEvent>>
   /** Buffered aggregates plus events of batches not yet stored. */
   readonly pending: Effect.Effect<number>
+  /**
+   * Deletes what is older than the retention: events and daily sums of days before it, and applied batch ids after
+   * {@link batchIdRetentionMillis} (or the retention, if shorter). Runs every `pruneIntervalMillis` by itself.
+   */
+  readonly prune: Effect.Effect<Pruned, UsageStoreError>
 }>()("@ouroboros/tenancy/Usage") {}
+
+/**
+ * How long an applied batch's id is kept (7 days): a batch is retried only by the process that made it, at its next
+ * flush, so an id older than this cannot come back.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const batchIdRetentionMillis = 7 * 86_400_000
 
 /**
  * @since 0.1.0
@@ -172,17 +203,32 @@ export interface Options {
   readonly flushIntervalMillis?: number | undefined
   /** The CloudEvents `source` (default `/ouroboros/usage`). */
   readonly source?: string | undefined
+  /** How long usage is kept, milliseconds (default 400 days, at least 1 day): older days are deleted. */
+  readonly retentionMillis?: number | undefined
+  /** How often what is past the retention is deleted, milliseconds (default 1 hour, at least 1 second). */
+  readonly pruneIntervalMillis?: number | undefined
 }
 
+const dayMillis = 86_400_000
+
 /**
- * `USAGE_FLUSH_INTERVAL`, `USAGE_EVENT_SOURCE`.
+ * `USAGE_FLUSH_INTERVAL`, `USAGE_EVENT_SOURCE`, `USAGE_RETENTION` (`400d`, at least `1d`), `USAGE_PRUNE_INTERVAL`
+ * (`1h`, at least `1s`).
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Options> = Config.all({
   flushIntervalMillis: Config.schema(Settings.Millis, "USAGE_FLUSH_INTERVAL").pipe(Config.withDefault(10_000)),
-  source: Config.String("USAGE_EVENT_SOURCE").pipe(Config.withDefault("/ouroboros/usage"))
+  source: Config.String("USAGE_EVENT_SOURCE").pipe(Config.withDefault("/ouroboros/usage")),
+  retentionMillis: Config.schema(
+    Settings.Millis.check(Schema.isGreaterThanOrEqualTo(dayMillis, { message: "must be at least 1d" })),
+    "USAGE_RETENTION"
+  ).pipe(Config.withDefault(400 * dayMillis)),
+  pruneIntervalMillis: Config.schema(
+    Settings.Millis.check(Schema.isGreaterThanOrEqualTo(1_000, { message: "must be at least 1s" })),
+    "USAGE_PRUNE_INTERVAL"
+  ).pipe(Config.withDefault(3_600_000))
 })
 
 const dayOf = (millis: number) => new Date(millis).toISOString().slice(0, 10)
@@ -316,6 +362,36 @@ export const make = (options: Options = {}) =>
       Effect.repeat(Schedule.spaced(options.flushIntervalMillis ?? 10_000))
     )
     yield* Effect.forkScoped(loop)
+
+    const retention = Math.max(dayMillis, options.retentionMillis ?? 400 * dayMillis)
+    const prune = Effect.clockWith((clock) => {
+      const now = clock.currentTimeMillisUnsafe()
+      return store.prune({
+        day: dayOf(now - retention),
+        batchesBefore: now - Math.min(retention, batchIdRetentionMillis)
+      })
+    }).pipe(
+      Effect.tap((pruned) =>
+        pruned.events + pruned.days + pruned.batches === 0
+          ? Effect.void
+          : Effect.logInfo("usage past its retention deleted").pipe(
+            Effect.annotateLogs({ service: "tenancy", ...pruned })
+          )
+      ),
+      Effect.withSpan("Usage.prune")
+    )
+    // Every replica prunes, one interval after its start and then at every interval; the deletes are idempotent.
+    yield* Effect.forkScoped(
+      prune.pipe(
+        Effect.catch((error) =>
+          Effect.logWarning("usage past its retention not deleted yet; retried later", error.cause).pipe(
+            Effect.annotateLogs({ service: "tenancy" })
+          )
+        ),
+        Effect.delay(Math.max(1_000, options.pruneIntervalMillis ?? 3_600_000)),
+        Effect.forever
+      )
+    )
     yield* Effect.addFinalizer(() =>
       flush.pipe(
         Effect.catch((error) =>
@@ -344,7 +420,8 @@ export const make = (options: Options = {}) =>
       flush,
       daily,
       events: store.events,
-      pending: Effect.sync(() => buffer.size + failed.reduce((n, b) => n + b.events.length, 0))
+      pending: Effect.sync(() => buffer.size + failed.reduce((n, b) => n + b.events.length, 0)),
+      prune
     })
   })
 
@@ -358,7 +435,7 @@ export const layer = (options: Options = {}): Layer.Layer<Usage, never, UsageSto
   Layer.effect(Usage, make(options))
 
 /**
- * The service from `USAGE_FLUSH_INTERVAL` and `USAGE_EVENT_SOURCE`.
+ * The service from {@link config}.
  *
  * @since 0.1.0
  * @category layers
@@ -375,20 +452,21 @@ export const layerConfig: Layer.Layer<Usage, Config.ConfigError, UsageStore> = L
  * @category constructors
  */
 export const makeMemoryStore = (): UsageStore["Service"] => {
-  const applied = new Set<string>()
-  const events: Array<CloudEvent> = []
+  // Batch id → when it was applied.
+  const applied = new Map<string, number>()
+  let events: Array<CloudEvent> = []
   const sums = new Map<string, number>()
   return UsageStore.of({
     apply: (batch) =>
-      Effect.sync(() => {
-        if (applied.has(batch.id)) return false
-        applied.add(batch.id)
+      Effect.clockWith((clock) => {
+        if (applied.has(batch.id)) return Effect.succeed(false)
+        applied.set(batch.id, clock.currentTimeMillisUnsafe())
         for (const event of batch.events) {
           events.push(event)
           const key = `${event.data.tenantId}\u0000${event.data.day}\u0000${event.data.kind}`
           sums.set(key, (sums.get(key) ?? 0) + event.data.value)
         }
-        return true
+        return Effect.succeed(true)
       }),
     daily: (tenantId, from, to) =>
       Effect.sync(() => {
@@ -402,7 +480,27 @@ export const makeMemoryStore = (): UsageStore["Service"] => {
     events: (tenantId, from, to) =>
       Effect.sync(() =>
         events.filter((e) => e.data.tenantId === tenantId && e.data.day >= from && e.data.day <= to)
-      )
+      ),
+    prune: ({ batchesBefore, day }) =>
+      Effect.sync(() => {
+        const before = events.length
+        events = events.filter((e) => e.data.day >= day)
+        let days = 0
+        for (const key of [...sums.keys()]) {
+          if (key.split("\u0000")[1]! < day) {
+            sums.delete(key)
+            days++
+          }
+        }
+        let batches = 0
+        for (const [id, at] of applied) {
+          if (at < batchesBefore) {
+            applied.delete(id)
+            batches++
+          }
+        }
+        return { events: before - events.length, days, batches }
+      })
   })
 }
 

@@ -17,6 +17,7 @@ describe("configuration", () => {
         rotationGraceMillis: 86_400_000,
         cacheCapacity: 10_000,
         cacheTtlMillis: 30_000,
+        lastUsedIntervalMillis: 60_000,
         jwtDefaultRoles: ["reader"]
       })
       const jwt = yield* Jwt.config
@@ -28,7 +29,12 @@ describe("configuration", () => {
       assert.strictEqual(jwt.rolesClaim, "roles")
       assert.strictEqual(jwt.maxLength, 8192)
       assert.strictEqual(jwt.jwksCooldownMillis, 30_000)
-      assert.deepStrictEqual(yield* Usage.config, { flushIntervalMillis: 10_000, source: "/ouroboros/usage" })
+      assert.deepStrictEqual(yield* Usage.config, {
+        flushIntervalMillis: 10_000,
+        source: "/ouroboros/usage",
+        retentionMillis: 400 * 86_400_000,
+        pruneIntervalMillis: 3_600_000
+      })
       const vars = yield* TenantConfig.variables
       assert.isTrue(Option.isNone(vars.adminKey))
       assert.strictEqual(Redacted.value(vars.apiKeys), "")
@@ -41,6 +47,7 @@ describe("configuration", () => {
       assert.strictEqual(tenants.rotationGraceMillis, 7_200_000)
       assert.strictEqual(tenants.cacheCapacity, 50)
       assert.strictEqual(tenants.cacheTtlMillis, 45_000)
+      assert.strictEqual(tenants.lastUsedIntervalMillis, 300_000)
       assert.deepStrictEqual(tenants.jwtDefaultRoles, ["reader", "writer"])
       const jwt = yield* Jwt.config
       assert.strictEqual(Redacted.value(jwt.secret!), "s".repeat(40))
@@ -53,7 +60,12 @@ describe("configuration", () => {
       assert.strictEqual(jwt.maxLength, 4096)
       assert.strictEqual(jwt.jwksCooldownMillis, 60_000)
       assert.strictEqual(jwt.jwksCacheMaxAgeMillis, 3_600_000)
-      assert.deepStrictEqual(yield* Usage.config, { flushIntervalMillis: 500, source: "//replica-1" })
+      assert.deepStrictEqual(yield* Usage.config, {
+        flushIntervalMillis: 500,
+        source: "//replica-1",
+        retentionMillis: 90 * 86_400_000,
+        pruneIntervalMillis: 900_000
+      })
       const bootstrap = yield* TenantConfig.fromEnv()
       assert.deepStrictEqual(bootstrap.keys.map((k) => k.tenantId), ["acme"])
       assert.isTrue(Option.isSome(bootstrap.adminKey))
@@ -62,6 +74,7 @@ describe("configuration", () => {
       API_KEY_ROTATION_GRACE: "2h",
       API_KEY_CACHE_SIZE: "50",
       API_KEY_CACHE_TTL: "45",
+      API_KEY_LAST_USED_INTERVAL: "5m",
       JWT_DEFAULT_ROLES: "reader, writer",
       JWT_SECRET: "s".repeat(40),
       JWT_ALGORITHMS: "HS256,HS512",
@@ -75,6 +88,8 @@ describe("configuration", () => {
       JWT_JWKS_CACHE_MAX_AGE: "1 hour",
       USAGE_FLUSH_INTERVAL: "500ms",
       USAGE_EVENT_SOURCE: "//replica-1",
+      USAGE_RETENTION: "90d",
+      USAGE_PRUNE_INTERVAL: "15m",
       OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789abcdef",
       OUROBOROS_API_KEYS: "acme:acme-key-0123456789abcdef"
     })))

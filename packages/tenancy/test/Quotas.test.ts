@@ -121,6 +121,32 @@ const contract = (name: string, store: () => Layer.Layer<Quotas.QuotaStore, unkn
         assert.deepStrictEqual(yield* store.read(free, [{ quota: "documents", period: "total" }]), [0])
       }).pipe(Effect.provide(services(store()))))
 
+    it.effect("prunes counters of periods that ended, every tenant's; gauges and current periods stay", () =>
+      Effect.gen(function*() {
+        const store = yield* Quotas.QuotaStore
+        const counters = [
+          { quota: "requestsPerDay" as const, period: "d:2025-01-29" },
+          { quota: "requestsPerDay" as const, period: "d:2025-01-30" },
+          { quota: "requestsPerDay" as const, period: "d:2025-01-31" },
+          { quota: "llmTokensPerMonth" as const, period: "m:2024-12" },
+          { quota: "llmTokensPerMonth" as const, period: "m:2025-01" },
+          { quota: "documents" as const, period: "total" }
+        ]
+        for (const tenant of [acme, free]) yield* store.add(tenant, counters.map((c) => ({ ...c, amount: 1 })))
+        // On 2025-01-31: yesterday is 2025-01-30, last month 2024-12.
+        assert.deepStrictEqual(Quotas.prunedBefore(Date.UTC(2025, 0, 31, 12)), { day: "2025-01-30", month: "2024-12" })
+        assert.deepStrictEqual(Quotas.prunedBefore(Date.UTC(2025, 0, 1, 0, 30)), { day: "2024-12-31", month: "2024-12" })
+        assert.strictEqual(yield* store.prune(Quotas.prunedBefore(Date.UTC(2025, 0, 31, 12))), 2)
+        for (const tenant of [acme, free]) {
+          assert.deepStrictEqual(yield* store.read(tenant, counters), [0, 1, 1, 1, 1, 1])
+        }
+        // On 2025-02-02: the January days and December go.
+        assert.strictEqual(yield* store.prune(Quotas.prunedBefore(Date.UTC(2025, 1, 2))), 6)
+        for (const tenant of [acme, free]) {
+          assert.deepStrictEqual(yield* store.read(tenant, counters), [0, 0, 0, 0, 1, 1])
+        }
+      }).pipe(Effect.provide(services(store()))))
+
     it.effect("never exceeds a limit under concurrent consumption", () =>
       Effect.gen(function*() {
         const quotas = yield* Quotas.Quotas

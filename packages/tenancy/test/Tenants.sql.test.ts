@@ -43,7 +43,11 @@ const suite = (name: string, sql: () => Layer.Layer<any, unknown>, concurrency: 
             assert.strictEqual((yield* tenants.authenticate(Tenants.apiKey(key.key))).principal.tenantId, acme)
           }
         }
-      }).pipe(Effect.provide(Layer.mergeAll(TenantStoreSql.layer, Jwt.layerDisabled).pipe(Layer.provide(sql())))),
+      }).pipe(
+        // The service (and its last-use writer) ends before the store it writes to.
+        Effect.scoped,
+        Effect.provide(Layer.mergeAll(TenantStoreSql.layer, Jwt.layerDisabled).pipe(Layer.provide(sql())))
+      ),
       { timeout: 60_000 })
   })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { TenantId } from "@ouroboros/kernel"
+import { Principal, TenantId } from "@ouroboros/kernel"
 import { Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto"
 import * as Jwt from "../src/Jwt.js"
 import * as TenantConfig from "../src/TenantConfig.js"
 import * as Tenants from "../src/Tenants.js"
+import * as TenantStore from "../src/TenantStore.js"
 import * as Memory from "../src/TenantStore/Memory.js"
 
 const acme = TenantId.make("acme")
@@ -217,7 +218,7 @@ describe("Tenants: authentication", () => {
           assert.strictEqual(Exit.isSuccess(exit), now < k.expiresAt, `at ${now}, key expiring at ${k.expiresAt}`)
         }
       }
-    }).pipe(Effect.provide(Layer.mergeAll(stores, TestClock.layer())))
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(stores, TestClock.layer())))
 
   it.effect("rotations and time (property): a key authenticates exactly while it is valid", () =>
     Effect.promise(() =>
@@ -235,6 +236,95 @@ describe("Tenants: authentication", () => {
         { numRuns: 60 }
       )
     ), { timeout: 30_000 })
+})
+
+describe("Tenants: last use of a key", () => {
+  // Counts the store's writes of last uses.
+  const counting = Effect.gen(function*() {
+    const store = Memory.make()
+    const writes: Array<ReadonlyArray<{ readonly id: string; readonly at: number }>> = []
+    const layer = Layer.mergeAll(
+      Layer.succeed(
+        TenantStore.TenantStore,
+        TenantStore.TenantStore.of({
+          ...store,
+          touchKeys: (uses) => Effect.andThen(Effect.sync(() => writes.push(uses)), store.touchKeys(uses))
+        })
+      ),
+      Jwt.layerDisabled
+    )
+    return { store, writes, layer }
+  })
+
+  it.effect("is written once per interval for every key used in it, never per request, and listed at once", () =>
+    Effect.gen(function*() {
+      const { layer, store, writes } = yield* counting
+      yield* Effect.gen(function*() {
+        const tenants = yield* service({ lastUsedIntervalMillis: 60_000 })
+        const one = yield* tenants.keys.create(acme)
+        const two = yield* tenants.keys.create(acme)
+        const unused = yield* tenants.keys.create(acme)
+        yield* TestClock.adjust("10 seconds")
+        for (let i = 0; i < 50; i++) yield* tenants.authenticate(Tenants.apiKey(one.key))
+        yield* TestClock.adjust("5 seconds")
+        yield* tenants.authenticate(Tenants.apiKey(two.key))
+        yield* tenants.authenticate(Tenants.apiKey(one.key))
+        // Configured keys and the admin key are not stored keys: nothing to write for them.
+        yield* tenants.authenticate(Tenants.apiKey(acmeKey))
+        yield* tenants.authenticate(Tenants.apiKey(adminKey))
+        assert.deepStrictEqual(writes.filter((w) => w.length > 0), [], "nothing written per request")
+        // This replica lists the uses before they are written.
+        const listed = new Map((yield* tenants.keys.list(acme)).map((k) => [k.id, k]))
+        assert.strictEqual(listed.get(one.info.id)?.lastUsedAt?.epochMilliseconds, 15_000)
+        assert.strictEqual(listed.get(two.info.id)?.lastUsedAt?.epochMilliseconds, 15_000)
+        assert.isUndefined(listed.get(unused.info.id)?.lastUsedAt)
+        // The interval ends: one write holding both keys.
+        yield* TestClock.adjust("45 seconds")
+        const written = writes.filter((w) => w.length > 0)
+        assert.strictEqual(written.length, 1)
+        assert.deepStrictEqual(
+          [...written[0]!].sort((a, b) => a.id < b.id ? -1 : 1),
+          [{ id: one.info.id, at: 15_000 }, { id: two.info.id, at: 15_000 }].sort((a, b) => a.id < b.id ? -1 : 1)
+        )
+        assert.strictEqual(Option.getOrThrow(yield* store.findKey(one.info.id)).lastUsedAt, 15_000)
+        assert.isUndefined(Option.getOrThrow(yield* store.findKey(unused.info.id)).lastUsedAt)
+        // A quiet interval writes nothing.
+        yield* TestClock.adjust("60 seconds")
+        assert.strictEqual(writes.filter((w) => w.length > 0).length, 1)
+        // A use just before the scope closes is written when it closes.
+        yield* tenants.authenticate(Tenants.apiKey(two.key))
+      }).pipe(Effect.scoped, Effect.provide(layer))
+      assert.strictEqual(writes.filter((w) => w.length > 0).length, 2)
+      const [last] = writes.filter((w) => w.length > 0).slice(-1)
+      assert.deepStrictEqual(last!.map((u) => u.at), [120_000])
+    }).pipe(Effect.provide(TestClock.layer())))
+
+  it.effect("keeps the uses when the write fails, and writes them at the next interval", () =>
+    Effect.gen(function*() {
+      const store = Memory.make()
+      let failing = true
+      const layer = Layer.mergeAll(
+        Layer.succeed(
+          TenantStore.TenantStore,
+          TenantStore.TenantStore.of({
+            ...store,
+            touchKeys: (uses) => failing ? Effect.die(new Error("connection refused")) : store.touchKeys(uses)
+          })
+        ),
+        Jwt.layerDisabled
+      )
+      yield* Effect.gen(function*() {
+        const tenants = yield* service({ lastUsedIntervalMillis: 60_000 })
+        const key = yield* tenants.keys.create(acme)
+        yield* TestClock.adjust("1 second")
+        yield* tenants.authenticate(Tenants.apiKey(key.key))
+        yield* TestClock.adjust("60 seconds")
+        assert.isUndefined(Option.getOrThrow(yield* store.findKey(key.info.id)).lastUsedAt)
+        failing = false
+        yield* TestClock.adjust("60 seconds")
+        assert.strictEqual(Option.getOrThrow(yield* store.findKey(key.info.id)).lastUsedAt, 1_000)
+      }).pipe(Effect.scoped, Effect.provide(layer))
+    }).pipe(Effect.provide(TestClock.layer())))
 })
 
 describe("Tenants: management", () => {
@@ -292,6 +382,29 @@ describe("Tenants: management", () => {
       assert.include(String(yield* Effect.exit(tenants.get(globex))), "TenantNotFound")
       const [event] = yield* Fiber.join(events)
       assert.strictEqual(event?._tag, "TenantDeleted")
+      assert.isUndefined(event?.actor, "no principal in context: no actor")
+    }).pipe(Effect.provide(stores)))
+
+  it.effect("events carry the principal that made the change, when the call has one", () =>
+    Effect.gen(function*() {
+      const tenants = yield* service()
+      const operator = new Principal.Principal({
+        tenantId: acme,
+        subject: "key:0123456789ab",
+        roles: ["tenant-admin"],
+        method: "api-key",
+        tier: "standard"
+      })
+      const events = yield* Stream.runCollect(Stream.take(tenants.events, 3)).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      const created = yield* tenants.keys.create(acme).pipe(Effect.provideService(Principal.CurrentPrincipal, operator))
+      yield* tenants.keys.rotate(acme, created.info.id).pipe(Effect.provideService(Principal.CurrentPrincipal, operator))
+      yield* tenants.keys.revoke(acme, created.info.id)
+      const seen = [...yield* Fiber.join(events)]
+      assert.deepStrictEqual(seen.map((e) => e._tag), ["KeyCreated", "KeyRotated", "KeyRevoked"])
+      assert.strictEqual(seen[0]?.actor?.subject, "key:0123456789ab")
+      assert.strictEqual(seen[1]?.actor?.subject, "key:0123456789ab")
+      assert.isUndefined(seen[2]?.actor)
     }).pipe(Effect.provide(stores)))
 })
 

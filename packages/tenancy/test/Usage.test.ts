@@ -109,6 +109,56 @@ describe("Usage", () => {
       assert.strictEqual((yield* inner.events(acme, "2025-03-10", "2025-03-10")).length, 2)
     }))
 
+  it.effect("deletes usage past its retention on its own schedule, keeping the days within it", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(day)
+      const store = Usage.makeMemoryStore()
+      const usage = yield* Usage.make({
+        flushIntervalMillis: 60_000,
+        retentionMillis: 3 * 86_400_000,
+        pruneIntervalMillis: 3_600_000
+      }).pipe(Effect.provideService(Usage.UsageStore, store))
+      // Usage on 2025-03-10, then on each of the next three days.
+      for (let d = 0; d < 4; d++) {
+        yield* usage.record(acme, { requests: d + 1 })
+        yield* usage.flush
+        yield* TestClock.adjust("1 day")
+      }
+      // 2025-03-14 12:00: the retention reaches back to 2025-03-11; the hourly prune has run since.
+      yield* TestClock.adjust("1 hour")
+      assert.deepStrictEqual(
+        (yield* store.daily(acme, "2025-03-01", "2025-03-31")).map((r) => r.day),
+        ["2025-03-11", "2025-03-12", "2025-03-13"]
+      )
+      assert.deepStrictEqual(
+        (yield* store.events(acme, "2025-03-01", "2025-03-31")).map((e) => e.data.day),
+        ["2025-03-11", "2025-03-12", "2025-03-13"]
+      )
+      // Nothing more is past it: a prune now deletes nothing.
+      assert.deepStrictEqual(yield* usage.prune, { events: 0, days: 0, batches: 0 })
+    }))
+
+  it("refuses a retention under a day and a prune interval under a second", async () => {
+    const { ConfigProvider } = await import("effect")
+    const read = (env: Record<string, string>) =>
+      Effect.runPromiseExit(
+        Effect.gen(function*() {
+          return yield* Usage.config
+        }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })))
+      )
+    const defaults = await read({})
+    assert.isTrue(Exit.isSuccess(defaults))
+    if (Exit.isSuccess(defaults)) {
+      assert.strictEqual(defaults.value.retentionMillis, 400 * 86_400_000)
+      assert.strictEqual(defaults.value.pruneIntervalMillis, 3_600_000)
+    }
+    const set = await read({ USAGE_RETENTION: "90d", USAGE_PRUNE_INTERVAL: "15m" })
+    assert.isTrue(Exit.isSuccess(set) && set.value.retentionMillis === 90 * 86_400_000 && set.value.pruneIntervalMillis === 900_000)
+    assert.include(String(await read({ USAGE_RETENTION: "12h" })), "at least 1d")
+    assert.include(String(await read({ USAGE_PRUNE_INTERVAL: "0" })), "at least 1s")
+    assert.include(String(await read({ USAGE_RETENTION: "forever" })), "is not a duration")
+  })
+
   it("renders CSV and checks ranges", () => {
     assert.strictEqual(
       Usage.toCsv([{ day: "2025-03-10", requests: 1, embeddedCharacters: 2, llmTokens: 3, storedBytes: 4 }]),
@@ -154,6 +204,34 @@ const sqlContract = (name: string, sql: () => Layer.Layer<any, unknown>) =>
         const events = yield* store.events(acme, "2025-03-10", "2025-03-10")
         assert.deepStrictEqual(events.map((e) => e.id), ["b1:0", "b2:0"])
         assert.deepStrictEqual(events[0], batch("b1", acme, 5).events[0])
+      }).pipe(Effect.provide(UsageSql.layer.pipe(Layer.provide(sql())))))
+
+    it.live("prunes days before a given day and batch ids applied before a given time, and counts them", () =>
+      Effect.gen(function*() {
+        const store = yield* Usage.UsageStore
+        const tenant = `prune-${Math.random().toString(36).slice(2, 8)}`
+        const id = (n: string) => `${tenant}-${n}`
+        yield* store.apply(batch(id("old"), tenant, 1, "2025-01-01"))
+        yield* store.apply(batch(id("edge"), tenant, 2, "2025-01-02"))
+        yield* store.apply(batch(id("new"), tenant, 3, "2025-01-03"))
+        // Only days before 2025-01-02 go; batch ids stay (applied now, not before the given time).
+        const first = yield* store.prune({ day: "2025-01-02", batchesBefore: Date.now() - 60_000 })
+        assert.isAtLeast(first.events, 1)
+        assert.isAtLeast(first.days, 1)
+        assert.deepStrictEqual(
+          (yield* store.daily(TenantId.make(tenant), "2025-01-01", "2025-01-31")).map((r) => r.day),
+          ["2025-01-02", "2025-01-03"]
+        )
+        assert.deepStrictEqual(
+          (yield* store.events(TenantId.make(tenant), "2025-01-01", "2025-01-31")).map((e) => e.data.day),
+          ["2025-01-02", "2025-01-03"]
+        )
+        assert.isFalse(yield* store.apply(batch(id("new"), tenant, 3, "2025-01-03")), "the batch id is still known")
+        // Batch ids applied before now go: the same id would then be applied again (which is why they are kept 7 days).
+        const second = yield* store.prune({ day: "2025-01-02", batchesBefore: Date.now() + 60_000 })
+        assert.isAtLeast(second.batches, 3)
+        assert.strictEqual(second.days, 0)
+        assert.isTrue(yield* store.apply(batch(id("new"), tenant, 3, "2025-01-03")))
       }).pipe(Effect.provide(UsageSql.layer.pipe(Layer.provide(sql())))))
 
     it.live("the service over SQL: flushed at scope close, reported per day", () =>

@@ -12,6 +12,9 @@
  *   (the URL is rewritten to `/api/<version>/...` before the router sees it) and the response carries
  *   `Vary: api-version`.
  * - A header that contradicts the URL segment is ignored: **the URL wins**, so a link always means one thing.
+ * - "Under the prefix" is read as the router reads a target (decoded, `//` merged, case-insensitive with Effect's
+ *   defaults; {@link Options.routerConfig}): `/API/v1/x`, `//api/v1/x` and `/%61pi/v1/x` are negotiated as
+ *   `/api/v1/x` is. The version segment keeps its case (`/API/V1/x` is a malformed version).
  * - An unknown, malformed or disabled version answers a 400 problem (`UnsupportedApiVersion`) that lists the
  *   supported versions; a version past its sunset a 410 problem (`ApiVersionGone`) that names its successor, with
  *   `Link: <…>; rel="successor-version"` to the same path in that version.
@@ -31,9 +34,10 @@
  */
 import { Problem, RequestContext, ResponseHeaders } from "@ouroboros/kernel"
 import { Clock, Context, Effect, Layer, Option } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { type FindMyWay, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { type HttpApi, type HttpApiGroup, HttpApiSwagger, OpenApi } from "effect/http-api"
 import * as ApiVersion from "./ApiVersion.js"
+import * as RouterPath from "./internal/routerPath.js"
 import * as VersionedApi from "./VersionedApi.js"
 import * as VersionMetrics from "./VersionMetrics.js"
 import * as VersionPolicy from "./VersionPolicy.js"
@@ -59,6 +63,12 @@ export interface Options {
    * served by {@link layerDocs}); `undefined` for no `Link`.
    */
   readonly link?: ((version: ApiVersion.ApiVersion) => string | undefined) | undefined
+  /**
+   * The router's configuration (`HttpRouter.serve`'s `routerConfig`; default: the `HttpRouter.RouterConfig` in
+   * context, Effect's defaults unless provided): a request target is read as that router reads it, so that every
+   * spelling it routes under the prefix (`/API/x`, `//api/x`, `/%61pi/x` with the defaults) is negotiated.
+   */
+  readonly routerConfig?: Partial<FindMyWay.RouterConfig> | undefined
 }
 
 const httpDate = (ms: number): string => new Date(ms).toUTCString()
@@ -115,10 +125,19 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const context = yield* Effect.context<never>()
   const prefix = (options?.prefix ?? "/api").replace(/\/+$/, "")
   const header = (options?.header ?? "api-version").toLowerCase()
+  // The target is read as the router reads it (decoded, `//` merged, in any case…): every spelling the router serves
+  // under the prefix is negotiated and gets the headers.
+  const routerConfig = options?.routerConfig ?? (yield* HttpRouter.RouterConfig)
+  const caseSensitive = routerConfig.caseSensitive ?? false
+  const fold = (text: string) => caseSensitive ? text : text.toLowerCase()
+  const apiTarget = RouterPath.underPrefix(prefix, routerConfig)
   const unversioned = options?.unversioned ?? [`${prefix}/versions`, `${prefix}/versions/*`]
-  const exact = new Set(unversioned.filter((p) => !p.endsWith("/*")))
-  const under = unversioned.filter((p) => p.endsWith("/*")).map((p) => p.slice(0, -1))
-  const isUnversioned = (path: string) => exact.has(path) || under.some((p) => path.startsWith(p))
+  const exact = new Set(unversioned.filter((p) => !p.endsWith("/*")).map(fold))
+  const under = unversioned.filter((p) => p.endsWith("/*")).map((p) => fold(p.slice(0, -1)))
+  const isUnversioned = (path: string) => {
+    const folded = fold(path)
+    return exact.has(folded) || under.some((p) => folded.startsWith(p))
+  }
   const linkOf = options?.link ?? ((version: ApiVersion.ApiVersion) => `${prefix}/versions/${version}`)
   const counts = VersionMetrics.series(VersionMetrics.requests, context)
 
@@ -157,14 +176,10 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-      const url = request.url
-      if (!url.startsWith(prefix)) return app
-      const rest = url.slice(prefix.length)
-      const first = rest.charCodeAt(0)
-      // `/apidocs` is not under `/api`.
-      if (rest.length > 0 && first !== 47 && first !== 63) return app
-      const query = rest.indexOf("?")
-      const path = query === -1 ? rest : rest.slice(0, query)
+      // `/apidocs` is not under `/api`; `/API/x`, `//api/x` and `/%61pi/x` are, as for the router.
+      const target = apiTarget(request.url)
+      if (target === undefined) return app
+      const path = target.path
       const requestContext = fiber.context
       if (isUnversioned(prefix + path)) {
         ResponseHeaders.setUnsafe(
@@ -174,8 +189,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
         )
         return app
       }
-      const end = path.indexOf("/", 1)
-      const segment = path.length <= 1 ? "" : end === -1 ? path.slice(1) : path.slice(1, end)
+      const segment = target.segment
       const versioned = ApiVersion.isVersionSegment(segment)
       const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const negotiation = policy.negotiate(
@@ -194,7 +208,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
             effect = Effect.provideService(
               effect,
               HttpServerRequest.HttpServerRequest,
-              request.modify({ url: `${prefix}/${version}${rest}` })
+              request.modify({ url: `${prefix}/${version}${target.restFrom(0)}` })
             )
           }
           const info = Context.getOrUndefined(requestContext, RequestContext.RequestContext)
@@ -221,7 +235,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           const gone = compiled.get(error.version)!
           setFields(requestContext, gone.fields)
           counts.get({ version: error.version, outcome: "gone" }).count++
-          const successorPath = `${prefix}/${error.successor}${versioned ? rest.slice(1 + segment.length) : rest}`
+          const successorPath = `${prefix}/${error.successor}${target.restFrom(versioned ? 1 : 0)}`
           return Effect.succeed(problem(410, "Gone", {
             _tag: error._tag,
             detail: error.detail,
@@ -469,6 +483,13 @@ export interface DocsOptions {
   readonly docsPath?: `/${string}` | false | undefined
   /** An unversioned api (health, admin) whose operations every document includes. */
   readonly include?: HttpApi.Constraint | undefined
+  /**
+   * Rewrites each version's finished document (after `include` is merged), e.g. `ProblemOpenApi.transform(...)`:
+   * applied once per version when the layer is built.
+   */
+  readonly transform?:
+    | ((document: OpenApi.OpenAPISpec, version: ApiVersion.ApiVersion) => Record<string, unknown>)
+    | undefined
 }
 
 /**
@@ -490,11 +511,10 @@ export const layerDocs = (
     const documents = new Map<ApiVersion.ApiVersion, HttpServerResponse.HttpServerResponse>()
     const now = yield* Clock.currentTimeMillis
     for (const lifecycle of policy.versions) {
-      const response = HttpServerResponse.jsonUnsafe(openApi(self, lifecycle.version, {
-        lifecycle,
-        include: options?.include,
-        now
-      }))
+      const document = openApi(self, lifecycle.version, { lifecycle, include: options?.include, now })
+      const response = HttpServerResponse.jsonUnsafe(
+        options?.transform === undefined ? document : options.transform(document, lifecycle.version)
+      )
       documents.set(lifecycle.version, response)
       yield* router.add("GET", `${prefix}/${lifecycle.version}/openapi.json`, Effect.succeed(response))
     }

@@ -408,4 +408,66 @@ describe("raw HTTP", () => {
       assert.strictEqual(unknown.headers["api-supported-versions"], "v3, v2, v1")
       agent.destroy()
     }).pipe(Effect.provide(served({ ...noDocs, settings: { versions: { v1: { deprecated: "2027-01-01" } } } }))))
+
+  // The router serves `/API/v1/x`, `//api/v1/x`, `/%61pi/v1/x`… as `/api/v1/x` (case-insensitive, `//` merged,
+  // decoded): each such spelling is negotiated and answered with the version headers, problems included.
+  it.effect("every spelling the router serves under /api is negotiated", () =>
+    Effect.gen(function*() {
+      const agent = new Http.Agent({ keepAlive: false })
+      const p = yield* port
+      const get = (path: string, headers?: Record<string, string>) =>
+        RawHttp.request(p, { method: "GET", path, agent, headers: { "x-api-key": "key-acme", ...headers } })
+      const created = yield* RawHttp.request(p, {
+        method: "POST",
+        path: "/api/v3/documents",
+        agent,
+        headers: { "content-type": "application/json", "x-api-key": "key-acme" },
+        body: JSON.stringify({ id: "Ab:c", content: "hello" })
+      })
+      assert.strictEqual(created.status, 201)
+      const v1 = { id: "Ab:c", text: "hello", metadata: {} }
+      const cases: ReadonlyArray<readonly [string, Record<string, string>, string]> = [
+        ["/API/v1/documents/Ab%3Ac", {}, "v1"],
+        ["//api/v1/documents/Ab%3Ac", {}, "v1"],
+        ["/%61pi/v1/documents/Ab%3Ac", {}, "v1"],
+        ["/Api//v1/documents/Ab%3Ac/", {}, "v1"],
+        ["/api/%761/documents/Ab%3Ac", {}, "v1"],
+        ["/api/v1/documents/Ab%3Ac;x=1", {}, "v1"],
+        // Header negotiation, and the URL rewritten to the version's route (the parameter keeps its case).
+        ["/API/documents/Ab%3Ac", { "api-version": "v1" }, "v1"],
+        ["//api//documents/Ab%3Ac?x=1", { "api-version": "v1" }, "v1"],
+        ["/%61pi/documents/Ab%3Ac", { "api-version": "v1" }, "v1"]
+      ]
+      for (const [path, headers, version] of cases) {
+        const answer = yield* get(path, headers)
+        assert.strictEqual(answer.status, 200, path)
+        assert.strictEqual(answer.headers["api-version"], version, path)
+        assert.strictEqual(answer.headers["api-supported-versions"], "v3, v2, v1", path)
+        assert.strictEqual(answer.headers["deprecation"], "@1798761600", path)
+        assert.deepStrictEqual(JSON.parse(answer.body), v1, path)
+      }
+      // The default version when the header is absent.
+      const byDefault = yield* get("//API/%64ocuments/Ab%3Ac")
+      assert.strictEqual(byDefault.status, 200)
+      assert.strictEqual(byDefault.headers["api-version"], "v3")
+      assert.strictEqual(byDefault.headers["vary"], "api-version")
+      assert.strictEqual(JSON.parse(byDefault.body).data.id, "Ab:c")
+      // Problems too: a missing document, an unknown version, the router's 404.
+      const problems = [["/API/v2/documents/none", 404], ["//api/v9/documents/a", 400], ["/%61pi/nothing", 404]] as const
+      for (const [path, status] of problems) {
+        const answer = yield* get(path)
+        assert.strictEqual(answer.status, status, path)
+        assert.strictEqual(answer.headers["content-type"], "application/problem+json", path)
+        assert.strictEqual(answer.headers["api-supported-versions"], "v3, v2, v1", path)
+        assert.isString(answer.headers["api-version"], path)
+      }
+      // `/API/V1/...`: the segment is a version, spelled wrong (as `/api/V1/...`), never an unnegotiated route.
+      assert.strictEqual((yield* get("/API/V1/documents/Ab%3Ac")).status, 400)
+      // The versions document is not negotiated in any spelling, and `/apidocs` is not under `/api`.
+      const versions = yield* get("//API/Versions")
+      assert.strictEqual(versions.headers["api-supported-versions"], "v3, v2, v1")
+      assert.isUndefined(versions.headers["api-version"])
+      assert.isUndefined((yield* get("/APIDOCS")).headers["api-supported-versions"])
+      agent.destroy()
+    }).pipe(Effect.provide(served({ settings: { versions: { v1: { deprecated: "2027-01-01" } } } }))))
 })

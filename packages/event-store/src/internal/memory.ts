@@ -245,15 +245,44 @@ export const makeCheckpoints = (
 ): Effect.Effect<Checkpoints.Checkpoints["Service"]> =>
   Effect.gen(function*() {
     const saved = yield* Ref.make(new Map<string, Checkpoints.Checkpoint>())
+    const bad = (method: string, sequence: number) =>
+      Effect.die(new Error(`Checkpoints.${method}: ${sequence} is not a sequence number`))
+    const valid = (sequence: number) => Number.isSafeInteger(sequence) && sequence >= 0
+    // Replaces the checkpoint `name` by what `next` makes of the current one (none when nothing was saved).
+    const update = <A>(
+      name: string,
+      next: (current: Checkpoints.Checkpoint | undefined) => readonly [A, Checkpoints.Position | undefined]
+    ) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(saved, (m): readonly [A, Map<string, Checkpoints.Checkpoint>] => {
+          const [result, position] = next(m.get(name))
+          if (position === undefined) return [result, m]
+          return [result, new Map(m).set(name, new module.Checkpoint({ name, ...position, updatedAt: new Date(now) }))]
+        }))
+    const position = (name: string) =>
+      Effect.map(Ref.get(saved), (m) => {
+        const checkpoint = m.get(name)
+        return { sequence: checkpoint?.sequence ?? 0, epoch: checkpoint?.epoch ?? 0 }
+      })
     return {
-      get: (name) => Effect.map(Ref.get(saved), (m) => m.get(name)?.sequence ?? 0),
+      get: (name) => Effect.map(position(name), (p) => p.sequence),
+      position,
       set: (name, sequence) =>
-        !Number.isSafeInteger(sequence) || sequence < 0
-          ? Effect.die(new Error(`Checkpoints.set: ${sequence} is not a sequence number`))
-          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            Ref.update(saved, (m) =>
-              new Map(m).set(name, new module.Checkpoint({ name, sequence, updatedAt: new Date(now) }))
-            )),
+        !valid(sequence)
+          ? bad("set", sequence)
+          : update(name, (current) => [undefined, { sequence, epoch: (current?.epoch ?? 0) + 1 }]),
+      claim: (name) =>
+        update(name, (current) => {
+          const next = { sequence: current?.sequence ?? 0, epoch: (current?.epoch ?? 0) + 1 }
+          return [next, next]
+        }),
+      advance: (name, sequence, epoch) =>
+        !valid(sequence)
+          ? bad("advance", sequence)
+          : update(name, (current) =>
+            current !== undefined && current.epoch === epoch
+              ? [true, { sequence, epoch }]
+              : [false, undefined]),
       list: Effect.map(
         Ref.get(saved),
         (m) => Array.from(m.values()).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)

@@ -60,6 +60,13 @@ export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, S
       `DO $$ BEGIN EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', ` +
         `pg_get_serial_sequence('${eventsTable}', 'sequence'), '${Rls.defaultRole}'); END $$`
     )
+  }),
+  // The epoch of a checkpoint: bumped by every outside reset (`Checkpoints.set`: a restore, a rebuild) and by a new
+  // holder of a projection's lease (`Checkpoints.claim`), so that a projector's own writes (`Checkpoints.advance`)
+  // only land while nobody reset or took over the projection since it read it.
+  "0004_checkpoint_epochs": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE event_store_checkpoints ADD COLUMN epoch bigint NOT NULL DEFAULT 0`
   })
 }
 

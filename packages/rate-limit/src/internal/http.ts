@@ -5,22 +5,114 @@
  */
 import { RequestContext } from "@ouroboros/kernel"
 import { Effect, Option, Result } from "effect"
-import { type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { type FindMyWay, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IpInterface, IpNetwork, NetAddress } from "effect/net"
 import { createHash } from "node:crypto"
 
-/** @internal */
-export const pathOf = (url: string): string => {
-  const q = url.indexOf("?")
-  const path = q === -1 ? url : url.slice(0, q)
-  // Absolute-form request targets carry scheme and host.
-  if (path.startsWith("/")) return path
-  try {
-    return new URL(path).pathname
-  } catch {
-    return path
+// The router's normalization of a request path (effect/http/FindMyWay, `find`), step by step: a limiter that matches
+// the raw path can be bypassed by any spelling the router accepts for the same route (`/API/v1/x`, `//api/v1/x`,
+// `/%61pi/v1/x`, `/api/v1/x/`, `/api/v1/x;a=b`).
+
+const fullPath = /^https?:\/\/.*?\//
+
+// The characters that `decodeURIComponent` decodes and `decodeURI` does not (# $ & + , / : ; = ? @), and %25: the
+// router leaves them encoded in the path (a parameter's value decodes them later).
+const isReservedEscape = (high: number, low: number): boolean =>
+  high === 50
+    ? low === 53 || low === 51 || low === 52 || low === 54 || low === 66 || low === 98 || low === 67 || low === 99 ||
+      low === 70 || low === 102
+    : high === 51
+    ? low === 65 || low === 97 || low === 66 || low === 98 || low === 68 || low === 100 || low === 70 || low === 102
+    : high === 52 && low === 48
+
+/** FindMyWay's `safeDecodeURI`, without the query string: throws on a malformed escape, as `decodeURI` does. */
+const decodePath = (path: string, semicolon: boolean): string => {
+  let shouldDecode = false
+  let escaped = ""
+  let escapedEnd = 0
+  for (let i = 1; i < path.length; i++) {
+    const code = path.charCodeAt(i)
+    if (code === 37) {
+      const high = path.charCodeAt(i + 1)
+      const low = path.charCodeAt(i + 2)
+      if (!isReservedEscape(high, low)) {
+        shouldDecode = true
+      } else {
+        // %25 is encoded once more, so that decoding the path leaves it as %25.
+        if (high === 50 && low === 53) {
+          shouldDecode = true
+          escaped += path.slice(escapedEnd, i) + "%2525"
+          escapedEnd = i + 3
+        }
+        i += 2
+      }
+    } else if (code === 63 || (code === 59 && semicolon) || code === 35) {
+      path = path.slice(0, i)
+      break
+    }
+  }
+  if (escapedEnd > 0) path = escaped + path.slice(escapedEnd)
+  return shouldDecode ? decodeURI(path) : path
+}
+
+const pathEnd = (path: string, semicolon: boolean): number => {
+  for (let i = 1; i < path.length; i++) {
+    const code = path.charCodeAt(i)
+    if (code === 63 || code === 35 || (code === 59 && semicolon)) return i
+  }
+  return path.length
+}
+
+/**
+ * The path of a request target as the router matches it against its static route text. See
+ * `RateLimiterHttp.routerPath`.
+ *
+ * @internal
+ */
+export const routerPath = (config: Partial<FindMyWay.RouterConfig> = {}): (url: string) => string => {
+  const ignoreTrailingSlash = config.ignoreTrailingSlash ?? true
+  const ignoreDuplicateSlashes = config.ignoreDuplicateSlashes ?? true
+  const caseSensitive = config.caseSensitive ?? false
+  const semicolon = config.useSemicolonDelimiter !== false
+  return (url) => {
+    // The router's own fast path: a lower-case path with nothing to decode, split or collapse is matched as it is.
+    let clean = url.charCodeAt(0) === 47 && (url.length === 1 || url.charCodeAt(url.length - 1) !== 47)
+    if (clean) {
+      for (let i = 1; i < url.length; i++) {
+        const code = url.charCodeAt(i)
+        if (
+          code === 37 || code === 63 || (code === 59 && semicolon) || code === 35 || (code >= 65 && code <= 90) ||
+          (code === 47 && url.charCodeAt(i - 1) === 47)
+        ) {
+          clean = false
+          break
+        }
+      }
+    }
+    if (clean) return url
+    let path = url.charCodeAt(0) === 47 ? url : url.replace(fullPath, "/")
+    // Decoded even when the router does not decode static text (`decodeStaticPath: false`): it decodes parameters
+    // then, and two spellings of one parameter must give one path. Static text it would not decode matches no route.
+    try {
+      path = decodePath(path, semicolon)
+    } catch {
+      // A malformed escape: the router matches no route (a 404). Keep the path undecoded.
+      path = path.slice(0, pathEnd(path, semicolon))
+    }
+    if (ignoreDuplicateSlashes && path.includes("//")) path = path.replace(/\/\/+/g, "/")
+    if (ignoreTrailingSlash && path.length > 1 && path.charCodeAt(path.length - 1) === 47) path = path.slice(0, -1)
+    if (!caseSensitive) return path.toLowerCase()
+    // The escapes left (reserved characters) in one case: a parameter decodes `%2f` and `%2F` alike.
+    return path.includes("%") ? path.replace(/%[0-9a-f]{2}/gi, (escape) => escape.toUpperCase()) : path
   }
 }
+
+/**
+ * The path of a request target as a router with the default configuration matches it.
+ *
+ * @internal
+ */
+export const pathOf: (url: string) => string = routerPath()
 
 /** @internal */
 export const isHealthOrMetrics = (path: string): boolean =>

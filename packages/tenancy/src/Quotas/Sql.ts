@@ -95,7 +95,15 @@ export const make: Effect.Effect<
     read: (tenantId, counters) =>
       Effect.forEach(counters, (counter) => usedOf(tenantId, counter.quota, counter.period)).pipe(Effect.orDie),
     purge: (tenantId) =>
-      sql`DELETE FROM tenancy_quota_counters WHERE tenant_id = ${tenantId}`.pipe(Effect.asVoid, Effect.orDie)
+      sql`DELETE FROM tenancy_quota_counters WHERE tenant_id = ${tenantId}`.pipe(Effect.asVoid, Effect.orDie),
+    // Periods compare as text: 'd:2025-03-09' < 'd:2025-03-10', 'm:2025-02' < 'm:2025-03'.
+    prune: ({ day, month }) =>
+      sql<{ readonly n: number }>`WITH gone AS (
+        DELETE FROM tenancy_quota_counters
+        WHERE (period LIKE 'd:%' AND period < ${`d:${day}`} COLLATE "C")
+          OR (period LIKE 'm:%' AND period < ${`m:${month}`} COLLATE "C")
+        RETURNING 1
+      ) SELECT count(*)::int AS n FROM gone`.pipe(Effect.map((rows) => rows[0]?.n ?? 0), Effect.orDie)
   })
 })
 

@@ -82,6 +82,15 @@ export const make = (): TenantStore["Service"] => {
         const updated: StoredKey = old.revokedAt === undefined ? { ...old, revokedAt: at } : old
         keys.set(id, updated)
         return Effect.succeed(updated)
+      }),
+    touchKeys: (uses) =>
+      Effect.sync(() => {
+        for (const { at, id } of uses) {
+          const key = keys.get(id)
+          if (key !== undefined && (key.lastUsedAt === undefined || key.lastUsedAt < at)) {
+            keys.set(id, { ...key, lastUsedAt: at })
+          }
+        }
       })
   })
 }

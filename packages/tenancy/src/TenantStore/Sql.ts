@@ -35,6 +35,7 @@ interface KeyRow {
   readonly expires_at: Date | null
   readonly revoked_at: Date | null
   readonly replaced_by: string | null
+  readonly last_used_at: Date | null
 }
 
 const toTenant = (row: TenantRow): Tenant =>
@@ -61,7 +62,8 @@ const toKey = (row: KeyRow): StoredKey => ({
   createdAt: row.created_at.getTime(),
   expiresAt: millis(row.expires_at),
   revokedAt: millis(row.revoked_at),
-  replacedBy: row.replaced_by ?? undefined
+  replacedBy: row.replaced_by ?? undefined,
+  ...(row.last_used_at === null || row.last_used_at === undefined ? {} : { lastUsedAt: row.last_used_at.getTime() })
 })
 
 const date = (ms: number | undefined): Date | null => ms === undefined ? null : new Date(ms)
@@ -190,6 +192,15 @@ export const make: Effect.Effect<
               ? Effect.fail(new ApiKeyNotFound({ tenantId, keyId: id }))
               : Effect.succeed(toKey(rows[0]!))
           )
+        ),
+      // One statement for the whole batch; a later time already written (by another replica) is kept.
+      touchKeys: (uses) =>
+        uses.length === 0 ? Effect.void : sql`UPDATE tenancy_api_keys AS k
+          SET last_used_at = to_timestamp(u.at / 1000.0)
+          FROM jsonb_to_recordset(${JSON.stringify(uses.map(({ at, id }) => ({ id, at })))}::jsonb) AS u(id text, at bigint)
+          WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < to_timestamp(u.at / 1000.0))`.pipe(
+          Effect.asVoid,
+          Effect.orDie
         )
     })
   }

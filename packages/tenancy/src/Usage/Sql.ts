@@ -74,7 +74,23 @@ export const make: Effect.Effect<
           rows.map((row) => (typeof row.event === "string" ? JSON.parse(row.event) : row.event) as CloudEvent)
         ),
         Effect.orDie
-      )
+      ),
+    // Across tenants, as the owner of the tables (maintenance, not a tenant's request). An event's day is the UTC day
+    // of its time.
+    prune: ({ batchesBefore, day }) =>
+      Effect.gen(function*() {
+        const count = (rows: ReadonlyArray<{ readonly n: number }>) => rows[0]?.n ?? 0
+        const events = yield* sql<{ readonly n: number }>`WITH gone AS (
+          DELETE FROM tenancy_usage_events WHERE time < ${`${day}T00:00:00Z`}::timestamptz RETURNING 1
+        ) SELECT count(*)::int AS n FROM gone`
+        const days = yield* sql<{ readonly n: number }>`WITH gone AS (
+          DELETE FROM tenancy_usage_daily WHERE day < ${day}::date RETURNING 1
+        ) SELECT count(*)::int AS n FROM gone`
+        const batches = yield* sql<{ readonly n: number }>`WITH gone AS (
+          DELETE FROM tenancy_usage_batches WHERE applied_at < ${new Date(batchesBefore)} RETURNING 1
+        ) SELECT count(*)::int AS n FROM gone`
+        return { events: count(events), days: count(days), batches: count(batches) }
+      }).pipe(Effect.mapError((cause) => new UsageStoreError({ cause })))
   })
 })
 

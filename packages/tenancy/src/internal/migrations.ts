@@ -75,6 +75,15 @@ const migrations: Migrations.Migrations = {
     for (const table of ["tenancy_api_keys", "tenancy_quota_counters", "tenancy_usage_events", "tenancy_usage_daily"]) {
       yield* Rls.enable({ table })
     }
+  }),
+  "0005_last_used_and_retention": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // When a key was last used, written in coalesced batches (never once per request).
+    yield* sql`ALTER TABLE tenancy_api_keys ADD COLUMN last_used_at timestamptz`
+    // Pruning by age (usage retention) reads these.
+    yield* sql`CREATE INDEX tenancy_usage_events_time_idx ON tenancy_usage_events (time)`
+    yield* sql`CREATE INDEX tenancy_usage_daily_day_idx ON tenancy_usage_daily (day)`
+    yield* sql`CREATE INDEX tenancy_usage_batches_applied_idx ON tenancy_usage_batches (applied_at)`
   })
 }
 

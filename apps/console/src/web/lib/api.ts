@@ -107,7 +107,53 @@ const problemOf = async (response: Response, request: string): Promise<ApiError>
 }
 
 /**
- * Calls the API; resolves with the parsed body, rejects with an {@link ApiError}.
+ * How long a read waits for a rate limit before it is tried again (`Retry-After`, seconds): at most
+ * {@link retryAttempts} times, and only when the server asks for no more than {@link maxRetryAfterSeconds}. The
+ * admin API is limited per client address (`RATE_LIMIT_ADMIN`), so several tabs, or a whole-log verification that
+ * reads many pages, can meet the limit; a longer wait, or a write, shows the 429 problem instead.
+ *
+ * @since 0.1.0
+ * @category configuration
+ */
+export const maxRetryAfterSeconds = 10
+
+/**
+ * @since 0.1.0
+ * @category configuration
+ */
+export const retryAttempts = 2
+
+/**
+ * The seconds of a `Retry-After` header (a number of seconds, or an HTTP date), or `undefined`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const retryAfterSeconds = (header: string | null, now = Date.now()): number | undefined => {
+  if (header === null) return undefined
+  const trimmed = header.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed)
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+}
+
+const wait = (seconds: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) return reject(new DOMException("aborted", "AbortError"))
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort)
+      resolve()
+    }, seconds * 1000)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(new DOMException("aborted", "AbortError"))
+    }
+    signal?.addEventListener("abort", onAbort, { once: true })
+  })
+
+/**
+ * Calls the API; resolves with the parsed body, rejects with an {@link ApiError}. A `GET` refused by a rate limit
+ * is tried again after the `Retry-After` the server gives (see {@link maxRetryAfterSeconds}).
  *
  * @since 0.1.0
  * @category calls
@@ -119,18 +165,25 @@ export const call = async <A>(method: string, path: string, options: RequestOpti
   if (key !== undefined) headers["x-api-key"] = key
   if (options.body !== undefined) headers["content-type"] = "application/json"
   let response: Response
-  try {
-    response = await fetch(url(path, options.query), {
-      method,
-      headers,
-      credentials: "omit",
-      cache: "no-store",
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      ...(options.signal === undefined ? {} : { signal: options.signal })
-    })
-  } catch (cause) {
-    if (cause instanceof DOMException && cause.name === "AbortError") throw cause
-    throw new ApiError(0, "The server cannot be reached", String(cause), undefined, request)
+  for (let attempt = 0;; attempt++) {
+    try {
+      response = await fetch(url(path, options.query), {
+        method,
+        headers,
+        credentials: "omit",
+        cache: "no-store",
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...(options.signal === undefined ? {} : { signal: options.signal })
+      })
+    } catch (cause) {
+      if (cause instanceof DOMException && cause.name === "AbortError") throw cause
+      throw new ApiError(0, "The server cannot be reached", String(cause), undefined, request)
+    }
+    if (response.status !== 429 || method !== "GET" || attempt >= retryAttempts) break
+    const seconds = retryAfterSeconds(response.headers.get("retry-after"))
+    if (seconds === undefined || seconds > maxRetryAfterSeconds) break
+    await response.body?.cancel()
+    await wait(seconds, options.signal)
   }
   const correlationId = response.headers.get("x-correlation-id") ?? undefined
   if (!response.ok && !(options.accepted ?? []).includes(response.status)) {

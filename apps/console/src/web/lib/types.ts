@@ -126,6 +126,8 @@ export interface ApiKeyInfo {
   readonly expiresAt?: string
   readonly revokedAt?: string
   readonly replacedBy?: string
+  /** When a request last authenticated with it (stored keys; written by the server about once a minute). */
+  readonly lastUsedAt?: string
 }
 
 /** @since 0.1.0 */

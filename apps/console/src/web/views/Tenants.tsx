@@ -188,6 +188,7 @@ const Keys = ({ tenantId }: { readonly tenantId: string }) => {
                 <th scope="col">Status</th>
                 <th scope="col">Created</th>
                 <th scope="col">Expires</th>
+                <th scope="col">Last used</th>
                 <th scope="col"><span class="sr-only">Actions</span></th>
               </tr>
             </thead>
@@ -202,6 +203,9 @@ const Keys = ({ tenantId }: { readonly tenantId: string }) => {
                   </td>
                   <td>{Format.time(k.createdAt)}</td>
                   <td>{k.expiresAt === undefined ? "never" : Format.time(k.expiresAt)}</td>
+                  <td data-testid="key-last-used">
+                    {k.lastUsedAt !== undefined ? Format.time(k.lastUsedAt) : k.source === "stored" ? "not yet" : "—"}
+                  </td>
                   <td class="row-actions">
                     {k.source === "stored" && k.status !== "revoked" && k.status !== "expired" && (
                       <>
