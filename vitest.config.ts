@@ -1,13 +1,25 @@
+import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
 
+// The workspace packages' `exports` point at dist/ (what ships) except under this condition, which points at their
+// sources: tests run the sources without a build. Processes the tests start (`node --import tsx fixture.ts`) inherit
+// it through NODE_OPTIONS.
+const sourceCondition = "@ouroboros/source"
+if (!(process.env.NODE_OPTIONS ?? "").includes(`--conditions=${sourceCondition}`)) {
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --conditions=${sourceCondition}`.trim()
+}
+
 export default defineConfig({
+  resolve: { conditions: [sourceCondition, ...defaultServerConditions] },
+  ssr: { resolve: { conditions: [sourceCondition, ...defaultServerConditions] } },
   test: {
     include: [
       "packages/*/test/**/*.test.ts",
       "apps/*/test/**/*.test.ts",
       "test/**/*.test.ts",
       "deploy/test/**/*.test.ts",
-      "docs/test/**/*.test.ts"
+      "docs/test/**/*.test.ts",
+      "packaging/test/**/*.test.ts"
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
