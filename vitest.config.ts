@@ -5,13 +5,16 @@ import { defineConfig } from "vitest/config"
 // sources: tests run the sources without a build. Processes the tests start (`node --import tsx fixture.ts`) inherit
 // it through NODE_OPTIONS.
 const sourceCondition = "@ouroboros/source"
+// Vitest's own defaults: Vite's server conditions without `module` (which picks bundler-only builds, such as
+// @opentelemetry/api's extension-less ESM, that Node cannot load).
+const conditions = [sourceCondition, ...defaultServerConditions.filter((condition) => condition !== "module")]
 if (!(process.env.NODE_OPTIONS ?? "").includes(`--conditions=${sourceCondition}`)) {
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --conditions=${sourceCondition}`.trim()
 }
 
 export default defineConfig({
-  resolve: { conditions: [sourceCondition, ...defaultServerConditions] },
-  ssr: { resolve: { conditions: [sourceCondition, ...defaultServerConditions] } },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     include: [
       "packages/*/test/**/*.test.ts",
@@ -19,7 +22,8 @@ export default defineConfig({
       "test/**/*.test.ts",
       "deploy/test/**/*.test.ts",
       "docs/test/**/*.test.ts",
-      "packaging/test/**/*.test.ts"
+      "packaging/test/**/*.test.ts",
+      "examples/**/*.test.ts"
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,

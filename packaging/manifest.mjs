@@ -20,6 +20,21 @@ export const peerRanges = {
   "@effect/opentelemetry": "~4.1.5"
 }
 
+/**
+ * Dependencies a package needs without importing them: the optional peers of a peer that its modules load.
+ * `@effect/opentelemetry/NodeSdk` (correlation's Tracing) imports these at load time.
+ */
+export const loadedByPeers = {
+  "@ouroboros/correlation": {
+    "@opentelemetry/api": "^1.9.1",
+    "@opentelemetry/resources": "^2.12.1",
+    "@opentelemetry/sdk-logs": "^0.223.1",
+    "@opentelemetry/sdk-metrics": "^2.12.1",
+    "@opentelemetry/sdk-trace-node": "^2.12.0",
+    "@opentelemetry/semantic-conventions": "^1.45.0"
+  }
+}
+
 /** Every folder under packages/ is publishable; apps/ stay private. */
 export const packageDirs = () =>
   readdirSync(join(root, "packages"), { withFileTypes: true })
@@ -96,6 +111,10 @@ export const manifest = (dir) => {
       dependencies[name] = range
       delete devDependencies[name]
     }
+  }
+  for (const [name, range] of Object.entries(loadedByPeers[current.name] ?? {})) {
+    dependencies[name] = range
+    delete devDependencies[name]
   }
   // What the tests, benchmarks and examples import and the package does not depend on is a dev dependency.
   const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))

@@ -32,24 +32,6 @@ const npm = (args: ReadonlyArray<string>, cwd: string): string => {
   return result.stdout
 }
 
-/** The packages the consumer program needs, with their `@ouroboros/*` dependencies. */
-const closure = (names: ReadonlyArray<string>): ReadonlyArray<string> => {
-  const manifests = new Map(packageDirs().map((dir) => {
-    const manifest = JSON.parse(Fs.readFileSync(Path.join(dir, "package.json"), "utf8"))
-    return [manifest.name as string, manifest as { readonly dependencies?: Record<string, string> }]
-  }))
-  const seen = new Set<string>()
-  const visit = (name: string): void => {
-    if (seen.has(name)) return
-    seen.add(name)
-    for (const dependency of Object.keys(manifests.get(name)?.dependencies ?? {})) {
-      if (dependency.startsWith("@ouroboros/")) visit(dependency)
-    }
-  }
-  names.forEach(visit)
-  return [...seen].sort()
-}
-
 /** The lowest and the highest published versions in a range. */
 const bounds = (name: string, range: string, cwd: string): readonly [string, string] => {
   const versions = [JSON.parse(npm(["view", `${name}@${range}`, "version", "--json"], cwd))].flat() as Array<string>
@@ -82,19 +64,27 @@ describe.runIf(enabled)("consumer", () => {
     }
     const tarballOf = new Map(packed.map((entry) => [entry.name, Path.join(tarballs, entry.filename)]))
 
-    const needed = closure([
-      "@ouroboros/circuit-breaker",
-      "@ouroboros/event-store",
-      "@ouroboros/health",
-      "@ouroboros/kernel",
-      "@ouroboros/llm",
-      "@ouroboros/rate-limit",
-      "@ouroboros/retrieval",
-      "@ouroboros/sql",
-      "@ouroboros/vector-store"
-    ])
+    // Every package, so that each public module is loaded below; the program itself uses the retrieval stack.
+    const manifests = packageDirs().map((dir) =>
+      JSON.parse(Fs.readFileSync(Path.join(dir, "package.json"), "utf8")) as {
+        readonly name: string
+        readonly exports: Record<string, unknown>
+        readonly peerDependencies?: Record<string, string>
+      }
+    )
+    const needed = manifests.map((manifest) => manifest.name)
+    // The peers (optional ones too: every module is loaded) other than effect and @effect/*, at their declared ranges.
+    const otherPeers = Object.fromEntries(
+      manifests.flatMap((manifest) => Object.entries(manifest.peerDependencies ?? {}))
+        .filter(([name]) => name !== "effect" && !name.startsWith("@effect/"))
+    )
+    const effectPeers = [...new Set(manifests.flatMap((manifest) => Object.keys(manifest.peerDependencies ?? {})))]
+      .filter((name) => name.startsWith("@effect/"))
+      .sort()
     const [lowest, highest] = bounds("effect", peerRanges.effect, app)
-    const sqlPg = bounds("@effect/sql-pg", peerRanges["@effect/sql-pg"], app)
+    const effectPeerBounds = effectPeers.map((name) =>
+      [name, bounds(name, peerRanges[name as keyof typeof peerRanges], app)] as const
+    )
     for (const effect of new Set([lowest, highest])) {
       const source = Path.join(app, "src")
       Fs.mkdirSync(source, { recursive: true })
@@ -108,8 +98,9 @@ describe.runIf(enabled)("consumer", () => {
             type: "module",
             dependencies: {
               ...Object.fromEntries(needed.map((name) => [name, `file:${tarballOf.get(name)}`])),
+              ...otherPeers,
               effect,
-              "@effect/sql-pg": effect === lowest ? sqlPg[0] : sqlPg[1]
+              ...Object.fromEntries(effectPeerBounds.map(([name, [low, high]]) => [name, effect === lowest ? low : high]))
             }
           },
           null,
@@ -154,6 +145,20 @@ describe.runIf(enabled)("consumer", () => {
       assert.strictEqual(result.health.status, "pass")
       assert.include(result.retrieval.answer, "Zebras are African equines with black-and-white striped coats.")
       assert.deepStrictEqual(result.retrieval.sources, ["zebras"])
+
+      // Every public module of every package loads under plain node (no dependency missing from a manifest).
+      const specifiers = manifests.flatMap((manifest) =>
+        Object.keys(manifest.exports).filter((key) => key !== "./package.json").map((key) =>
+          key === "." ? manifest.name : `${manifest.name}/${key.slice(2)}`
+        )
+      )
+      Fs.writeFileSync(
+        Path.join(app, "load-all.mjs"),
+        `for (const specifier of ${JSON.stringify(specifiers)}) await import(specifier)\nconsole.log("loaded")\n`
+      )
+      const loaded = spawnSync(process.execPath, [Path.join(app, "load-all.mjs")], { cwd: app, encoding: "utf8" })
+      assert.strictEqual(loaded.status, 0, `loading every public module (effect ${effect}):\n${loaded.stderr}`)
+      assert.strictEqual(loaded.stdout.trim(), "loaded")
     }
   }, 900_000)
 })
