@@ -25,8 +25,7 @@ export default tseslint.config(
       "**/build/**",
       "coverage/**",
       "apps/console/test/artifacts/**",
-      "**/.tmp/**",
-      "docs/api/**"
+      "**/.tmp/**"
     ]
   },
   {

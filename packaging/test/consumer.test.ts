@@ -24,10 +24,20 @@ const require = createRequire(import.meta.url)
 const tsc = require.resolve("typescript/bin/tsc")
 const npmCli = Path.join(Path.dirname(process.execPath), "../lib/node_modules/npm/bin/npm-cli.js")
 
+/** The environment of a third party: without the workspace's source condition that vitest.config.ts adds. */
+const outside: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => name !== "NODE_OPTIONS" && !name.startsWith("npm_"))
+)
+
 /** npm through the Node that runs the tests (Node 22 here), or the `npm` on PATH. */
 const npm = (args: ReadonlyArray<string>, cwd: string): string => {
   const [command, prefix] = Fs.existsSync(npmCli) ? [process.execPath, [npmCli]] : ["npm", []]
-  const result = spawnSync(command, [...prefix, ...args], { cwd, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })
+  const result = spawnSync(command, [...prefix, ...args], {
+    cwd,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+    env: outside
+  })
   assert.strictEqual(result.status, 0, `npm ${args.join(" ")}\n${result.stdout}\n${result.stderr}`)
   return result.stdout
 }
@@ -118,10 +128,11 @@ describe.runIf(enabled)("consumer", () => {
 
       Fs.rmSync(Path.join(app, "tsconfig.json"), { force: true })
       Fs.rmSync(Path.join(app, "dist"), { recursive: true, force: true })
-      execFileSync(process.execPath, [tsc, "--init"], { cwd: app, stdio: "ignore" })
+      execFileSync(process.execPath, [tsc, "--init"], { cwd: app, stdio: "ignore", env: outside })
       const started = Date.now()
       const compiled = spawnSync(process.execPath, [tsc, "--strict", "-p", app, "--rootDir", "src", "--outDir", "dist"], {
         cwd: app,
+        env: outside,
         encoding: "utf8"
       })
       const compileMillis = Date.now() - started
@@ -156,7 +167,11 @@ describe.runIf(enabled)("consumer", () => {
         Path.join(app, "load-all.mjs"),
         `for (const specifier of ${JSON.stringify(specifiers)}) await import(specifier)\nconsole.log("loaded")\n`
       )
-      const loaded = spawnSync(process.execPath, [Path.join(app, "load-all.mjs")], { cwd: app, encoding: "utf8" })
+      const loaded = spawnSync(process.execPath, [Path.join(app, "load-all.mjs")], {
+        cwd: app,
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "" }
+      })
       assert.strictEqual(loaded.status, 0, `loading every public module (effect ${effect}):\n${loaded.stderr}`)
       assert.strictEqual(loaded.stdout.trim(), "loaded")
     }
