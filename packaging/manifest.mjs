@@ -12,13 +12,19 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 /** The export condition under which the workspace (tsc, vitest, esbuild, tsx) resolves a package to its sources. */
 export const sourceCondition = "@ouroboros/source"
 
-/** The supported ranges of the peer dependencies; the consumer test installs the lowest and the highest. */
+/**
+ * The supported ranges of the peer dependencies; the consumer test installs the lowest and the highest. effect's
+ * lowest is 4.1.0, except for the packages that need @effect/sql-pg or @effect/platform-node, directly or through
+ * another package ({@link effectWithSqlPg}): sql-pg's first 4.1 release is 4.1.5, which asks for effect ^4.1.5, and
+ * platform-node 4.1.0 installs platform-node-shared ^4.1.0, that is 4.1.5, which asks the same.
+ */
 export const peerRanges = {
-  effect: "~4.1.5",
+  effect: "~4.1.0",
   "@effect/platform-node": "~4.1.5",
-  "@effect/sql-pg": "~4.1.5",
-  "@effect/opentelemetry": "~4.1.5"
+  "@effect/opentelemetry": "~4.1.0",
+  "@effect/sql-pg": "~4.1.5"
 }
+export const effectWithSqlPg = "~4.1.5"
 
 /**
  * Dependencies a package needs without importing them: the optional peers of a peer that its modules load.
@@ -83,6 +89,22 @@ export const importedPackages = (files) => {
   return names
 }
 
+const dirOf = (name) => packageDirs().find((dir) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === name)
+
+/** Whether the package's sources, or those of the `@ouroboros/*` packages it imports, import a peer that needs
+ * effect 4.1.5 (@effect/sql-pg, @effect/platform-node). */
+const needsSqlPg = (dir, seen = new Set()) => {
+  if (seen.has(dir)) return false
+  seen.add(dir)
+  const used = importedPackages(walk(join(dir, "src")).filter((file) => /\.(ts|mjs)$/.test(file)))
+  if (used.has("@effect/sql-pg") || used.has("@effect/platform-node")) return true
+  return [...used].some((name) => {
+    if (!name.startsWith("@ouroboros/")) return false
+    const other = dirOf(name)
+    return other !== undefined && other !== dir && needsSqlPg(other, seen)
+  })
+}
+
 const isPeer = (name) => name === "effect" || name.startsWith("@effect/")
 
 const sorted = (object) => Object.fromEntries(Object.entries(object).sort(([a], [b]) => a.localeCompare(b)))
@@ -91,6 +113,7 @@ const sorted = (object) => Object.fromEntries(Object.entries(object).sort(([a], 
 export const manifest = (dir) => {
   const current = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"))
   const allDeclared = { ...current.devDependencies, ...current.dependencies, ...current.peerDependencies }
+  const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
   const used = importedPackages(walk(join(dir, "src")).filter((file) => /\.(ts|mjs)$/.test(file)))
   used.delete(current.name)
   const dependencies = {}
@@ -99,7 +122,8 @@ export const manifest = (dir) => {
   for (const name of used) {
     if (isPeer(name)) {
       peerDependencies[name] = peerRanges[name] ?? allDeclared[name]
-      devDependencies[name] = allDeclared[name] ?? peerRanges[name]
+      // The workspace develops against one version: the root's (effect ~4.1.5), whatever the peer range admits.
+      devDependencies[name] = rootManifest.dependencies?.[name] ?? rootManifest.devDependencies?.[name] ?? "~4.1.5"
     } else if (name.startsWith("@ouroboros/")) {
       dependencies[name] = "^0.1.0"
       delete devDependencies[name]
@@ -112,12 +136,12 @@ export const manifest = (dir) => {
       delete devDependencies[name]
     }
   }
+  if (peerDependencies.effect !== undefined && needsSqlPg(dir)) peerDependencies.effect = effectWithSqlPg
   for (const [name, range] of Object.entries(loadedByPeers[current.name] ?? {})) {
     dependencies[name] = range
     delete devDependencies[name]
   }
   // What the tests, benchmarks and examples import and the package does not depend on is a dev dependency.
-  const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
   const devFiles = ["test", "bench", "examples"].flatMap((sub) => {
     try {
       return walk(join(dir, sub)).filter((file) => /\.(ts|tsx|mjs)$/.test(file))
