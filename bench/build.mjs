@@ -14,6 +14,8 @@ await build({
   outbase: here,
   outdir: join(here, "dist"),
   bundle: true,
+  // The workspace packages from their TypeScript sources (their `exports` point at dist/ otherwise).
+  conditions: ["@ouroboros/source"],
   splitting: true,
   platform: "node",
   target: "node22",

@@ -27,6 +27,8 @@ await mkdir(assets, { recursive: true })
 const result = await build({
   entryPoints: { app: join(here, "src/web/main.tsx") },
   bundle: true,
+  // The workspace packages from their TypeScript sources (their `exports` point at dist/ otherwise).
+  conditions: ["@ouroboros/source"],
   format: "esm",
   splitting: false,
   minify: true,

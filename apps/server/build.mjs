@@ -10,6 +10,8 @@ await mkdir(out, { recursive: true })
 await build({
   entryPoints: { main: join(here, "src/main.ts"), cli: join(here, "src/cli.ts") },
   bundle: true,
+  // The workspace packages from their TypeScript sources (their `exports` point at dist/ otherwise).
+  conditions: ["@ouroboros/source"],
   platform: "node",
   target: "node22",
   format: "esm",

@@ -1,0 +1,40 @@
+/**
+ * The whole server in process from a vitest suite (`Testing.start()` from `@ouroboros/server`: a real HTTP server on
+ * a free port over a temporary embedded database, stopped with the scope), called through a client derived from the
+ * server's `Api`. Each call's errors are typed: a missing tenant is `Problem.NotFound` (a value to match on), a
+ * forbidden list is `Problem.Forbidden`, not an `unknown` to inspect.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Problem, TenantId } from "@ouroboros/kernel"
+import { Api, Testing } from "@ouroboros/server"
+import { Effect } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import { HttpApiClient } from "effect/http-api"
+
+/** A client of the server's api presenting `key`. */
+const clientOf = (url: string, key: string) =>
+  HttpApiClient.make(Api.Api, {
+    baseUrl: url,
+    transformClient: HttpClient.mapRequest(HttpClientRequest.setHeader("x-api-key", key))
+  })
+
+describe("the typed in-process test API", () => {
+  it.live("an operator lists tenants; a missing tenant and a tenant's key fail with typed problems", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.start()
+      const admin = yield* clientOf(server.url, Testing.keys.admin)
+      const tenants = yield* admin.tenants.list()
+      assert.includeMembers(tenants.map((tenant) => tenant.id), ["tenant-a", "tenant-b"])
+
+      // The error channel is a tagged union: the endpoint's problem (NotFound), the authentication middleware's
+      // (Unauthorized, Forbidden, ServiceUnavailable) and the client's own (HttpClientError, SchemaError).
+      const missing = yield* Effect.flip(admin.tenants.get({ params: { id: TenantId.make("no-such-tenant") } }))
+      if (missing._tag !== "NotFound") return assert.fail(`expected NotFound, got ${missing._tag}`)
+      const notFound: Problem.NotFound = missing // narrowed by its tag alone
+      assert.instanceOf(notFound, Problem.NotFound)
+
+      const tenant = yield* clientOf(server.url, Testing.keys.tenantA)
+      const forbidden = yield* Effect.flip(tenant.tenants.list())
+      assert.strictEqual(forbidden._tag, "Forbidden")
+    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)), { timeout: 120_000 })
+})
