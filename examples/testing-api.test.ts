@@ -2,10 +2,12 @@
  * The whole server in process from a vitest suite (`Testing.start()` from `@ouroboros/server`: a real HTTP server on
  * a free port over a temporary embedded database, stopped with the scope), called through a client derived from the
  * server's `Api`. Each call's errors are typed: a missing tenant is `Problem.NotFound` (a value to match on), a
- * forbidden list is `Problem.Forbidden`, not an `unknown` to inspect.
+ * forbidden list is `Problem.Forbidden`, not an `unknown` to inspect. The server writes problems as RFC 9457 has them
+ * (a documented `type` URI, no internal `_tag`), so the client puts the tag back from the type before it decodes
+ * (`ProblemClient.restoreTags`).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Problem, TenantId } from "@ouroboros/kernel"
+import { Problem, ProblemClient, TenantId } from "@ouroboros/kernel"
 import { Api, Testing } from "@ouroboros/server"
 import { Effect } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
@@ -15,7 +17,8 @@ import { HttpApiClient } from "effect/http-api"
 const clientOf = (url: string, key: string) =>
   HttpApiClient.make(Api.Api, {
     baseUrl: url,
-    transformClient: HttpClient.mapRequest(HttpClientRequest.setHeader("x-api-key", key))
+    transformClient: (client) =>
+      ProblemClient.restoreTags(HttpClient.mapRequest(client, HttpClientRequest.setHeader("x-api-key", key)))
   })
 
 describe("the typed in-process test API", () => {

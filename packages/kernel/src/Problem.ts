@@ -512,3 +512,28 @@ export const normalizeWith = (
     ...(correlationId !== undefined ? { correlationId } : {})
   }
 }
+
+const tagByName = new Map(
+  types.flatMap((type) => (type.tags !== undefined && type.tags.length > 0 ? [[type.name, type.tags[0]!] as const] : []))
+)
+
+const pascal = (name: string): string =>
+  name.split("-").filter((part) => part.length > 0).map((part) => part[0]!.toUpperCase() + part.slice(1)).join("")
+
+/**
+ * The `_tag` of the error a problem body stands for, from its `type` — the inverse of {@link typeName}, for clients
+ * of a server that writes bodies in the {@link documentedStyle} (no `_tag`): a documented type's first tag, else the
+ * type's name in Pascal case (`pipeline-syntax-error` → `PipelineSyntaxError`), else the kernel's type of its status
+ * (`about:blank`, IANA's `quota-exceeded`). `undefined` when none applies.
+ *
+ * @since 0.1.0
+ * @category problem types
+ */
+export const tagOfType = (type: unknown, status: number, base: string = typeBase): string | undefined => {
+  if (typeof type === "string" && type.startsWith(base)) {
+    const name = type.slice(base.length)
+    return tagByName.get(name) ?? (pascal(name) || undefined)
+  }
+  const name = byStatus.get(status)
+  return name === undefined ? undefined : tagByName.get(name)
+}
