@@ -330,7 +330,7 @@ export const endpointMatcher = (pattern: string): (endpoint: string) => boolean 
   const source = path.split("/").map((part) =>
     part === "*" ? ".*" : part.startsWith(":") ? "[^/]+" : part.replace(segment, "\\$&")
   ).join("/")
-  const regex = new RegExp(`^${source.endsWith("/.*") ? source.slice(0, -3) + "(?:/.*)?" : source}$`, "i")
+  const regex = new RegExp(`^${source.endsWith("/.*") ? source.slice(0, -3) + "(?:/.*)?" : source}$`, "is")
   return (endpoint) => {
     const at = endpoint.indexOf(" ")
     if (method !== undefined) {

@@ -260,10 +260,14 @@ describe("policies", () => {
     assert.isTrue(api("GET /api/v1/x"))
     assert.isTrue(api("POST /api"))
     assert.isFalse(api("GET /apix"))
+    // A decoded line break (`%0a`) is part of the path: `*` covers it, as the router's parameters do.
+    assert.isTrue(api("GET /api/v1/pipelines/\n"))
+    assert.isTrue(RateLimiter.endpointMatcher("/api/*/x")("GET /api/\r\n/x"))
     const doc = RateLimiter.endpointMatcher("GET /api/v1/documents/:id")
     assert.isTrue(doc("GET /api/v1/documents/abc"))
     assert.isFalse(doc("DELETE /api/v1/documents/abc"))
     assert.isFalse(doc("GET /api/v1/documents/abc/more"))
+    assert.isTrue(doc("GET /api/v1/documents/\n"))
   })
 
   it.effect("decode from configuration, naming the field on error", () =>
