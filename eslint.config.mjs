@@ -1,9 +1,9 @@
 // ESLint flat config: typescript-eslint's recommended rules (the syntactic set: type-aware linting would repeat
 // `tsc -b` at several times its cost) and @effect/eslint-plugin. `npm run lint`.
 //
-// Formatting (the plugin's dprint rule, with the Effect monorepo's settings: 120 columns, no semicolons, double
-// quotes) is checked only with LINT_FORMAT=1 (`npm run lint:format`; `npm run format` applies it): the code predates
-// it and would be reformatted in ~235 files, which is done once, when no branch is open, not in passing.
+// Formatting is the plugin's dprint rule, with the Effect monorepo's settings (120 columns, no semicolons, double
+// quotes), always on: `npm run format` applies it. In .tsx files a generic arrow function needs `<A,>`, which dprint
+// rewrites to `<A>` (a JSX tag): write a function declaration there.
 //
 // Relaxed, as in the Effect monorepo's own config:
 // - no-explicit-any: `any` appears in type-level code where Effect's own types need it (`HttpApi.Any`-style
@@ -14,8 +14,6 @@
 // - no-unused-expressions: a ternary of calls (`paused ? a.pause() : a.resume()`) is a statement here.
 import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
-
-const format = process.env.LINT_FORMAT === "1" ? "error" : "off"
 
 export default tseslint.config(
   {
@@ -33,7 +31,7 @@ export default tseslint.config(
     extends: [tseslint.configs.recommended],
     plugins: { "@effect": effect },
     rules: {
-      "@effect/dprint": [format, {
+      "@effect/dprint": ["error", {
         config: {
           indentWidth: 2,
           lineWidth: 120,

@@ -63,11 +63,17 @@ const bundleAuditOff = async (): Promise<string> => {
       name: "audit-off",
       setup(b) {
         // The server's modules import `./Audit.js`: they get the stub, which imports the real one.
-        b.onResolve({ filter: /^\.\/Audit\.js$/ }, (args) =>
-          args.namespace === "file" && Path.dirname(args.importer) === serverSrc
-            ? { path: "audit-off", namespace: "audit-off" }
-            : undefined)
-        b.onLoad({ filter: /.*/, namespace: "audit-off" }, () => ({ contents: auditOff, resolveDir: serverSrc, loader: "js" }))
+        b.onResolve(
+          { filter: /^\.\/Audit\.js$/ },
+          (args) =>
+            args.namespace === "file" && Path.dirname(args.importer) === serverSrc
+              ? { path: "audit-off", namespace: "audit-off" }
+              : undefined
+        )
+        b.onLoad(
+          { filter: /.*/, namespace: "audit-off" },
+          () => ({ contents: auditOff, resolveDir: serverSrc, loader: "js" })
+        )
       }
     }]
   })

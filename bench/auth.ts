@@ -193,7 +193,12 @@ const run = async (): Promise<void> => {
     ours("ours: HS256 JWT", whoami, { authorization: `Bearer ${hs256}` }, { JWT_SECRET: secret }),
     ours("ours: RS256 JWT", whoami, { authorization: `Bearer ${rs256.token}` }, { JWT_JWKS_URL: rs256.url }),
     ours("ours: no authentication (GET /health/live)", "/health/live", {}, {}),
-    { name: "bare Effect 4 HttpApi (API key)", path: whoami, headers: key, start: () => startWithPortLine(script("bare-httpapi")) },
+    {
+      name: "bare Effect 4 HttpApi (API key)",
+      path: whoami,
+      headers: key,
+      start: () => startWithPortLine(script("bare-httpapi"))
+    },
     {
       name: "express 5 + express-rate-limit (API key)",
       path: whoami,

@@ -81,11 +81,13 @@ export const worker = async (): Promise<void> => {
           bytes: manifest.files.reduce((n, f) => n + f.bytes, 0)
         }
       })),
-    verify: (id, tier) => run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.verify(id, { tier }))).then(() => undefined),
+    verify: (id, tier) =>
+      run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.verify(id, { tier }))).then(() => undefined),
     restore: (id, onProgress) =>
-      run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.restore(id, { onProgress: progress(onProgress) }))).then(
-        (result) => result.restoredEvents
-      ),
+      run(Effect.flatMap(Effect.service(Backup.Backup), (b) => b.restore(id, { onProgress: progress(onProgress) })))
+        .then(
+          (result) => result.restoredEvents
+        ),
     truncate: () => run(Effect.flatMap(Effect.service(EventStore.EventStore), (s) => s.truncate)),
     schema,
     postgresUrl: Services.postgresUrl,

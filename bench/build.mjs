@@ -10,7 +10,11 @@ import { fileURLToPath } from "node:url"
 const here = dirname(fileURLToPath(import.meta.url))
 const entries = (await readdir(here)).filter((name) => name.endsWith(".ts") && !name.startsWith("_"))
 await build({
-  entryPoints: [...entries.map((name) => join(here, name)), join(here, "servers/bare-httpapi.ts"), join(here, "servers/stack.ts")],
+  entryPoints: [
+    ...entries.map((name) => join(here, name)),
+    join(here, "servers/bare-httpapi.ts"),
+    join(here, "servers/stack.ts")
+  ],
   outbase: here,
   outdir: join(here, "dist"),
   bundle: true,
@@ -25,8 +29,10 @@ await build({
   plugins: [{
     name: "external-dependencies",
     setup(build) {
-      build.onResolve({ filter: /^[^./]/ }, (args) =>
-        args.path.startsWith("@ouroboros/") ? undefined : { path: args.path, external: true })
+      build.onResolve(
+        { filter: /^[^./]/ },
+        (args) => args.path.startsWith("@ouroboros/") ? undefined : { path: args.path, external: true }
+      )
     }
   }]
 })

@@ -25,7 +25,10 @@ export const worker = async (): Promise<void> => {
     // A store that counts its operations: the closed path must perform none.
     const counted = Layer.effect(
       CircuitBreakerStore.CircuitBreakerStore,
-      Effect.map(Effect.service(CircuitBreakerStore.CircuitBreakerStore), (s) => CircuitBreakerStore.counting(s, counter))
+      Effect.map(
+        Effect.service(CircuitBreakerStore.CircuitBreakerStore),
+        (s) => CircuitBreakerStore.counting(s, counter)
+      )
     ).pipe(Layer.provide(store))
     const runtime = ManagedRuntime.make(
       CircuitBreaker.layerStore({ defaults: { tripPolicy: CircuitBreaker.consecutive(5), openDuration: "10 seconds" } })
@@ -89,7 +92,9 @@ export default async function run(): Promise<void> {
         [`${side} wrapped`, show(series(side, c, (t) => t.wrapped))],
         [`${side} overhead`, show(series(side, c, overhead))]
       ])),
-      "store round trips": c.startsWith("ours") ? labels.map((side) => bySide[side]!.at(-1)!.storeCalls).join(" / ") : "-"
+      "store round trips": c.startsWith("ours")
+        ? labels.map((side) => bySide[side]!.at(-1)!.storeCalls).join(" / ")
+        : "-"
     }]
   ))
   // Paired per round, ours against cockatiel in the same worker and round, read two ways: the overheads (wrapped −
@@ -100,7 +105,9 @@ export default async function run(): Promise<void> {
     (["ours (memory)", "ours (Redis-backed)"] as const).flatMap((c) => {
       if (series(side, c, overhead).length === 0) return []
       const byOverhead = series(side, c, overhead).map((o, i) => o - series(side, "cockatiel", overhead)[i]!)
-      const byCall = series(side, c, (t) => t.wrapped).map((w, i) => w - series(side, "cockatiel", (t) => t.wrapped)[i]!)
+      const byCall = series(side, c, (t) => t.wrapped).map((w, i) =>
+        w - series(side, "cockatiel", (t) => t.wrapped)[i]!
+      )
       const ns = (d: number) => `${num(d)} ns`
       return [{
         goal: `${c} ≤ cockatiel`,
@@ -113,8 +120,10 @@ export default async function run(): Promise<void> {
     })
   ))
   if (labels.length === 2) {
-    console.log("Effect 4 against Effect 3 (paired rounds; cockatiel and opossum, the same code in both workers, show " +
-      "how much two processes differ by luck alone)")
+    console.log(
+      "Effect 4 against Effect 3 (paired rounds; cockatiel and opossum, the same code in both workers, show " +
+        "how much two processes differ by luck alone)"
+    )
     console.table(contestants.flatMap((c) => {
       const now = series("Effect 4", c, overhead)
       const before = series("Effect 3", c, overhead)

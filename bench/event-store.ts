@@ -68,14 +68,17 @@ const opsOf = async (backend: string): Promise<Ops> => {
   return {
     append1: () => run(one).then(() => undefined),
     append100: () =>
-      run(Effect.suspend(() =>
-        store.append(`bench/batch/${n++ % 64}`, Array.from({ length: 100 }, (_, i) => payload(i)))
-      )).then(() => undefined),
+      run(
+        Effect.suspend(() => store.append(`bench/batch/${n++ % 64}`, Array.from({ length: 100 }, (_, i) => payload(i))))
+      ).then(() => undefined),
     appendInOwnTransaction: () => run(sql.withTransaction(one)).then(() => undefined),
     bareInsert: (rows) =>
       run(
         Effect.suspend(() => {
-          const values = Array.from({ length: rows }, bareRow) as [ReturnType<typeof bareRow>, ...Array<ReturnType<typeof bareRow>>]
+          const values = Array.from({ length: rows }, bareRow) as [
+            ReturnType<typeof bareRow>,
+            ...Array<ReturnType<typeof bareRow>>
+          ]
           return sql`INSERT INTO event_store_events ${sql.insert(values)}`
         }).pipe(sql.withTransaction)
       ).then(() => undefined),
@@ -127,7 +130,13 @@ export default async function run(): Promise<void> {
       console.log("PostgreSQL not reachable: skipped")
       continue
     }
-    const bySide = await pairedRounds<Round>({ sides: trees, rounds, warmUp: "warmUp", warmUpArg: backend, task: "round" })
+    const bySide = await pairedRounds<Round>({
+      sides: trees,
+      rounds,
+      warmUp: "warmUp",
+      warmUpArg: backend,
+      task: "round"
+    })
     const labels = Object.keys(bySide)
     const of = (side: string, op: Operation) => bySide[side]!.map((r) => r[op]!)
     console.log(

@@ -307,7 +307,9 @@ const ablation = async () => {
  */
 const inProcess = async () => {
   // Without sockets there is no Node server to swap: `server` is left out.
-  const wanted = (process.env.HTTP_BENCH_ABLATION ?? pieces.join(",")).split(",").filter((p) => p !== "" && p !== "server")
+  const wanted = (process.env.HTTP_BENCH_ABLATION ?? pieces.join(",")).split(",").filter((p) =>
+    p !== "" && p !== "server"
+  )
   const n = String(Number(process.env.HTTP_BENCH_INPROCESS ?? 50_000))
   const variants: Array<readonly [string, Record<string, string>]> = [
     ["stack (all on)", {}],
@@ -317,7 +319,14 @@ const inProcess = async () => {
   const run = (env: Record<string, string>) =>
     new Promise<number>((resolve, reject) => {
       const child = track(spawn(process.execPath, script("stack"), {
-        env: { ...process.env, STACK_PAD: "40", RATE_LIMIT_DEFAULT: "1000000000/1m", BENCH_KEY: benchKey, ...env, STACK_INPROCESS: n },
+        env: {
+          ...process.env,
+          STACK_PAD: "40",
+          RATE_LIMIT_DEFAULT: "1000000000/1m",
+          BENCH_KEY: benchKey,
+          ...env,
+          STACK_INPROCESS: n
+        },
         stdio: ["ignore", "pipe", "inherit"]
       }))
       let output = ""
@@ -462,15 +471,19 @@ const startup = async () => {
     for (let i = 0; i < runs; i++) {
       for (const c of orderOf(cases.map((_, j) => j), i)) results[c]!.push(await cases[c]!.run())
     }
-    console.log(`\nStartup: ms from spawn to each milestone and to the first 200 of /health/ready, ${runs} runs per case`)
+    console.log(
+      `\nStartup: ms from spawn to each milestone and to the first 200 of /health/ready, ${runs} runs per case`
+    )
     console.table(cases.map((c, i) => {
       const row: Record<string, string> = { case: c.name }
       for (const [name] of milestones) row[name] = show(results[i]!.map((r) => r[name] ?? NaN))
       row["ready ms median (min–max)"] = show(results[i]!.map((r) => r.ready!))
       row.goal = c.goal
       if (c.goal !== "-") {
-        row.verdict = showVerdict(verdict(results[i]!.map((r) => r.ready!), (x) => x < 1000, "lower"), (x) =>
-          `${Math.round(x)} ms`)
+        row.verdict = showVerdict(
+          verdict(results[i]!.map((r) => r.ready!), (x) => x < 1000, "lower"),
+          (x) => `${Math.round(x)} ms`
+        )
       }
       return row
     }))

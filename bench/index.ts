@@ -2,7 +2,16 @@
  * `npm run bench [-- name ...]`: runs every benchmark (or the named ones) in sequence; each prints ours beside the
  * peer library measured in the same run.
  */
-const all = ["http", "auth", "circuit-breaker", "rate-limit", "tracing", "event-store", "vector-store", "backup"] as const
+const all = [
+  "http",
+  "auth",
+  "circuit-breaker",
+  "rate-limit",
+  "tracing",
+  "event-store",
+  "vector-store",
+  "backup"
+] as const
 
 const wanted = process.argv.slice(2)
 const selected = wanted.length === 0 ? all : all.filter((name) => wanted.includes(name))

@@ -207,8 +207,16 @@ const memorySection = async () => {
   // Each pair is judged on the ratio of the same round in the same worker.
   const pairs: ReadonlyArray<[string, MemoryContestant, MemoryContestant]> = [
     ["sync: decideUnsafe vs the peer's consume body", "ours sync (decideUnsafe)", "peer sync (consume's body)"],
-    ["async, each in its idiom: decide in a fiber vs await consume", "ours async (decide, one fiber)", "peer async (await consume)"],
-    ["async, both in one fiber: decide vs tryPromise(consume)", "ours async (decide, one fiber)", "peer in the fiber (tryPromise)"]
+    [
+      "async, each in its idiom: decide in a fiber vs await consume",
+      "ours async (decide, one fiber)",
+      "peer async (await consume)"
+    ],
+    [
+      "async, both in one fiber: decide vs tryPromise(consume)",
+      "ours async (decide, one fiber)",
+      "peer in the fiber (tryPromise)"
+    ]
   ]
   console.table(labels.flatMap((side) =>
     memoryFixtures.flatMap(([fixture]) =>
@@ -225,8 +233,10 @@ const memorySection = async () => {
     )
   ))
   if (labels.length === 2) {
-    console.log("Effect 4 / Effect 3 (paired rounds; the peer rows are the same code in both workers: their ratio is " +
-      "the difference between the two processes alone)")
+    console.log(
+      "Effect 4 / Effect 3 (paired rounds; the peer rows are the same code in both workers: their ratio is " +
+        "the difference between the two processes alone)"
+    )
     console.table(memoryFixtures.flatMap(([fixture]) =>
       memoryContestants.map((c) => ({
         keys: fixture,
@@ -271,20 +281,22 @@ const redisSection = async () => {
       ]))
     }))
   ))
-  console.table(labels.flatMap((side) =>
-    ["c=1", "c=50"].flatMap((c) =>
-      (["peer (await consume)", "peer in fibers (tryPromise)"] as const).map((peer) => {
-        const ratios = of(side, c, "ours").map((x, i) => x.perSecond / of(side, c, peer)[i]!.perSecond)
-        return {
-          "goal: ours ≥ peer": `ours vs ${peer}`,
-          concurrency: c,
-          tree: side,
-          "ours / peer": show(ratios, 2),
-          verdict: showVerdict(verdict(ratios, (r) => r >= 1, "higher"), (r) => r.toFixed(2))
-        }
-      })
+  console.table(
+    labels.flatMap((side) =>
+      ["c=1", "c=50"].flatMap((c) =>
+        (["peer (await consume)", "peer in fibers (tryPromise)"] as const).map((peer) => {
+          const ratios = of(side, c, "ours").map((x, i) => x.perSecond / of(side, c, peer)[i]!.perSecond)
+          return {
+            "goal: ours ≥ peer": `ours vs ${peer}`,
+            concurrency: c,
+            tree: side,
+            "ours / peer": show(ratios, 2),
+            verdict: showVerdict(verdict(ratios, (r) => r >= 1, "higher"), (r) => r.toFixed(2))
+          }
+        })
+      )
     )
-  ))
+  )
   if (labels.length === 2) {
     console.table(["c=1", "c=50"].flatMap((c) =>
       contestants.map((who) => ({
@@ -318,7 +330,12 @@ interface HttpSample {
 }
 
 const cannon = (port: number, path: string, seconds: number, connections = 50) =>
-  autocannon({ url: `http://127.0.0.1:${port}${path}`, connections, duration: seconds, headers: { "x-api-key": benchKey } })
+  autocannon({
+    url: `http://127.0.0.1:${port}${path}`,
+    connections,
+    duration: seconds,
+    headers: { "x-api-key": benchKey }
+  })
 
 const httpSection = async (title: string, path: string, targets: ReadonlyArray<HttpTarget>) => {
   const rounds = envInt("RATE_LIMIT_BENCH_ROUNDS", 5)
@@ -341,7 +358,8 @@ const httpSection = async (title: string, path: string, targets: ReadonlyArray<H
           rps: result.requests.average,
           p99: result.latency.p99,
           non2xx: result.non2xx,
-          cpu: (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / Math.max(1, result.requests.total),
+          cpu: (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) /
+            Math.max(1, result.requests.total),
           steal: (machineAfter.steal - machineBefore.steal) / Math.max(1, machineAfter.total - machineBefore.total)
         })
       }
@@ -350,7 +368,8 @@ const httpSection = async (title: string, path: string, targets: ReadonlyArray<H
     }
   }
   const labels = [...new Set(targets.map((t) => t.side))]
-  const of = (side: string, mode: "off" | "on") => samples.get(targets.find((t) => t.side === side && t.mode === mode)!)!
+  const of = (side: string, mode: "off" | "on") =>
+    samples.get(targets.find((t) => t.side === side && t.mode === mode)!)!
   console.log(
     `\nHTTP: ${title}; autocannon 50 connections from this process, ${rounds} rounds × ${seconds} s per server, ` +
       `fresh server processes every round`
@@ -389,7 +408,10 @@ const httpSection = async (title: string, path: string, targets: ReadonlyArray<H
         of("Effect 4", mode).map((x, i) => x.rps / of("Effect 3", mode)[i]!.rps),
         2
       ),
-      "CPU/request Effect 4 / Effect 3": show(of("Effect 4", mode).map((x, i) => x.cpu / of("Effect 3", mode)[i]!.cpu), 2)
+      "CPU/request Effect 4 / Effect 3": show(
+        of("Effect 4", mode).map((x, i) => x.cpu / of("Effect 3", mode)[i]!.cpu),
+        2
+      )
     })))
   } else {
     console.log(noE3Note)
@@ -453,4 +475,3 @@ export default async function run(): Promise<void> {
   console.log(verdictLegend)
   console.log(await watch())
 }
-

@@ -23,12 +23,20 @@ import {
 import { CorrelationHttp, Tracing } from "@ouroboros/correlation"
 import autocannon from "autocannon"
 import { Layer } from "effect"
-import { HttpMiddleware, HttpRouter } from "effect/http"
 import { constTrue } from "effect/Function"
+import { HttpMiddleware, HttpRouter } from "effect/http"
 import { PingApp, startPingServer } from "./internal/ping.js"
 import { cpuMicros } from "./internal/process.js"
 import { show, showPercent } from "./paired/stats.js"
-import { envInt, machineWatch, nodeArgs, noE3Note, type ServerChild, sides, startServerChild } from "./paired/workers.js"
+import {
+  envInt,
+  machineWatch,
+  nodeArgs,
+  noE3Note,
+  type ServerChild,
+  sides,
+  startServerChild
+} from "./paired/workers.js"
 
 /** Counts spans and drops them: the cost of building and batching spans without the network. */
 class CountingExporter implements SpanExporter {
@@ -173,7 +181,10 @@ export default async function run(): Promise<void> {
     console.table(chosen.map((mode) => ({
       mode: labels[mode],
       "req/s Effect 4 / Effect 3": show(of("Effect 4", mode).map((x, i) => x.rps / of("Effect 3", mode)[i]!.rps), 2),
-      "CPU/request Effect 4 / Effect 3": show(of("Effect 4", mode).map((x, i) => x.cpu / of("Effect 3", mode)[i]!.cpu), 2)
+      "CPU/request Effect 4 / Effect 3": show(
+        of("Effect 4", mode).map((x, i) => x.cpu / of("Effect 3", mode)[i]!.cpu),
+        2
+      )
     })))
   } else {
     console.log(noE3Note)

@@ -36,11 +36,15 @@ const tenant = TenantId.make("bench")
 const open: OpenOurs = async (directory) => {
   const runtime = ManagedRuntime.make(Embedded.layer({ directory }))
   const store = await runtime.runPromise(Effect.service(VectorStore.VectorStore))
-  await runtime.runPromise(store.ensureCollection({ name: "chunks", dimensions: DIMENSIONS, embedder: "synthetic-384" }))
+  await runtime.runPromise(
+    store.ensureCollection({ name: "chunks", dimensions: DIMENSIONS, embedder: "synthetic-384" })
+  )
   return {
     upsert: (points) => runtime.runPromise(store.upsert("chunks", tenant, points)),
     search: (vector, limit) =>
-      runtime.runPromise(Effect.map(store.search("chunks", tenant, { vector, limit }), (hits) => hits.map((h) => h.id))),
+      runtime.runPromise(
+        Effect.map(store.search("chunks", tenant, { vector, limit }), (hits) => hits.map((h) => h.id))
+      ),
     count: () => runtime.runPromise(store.count("chunks", undefined)),
     close: () => runtime.dispose()
   }
@@ -99,10 +103,12 @@ export default async function run(): Promise<void> {
     tree: side,
     "ingest chunks/s (5k per round, fsync per 100)": show(bySide[side]!.map((r) => r.ingest)),
     "ingest CPU µs/chunk": show(bySide[side]!.map((r) => r.ingestCpu), 1),
-    ...Object.fromEntries(Object.entries(setups[side]!.firstIngest).map(([size, rate]) => [
-      `first ingest of ${size}, chunks/s`,
-      Math.round(rate).toLocaleString("en-US")
-    ])),
+    ...Object.fromEntries(
+      Object.entries(setups[side]!.firstIngest).map(([size, rate]) => [
+        `first ingest of ${size}, chunks/s`,
+        Math.round(rate).toLocaleString("en-US")
+      ])
+    ),
     [`reopen ${sizes().at(-1)![0]} ms`]: show(bySide[side]!.map((r) => r.reopenMs))
   })))
   for (const [size] of sizes()) {
@@ -137,7 +143,12 @@ export default async function run(): Promise<void> {
         }
         : {}),
       ...(labels.length === 2 && side === "Effect 4"
-        ? { "ours p50 Effect 4 / Effect 3": show(p50("Effect 4", "ours").map((x, i) => x / p50("Effect 3", "ours")[i]!), 2) }
+        ? {
+          "ours p50 Effect 4 / Effect 3": show(
+            p50("Effect 4", "ours").map((x, i) => x / p50("Effect 3", "ours")[i]!),
+            2
+          )
+        }
         : {})
     }]))
   }

@@ -33,7 +33,11 @@ const freePort = () =>
 const status = (pid) => {
   const text = readFileSync(`/proc/${pid}/status`, "utf8")
   const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN)
-  return { rssMiB: kb("VmRSS") / 1024, hwmMiB: kb("VmHWM") / 1024, threads: Number(/^Threads:\s+(\d+)/m.exec(text)?.[1]) }
+  return {
+    rssMiB: kb("VmRSS") / 1024,
+    hwmMiB: kb("VmHWM") / 1024,
+    threads: Number(/^Threads:\s+(\d+)/m.exec(text)?.[1])
+  }
 }
 const ticksPerSecond = 100 // USER_HZ on Linux
 const cpuSeconds = (pid) => {
@@ -78,13 +82,19 @@ const sample = async (label, ms) => {
     await new Promise((r) => setTimeout(r, 100))
   }
   const s = status(child.pid)
-  console.log(`${label}: RSS ${mib(s.rssMiB)} (peak while sampling ${mib(peak)}, high-water ${mib(s.hwmMiB)}), threads ${s.threads}`)
+  console.log(
+    `${label}: RSS ${mib(s.rssMiB)} (peak while sampling ${mib(peak)}, high-water ${
+      mib(s.hwmMiB)
+    }), threads ${s.threads}`
+  )
 }
 
 const headers = { "x-api-key": key, "content-type": "application/json" }
 await sample("idle after ready (3 s)", 3000)
 
-const words = "zebra equine stripe savanna herd graze migrate predator lion water river grass africa mane hoof".split(" ")
+const words = "zebra equine stripe savanna herd graze migrate predator lion water river grass africa mane hoof".split(
+  " "
+)
 const text = (i) => Array.from({ length: 300 }, (_, j) => words[(i * 7 + j * 13) % words.length]).join(" ")
 const documents = Number(process.env.MEASURE_DOCUMENTS ?? 300)
 const ingestCpu = cpuSeconds(child.pid)

@@ -107,7 +107,9 @@ const readDir = (dir: string): Map<string, ResultsFile> => {
       throw new Error(`${Path.relative(repo, file)}: not a results file: ${String(error)}`)
     }
     if (parsed.benchmark !== name.slice(0, -".json".length)) {
-      throw new Error(`${Path.relative(repo, file)}: "benchmark" is ${JSON.stringify(parsed.benchmark)}, not the file's name`)
+      throw new Error(
+        `${Path.relative(repo, file)}: "benchmark" is ${JSON.stringify(parsed.benchmark)}, not the file's name`
+      )
     }
     out.set(parsed.benchmark, parsed)
   }
@@ -252,8 +254,11 @@ export const render = (page: string, sources: ReadonlyArray<Source>): string => 
   }
   if (!sourcesBlock.test(page)) throw new Error("docs/nfr.md has no <!-- nfr:sources --> block")
   return page
-    .replace(figuresBlock, (_, feature: string) =>
-      `<!-- nfr:figures ${feature} -->\n${renderFeature(feature, sources)}\n<!-- /nfr:figures -->`)
+    .replace(
+      figuresBlock,
+      (_, feature: string) =>
+        `<!-- nfr:figures ${feature} -->\n${renderFeature(feature, sources)}\n<!-- /nfr:figures -->`
+    )
     .replace(sourcesBlock, `<!-- nfr:sources -->\n${renderSources(sources)}\n<!-- /nfr:sources -->`)
 }
 

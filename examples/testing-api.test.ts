@@ -22,22 +22,26 @@ const clientOf = (url: string, key: string) =>
   })
 
 describe("the typed in-process test API", () => {
-  it.live("an operator lists tenants; a missing tenant and a tenant's key fail with typed problems", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start()
-      const admin = yield* clientOf(server.url, Testing.keys.admin)
-      const tenants = yield* admin.tenants.list()
-      assert.includeMembers(tenants.map((tenant) => tenant.id), ["tenant-a", "tenant-b"])
+  it.live(
+    "an operator lists tenants; a missing tenant and a tenant's key fail with typed problems",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start()
+        const admin = yield* clientOf(server.url, Testing.keys.admin)
+        const tenants = yield* admin.tenants.list()
+        assert.includeMembers(tenants.map((tenant) => tenant.id), ["tenant-a", "tenant-b"])
 
-      // The error channel is a tagged union: the endpoint's problem (NotFound), the authentication middleware's
-      // (Unauthorized, Forbidden, ServiceUnavailable) and the client's own (HttpClientError, SchemaError).
-      const missing = yield* Effect.flip(admin.tenants.get({ params: { id: TenantId.make("no-such-tenant") } }))
-      if (missing._tag !== "NotFound") return assert.fail(`expected NotFound, got ${missing._tag}`)
-      const notFound: Problem.NotFound = missing // narrowed by its tag alone
-      assert.instanceOf(notFound, Problem.NotFound)
+        // The error channel is a tagged union: the endpoint's problem (NotFound), the authentication middleware's
+        // (Unauthorized, Forbidden, ServiceUnavailable) and the client's own (HttpClientError, SchemaError).
+        const missing = yield* Effect.flip(admin.tenants.get({ params: { id: TenantId.make("no-such-tenant") } }))
+        if (missing._tag !== "NotFound") return assert.fail(`expected NotFound, got ${missing._tag}`)
+        const notFound: Problem.NotFound = missing // narrowed by its tag alone
+        assert.instanceOf(notFound, Problem.NotFound)
 
-      const tenant = yield* clientOf(server.url, Testing.keys.tenantA)
-      const forbidden = yield* Effect.flip(tenant.tenants.list())
-      assert.strictEqual(forbidden._tag, "Forbidden")
-    }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)), { timeout: 120_000 })
+        const tenant = yield* clientOf(server.url, Testing.keys.tenantA)
+        const forbidden = yield* Effect.flip(tenant.tenants.list())
+        assert.strictEqual(forbidden._tag, "Forbidden")
+      }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)),
+    { timeout: 120_000 }
+  )
 })

@@ -2,8 +2,8 @@
 // `internal/` never), the `files`, the peer dependencies (effect and @effect/*) and which of the declared
 // dependencies the sources import. `node packaging/manifest.mjs --write` rewrites the package.json files;
 // packaging/test/manifest.test.ts fails when a package.json differs from what this computes.
-import { createRequire } from "node:module"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -89,7 +89,8 @@ export const importedPackages = (files) => {
   return names
 }
 
-const dirOf = (name) => packageDirs().find((dir) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === name)
+const dirOf = (name) =>
+  packageDirs().find((dir) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === name)
 
 /** Whether the package's sources, or those of the `@ouroboros/*` packages it imports, import a peer that needs
  * effect 4.1.5 (@effect/sql-pg, @effect/platform-node). */
@@ -159,8 +160,17 @@ export const manifest = (dir) => {
     devDependencies[name] = range
   }
   // Declared for development only when a test, bench or example needs it; kept as the owners wrote them.
-  const { private: _private, exports: _exports, files: _files, dependencies: _d, peerDependencies: _p, devDependencies: _dd, peerDependenciesMeta: _m, sideEffects: _s, ...rest } =
-    current
+  const {
+    private: _private,
+    exports: _exports,
+    files: _files,
+    dependencies: _d,
+    peerDependencies: _p,
+    devDependencies: _dd,
+    peerDependenciesMeta: _m,
+    sideEffects: _s,
+    ...rest
+  } = current
   const result = {
     name: current.name,
     version: current.version,
@@ -176,7 +186,9 @@ export const manifest = (dir) => {
     devDependencies: sorted(devDependencies)
   }
   if (current.peerDependenciesMeta !== undefined) {
-    const meta = Object.fromEntries(Object.entries(current.peerDependenciesMeta).filter(([name]) => name in peerDependencies))
+    const meta = Object.fromEntries(
+      Object.entries(current.peerDependenciesMeta).filter(([name]) => name in peerDependencies)
+    )
     if (Object.keys(meta).length > 0) result.peerDependenciesMeta = meta
   }
   for (const key of ["dependencies", "peerDependencies", "devDependencies"]) {

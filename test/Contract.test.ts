@@ -88,36 +88,124 @@ const steps: ReadonlyArray<Step> = [
   // Authentication
   { name: "whoami", path: "/api/v1/whoami", headers: A },
   { name: "no key", method: "POST", path: "/api/v1/search", headers: json, body: { query: "x" } },
-  { name: "bad key", method: "POST", path: "/api/v1/search", headers: { "x-api-key": "wrong-key-0123456789", ...json }, body: { query: "x" } },
+  {
+    name: "bad key",
+    method: "POST",
+    path: "/api/v1/search",
+    headers: { "x-api-key": "wrong-key-0123456789", ...json },
+    body: { query: "x" }
+  },
   { name: "tenant on admin", path: "/admin/projections/vectors", headers: A },
   { name: "admin on api", method: "POST", path: "/api/v1/search", headers: admin, body: { query: "x" } },
   // Documents
-  { name: "ingest zebras", method: "POST", path: "/api/v1/documents", headers: A, body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } } },
-  { name: "ingest zebras again", method: "POST", path: "/api/v1/documents", headers: A, body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } } },
-  { name: "ingest tea", method: "POST", path: "/api/v1/documents", headers: A, body: { id: "tea", text: tea, metadata: { topic: "drinks" } } },
-  { name: "ingest without id", method: "POST", path: "/api/v1/documents", headers: B, body: { text: "Otters hold hands while they sleep." } },
+  {
+    name: "ingest zebras",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: A,
+    body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } }
+  },
+  {
+    name: "ingest zebras again",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: A,
+    body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } }
+  },
+  {
+    name: "ingest tea",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: A,
+    body: { id: "tea", text: tea, metadata: { topic: "drinks" } }
+  },
+  {
+    name: "ingest without id",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: B,
+    body: { text: "Otters hold hands while they sleep." }
+  },
   { name: "get zebras", path: "/api/v1/documents/zebras", headers: A },
   { name: "get zebras as B", path: "/api/v1/documents/zebras", headers: B },
   { name: "get unknown", path: "/api/v1/documents/unknown", headers: A },
   { name: "bad id", path: "/api/v1/documents/bad%24id", headers: A, schemaDetail: true },
-  { name: "empty text", method: "POST", path: "/api/v1/documents", headers: A, body: { text: "   " }, schemaDetail: true },
-  { name: "missing text", method: "POST", path: "/api/v1/documents", headers: A, body: { id: "x" }, schemaDetail: true },
+  {
+    name: "empty text",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: A,
+    body: { text: "   " },
+    schemaDetail: true
+  },
+  {
+    name: "missing text",
+    method: "POST",
+    path: "/api/v1/documents",
+    headers: A,
+    body: { id: "x" },
+    schemaDetail: true
+  },
   { name: "malformed json", method: "POST", path: "/api/v1/documents", headers: A, body: "{ not json" },
   { name: "too large", method: "POST", path: "/api/v1/documents", headers: A, body: { text: "x".repeat(5000) } },
   // Search and ask
-  { name: "search", method: "POST", path: "/api/v1/search", headers: A, body: { query: "striped animals from Africa", limit: 5 } },
-  { name: "search filtered", method: "POST", path: "/api/v1/search", headers: A, body: { query: "striped animals", filter: { must: [{ key: "topic", match: { value: "drinks" } }] } } },
-  { name: "search bad filter", method: "POST", path: "/api/v1/search", headers: A, body: { query: "x", filter: { must: [{ key: 3 }] } }, schemaDetail: true },
+  {
+    name: "search",
+    method: "POST",
+    path: "/api/v1/search",
+    headers: A,
+    body: { query: "striped animals from Africa", limit: 5 }
+  },
+  {
+    name: "search filtered",
+    method: "POST",
+    path: "/api/v1/search",
+    headers: A,
+    body: { query: "striped animals", filter: { must: [{ key: "topic", match: { value: "drinks" } }] } }
+  },
+  {
+    name: "search bad filter",
+    method: "POST",
+    path: "/api/v1/search",
+    headers: A,
+    body: { query: "x", filter: { must: [{ key: 3 }] } },
+    schemaDetail: true
+  },
   { name: "search as B", method: "POST", path: "/api/v1/search", headers: B, body: { query: "zebras" } },
-  { name: "search bad limit", method: "POST", path: "/api/v1/search", headers: A, body: { query: "x", limit: 0 }, schemaDetail: true },
+  {
+    name: "search bad limit",
+    method: "POST",
+    path: "/api/v1/search",
+    headers: A,
+    body: { query: "x", limit: 0 },
+    schemaDetail: true
+  },
   { name: "ask", method: "POST", path: "/api/v1/ask", headers: A, body: { question: "What do zebras look like?" } },
-  { name: "ask without rag", method: "POST", path: "/api/v1/ask", headers: A, body: { question: "What do zebras look like?", useRag: false } },
+  {
+    name: "ask without rag",
+    method: "POST",
+    path: "/api/v1/ask",
+    headers: A,
+    body: { question: "What do zebras look like?", useRag: false }
+  },
   { name: "ask over its limit", method: "POST", path: "/api/v1/ask", headers: A, body: { question: "Tea?" } },
   // Pipelines
-  { name: "pipeline", method: "POST", path: "/api/v1/pipelines", headers: A, body: { script: "SetTopic('zebras') | UseRetrieval | UseDraft | UseCritique | UseImprove" } },
+  {
+    name: "pipeline",
+    method: "POST",
+    path: "/api/v1/pipelines",
+    headers: A,
+    body: { script: "SetTopic('zebras') | UseRetrieval | UseDraft | UseCritique | UseImprove" }
+  },
   { name: "pipeline read", path: "/api/v1/pipelines/{pipeline}", headers: A },
   { name: "pipeline read as B", path: "/api/v1/pipelines/{pipeline}", headers: B },
-  { name: "pipeline syntax error", method: "POST", path: "/api/v1/pipelines", headers: A, body: { script: "SetTopic('x') | UseDarft" } },
+  {
+    name: "pipeline syntax error",
+    method: "POST",
+    path: "/api/v1/pipelines",
+    headers: A,
+    body: { script: "SetTopic('x') | UseDarft" }
+  },
   // Admin
   { name: "projection status", path: "/admin/projections/vectors", headers: admin },
   { name: "projection rebuild", method: "POST", path: "/admin/projections/vectors/rebuild", headers: admin },
@@ -137,13 +225,34 @@ const steps: ReadonlyArray<Step> = [
   { name: "get tea restored", path: "/api/v1/documents/tea", headers: A },
   { name: "metrics", path: "/metrics", summary: families },
   // Correlation: an invalid id is replaced, a valid one echoed (every other step sends its own valid id)
-  { name: "minted correlation id", path: "/api/v1/whoami", headers: { "x-api-key": keys.tenantA, "x-correlation-id": "bad id with spaces" } },
+  {
+    name: "minted correlation id",
+    path: "/api/v1/whoami",
+    headers: { "x-api-key": keys.tenantA, "x-correlation-id": "bad id with spaces" }
+  },
   // API v2: envelopes, cursor lists; negotiation on /api/...; a version past its sunset; a document per version
   { name: "v2 whoami", path: "/api/v2/whoami", headers: A },
-  { name: "v2 ingest", method: "POST", path: "/api/v2/documents", headers: A, body: { id: "otters", text: "Otters hold hands while they sleep." } },
+  {
+    name: "v2 ingest",
+    method: "POST",
+    path: "/api/v2/documents",
+    headers: A,
+    body: { id: "otters", text: "Otters hold hands while they sleep." }
+  },
   { name: "v2 get", path: "/api/v2/documents/otters", headers: A },
-  { name: "v2 search", method: "POST", path: "/api/v2/search", headers: A, body: { query: "sleeping otters", limit: 2 } },
-  { name: "v2 list", path: "/api/v2/documents?limit=2", headers: A, capture: (body) => ({ cursor: { value: body.meta.nextCursor, placeholder: "<cursor>" } }) },
+  {
+    name: "v2 search",
+    method: "POST",
+    path: "/api/v2/search",
+    headers: A,
+    body: { query: "sleeping otters", limit: 2 }
+  },
+  {
+    name: "v2 list",
+    path: "/api/v2/documents?limit=2",
+    headers: A,
+    capture: (body) => ({ cursor: { value: body.meta.nextCursor, placeholder: "<cursor>" } })
+  },
   { name: "v2 list next page", path: "/api/v2/documents?limit=2&cursor={cursor}", headers: A },
   { name: "v2 list as B", path: "/api/v2/documents", headers: B },
   { name: "v2 list bad cursor", path: "/api/v2/documents?cursor=bm9wZQ", headers: A },
@@ -160,7 +269,13 @@ const steps: ReadonlyArray<Step> = [
   { name: "v1 after its sunset", server: "sunset", path: "/api/v1/documents/zebras", headers: A },
   { name: "v2 on the sunset server", server: "sunset", path: "/api/v2/whoami", headers: A },
   // Tenancy: tenants and keys, usage, a JWT, flags
-  { name: "tenant create", method: "POST", path: "/admin/tenants", headers: admin, body: { id: "acme", name: "Acme", tier: "free" } },
+  {
+    name: "tenant create",
+    method: "POST",
+    path: "/admin/tenants",
+    headers: admin,
+    body: { id: "acme", name: "Acme", tier: "free" }
+  },
   { name: "tenant create again", method: "POST", path: "/admin/tenants", headers: admin, body: { id: "acme" } },
   { name: "tenant create as tenant", method: "POST", path: "/admin/tenants", headers: A, body: { id: "other" } },
   { name: "tenant get", path: "/admin/tenants/acme", headers: admin },
@@ -170,7 +285,10 @@ const steps: ReadonlyArray<Step> = [
     path: "/admin/tenants/acme/keys",
     headers: admin,
     body: { name: "ci" },
-    capture: (body) => ({ key: { value: body.key, placeholder: "<api-key>" }, keyId: { value: body.info.id, placeholder: "<key-id>" } })
+    capture: (body) => ({
+      key: { value: body.key, placeholder: "<api-key>" },
+      keyId: { value: body.info.id, placeholder: "<key-id>" }
+    })
   },
   { name: "new key whoami", path: "/api/v1/whoami", headers: { "x-api-key": "{key}" } },
   {
@@ -191,13 +309,29 @@ const steps: ReadonlyArray<Step> = [
   { name: "revoked key", path: "/api/v1/whoami", headers: { "x-api-key": "{rotated}" } },
   { name: "key revoke unknown", method: "DELETE", path: "/admin/tenants/acme/keys/nope", headers: admin },
   { name: "usage", path: "/admin/tenants/tenant-a/usage?from={today}&to={today}", headers: admin },
-  { name: "usage csv", path: "/admin/tenants/tenant-a/usage?from={today}&to={today}", headers: { ...admin, accept: "text/csv" }, summary: (_, text) => text.replace(/\d{4}-\d{2}-\d{2}/g, "<date>") },
+  {
+    name: "usage csv",
+    path: "/admin/tenants/tenant-a/usage?from={today}&to={today}",
+    headers: { ...admin, accept: "text/csv" },
+    summary: (_, text) => text.replace(/\d{4}-\d{2}-\d{2}/g, "<date>")
+  },
   { name: "usage bad range", path: "/admin/tenants/tenant-a/usage?from=2025-02-01&to=2025-01-01", headers: admin },
   { name: "usage of another tenant as its tenant", path: "/admin/tenants/tenant-b/usage", headers: A },
   { name: "jwt whoami", path: "/api/v1/whoami", headers: { authorization: "Bearer {token}" } },
-  { name: "jwt v2 ingest", method: "POST", path: "/api/v2/documents", headers: { authorization: "Bearer {token}", ...json }, body: { id: "jwt", text: "Written with a token." } },
+  {
+    name: "jwt v2 ingest",
+    method: "POST",
+    path: "/api/v2/documents",
+    headers: { authorization: "Bearer {token}", ...json },
+    body: { id: "jwt", text: "Written with a token." }
+  },
   { name: "bad jwt", path: "/api/v1/whoami", headers: { authorization: "Bearer not.a.token" } },
-  { name: "flags", path: "/admin/flags", headers: admin, summary: (body) => (body as ReadonlyArray<{ key: string }>).map((f) => f.key).sort() },
+  {
+    name: "flags",
+    path: "/admin/flags",
+    headers: admin,
+    summary: (body) => (body as ReadonlyArray<{ key: string }>).map((f) => f.key).sort()
+  },
   { name: "flags as tenant", path: "/admin/flags", headers: A },
   { name: "tenant delete", method: "DELETE", path: "/admin/tenants/acme", headers: admin }
 ]
@@ -400,7 +534,9 @@ describe("HTTP contract", () => {
       const response = await fetch(`${url}${path}`, {
         method: step.method ?? "GET",
         headers,
-        ...(step.body === undefined ? {} : { body: typeof step.body === "string" ? step.body : JSON.stringify(step.body) })
+        ...(step.body === undefined
+          ? {}
+          : { body: typeof step.body === "string" ? step.body : JSON.stringify(step.body) })
       })
       const text = await response.text()
       let body: unknown = text === "" ? undefined : text

@@ -45,7 +45,13 @@ describe("startup failures", () => {
       const result = yield* Effect.promise(() =>
         import("node:child_process").then(({ spawnSync }) =>
           spawnSync(process.execPath, [main], {
-            env: { ...process.env, PORT: String(server.port), HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "error" },
+            env: {
+              ...process.env,
+              PORT: String(server.port),
+              HOST: "127.0.0.1",
+              DATA_DIR: dataDir,
+              LOG_LEVEL: "error"
+            },
             encoding: "utf8",
             timeout: 60_000
           })

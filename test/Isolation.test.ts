@@ -17,7 +17,10 @@ interface Reply {
   readonly text: string
 }
 
-const request = async (url: string, init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}) => {
+const request = async (
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}
+) => {
   const response = await fetch(url, {
     method: init.method ?? (init.body === undefined ? "GET" : "POST"),
     headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
@@ -57,7 +60,10 @@ const id = fc.integer({ min: 0, max: 3 })
 const word = fc.integer({ min: 0, max: 3 })
 
 const command: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ _tag: fc.constant("ingest" as const), who, id, word, n: fc.integer({ min: 0, max: 9 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ _tag: fc.constant("ingest" as const), who, id, word, n: fc.integer({ min: 0, max: 9 }) })
+  },
   { weight: 3, arbitrary: fc.record({ _tag: fc.constant("get" as const), who, id }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("delete" as const), who, id }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("search" as const), who, word, foreign: fc.boolean() }) },
@@ -76,7 +82,10 @@ const runSequence = async (url: string, commands: ReadonlyArray<Command>) => {
   const keys = {} as Record<Who, Record<string, string>>
   for (const w of ["a", "b"] as const) {
     const admin = { "x-api-key": Testing.keys.admin }
-    assert.strictEqual((await request(`${url}/admin/tenants`, { headers: admin, body: { id: tenants[w] } })).status, 201)
+    assert.strictEqual(
+      (await request(`${url}/admin/tenants`, { headers: admin, body: { id: tenants[w] } })).status,
+      201
+    )
     const issued = await request(`${url}/admin/tenants/${tenants[w]}/keys`, { headers: admin, body: {} })
     keys[w] = { "x-api-key": issued.body.key }
   }
@@ -205,7 +214,10 @@ describe("tenant isolation over HTTP", () => {
     Effect.gen(function*() {
       const schema = `isolation_${Math.random().toString(36).slice(2, 10)}`
       yield* Layer.build(PgSchema.layer({ schema }))
-      const server = yield* Testing.start({ ...env, DATABASE_URL: PgSchema.withSearchPath(Services.postgresUrl, schema) })
+      const server = yield* Testing.start({
+        ...env,
+        DATABASE_URL: PgSchema.withSearchPath(Services.postgresUrl, schema)
+      })
       yield* property(server.url)
     }), { timeout: 300_000 })
 })

@@ -5,26 +5,30 @@ import { Effect } from "effect"
 import { call, tenantA, tenantB } from "./helpers.js"
 
 describe("rate limiting, end to end", () => {
-  it.live("every /api route has a default policy per API key, visible in headers; excess gets 429", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start({ RATE_LIMIT_DEFAULT: "3/1m" })
-      const url = `${server.url}/api/v1/whoami`
-      const first = yield* call(url, { headers: tenantA })
-      assert.strictEqual(first.status, 200)
-      assert.strictEqual(first.headers.get("ratelimit-policy"), `"default";q=3;w=60`)
-      assert.match(first.headers.get("ratelimit") ?? "", /^"default";r=2;t=\d+$/)
-      yield* call(url, { headers: tenantA })
-      yield* call(url, { headers: tenantA })
-      const limited = yield* call(url, { headers: tenantA, method: "GET" })
-      assert.strictEqual(limited.status, 429)
-      assert.strictEqual(limited.headers.get("content-type"), "application/problem+json")
-      assert.match(limited.headers.get("retry-after") ?? "", /^[1-9]\d*$/)
-      assert.deepStrictEqual(limited.body["violated-policies"], ["default"])
-      assert.isString(limited.body.correlationId)
-      // Another key has its own budget, and probes are never limited.
-      assert.strictEqual((yield* call(url, { headers: tenantB })).status, 200)
-      for (let i = 0; i < 5; i++) assert.strictEqual((yield* call(`${server.url}/health/live`)).status, 200)
-    }), { timeout: 60_000 })
+  it.live(
+    "every /api route has a default policy per API key, visible in headers; excess gets 429",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start({ RATE_LIMIT_DEFAULT: "3/1m" })
+        const url = `${server.url}/api/v1/whoami`
+        const first = yield* call(url, { headers: tenantA })
+        assert.strictEqual(first.status, 200)
+        assert.strictEqual(first.headers.get("ratelimit-policy"), `"default";q=3;w=60`)
+        assert.match(first.headers.get("ratelimit") ?? "", /^"default";r=2;t=\d+$/)
+        yield* call(url, { headers: tenantA })
+        yield* call(url, { headers: tenantA })
+        const limited = yield* call(url, { headers: tenantA, method: "GET" })
+        assert.strictEqual(limited.status, 429)
+        assert.strictEqual(limited.headers.get("content-type"), "application/problem+json")
+        assert.match(limited.headers.get("retry-after") ?? "", /^[1-9]\d*$/)
+        assert.deepStrictEqual(limited.body["violated-policies"], ["default"])
+        assert.isString(limited.body.correlationId)
+        // Another key has its own budget, and probes are never limited.
+        assert.strictEqual((yield* call(url, { headers: tenantB })).status, 200)
+        for (let i = 0; i < 5; i++) assert.strictEqual((yield* call(`${server.url}/health/live`)).status, 200)
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("policies from the config file apply per tenant tier and endpoint", () =>
     Effect.gen(function*() {

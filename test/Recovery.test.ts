@@ -19,39 +19,50 @@ describe("the vector projection repairs itself", () => {
         assert.strictEqual(created.status, 201)
       }))
       // The process "dies" right after recording an ingest: the event is there, its vectors are not.
-      yield* Effect.scoped(Effect.gen(function*() {
-        const events = yield* EventStore.EventStore
-        yield* events.append("tenant/tenant-a/document/cranes", [{
-          type: "DocumentIngested",
-          data: {
-            documentId: "cranes",
-            text: "Cranes dance in pairs on frozen lakes.",
-            metadata: {},
-            contentHash: "not-checked-here",
-            chunks: 1,
-            embedder: "local:fh-384"
-          },
-          metadata: { tenantId: "tenant-a", subject: "test" }
-        }], { expectedVersion: "no-stream" })
-      }).pipe(Effect.provide(EventStore.layer.pipe(Layer.provide(Database.layerEmbedded({ dataDir }))))))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const events = yield* EventStore.EventStore
+          yield* events.append("tenant/tenant-a/document/cranes", [{
+            type: "DocumentIngested",
+            data: {
+              documentId: "cranes",
+              text: "Cranes dance in pairs on frozen lakes.",
+              metadata: {},
+              contentHash: "not-checked-here",
+              chunks: 1,
+              embedder: "local:fh-384"
+            },
+            metadata: { tenantId: "tenant-a", subject: "test" }
+          }], { expectedVersion: "no-stream" })
+        }).pipe(Effect.provide(EventStore.layer.pipe(Layer.provide(Database.layerEmbedded({ dataDir })))))
+      )
       // The next start catches up from its checkpoint: the document is searchable.
       const server = yield* Testing.start({ DATA_DIR: dataDir })
       const search = yield* call(`${server.url}/api/v1/search`, { headers: tenantA, body: { query: "cranes dancing" } })
       assert.strictEqual(search.status, 200)
       assert.strictEqual(search.body.results[0]?.documentId, "cranes")
-      const otters = yield* call(`${server.url}/api/v1/search`, { headers: tenantA, body: { query: "otters sleeping" } })
+      const otters = yield* call(`${server.url}/api/v1/search`, {
+        headers: tenantA,
+        body: { query: "otters sleeping" }
+      })
       assert.strictEqual(otters.body.results[0]?.documentId, "otters")
     }), { timeout: 90_000 })
 })
 
 describe("startup checks", () => {
-  it.live("an embedder whose size does not match the collection is a clear error at startup", () =>
-    Effect.gen(function*() {
-      const dataDir = yield* Testing.tempDir
-      yield* Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "384" }))
-      const failure = yield* Effect.flip(Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "256" })))
-      const message = String((failure as { message?: unknown }).message ?? failure)
-      assert.include(message, "384")
-      assert.include(message, "256")
-    }), { timeout: 90_000 })
+  it.live(
+    "an embedder whose size does not match the collection is a clear error at startup",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = yield* Testing.tempDir
+        yield* Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "384" }))
+        const failure = yield* Effect.flip(
+          Effect.scoped(Testing.start({ DATA_DIR: dataDir, LOCAL_EMBED_DIMENSIONS: "256" }))
+        )
+        const message = String((failure as { message?: unknown }).message ?? failure)
+        assert.include(message, "384")
+        assert.include(message, "256")
+      }),
+    { timeout: 90_000 }
+  )
 })

@@ -19,11 +19,23 @@ const scenario = (env: () => Effect.Effect<Record<string, string>, never, import
     assert.strictEqual(created.status, 201, JSON.stringify(created.body))
     assert.strictEqual(created.body.id, "zebras")
     assert.isAtLeast(created.body.chunks, 1)
-    const again = yield* call(`${api}/documents`, { headers: tenantA, body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } } })
+    const again = yield* call(`${api}/documents`, {
+      headers: tenantA,
+      body: { id: "zebras", text: zebras, metadata: { topic: "animals", lang: "en" } }
+    })
     assert.strictEqual(again.body.version, created.body.version, "re-ingesting the same content is idempotent")
-    assert.strictEqual((yield* call(`${api}/documents`, { headers: tenantA, body: { id: "tea", text: tea, metadata: { topic: "drinks" } } })).status, 201)
+    assert.strictEqual(
+      (yield* call(`${api}/documents`, {
+        headers: tenantA,
+        body: { id: "tea", text: tea, metadata: { topic: "drinks" } }
+      })).status,
+      201
+    )
 
-    const search = yield* call(`${api}/search`, { headers: tenantA, body: { query: "striped animals from Africa", limit: 5 } })
+    const search = yield* call(`${api}/search`, {
+      headers: tenantA,
+      body: { query: "striped animals from Africa", limit: 5 }
+    })
     assert.strictEqual(search.status, 200)
     assert.strictEqual(search.body.results[0].documentId, "zebras")
     const filtered = yield* call(`${api}/search`, {
@@ -31,7 +43,10 @@ const scenario = (env: () => Effect.Effect<Record<string, string>, never, import
       body: { query: "striped animals", filter: { must: [{ key: "topic", match: { value: "drinks" } }] } }
     })
     assert.deepStrictEqual(filtered.body.results.map((r: { documentId: string }) => r.documentId), ["tea"])
-    const badFilter = yield* call(`${api}/search`, { headers: tenantA, body: { query: "x", filter: { must: [{ key: 3 }] } } })
+    const badFilter = yield* call(`${api}/search`, {
+      headers: tenantA,
+      body: { query: "x", filter: { must: [{ key: 3 }] } }
+    })
     assert.strictEqual(badFilter.status, 400)
     assert.strictEqual(badFilter.headers.get("content-type"), "application/problem+json")
 
@@ -106,7 +121,10 @@ describe("bad input", () => {
       assert.strictEqual(big.headers.get("content-type"), "application/problem+json")
       const noKey = yield* call(`${api}/search`, { body: { query: "x" } })
       assert.strictEqual(noKey.status, 401)
-      const badKey = yield* call(`${api}/search`, { headers: { "x-api-key": "wrong-key-0123456789" }, body: { query: "x" } })
+      const badKey = yield* call(`${api}/search`, {
+        headers: { "x-api-key": "wrong-key-0123456789" },
+        body: { query: "x" }
+      })
       assert.strictEqual(badKey.status, 401)
       const tenantOnAdmin = yield* call(`${server.url}/admin/projections/vectors`, { headers: tenantA })
       assert.strictEqual(tenantOnAdmin.status, 403)
@@ -128,7 +146,12 @@ describe("reasoning pipelines, end to end", () => {
         body: { script: "SetTopic('zebras') | UseRetrieval | UseDraft | UseCritique | UseImprove" }
       })
       assert.strictEqual(run.status, 201, JSON.stringify(run.body))
-      assert.deepStrictEqual(run.body.steps.map((s: { kind: string }) => s.kind), ["retrieve", "draft", "critique", "improve"])
+      assert.deepStrictEqual(run.body.steps.map((s: { kind: string }) => s.kind), [
+        "retrieve",
+        "draft",
+        "critique",
+        "improve"
+      ])
       assert.strictEqual(run.body.status, "completed")
       const read = yield* call(`${api}/pipelines/${run.body.id}`, { headers: tenantA })
       assert.strictEqual(read.status, 200)

@@ -87,70 +87,87 @@ const refusal = (env: Record<string, string>) =>
   })
 
 describe.runIf(Fs.existsSync(main))("starting the server process", () => {
-  it.live("a key listed twice, or equal to the admin key, stops it with one line that names the problem", () =>
-    Effect.gen(function*() {
-      const twice = yield* refusal({
-        OUROBOROS_API_KEYS: "acme:same-key-0123456789,beta:same-key-0123456789"
-      })
-      assert.strictEqual(
-        twice,
-        "ouroboros: cannot start: OUROBOROS_API_KEYS entry 1 and OUROBOROS_API_KEYS entry 2: the same API key is " +
-          "listed twice (tenants acme and beta); every key must appear once"
-      )
-      const admin = yield* refusal({
-        OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789",
-        OUROBOROS_API_KEYS: "acme:admin-key-0123456789"
-      })
-      assert.strictEqual(
-        admin,
-        "ouroboros: cannot start: OUROBOROS_API_KEYS entry 1: the key of tenant acme is the admin key " +
-          "(OUROBOROS_ADMIN_API_KEY); give it another key"
-      )
-    }), { timeout: 60_000 })
-
-  it.live("with only an admin key, it says how to create the first tenant, at its real address", () =>
-    Effect.gen(function*() {
-      const server = yield* start({ OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789" })
-      assert.isTrue((yield* ready(server)).ready)
-      // Logged once the server listens, which is before it is ready.
-      const notice = server.logs().split("\n").find((line) => line.includes("No tenant exists yet"))
-      assert.isDefined(notice, server.logs())
-      assert.include(notice!, `curl -X POST ${server.url}/admin/tenants`)
-      assert.notInclude(notice!, "localhost:8080")
-      // And the way it describes works.
-      const created = yield* Effect.promise(() =>
-        fetch(`${server.url}/admin/tenants`, {
-          method: "POST",
-          headers: { "x-api-key": "admin-key-0123456789", "content-type": "application/json" },
-          body: JSON.stringify({ id: "acme" })
+  it.live(
+    "a key listed twice, or equal to the admin key, stops it with one line that names the problem",
+    () =>
+      Effect.gen(function*() {
+        const twice = yield* refusal({
+          OUROBOROS_API_KEYS: "acme:same-key-0123456789,beta:same-key-0123456789"
         })
-      )
-      assert.strictEqual(created.status, 201)
-    }), { timeout: 60_000 })
-
-  it.live("with nothing configured, two demo tenants whose printed keys work; production refuses them", () =>
-    Effect.gen(function*() {
-      const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-startup-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
-      const keys = yield* Effect.scoped(Effect.gen(function*() {
-        const server = yield* start({}, dataDir)
-        assert.isTrue((yield* ready(server)).ready)
-        const line = server.logs().split("\n").find((l) => l.includes("development setup"))
-        assert.isDefined(line, server.logs())
-        const fields = JSON.parse(line!) as Record<string, string>
-        const keyA = fields["key:demo-a"]!
-        assert.match(keyA, /^ouro_demo_/)
-        const me = yield* Effect.promise(() =>
-          fetch(`${server.url}/api/v1/whoami`, { headers: { "x-api-key": keyA } }).then((r) => r.json() as Promise<{ tenantId: string }>)
+        assert.strictEqual(
+          twice,
+          "ouroboros: cannot start: OUROBOROS_API_KEYS entry 1 and OUROBOROS_API_KEYS entry 2: the same API key is " +
+            "listed twice (tenants acme and beta); every key must appear once"
         )
-        assert.strictEqual(me.tenantId, "demo-a")
-        return { a: keyA, b: fields["key:demo-b"]!, admin: fields.adminKey! }
-      }))
-      const refused = yield* refusal({
-        NODE_ENV: "production",
-        OUROBOROS_ADMIN_API_KEY: keys.admin,
-        OUROBOROS_API_KEYS: `demo-a:${keys.a},demo-b:${keys.b}`
-      })
-      assert.strictEqual(refused, "ouroboros: cannot start: NODE_ENV=production refuses the demo keys; configure real keys")
-    }), { timeout: 90_000 })
+        const admin = yield* refusal({
+          OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789",
+          OUROBOROS_API_KEYS: "acme:admin-key-0123456789"
+        })
+        assert.strictEqual(
+          admin,
+          "ouroboros: cannot start: OUROBOROS_API_KEYS entry 1: the key of tenant acme is the admin key " +
+            "(OUROBOROS_ADMIN_API_KEY); give it another key"
+        )
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.live(
+    "with only an admin key, it says how to create the first tenant, at its real address",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* start({ OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789" })
+        assert.isTrue((yield* ready(server)).ready)
+        // Logged once the server listens, which is before it is ready.
+        const notice = server.logs().split("\n").find((line) => line.includes("No tenant exists yet"))
+        assert.isDefined(notice, server.logs())
+        assert.include(notice!, `curl -X POST ${server.url}/admin/tenants`)
+        assert.notInclude(notice!, "localhost:8080")
+        // And the way it describes works.
+        const created = yield* Effect.promise(() =>
+          fetch(`${server.url}/admin/tenants`, {
+            method: "POST",
+            headers: { "x-api-key": "admin-key-0123456789", "content-type": "application/json" },
+            body: JSON.stringify({ id: "acme" })
+          })
+        )
+        assert.strictEqual(created.status, 201)
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.live(
+    "with nothing configured, two demo tenants whose printed keys work; production refuses them",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-startup-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dataDir, { recursive: true, force: true })))
+        const keys = yield* Effect.scoped(Effect.gen(function*() {
+          const server = yield* start({}, dataDir)
+          assert.isTrue((yield* ready(server)).ready)
+          const line = server.logs().split("\n").find((l) => l.includes("development setup"))
+          assert.isDefined(line, server.logs())
+          const fields = JSON.parse(line!) as Record<string, string>
+          const keyA = fields["key:demo-a"]!
+          assert.match(keyA, /^ouro_demo_/)
+          const me = yield* Effect.promise(() =>
+            fetch(`${server.url}/api/v1/whoami`, { headers: { "x-api-key": keyA } }).then((r) =>
+              r.json() as Promise<{ tenantId: string }>
+            )
+          )
+          assert.strictEqual(me.tenantId, "demo-a")
+          return { a: keyA, b: fields["key:demo-b"]!, admin: fields.adminKey! }
+        }))
+        const refused = yield* refusal({
+          NODE_ENV: "production",
+          OUROBOROS_ADMIN_API_KEY: keys.admin,
+          OUROBOROS_API_KEYS: `demo-a:${keys.a},demo-b:${keys.b}`
+        })
+        assert.strictEqual(
+          refused,
+          "ouroboros: cannot start: NODE_ENV=production refuses the demo keys; configure real keys"
+        )
+      }),
+    { timeout: 90_000 }
+  )
 })

@@ -17,7 +17,9 @@ export const call = (url: string, init: { method?: string; headers?: Record<stri
     const response = await fetch(url, {
       method: init.method ?? (init.body === undefined ? "GET" : "POST"),
       headers: init.headers ?? {},
-      ...(init.body === undefined ? {} : { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) })
+      ...(init.body === undefined
+        ? {}
+        : { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) })
     })
     const text = await response.text()
     let body: unknown = text

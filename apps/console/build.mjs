@@ -5,12 +5,12 @@
 //
 //   node apps/console/build.mjs            build
 //   node apps/console/build.mjs --base=/ops/console/   build for another mount path (ConsoleHttp also rewrites it)
+import { build } from "esbuild"
 import { createHash } from "node:crypto"
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
 import { basename, dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib"
-import { build } from "esbuild"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const out = join(here, "dist")
@@ -55,7 +55,8 @@ const script = find(".js")
 const stylesheet = find(".css")
 
 // The icon: a ring, as the snake that eats its tail.
-const iconSvg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="11" fill="none" stroke="#0b57d0" stroke-width="5"/><circle cx="24" cy="9" r="3" fill="#0b57d0"/></svg>\n`
+const iconSvg =
+  `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="11" fill="none" stroke="#0b57d0" stroke-width="5"/><circle cx="24" cy="9" r="3" fill="#0b57d0"/></svg>\n`
 const icon = `assets/icon-${shortHash(iconSvg)}.svg`
 await writeFile(join(out, icon), iconSvg)
 
@@ -126,5 +127,7 @@ await writeFile(join(out, "manifest.json"), `${JSON.stringify(manifest, null, 2)
 const js = files[script]
 console.log(
   `console: ${basename(script)} ${js.bytes} B (gzip ${js.encodings.gzip} B, br ${js.encodings.br} B), ` +
-    `${basename(stylesheet)} ${files[stylesheet].bytes} B (gzip ${files[stylesheet].encodings.gzip} B) → ${relative(process.cwd(), out)}`
+    `${basename(stylesheet)} ${files[stylesheet].bytes} B (gzip ${files[stylesheet].encodings.gzip} B) → ${
+      relative(process.cwd(), out)
+    }`
 )

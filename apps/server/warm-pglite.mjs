@@ -7,7 +7,9 @@ import { Worker } from "node:worker_threads"
 const template = process.env.OUROBOROS_PGLITE_TEMPLATE ?? join(tmpdir(), "ouroboros-pglite-0.5.14.tgz")
 if (!existsSync(template)) {
   const dir = mkdtempSync(join(tmpdir(), "ouroboros-warm-"))
-  const worker = new Worker(new URL("./dist/pglite-worker.mjs", import.meta.url), { workerData: { dataDir: dir, template } })
+  const worker = new Worker(new URL("./dist/pglite-worker.mjs", import.meta.url), {
+    workerData: { dataDir: dir, template }
+  })
   await new Promise((resolve, reject) => {
     worker.on("message", (m) => {
       if (m.type === "ready") worker.postMessage({ type: "stop" })

@@ -30,9 +30,14 @@ const sqlLayerOf = (backend) =>
 
 const opsOf = async (backend) => {
   const runtime = ManagedRuntime.make(
-    EventStore.layer.pipe(Layer.provideMerge(sqlLayerOf(backend)), Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
+    EventStore.layer.pipe(
+      Layer.provideMerge(sqlLayerOf(backend)),
+      Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
+    )
   )
-  const { sql, store } = await runtime.runPromise(Effect.all({ sql: SqlClient.SqlClient, store: EventStore.EventStore }))
+  const { sql, store } = await runtime.runPromise(
+    Effect.all({ sql: SqlClient.SqlClient, store: EventStore.EventStore })
+  )
   let n = 0
   const run = (effect) => runtime.runPromise(Effect.orDie(effect))
   const one = Effect.suspend(() => store.append(`bench/${n++ % 64}`, [payload(n)]))
@@ -48,9 +53,9 @@ const opsOf = async (backend) => {
   return {
     append1: () => run(one).then(() => undefined),
     append100: () =>
-      run(Effect.suspend(() =>
-        store.append(`bench/batch/${n++ % 64}`, Array.from({ length: 100 }, (_, i) => payload(i)))
-      )).then(() => undefined),
+      run(
+        Effect.suspend(() => store.append(`bench/batch/${n++ % 64}`, Array.from({ length: 100 }, (_, i) => payload(i))))
+      ).then(() => undefined),
     appendInOwnTransaction: () => run(sql.withTransaction(one)).then(() => undefined),
     bareInsert: (rows) =>
       run(

@@ -3,9 +3,9 @@
 import { HttpApiBuilder, HttpMiddleware } from "@effect/platform"
 import { AlwaysOnSampler, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { CorrelationHttp, Tracing } from "@ouroboros/correlation"
+import { startPingServer } from "e3-tree/bench/internal/ping.ts"
 import { Layer } from "effect"
 import { constTrue } from "effect/Function"
-import { startPingServer } from "e3-tree/bench/internal/ping.ts"
 
 class CountingExporter {
   count = 0

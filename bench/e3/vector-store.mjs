@@ -14,11 +14,15 @@ const tenant = TenantId.make("bench")
 const open = async (directory) => {
   const runtime = ManagedRuntime.make(Embedded.layer({ directory }))
   const store = await runtime.runPromise(VectorStore.VectorStore)
-  await runtime.runPromise(store.ensureCollection({ name: "chunks", dimensions: DIMENSIONS, embedder: "synthetic-384" }))
+  await runtime.runPromise(
+    store.ensureCollection({ name: "chunks", dimensions: DIMENSIONS, embedder: "synthetic-384" })
+  )
   return {
     upsert: (points) => runtime.runPromise(store.upsert("chunks", tenant, points)),
     search: (vector, limit) =>
-      runtime.runPromise(Effect.map(store.search("chunks", tenant, { vector, limit }), (hits) => hits.map((h) => h.id))),
+      runtime.runPromise(
+        Effect.map(store.search("chunks", tenant, { vector, limit }), (hits) => hits.map((h) => h.id))
+      ),
     count: () => runtime.runPromise(store.count("chunks", undefined)),
     close: () => runtime.dispose()
   }

@@ -4,7 +4,7 @@
  * it. Ours runs in
  * an Effect loop against a bare Effect step; cockatiel and opossum in an async loop against a bare `await`.
  */
-import { ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel"
+import { circuitBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import CircuitBreakerOpossum from "opossum"
 
 /** Calls per timing. */

@@ -105,7 +105,8 @@ export const eventStoreRounds = (ops: Ops, millis: number) => {
     "append, batch 1, 16 fibers (group commit)": () => measure(CONCURRENCY, millis, one(ops.append1)),
     "bare INSERT grouped like ours, 16 fibers": () => measure(CONCURRENCY, millis, one(grouped)),
     "bare INSERT, one commit each, 16 fibers": () => measure(CONCURRENCY, millis, one(() => ops.bareInsert(1))),
-    "append in caller's tx, 16 fibers (no grouping)": () => measure(CONCURRENCY, millis, one(ops.appendInOwnTransaction)),
+    "append in caller's tx, 16 fibers (no grouping)": () =>
+      measure(CONCURRENCY, millis, one(ops.appendInOwnTransaction)),
     "readAll, pages of 1000": async () => {
       const start = performance.now()
       const read = await ops.readAll(READ_EVENTS)
@@ -137,7 +138,8 @@ export const eventStoreRounds = (ops: Ops, millis: number) => {
     }
     out["readAll, pages of 1000"] = await runners["readAll, pages of 1000"]()
     out["bare SELECT pages (no decoding)"] = await runners["bare SELECT pages (no decoding)"]()
-    out["append in caller's tx, 16 fibers (no grouping)"] = await runners["append in caller's tx, 16 fibers (no grouping)"]()
+    out["append in caller's tx, 16 fibers (no grouping)"] = await runners
+      ["append in caller's tx, 16 fibers (no grouping)"]()
     return out
   }
   return {

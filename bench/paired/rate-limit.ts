@@ -102,7 +102,7 @@ export const memoryRounds = (
         const [name, loop] = fixture.contestants[(k + index) % fixture.contestants.length]!
         // CPU time of this process: a wall-clock timing on a shared machine also counts the time other processes
         // held the CPU.
-              const start = process.cpuUsage()
+        const start = process.cpuUsage()
         await loop(n)
         const used = process.cpuUsage(start)
         rates[name] = (n * 1_000_000) / (used.user + used.system)

@@ -103,7 +103,11 @@ const ingest = async (store: OursStore, vectors: Float32Array, count: number) =>
       return {
         id: `p${i}`,
         vector: row(vectors, i),
-        payload: { documentId: `doc-${Math.floor(i / 10)}`, chunk: i % 10, text: `chunk ${i} of a document, some text `.repeat(3) }
+        payload: {
+          documentId: `doc-${Math.floor(i / 10)}`,
+          chunk: i % 10,
+          text: `chunk ${i} of a document, some text `.repeat(3)
+        }
       }
     })
     const t0 = performance.now()
@@ -194,7 +198,11 @@ const loadUSearch = async (): Promise<USearch | undefined> => {
   return undefined
 }
 
-export type Contestant = "ours" | "scan (JS, quickselect)" | "usearch exact (SIMD, 1 thread)" | "usearch HNSW (1 thread)"
+export type Contestant =
+  | "ours"
+  | "scan (JS, quickselect)"
+  | "usearch exact (SIMD, 1 thread)"
+  | "usearch HNSW (1 thread)"
 
 export interface SizeResult {
   /** Per contestant: p50 and p99 of the round's queries, ms of CPU time. */
@@ -289,7 +297,11 @@ export const vectorRounds = (options: {
         for (let i = 0; i < q; i++) {
           const query = queries.subarray(i * DIMENSIONS, (i + 1) * DIMENSIONS)
           const exact = new Set(await s["scan (JS, quickselect)"]!(query))
-          for (const [name, search] of Object.entries(s) as Array<[Contestant, (q: Float32Array) => Promise<ReadonlyArray<number>>]>) {
+          for (
+            const [name, search] of Object.entries(s) as Array<
+              [Contestant, (q: Float32Array) => Promise<ReadonlyArray<number>>]
+            >
+          ) {
             const got = await search(query)
             ;(shares[name] ??= []).push(got.filter((id) => exact.has(id)).length / K)
           }

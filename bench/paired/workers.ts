@@ -45,7 +45,9 @@ export const buildE3 = (tree: string): Promise<string> =>
     process.once("exit", () => Fs.rmSync(out, { recursive: true, force: true }))
     const sources = Path.join(root, "bench/e3")
     await build({
-      entryPoints: Fs.readdirSync(sources).filter((name) => name.endsWith(".mjs")).map((name) => Path.join(sources, name)),
+      entryPoints: Fs.readdirSync(sources).filter((name) => name.endsWith(".mjs")).map((name) =>
+        Path.join(sources, name)
+      ),
       outdir: out,
       bundle: true,
       splitting: true,
@@ -57,7 +59,10 @@ export const buildE3 = (tree: string): Promise<string> =>
         name: "effect-3-tree",
         setup(build) {
           // `e3-tree/…` names a file of the Effect 3 tree (e.g. its bench/internal/ping.ts).
-          build.onResolve({ filter: /^e3-tree\// }, (args) => ({ path: Path.join(tree, args.path.slice("e3-tree/".length)) }))
+          build.onResolve(
+            { filter: /^e3-tree\// },
+            (args) => ({ path: Path.join(tree, args.path.slice("e3-tree/".length)) })
+          )
           // Our packages come from the Effect 3 tree and are bundled as the server bundles them; every other package
           // stays external and loads from that tree's node_modules (through the link) at run time.
           build.onResolve({ filter: /^@ouroboros\// }, (args) =>
@@ -70,7 +75,9 @@ export const buildE3 = (tree: string): Promise<string> =>
       }]
     })
     const worker = Path.join(tree, "packages/sql/src/pglite-worker.mjs")
-    if (Fs.existsSync(worker)) Fs.copyFileSync(worker, Path.join(out, "pglite-worker.mjs"))
+    if (Fs.existsSync(worker)) {
+      Fs.copyFileSync(worker, Path.join(out, "pglite-worker.mjs"))
+    }
     return out
   })()
 

@@ -57,7 +57,8 @@ import {
 import { createHash } from "node:crypto"
 import { createServer } from "node:http"
 
-const list = (name: string) => new Set((process.env[name] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""))
+const list = (name: string) =>
+  new Set((process.env[name] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""))
 const off = list("STACK_OFF")
 const moved = list("STACK_MOVE")
 const routerPieces = new Set(["problem", "shed", "rate", "concurrency", "body", "json"])
@@ -89,13 +90,18 @@ const resolve = (key: string): Option.Option<Principal.Principal> => {
 
 class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: Principal.CurrentPrincipal }>()(
   "Authentication",
-  { error: [Problem.Unauthorized, Problem.Forbidden], security: { apiKey: HttpApiSecurity.apiKey({ key: "X-API-Key", in: "header" }) } }
+  {
+    error: [Problem.Unauthorized, Problem.Forbidden],
+    security: { apiKey: HttpApiSecurity.apiKey({ key: "X-API-Key", in: "header" }) }
+  }
 ) {}
 
 const AuthenticationLive = Layer.succeed(Authentication, {
   apiKey: (effect, { credential }) => {
     const value = Redacted.value(credential)
-    if (value === "") return Effect.fail(new Problem.Unauthorized({ detail: "an X-API-Key header with a valid key is required" }))
+    if (value === "") {
+      return Effect.fail(new Problem.Unauthorized({ detail: "an X-API-Key header with a valid key is required" }))
+    }
     const principal = resolve(value)
     if (Option.isNone(principal)) return Effect.fail(new Problem.Unauthorized({ detail: "the API key is not valid" }))
     return Effect.provideService(effect, Principal.CurrentPrincipal, principal.value)
@@ -109,12 +115,15 @@ class Api extends HttpApi.make("stack").add(
 ) {}
 
 const fixed = resolve(benchKey).pipe(Option.getOrThrow)
-const Documents: Layer.Layer<any, never, any> = HttpApiBuilder.group(Api, "documents", (handlers) =>
-  handlers.handle("whoami", () =>
-    Effect.map(
-      authOn ? Effect.service(Principal.CurrentPrincipal) : Effect.succeed(fixed),
-      (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })
-    ))
+const Documents: Layer.Layer<any, never, any> = HttpApiBuilder.group(
+  Api,
+  "documents",
+  (handlers) =>
+    handlers.handle("whoami", () =>
+      Effect.map(
+        authOn ? Effect.service(Principal.CurrentPrincipal) : Effect.succeed(fixed),
+        (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })
+      ))
 )
 
 // Unused services in the routes' context, as many as STACK_PAD says.
@@ -133,7 +142,13 @@ const resolver = (): RateLimiterHttp.KeyResolver => {
     if (key === undefined || key === "") return subject
     const principal = resolve(key)
     if (Option.isNone(principal)) return subject
-    return { apiKey: subject.apiKey, client: subject.client, endpoint: subject.endpoint, tenant: principal.value.tenantId, tier: undefined }
+    return {
+      apiKey: subject.apiKey,
+      client: subject.client,
+      endpoint: subject.endpoint,
+      tenant: principal.value.tenantId,
+      tier: undefined
+    }
   }
 }
 
@@ -148,8 +163,7 @@ const bodyLimit = (app: App): App => {
   })
 }
 
-const malformedJson = (app: App): App =>
-  Effect.catchCauseIf(app, () => false, () => Effect.die("unreachable"))
+const malformedJson = (app: App): App => Effect.catchCauseIf(app, () => false, () => Effect.die("unreachable"))
 
 const RouterMiddleware = HttpRouter.middleware(
   Effect.gen(function*() {
@@ -227,7 +241,15 @@ const inProcess = (n: number) =>
     const started = performance.now()
     yield* once(n)
     const cpu = process.cpuUsage(before)
-    console.log(`RESULT=${JSON.stringify({ cpuNanos: ((cpu.user + cpu.system) * 1000) / n, wallNanos: ((performance.now() - started) * 1e6) / n, failures: statuses })}`)
+    console.log(
+      `RESULT=${
+        JSON.stringify({
+          cpuNanos: ((cpu.user + cpu.system) * 1000) / n,
+          wallNanos: ((performance.now() - started) * 1e6) / n,
+          failures: statuses
+        })
+      }`
+    )
   }).pipe(Effect.scoped)
 
 const NodeServer = on("server")

@@ -15,7 +15,9 @@ const repo = resolve(import.meta.dirname, "../..")
 // The scanner works at package granularity: it counts every `config` a reachable package exports. The event store's
 // (`MAX_GROUP_SIZE`, `READ_BATCH_SIZE`) is read only through `EventStore.layerConfig`, which the server does not call
 // (docs/deployment.md says so, and docs/test checks it): not a variable of the server while that holds.
-const serverSource = ["Server.ts", "cli.ts"].map((f) => readFileSync(resolve(repo, "apps/server/src", f), "utf8")).join("\n")
+const serverSource = ["Server.ts", "cli.ts"].map((f) => readFileSync(resolve(repo, "apps/server/src", f), "utf8")).join(
+  "\n"
+)
 const notRead = serverSource.includes("EventStore.layerConfig") ? [] : ["MAX_GROUP_SIZE", "READ_BATCH_SIZE"]
 
 describe("configuration: the README and the code agree", () => {

@@ -17,14 +17,22 @@
  *    readiness to 503 during the drain and the process exits 0. Then the backup CronJob's script runs on the same
  *    files, as the job would.
  */
+import { type ChildProcess, spawn } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
-import { spawn, type ChildProcess } from "node:child_process"
 import { tmpdir } from "node:os"
 import { basename, dirname, join, posix, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parse as parseYaml } from "yaml"
-import { dockerignore, type Instruction, parseDockerfile, parseEnv, type Stage, stageOf, words } from "./lib/dockerfile.js"
+import {
+  dockerignore,
+  type Instruction,
+  parseDockerfile,
+  parseEnv,
+  type Stage,
+  stageOf,
+  words
+} from "./lib/dockerfile.js"
 import { freePort, get, run, until } from "./lib/process.js"
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
@@ -36,12 +44,11 @@ const shutdownBudgetMs = 5000 + 500 + 20000 + 3000 + 1000 // the image sets no S
 
 // The bundle the build stage makes; built here only when missing (others rebuild it as they work).
 let built: Promise<void> | undefined
-const ensureBuilt = () =>
-  (built ??= (async () => {
-    if (existsSync(join(repo, "apps/server/dist/main.js"))) return
-    const result = await run(node, ["apps/server/build.mjs"], { cwd: repo, timeoutMs: 180_000 })
-    expect(result.code, result.stderr).toBe(0)
-  })())
+const ensureBuilt = () => (built ??= (async () => {
+  if (existsSync(join(repo, "apps/server/dist/main.js"))) return
+  const result = await run(node, ["apps/server/build.mjs"], { cwd: repo, timeoutMs: 180_000 })
+  expect(result.code, result.stderr).toBe(0)
+})())
 
 const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "RUN")
 const commandOf = (i: Instruction) => i.exec?.join(" ") ?? i.text
@@ -56,7 +63,9 @@ describe("Dockerfile: what it claims", () => {
     const commands = runs(buildStage!).map(commandOf)
     expect(commands.some((c) => /\bnode apps\/server\/build\.mjs\b/.test(c))).toBe(true)
     // npm install would rewrite the lock file instead of following it
-    for (const stage of dockerfile.stages) for (const i of runs(stage)) expect(commandOf(i)).not.toMatch(/\bnpm (i|install)\b/)
+    for (const stage of dockerfile.stages) {
+      for (const i of runs(stage)) expect(commandOf(i)).not.toMatch(/\bnpm (i|install)\b/)
+    }
   })
 
   it("runs on a Node 22 slim image, the same Node as the root package.json's `node` dependency", () => {
@@ -106,9 +115,11 @@ describe("Dockerfile: what it claims", () => {
     // outside node_modules must reach the build stage.
     const dist = join(repo, "apps/server/dist")
     const maps = readdirSync(dist).filter((f) => f.endsWith(".js.map"))
-    const sources = [...new Set(maps.flatMap((f) =>
-      (JSON.parse(readFileSync(join(dist, f), "utf8")) as { sources: Array<string> }).sources
-    ))]
+    const sources = [
+      ...new Set(
+        maps.flatMap((f) => (JSON.parse(readFileSync(join(dist, f), "utf8")) as { sources: Array<string> }).sources)
+      )
+    ]
       .map((s) => relative(repo, resolve(dist, s)))
       .filter((s) => !s.split("/").includes("node_modules"))
     expect(sources.length).toBeGreaterThan(10)
@@ -125,7 +136,9 @@ describe("Dockerfile: what it claims", () => {
       "packages/sql/src/pglite-worker.mjs",
       "deploy/runtime-deps.mjs",
       // npm ci needs every workspace of the lock file
-      ...Object.keys(lock.packages).filter((k) => k !== "" && !k.includes("node_modules")).map((k) => `${k}/package.json`)
+      ...Object.keys(lock.packages).filter((k) => k !== "" && !k.includes("node_modules")).map((k) =>
+        `${k}/package.json`
+      )
     ]
     expect(needed.filter(ignored), "needed by the build, left out of the context").toEqual([])
     const unwanted = [
@@ -193,7 +206,9 @@ const stageEnv = (em: Emulated, stage: Stage, upTo?: Instruction): Record<string
   const env: Record<string, string> = { PATH: `${dirname(node)}:${process.env.PATH ?? ""}` }
   const set = upTo === undefined
     ? Object.entries(stage.env)
-    : stage.instructions.slice(0, stage.instructions.indexOf(upTo)).filter((i) => i.keyword === "ENV").flatMap((i) => parseEnv(i.text))
+    : stage.instructions.slice(0, stage.instructions.indexOf(upTo)).filter((i) => i.keyword === "ENV").flatMap((i) =>
+      parseEnv(i.text)
+    )
   for (const [k, v] of set) env[k] = v.startsWith("/") ? em.map(stage, v) : v
   return env
 }
@@ -201,14 +216,16 @@ const stageEnv = (em: Emulated, stage: Stage, upTo?: Instruction): Record<string
 // A build step's environment: the stage's, plus what reaches the registry from this host (npm's settings and cache
 // under HOME, as the Dockerfile's cache mount; proxy and CA settings, as a build's network would have them).
 const hostNetwork = /^(HOME|npm_config_.*|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(https?|no|all)_proxy)$/i
-const stepEnv = (em: Emulated, stage: Stage, step: Instruction): Record<string, string> => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([k, v]) => hostNetwork.test(k) && v !== undefined)),
-  ...stageEnv(em, stage, step)
-}) as Record<string, string>
+const stepEnv = (em: Emulated, stage: Stage, step: Instruction): Record<string, string> =>
+  ({
+    ...Object.fromEntries(Object.entries(process.env).filter(([k, v]) => hostNetwork.test(k) && v !== undefined)),
+    ...stageEnv(em, stage, step)
+  }) as Record<string, string>
 
 const copyInto = (source: string, destination: string, manySources: boolean) => {
   if (!existsSync(source)) throw new Error(`COPY: ${source} does not exist`)
-  const destIsDir = manySources || destination.endsWith("/") || (existsSync(destination) && statSync(destination).isDirectory())
+  const destIsDir = manySources || destination.endsWith("/") ||
+    (existsSync(destination) && statSync(destination).isDirectory())
   if (statSync(source).isDirectory()) {
     mkdirSync(destination, { recursive: true })
     cpSync(source, destination, { recursive: true }) // a directory's contents, as COPY does
@@ -274,7 +291,9 @@ const follow = async (em: Emulated, stage: Stage): Promise<Array<string>> => {
           for (const part of command.split("&&").map((s) => s.trim())) {
             const [program, ...args] = words(part)
             if (program === "mkdir") {
-              for (const a of args.filter((x) => !x.startsWith("-"))) mkdirSync(em.map(here, a, workdir), { recursive: true })
+              for (const a of args.filter((x) => !x.startsWith("-"))) {
+                mkdirSync(em.map(here, a, workdir), { recursive: true })
+              }
             } else if (!["groupadd", "useradd", "chown", "chmod"].includes(program!)) {
               throw new Error(`line ${i.line}: cannot follow \`${part}\` in the runtime stage`)
             }

@@ -44,9 +44,13 @@ const healthRoutes = new Set(
     .map((m) => m[2]!)
 )
 const metricsPath = /path:\s*"([^"]+)"/.exec(read("apps/server/src/Metrics.ts"))?.[1]
-const defaultPort = Number(/"PORT"\s*\)\.pipe\(Config\.withDefault\((\d+)\)\)/.exec(read("apps/server/src/ServerConfig.ts"))?.[1])
+const defaultPort = Number(
+  /"PORT"\s*\)\.pipe\(Config\.withDefault\((\d+)\)\)/.exec(read("apps/server/src/ServerConfig.ts"))?.[1]
+)
 const shutdownDefaults = Object.fromEntries(
-  [...read("packages/shutdown/src/Shutdown.ts").matchAll(/millis\("(SHUTDOWN_\w+)",\s*(\d+)\)/g)].map((m) => [m[1]!, Number(m[2])])
+  [...read("packages/shutdown/src/Shutdown.ts").matchAll(/millis\("(SHUTDOWN_\w+)",\s*(\d+)\)/g)].map((
+    m
+  ) => [m[1]!, Number(m[2])])
 )
 // From packages/shutdown/README.md: half a second between closing the listener and closing idle connections, and at
 // most one second to flush traces after the finalizers (Tracing.layer). The margin covers signal delivery and a busy
@@ -60,7 +64,14 @@ const imageUid = Number(imageUser.split(":")[0])
 // vector store and the breakers' Redis; it has no models and no tracer, so no Ollama and no OTLP collector, even
 // though it shares the server's ConfigMap. Checked against cli.ts below.
 const cliServices = new Set(["DATABASE_URL", "QDRANT_URL", "REDIS_URL"])
-const defaultPortsByScheme: Record<string, number> = { postgres: 5432, postgresql: 5432, redis: 6379, rediss: 6379, http: 80, https: 443 }
+const defaultPortsByScheme: Record<string, number> = {
+  postgres: 5432,
+  postgresql: 5432,
+  redis: 6379,
+  rediss: 6379,
+  http: 80,
+  https: 443
+}
 
 let scan: Scan
 const rendered = new Map<string, Array<K8sObject>>()
@@ -107,13 +118,20 @@ const containerEnv = (objects: Array<K8sObject>, container: any): Map<string, { 
     const prefix = source.prefix ?? ""
     if (source.configMapRef !== undefined) {
       const cm = one(objects, "ConfigMap", source.configMapRef.name)
-      for (const [k, v] of Object.entries(cm.data ?? {})) env.set(prefix + k, { value: String(v), from: `ConfigMap ${cm.metadata.name}` })
+      for (const [k, v] of Object.entries(cm.data ?? {})) {
+        env.set(prefix + k, { value: String(v), from: `ConfigMap ${cm.metadata.name}` })
+      }
     }
     if (source.secretRef !== undefined) {
       const secret = one(objects, "Secret", source.secretRef.name)
-      for (const [k, v] of Object.entries(secret.stringData ?? {})) env.set(prefix + k, { value: String(v), from: `Secret ${secret.metadata.name}` })
+      for (const [k, v] of Object.entries(secret.stringData ?? {})) {
+        env.set(prefix + k, { value: String(v), from: `Secret ${secret.metadata.name}` })
+      }
       for (const [k, v] of Object.entries(secret.data ?? {})) {
-        env.set(prefix + k, { value: Buffer.from(String(v), "base64").toString("utf8"), from: `Secret ${secret.metadata.name}` })
+        env.set(prefix + k, {
+          value: Buffer.from(String(v), "base64").toString("utf8"),
+          from: `Secret ${secret.metadata.name}`
+        })
       }
     }
   }
@@ -135,7 +153,9 @@ const policiesFor = (objects: Array<K8sObject>, labels: Record<string, string>) 
   ofKind(objects, "NetworkPolicy").filter((p) => selects(p.spec.podSelector, labels))
 
 const allows = (rules: Array<any>, port: number, protocol = "TCP") =>
-  rules.some((r) => r.ports === undefined || r.ports.some((p: any) => p.port === port && (p.protocol ?? "TCP") === protocol))
+  rules.some((r) =>
+    r.ports === undefined || r.ports.some((p: any) => p.port === port && (p.protocol ?? "TCP") === protocol)
+  )
 
 const isDnsRule = (rule: any) =>
   rule.ports?.length > 0 && rule.ports.every((p: any) => p.port === 53) &&
@@ -231,7 +251,9 @@ describe.each(overlays)("overlay %s", (overlay) => {
     if (objects === undefined) return
     const namespace = one(objects, "Namespace").metadata.name
     expect(one(objects, "Namespace").metadata.labels?.["pod-security.kubernetes.io/enforce"]).toBe("restricted")
-    for (const o of objects.filter((o) => o.kind !== "Namespace")) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(namespace)
+    for (const o of objects.filter((o) => o.kind !== "Namespace")) {
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(namespace)
+    }
     const images = new Set(podOwners(objects).flatMap((p) => p.template.spec.containers.map((c: any) => c.image)))
     expect(images.size).toBe(1)
     expect([...images][0]).toMatch(/^[^:]+\/[^:]+:[^:]+$/) // a registry path and a tag, not the base's bare name
@@ -277,7 +299,8 @@ describe.each(overlays)("overlay %s", (overlay) => {
     const preStopSeconds = preStop.sleep?.seconds ??
       (preStop.exec?.command?.[0] === "sleep" ? Number(preStop.exec.command[1]) : NaN)
     expect(Number.isFinite(preStopSeconds), "a preStop sleep of known length").toBe(true)
-    const sequence = preStopSeconds + ms("SHUTDOWN_DRAIN_MS") / 1000 + idleGraceSeconds + ms("SHUTDOWN_TIMEOUT_MS") / 1000 +
+    const sequence = preStopSeconds + ms("SHUTDOWN_DRAIN_MS") / 1000 + idleGraceSeconds +
+      ms("SHUTDOWN_TIMEOUT_MS") / 1000 +
       ms("SHUTDOWN_FINALIZER_TIMEOUT_MS") / 1000 + traceFlushSeconds
     const grace = deployment.spec.template.spec.terminationGracePeriodSeconds ?? 30
     console.log(`${overlay}: shutdown sequence ${sequence} s, grace period ${grace} s`)
@@ -298,7 +321,9 @@ describe.each(overlays)("overlay %s", (overlay) => {
           !readme.names.has(n) && ![...readme.prefixes].some((p) => n.startsWith(p))
         )
         if (notInReadme.length > 0) {
-          console.log(`${overlay} ${owner.kind}: set, read by the server, not in the README's tables: ${notInReadme.join(", ")}`)
+          console.log(
+            `${overlay} ${owner.kind}: set, read by the server, not in the README's tables: ${notInReadme.join(", ")}`
+          )
         }
       }
     }
@@ -313,7 +338,9 @@ describe.each(overlays)("overlay %s", (overlay) => {
       for (const p of policies) expect(p.spec.policyTypes).toEqual(expect.arrayContaining(["Ingress", "Egress"]))
       const egress = policies.flatMap((p) => p.spec.egress ?? [])
       const ingress = policies.flatMap((p) => p.spec.ingress ?? [])
-      expect(allows(egress.filter(isDnsRule), 53, "UDP") && allows(egress.filter(isDnsRule), 53, "TCP"), "DNS").toBe(true)
+      expect(allows(egress.filter(isDnsRule), 53, "UDP") && allows(egress.filter(isDnsRule), 53, "TCP"), "DNS").toBe(
+        true
+      )
       const needed = new Map<number, string>()
       for (const container of template.spec.containers) {
         for (const [name, port] of urlPorts(containerEnv(objects, container))) {
@@ -321,7 +348,9 @@ describe.each(overlays)("overlay %s", (overlay) => {
           needed.set(port, name)
         }
       }
-      for (const [port, name] of needed) expect(allows(egress, port), `${owner.kind}: egress to ${name}'s port ${port}`).toBe(true)
+      for (const [port, name] of needed) {
+        expect(allows(egress, port), `${owner.kind}: egress to ${name}'s port ${port}`).toBe(true)
+      }
       const opened = egress.filter((r) => !isDnsRule(r)).flatMap((r) => {
         expect(r.ports, "egress rules name their ports").toBeDefined()
         return r.ports.map((p: any) => p.port as number)
@@ -330,7 +359,10 @@ describe.each(overlays)("overlay %s", (overlay) => {
       if (owner.kind === "Deployment") {
         const container = serverContainer(owner)
         expect(allows(ingress, container.ports[0].containerPort), "ingress on the server's port").toBe(true)
-        expect(ingress.every((r) => r.ports?.every((p: any) => p.port === container.ports[0].containerPort)), "and only it").toBe(true)
+        expect(
+          ingress.every((r) => r.ports?.every((p: any) => p.port === container.ports[0].containerPort)),
+          "and only it"
+        ).toBe(true)
       } else {
         expect(ingress, `${owner.kind}: no ingress`).toEqual([])
       }
@@ -383,14 +415,20 @@ describe.each(overlays)("overlay %s", (overlay) => {
     const container = serverContainer(deployment)
     const service = one(objects, "Service", "ouroboros")
     expect(Object.entries(service.spec.selector).every(([k, v]) => labels[k] === v)).toBe(true)
-    for (const p of service.spec.ports) expect(portNumber(container, p.targetPort)).toBe(container.ports[0].containerPort)
+    for (const p of service.spec.ports) {
+      expect(portNumber(container, p.targetPort)).toBe(container.ports[0].containerPort)
+    }
     const pdb = one(objects, "PodDisruptionBudget")
     expect(selects(pdb.spec.selector, labels)).toBe(true)
     const hpas = ofKind(objects, "HorizontalPodAutoscaler")
     if (deployment.spec.replicas === undefined) {
       // Left to an autoscaler: one must exist, aimed at this Deployment, keeping two or more replicas.
       expect(hpas.length).toBe(1)
-      expect(hpas[0]!.spec.scaleTargetRef).toMatchObject({ apiVersion: "apps/v1", kind: "Deployment", name: "ouroboros" })
+      expect(hpas[0]!.spec.scaleTargetRef).toMatchObject({
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        name: "ouroboros"
+      })
       expect(hpas[0]!.spec.minReplicas).toBeGreaterThanOrEqual(2)
       // The PostgreSQL pools of all replicas (and a backup job) fit PostgreSQL's default of 100 connections.
       const pool = Number(containerEnv(objects, container).get("DATABASE_MAX_CONNECTIONS")?.value ?? 10)
@@ -431,7 +469,9 @@ describe("what each overlay is for", () => {
     const container = serverContainer(deployment)
     const env = containerEnv(objects, container)
     for (const name of ["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "OLLAMA_URL"]) expect(env.has(name), name).toBe(true)
-    for (const name of ["DATABASE_URL", "REDIS_URL", "QDRANT_API_KEY", "OUROBOROS_ADMIN_API_KEY", "OUROBOROS_API_KEYS"]) {
+    for (
+      const name of ["DATABASE_URL", "REDIS_URL", "QDRANT_API_KEY", "OUROBOROS_ADMIN_API_KEY", "OUROBOROS_API_KEYS"]
+    ) {
       expect(env.get(name)?.from, `${name} comes from the Secret`).toBe("Secret ouroboros-secrets")
     }
     // A template: the placeholders cannot start a server (the server wants keys of 16 characters or more).
@@ -455,13 +495,19 @@ describe("what each overlay is for", () => {
     const pod = cronjob.spec.jobTemplate.spec.template.spec
     expect(pod.restartPolicy).toBe("Never")
     const container = pod.containers[0]
-    expect([...container.command, ...container.args].join(" ")).toMatch(/node apps\/server\/dist\/cli\.js backup create/)
+    expect([...container.command, ...container.args].join(" ")).toMatch(
+      /node apps\/server\/dist\/cli\.js backup create/
+    )
     expect(container.image).toBe(serverContainer(deployment).image)
     // The same configuration as the server: same stores, same backup directory on the same claim.
     const jobEnv = containerEnv(objects, container)
-    for (const name of ["DATABASE_URL", "QDRANT_URL", "BACKUP_DIR"]) expect(jobEnv.get(name)?.value).toBe(serverEnv.get(name)?.value)
+    for (const name of ["DATABASE_URL", "QDRANT_URL", "BACKUP_DIR"]) {
+      expect(jobEnv.get(name)?.value).toBe(serverEnv.get(name)?.value)
+    }
     const claimOf = (spec: any, c: any) =>
-      spec.volumes.find((v: any) => v.name === c.volumeMounts.find((m: any) => m.mountPath === jobEnv.get("BACKUP_DIR")?.value)?.name)
+      spec.volumes.find((v: any) =>
+        v.name === c.volumeMounts.find((m: any) => m.mountPath === jobEnv.get("BACKUP_DIR")?.value)?.name
+      )
         ?.persistentVolumeClaim?.claimName
     expect(claimOf(pod, container)).toBe(claimOf(deployment.spec.template.spec, serverContainer(deployment)))
   })

@@ -46,41 +46,145 @@ const sourceUnder = (dir: string) =>
 
 /** Log lines and messages the documents quote, and the source text each comes from. */
 const quoted: ReadonlyArray<{ readonly doc: string; readonly file: string; readonly source: string }> = [
-  { doc: "circuit breaker ollama: closed -> open", file: "packages/circuit-breaker/src/CircuitBreaker.ts", source: "`circuit breaker ${change.name}: ${change.from} -> ${change.to}`" },
-  { doc: "circuit breaker: cannot subscribe to Redis", file: "packages/circuit-breaker/src/CircuitBreaker/Redis.ts", source: "\"circuit breaker: cannot subscribe to Redis\"" },
-  { doc: "Redis unavailable, using local state", file: "packages/circuit-breaker/src/CircuitBreaker/Redis.ts", source: ": Redis unavailable, using local state`" },
-  { doc: "the embedding model is unavailable", file: "packages/retrieval/src/RetrievalError.ts", source: "\"the embedding model is unavailable\"" },
-  { doc: "the language model failed; answering extractively", file: "packages/retrieval/src/Retrieval.ts", source: "\"the language model failed; answering extractively\"" },
-  { doc: "vector projection failed; it retries", file: "packages/retrieval/src/Retrieval.ts", source: "\"vector projection failed; it retries\"" },
-  { doc: "vector projection catching up", file: "packages/retrieval/src/Retrieval.ts", source: "\"vector projection catching up\"" },
-  { doc: "was built with the embedder", file: "packages/retrieval/src/Retrieval.ts", source: "was built with the embedder" },
-  { doc: "Rate-limit store unavailable, failing open", file: "packages/rate-limit/src/RateLimiter.ts", source: "`Rate-limit store unavailable, failing ${options.mode}" },
-  { doc: "Rate-limit store recovered", file: "packages/rate-limit/src/RateLimiter.ts", source: "\"Rate-limit store recovered\"" },
-  { doc: "the rate-limit store is unreachable", file: "apps/server/src/Limits.ts", source: "\"the rate-limit store is unreachable\"" },
+  {
+    doc: "circuit breaker ollama: closed -> open",
+    file: "packages/circuit-breaker/src/CircuitBreaker.ts",
+    source: "`circuit breaker ${change.name}: ${change.from} -> ${change.to}`"
+  },
+  {
+    doc: "circuit breaker: cannot subscribe to Redis",
+    file: "packages/circuit-breaker/src/CircuitBreaker/Redis.ts",
+    source: "\"circuit breaker: cannot subscribe to Redis\""
+  },
+  {
+    doc: "Redis unavailable, using local state",
+    file: "packages/circuit-breaker/src/CircuitBreaker/Redis.ts",
+    source: ": Redis unavailable, using local state`"
+  },
+  {
+    doc: "the embedding model is unavailable",
+    file: "packages/retrieval/src/RetrievalError.ts",
+    source: "\"the embedding model is unavailable\""
+  },
+  {
+    doc: "the language model failed; answering extractively",
+    file: "packages/retrieval/src/Retrieval.ts",
+    source: "\"the language model failed; answering extractively\""
+  },
+  {
+    doc: "vector projection failed; it retries",
+    file: "packages/retrieval/src/Retrieval.ts",
+    source: "\"vector projection failed; it retries\""
+  },
+  {
+    doc: "vector projection catching up",
+    file: "packages/retrieval/src/Retrieval.ts",
+    source: "\"vector projection catching up\""
+  },
+  {
+    doc: "was built with the embedder",
+    file: "packages/retrieval/src/Retrieval.ts",
+    source: "was built with the embedder"
+  },
+  {
+    doc: "Rate-limit store unavailable, failing open",
+    file: "packages/rate-limit/src/RateLimiter.ts",
+    source: "`Rate-limit store unavailable, failing ${options.mode}"
+  },
+  {
+    doc: "Rate-limit store recovered",
+    file: "packages/rate-limit/src/RateLimiter.ts",
+    source: "\"Rate-limit store recovered\""
+  },
+  {
+    doc: "the rate-limit store is unreachable",
+    file: "apps/server/src/Limits.ts",
+    source: "\"the rate-limit store is unreachable\""
+  },
   { doc: "Health check fail", file: "packages/health/src/HealthCheck.ts", source: "`Health check ${result.status}`" },
-  { doc: "Health check passes again", file: "packages/health/src/HealthCheck.ts", source: "\"Health check passes again\"" },
-  { doc: "Unhandled failure while serving a request", file: "packages/kernel/src/ProblemHttp.ts", source: "\"Unhandled failure while serving a request\"" },
+  {
+    doc: "Health check passes again",
+    file: "packages/health/src/HealthCheck.ts",
+    source: "\"Health check passes again\""
+  },
+  {
+    doc: "Unhandled failure while serving a request",
+    file: "packages/kernel/src/ProblemHttp.ts",
+    source: "\"Unhandled failure while serving a request\""
+  },
   { doc: "scheduled backup failed", file: "packages/backup/src/Scheduler.ts", source: "\"scheduled backup failed\"" },
   { doc: "scheduled backup done", file: "packages/backup/src/Scheduler.ts", source: "\"scheduled backup done\"" },
-  { doc: "scheduled backup skipped: another replica runs it", file: "packages/backup/src/Scheduler.ts", source: "\"scheduled backup skipped: another replica runs it\"" },
-  { doc: "backup verification failed", file: "packages/backup/src/Backup.ts", source: "\"backup verification failed\"" },
+  {
+    doc: "scheduled backup skipped: another replica runs it",
+    file: "packages/backup/src/Scheduler.ts",
+    source: "\"scheduled backup skipped: another replica runs it\""
+  },
+  {
+    doc: "backup verification failed",
+    file: "packages/backup/src/Backup.ts",
+    source: "\"backup verification failed\""
+  },
   { doc: "backup created", file: "packages/backup/src/Backup.ts", source: "\"backup created\"" },
   { doc: "restore started", file: "packages/backup/src/Backup.ts", source: "\"restore started\"" },
   { doc: "restore finished", file: "packages/backup/src/Backup.ts", source: "\"restore finished\"" },
-  { doc: "Startup failed: cannot connect to DATABASE_URL", file: "packages/shutdown/src/Shutdown.ts", source: "`Startup failed: ${" },
-  { doc: "cannot connect to DATABASE_URL (", file: "packages/sql/src/Database.ts", source: "`cannot connect to DATABASE_URL (${" },
+  {
+    doc: "Startup failed: cannot connect to DATABASE_URL",
+    file: "packages/shutdown/src/Shutdown.ts",
+    source: "`Startup failed: ${"
+  },
+  {
+    doc: "cannot connect to DATABASE_URL (",
+    file: "packages/sql/src/Database.ts",
+    source: "`cannot connect to DATABASE_URL (${"
+  },
   { doc: "ran N migration(s)", file: "packages/sql/src/Migrations.ts", source: "`ran ${ran.length} migration(s)`" },
-  { doc: "kill switch pulled on ollama by", file: "packages/feature-flags/src/FeatureFlags.ts", source: "`kill switch pulled on ${key} by ${by.actor}: ${request.reason}`" },
-  { doc: "the audit log is inconsistent:", file: "packages/audit/src/AuditLog.ts", source: "`the audit log is inconsistent: ${inconsistency}; it will not sign checkpoints. Run verify.`" },
-  { doc: "the last audit checkpoint was signed by another key or for another origin (a rotation?)", file: "packages/audit/src/AuditLog.ts", source: "\"the last audit checkpoint was signed by another key or for another origin (a rotation?); \"" },
-  { doc: "credentials cannot be checked right now", file: "packages/tenancy/src/TenancyHttp.ts", source: "\"credentials cannot be checked right now\"" },
-  { doc: "credentials could not be checked", file: "packages/tenancy/src/TenancyHttp.ts", source: "\"credentials could not be checked\"" },
-  { doc: "keeping the last good flags: ", file: "packages/feature-flags/src/FlagProvider/Sql.ts", source: "`keeping the last good flags: ${detail}`" },
-  { doc: "the documents quota of tenant acme is used up (1 of 1)", file: "packages/tenancy/src/QuotasHttp.ts", source: "`the ${error.quota} quota of tenant ${error.tenantId} is used up (${error.usage} of ${error.limit})`" },
-  { doc: "kill switch pulled on ollama by admin:", file: "packages/feature-flags/src/FeatureFlags.ts", source: "`kill switch pulled on ${key} by ${by.actor}: ${request.reason}`" },
+  {
+    doc: "kill switch pulled on ollama by",
+    file: "packages/feature-flags/src/FeatureFlags.ts",
+    source: "`kill switch pulled on ${key} by ${by.actor}: ${request.reason}`"
+  },
+  {
+    doc: "the audit log is inconsistent:",
+    file: "packages/audit/src/AuditLog.ts",
+    source: "`the audit log is inconsistent: ${inconsistency}; it will not sign checkpoints. Run verify.`"
+  },
+  {
+    doc: "the last audit checkpoint was signed by another key or for another origin (a rotation?)",
+    file: "packages/audit/src/AuditLog.ts",
+    source: "\"the last audit checkpoint was signed by another key or for another origin (a rotation?); \""
+  },
+  {
+    doc: "credentials cannot be checked right now",
+    file: "packages/tenancy/src/TenancyHttp.ts",
+    source: "\"credentials cannot be checked right now\""
+  },
+  {
+    doc: "credentials could not be checked",
+    file: "packages/tenancy/src/TenancyHttp.ts",
+    source: "\"credentials could not be checked\""
+  },
+  {
+    doc: "keeping the last good flags: ",
+    file: "packages/feature-flags/src/FlagProvider/Sql.ts",
+    source: "`keeping the last good flags: ${detail}`"
+  },
+  {
+    doc: "the documents quota of tenant acme is used up (1 of 1)",
+    file: "packages/tenancy/src/QuotasHttp.ts",
+    source: "`the ${error.quota} quota of tenant ${error.tenantId} is used up (${error.usage} of ${error.limit})`"
+  },
+  {
+    doc: "kill switch pulled on ollama by admin:",
+    file: "packages/feature-flags/src/FeatureFlags.ts",
+    source: "`kill switch pulled on ${key} by ${by.actor}: ${request.reason}`"
+  },
   { doc: "tenant data erased", file: "apps/server/src/Tenancy.ts", source: "\"tenant data erased\"" },
   { doc: "tenant vectors moved", file: "apps/server/src/Tenancy.ts", source: "\"tenant vectors moved\"" },
-  { doc: "cannot start: PORT: must be a port number between 0 and 65535", file: "apps/server/src/ServerConfig.ts", source: "\"must be a port number between 0 and 65535\"" }
+  {
+    doc: "cannot start: PORT: must be a port number between 0 and 65535",
+    file: "apps/server/src/ServerConfig.ts",
+    source: "\"must be a port number between 0 and 65535\""
+  }
 ]
 
 /**
@@ -116,7 +220,9 @@ describe("links", () => {
       for (const target of Md.links(doc)) {
         if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue
         const [file, anchor] = target.split("#") as [string, string | undefined]
-        const path = file === "" ? Path.join(repo, doc.file) : Path.resolve(Path.join(repo, Path.dirname(doc.file)), file)
+        const path = file === ""
+          ? Path.join(repo, doc.file)
+          : Path.resolve(Path.join(repo, Path.dirname(doc.file)), file)
         if (!Fs.existsSync(path)) {
           problems.push(`${doc.file}: ${target}: no such file`)
           continue
@@ -162,8 +268,11 @@ describe("endpoints", () => {
       }
       const pending = notYetWired.some((p) => Md.pathMatches(p, e.path) || Md.pathMatches(e.path, p))
       const isDeclared = declared.some((r) => covers(r, e))
-      if (!isDeclared) problems.push(`${e.where}: ${e.method ?? ""} ${e.path}: neither served nor declared by a package`)
-      else if (!pending) problems.push(`${e.where}: ${e.method ?? ""} ${e.path}: declared but not served; not listed as not yet wired`)
+      if (!isDeclared) {
+        problems.push(`${e.where}: ${e.method ?? ""} ${e.path}: neither served nor declared by a package`)
+      } else if (!pending) {
+        problems.push(`${e.where}: ${e.method ?? ""} ${e.path}: declared but not served; not listed as not yet wired`)
+      }
     }
     assert.deepStrictEqual(problems, [])
   }, 60_000)
@@ -198,7 +307,11 @@ describe("environment variables", () => {
       }
     }
     if (onlyPackages.length > 0) {
-      console.info(`named in docs/, read only by packages the server does not import yet: ${[...new Set(onlyPackages)].sort().join(" ")}`)
+      console.info(
+        `named in docs/, read only by packages the server does not import yet: ${
+          [...new Set(onlyPackages)].sort().join(" ")
+        }`
+      )
     }
     assert.deepStrictEqual(problems, [])
   }, 60_000)
@@ -233,7 +346,9 @@ describe("the command line", () => {
         problems.push(`${call.where}: ouroboros ${path.join(" ")} has no subcommand ${rest[0]}`)
       }
       for (const flag of call.flags) {
-        if (!leaf.flags.includes(flag)) problems.push(`${call.where}: ouroboros ${path.join(" ")} ${flag}: no such flag`)
+        if (!leaf.flags.includes(flag)) {
+          problems.push(`${call.where}: ouroboros ${path.join(" ")} ${flag}: no such flag`)
+        }
       }
     }))
     assert.deepStrictEqual(problems, [])

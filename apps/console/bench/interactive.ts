@@ -25,7 +25,11 @@ const host = await startHost(server)
 const { close, context } = await launchBrowser()
 
 // Resolves with the time (ms since navigation start) when `selector` first matches, observed in the page itself.
-const readyAt = async (page: Page, url: string, selector: string): Promise<{ ready: number; fcp: number | undefined; transferred: number }> => {
+const readyAt = async (
+  page: Page,
+  url: string,
+  selector: string
+): Promise<{ ready: number; fcp: number | undefined; transferred: number }> => {
   await page.goto(url, { waitUntil: "commit" })
   const ready = await page.evaluate(
     (sel) =>
@@ -97,14 +101,20 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 const ms = (x: number | undefined) => x === undefined ? "—" : `${x.toFixed(0)} ms`
 
-process.stdout.write(`interactive (navigation start → first view with data), ${rounds} rounds, console served by the ${host.mode}\n\n`)
+process.stdout.write(
+  `interactive (navigation start → first view with data), ${rounds} rounds, console served by the ${host.mode}\n\n`
+)
 process.stdout.write("variant            median   min      max      first paint (median)  bytes transferred (median)\n")
 for (const variant of Object.keys(variants) as Array<Variant>) {
   const ready = results[variant].map((r) => r.ready)
   const fcp = results[variant].map((r) => r.fcp).filter((x): x is number => x !== undefined)
   process.stdout.write(
-    `${variant.padEnd(18)} ${ms(median(ready)).padEnd(8)} ${ms(Math.min(...ready)).padEnd(8)} ${ms(Math.max(...ready)).padEnd(8)} ` +
-      `${ms(fcp.length === 0 ? undefined : median(fcp)).padEnd(21)} ${median(results[variant].map((r) => r.transferred)).toFixed(0)}\n`
+    `${variant.padEnd(18)} ${ms(median(ready)).padEnd(8)} ${ms(Math.min(...ready)).padEnd(8)} ${
+      ms(Math.max(...ready)).padEnd(8)
+    } ` +
+      `${ms(fcp.length === 0 ? undefined : median(fcp)).padEnd(21)} ${
+        median(results[variant].map((r) => r.transferred)).toFixed(0)
+      }\n`
   )
 }
 const worst = (variant: Variant) => Math.max(...results[variant].map((r) => r.ready))
@@ -113,5 +123,7 @@ process.stdout.write(
   `\ngoal: interactive in under ${goalMs} ms, counted as met when the slowest round meets it\n` +
     `console, cold: ${verdict("console, cold")} (slowest ${ms(worst("console, cold"))}); ` +
     `console, warm: ${verdict("console, warm")} (slowest ${ms(worst("console, warm"))})\n` +
-    `peer: swagger ui (the server's /docs), cold: median ${ms(median(results["swagger ui, cold"].map((r) => r.ready)))}\n`
+    `peer: swagger ui (the server's /docs), cold: median ${
+      ms(median(results["swagger ui, cold"].map((r) => r.ready)))
+    }\n`
 )

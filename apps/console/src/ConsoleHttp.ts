@@ -145,7 +145,9 @@ export const MountPath = Schema.String.check(
   }),
   Schema.makeFilter((path: string) => {
     const mount = path.replace(/\/+$/, "")
-    if (mount.split("/").some((segment) => segment === "." || segment === "..")) return "must not have a . or .. segment"
+    if (mount.split("/").some((segment) => segment === "." || segment === "..")) {
+      return "must not have a . or .. segment"
+    }
     const taken = reservedPaths.find((reserved) => mount === reserved || mount.startsWith(`${reserved}/`))
     return taken === undefined ? undefined : `must not be ${taken} or under it: the console calls it`
   })
@@ -181,7 +183,10 @@ export const defaultDirectory = (): string => {
   } catch {
     // not installed as a package: the paths relative to this module remain
   }
-  candidates.push(fileURLToPath(new URL("../dist", import.meta.url)), fileURLToPath(new URL("../../console/dist", import.meta.url)))
+  candidates.push(
+    fileURLToPath(new URL("../dist", import.meta.url)),
+    fileURLToPath(new URL("../../console/dist", import.meta.url))
+  )
   return candidates.find((dir) => existsSync(Path.join(dir, "manifest.json"))) ?? candidates[0]!
 }
 
@@ -350,7 +355,9 @@ export const load = Effect.fn("ConsoleHttp.load")(function*(directory: string, m
   let index: Asset | undefined
   const base = `${normalizePath(mount)}/`
   for (const [file, info] of Object.entries(manifest.files)) {
-    if (file.includes("..") || Path.isAbsolute(file)) return yield* notBuilt(`manifest.json names a file outside the build: ${file}`)
+    if (file.includes("..") || Path.isAbsolute(file)) {
+      return yield* notBuilt(`manifest.json names a file outside the build: ${file}`)
+    }
     let identity = yield* read(file)
     let sha256 = info.sha256
     let encoded: Partial<Record<Encoding, Uint8Array>> = {}
@@ -402,7 +409,7 @@ export const respond = (
   request: { readonly headers: { readonly [name: string]: string | undefined } },
   policy: string = contentSecurityPolicy
 ): HttpServerResponse.HttpServerResponse => {
-  const available = (Object.keys(asset.encoded) as Array<Encoding>)
+  const available = Object.keys(asset.encoded) as Array<Encoding>
   const coding = negotiate(request.headers["accept-encoding"], available)
   const variant = coding === undefined ? asset.identity : asset.encoded[coding]!
   const headers: Record<string, string> = {
@@ -444,7 +451,10 @@ const pathOf = (url: string): string => {
  * @since 0.1.0
  * @category handlers
  */
-export const handler = (loaded: Console, options: { readonly path: string; readonly contentSecurityPolicy?: string | undefined }) => {
+export const handler = (
+  loaded: Console,
+  options: { readonly path: string; readonly contentSecurityPolicy?: string | undefined }
+) => {
   const mount = normalizePath(options.path)
   const policy = options.contentSecurityPolicy ?? contentSecurityPolicy
   return (request: HttpServerRequest.HttpServerRequest) => {

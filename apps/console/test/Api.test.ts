@@ -7,15 +7,23 @@ import { afterEach, assert, beforeEach, describe, it, vi } from "vitest"
 import * as Api from "../src/web/lib/api.js"
 
 const problem429 = (retryAfter: string | undefined) =>
-  new Response(JSON.stringify({ title: "Too Many Requests", status: 429, detail: "Rate limit exceeded (\"admin\"); retry in 1 s" }), {
-    status: 429,
-    headers: {
-      "content-type": "application/problem+json",
-      ...(retryAfter === undefined ? {} : { "retry-after": retryAfter })
+  new Response(
+    JSON.stringify({
+      title: "Too Many Requests",
+      status: 429,
+      detail: "Rate limit exceeded (\"admin\"); retry in 1 s"
+    }),
+    {
+      status: 429,
+      headers: {
+        "content-type": "application/problem+json",
+        ...(retryAfter === undefined ? {} : { "retry-after": retryAfter })
+      }
     }
-  })
+  )
 
-const ok = (body: unknown) => new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } })
+const ok = (body: unknown) =>
+  new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } })
 
 let answers: Array<() => Response> = []
 let calls: Array<{ url: string; method: string }> = []
@@ -69,10 +77,19 @@ describe("rate limits", () => {
   })
 
   it("does not retry a write, a wait longer than the bound, or a 429 without Retry-After", async () => {
-    for (const [method, retryAfter] of [["POST", "1"], ["GET", String(Api.maxRetryAfterSeconds + 1)], ["GET", undefined]] as const) {
+    for (
+      const [method, retryAfter] of [["POST", "1"], ["GET", String(Api.maxRetryAfterSeconds + 1)], [
+        "GET",
+        undefined
+      ]] as const
+    ) {
       calls = []
       answers.push(() => problem429(retryAfter))
-      const outcome = Api.call(method, "/admin/circuit-breakers/ollama/reset", method === "POST" ? { body: { reason: "x" } } : {})
+      const outcome = Api.call(
+        method,
+        "/admin/circuit-breakers/ollama/reset",
+        method === "POST" ? { body: { reason: "x" } } : {}
+      )
         .then(() => undefined, (error: unknown) => error)
       assert.isTrue(await settled(outcome), `${method} ${retryAfter}: answered at once`)
       assert.strictEqual(((await outcome) as Api.ApiError).status, 429)
@@ -83,7 +100,10 @@ describe("rate limits", () => {
   it("stops waiting when the call is aborted", async () => {
     answers.push(() => problem429("5"))
     const controller = new AbortController()
-    const outcome = Api.get("/admin/flags", { signal: controller.signal }).then(() => undefined, (error: unknown) => error)
+    const outcome = Api.get("/admin/flags", { signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error
+    )
     assert.isFalse(await settled(outcome))
     controller.abort()
     const error = await outcome

@@ -50,9 +50,13 @@ beforeAll(async () => {
   browser = await launchBrowser({ viewport: desktop })
   await Session.watchCsp(browser.context)
   session = new Session(browser.context, () => host.url)
-  const openapi = await fetch(`${server.url}/openapi.json`).then((r) => r.json() as Promise<{ paths: Record<string, object> }>)
+  const openapi = await fetch(`${server.url}/openapi.json`).then((r) =>
+    r.json() as Promise<{ paths: Record<string, object> }>
+  )
   operations = new Set(
-    Object.entries(openapi.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`))
+    Object.entries(openapi.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`)
+    )
   )
 }, 180_000)
 
@@ -106,30 +110,34 @@ const requireServed = async (context: TestContext, required: ReadonlyArray<strin
 }
 
 describe("the operator console", () => {
-  it("is served by the server itself at /console: the page, its hashed assets compressed and cached", async (context) => {
-    if (host.mode !== "server") {
-      // The wiring is apps/server's (ConsoleHttp.layerConfig in its routes); CI runs the server as it ships.
-      assert.isFalse(inCi, "the server does not serve /console")
-      return context.skip("the server does not serve /console yet: the page comes from this process's console host")
-    }
-    const page = await fetch(`${server.url}/console/breakers`, { headers: { "accept-encoding": "br, gzip" } })
-    assert.strictEqual(page.status, 200)
-    assert.match(page.headers.get("content-type") ?? "", /^text\/html/)
-    assert.strictEqual(page.headers.get("cache-control"), "no-cache")
-    assert.include(page.headers.get("content-security-policy") ?? "", "script-src 'self'")
-    const html = await page.text()
-    const script = /<script[^>]+src="([^"]+)"/.exec(html)?.[1]
-    assert.isString(script)
-    const asset = await fetch(new URL(script!, `${server.url}/console/`), { headers: { "accept-encoding": "br" } })
-    assert.strictEqual(asset.status, 200)
-    assert.strictEqual(asset.headers.get("content-encoding"), "br")
-    assert.include(asset.headers.get("cache-control") ?? "", "immutable")
-    await asset.body?.cancel()
-    // The page is public (no key), and an unknown asset is a problem, not the page.
-    const unknown = await fetch(`${server.url}/console/assets/app-0000000000.js`)
-    assert.strictEqual(unknown.status, 404)
-    assert.match(unknown.headers.get("content-type") ?? "", /problem\+json/)
-  }, 30_000)
+  it(
+    "is served by the server itself at /console: the page, its hashed assets compressed and cached",
+    async (context) => {
+      if (host.mode !== "server") {
+        // The wiring is apps/server's (ConsoleHttp.layerConfig in its routes); CI runs the server as it ships.
+        assert.isFalse(inCi, "the server does not serve /console")
+        return context.skip("the server does not serve /console yet: the page comes from this process's console host")
+      }
+      const page = await fetch(`${server.url}/console/breakers`, { headers: { "accept-encoding": "br, gzip" } })
+      assert.strictEqual(page.status, 200)
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/)
+      assert.strictEqual(page.headers.get("cache-control"), "no-cache")
+      assert.include(page.headers.get("content-security-policy") ?? "", "script-src 'self'")
+      const html = await page.text()
+      const script = /<script[^>]+src="([^"]+)"/.exec(html)?.[1]
+      assert.isString(script)
+      const asset = await fetch(new URL(script!, `${server.url}/console/`), { headers: { "accept-encoding": "br" } })
+      assert.strictEqual(asset.status, 200)
+      assert.strictEqual(asset.headers.get("content-encoding"), "br")
+      assert.include(asset.headers.get("cache-control") ?? "", "immutable")
+      await asset.body?.cancel()
+      // The page is public (no key), and an unknown asset is a problem, not the page.
+      const unknown = await fetch(`${server.url}/console/assets/app-0000000000.js`)
+      assert.strictEqual(unknown.status, 404)
+      assert.match(unknown.headers.get("content-type") ?? "", /problem\+json/)
+    },
+    30_000
+  )
 
   it("refuses a wrong key with the server's problem and its correlation id", async () => {
     const page = await newPage()
@@ -178,12 +186,17 @@ describe("the operator console", () => {
     const page = await newPage()
     await signIn(page, keys.admin, "overview")
     await page.waitForSelector("[data-testid=health-check]")
-    const ready = await fetch(`${server.url}/health/ready`).then((r) => r.json() as Promise<{ checks: Record<string, unknown> }>)
+    const ready = await fetch(`${server.url}/health/ready`).then((r) =>
+      r.json() as Promise<{ checks: Record<string, unknown> }>
+    )
     const shown = await page.$$eval("[data-testid=health-check] th", (cells) => cells.map((c) => c.textContent))
     assert.deepStrictEqual([...shown].sort(), Object.keys(ready.checks).sort())
     assert.include(Object.keys(ready.checks), "ollama:version")
     // Two readings make the first point of the in-flight chart.
-    await page.waitForSelector("[data-testid='chart-In flight'] svg path.line[d*=L]", { state: "attached", timeout: 30_000 })
+    await page.waitForSelector("[data-testid='chart-In flight'] svg path.line[d*=L]", {
+      state: "attached",
+      timeout: 30_000
+    })
     assert.include(await page.innerText("[data-testid=overview-breakers]"), "ollama")
     await capture(page, "overview")
     await page.close()
@@ -207,18 +220,24 @@ describe("the operator console", () => {
     await session.snap(page, "breakers-dialog-desktop")
     await confirm.click()
     await dialog.waitFor({ state: "detached" }).catch(() => dialog.waitFor({ state: "hidden" }))
-    await waitFor("the breaker to show forced-open", async () =>
-      (await card.locator("[data-testid=breaker-state]").innerText()) === "forced-open")
+    await waitFor(
+      "the breaker to show forced-open",
+      async () => (await card.locator("[data-testid=breaker-state]").innerText()) === "forced-open"
+    )
     const breakers = await api<Array<{ name: string; state: string }>>("/admin/circuit-breakers")
     assert.strictEqual(breakers.body.find((b) => b.name === "ollama")?.state, "forced-open")
-    await waitFor("the announcement", async () =>
-      (await page.innerText("[data-testid=announcer]")).includes("ollama is now forced-open"))
+    await waitFor(
+      "the announcement",
+      async () => (await page.innerText("[data-testid=announcer]")).includes("ollama is now forced-open")
+    )
     await capture(page, "breakers")
     await card.locator("button:text-is('Reset')").click()
     await dialog.locator("textarea").fill("console e2e: done")
     await dialog.locator("button[type=submit]").click()
-    await waitFor("the breaker to show closed", async () =>
-      (await card.locator("[data-testid=breaker-state]").innerText()) === "closed")
+    await waitFor(
+      "the breaker to show closed",
+      async () => (await card.locator("[data-testid=breaker-state]").innerText()) === "closed"
+    )
     await page.close()
   }, 90_000)
 
@@ -293,7 +312,10 @@ describe("the operator console", () => {
     await page.focus("nav a:text-is('Circuit breakers')")
     await page.keyboard.press("Enter")
     await page.waitForSelector("h1:has-text('Circuit breakers')")
-    await waitFor("focus on the heading", async () => (await page.evaluate(() => document.activeElement?.tagName)) === "H1")
+    await waitFor(
+      "focus on the heading",
+      async () => (await page.evaluate(() => document.activeElement?.tagName)) === "H1"
+    )
     const force = page.locator("[data-testid=breaker-ollama] button:text-is('Force open')")
     await force.focus()
     await page.keyboard.press("Enter")

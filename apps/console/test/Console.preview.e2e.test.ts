@@ -40,9 +40,15 @@ const api = apiOf(() => preview.url)
 describe("the console on the packages' admin APIs", () => {
   it("Flags: kills a flag with a reason and sets a tenant override", () => flagsScenario(session, api), 90_000)
 
-  it("Tenants: creates a key shown once, revokes it, and a tenant admin sees only its tenant", () =>
-    tenantsScenario(session, api), 120_000)
+  it(
+    "Tenants: creates a key shown once, revokes it, and a tenant admin sees only its tenant",
+    () => tenantsScenario(session, api),
+    120_000
+  )
 
-  it("Audit: checks each entry's inclusion proof and the whole log against the signed checkpoint", () =>
-    auditScenario(session, api), 120_000)
+  it(
+    "Audit: checks each entry's inclusion proof and the whole log against the signed checkpoint",
+    () => auditScenario(session, api),
+    120_000
+  )
 })

@@ -17,7 +17,8 @@ import { distDir, ensureBuilt } from "./harness.js"
 
 beforeAll(() => ensureBuilt(), 120_000)
 
-const readManifest = (): ConsoleHttp.Manifest => JSON.parse(Fs.readFileSync(Path.join(distDir, "manifest.json"), "utf8"))
+const readManifest = (): ConsoleHttp.Manifest =>
+  JSON.parse(Fs.readFileSync(Path.join(distDir, "manifest.json"), "utf8"))
 
 const quiet = Layer.succeed(References.MinimumLogLevel, "None")
 
@@ -37,7 +38,9 @@ const get = (path: string, headers: Record<string, string> = {}) =>
 
 describe("ConsoleHttp.negotiate", () => {
   const both = ["br", "gzip"] as const
-  const cases: ReadonlyArray<readonly [string | undefined, ReadonlyArray<ConsoleHttp.Encoding>, ConsoleHttp.Encoding | undefined]> = [
+  const cases: ReadonlyArray<
+    readonly [string | undefined, ReadonlyArray<ConsoleHttp.Encoding>, ConsoleHttp.Encoding | undefined]
+  > = [
     ["gzip, deflate, br, zstd", both, "br"],
     ["gzip", both, "gzip"],
     ["br;q=0.5, gzip", both, "gzip"],
@@ -96,7 +99,14 @@ describe("ConsoleHttp.layer", () => {
   it.effect("answers every deep link with the application, and the mount without its slash too", () =>
     Effect.gen(function*() {
       const html = Fs.readFileSync(Path.join(distDir, "index.html"), "utf8")
-      for (const path of ["/console", "/console/audit?actor=key%3Aabc&type=backup", "/console/tenants/acme", "/console/x/y/z"]) {
+      for (
+        const path of [
+          "/console",
+          "/console/audit?actor=key%3Aabc&type=backup",
+          "/console/tenants/acme",
+          "/console/x/y/z"
+        ]
+      ) {
         const reply = yield* get(path)
         assert.strictEqual(reply.status, 200, path)
         assert.strictEqual(reply.text, html, path)
@@ -193,7 +203,21 @@ describe("ConsoleHttp.config", () => {
 
   it.effect("refuses the root, a path the console calls, and anything that is not a plain path, saying why", () =>
     Effect.gen(function*() {
-      for (const bad of ["/", "console x", "/api", "/admin/console", "/health", "/metrics", "/openapi.json", "/docs/x", "/a/../b", "//", "/con?sole"]) {
+      for (
+        const bad of [
+          "/",
+          "console x",
+          "/api",
+          "/admin/console",
+          "/health",
+          "/metrics",
+          "/openapi.json",
+          "/docs/x",
+          "/a/../b",
+          "//",
+          "/con?sole"
+        ]
+      ) {
         const result = yield* read({ CONSOLE_PATH: bad })
         assert.isTrue(Result.isFailure(result), `${JSON.stringify(bad)} is refused`)
         if (Result.isFailure(result)) assert.match(String(result.failure), /must (?:be a path|not)/, bad)

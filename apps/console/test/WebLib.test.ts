@@ -62,7 +62,9 @@ describe("Prometheus text", () => {
   it("sums by label and filter", () => {
     assert.strictEqual(Prometheus.sum(metrics, "feature_flag_evaluations_total", { flag: "new-search" }), 11)
     assert.deepStrictEqual(
-      Object.fromEntries(Prometheus.sumBy(metrics, "feature_flag_evaluations_total", "variant", { flag: "new-search" })),
+      Object.fromEntries(
+        Prometheus.sumBy(metrics, "feature_flag_evaluations_total", "variant", { flag: "new-search" })
+      ),
       { on: 8, off: 3 }
     )
     assert.strictEqual(Prometheus.sum(metrics, "no_such_metric"), undefined)
@@ -123,7 +125,8 @@ describe("traffic", () => {
   })
 
   it("falls back to a request counter with a status label", () => {
-    const text = `# TYPE http_requests_total counter\nhttp_requests_total{code="200"} 8\nhttp_requests_total{code="500"} 2\n`
+    const text =
+      `# TYPE http_requests_total counter\nhttp_requests_total{code="200"} 8\nhttp_requests_total{code="500"} 2\n`
     const scrape = Traffic.read(Prometheus.parse(text), 0)
     assert.strictEqual(scrape.requests, 10)
     assert.strictEqual(scrape.errors, 2)
@@ -131,7 +134,8 @@ describe("traffic", () => {
   })
 })
 
-const leavesOf = (n: number) => Array.from({ length: n }, (_, i) => AuditMerkle.leafHash(new TextEncoder().encode(`entry ${i}`)))
+const leavesOf = (n: number) =>
+  Array.from({ length: n }, (_, i) => AuditMerkle.leafHash(new TextEncoder().encode(`entry ${i}`)))
 
 describe("RFC 9162 Merkle trees", () => {
   it("computes the same roots as the audit log, for every size up to 70", async () => {
@@ -159,7 +163,9 @@ describe("RFC 9162 Merkle trees", () => {
         // Another leaf, position or root must not verify.
         const other = leaves[(index + 1) % size]!
         if (size > 1) assert.isFalse(await Merkle.verifyInclusion(index, size, other, proof, root))
-        if (size > 1) assert.isFalse(await Merkle.verifyInclusion((index + 1) % size, size, leaves[index]!, proof, root))
+        if (size > 1) {
+          assert.isFalse(await Merkle.verifyInclusion((index + 1) % size, size, leaves[index]!, proof, root))
+        }
         if (proof.length > 0) {
           const tampered = proof.map((h, i) => i === 0 ? new Uint8Array(h.map((x) => x ^ 1)) : h)
           assert.isFalse(await Merkle.verifyInclusion(index, size, leaves[index]!, tampered, root))
@@ -183,7 +189,8 @@ describe("RFC 9162 Merkle trees", () => {
 // golang.org/x/mod/sumdb/note's example key and note, and two checkpoints of the Go checksum database.
 const vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 const text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-const signed = text + "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+const signed = text +
+  "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 const sumGolangOrg = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
 const sumdbCheckpoint =
   "go.sum database tree\n31700353\nqINS1GRFhWHwdkUeqLEoP4yEMkTBBzxBkGwGQlVlVcs=\n\n— sum.golang.org Az3grnmrIUEDFqHzAElIQCPNoRFRAAdFo47fooyWKMHb89k11GJh5zHIfNCOBmwn/C3YI8oW9/C8DJ87F61QqspBYwM=\n"
@@ -203,7 +210,10 @@ describe("signed notes", () => {
     const note = Note.parseNote(signed)!
     assert.strictEqual(note.text, text)
     assert.strictEqual(await Note.verifyNote(note, await key(vkey)), "verified")
-    assert.strictEqual(await Note.verifyNote({ ...note, text: text.replace("cryptography", "crypto") }, await key(vkey)), "bad-signature")
+    assert.strictEqual(
+      await Note.verifyNote({ ...note, text: text.replace("cryptography", "crypto") }, await key(vkey)),
+      "bad-signature"
+    )
   })
 
   it("verifies a real checkpoint of sum.golang.org and reads it", async () => {
@@ -239,7 +249,10 @@ describe("signed notes", () => {
     )
     assert.strictEqual(Note.parseNote(text), undefined)
     assert.strictEqual(Note.parseNote(`${text}\n— broken\n`), undefined)
-    assert.strictEqual(Note.parseCheckpoint("origin\nnot a number\nqINS1GRFhWHwdkUeqLEoP4yEMkTBBzxBkGwGQlVlVcs=\n"), undefined)
+    assert.strictEqual(
+      Note.parseCheckpoint("origin\nnot a number\nqINS1GRFhWHwdkUeqLEoP4yEMkTBBzxBkGwGQlVlVcs=\n"),
+      undefined
+    )
     assert.strictEqual(Note.parseCheckpoint("origin\n5\nshort\n"), undefined)
   })
 })

@@ -75,7 +75,9 @@ export class Session {
       const axe = (window as unknown as {
         axe: {
           run: (context: Document, options: object) => Promise<{
-            violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: Array<unknown> }> }>
+            violations: Array<
+              { id: string; impact: string | null; help: string; nodes: Array<{ target: Array<unknown> }> }
+            >
           }>
         }
       }).axe
@@ -133,22 +135,22 @@ export class Session {
 }
 
 /** A call to the admin API behind the console's origin (the admin key unless told). */
-export const apiOf = (base: () => string) =>
-async <A>(path: string, init: { method?: string; key?: string; body?: unknown } = {}) => {
-  const response = await fetch(`${base()}${path}`, {
-    method: init.method ?? "GET",
-    headers: { "x-api-key": init.key ?? keys.admin, "content-type": "application/json" },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-  })
-  const text = await response.text()
-  let body: unknown = text
-  try {
-    body = text === "" ? undefined : JSON.parse(text)
-  } catch {
-    // text
+export const apiOf =
+  (base: () => string) => async <A>(path: string, init: { method?: string; key?: string; body?: unknown } = {}) => {
+    const response = await fetch(`${base()}${path}`, {
+      method: init.method ?? "GET",
+      headers: { "x-api-key": init.key ?? keys.admin, "content-type": "application/json" },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
+    })
+    const text = await response.text()
+    let body: unknown = text
+    try {
+      body = text === "" ? undefined : JSON.parse(text)
+    } catch {
+      // text
+    }
+    return { status: response.status, body: body as A }
   }
-  return { status: response.status, body: body as A }
-}
 
 type Api = ReturnType<typeof apiOf>
 
@@ -158,8 +160,19 @@ type Api = ReturnType<typeof apiOf>
 
 /** The operations each scenario needs (as `/openapi.json` lists them). */
 export const needs = {
-  flags: ["GET /admin/flags", "PUT /admin/flags/{key}", "POST /admin/flags/{key}/kill", "PUT /admin/flags/{key}/tenants/{tenantId}"],
-  tenants: ["GET /admin/tenants", "POST /admin/tenants", "POST /admin/tenants/{id}/keys", "DELETE /admin/tenants/{id}/keys/{keyId}", "GET /admin/tenants/{id}/usage"],
+  flags: [
+    "GET /admin/flags",
+    "PUT /admin/flags/{key}",
+    "POST /admin/flags/{key}/kill",
+    "PUT /admin/flags/{key}/tenants/{tenantId}"
+  ],
+  tenants: [
+    "GET /admin/tenants",
+    "POST /admin/tenants",
+    "POST /admin/tenants/{id}/keys",
+    "DELETE /admin/tenants/{id}/keys/{keyId}",
+    "GET /admin/tenants/{id}/usage"
+  ],
   audit: ["GET /admin/audit", "GET /admin/audit/checkpoint", "GET /admin/audit/proof", "GET /admin/audit/verify"]
 } as const
 
@@ -254,17 +267,27 @@ export const tenantsScenario = async (session: Session, api: Api) => {
   assert.isString(newId)
   assert.notStrictEqual(rotated, issued)
   await page.click("button:text-is('I have stored it')")
-  await waitFor("the old key to show expiring", async () =>
-    (await page.locator(`[data-testid=key-row][data-id="${oldId}"] [data-testid=key-status]`).innerText()) === "expiring")
+  await waitFor(
+    "the old key to show expiring",
+    async () =>
+      (await page.locator(`[data-testid=key-row][data-id="${oldId}"] [data-testid=key-status]`).innerText()) ===
+        "expiring"
+  )
   assert.strictEqual((await api("/api/v1/whoami", { key: rotated })).status, 200)
   // Revoked: the new key stops working at once.
   const row = page.locator(`[data-testid=key-row][data-id="${newId}"]`)
   await row.locator("button:has-text('Revoke')").click()
   await page.locator("dialog[open] button[type=submit]").click()
-  await waitFor("the key to show revoked", async () => (await row.locator("[data-testid=key-status]").innerText()) === "revoked")
+  await waitFor(
+    "the key to show revoked",
+    async () => (await row.locator("[data-testid=key-status]").innerText()) === "revoked"
+  )
   // It was used (the whoami above): its last use is listed, though the server writes last uses once a minute.
   assert.notInclude(["not yet", "—", ""], (await row.locator("[data-testid=key-last-used]").innerText()).trim())
-  await waitFor("the revoked key to be refused", async () => (await api("/api/v1/whoami", { key: rotated })).status === 401)
+  await waitFor(
+    "the revoked key to be refused",
+    async () => (await api("/api/v1/whoami", { key: rotated })).status === 401
+  )
   await page.close()
 }
 
@@ -288,14 +311,19 @@ export const auditScenario = async (session: Session, api: Api) => {
       states.includes("included")
   })
   await page.click("button:has-text('entries here')")
-  await page.waitForSelector("[data-testid=whole-log-result]:has-text(\"hash to the checkpoint's root\")", { timeout: 60_000 })
+  await page.waitForSelector("[data-testid=whole-log-result]:has-text(\"hash to the checkpoint's root\")", {
+    timeout: 60_000
+  })
   await session.capture(page, "audit")
   // A filter goes into the URL, and the URL brings it back.
   await page.selectOption("#audit-type", "admin.action")
   await page.click("button:text-is('Search')")
   await waitFor("the filter in the URL", async () => page.url().includes("type=admin.action"))
   await waitFor("only admin actions listed", async () => {
-    const types = await page.$$eval("[data-testid=audit-row] td:nth-child(3)", (cells) => cells.map((c) => c.textContent))
+    const types = await page.$$eval(
+      "[data-testid=audit-row] td:nth-child(3)",
+      (cells) => cells.map((c) => c.textContent)
+    )
     return types.length > 0 && types.every((t) => t === "admin.action")
   })
   await page.reload()
@@ -309,7 +337,10 @@ export const auditScenario = async (session: Session, api: Api) => {
     const first = await page.innerText("[data-testid=audit-row] td:first-child")
     await older.click()
     await waitFor("the next page", async () => page.url().includes("cursor="))
-    await waitFor("other entries", async () => (await page.innerText("[data-testid=audit-row] td:first-child")) !== first)
+    await waitFor(
+      "other entries",
+      async () => (await page.innerText("[data-testid=audit-row] td:first-child")) !== first
+    )
   }
   // The key pinned in local storage is the public verifier key, never the API key.
   const local = await page.evaluate(() => Object.values(localStorage).join("\n"))

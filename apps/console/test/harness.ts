@@ -24,7 +24,8 @@ import * as ConsoleHttp from "../src/ConsoleHttp.js"
 export const consoleRoot = fileURLToPath(new URL("..", import.meta.url))
 export const distDir = Path.join(consoleRoot, "dist")
 /** The server build the browser tests run: `apps/server/dist/main.js`, or `OUROBOROS_SERVER_MAIN` (another build). */
-export const serverMain = process.env.OUROBOROS_SERVER_MAIN ?? fileURLToPath(new URL("../../server/dist/main.js", import.meta.url))
+export const serverMain = process.env.OUROBOROS_SERVER_MAIN ??
+  fileURLToPath(new URL("../../server/dist/main.js", import.meta.url))
 export const artifactsDir = Path.join(consoleRoot, "test", "artifacts")
 
 const newest = (dir: string): number =>
@@ -36,7 +37,10 @@ const newest = (dir: string): number =>
 const isFresh = (): boolean => {
   const manifest = Path.join(distDir, "manifest.json")
   const built = Fs.existsSync(manifest) ? Fs.statSync(manifest).mtimeMs : 0
-  const sources = Math.max(newest(Path.join(consoleRoot, "src", "web")), Fs.statSync(Path.join(consoleRoot, "build.mjs")).mtimeMs)
+  const sources = Math.max(
+    newest(Path.join(consoleRoot, "src", "web")),
+    Fs.statSync(Path.join(consoleRoot, "build.mjs")).mtimeMs
+  )
   return built >= sources
 }
 
@@ -188,8 +192,12 @@ const hopByHop = new Set([
 const forward = (target: string) => (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
     const headers: Record<string, string> = {}
-    for (const [name, value] of Object.entries(request.headers)) if (!hopByHop.has(name) && value !== undefined) headers[name] = value
-    const body = request.method === "GET" || request.method === "HEAD" ? undefined : new Uint8Array(yield* request.arrayBuffer)
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!hopByHop.has(name) && value !== undefined) headers[name] = value
+    }
+    const body = request.method === "GET" || request.method === "HEAD"
+      ? undefined
+      : new Uint8Array(yield* request.arrayBuffer)
     const response = yield* Effect.promise(() =>
       fetch(`${target}${request.url}`, {
         method: request.method,
@@ -203,7 +211,9 @@ const forward = (target: string) => (request: HttpServerRequest.HttpServerReques
     response.headers.forEach((value, name) => {
       if (!hopByHop.has(name) && name !== "content-type") out[name] = value
     })
-    if (response.status === 204 || response.status === 304) return HttpServerResponse.empty({ status: response.status, headers: out })
+    if (response.status === 204 || response.status === 304) {
+      return HttpServerResponse.empty({ status: response.status, headers: out })
+    }
     return HttpServerResponse.uint8Array(bytes, {
       status: response.status,
       contentType: response.headers.get("content-type") ?? "application/octet-stream",
@@ -243,7 +253,9 @@ export const startHost = async (server: ServerProcess): Promise<Host> => {
     mode: "proxy",
     stop: async () => {
       const exit = await Effect.runPromise(Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber))))
-      if (Exit.isFailure(exit) && !Exit.hasInterrupts(exit)) throw new Error(`the console host failed: ${String(exit.cause)}`)
+      if (Exit.isFailure(exit) && !Exit.hasInterrupts(exit)) {
+        throw new Error(`the console host failed: ${String(exit.cause)}`)
+      }
     }
   }
 }

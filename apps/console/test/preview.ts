@@ -35,18 +35,26 @@ class WhoAmIGroup extends HttpApiGroup.make("tenant").add(
 class PreviewApi extends HttpApi.make("console-preview")
   .add(WhoAmIGroup)
   .add(CircuitBreakerHttp.Group.middleware(TenancyHttp.AdminAuthentication))
-  .add(FeatureFlagsHttp.Group.middleware(FeatureFlagsHttp.ScopeFromPrincipal).middleware(TenancyHttp.TenantAdminAuthentication))
+  .add(
+    FeatureFlagsHttp.Group.middleware(FeatureFlagsHttp.ScopeFromPrincipal).middleware(
+      TenancyHttp.TenantAdminAuthentication
+    )
+  )
   .add(TenantsHttp.Group)
   .add(AuditHttp.Group.middleware(TenancyHttp.TenantAdminAuthentication))
 {}
 
-const WhoAmILive = HttpApiBuilder.group(PreviewApi, "tenant", (handlers) =>
-  handlers.handle("whoami", () =>
-    Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => ({
-      tenantId: p.tenantId,
-      subject: p.subject,
-      roles: p.roles
-    }))))
+const WhoAmILive = HttpApiBuilder.group(
+  PreviewApi,
+  "tenant",
+  (handlers) =>
+    handlers.handle("whoami", () =>
+      Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => ({
+        tenantId: p.tenantId,
+        subject: p.subject,
+        roles: p.roles
+      })))
+)
 
 // The audit scope from the principal tenancy resolved: a tenant administrator sees its tenant, an admin all.
 const AuditScopeLive = AuditHttp.layerScope(
@@ -73,7 +81,11 @@ const Services = Layer.mergeAll(
         defaultVariant: "off",
         targeting: { if: [{ in: [{ var: "tenantId" }, ["tenant-a"]] }, "on", "off"] }
       },
-      "answer-model": { state: "ENABLED", variants: { small: "llama3.2:1b", large: "llama3.2:3b" }, defaultVariant: "small" }
+      "answer-model": {
+        state: "ENABLED",
+        variants: { small: "llama3.2:1b", large: "llama3.2:3b" },
+        defaultVariant: "small"
+      }
     }
   }),
   AuditLog.layerMemory({ keys: auditKeys, origin, checkpointInterval: 0 }),
@@ -98,14 +110,20 @@ const Services = Layer.mergeAll(
 const Seed = Layer.effectDiscard(Effect.gen(function*() {
   yield* HealthCheck.setPhase("serving")
   for (let i = 0; i < 12; i++) {
-    yield* FeatureFlags.details(FeatureFlags.boolean("new-search", false), { tenantId: i % 3 === 0 ? "tenant-a" : "tenant-b" })
+    yield* FeatureFlags.details(FeatureFlags.boolean("new-search", false), {
+      tenantId: i % 3 === 0 ? "tenant-a" : "tenant-b"
+    })
   }
   const audit = yield* AuditLog.AuditLog
   const types = ["data.create", "admin.action", "key.created", "flag.change", "backup"] as const
   for (let i = 0; i < 25; i++) {
     yield* audit.append({
       type: types[i % types.length]!,
-      actor: AuditEvent.actorOf({ tenantId: i % 2 === 0 ? "tenant-a" : "tenant-b", subject: `key:preview${i % 3}`, roles: ["writer"] }),
+      actor: AuditEvent.actorOf({
+        tenantId: i % 2 === 0 ? "tenant-a" : "tenant-b",
+        subject: `key:preview${i % 3}`,
+        roles: ["writer"]
+      }),
       action: `preview.${i}`,
       resource: { type: "document", id: `doc-${i}` },
       outcome: "success",

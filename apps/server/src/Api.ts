@@ -12,8 +12,8 @@
  */
 import { AuditHttp } from "@ouroboros/audit"
 import { BackupHttp } from "@ouroboros/backup"
-import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
+import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { HealthHttp } from "@ouroboros/health"
 import { RetrievalHttp } from "@ouroboros/retrieval"
 import { TenancyHttp, TenantsHttp } from "@ouroboros/tenancy"

@@ -177,7 +177,9 @@ export const middleware: Effect.Effect<Middleware, Config.ConfigError, AuditLog.
         }
         if (outcome._tag === "Rejected") {
           return Effect.as(
-            audit.record(event("authentication.failure", anonymousActor(), "failure", `credentials refused: ${outcome.reason}`)),
+            audit.record(
+              event("authentication.failure", anonymousActor(), "failure", `credentials refused: ${outcome.reason}`)
+            ),
             response
           )
         }

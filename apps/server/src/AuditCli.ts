@@ -48,7 +48,10 @@ const settings = Config.all({
  */
 export const pinnedKey = (
   given: Option.Option<string>
-): Effect.Effect<{ readonly verifier: Checkpoint.Verifier; readonly verifierKey: string; readonly origin: string }, AuditCliError | Config.ConfigError> =>
+): Effect.Effect<
+  { readonly verifier: Checkpoint.Verifier; readonly verifierKey: string; readonly origin: string },
+  AuditCliError | Config.ConfigError
+> =>
   Effect.gen(function*() {
     const { dataDir, origin, signingKey } = yield* settings
     const verifierKey = yield* Option.match(given, {
@@ -117,7 +120,8 @@ const progress = (enabled: boolean) => {
  * @category utils
  */
 export const describe = (result: Verifier.VerifyResult): string => {
-  const summary = `${result.size} entries (${result.pruned} pruned), ${result.checkpoints} checkpoints, root ${result.rootHash}`
+  const summary =
+    `${result.size} entries (${result.pruned} pruned), ${result.checkpoints} checkpoints, root ${result.rootHash}`
   if (result.ok) return `audit log verified: ${summary}`
   const problems = result.problems.map((p) => `  ${JSON.stringify(p)}`).join("\n")
   return `audit log does NOT verify: first bad index ${result.firstBadIndex}; ${result.problemCount} problems\n${problems}\n${summary}`
@@ -154,8 +158,10 @@ const verify = Command.make(
       const result = yield* Option.match(file, {
         onSome: (path) =>
           Verifier.verifyExport(fileLines(path), options).pipe(
-            Effect.catchTag("ExportMalformed", (e) =>
-              Effect.fail(new AuditCliError({ detail: `malformed export, line ${e.line}: ${e.detail}` })))
+            Effect.catchTag(
+              "ExportMalformed",
+              (e) => Effect.fail(new AuditCliError({ detail: `malformed export, line ${e.line}: ${e.detail}` }))
+            )
           ),
         onNone: () =>
           Effect.flatMap(Effect.service(AuditStore.AuditStore), (store) => Verifier.verifyStore(store, options)).pipe(
@@ -207,7 +213,9 @@ const exportCommand = Command.make(
     }).pipe(
       Effect.provide(AuditStore.layerSql),
       Effect.mapError((e) =>
-        e._tag === "AuditCliError" || e._tag === "ConfigError" ? e : new AuditCliError({ detail: `audit store: ${e.message}` })
+        e._tag === "AuditCliError" || e._tag === "ConfigError"
+          ? e
+          : new AuditCliError({ detail: `audit store: ${e.message}` })
       ),
       failWith(false)
     )

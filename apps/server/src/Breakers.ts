@@ -65,16 +65,19 @@ export const layerHealth = HealthCheck.layerCheck({
   name: "circuit-breakers:state",
   componentType: "component",
   critical: false,
-  run: Effect.flatMap(Effect.service(CircuitBreaker.CircuitBreaker), (registry) =>
-    Effect.map(registry.snapshot, (all) => {
-      const degraded = all.filter((s) => s.state === "open" || s.state === "half-open" || s.state === "forced-open")
-      return degraded.length === 0
-        ? HealthCheck.pass({ observedValue: all.length, observedUnit: "breakers" })
-        : HealthCheck.warn(degraded.map((s) => `${s.name} is ${s.state}`).join(", "), {
-          observedValue: degraded.length,
-          observedUnit: "breakers not closed"
-        })
-    }))
+  run: Effect.flatMap(
+    Effect.service(CircuitBreaker.CircuitBreaker),
+    (registry) =>
+      Effect.map(registry.snapshot, (all) => {
+        const degraded = all.filter((s) => s.state === "open" || s.state === "half-open" || s.state === "forced-open")
+        return degraded.length === 0
+          ? HealthCheck.pass({ observedValue: all.length, observedUnit: "breakers" })
+          : HealthCheck.warn(degraded.map((s) => `${s.name} is ${s.state}`).join(", "), {
+            observedValue: degraded.length,
+            observedUnit: "breakers not closed"
+          })
+      })
+  )
 })
 
 /**

@@ -25,7 +25,7 @@
 import { type AuditEvent, AuditLog } from "@ouroboros/audit"
 import { Principal, Problem } from "@ouroboros/kernel"
 import { Pipeline, Retrieval, RetrievalHttp } from "@ouroboros/retrieval"
-import { Quotas, QuotasHttp, type Tenant, TenancyHttp, Usage } from "@ouroboros/tenancy"
+import { Quotas, QuotasHttp, TenancyHttp, type Tenant, Usage } from "@ouroboros/tenancy"
 import { Filter } from "@ouroboros/vector-store"
 import { Context, Effect, Layer, Option } from "effect"
 import * as Audit from "./Audit.js"
@@ -150,11 +150,12 @@ export const make = Effect.gen(function*() {
     })
 
   const get: Documents["Service"]["get"] = (id) =>
-    Effect.flatMap(Principal.CurrentPrincipal, (principal) => RetrievalHttp.toProblems(retrieval.get(principal, id))).pipe(
-      Effect.tap((document) =>
-        Effect.flatMap(auditEvent("data.read", "documents.get", document.id, document.version), audit.record)
+    Effect.flatMap(Principal.CurrentPrincipal, (principal) => RetrievalHttp.toProblems(retrieval.get(principal, id)))
+      .pipe(
+        Effect.tap((document) =>
+          Effect.flatMap(auditEvent("data.read", "documents.get", document.id, document.version), audit.record)
+        )
       )
-    )
 
   const remove: Documents["Service"]["remove"] = (id) =>
     Effect.gen(function*() {
@@ -168,7 +169,10 @@ export const make = Effect.gen(function*() {
     })
 
   const list: Documents["Service"]["list"] = (request) =>
-    Effect.flatMap(Principal.CurrentPrincipal, (principal) => RetrievalHttp.toProblems(retrieval.list(principal, request)))
+    Effect.flatMap(
+      Principal.CurrentPrincipal,
+      (principal) => RetrievalHttp.toProblems(retrieval.list(principal, request))
+    )
 
   const search: Documents["Service"]["search"] = (request) =>
     Effect.gen(function*() {

@@ -162,7 +162,8 @@ export const requestContext: Effect.Effect<EvaluationContext.EvaluationContext> 
 export const value = <A>(
   flags: FeatureFlags.FeatureFlags["Service"],
   flag: FeatureFlags.Flag<A>
-): Effect.Effect<A> => Effect.flatMap(requestContext, (context) => Effect.map(flags.details(flag, context), (d) => d.value))
+): Effect.Effect<A> =>
+  Effect.flatMap(requestContext, (context) => Effect.map(flags.details(flag, context), (d) => d.value))
 
 /**
  * Who calls which version: the tier of the caller's tenant (its rate-limit tier, e.g. `standard`; the admin key

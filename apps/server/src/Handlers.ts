@@ -40,24 +40,32 @@ const whoami = Effect.map(
  * @since 0.1.0
  * @category layers
  */
-export const layerDocuments = VersionedApi.group(Versions, "documents", (handlers) =>
-  Effect.map(Effect.service(Documents), (documents) =>
-    handlers
-      .handle("whoami", () => enveloped(whoami))
-      .handle("list", ({ query }) =>
-        Effect.gen(function*() {
-          const limit = query.limit ?? Retrieval.defaultPageSize
-          const page = yield* documents.list({ cursor: query.cursor, limit })
-          return {
-            data: page.documents,
-            meta: { ...(yield* meta), limit, ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }) }
-          }
-        }))
-      .handle("ingest", ({ payload }) => enveloped(documents.ingest(payload)))
-      .handle("get", ({ params }) => enveloped(documents.get(params.id)))
-      .handle("delete", ({ params }) => documents.remove(params.id))
-      .handle("search", ({ payload }) => enveloped(documents.search(payload)))
-      .handle("ask", ({ payload }) => enveloped(documents.ask(payload)))))
+export const layerDocuments = VersionedApi.group(
+  Versions,
+  "documents",
+  (handlers) =>
+    Effect.map(Effect.service(Documents), (documents) =>
+      handlers
+        .handle("whoami", () => enveloped(whoami))
+        .handle("list", ({ query }) =>
+          Effect.gen(function*() {
+            const limit = query.limit ?? Retrieval.defaultPageSize
+            const page = yield* documents.list({ cursor: query.cursor, limit })
+            return {
+              data: page.documents,
+              meta: {
+                ...(yield* meta),
+                limit,
+                ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor })
+              }
+            }
+          }))
+        .handle("ingest", ({ payload }) => enveloped(documents.ingest(payload)))
+        .handle("get", ({ params }) => enveloped(documents.get(params.id)))
+        .handle("delete", ({ params }) => documents.remove(params.id))
+        .handle("search", ({ payload }) => enveloped(documents.search(payload)))
+        .handle("ask", ({ payload }) => enveloped(documents.ask(payload))))
+)
 
 /**
  * `/api/<version>/pipelines`.
@@ -65,11 +73,15 @@ export const layerDocuments = VersionedApi.group(Versions, "documents", (handler
  * @since 0.1.0
  * @category layers
  */
-export const layerPipelines = VersionedApi.group(Versions, "pipelines", (handlers) =>
-  Effect.map(Effect.service(Documents), (documents) =>
-    handlers
-      .handle("run", ({ payload }) => enveloped(documents.runPipeline(payload)))
-      .handle("get", ({ params }) => enveloped(documents.getPipeline(params.id)))))
+export const layerPipelines = VersionedApi.group(
+  Versions,
+  "pipelines",
+  (handlers) =>
+    Effect.map(Effect.service(Documents), (documents) =>
+      handlers
+        .handle("run", ({ payload }) => enveloped(documents.runPipeline(payload)))
+        .handle("get", ({ params }) => enveloped(documents.getPipeline(params.id))))
+)
 
 /**
  * The versioned groups, and the projections group of the unversioned `Api`.

@@ -43,9 +43,14 @@ export const layerHealth = HealthCheck.layerCheck({
   name: "rate-limit:store",
   componentType: "datastore",
   critical: false,
-  run: Effect.flatMap(Effect.service(RateLimiter.RateLimiter), (limiter) =>
-    Effect.map(limiter.status, (status) =>
-      status === "pass" ? HealthCheck.pass() : HealthCheck.warn("the rate-limit store is unreachable")))
+  run: Effect.flatMap(
+    Effect.service(RateLimiter.RateLimiter),
+    (limiter) =>
+      Effect.map(
+        limiter.status,
+        (status) => status === "pass" ? HealthCheck.pass() : HealthCheck.warn("the rate-limit store is unreachable")
+      )
+  )
 })
 
 // The limiter's own resolver gives the client address and the endpoint. It would also hash `X-API-Key` for a subject

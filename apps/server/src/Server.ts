@@ -7,31 +7,19 @@
  */
 import { AuditHttp } from "@ouroboros/audit"
 import { Backup, BackupHttp, BackupSource, Scheduler } from "@ouroboros/backup"
-import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
 import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { ConsoleHttp } from "@ouroboros/console"
 import { AccessLog, CorrelationHttp, HttpMetrics, RouteTable } from "@ouroboros/correlation"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
-import {
-  HealthCheck,
-  HealthCheckOllama,
-  HealthCheckPostgres,
-  HealthCheckQdrant,
-  HealthHttp
-} from "@ouroboros/health"
+import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
+import { HealthCheck, HealthCheckOllama, HealthCheckPostgres, HealthCheckQdrant, HealthHttp } from "@ouroboros/health"
 import { ProblemHttp, ProblemOpenApi } from "@ouroboros/kernel"
 import { CompressionHttp } from "@ouroboros/rate-limit"
 import { Pipeline, ProjectorLease, Retrieval } from "@ouroboros/retrieval"
 import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
 import { Database } from "@ouroboros/sql"
-import {
-  QuotasHttp,
-  TenancyHttp,
-  type TenantConfig,
-  Tenants,
-  TenantsHttp,
-  UsageHttp
-} from "@ouroboros/tenancy"
+import { QuotasHttp, TenancyHttp, type TenantConfig, Tenants, TenantsHttp, UsageHttp } from "@ouroboros/tenancy"
+import { VersionedApi, VersioningHttp, VersionPolicy } from "@ouroboros/versioning"
 import { ByteSize, Config, Context, Effect, Layer, Option } from "effect"
 import {
   FetchHttpClient,
@@ -42,7 +30,6 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
-import { VersionedApi, VersioningHttp, VersionPolicy } from "@ouroboros/versioning"
 import { HttpApiBuilder, type OpenApi } from "effect/http-api"
 import * as Path from "node:path"
 import packageJson from "../package.json" with { type: "json" }
@@ -168,8 +155,7 @@ export const layerRemoteChecks = Layer.unwrap(
     return Layer.mergeAll(
       Option.match(qdrant.url, {
         onNone: () => Layer.empty,
-        onSome: (url) =>
-          HealthCheckQdrant.layer({ url: url.toString(), apiKey: Option.getOrUndefined(qdrant.apiKey) })
+        onSome: (url) => HealthCheckQdrant.layer({ url: url.toString(), apiKey: Option.getOrUndefined(qdrant.apiKey) })
       }),
       Option.match(ollama, { onNone: () => Layer.empty, onSome: (url) => HealthCheckOllama.layer({ url }) })
     )
@@ -224,7 +210,9 @@ export const layerServices = (options: Options) => {
     Effect.map(Tenancy.retrievalOptions, (tenants) => Retrieval.layer({ collection: "documents", ...tenants }))
   ).pipe(
     Layer.provide(LeaseLive),
-    Layer.provideMerge(Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer)),
+    Layer.provideMerge(
+      Layer.mergeAll(EventsLive, Vectors.layer(Path.resolve(config.dataDir, "vectors")), Models.layer)
+    ),
     Layer.provideMerge(TenancyLive)
   )
   // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection. The

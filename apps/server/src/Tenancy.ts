@@ -8,16 +8,7 @@
  */
 import type { TenantId } from "@ouroboros/kernel"
 import { Retrieval } from "@ouroboros/retrieval"
-import {
-  Jwt,
-  Quotas,
-  QuotasSql,
-  type TenantConfig,
-  Tenants,
-  TenantStoreSql,
-  Usage,
-  UsageSql
-} from "@ouroboros/tenancy"
+import { Jwt, Quotas, QuotasSql, type TenantConfig, Tenants, TenantStoreSql, Usage, UsageSql } from "@ouroboros/tenancy"
 import { Effect, Layer, Option, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import type { ConfigFile } from "./ServerConfig.js"

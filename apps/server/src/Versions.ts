@@ -15,8 +15,8 @@
 import { Problem } from "@ouroboros/kernel"
 import { Pipeline, PipelinesHttp, PipelineSyntax, Retrieval, RetrievalHttp } from "@ouroboros/retrieval"
 import { QuotasHttp, TenancyHttp } from "@ouroboros/tenancy"
-import { VersionChange, VersionedApi } from "@ouroboros/versioning"
 import { Filter } from "@ouroboros/vector-store"
+import { VersionChange, VersionedApi } from "@ouroboros/versioning"
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 

@@ -10,8 +10,8 @@
  *
  * @since 0.1.0
  */
-import * as Module from "node:module"
 import { startEmbeddedEarly } from "@ouroboros/sql/Early"
+import * as Module from "node:module"
 
 Module.enableCompileCache?.()
 startEmbeddedEarly()

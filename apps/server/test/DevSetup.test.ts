@@ -48,7 +48,9 @@ describe("DevSetup", () => {
       const demo = yield* resolve(base({}), noFile)
       const [a, b] = keysOf(demo)
       const refused = yield* Effect.flip(
-        resolve(base({ production: true, development: false }), noFile, { OUROBOROS_API_KEYS: `${a![0]}:${a![1]},${b![0]}:${b![1]}` })
+        resolve(base({ production: true, development: false }), noFile, {
+          OUROBOROS_API_KEYS: `${a![0]}:${a![1]},${b![0]}:${b![1]}`
+        })
       )
       assert.include(refused.message, "refuses the demo keys")
       const production = base({ production: true, development: false })

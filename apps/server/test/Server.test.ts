@@ -53,59 +53,71 @@ const document = (size: number, chunk: number): Array<string> => {
 }
 
 describe("Server body limit", () => {
-  it.live("a chunked body over MAX_BODY_BYTES is answered whole with the 413 problem of a declared length", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
-      const agent = yield* keepAliveAgent
-      const chunked = yield* ingest(server.port, agent, { chunked: document(5000, 250) })
-      assert.isUndefined(chunked.error, "no error before the response was complete")
-      assert.strictEqual(chunked.status, 413)
-      assert.strictEqual(chunked.headers["content-type"], "application/problem+json")
-      assert.strictEqual(chunked.headers.connection, "close")
-      const { correlationId, ...problem } = chunked.body
-      assert.isString(correlationId)
-      assert.deepStrictEqual(problem, {
-        type: "https://ouroboros.dev/problems/payload-too-large",
-        title: "Content Too Large",
-        status: 413,
-        detail: `the body is larger than ${maxBytes} bytes`,
-        maxBytes
-      })
+  it.live(
+    "a chunked body over MAX_BODY_BYTES is answered whole with the 413 problem of a declared length",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
+        const agent = yield* keepAliveAgent
+        const chunked = yield* ingest(server.port, agent, { chunked: document(5000, 250) })
+        assert.isUndefined(chunked.error, "no error before the response was complete")
+        assert.strictEqual(chunked.status, 413)
+        assert.strictEqual(chunked.headers["content-type"], "application/problem+json")
+        assert.strictEqual(chunked.headers.connection, "close")
+        const { correlationId, ...problem } = chunked.body
+        assert.isString(correlationId)
+        assert.deepStrictEqual(problem, {
+          type: "https://ouroboros.dev/problems/payload-too-large",
+          title: "Content Too Large",
+          status: 413,
+          detail: `the body is larger than ${maxBytes} bytes`,
+          maxBytes
+        })
 
-      // The whole body in one write, as curl sends a small file.
-      const atOnce = yield* ingest(server.port, agent, { chunked: [document(5000, 5000).join("")] })
-      assert.isUndefined(atOnce.error, "no error before the response was complete")
-      assert.deepStrictEqual([atOnce.status, { ...atOnce.body, correlationId: undefined }], [413, {
-        ...problem,
-        correlationId: undefined
-      }])
+        // The whole body in one write, as curl sends a small file.
+        const atOnce = yield* ingest(server.port, agent, { chunked: [document(5000, 5000).join("")] })
+        assert.isUndefined(atOnce.error, "no error before the response was complete")
+        assert.deepStrictEqual([atOnce.status, { ...atOnce.body, correlationId: undefined }], [413, {
+          ...problem,
+          correlationId: undefined
+        }])
 
-      const declared = yield* ingest(server.port, agent, { body: document(5000, 5000).join("") })
-      assert.strictEqual(declared.status, 413)
-      assert.strictEqual(declared.headers.connection, "close")
-      assert.deepStrictEqual({ ...declared.body, correlationId: undefined }, { ...problem, correlationId: undefined })
-    }), { timeout: 60_000 })
+        const declared = yield* ingest(server.port, agent, { body: document(5000, 5000).join("") })
+        assert.strictEqual(declared.status, 413)
+        assert.strictEqual(declared.headers.connection, "close")
+        assert.deepStrictEqual({ ...declared.body, correlationId: undefined }, { ...problem, correlationId: undefined })
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.live("chunked bodies under the limit are ingested, on one keep-alive connection with other requests", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
-      const agent = yield* keepAliveAgent
-      const ingested = yield* ingest(server.port, agent, { chunked: document(900, 100) })
-      assert.deepStrictEqual([ingested.status, ingested.error], [201, undefined])
-      const read = yield* request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
-      const again = yield* ingest(server.port, agent, { chunked: document(600, 300) })
-      assert.strictEqual(read.status, 200)
-      assert.strictEqual(again.status, 201)
-      assert.deepStrictEqual([ingested.reusedSocket, read.reusedSocket, again.reusedSocket], [false, true, true])
-      assert.isTrue([ingested, read, again].every((reply) => reply.headers.connection === "keep-alive"))
+  it.live(
+    "chunked bodies under the limit are ingested, on one keep-alive connection with other requests",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start({ MAX_BODY_BYTES: String(maxBytes) })
+        const agent = yield* keepAliveAgent
+        const ingested = yield* ingest(server.port, agent, { chunked: document(900, 100) })
+        assert.deepStrictEqual([ingested.status, ingested.error], [201, undefined])
+        const read = yield* request(server.port, {
+          method: "GET",
+          path: `/api/v1/documents/${ingested.body.id}`,
+          agent
+        })
+        const again = yield* ingest(server.port, agent, { chunked: document(600, 300) })
+        assert.strictEqual(read.status, 200)
+        assert.strictEqual(again.status, 201)
+        assert.deepStrictEqual([ingested.reusedSocket, read.reusedSocket, again.reusedSocket], [false, true, true])
+        assert.isTrue([ingested, read, again].every((reply) => reply.headers.connection === "keep-alive"))
 
-      // A refused body costs its own connection only: the client goes on at once on a new one.
-      const [elapsed, [tooLarge, next]] = yield* Effect.timed(Effect.all([
-        ingest(server.port, agent, { chunked: document(5000, 5000) }),
-        request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
-      ]))
-      assert.strictEqual(tooLarge.status, 413)
-      assert.deepStrictEqual([next.status, next.error, next.reusedSocket], [200, undefined, false])
-      assert.isBelow(Duration.toMillis(elapsed), 2000)
-    }), { timeout: 60_000 })
+        // A refused body costs its own connection only: the client goes on at once on a new one.
+        const [elapsed, [tooLarge, next]] = yield* Effect.timed(Effect.all([
+          ingest(server.port, agent, { chunked: document(5000, 5000) }),
+          request(server.port, { method: "GET", path: `/api/v1/documents/${ingested.body.id}`, agent })
+        ]))
+        assert.strictEqual(tooLarge.status, 413)
+        assert.deepStrictEqual([next.status, next.error, next.reusedSocket], [200, undefined, false])
+        assert.isBelow(Duration.toMillis(elapsed), 2000)
+      }),
+    { timeout: 60_000 }
+  )
 })

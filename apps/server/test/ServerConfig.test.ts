@@ -37,23 +37,34 @@ describe("ServerConfig", () => {
       const broken = yield* Effect.flip(ServerConfig.loadFile(file("c.json", "{ nope")))
       assert.include(broken.message, "is not valid")
       const loaded = yield* ServerConfig.loadFile(
-        file("c.json", JSON.stringify({ tenants: [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] }))
+        file(
+          "c.json",
+          JSON.stringify({ tenants: [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] })
+        )
       )
-      assert.deepStrictEqual(loaded.tenants, [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] as never)
+      assert.deepStrictEqual(
+        loaded.tenants,
+        [{ id: "acme", tier: "enterprise", apiKeys: ["acme-key-0123456789"] }] as never
+      )
       // Today's section is tenancy's: quotas, a model and a collection of its own per tenant, and tier defaults.
-      const full = yield* ServerConfig.loadFile(file("c.yaml", [
-        "tenants:",
-        "  - id: big",
-        "    dedicatedCollection: true",
-        "    model: llama3.1:70b",
-        "    quotas: { documents: 10 }",
-        "    apiKeys: [{ key: big-key-0123456789abc, roles: [reader] }]",
-        "quotas:",
-        "  free: { requestsPerDay: 100 }"
-      ].join("\n")))
+      const full = yield* ServerConfig.loadFile(file(
+        "c.yaml",
+        [
+          "tenants:",
+          "  - id: big",
+          "    dedicatedCollection: true",
+          "    model: llama3.1:70b",
+          "    quotas: { documents: 10 }",
+          "    apiKeys: [{ key: big-key-0123456789abc, roles: [reader] }]",
+          "quotas:",
+          "  free: { requestsPerDay: 100 }"
+        ].join("\n")
+      ))
       assert.strictEqual(full.tenants[0]?.dedicatedCollection, true)
       assert.deepStrictEqual(full.quotas, { free: { requestsPerDay: 100 } })
-      const badQuota = yield* Effect.flip(ServerConfig.loadFile(file("c.json", JSON.stringify({ quotas: { free: { documents: -1 } } }))))
+      const badQuota = yield* Effect.flip(
+        ServerConfig.loadFile(file("c.json", JSON.stringify({ quotas: { free: { documents: -1 } } })))
+      )
       assert.include(badQuota.message, "quotas.free.documents")
       assert.deepStrictEqual((yield* ServerConfig.loadFile(Option.none())).tenants, [])
     }))

@@ -68,24 +68,28 @@ const sign = (claims: Record<string, unknown>, expiresIn: string | number = "5m"
 const zebras = "Zebras are African equines with distinctive black-and-white striped coats."
 
 describe("the principal-first edge", () => {
-  it.live("unknown keys share the address's bucket: from a limited address they get 429s, not 401s", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start({ RATE_LIMIT_DEFAULT: "3/1h" })
-      const whoami = `${server.url}/api/v1/whoami`
-      // The address's budget, spent by requests without credentials.
-      for (let i = 0; i < 3; i++) assert.strictEqual((yield* call(whoami)).status, 401)
-      assert.strictEqual((yield* call(whoami)).status, 429)
-      const statuses = yield* Effect.forEach(
-        Array.from({ length: 150 }, () => randomBytes(24).toString("base64url")),
-        (random) => Effect.map(call(whoami, { headers: key(random) }), (reply) => reply.status),
-        { concurrency: 10 }
-      )
-      assert.deepStrictEqual([...new Set(statuses)], [429])
-      // A valid key has a bucket of its own.
-      const known = yield* call(whoami, { headers: tenantA })
-      assert.strictEqual(known.status, 200)
-      assert.match(known.headers.get("ratelimit") ?? "", /^"default";r=2;t=\d+$/)
-    }), { timeout: 60_000 })
+  it.live(
+    "unknown keys share the address's bucket: from a limited address they get 429s, not 401s",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start({ RATE_LIMIT_DEFAULT: "3/1h" })
+        const whoami = `${server.url}/api/v1/whoami`
+        // The address's budget, spent by requests without credentials.
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* call(whoami)).status, 401)
+        assert.strictEqual((yield* call(whoami)).status, 429)
+        const statuses = yield* Effect.forEach(
+          Array.from({ length: 150 }, () => randomBytes(24).toString("base64url")),
+          (random) => Effect.map(call(whoami, { headers: key(random) }), (reply) => reply.status),
+          { concurrency: 10 }
+        )
+        assert.deepStrictEqual([...new Set(statuses)], [429])
+        // A valid key has a bucket of its own.
+        const known = yield* call(whoami, { headers: tenantA })
+        assert.strictEqual(known.status, 200)
+        assert.match(known.headers.get("ratelimit") ?? "", /^"default";r=2;t=\d+$/)
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("every refusal is the same 401 with WWW-Authenticate; roles decide the rest", () =>
     Effect.gen(function*() {
@@ -137,93 +141,127 @@ describe("the principal-first edge", () => {
       assert.strictEqual((yield* call(`${server.url}/admin/tenants`, { headers: bearer(operator) })).status, 200)
     }), { timeout: 60_000 })
 
-  it.live("tenants, keys (create, rotate, revoke) and a tenant admin confined to its own tenant", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start()
-      const admin_ = `${server.url}/admin/tenants`
-      const created = yield* call(admin_, { headers: admin, body: { id: "acme", tier: "free", name: "Acme" } })
-      assert.strictEqual(created.status, 201)
-      assert.strictEqual(created.body.tier, "free")
-      assert.strictEqual((yield* call(admin_, { headers: admin, body: { id: "acme" } })).status, 409)
-      const listed = yield* call(admin_, { headers: admin })
-      assert.deepStrictEqual(listed.body.map((t: { id: string }) => t.id).sort(), ["acme", "tenant-a", "tenant-b"])
+  it.live(
+    "tenants, keys (create, rotate, revoke) and a tenant admin confined to its own tenant",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start()
+        const admin_ = `${server.url}/admin/tenants`
+        const created = yield* call(admin_, { headers: admin, body: { id: "acme", tier: "free", name: "Acme" } })
+        assert.strictEqual(created.status, 201)
+        assert.strictEqual(created.body.tier, "free")
+        assert.strictEqual((yield* call(admin_, { headers: admin, body: { id: "acme" } })).status, 409)
+        const listed = yield* call(admin_, { headers: admin })
+        assert.deepStrictEqual(listed.body.map((t: { id: string }) => t.id).sort(), ["acme", "tenant-a", "tenant-b"])
 
-      const issued = yield* call(`${admin_}/acme/keys`, { headers: admin, body: { name: "ops", roles: ["tenant-admin"] } })
-      assert.strictEqual(issued.status, 201)
-      assert.strictEqual(issued.headers.get("cache-control"), "no-store")
-      const opsKey = key(issued.body.key)
-      // The tenant admin manages its own keys and reads its usage; another tenant is a 404; operators' actions 403.
-      const writer = yield* call(`${admin_}/acme/keys`, { headers: opsKey, body: { roles: ["writer", "reader"] } })
-      assert.strictEqual(writer.status, 201)
-      const listedKeys = yield* call(`${admin_}/acme/keys`, { headers: opsKey })
-      assert.strictEqual(listedKeys.body.length, 2)
-      assert.notInclude(listedKeys.text, issued.body.key)
-      assert.strictEqual((yield* call(`${admin_}/tenant-a/keys`, { headers: opsKey })).status, 404)
-      assert.strictEqual((yield* call(`${admin_}/acme/usage`, { headers: opsKey })).status, 200)
-      assert.strictEqual((yield* call(admin_, { headers: opsKey })).status, 403)
-      assert.strictEqual((yield* call(`${admin_}/acme`, { method: "DELETE", headers: opsKey })).status, 403)
-      // ...and it is no tenant principal of the documents API unless its key says so.
-      const me = yield* call(`${server.url}/api/v1/whoami`, { headers: opsKey })
-      assert.deepStrictEqual(me.body.roles, ["tenant-admin"])
+        const issued = yield* call(`${admin_}/acme/keys`, {
+          headers: admin,
+          body: { name: "ops", roles: ["tenant-admin"] }
+        })
+        assert.strictEqual(issued.status, 201)
+        assert.strictEqual(issued.headers.get("cache-control"), "no-store")
+        const opsKey = key(issued.body.key)
+        // The tenant admin manages its own keys and reads its usage; another tenant is a 404; operators' actions 403.
+        const writer = yield* call(`${admin_}/acme/keys`, { headers: opsKey, body: { roles: ["writer", "reader"] } })
+        assert.strictEqual(writer.status, 201)
+        const listedKeys = yield* call(`${admin_}/acme/keys`, { headers: opsKey })
+        assert.strictEqual(listedKeys.body.length, 2)
+        assert.notInclude(listedKeys.text, issued.body.key)
+        assert.strictEqual((yield* call(`${admin_}/tenant-a/keys`, { headers: opsKey })).status, 404)
+        assert.strictEqual((yield* call(`${admin_}/acme/usage`, { headers: opsKey })).status, 200)
+        assert.strictEqual((yield* call(admin_, { headers: opsKey })).status, 403)
+        assert.strictEqual((yield* call(`${admin_}/acme`, { method: "DELETE", headers: opsKey })).status, 403)
+        // ...and it is no tenant principal of the documents API unless its key says so.
+        const me = yield* call(`${server.url}/api/v1/whoami`, { headers: opsKey })
+        assert.deepStrictEqual(me.body.roles, ["tenant-admin"])
 
-      // The writer key works at once; rotating it with no grace replaces it; revoking the new one ends it.
-      const writerKey = key(writer.body.key)
-      assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: writerKey })).status, 200)
-      const rotated = yield* call(`${admin_}/acme/keys/${writer.body.info.id}/rotate`, {
-        headers: admin,
-        body: { gracePeriodSeconds: 0 }
-      })
-      assert.strictEqual(rotated.status, 201)
-      assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: writerKey })).status, 401)
-      const newKey = key(rotated.body.key)
-      assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: newKey })).status, 200)
-      const revoked = yield* call(`${admin_}/acme/keys/${rotated.body.info.id}`, { method: "DELETE", headers: opsKey })
-      assert.strictEqual(revoked.body.status, "revoked")
-      assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: newKey })).status, 401)
-      // A configured key is read-only for the API.
-      const configured = (yield* call(`${admin_}/tenant-a/keys`, { headers: admin })).body[0]
-      assert.strictEqual(configured.source, "environment")
-      assert.strictEqual(
-        (yield* call(`${admin_}/tenant-a/keys/${configured.id}`, { method: "DELETE", headers: admin })).status,
-        409
-      )
-    }), { timeout: 60_000 })
+        // The writer key works at once; rotating it with no grace replaces it; revoking the new one ends it.
+        const writerKey = key(writer.body.key)
+        assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: writerKey })).status, 200)
+        const rotated = yield* call(`${admin_}/acme/keys/${writer.body.info.id}/rotate`, {
+          headers: admin,
+          body: { gracePeriodSeconds: 0 }
+        })
+        assert.strictEqual(rotated.status, 201)
+        assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: writerKey })).status, 401)
+        const newKey = key(rotated.body.key)
+        assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: newKey })).status, 200)
+        const revoked = yield* call(`${admin_}/acme/keys/${rotated.body.info.id}`, {
+          method: "DELETE",
+          headers: opsKey
+        })
+        assert.strictEqual(revoked.body.status, "revoked")
+        assert.strictEqual((yield* call(`${server.url}/api/v1/whoami`, { headers: newKey })).status, 401)
+        // A configured key is read-only for the API.
+        const configured = (yield* call(`${admin_}/tenant-a/keys`, { headers: admin })).body[0]
+        assert.strictEqual(configured.source, "environment")
+        assert.strictEqual(
+          (yield* call(`${admin_}/tenant-a/keys/${configured.id}`, { method: "DELETE", headers: admin })).status,
+          409
+        )
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.live("deleting a tenant erases its documents, vectors and events; other tenants keep theirs", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start()
-      const api = `${server.url}/api/v1`
-      yield* call(`${server.url}/admin/tenants`, { headers: admin, body: { id: "gone", dedicatedCollection: true } })
-      const goneKey = key((yield* call(`${server.url}/admin/tenants/gone/keys`, { headers: admin, body: {} })).body.key)
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: goneKey, body: { id: "z", text: zebras } })).status, 201)
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: tenantA, body: { id: "z", text: zebras } })).status, 201)
-      const pipeline = yield* call(`${api}/pipelines`, { headers: goneKey, body: { topic: "zebras", steps: ["draft"] } })
-      assert.strictEqual(pipeline.status, 201)
-      const found = yield* call(`${api}/search`, { headers: goneKey, body: { query: "zebras" } })
-      assert.strictEqual(found.body.results[0].documentId, "z")
+  it.live(
+    "deleting a tenant erases its documents, vectors and events; other tenants keep theirs",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start()
+        const api = `${server.url}/api/v1`
+        yield* call(`${server.url}/admin/tenants`, { headers: admin, body: { id: "gone", dedicatedCollection: true } })
+        const goneKey = key(
+          (yield* call(`${server.url}/admin/tenants/gone/keys`, { headers: admin, body: {} })).body.key
+        )
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: goneKey, body: { id: "z", text: zebras } })).status,
+          201
+        )
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: tenantA, body: { id: "z", text: zebras } })).status,
+          201
+        )
+        const pipeline = yield* call(`${api}/pipelines`, {
+          headers: goneKey,
+          body: { topic: "zebras", steps: ["draft"] }
+        })
+        assert.strictEqual(pipeline.status, 201)
+        const found = yield* call(`${api}/search`, { headers: goneKey, body: { query: "zebras" } })
+        assert.strictEqual(found.body.results[0].documentId, "z")
 
-      const deleted = yield* call(`${server.url}/admin/tenants/gone`, { method: "DELETE", headers: admin })
-      assert.strictEqual(deleted.status, 200)
-      assert.strictEqual(deleted.body.keysDeleted, 1)
-      assert.strictEqual((yield* call(`${api}/whoami`, { headers: goneKey })).status, 401)
-      // The same id again is a new, empty tenant: no document, no pipeline, no vector.
-      yield* call(`${server.url}/admin/tenants`, { headers: admin, body: { id: "gone" } })
-      const again = key((yield* call(`${server.url}/admin/tenants/gone/keys`, { headers: admin, body: {} })).body.key)
-      assert.strictEqual((yield* call(`${api}/documents/z`, { headers: again })).status, 404)
-      assert.strictEqual((yield* call(`${api}/pipelines/${pipeline.body.id}`, { headers: again })).status, 404)
-      assert.deepStrictEqual((yield* call(`${api}/search`, { headers: again, body: { query: "zebras" } })).body.results, [])
-      // Tenant A's document is untouched, and survives a rebuild of the vectors from the events.
-      yield* call(`${server.url}/admin/projections/vectors/rebuild`, { method: "POST", headers: admin })
-      const other = yield* call(`${api}/search`, { headers: tenantA, body: { query: "zebras" } })
-      assert.strictEqual(other.body.results[0].documentId, "z")
-      assert.deepStrictEqual((yield* call(`${api}/search`, { headers: again, body: { query: "zebras" } })).body.results, [])
-    }), { timeout: 60_000 })
+        const deleted = yield* call(`${server.url}/admin/tenants/gone`, { method: "DELETE", headers: admin })
+        assert.strictEqual(deleted.status, 200)
+        assert.strictEqual(deleted.body.keysDeleted, 1)
+        assert.strictEqual((yield* call(`${api}/whoami`, { headers: goneKey })).status, 401)
+        // The same id again is a new, empty tenant: no document, no pipeline, no vector.
+        yield* call(`${server.url}/admin/tenants`, { headers: admin, body: { id: "gone" } })
+        const again = key((yield* call(`${server.url}/admin/tenants/gone/keys`, { headers: admin, body: {} })).body.key)
+        assert.strictEqual((yield* call(`${api}/documents/z`, { headers: again })).status, 404)
+        assert.strictEqual((yield* call(`${api}/pipelines/${pipeline.body.id}`, { headers: again })).status, 404)
+        assert.deepStrictEqual(
+          (yield* call(`${api}/search`, { headers: again, body: { query: "zebras" } })).body.results,
+          []
+        )
+        // Tenant A's document is untouched, and survives a rebuild of the vectors from the events.
+        yield* call(`${server.url}/admin/projections/vectors/rebuild`, { method: "POST", headers: admin })
+        const other = yield* call(`${api}/search`, { headers: tenantA, body: { query: "zebras" } })
+        assert.strictEqual(other.body.results[0].documentId, "z")
+        assert.deepStrictEqual(
+          (yield* call(`${api}/search`, { headers: again, body: { query: "zebras" } })).body.results,
+          []
+        )
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("a tenant that moves to a collection of its own keeps its vectors", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       const api = `${server.url}/api/v1`
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: tenantA, body: { id: "z", text: zebras } })).status, 201)
+      assert.strictEqual(
+        (yield* call(`${api}/documents`, { headers: tenantA, body: { id: "z", text: zebras } })).status,
+        201
+      )
       const moved = yield* call(`${server.url}/admin/tenants/tenant-a`, {
         method: "PATCH",
         headers: admin,
@@ -241,53 +279,75 @@ describe("the principal-first edge", () => {
       assert.include(vectors.join(","), "documents_tenant-a")
     }), { timeout: 60_000 })
 
-  it.live("quotas: documents and stored bytes are hard (403), requests per day rate-like (429), LLM tokens per month", () =>
-    Effect.gen(function*() {
-      const dir = yield* Testing.tempDir
-      const file = Path.join(dir, "config.json")
-      Fs.writeFileSync(file, JSON.stringify({
-        tenants: [
-          { id: "small", apiKeys: ["small-key-0123456789abc"], quotas: { documents: 1, llmTokensPerMonth: 10 } },
-          { id: "bytes", apiKeys: ["bytes-key-0123456789abc"], quotas: { storedBytes: 100 } },
-          { id: "daily", apiKeys: ["daily-key-0123456789abc"], quotas: { requestsPerDay: 3 } }
-        ]
-      }))
-      const server = yield* Testing.start({ OUROBOROS_CONFIG: file })
-      const api = `${server.url}/api/v1`
-      const small = key("small-key-0123456789abc")
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: small, body: { id: "a", text: zebras } })).status, 201)
-      // The same document again costs nothing; a second document is over the quota.
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: small, body: { id: "a", text: zebras } })).status, 201)
-      const second = yield* call(`${api}/documents`, { headers: small, body: { id: "b", text: zebras } })
-      assert.strictEqual(second.status, 403)
-      assert.strictEqual(second.headers.get("content-type"), "application/problem+json")
-      assert.deepInclude(second.body, { quota: "documents", limit: 1, usage: 1, status: 403 })
-      // Deleting gives the document back.
-      assert.strictEqual((yield* call(`${api}/documents/a`, { method: "DELETE", headers: small })).status, 204)
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: small, body: { id: "b", text: zebras } })).status, 201)
-      // LLM tokens: the first answer goes over the month's 10 tokens (counted after the fact); the next is refused.
-      assert.strictEqual((yield* call(`${api}/ask`, { headers: small, body: { question: "What are zebras?" } })).status, 200)
-      const over = yield* call(`${api}/ask`, { headers: small, body: { question: "What are zebras?" } })
-      assert.strictEqual(over.status, 403)
-      assert.strictEqual(over.body.quota, "llmTokensPerMonth")
+  it.live(
+    "quotas: documents and stored bytes are hard (403), requests per day rate-like (429), LLM tokens per month",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* Testing.tempDir
+        const file = Path.join(dir, "config.json")
+        Fs.writeFileSync(
+          file,
+          JSON.stringify({
+            tenants: [
+              { id: "small", apiKeys: ["small-key-0123456789abc"], quotas: { documents: 1, llmTokensPerMonth: 10 } },
+              { id: "bytes", apiKeys: ["bytes-key-0123456789abc"], quotas: { storedBytes: 100 } },
+              { id: "daily", apiKeys: ["daily-key-0123456789abc"], quotas: { requestsPerDay: 3 } }
+            ]
+          })
+        )
+        const server = yield* Testing.start({ OUROBOROS_CONFIG: file })
+        const api = `${server.url}/api/v1`
+        const small = key("small-key-0123456789abc")
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: small, body: { id: "a", text: zebras } })).status,
+          201
+        )
+        // The same document again costs nothing; a second document is over the quota.
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: small, body: { id: "a", text: zebras } })).status,
+          201
+        )
+        const second = yield* call(`${api}/documents`, { headers: small, body: { id: "b", text: zebras } })
+        assert.strictEqual(second.status, 403)
+        assert.strictEqual(second.headers.get("content-type"), "application/problem+json")
+        assert.deepInclude(second.body, { quota: "documents", limit: 1, usage: 1, status: 403 })
+        // Deleting gives the document back.
+        assert.strictEqual((yield* call(`${api}/documents/a`, { method: "DELETE", headers: small })).status, 204)
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: small, body: { id: "b", text: zebras } })).status,
+          201
+        )
+        // LLM tokens: the first answer goes over the month's 10 tokens (counted after the fact); the next is refused.
+        assert.strictEqual(
+          (yield* call(`${api}/ask`, { headers: small, body: { question: "What are zebras?" } })).status,
+          200
+        )
+        const over = yield* call(`${api}/ask`, { headers: small, body: { question: "What are zebras?" } })
+        assert.strictEqual(over.status, 403)
+        assert.strictEqual(over.body.quota, "llmTokensPerMonth")
 
-      const bytes = key("bytes-key-0123456789abc")
-      const big = yield* call(`${api}/documents`, { headers: bytes, body: { text: "x ".repeat(60) } })
-      assert.strictEqual(big.status, 403)
-      assert.strictEqual(big.body.quota, "storedBytes")
-      assert.strictEqual((yield* call(`${api}/documents`, { headers: bytes, body: { text: "x ".repeat(40) } })).status, 201)
+        const bytes = key("bytes-key-0123456789abc")
+        const big = yield* call(`${api}/documents`, { headers: bytes, body: { text: "x ".repeat(60) } })
+        assert.strictEqual(big.status, 403)
+        assert.strictEqual(big.body.quota, "storedBytes")
+        assert.strictEqual(
+          (yield* call(`${api}/documents`, { headers: bytes, body: { text: "x ".repeat(40) } })).status,
+          201
+        )
 
-      const daily = key("daily-key-0123456789abc")
-      for (let i = 0; i < 3; i++) assert.strictEqual((yield* call(`${api}/whoami`, { headers: daily })).status, 200)
-      const limited = yield* call(`${api}/whoami`, { headers: daily })
-      assert.strictEqual(limited.status, 429)
-      assert.strictEqual(limited.body.quota, "requestsPerDay")
-      assert.isNotNull(limited.headers.get("retry-after"))
-      assert.match(limited.headers.get("ratelimit-policy") ?? "", /^"requests-per-day";q=3;w=86400$/)
-      assert.match(limited.headers.get("ratelimit") ?? "", /^"requests-per-day";r=0;t=\d+$/)
-      // Health is never counted.
-      assert.strictEqual((yield* call(`${server.url}/health/live`, { headers: daily })).status, 200)
-    }), { timeout: 60_000 })
+        const daily = key("daily-key-0123456789abc")
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* call(`${api}/whoami`, { headers: daily })).status, 200)
+        const limited = yield* call(`${api}/whoami`, { headers: daily })
+        assert.strictEqual(limited.status, 429)
+        assert.strictEqual(limited.body.quota, "requestsPerDay")
+        assert.isNotNull(limited.headers.get("retry-after"))
+        assert.match(limited.headers.get("ratelimit-policy") ?? "", /^"requests-per-day";q=3;w=86400$/)
+        assert.match(limited.headers.get("ratelimit") ?? "", /^"requests-per-day";r=0;t=\d+$/)
+        // Health is never counted.
+        assert.strictEqual((yield* call(`${server.url}/health/live`, { headers: daily })).status, 200)
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("usage is metered per tenant and day: JSON, or CSV when asked", () =>
     Effect.gen(function*() {
@@ -297,12 +357,17 @@ describe("the principal-first edge", () => {
       yield* call(`${api}/search`, { headers: tenantA, body: { query: "stripes" } })
       yield* call(`${api}/ask`, { headers: tenantA, body: { question: "What do zebras look like?" } })
       const today = new Date().toISOString().slice(0, 10)
-      const report = yield* call(`${server.url}/admin/tenants/tenant-a/usage?from=${today}&to=${today}`, { headers: admin })
+      const report = yield* call(`${server.url}/admin/tenants/tenant-a/usage?from=${today}&to=${today}`, {
+        headers: admin
+      })
       assert.strictEqual(report.status, 200)
       const { totals } = report.body
       assert.strictEqual(totals.requests, 3)
       assert.strictEqual(totals.storedBytes, Buffer.byteLength(zebras))
-      assert.strictEqual(totals.embeddedCharacters, zebras.length + "stripes".length + "What do zebras look like?".length)
+      assert.strictEqual(
+        totals.embeddedCharacters,
+        zebras.length + "stripes".length + "What do zebras look like?".length
+      )
       assert.isAbove(totals.llmTokens, 0)
       const csv = yield* call(`${server.url}/admin/tenants/tenant-a/usage?from=${today}&to=${today}`, {
         headers: { ...admin, accept: "text/csv" }
@@ -315,6 +380,9 @@ describe("the principal-first edge", () => {
       // Tenant B used nothing.
       const b = yield* call(`${server.url}/admin/tenants/tenant-b/usage?from=${today}&to=${today}`, { headers: admin })
       assert.strictEqual(b.body.totals.requests, 0)
-      assert.strictEqual((yield* call(`${server.url}/admin/tenants/tenant-a/usage?from=bad`, { headers: admin })).status, 400)
+      assert.strictEqual(
+        (yield* call(`${server.url}/admin/tenants/tenant-a/usage?from=bad`, { headers: admin })).status,
+        400
+      )
     }), { timeout: 60_000 })
 })

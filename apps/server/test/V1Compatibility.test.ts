@@ -15,8 +15,8 @@ import { Principal, Problem, TenantId } from "@ouroboros/kernel"
 import { Embedder, Llm } from "@ouroboros/llm"
 import { Pipeline, PipelinesHttp, Retrieval, RetrievalHttp } from "@ouroboros/retrieval"
 import { ApiKey } from "@ouroboros/tenancy"
-import { VersionedApi } from "@ouroboros/versioning"
 import { Embedded } from "@ouroboros/vector-store"
+import { VersionedApi } from "@ouroboros/versioning"
 import { Effect, Layer, Redacted, References } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
@@ -186,14 +186,20 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     key,
     query: fc.constantFrom("striped animals", "leaves", "sleep", " "),
     limit: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
-    filter: fc.constantFrom<unknown>(undefined, { must: [{ key: "topic", match: { value: "drinks" } }] }, { must: [{ key: 3 }] })
+    filter: fc.constantFrom<unknown>(undefined, { must: [{ key: "topic", match: { value: "drinks" } }] }, {
+      must: [{ key: 3 }]
+    })
   }).map((r): Step => ({
     _tag: "send",
     request: {
       method: "POST",
       path: "/api/v1/search",
       key: r.key,
-      body: { query: r.query, ...(r.limit === undefined ? {} : { limit: r.limit }), ...(r.filter === undefined ? {} : { filter: r.filter }) }
+      body: {
+        query: r.query,
+        ...(r.limit === undefined ? {} : { limit: r.limit }),
+        ...(r.filter === undefined ? {} : { filter: r.filter })
+      }
     }
   })),
   fc.record({ key, useRag: fc.boolean(), topK: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }).map(
@@ -203,7 +209,11 @@ const step: fc.Arbitrary<Step> = fc.oneof(
         method: "POST",
         path: "/api/v1/ask",
         key: r.key,
-        body: { question: "What do zebras look like?", useRag: r.useRag, ...(r.topK === undefined ? {} : { topK: r.topK }) }
+        body: {
+          question: "What do zebras look like?",
+          useRag: r.useRag,
+          ...(r.topK === undefined ? {} : { topK: r.topK })
+        }
       }
     })
   ),
@@ -215,7 +225,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       { script: "SetTopic('x') | UseDarft" },
       { topic: "zebras" }
     )
-  }).map((r): Step => ({ _tag: "send", request: { method: "POST", path: "/api/v1/pipelines", key: r.key, body: r.body } })),
+  }).map((r): Step => ({
+    _tag: "send",
+    request: { method: "POST", path: "/api/v1/pipelines", key: r.key, body: r.body }
+  })),
   fc.record({ key, index: fc.nat({ max: 4 }) }).map((r): Step => ({ _tag: "readPipeline", ...r })),
   key.map((k): Step => ({ _tag: "send", request: { method: "GET", path: "/api/v1/whoami", key: k } }))
 )
@@ -253,7 +266,9 @@ describe("v1 after v2", () => {
         }),
         async ({ body, endpoint, group }, meta) => {
           const down = await Effect.runPromise(
-            VersionedApi.migrateDown(Versions, { group, endpoint, part: "success", to: "v1" })(asV2(endpoint, body, meta))
+            VersionedApi.migrateDown(Versions, { group, endpoint, part: "success", to: "v1" })(
+              asV2(endpoint, body, meta)
+            )
           )
           assert.deepStrictEqual(down, body)
         }

@@ -101,7 +101,10 @@ describe("API versions", () => {
       assert.isUndefined(third.body.meta.nextCursor)
       // The default page, and the other tenant's.
       assert.strictEqual((yield* call(`${v2}/documents`, { headers: A })).body.meta.limit, 20)
-      assert.deepStrictEqual((yield* call(`${v2}/documents`, { headers: B })).body.data.map((d: { id: string }) => d.id), ["x"])
+      assert.deepStrictEqual(
+        (yield* call(`${v2}/documents`, { headers: B })).body.data.map((d: { id: string }) => d.id),
+        ["x"]
+      )
       // A forged cursor and a bad limit are 400 problems.
       const forged = yield* call(`${v2}/documents?cursor=bm90LWEtY3Vyc29y`, { headers: A })
       assert.strictEqual(forged.status, 400)
@@ -114,77 +117,91 @@ describe("API versions", () => {
       assert.strictEqual(noList.headers.get("allow"), "POST")
     }), { timeout: 60_000 })
 
-  it.live("negotiation: the URL, else the api-version header, else the newest stable version", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start()
-      const unversioned = yield* call(`${server.url}/api/whoami`, { headers: A })
-      assert.strictEqual(unversioned.headers.get("api-version"), "v2")
-      assert.strictEqual(unversioned.headers.get("vary"), "api-version")
-      assert.strictEqual(unversioned.body.data.tenantId, "tenant-a")
-      const v1 = yield* call(`${server.url}/api/whoami`, { headers: { ...A, "api-version": "1" } })
-      assert.strictEqual(v1.headers.get("api-version"), "v1")
-      assert.deepStrictEqual(Object.keys(v1.body).sort(), ["roles", "subject", "tenantId"])
-      // The URL wins over a header that contradicts it, and needs no Vary.
-      const url = yield* call(`${server.url}/api/v1/whoami`, { headers: { ...A, "api-version": "v2" } })
-      assert.strictEqual(url.headers.get("api-version"), "v1")
-      assert.isNull(url.headers.get("vary"))
-      assert.isUndefined(url.body.data)
-      // Unknown and malformed versions: 400, naming the supported ones.
-      for (const path of ["/api/v9/whoami", "/api/v1.5/whoami"]) {
-        const refused = yield* call(`${server.url}${path}`, { headers: A })
-        assert.strictEqual(refused.status, 400)
-        assert.deepStrictEqual(refused.body.supportedVersions, ["v2", "v1"])
-        assert.strictEqual(refused.headers.get("api-supported-versions"), "v2, v1")
-      }
-      const badHeader = yield* call(`${server.url}/api/whoami`, { headers: { ...A, "api-version": "v7" } })
-      assert.strictEqual(badHeader.status, 400)
-      // Every API answer carries the headers, problems and the router's 404 included; other paths do not.
-      const unauthorized = yield* call(`${server.url}/api/v2/whoami`)
-      assert.strictEqual(unauthorized.status, 401)
-      assert.strictEqual(unauthorized.headers.get("api-version"), "v2")
-      assert.strictEqual(unauthorized.headers.get("api-supported-versions"), "v2, v1")
-      const notFound = yield* call(`${server.url}/api/v1/nope`, { headers: A })
-      assert.strictEqual(notFound.headers.get("api-version"), "v1")
-      assert.isNull((yield* call(`${server.url}/health/live`)).headers.get("api-version"))
-      const versions = yield* call(`${server.url}/api/versions`)
-      assert.deepStrictEqual(versions.body.supportedVersions, ["v2", "v1"])
-      assert.strictEqual(versions.body.defaultVersion, "v2")
-    }), { timeout: 60_000 })
+  it.live(
+    "negotiation: the URL, else the api-version header, else the newest stable version",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start()
+        const unversioned = yield* call(`${server.url}/api/whoami`, { headers: A })
+        assert.strictEqual(unversioned.headers.get("api-version"), "v2")
+        assert.strictEqual(unversioned.headers.get("vary"), "api-version")
+        assert.strictEqual(unversioned.body.data.tenantId, "tenant-a")
+        const v1 = yield* call(`${server.url}/api/whoami`, { headers: { ...A, "api-version": "1" } })
+        assert.strictEqual(v1.headers.get("api-version"), "v1")
+        assert.deepStrictEqual(Object.keys(v1.body).sort(), ["roles", "subject", "tenantId"])
+        // The URL wins over a header that contradicts it, and needs no Vary.
+        const url = yield* call(`${server.url}/api/v1/whoami`, { headers: { ...A, "api-version": "v2" } })
+        assert.strictEqual(url.headers.get("api-version"), "v1")
+        assert.isNull(url.headers.get("vary"))
+        assert.isUndefined(url.body.data)
+        // Unknown and malformed versions: 400, naming the supported ones.
+        for (const path of ["/api/v9/whoami", "/api/v1.5/whoami"]) {
+          const refused = yield* call(`${server.url}${path}`, { headers: A })
+          assert.strictEqual(refused.status, 400)
+          assert.deepStrictEqual(refused.body.supportedVersions, ["v2", "v1"])
+          assert.strictEqual(refused.headers.get("api-supported-versions"), "v2, v1")
+        }
+        const badHeader = yield* call(`${server.url}/api/whoami`, { headers: { ...A, "api-version": "v7" } })
+        assert.strictEqual(badHeader.status, 400)
+        // Every API answer carries the headers, problems and the router's 404 included; other paths do not.
+        const unauthorized = yield* call(`${server.url}/api/v2/whoami`)
+        assert.strictEqual(unauthorized.status, 401)
+        assert.strictEqual(unauthorized.headers.get("api-version"), "v2")
+        assert.strictEqual(unauthorized.headers.get("api-supported-versions"), "v2, v1")
+        const notFound = yield* call(`${server.url}/api/v1/nope`, { headers: A })
+        assert.strictEqual(notFound.headers.get("api-version"), "v1")
+        assert.isNull((yield* call(`${server.url}/health/live`)).headers.get("api-version"))
+        const versions = yield* call(`${server.url}/api/versions`)
+        assert.deepStrictEqual(versions.body.supportedVersions, ["v2", "v1"])
+        assert.strictEqual(versions.body.defaultVersion, "v2")
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.live("the lifecycle from the environment: deprecation headers, then 410 after the sunset", () =>
-    Effect.gen(function*() {
-      const deprecated = yield* Testing.start({
-        API_VERSIONS_DEPRECATED: "v1@2025-01-01",
-        API_VERSIONS_SUNSET: "v1@2099-01-01",
-        API_VERSIONS_LINKS: "v1@https://example.com/migrate-v1"
-      })
-      const warned = yield* call(`${deprecated.url}/api/v1/whoami`, { headers: A })
-      assert.strictEqual(warned.status, 200)
-      assert.strictEqual(warned.headers.get("deprecation"), `@${Date.UTC(2025, 0, 1) / 1000}`)
-      assert.strictEqual(warned.headers.get("sunset"), new Date(Date.UTC(2099, 0, 1)).toUTCString())
-      assert.strictEqual(warned.headers.get("link"), "<https://example.com/migrate-v1>; rel=\"deprecation\"")
-      const docs = yield* call(`${deprecated.url}/api/v1/openapi.json`)
-      assert.isTrue(
-        Object.values(docs.body.paths as Record<string, Record<string, { deprecated?: boolean }>>)
-          .flatMap((ops) => Object.values(ops)).filter((op) => op.deprecated === true).length > 0
-      )
+  it.live(
+    "the lifecycle from the environment: deprecation headers, then 410 after the sunset",
+    () =>
+      Effect.gen(function*() {
+        const deprecated = yield* Testing.start({
+          API_VERSIONS_DEPRECATED: "v1@2025-01-01",
+          API_VERSIONS_SUNSET: "v1@2099-01-01",
+          API_VERSIONS_LINKS: "v1@https://example.com/migrate-v1"
+        })
+        const warned = yield* call(`${deprecated.url}/api/v1/whoami`, { headers: A })
+        assert.strictEqual(warned.status, 200)
+        assert.strictEqual(warned.headers.get("deprecation"), `@${Date.UTC(2025, 0, 1) / 1000}`)
+        assert.strictEqual(warned.headers.get("sunset"), new Date(Date.UTC(2099, 0, 1)).toUTCString())
+        assert.strictEqual(warned.headers.get("link"), "<https://example.com/migrate-v1>; rel=\"deprecation\"")
+        const docs = yield* call(`${deprecated.url}/api/v1/openapi.json`)
+        assert.isTrue(
+          Object.values(docs.body.paths as Record<string, Record<string, { deprecated?: boolean }>>)
+            .flatMap((ops) => Object.values(ops)).filter((op) => op.deprecated === true).length > 0
+        )
 
-      const gone = yield* Testing.start({ API_VERSIONS_DEPRECATED: "v1@2020-01-01", API_VERSIONS_SUNSET: "v1@2021-01-01" })
-      const answer = yield* call(`${gone.url}/api/v1/documents/z`, { headers: A })
-      assert.strictEqual(answer.status, 410)
-      assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
-      assert.strictEqual(answer.body.successor, "v2")
-      assert.strictEqual(answer.body.successorUrl, "/api/v2/documents/z")
-      assert.include(answer.headers.get("link") ?? "", "</api/v2/documents/z>; rel=\"successor-version\"")
-      assert.strictEqual(answer.headers.get("api-supported-versions"), "v2")
-      assert.strictEqual((yield* call(`${gone.url}/api/v2/whoami`, { headers: A })).status, 200)
-    }), { timeout: 60_000 })
+        const gone = yield* Testing.start({
+          API_VERSIONS_DEPRECATED: "v1@2020-01-01",
+          API_VERSIONS_SUNSET: "v1@2021-01-01"
+        })
+        const answer = yield* call(`${gone.url}/api/v1/documents/z`, { headers: A })
+        assert.strictEqual(answer.status, 410)
+        assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
+        assert.strictEqual(answer.body.successor, "v2")
+        assert.strictEqual(answer.body.successorUrl, "/api/v2/documents/z")
+        assert.include(answer.headers.get("link") ?? "", "</api/v2/documents/z>; rel=\"successor-version\"")
+        assert.strictEqual(answer.headers.get("api-supported-versions"), "v2")
+        assert.strictEqual((yield* call(`${gone.url}/api/v2/whoami`, { headers: A })).status, 200)
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("the config file's apiVersions, under the environment", () =>
     Effect.gen(function*() {
       const dir = yield* Testing.tempDir
       const file = Path.join(dir, "config.json")
-      Fs.writeFileSync(file, JSON.stringify({ apiVersions: { default: "v1", versions: { v1: { deprecated: "2026-01-01" } } } }))
+      Fs.writeFileSync(
+        file,
+        JSON.stringify({ apiVersions: { default: "v1", versions: { v1: { deprecated: "2026-01-01" } } } })
+      )
       const server = yield* Testing.start({ OUROBOROS_CONFIG: file })
       const answer = yield* call(`${server.url}/api/whoami`, { headers: A })
       assert.strictEqual(answer.headers.get("api-version"), "v1")
@@ -197,40 +214,47 @@ describe("API versions", () => {
       assert.include(String((refused as { message?: string }).message), "v3")
     }), { timeout: 60_000 })
 
-  it.live("one OpenAPI document per version, the newest at /openapi.json, Swagger UI switching between them", () =>
-    Effect.gen(function*() {
-      const server = yield* Testing.start()
-      const newest = yield* call(`${server.url}/openapi.json`)
-      // `info.version` is the server's version in every document; the paths tell the API versions apart.
-      assert.strictEqual(newest.body.info.version, "0.1.0")
-      const paths = Object.keys(newest.body.paths)
-      assert.include(paths, "/api/v2/documents")
-      assert.include(paths, "/admin/tenants")
-      assert.include(paths, "/health/ready")
-      assert.isFalse(paths.some((p) => p.startsWith("/api/v1")))
-      const v1 = yield* call(`${server.url}/api/v1/openapi.json`)
-      assert.strictEqual(v1.body.info.version, "0.1.0")
-      assert.include(Object.keys(v1.body.paths), "/api/v1/documents")
-      assert.notInclude(Object.keys(v1.body.paths), "/api/v2/documents")
-      assert.deepStrictEqual((yield* call(`${server.url}/api/v2/openapi.json`)).body, newest.body)
-      // Errors are declared as problems, the quota ones included.
-      assert.include(JSON.stringify(newest.body.paths["/api/v2/documents"].post.responses), "403")
-      const docs = yield* call(`${server.url}/docs`)
-      assert.strictEqual(docs.status, 200)
-      assert.include(docs.text, "/api/v1/openapi.json")
-      assert.include(docs.text, "/api/v2/openapi.json")
-    }), { timeout: 60_000 })
+  it.live(
+    "one OpenAPI document per version, the newest at /openapi.json, Swagger UI switching between them",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Testing.start()
+        const newest = yield* call(`${server.url}/openapi.json`)
+        // `info.version` is the server's version in every document; the paths tell the API versions apart.
+        assert.strictEqual(newest.body.info.version, "0.1.0")
+        const paths = Object.keys(newest.body.paths)
+        assert.include(paths, "/api/v2/documents")
+        assert.include(paths, "/admin/tenants")
+        assert.include(paths, "/health/ready")
+        assert.isFalse(paths.some((p) => p.startsWith("/api/v1")))
+        const v1 = yield* call(`${server.url}/api/v1/openapi.json`)
+        assert.strictEqual(v1.body.info.version, "0.1.0")
+        assert.include(Object.keys(v1.body.paths), "/api/v1/documents")
+        assert.notInclude(Object.keys(v1.body.paths), "/api/v2/documents")
+        assert.deepStrictEqual((yield* call(`${server.url}/api/v2/openapi.json`)).body, newest.body)
+        // Errors are declared as problems, the quota ones included.
+        assert.include(JSON.stringify(newest.body.paths["/api/v2/documents"].post.responses), "403")
+        const docs = yield* call(`${server.url}/docs`)
+        assert.strictEqual(docs.status, 200)
+        assert.include(docs.text, "/api/v1/openapi.json")
+        assert.include(docs.text, "/api/v2/openapi.json")
+      }),
+    { timeout: 60_000 }
+  )
 
   it.live("requests are counted by version and by tenant", () =>
     Effect.gen(function*() {
       const server = yield* Testing.start()
       // Metrics are the process's: the other tests of this file count too, so the test reads differences.
-      const read = Effect.map(call(`${server.url}/metrics`), (reply) => (name: string, labels: Record<string, string>) => {
-        const line = reply.text.split("\n").find((l) =>
-          l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))
-        )
-        return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1))
-      })
+      const read = Effect.map(
+        call(`${server.url}/metrics`),
+        (reply) => (name: string, labels: Record<string, string>) => {
+          const line = reply.text.split("\n").find((l) =>
+            l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))
+          )
+          return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1))
+        }
+      )
       const before = yield* read
       yield* call(`${server.url}/api/v1/whoami`, { headers: A })
       yield* call(`${server.url}/api/v1/whoami`, { headers: B })

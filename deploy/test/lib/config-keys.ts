@@ -105,7 +105,10 @@ const loadFile = (repo: string, path: string): FileInfo => {
     } else if (bindings !== undefined && ts.isNamedImports(bindings) && specifier.startsWith("@ouroboros/")) {
       for (const element of bindings.elements) {
         const pkg = specifier.slice("@ouroboros/".length).split("/")[0]!
-        modules.set(element.name.text, join(repo, "packages", pkg, "src", `${(element.propertyName ?? element.name).text}.ts`))
+        modules.set(
+          element.name.text,
+          join(repo, "packages", pkg, "src", `${(element.propertyName ?? element.name).text}.ts`)
+        )
       }
     }
   }
@@ -117,8 +120,10 @@ const findHelpers = (file: FileInfo): Map<string, Set<number>> => {
   const helpers = new Map<string, Set<number>>()
   const functions: Array<{ name: string; params: Array<string>; body: ts.Node }> = []
   walk(file.source, (n) => {
-    if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.initializer !== undefined &&
-      (ts.isArrowFunction(n.initializer) || ts.isFunctionExpression(n.initializer))) {
+    if (
+      ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.initializer !== undefined &&
+      (ts.isArrowFunction(n.initializer) || ts.isFunctionExpression(n.initializer))
+    ) {
       functions.push({
         name: n.name.text,
         params: n.initializer.parameters.map((p) => (ts.isIdentifier(p.name) ? p.name.text : "")),
@@ -273,8 +278,10 @@ export const scanConfigKeys = (repo: string): Scan => {
       else if (n.arguments.length === 1) {
         // subject.pipe(Config.nested("P"))
         const pipe = n.parent
-        if (ts.isCallExpression(pipe) && ts.isPropertyAccessExpression(pipe.expression) &&
-          pipe.expression.name.text === "pipe") {
+        if (
+          ts.isCallExpression(pipe) && ts.isPropertyAccessExpression(pipe.expression) &&
+          pipe.expression.name.text === "pipe"
+        ) {
           nestings.push({ file, subject: pipe.expression.expression, prefix: n.arguments[0]!, at: n })
         } else unresolved.push(`${relative(repo, file.path)}: Config.nested with no subject`)
       }
@@ -283,20 +290,27 @@ export const scanConfigKeys = (repo: string): Scan => {
   const prefixes = (file: FileInfo, prefix: ts.Expression, at: ts.Node): Array<string> | undefined => {
     const literal = stringOf(prefix)
     if (literal !== undefined) return [literal]
-    if (!ts.isTemplateExpression(prefix) || prefix.templateSpans.length !== 1 || prefix.templateSpans[0]!.literal.text !== "") {
+    if (
+      !ts.isTemplateExpression(prefix) || prefix.templateSpans.length !== 1 ||
+      prefix.templateSpans[0]!.literal.text !== ""
+    ) {
       return undefined
     }
     // `HEAD${param}` or `HEAD${param.toUpperCase()}` inside a function: the literals it is called with.
     let expr = prefix.templateSpans[0]!.expression
     let upper = false
-    if (ts.isCallExpression(expr) && ts.isPropertyAccessExpression(expr.expression) &&
-      expr.expression.name.text === "toUpperCase") {
+    if (
+      ts.isCallExpression(expr) && ts.isPropertyAccessExpression(expr.expression) &&
+      expr.expression.name.text === "toUpperCase"
+    ) {
       upper = true
       expr = expr.expression.expression
     }
     if (!ts.isIdentifier(expr)) return undefined
     let fn: ts.Node | undefined = at.parent
-    while (fn !== undefined && !ts.isArrowFunction(fn) && !ts.isFunctionDeclaration(fn) && !ts.isFunctionExpression(fn)) {
+    while (
+      fn !== undefined && !ts.isArrowFunction(fn) && !ts.isFunctionDeclaration(fn) && !ts.isFunctionExpression(fn)
+    ) {
       fn = fn.parent
     }
     if (fn === undefined) return undefined
@@ -341,7 +355,9 @@ export const scanConfigKeys = (repo: string): Scan => {
           const s = stringOf(nameArg)
           if (s !== undefined && isKey(s)) add(s, file.path)
           else if (nameArg === undefined || !isHelperParameter(nameArg)) {
-            unresolved.push(`${relative(repo, file.path)}: Config.${ctor}(${n.arguments.map((a) => a.getText()).join(", ")})`)
+            unresolved.push(
+              `${relative(repo, file.path)}: Config.${ctor}(${n.arguments.map((a) => a.getText()).join(", ")})`
+            )
           }
         }
         const callee = ts.isIdentifier(n.expression) ? n.expression.text : undefined
@@ -352,9 +368,11 @@ export const scanConfigKeys = (repo: string): Scan => {
           }
         }
       }
-      if (ts.isPropertyAccessExpression(n) && ts.isPropertyAccessExpression(n.expression) &&
+      if (
+        ts.isPropertyAccessExpression(n) && ts.isPropertyAccessExpression(n.expression) &&
         n.expression.name.text === "env" && ts.isIdentifier(n.expression.expression) &&
-        n.expression.expression.text === "process" && isKey(n.name.text)) {
+        n.expression.expression.text === "process" && isKey(n.name.text)
+      ) {
         add(n.name.text, file.path)
       }
       n.forEachChild(visit)

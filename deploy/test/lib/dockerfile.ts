@@ -301,7 +301,7 @@ export const stageOf = (file: Dockerfile, name: string): Stage => {
  * stay within one path segment, `**` spans any number of segments, a pattern that matches a directory leaves out
  * everything below it, `!` re-includes, and the last matching line wins.
  */
-export const dockerignore = (text: string): ((path: string) => boolean) => {
+export const dockerignore = (text: string): (path: string) => boolean => {
   const rules = text
     .split(/\r?\n/)
     .map((l) => l.trim())

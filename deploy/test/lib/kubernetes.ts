@@ -146,7 +146,7 @@ export const unknownFields = (repo: string, object: K8sObject): Array<string> =>
         if (Array.isArray(value)) value.forEach((v, i) => visit(v, type.of, `${path}[${i}]`))
         return
       case "map":
-        if (typeof value === "object") for (const [k, v] of Object.entries(value)) visit(v, type.of, `${path}.${k}`)
+        if (typeof value === "object") { for (const [k, v] of Object.entries(value)) visit(v, type.of, `${path}.${k}`) }
         return
       case "ref": {
         const shape = shapeOf(type.file)
@@ -185,7 +185,15 @@ export const serviceMonitorProblems = (object: K8sObject): Array<string> => {
   if (typeof object.metadata?.name !== "string") problems.push("metadata.name: required")
   const spec = object.spec
   if (!isObject(spec)) return [...problems, "spec: required object"]
-  only(spec, ["selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels", "podTargetLabels", "sampleLimit"], "spec")
+  only(spec, [
+    "selector",
+    "endpoints",
+    "namespaceSelector",
+    "jobLabel",
+    "targetLabels",
+    "podTargetLabels",
+    "sampleLimit"
+  ], "spec")
   if (!isObject(spec.selector)) problems.push("spec.selector: required object")
   else {
     only(spec.selector, ["matchLabels", "matchExpressions"], "spec.selector")
@@ -200,12 +208,26 @@ export const serviceMonitorProblems = (object: K8sObject): Array<string> => {
       problems.push(`${at}: object`)
       continue
     }
-    only(e, ["port", "targetPort", "path", "scheme", "interval", "scrapeTimeout", "honorLabels", "relabelings", "metricRelabelings"], at)
-    if (typeof e.port !== "string" && e.targetPort === undefined) problems.push(`${at}: port (a Service port name) or targetPort`)
+    only(e, [
+      "port",
+      "targetPort",
+      "path",
+      "scheme",
+      "interval",
+      "scrapeTimeout",
+      "honorLabels",
+      "relabelings",
+      "metricRelabelings"
+    ], at)
+    if (typeof e.port !== "string" && e.targetPort === undefined) {
+      problems.push(`${at}: port (a Service port name) or targetPort`)
+    }
     if (e.path !== undefined && (typeof e.path !== "string" || !e.path.startsWith("/"))) problems.push(`${at}.path`)
     if (e.scheme !== undefined && !["http", "https"].includes(e.scheme)) problems.push(`${at}.scheme: http | https`)
     for (const f of ["interval", "scrapeTimeout"]) {
-      if (e[f] !== undefined && (typeof e[f] !== "string" || !duration.test(e[f]))) problems.push(`${at}.${f}: a duration`)
+      if (e[f] !== undefined && (typeof e[f] !== "string" || !duration.test(e[f]))) {
+        problems.push(`${at}.${f}: a duration`)
+      }
     }
     if (e.interval !== undefined && e.scrapeTimeout !== undefined && seconds(e.scrapeTimeout) > seconds(e.interval)) {
       problems.push(`${at}.scrapeTimeout: longer than interval (Prometheus refuses it)`)
@@ -215,5 +237,7 @@ export const serviceMonitorProblems = (object: K8sObject): Array<string> => {
 }
 
 /** Whether a label selector (matchLabels only) selects `labels`. */
-export const selects = (selector: { matchLabels?: Record<string, string> } | undefined, labels: Record<string, string>) =>
-  selector !== undefined && Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)
+export const selects = (
+  selector: { matchLabels?: Record<string, string> } | undefined,
+  labels: Record<string, string>
+) => selector !== undefined && Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)

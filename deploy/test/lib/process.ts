@@ -56,7 +56,9 @@ export const until = async <A>(
       last = error
     }
     if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${timeoutMs} ms${last === undefined ? "" : ` (last error: ${String(last)})`}`)
+      throw new Error(
+        `${what}: not within ${timeoutMs} ms${last === undefined ? "" : ` (last error: ${String(last)})`}`
+      )
     }
     await new Promise((r) => setTimeout(r, intervalMs))
   }

@@ -54,7 +54,12 @@ export const declaredRoutes = (): Array<Route> => {
     }
   }
   const plain: Array<{ method: string; path: string; source: string; evidence: string }> = [
-    { method: "GET", path: "/api/versions", source: "packages/versioning/src/VersioningHttp.ts", evidence: "${prefix}/versions`" },
+    {
+      method: "GET",
+      path: "/api/versions",
+      source: "packages/versioning/src/VersioningHttp.ts",
+      evidence: "${prefix}/versions`"
+    },
     {
       method: "GET",
       path: "/api/versions/{version}",
@@ -174,7 +179,9 @@ export const servedRoutes = async (url: string): Promise<Array<Route>> => {
     const body = (await response.json()) as { paths?: Record<string, Record<string, unknown>> }
     for (const [path, operations] of Object.entries(body.paths ?? {})) {
       for (const method of Object.keys(operations)) {
-        if (/^(get|post|put|patch|delete)$/.test(method)) routes.push({ method: method.toUpperCase(), path, source: document })
+        if (/^(get|post|put|patch|delete)$/.test(method)) {
+          routes.push({ method: method.toUpperCase(), path, source: document })
+        }
       }
     }
   }
@@ -224,7 +231,9 @@ export const packagesScan = (): Scan => {
 export const literalNames = (): Set<string> => {
   const names = new Set<string>()
   for (const file of sourceFiles()) {
-    for (const m of Fs.readFileSync(file, "utf8").matchAll(/[(,]\s*"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"/g)) names.add(m[1]!)
+    for (const m of Fs.readFileSync(file, "utf8").matchAll(/[(,]\s*"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"/g)) {
+      names.add(m[1]!)
+    }
   }
   return names
 }
@@ -246,7 +255,9 @@ export const toolingNames = (): Set<string> => {
   const names = new Set<string>(["CI", "NODE_COMPILE_CACHE", "NODE_OPTIONS"])
   for (const file of files) {
     const text = Fs.readFileSync(file, "utf8")
-    for (const m of text.matchAll(/process\.env(?:\.([A-Z][A-Z0-9_]*)|\[["']([A-Z][A-Z0-9_]*)["']\])/g)) names.add(m[1] ?? m[2]!)
+    for (const m of text.matchAll(/process\.env(?:\.([A-Z][A-Z0-9_]*)|\[["']([A-Z][A-Z0-9_]*)["']\])/g)) {
+      names.add(m[1] ?? m[2]!)
+    }
   }
   return names
 }

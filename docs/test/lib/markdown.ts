@@ -66,7 +66,14 @@ export const anchors = (doc: Doc): Set<string> => {
 // ---- repository paths
 
 const roots = /^(?:packages|apps|deploy|docs|test|bench|\.ci)\//
-const topFiles = new Set(["README.md", "Dockerfile", "package.json", "package-lock.json", "vitest.config.ts", "flake.nix"])
+const topFiles = new Set([
+  "README.md",
+  "Dockerfile",
+  "package.json",
+  "package-lock.json",
+  "vitest.config.ts",
+  "flake.nix"
+])
 
 /**
  * Repository paths named in code spans and code blocks: tokens that start with a top-level directory of the
@@ -125,7 +132,9 @@ export const endpoints = (doc: Doc): Array<NamedEndpoint> => {
   // A shell command continued with a backslash is one line (its -X or -d may be on the next).
   const lines = doc.text.split("\n").map((line, i, all) => {
     let joined = line
-    for (let j = i; all[j]?.trimEnd().endsWith("\\") === true && all[j + 1] !== undefined; j++) joined += ` ${all[j + 1]}`
+    for (let j = i; all[j]?.trimEnd().endsWith("\\") === true && all[j + 1] !== undefined; j++) {
+      joined += ` ${all[j + 1]}`
+    }
     return joined
   })
   lines.forEach((line, i) => {
@@ -137,7 +146,11 @@ export const endpoints = (doc: Doc): Array<NamedEndpoint> => {
     }
     if (/\bcurl\b|\badm\b/.test(line)) {
       const method = /-X\s+([A-Z]+)/.exec(line)?.[1] ?? (/\s(-d|--data)\b/.test(line) ? "POST" : "GET")
-      for (const m of line.matchAll(new RegExp(String.raw`(?:\$URL|localhost:\d+)(/${pathChars}*(?:/${pathChars}*)*)`, "g"))) {
+      for (
+        const m of line.matchAll(
+          new RegExp(String.raw`(?:\$URL|localhost:\d+)(/${pathChars}*(?:/${pathChars}*)*)`, "g")
+        )
+      ) {
         out.push({ method, path: cleanPath(m[1]!), where })
         covered.push([m.index!, m.index! + m[0].length])
       }
@@ -232,14 +245,18 @@ export const cliCalls = (doc: Doc): Array<CliCall> => {
 export const metricNames = (doc: Doc): Array<string> => {
   const out = new Set<string>()
   for (const span of codeSpans(doc)) {
-    const m = /^((?:circuit_breaker|ratelimit|http_server|audit|feature_flag|api_version)_[a-z0-9_]+)(\{.*\})?(\s+\d+)?$/
-      .exec(span)
+    const m =
+      /^((?:circuit_breaker|ratelimit|http_server|audit|feature_flag|api_version)_[a-z0-9_]+)(\{.*\})?(\s+\d+)?$/
+        .exec(span)
     // Table names share the prefixes (`audit_entries`, `feature_flag_kills`): a metric has labels or a metric suffix.
-    if (m !== null && (m[2] !== undefined || /_(total|seconds|bytes|state|entries|requests)$/.test(m[1]!))) out.add(m[1]!)
+    if (m !== null && (m[2] !== undefined || /_(total|seconds|bytes|state|entries|requests)$/.test(m[1]!))) {
+      out.add(m[1]!)
+    }
   }
   return [...out]
 }
 
 /** Health check keys (`component:measurement`) in code spans. */
-export const healthChecks = (doc: Doc): Array<string> =>
-  [...new Set(codeSpans(doc).filter((s) => /^[a-z][a-z-]*:[a-z][a-zA-Z]+$/.test(s)))]
+export const healthChecks = (
+  doc: Doc
+): Array<string> => [...new Set(codeSpans(doc).filter((s) => /^[a-z][a-z-]*:[a-z][a-zA-Z]+$/.test(s)))]

@@ -63,7 +63,9 @@ const appends = Effect.gen(function*() {
   const rounds = quick ? 3 : 5
   const perRound = quick ? 5_000 : 20_000
   const concurrency = 256
-  console.log(`\n## 1. appends to PostgreSQL (${rounds} paired rounds of ${fmt(perRound)} events, ${concurrency} fibers)`)
+  console.log(
+    `\n## 1. appends to PostgreSQL (${rounds} paired rounds of ${fmt(perRound)} events, ${concurrency} fibers)`
+  )
   if (!(yield* Effect.promise(() => Services.postgres()))) {
     console.log("PostgreSQL does not answer: section skipped")
     return
@@ -76,7 +78,11 @@ const appends = Effect.gen(function*() {
       const store = yield* AuditStore.AuditStore
       return AuditStore.AuditStore.of({
         ...store,
-        append: (batch) => Effect.tap(store.append(batch), () => batch.entries.length > 0 ? Ref.update(commits, (n) => n + 1) : Effect.void)
+        append: (batch) =>
+          Effect.tap(
+            store.append(batch),
+            () => batch.entries.length > 0 ? Ref.update(commits, (n) => n + 1) : Effect.void
+          )
       })
     })
   ).pipe(Layer.provide(AuditStore.layerSql))
@@ -120,7 +126,9 @@ const appends = Effect.gen(function*() {
         const start = performance.now()
         for (let k = 0; k < rows.length; k += batch) {
           const chunk = rows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
-          const leafChunk = leafRows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
+          const leafChunk = leafRows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<
+            Record<string, unknown>
+          >
           yield* Effect.gen(function*() {
             yield* sql`INSERT INTO raw_entries ${sql.insert(chunk)}`
             yield* sql`INSERT INTO raw_leaves ${sql.insert(leafChunk)}`
@@ -149,7 +157,9 @@ const appends = Effect.gen(function*() {
       console.log(
         `round ${r + 1} (${r % 2 === 0 ? "ours first" : "raw first"}): audit ${fmt(oursRun.rate)}/s, ` +
           `raw ${fmt(rawRun.rate)}/s, ratio ${(oursRun.rate / rawRun.rate).toFixed(2)}, ${oursRun.groups} commits ` +
-          `(about ${group} per commit); client CPU per event: audit ${oursRun.cpu.toFixed(1)} µs, raw ${rawRun.cpu.toFixed(1)} µs`
+          `(about ${group} per commit); client CPU per event: audit ${oursRun.cpu.toFixed(1)} µs, raw ${
+            rawRun.cpu.toFixed(1)
+          } µs`
       )
     }
     const oursRates = results.map((x) => x.ours)
@@ -157,13 +167,19 @@ const appends = Effect.gen(function*() {
     const ratios = results.map((x) => x.ours / x.raw).sort((a, b) => a - b)
     const worseHalf = ratios.slice(0, Math.ceil(ratios.length / 2))
     console.log(
-      `audit append: median ${fmt(median(oursRates))}/s (spread ${fmt(Math.min(...oursRates))}–${fmt(Math.max(...oursRates))})`
+      `audit append: median ${fmt(median(oursRates))}/s (spread ${fmt(Math.min(...oursRates))}–${
+        fmt(Math.max(...oursRates))
+      })`
     )
     console.log(
-      `raw INSERT:   median ${fmt(median(rawRates))}/s (spread ${fmt(Math.min(...rawRates))}–${fmt(Math.max(...rawRates))})`
+      `raw INSERT:   median ${fmt(median(rawRates))}/s (spread ${fmt(Math.min(...rawRates))}–${
+        fmt(Math.max(...rawRates))
+      })`
     )
     console.log(
-      `ratio audit/raw: median ${median(ratios).toFixed(2)}, worse half ${worseHalf.map((x) => x.toFixed(2)).join(", ")}: ` +
+      `ratio audit/raw: median ${median(ratios).toFixed(2)}, worse half ${
+        worseHalf.map((x) => x.toFixed(2)).join(", ")
+      }: ` +
         `goal "at least the raw rate" ${median(worseHalf) >= 1 ? "met" : "not met"}`
     )
   }).pipe(Effect.provide(Live))
@@ -247,7 +263,11 @@ const fill = (store: AuditStore.AuditStore["Service"], n: number) =>
       yield* store.append({
         expectedSize: base,
         entries,
-        checkpoint: { size: tree.size, rootHash, note: Checkpoint.signCheckpoint({ origin, size: tree.size, rootHash }, keys.signer) }
+        checkpoint: {
+          size: tree.size,
+          rootHash,
+          note: Checkpoint.signCheckpoint({ origin, size: tree.size, rootHash }, keys.signer)
+        }
       })
     }
   })
@@ -267,8 +287,12 @@ const million = Effect.gen(function*() {
   const seconds = (performance.now() - start) / 1000
   const cpuSeconds = cpuOf(cpu)
   console.log(
-    `verify from the store: ${seconds.toFixed(2)} s (${fmt(n / seconds)} entries/s; ${cpuSeconds.toFixed(2)} s of CPU), ` +
-      `ok=${result.ok}, ${result.checkpoints} checkpoints: goal "under 10 s" ${seconds < 10 && result.ok ? "met" : "not met"}`
+    `verify from the store: ${seconds.toFixed(2)} s (${fmt(n / seconds)} entries/s; ${
+      cpuSeconds.toFixed(2)
+    } s of CPU), ` +
+      `ok=${result.ok}, ${result.checkpoints} checkpoints: goal "under 10 s" ${
+        seconds < 10 && result.ok ? "met" : "not met"
+      }`
   )
   // The offline path: the export written to a file, read back line by line and verified.
   const file = Path.join(Os.tmpdir(), `audit-bench-${process.pid}.ndjson`)
@@ -277,17 +301,24 @@ const million = Effect.gen(function*() {
   yield* Effect.promise(async () => {
     const out = Fs.createWriteStream(file)
     await Effect.runPromise(
-      Stream.runForEachArray(Verifier.exportLines(store, { origin, verifierKey: keys.signer.verifierKey }), (lines) =>
-        Effect.promise(() =>
-          out.write(lines.join("\n") + "\n")
-            ? Promise.resolve()
-            : new Promise<void>((resolve) => out.once("drain", () => resolve()))
-        ))
+      Stream.runForEachArray(
+        Verifier.exportLines(store, { origin, verifierKey: keys.signer.verifierKey }),
+        (lines) =>
+          Effect.promise(() =>
+            out.write(lines.join("\n") + "\n")
+              ? Promise.resolve()
+              : new Promise<void>((resolve) => out.once("drain", () => resolve()))
+          )
+      )
     )
     await new Promise<void>((resolve) => out.end(() => resolve()))
   })
   const bytes = Fs.statSync(file).size
-  console.log(`export written: ${(bytes / 1e6).toFixed(0)} MB of NDJSON in ${((performance.now() - writeStart) / 1000).toFixed(1)} s`)
+  console.log(
+    `export written: ${(bytes / 1e6).toFixed(0)} MB of NDJSON in ${
+      ((performance.now() - writeStart) / 1000).toFixed(1)
+    } s`
+  )
   const exportCpu = process.cpuUsage()
   const exportStart = performance.now()
   const lines = Stream.fromAsyncIterable(
@@ -297,14 +328,18 @@ const million = Effect.gen(function*() {
   const offline = yield* Effect.orDie(Verifier.verifyExport(lines, options))
   const exportSeconds = (performance.now() - exportStart) / 1000
   console.log(
-    `verify the export file offline (read + verify): ${exportSeconds.toFixed(2)} s (${fmt(n / exportSeconds)} entries/s; ` +
+    `verify the export file offline (read + verify): ${exportSeconds.toFixed(2)} s (${
+      fmt(n / exportSeconds)
+    } entries/s; ` +
       `${cpuOf(exportCpu).toFixed(2)} s of CPU), ok=${offline.ok}`
   )
 
   console.log(`\n## 3. proofs at ${fmt(n)} entries`)
   const openStart = performance.now()
   const log = yield* AuditLog.make({ keys, origin })
-  console.log(`log opened (tree of ${fmt(n)} leaves loaded) in ${((performance.now() - openStart) / 1000).toFixed(2)} s`)
+  console.log(
+    `log opened (tree of ${fmt(n)} leaves loaded) in ${((performance.now() - openStart) / 1000).toFixed(2)} s`
+  )
   const proofs = 1000
   const ids: Array<number> = Array.from({ length: proofs }, (_, i) => Math.floor((i * 7919 * 104729) % n))
   let inclusionBytes = 0
@@ -326,12 +361,18 @@ const million = Effect.gen(function*() {
   }
   const consistencyMs = (performance.now() - consistencyStart) / proofs
   console.log(
-    `inclusion: ${(inclusionHashes / proofs).toFixed(1)} hashes (${(inclusionHashes / proofs * 32).toFixed(0)} bytes) per proof, ` +
-      `${(inclusionBytes / proofs / 1024).toFixed(2)} KiB as JSON with its signed checkpoint; ${inclusionMs.toFixed(3)} ms each ` +
+    `inclusion: ${(inclusionHashes / proofs).toFixed(1)} hashes (${
+      (inclusionHashes / proofs * 32).toFixed(0)
+    } bytes) per proof, ` +
+      `${(inclusionBytes / proofs / 1024).toFixed(2)} KiB as JSON with its signed checkpoint; ${
+        inclusionMs.toFixed(3)
+      } ms each ` +
       `(${proofs} proofs)`
   )
   console.log(
-    `consistency: ${(consistencyHashes / proofs).toFixed(1)} hashes (${(consistencyHashes / proofs * 32).toFixed(0)} bytes) ` +
+    `consistency: ${(consistencyHashes / proofs).toFixed(1)} hashes (${
+      (consistencyHashes / proofs * 32).toFixed(0)
+    } bytes) ` +
       `per proof, ${(consistencyBytes / proofs / 1024).toFixed(2)} KiB as JSON; ${consistencyMs.toFixed(3)} ms each`
   )
 }).pipe(Effect.provide(AuditStore.layerMemory))

@@ -64,8 +64,10 @@ export class Scope extends HttpApiMiddleware.Service<Scope, { provides: TenantSc
 export const layerScope = (
   tenantOf: Effect.Effect<string | undefined, Problem.Forbidden, HttpRouter.Provided>
 ): Layer.Layer<Scope> =>
-  Layer.succeed(Scope, (httpEffect) =>
-    Effect.flatMap(tenantOf, (tenantId) => Effect.provideService(httpEffect, TenantScope, { tenantId })))
+  Layer.succeed(
+    Scope,
+    (httpEffect) => Effect.flatMap(tenantOf, (tenantId) => Effect.provideService(httpEffect, TenantScope, { tenantId }))
+  )
 
 /**
  * The {@link Scope} middleware for a server where only admins reach the group: every caller sees every tenant.

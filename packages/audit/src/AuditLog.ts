@@ -588,8 +588,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   /** The subtree hashes of `ranges` of the tree of `size` (at most the current size). */
   const hashRanges = (ranges: ReadonlyArray<Merkle.Range>, size: number) =>
-    Effect.map(leavesOfTiles(tree.tilesFor(ranges), size), (tiles) =>
-      ranges.map(([a, b]) => tree.hashRange(a, b, (tile) => tiles.get(tile) ?? [])))
+    Effect.map(
+      leavesOfTiles(tree.tilesFor(ranges), size),
+      (tiles) => ranges.map(([a, b]) => tree.hashRange(a, b, (tile) => tiles.get(tile) ?? []))
+    )
 
   const rootAt = (size: number) =>
     size === 0
@@ -626,8 +628,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   let persistedAt = Number.NEGATIVE_INFINITY
   yield* Metric.update(metrics.size, tree.size)
 
-  const sign = (size: number, rootHash: Uint8Array) =>
-    Checkpoint.signCheckpoint({ origin, size, rootHash }, signer)
+  const sign = (size: number, rootHash: Uint8Array) => Checkpoint.signCheckpoint({ origin, size, rootHash }, signer)
 
   const sync = treeLock.withPermit(Effect.flatMap(store.size, catchUp))
 

@@ -263,5 +263,5 @@ export const layerMemory: Layer.Layer<AuditStore> = Layer.sync(AuditStore, () =>
  * @since 0.1.0
  * @category layers
  */
-export const layerSql: Layer.Layer<AuditStore, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> =
-  Layer.effect(AuditStore, Sql.make).pipe(Layer.provide(Layer.effectDiscard(Sql.migrate)))
+export const layerSql: Layer.Layer<AuditStore, SqlError.SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Layer
+  .effect(AuditStore, Sql.make).pipe(Layer.provide(Layer.effectDiscard(Sql.migrate)))

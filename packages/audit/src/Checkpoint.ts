@@ -71,8 +71,7 @@ export interface Verifier {
   readonly verify: (message: Uint8Array, signature: Uint8Array) => boolean
 }
 
-const isValidName = (name: string): boolean =>
-  name.length > 0 && !name.includes("+") && !/[\s\p{Z}\p{Cc}]/u.test(name)
+const isValidName = (name: string): boolean => name.length > 0 && !name.includes("+") && !/[\s\p{Z}\p{Cc}]/u.test(name)
 
 /**
  * The key hash of an Ed25519 key: the first 4 bytes of `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)`.
@@ -383,8 +382,11 @@ export const openCheckpoint = (
   verifier: Verifier,
   origin?: string
 ): Result.Result<Checkpoint, CheckpointError> =>
-  Result.flatMap(openNote(note, verifier), (text) =>
-    Result.flatMap(parseCheckpoint(text), (checkpoint) =>
-      origin !== undefined && checkpoint.origin !== origin
-        ? Result.fail(malformed(`the checkpoint is of ${JSON.stringify(checkpoint.origin)}, not ${origin}`))
-        : Result.succeed(checkpoint)))
+  Result.flatMap(
+    openNote(note, verifier),
+    (text) =>
+      Result.flatMap(parseCheckpoint(text), (checkpoint) =>
+        origin !== undefined && checkpoint.origin !== origin
+          ? Result.fail(malformed(`the checkpoint is of ${JSON.stringify(checkpoint.origin)}, not ${origin}`))
+          : Result.succeed(checkpoint))
+  )

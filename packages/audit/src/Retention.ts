@@ -10,8 +10,8 @@
  * @since 0.1.0
  */
 import { Duration, Effect, Option, Result, Schema, SchemaIssue, SchemaTransformation } from "effect"
-import type * as AuditStore from "./AuditStore.js"
 import * as AuditEvent from "./AuditEvent.js"
+import type * as AuditStore from "./AuditStore.js"
 
 /**
  * One rule: entries of `tenantId` (any tenant when absent) and `type` (any type when absent) older than `maxAge` may

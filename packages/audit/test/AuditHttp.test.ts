@@ -38,7 +38,9 @@ describe("AuditHttp", () => {
   it.effect("queries with filters and a cursor; a tenant scope sees its own tenant only", () =>
     Effect.gen(function*() {
       const audit = yield* AuditLog.AuditLog
-      for (let i = 0; i < 3; i++) yield* audit.append(event({ subject: "alice", resource: { type: "document", id: `d${i}` } }))
+      for (let i = 0; i < 3; i++) {
+        yield* audit.append(event({ subject: "alice", resource: { type: "document", id: `d${i}` } }))
+      }
       yield* audit.append(event({ subject: "bob", tenant: "globex", type: "data.delete" }))
       const all = yield* get("/admin/audit?limit=2")
       assert.strictEqual(all.status, 200)
@@ -47,9 +49,15 @@ describe("AuditHttp", () => {
       const next = (yield* get(`/admin/audit?limit=2&cursor=${page.nextCursor}`)).json()
       assert.deepStrictEqual(next.entries.map((e: any) => e.index), [1, 0])
       assert.deepStrictEqual((yield* get("/admin/audit?actor=bob")).json().entries.map((e: any) => e.index), [3])
-      assert.deepStrictEqual((yield* get("/admin/audit?type=data.delete")).json().entries.map((e: any) => e.actor.subject), ["bob"])
+      assert.deepStrictEqual(
+        (yield* get("/admin/audit?type=data.delete")).json().entries.map((e: any) => e.actor.subject),
+        ["bob"]
+      )
       assert.deepStrictEqual((yield* get("/admin/audit?resourceType=document&resourceId=d1")).json().entries.length, 1)
-      assert.deepStrictEqual((yield* get("/admin/audit?from=1970-01-01T00:00:00Z&to=1970-01-01T00:00:01Z")).json().entries.length, 4)
+      assert.deepStrictEqual(
+        (yield* get("/admin/audit?from=1970-01-01T00:00:00Z&to=1970-01-01T00:00:01Z")).json().entries.length,
+        4
+      )
       const scoped = (yield* get("/admin/audit", { "x-tenant": "globex" })).json()
       assert.deepStrictEqual(scoped.entries.map((e: any) => e.tenantId), ["globex"])
       assert.deepStrictEqual((yield* get("/admin/audit?tenant=acme", { "x-tenant": "globex" })).json().entries, [])
@@ -82,11 +90,25 @@ describe("AuditHttp", () => {
       const inclusion = (yield* get(`/admin/audit/proof?id=${first.id}`)).json()
       assert.strictEqual(inclusion.kind, "inclusion")
       const signed = Result.getOrThrow(Checkpoint.openCheckpoint(inclusion.checkpoint, verifier, origin))
-      assert.isTrue(Merkle.verifyInclusion(inclusion.index, inclusion.treeSize, b64(inclusion.leafHash), inclusion.proof.map(b64), signed.rootHash))
+      assert.isTrue(
+        Merkle.verifyInclusion(
+          inclusion.index,
+          inclusion.treeSize,
+          b64(inclusion.leafHash),
+          inclusion.proof.map(b64),
+          signed.rootHash
+        )
+      )
       const consistency = (yield* get("/admin/audit/proof?from=4&to=11")).json()
       assert.strictEqual(consistency.kind, "consistency")
       assert.isTrue(
-        Merkle.verifyConsistency(4, 11, consistency.proof.map(b64), b64(consistency.firstRootHash), b64(consistency.secondRootHash))
+        Merkle.verifyConsistency(
+          4,
+          11,
+          consistency.proof.map(b64),
+          b64(consistency.firstRootHash),
+          b64(consistency.secondRootHash)
+        )
       )
       const missing = yield* get("/admin/audit/proof?id=8d4f0a0e-0000-4000-8000-000000000000")
       assert.strictEqual(missing.status, 404)

@@ -26,7 +26,11 @@ describe("record", () => {
       for (let i = 0; i < 20; i++) yield* log.record(event({ type: "data.read" }))
       const dropped = (yield* count(AuditLog.metrics.dropped)) - before
       assert.isAtLeast(dropped, 1)
-      assert.strictEqual(logs.messages.filter((m) => m.includes("audit queue is full")).length, 1, logs.messages.join("\n"))
+      assert.strictEqual(
+        logs.messages.filter((m) => m.includes("audit queue is full")).length,
+        1,
+        logs.messages.join("\n")
+      )
       yield* gated.release
       const last = yield* log.append(event())
       // Every read was either written or counted as dropped; none vanished.
@@ -83,7 +87,12 @@ describe("export", () => {
 
 describe("helpers", () => {
   it("backupEvent maps the backup package's operations", () => {
-    const restore = AuditLog.backupEvent({ action: "backup.restore", backupId: "b-1", outcome: "failure", detail: "corrupt" })
+    const restore = AuditLog.backupEvent({
+      action: "backup.restore",
+      backupId: "b-1",
+      outcome: "failure",
+      detail: "corrupt"
+    })
     assert.deepStrictEqual(restore, {
       type: "restore",
       actor: AuditEvent.systemActor("backup"),
@@ -92,7 +101,12 @@ describe("helpers", () => {
       outcome: "failure",
       reason: "corrupt"
     })
-    const create = AuditLog.backupEvent({ action: "backup.create", backupId: undefined, outcome: "success", detail: "full" })
+    const create = AuditLog.backupEvent({
+      action: "backup.create",
+      backupId: undefined,
+      outcome: "success",
+      detail: "full"
+    })
     assert.strictEqual(create.type, "backup")
     assert.deepStrictEqual(create.resource, { type: "backup" })
   })
@@ -154,7 +168,10 @@ describe("canonical JSON", () => {
           assert.strictEqual(hand, canonicalize(entry))
           const personal = { subject: e.action, clientAddress: e.reason, userAgent: e.traceId }
           assert.strictEqual(
-            Canonical.personal({ ...personal, personalDetailsJson: e.details === undefined ? undefined : canonicalize(e.details) }),
+            Canonical.personal({
+              ...personal,
+              personalDetailsJson: e.details === undefined ? undefined : canonicalize(e.details)
+            }),
             canonicalize({ ...personal, personalDetails: e.details })
           )
           // And its leaf hash is the hash of its UTF-8 bytes.

@@ -11,7 +11,8 @@ import { randomBytes } from "node:crypto"
 const vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 const skey = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 const text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-const signed = text + "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+const signed = text +
+  "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 
 const sumGolangOrg = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
 const sumdbCheckpoints = [
@@ -92,7 +93,17 @@ describe("checkpoints", () => {
 
   it("refuses malformed checkpoint texts", () => {
     const root = Buffer.alloc(32).toString("base64")
-    for (const bad of ["", "a\n1\n", `a\n01\n${root}\n`, `a\n-1\n${root}\n`, `a\n1\nAAAA\n`, `\n1\n${root}\n`, `a\n1\n${root}`]) {
+    for (
+      const bad of [
+        "",
+        "a\n1\n",
+        `a\n01\n${root}\n`,
+        `a\n-1\n${root}\n`,
+        `a\n1\nAAAA\n`,
+        `\n1\n${root}\n`,
+        `a\n1\n${root}`
+      ]
+    ) {
       assert.isTrue(Result.isFailure(Checkpoint.parseCheckpoint(bad)), JSON.stringify(bad))
     }
     const withExtension = Result.getOrThrow(Checkpoint.parseCheckpoint(`a\n1\n${root}\next\n`))

@@ -29,14 +29,16 @@ describe("AuditLog.config", () => {
       assert.strictEqual(defaults.maxGroupSize, 512)
       assert.strictEqual(Duration.toMillis(defaults.checkpointInterval), 10_000)
       assert.deepStrictEqual(defaults.retention, [])
-      const set = Result.getOrThrow(yield* load({
-        AUDIT_ORIGIN: "audit.example.com/log",
-        AUDIT_SIGNING_KEY: "c2VlZA==",
-        AUDIT_QUEUE_CAPACITY: "5",
-        AUDIT_CHECKPOINT_INTERVAL: "1 minute",
-        AUDIT_RETENTION: "data.read=90d, acme/data.read=30d, *=7y",
-        AUDIT_PRUNE_INTERVAL: "1 day"
-      }))
+      const set = Result.getOrThrow(
+        yield* load({
+          AUDIT_ORIGIN: "audit.example.com/log",
+          AUDIT_SIGNING_KEY: "c2VlZA==",
+          AUDIT_QUEUE_CAPACITY: "5",
+          AUDIT_CHECKPOINT_INTERVAL: "1 minute",
+          AUDIT_RETENTION: "data.read=90d, acme/data.read=30d, *=7y",
+          AUDIT_PRUNE_INTERVAL: "1 day"
+        })
+      )
       assert.strictEqual(set.origin, "audit.example.com/log")
       assert.strictEqual(Redacted.value(Option.getOrThrow(set.signingKey)), "c2VlZA==")
       assert.strictEqual(String(Option.getOrThrow(set.signingKey)), "<redacted>")
@@ -51,13 +53,15 @@ describe("AuditLog.config", () => {
 
   it.effect("names the variable of a bad value", () =>
     Effect.gen(function*() {
-      for (const [name, value] of [
-        ["AUDIT_QUEUE_CAPACITY", "0"],
-        ["AUDIT_MAX_GROUP_SIZE", "many"],
-        ["AUDIT_RETENTION", "data.reads=1d"],
-        ["AUDIT_RETENTION", "retention.prune=1d"],
-        ["AUDIT_RETENTION", "data.read=soon"]
-      ] as const) {
+      for (
+        const [name, value] of [
+          ["AUDIT_QUEUE_CAPACITY", "0"],
+          ["AUDIT_MAX_GROUP_SIZE", "many"],
+          ["AUDIT_RETENTION", "data.reads=1d"],
+          ["AUDIT_RETENTION", "retention.prune=1d"],
+          ["AUDIT_RETENTION", "data.read=soon"]
+        ] as const
+      ) {
         const result = yield* load({ [name]: value })
         assert.isTrue(Result.isFailure(result), `${name}=${value}`)
         assert.include(String(Result.isFailure(result) ? result.failure : ""), name.slice("AUDIT_".length))
@@ -103,7 +107,14 @@ describe("AuditKeys", () => {
     const expected = Checkpoint.makeSigner("o.example/audit", seed).verifierKey
     const pkcs8 = Checkpoint.privateKeyFromSeed(seed).export({ format: "der", type: "pkcs8" })
     const pem = Checkpoint.privateKeyFromSeed(seed).export({ format: "pem", type: "pkcs8" }).toString()
-    for (const form of [Buffer.from(seed).toString("base64"), Buffer.from(seed).toString("hex"), pkcs8.toString("base64"), pem]) {
+    for (
+      const form of [
+        Buffer.from(seed).toString("base64"),
+        Buffer.from(seed).toString("hex"),
+        pkcs8.toString("base64"),
+        pem
+      ]
+    ) {
       assert.strictEqual(Result.getOrThrow(AuditKeys.parseSigningKey(form, "o.example/audit")).verifierKey, expected)
     }
     // A note signer key keeps its own name.

@@ -61,36 +61,43 @@ const runAndKill = (url: string, ackTarget: number) =>
   )
 
 describe.runIf(await Services.postgres())("AuditLog durability", () => {
-  it.effect("kill -9 in the middle of a burst: every acknowledged append is there, and the log verifies", () =>
-    Effect.gen(function*() {
-      const schema = `audit_crash_${Math.random().toString(36).slice(2, 10)}`
-      const url = PgSchema.withSearchPath(Services.postgresUrl, schema)
-      const Store = AuditStore.layerSql.pipe(Layer.provideMerge(PgSchema.layer({ schema, maxConnections: 2 })), Layer.orDie)
-      yield* Effect.gen(function*() {
-        let total = 0
-        for (const target of [400, 900]) {
-          // Each round resumes the log the previous one left.
-          const run = yield* runAndKill(url, target)
-          assert.strictEqual(run.signal, "SIGKILL", "the appender was killed")
-          assert.isFalse(run.done, "the kill landed before the burst ended")
-          assert.isAtLeast(run.acked.length, target)
-          assert.isBelow(run.acked.length, fibers * perFiber, "the kill landed in the middle of the burst")
-          const sql = yield* SqlClient.SqlClient
-          const rows = yield* sql<{ readonly id: string }>`SELECT id::text AS id FROM audit_entries`
-          const stored = new Set(rows.map((r) => r.id))
-          const lost = run.acked.filter((id) => !stored.has(id))
-          assert.deepStrictEqual(lost, [], `${lost.length} acknowledged appends are missing`)
-          assert.isAtLeast(stored.size, total + run.acked.length)
-          total = stored.size
-          // The log that restarts on it finds its checkpoints consistent, and the whole log verifies.
-          yield* Effect.scoped(Effect.gen(function*() {
-            const log = yield* AuditLog.make({ keys, origin })
-            assert.strictEqual(yield* log.size, total)
-            const result = yield* log.verify()
-            assert.isTrue(result.ok, JSON.stringify(result.problems))
-            assert.strictEqual((yield* log.checkpoint).size, total)
-          }))
-        }
-      }).pipe(Effect.provide(Store))
-    }), { timeout: 120_000 })
+  it.effect(
+    "kill -9 in the middle of a burst: every acknowledged append is there, and the log verifies",
+    () =>
+      Effect.gen(function*() {
+        const schema = `audit_crash_${Math.random().toString(36).slice(2, 10)}`
+        const url = PgSchema.withSearchPath(Services.postgresUrl, schema)
+        const Store = AuditStore.layerSql.pipe(
+          Layer.provideMerge(PgSchema.layer({ schema, maxConnections: 2 })),
+          Layer.orDie
+        )
+        yield* Effect.gen(function*() {
+          let total = 0
+          for (const target of [400, 900]) {
+            // Each round resumes the log the previous one left.
+            const run = yield* runAndKill(url, target)
+            assert.strictEqual(run.signal, "SIGKILL", "the appender was killed")
+            assert.isFalse(run.done, "the kill landed before the burst ended")
+            assert.isAtLeast(run.acked.length, target)
+            assert.isBelow(run.acked.length, fibers * perFiber, "the kill landed in the middle of the burst")
+            const sql = yield* SqlClient.SqlClient
+            const rows = yield* sql<{ readonly id: string }>`SELECT id::text AS id FROM audit_entries`
+            const stored = new Set(rows.map((r) => r.id))
+            const lost = run.acked.filter((id) => !stored.has(id))
+            assert.deepStrictEqual(lost, [], `${lost.length} acknowledged appends are missing`)
+            assert.isAtLeast(stored.size, total + run.acked.length)
+            total = stored.size
+            // The log that restarts on it finds its checkpoints consistent, and the whole log verifies.
+            yield* Effect.scoped(Effect.gen(function*() {
+              const log = yield* AuditLog.make({ keys, origin })
+              assert.strictEqual(yield* log.size, total)
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+              assert.strictEqual((yield* log.checkpoint).size, total)
+            }))
+          }
+        }).pipe(Effect.provide(Store))
+      }),
+    { timeout: 120_000 }
+  )
 })

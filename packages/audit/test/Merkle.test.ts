@@ -4,7 +4,7 @@
  * Trillian and Go's CT libraries use), and property tests against a naive implementation written here from the RFC.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { merkleTreeHash, Merkle } from "@ouroboros/audit"
+import { Merkle, merkleTreeHash } from "@ouroboros/audit"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { Tree } from "../src/internal/tree.js"
@@ -13,7 +13,9 @@ const hd = (hex: string) => new Uint8Array(Buffer.from(hex, "hex"))
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex")
 
 // testonly.LeafInputs()
-const leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"].map(hd)
+const leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"].map(
+  hd
+)
 
 // testonly.RootHashes(): the root of the first n leaves, n = 0..8
 const roots = [

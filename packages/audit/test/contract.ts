@@ -3,7 +3,16 @@
  * test gets a fresh store; the log over it is built in the test.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { AuditEvent, AuditKeys, AuditLog, AuditStore, Checkpoint, Merkle, merkleTreeHash, Verifier } from "@ouroboros/audit"
+import {
+  AuditEvent,
+  AuditKeys,
+  AuditLog,
+  AuditStore,
+  Checkpoint,
+  Merkle,
+  merkleTreeHash,
+  Verifier
+} from "@ouroboros/audit"
 import { RequestContext } from "@ouroboros/kernel"
 import { Cause, Deferred, Duration, Effect, Exit, Layer, Logger, Metric, Result, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -171,7 +180,10 @@ export const testStore = <RB, RS>(
               (i) => log.append(event({ resource: { type: "document", id: `d${i}` } })),
               { concurrency: options.concurrency }
             )
-            assert.deepStrictEqual(results.map((r) => r.index).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i))
+            assert.deepStrictEqual(
+              results.map((r) => r.index).sort((a, b) => a - b),
+              Array.from({ length: n }, (_, i) => i)
+            )
             assert.strictEqual(new Set(results.map((r) => r.id)).size, n)
             // With a checkpoint per commit, fewer checkpoints than appends means commits were shared.
             const store = yield* AuditStore.AuditStore
@@ -189,7 +201,10 @@ export const testStore = <RB, RS>(
               (i) => (i % 2 === 0 ? a : b).append(event({ resource: { type: "document", id: `r${i}` } })),
               { concurrency: 8 }
             )
-            assert.deepStrictEqual(results.map((r) => r.index).sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i))
+            assert.deepStrictEqual(
+              results.map((r) => r.index).sort((x, y) => x - y),
+              Array.from({ length: 60 }, (_, i) => i)
+            )
             // Each sees the other's entries in its proofs and checkpoints.
             const fromA = yield* a.checkpoint
             const fromB = yield* b.checkpoint
@@ -197,7 +212,13 @@ export const testStore = <RB, RS>(
             assert.strictEqual(fromA.rootHash, fromB.rootHash)
             const proof = yield* b.proveInclusion({ id: results[0]!.id })
             assert.isTrue(
-              Merkle.verifyInclusion(proof.index, proof.treeSize, b64(proof.leafHash), proof.proof.map(b64), b64(fromB.rootHash))
+              Merkle.verifyInclusion(
+                proof.index,
+                proof.treeSize,
+                b64(proof.leafHash),
+                proof.proof.map(b64),
+                b64(fromB.rootHash)
+              )
             )
             const result = yield* a.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
@@ -302,7 +323,10 @@ export const testStore = <RB, RS>(
             assert.strictEqual(bad._tag, "InvalidCursor")
             const one = yield* log.get(first.entries[0]!.id)
             assert.strictEqual(one.index, 3)
-            assert.strictEqual((yield* Effect.flip(log.get(first.entries[1]!.id, { tenantId: "acme" })))._tag, "EntryNotFound")
+            assert.strictEqual(
+              (yield* Effect.flip(log.get(first.entries[1]!.id, { tenantId: "acme" })))._tag,
+              "EntryNotFound"
+            )
           }))
       })
 
@@ -316,7 +340,10 @@ export const testStore = <RB, RS>(
             assert.strictEqual(opened.size, 7)
             const contents = (yield* exported(log)).filter((l) => typeof l.content === "string").map((l) => l.content)
             // Recomputed here from the contents alone.
-            assert.strictEqual(Buffer.from(opened.rootHash).toString("base64"), Buffer.from(merkleTreeHash(contents.map(utf8))).toString("base64"))
+            assert.strictEqual(
+              Buffer.from(opened.rootHash).toString("base64"),
+              Buffer.from(merkleTreeHash(contents.map(utf8))).toString("base64")
+            )
             assert.strictEqual(checkpoint.rootHash, Buffer.from(opened.rootHash).toString("base64"))
           }))
 
@@ -336,25 +363,46 @@ export const testStore = <RB, RS>(
               assert.strictEqual(proof.treeSize, 340)
               assert.strictEqual(proof.rootHash, now.rootHash)
               assert.isTrue(
-                Merkle.verifyInclusion(proof.index, proof.treeSize, b64(proof.leafHash), proof.proof.map(b64), b64(now.rootHash))
+                Merkle.verifyInclusion(
+                  proof.index,
+                  proof.treeSize,
+                  b64(proof.leafHash),
+                  proof.proof.map(b64),
+                  b64(now.rootHash)
+                )
               )
               const signed = Result.getOrThrow(Checkpoint.openCheckpoint(proof.checkpoint, verifier, origin))
               assert.strictEqual(signed.size, 340)
               // In the older, signed tree too.
               const inOld = yield* log.proveInclusion({ id: target.id, size: old.size })
               assert.isTrue(
-                Merkle.verifyInclusion(inOld.index, old.size, b64(inOld.leafHash), inOld.proof.map(b64), b64(old.rootHash))
+                Merkle.verifyInclusion(
+                  inOld.index,
+                  old.size,
+                  b64(inOld.leafHash),
+                  inOld.proof.map(b64),
+                  b64(old.rootHash)
+                )
               )
             }
             const consistency = yield* log.proveConsistency(old.size, now.size)
             assert.strictEqual(consistency.firstRootHash, old.rootHash)
             assert.strictEqual(consistency.secondRootHash, now.rootHash)
             assert.isTrue(
-              Merkle.verifyConsistency(old.size, now.size, consistency.proof.map(b64), b64(old.rootHash), b64(now.rootHash))
+              Merkle.verifyConsistency(
+                old.size,
+                now.size,
+                consistency.proof.map(b64),
+                b64(old.rootHash),
+                b64(now.rootHash)
+              )
             )
             for (const m of [1, 7, 255, 256, 257, 339]) {
               const p = yield* log.proveConsistency(m)
-              assert.isTrue(Merkle.verifyConsistency(m, 340, p.proof.map(b64), b64(p.firstRootHash), b64(now.rootHash)), `${m}`)
+              assert.isTrue(
+                Merkle.verifyConsistency(m, 340, p.proof.map(b64), b64(p.firstRootHash), b64(now.rootHash)),
+                `${m}`
+              )
             }
             assert.strictEqual((yield* Effect.flip(log.proveConsistency(341)))._tag, "InvalidProofRequest")
             assert.strictEqual((yield* Effect.flip(log.proveInclusion({ index: 340 })))._tag, "InvalidProofRequest")
@@ -389,7 +437,7 @@ export const testStore = <RB, RS>(
             const changed = lines.map((line) => {
               const value = JSON.parse(line)
               if (value.index !== 9) return line
-              return JSON.stringify({ ...value, content: value.content.replace('"success"', '"failure"') })
+              return JSON.stringify({ ...value, content: value.content.replace("\"success\"", "\"failure\"") })
             })
             const bad = yield* Verifier.verifyExport(Stream.fromIterable(changed), options)
             assert.isFalse(bad.ok)
@@ -420,7 +468,13 @@ export const testStore = <RB, RS>(
             const after = yield* log2.checkpoint
             const proof = yield* log2.proveConsistency(before.size, after.size)
             assert.isTrue(
-              Merkle.verifyConsistency(before.size, after.size, proof.proof.map(b64), b64(before.rootHash), b64(after.rootHash))
+              Merkle.verifyConsistency(
+                before.size,
+                after.size,
+                proof.proof.map(b64),
+                b64(before.rootHash),
+                b64(after.rootHash)
+              )
             )
             const result = yield* log2.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
@@ -436,7 +490,10 @@ export const testStore = <RB, RS>(
             yield* log.append(event({ subject: "erin" }))
             const before = yield* log.checkpoint
             const admin = actorOf("admin-1", "acme", ["admin"])
-            const erasure = yield* log.erase({ subject: "dave", tenantId: "acme" }, { actor: admin, reason: "art. 17 request" })
+            const erasure = yield* log.erase({ subject: "dave", tenantId: "acme" }, {
+              actor: admin,
+              reason: "art. 17 request"
+            })
             assert.strictEqual(erasure.keyIds.length, 1)
             const record = yield* log.get(mine.id)
             assert.isTrue(record.erased)
@@ -459,11 +516,23 @@ export const testStore = <RB, RS>(
             const after = yield* log.checkpoint
             const consistency = yield* log.proveConsistency(before.size)
             assert.isTrue(
-              Merkle.verifyConsistency(before.size, after.size, consistency.proof.map(b64), b64(before.rootHash), b64(after.rootHash))
+              Merkle.verifyConsistency(
+                before.size,
+                after.size,
+                consistency.proof.map(b64),
+                b64(before.rootHash),
+                b64(after.rootHash)
+              )
             )
             const inclusion = yield* log.proveInclusion({ id: mine.id })
             assert.isTrue(
-              Merkle.verifyInclusion(inclusion.index, inclusion.treeSize, b64(inclusion.leafHash), inclusion.proof.map(b64), b64(after.rootHash))
+              Merkle.verifyInclusion(
+                inclusion.index,
+                inclusion.treeSize,
+                b64(inclusion.leafHash),
+                inclusion.proof.map(b64),
+                b64(after.rootHash)
+              )
             )
             const result = yield* log.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
@@ -509,10 +578,24 @@ export const testStore = <RB, RS>(
             const after = yield* log.checkpoint
             const consistency = yield* log.proveConsistency(before.size)
             assert.isTrue(
-              Merkle.verifyConsistency(before.size, after.size, consistency.proof.map(b64), b64(before.rootHash), b64(after.rootHash))
+              Merkle.verifyConsistency(
+                before.size,
+                after.size,
+                consistency.proof.map(b64),
+                b64(before.rootHash),
+                b64(after.rootHash)
+              )
             )
             const proof = yield* log.proveInclusion({ index: globexRead.index })
-            assert.isTrue(Merkle.verifyInclusion(proof.index, proof.treeSize, b64(proof.leafHash), proof.proof.map(b64), b64(after.rootHash)))
+            assert.isTrue(
+              Merkle.verifyInclusion(
+                proof.index,
+                proof.treeSize,
+                b64(proof.leafHash),
+                proof.proof.map(b64),
+                b64(after.rootHash)
+              )
+            )
             const result = yield* log.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
             assert.strictEqual(result.pruned, 2)
@@ -523,7 +606,9 @@ export const testStore = <RB, RS>(
             )
             // The store refuses to drop content a pruning did not list.
             const store = yield* AuditStore.AuditStore
-            assert.isTrue(Exit.isFailure(yield* Effect.exit(store.prune(prunes[0]!.index, [[write.index, write.index]]))))
+            assert.isTrue(
+              Exit.isFailure(yield* Effect.exit(store.prune(prunes[0]!.index, [[write.index, write.index]])))
+            )
             assert.isTrue(Exit.isFailure(yield* Effect.exit(store.prune(write.index, [[0, 0]]))))
             assert.strictEqual((yield* log.get(write.id)).index, write.index)
           }))
@@ -579,7 +664,16 @@ const sqlTests = (it: { readonly effect: (name: string, self: () => Effect.Effec
         const log = yield* openLog()
         yield* log.append(event())
         yield* log.erase({ subject: "nobody" }, { actor: actorOf("admin") })
-        for (const table of ["audit_leaves", "audit_entries", "audit_checkpoints", "audit_prunes", "audit_erasures", "audit_subject_keys"]) {
+        for (
+          const table of [
+            "audit_leaves",
+            "audit_entries",
+            "audit_checkpoints",
+            "audit_prunes",
+            "audit_erasures",
+            "audit_subject_keys"
+          ]
+        ) {
           yield* refused(`TRUNCATE ${table}`)
         }
         yield* refused("UPDATE audit_entries SET outcome = 'failure'")
@@ -601,7 +695,10 @@ const sqlTests = (it: { readonly effect: (name: string, self: () => Effect.Effec
       }))
 
     it.effect("a changed query column is named at its position", () =>
-      tamperedAt(["UPDATE audit_entries SET outcome = 'failure' WHERE idx = 4"], { index: 4, kind: "EntryColumnsMismatch" }))
+      tamperedAt(["UPDATE audit_entries SET outcome = 'failure' WHERE idx = 4"], {
+        index: 4,
+        kind: "EntryColumnsMismatch"
+      }))
 
     it.effect("a deleted row is named at its position", () =>
       tamperedAt(["DELETE FROM audit_entries WHERE idx = 7", "DELETE FROM audit_leaves WHERE idx = 7"], {
@@ -655,7 +752,9 @@ const sqlTests = (it: { readonly effect: (name: string, self: () => Effect.Effec
         const log = yield* openLog()
         yield* log.append(event({ subject: "frank" }))
         yield* log.append(event({ subject: "grace" }))
-        yield* asSuperuser(["DELETE FROM audit_subject_keys WHERE key_id = (SELECT key_id FROM audit_entries WHERE idx = 1)"])
+        yield* asSuperuser([
+          "DELETE FROM audit_subject_keys WHERE key_id = (SELECT key_id FROM audit_entries WHERE idx = 1)"
+        ])
         const result = yield* log.verify()
         assert.isFalse(result.ok)
         assert.strictEqual(result.problems[0]!.kind, "KeyDestroyedWithoutErasure")

@@ -42,7 +42,10 @@ export const freshSchema: Layer.Layer<never, never, SqlClient.SqlClient> = Layer
     const schema = `audit_test_${Math.random().toString(36).slice(2, 10)}`
     yield* Effect.acquireRelease(
       Effect.andThen(sql.unsafe(`CREATE SCHEMA ${schema}`), sql.unsafe(`SET search_path TO ${schema}`)),
-      () => Effect.andThen(sql.unsafe("SET search_path TO public"), sql.unsafe(`DROP SCHEMA ${schema} CASCADE`)).pipe(Effect.ignore)
+      () =>
+        Effect.andThen(sql.unsafe("SET search_path TO public"), sql.unsafe(`DROP SCHEMA ${schema} CASCADE`)).pipe(
+          Effect.ignore
+        )
     )
   }).pipe(Effect.orDie)
 )

@@ -762,18 +762,21 @@ export const make = (options: Options = {}) =>
         for (const file of info.manifest.files) {
           const result = yield* Effect.result(Effect.suspend(() => {
             let bytes = 0
-            return BackupSource.sha256(target.read(id, file.name).pipe(Stream.tap((chunk) => {
-              bytes += chunk.byteLength
-              done += chunk.byteLength
-              return progress({ phase: "checksums", done, total })
-            }))).pipe(Effect.map((sha256) => ({ sha256, bytes })))
+            return BackupSource.sha256(
+              target.read(id, file.name).pipe(Stream.tap((chunk) => {
+                bytes += chunk.byteLength
+                done += chunk.byteLength
+                return progress({ phase: "checksums", done, total })
+              }))
+            ).pipe(Effect.map((sha256) => ({ sha256, bytes })))
           }))
           const where = `${id}/${file.name}`
           if (Result.isFailure(result)) {
             problems.push(problemAt(where, result.failure.reason === "NotFound" ? "missing" : result.failure.message))
-          }
-          else if (result.success.sha256 !== file.sha256) {
-            problems.push(problemAt(where, `SHA-256 mismatch (expected ${file.sha256}, found ${result.success.sha256})`))
+          } else if (result.success.sha256 !== file.sha256) {
+            problems.push(
+              problemAt(where, `SHA-256 mismatch (expected ${file.sha256}, found ${result.success.sha256})`)
+            )
           } else if (result.success.bytes !== file.bytes) {
             problems.push(problemAt(where, `${result.success.bytes} bytes, expected ${file.bytes}`))
           }
@@ -885,12 +888,14 @@ export const make = (options: Options = {}) =>
         )
         for (const entry of others) {
           const where = `${info.manifest.id}/${entry.name}`
-          const rows = yield* Effect.result(BackupSource.lines(target.read(info.manifest.id, entry.name)).pipe(
-            Stream.mapEffect((line) =>
-              Effect.try({ try: () => JSON.parse(line) as unknown, catch: () => `${where}: a row is not JSON` })
-            ),
-            Stream.runCount
-          ))
+          const rows = yield* Effect.result(
+            BackupSource.lines(target.read(info.manifest.id, entry.name)).pipe(
+              Stream.mapEffect((line) =>
+                Effect.try({ try: () => JSON.parse(line) as unknown, catch: () => `${where}: a row is not JSON` })
+              ),
+              Stream.runCount
+            )
+          )
           if (Result.isFailure(rows)) {
             problems.push({
               file: where,
@@ -917,11 +922,13 @@ export const make = (options: Options = {}) =>
           problems.push(...(wrong.length > 0 ? wrong : yield* checksumProblems(link, progress)))
         }
         if (tier === "restore" && problems.length === 0) {
-          problems.push(...(yield* Effect.catchDefect(
-            restoreProblems(info, progress),
-            (defect) =>
-              Effect.succeed([problemAt(id, `restore test failed: ${describe(Cause.squash(Cause.die(defect)))}`)])
-          )))
+          problems.push(
+            ...(yield* Effect.catchDefect(
+              restoreProblems(info, progress),
+              (defect) =>
+                Effect.succeed([problemAt(id, `restore test failed: ${describe(Cause.squash(Cause.die(defect)))}`)])
+            ))
+          )
         }
         const verification: Manifest.Verification = {
           tier,
@@ -1402,7 +1409,12 @@ export const make = (options: Options = {}) =>
             exit._tag === "Success"
               ? Effect.suspend(() => {
                 const done = summary(exit.value)
-                return auditor.record({ action, backupId: done.id ?? backupId, outcome: "success", detail: done.detail })
+                return auditor.record({
+                  action,
+                  backupId: done.id ?? backupId,
+                  outcome: "success",
+                  detail: done.detail
+                })
               })
               : auditor.record({
                 action,
@@ -1430,7 +1442,9 @@ export const make = (options: Options = {}) =>
           detail: `${r.restoredEvents} events restored, ${r.replayedEvents} replayed, last sequence ${r.lastSequence}` +
             (o?.at === undefined ? "" : ` (point in time ${o.at instanceof Date ? o.at.toISOString() : o.at})`)
         }))),
-      prune: prune.pipe(audited("backup.prune", undefined, (p) => ({ detail: `removed ${p.removed.join(", ") || "none"}` })))
+      prune: prune.pipe(
+        audited("backup.prune", undefined, (p) => ({ detail: `removed ${p.removed.join(", ") || "none"}` }))
+      )
     })
   })
 
@@ -1462,10 +1476,12 @@ export const layerConfig = (options: {
   Config.ConfigError | BackupTarget.BackupTargetError,
   EventStore.EventStore | VectorStore.VectorStore
 > =>
-  Layer.unwrap(Effect.map(options.config ?? Config.nested(config, "BACKUP"), (settings) =>
-    layer({ retention: retentionOf(settings), projectionCheckpoint: options.projectionCheckpoint }).pipe(
-      Layer.provideMerge(BackupTarget.layerDirectory(directoryOf(settings, options.dataDir)))
-    )))
+  Layer.unwrap(
+    Effect.map(options.config ?? Config.nested(config, "BACKUP"), (settings) =>
+      layer({ retention: retentionOf(settings), projectionCheckpoint: options.projectionCheckpoint }).pipe(
+        Layer.provideMerge(BackupTarget.layerDirectory(directoryOf(settings, options.dataDir)))
+      ))
+  )
 
 /**
  * The retention policy of a configuration.

@@ -85,9 +85,12 @@ const reportErrors = (asJson: boolean) => <A, R>(effect: Effect.Effect<A, Backup
       asJson
         ? Console.log(JSON.stringify({ error: error._tag, detail: error.detail }))
         : Console.error(`backup: ${error.detail}`),
-      Effect.andThen(Effect.sync(() => {
-        process.exitCode = 1
-      }), Effect.fail(error))
+      Effect.andThen(
+        Effect.sync(() => {
+          process.exitCode = 1
+        }),
+        Effect.fail(error)
+      )
     ))
 
 const create = Command.make(
@@ -108,7 +111,8 @@ const create = Command.make(
       )
       yield* print(json, Manifest.Manifest, manifest, (m) =>
         `created ${m.id} (${m.kind}): events ${m.events.from}-${m.events.to}, ${m.files.length} files, ${
-          size(m.files.reduce((n, f) => n + f.bytes, 0))
+          size(m.files.reduce((n, f) =>
+            n + f.bytes, 0))
         }`)
     }).pipe(reportErrors(json))
 ).pipe(Command.withDescription("Take a backup now"))

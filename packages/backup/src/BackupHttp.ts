@@ -123,7 +123,8 @@ export const handle = {
         at: payload?.at,
         force: payload?.force,
         vectors: payload?.vectors
-      })).pipe(Effect.catch(toProblem))
+      })
+    ).pipe(Effect.catch(toProblem))
 } as const
 
 /**

@@ -54,8 +54,7 @@ export const makeRegistry: Effect.Effect<BackupSources["Service"]> = Effect.map(
   Ref.make<ReadonlyArray<BackupSource>>([]),
   (ref) =>
     BackupSources.of({
-      register: (source) =>
-        Ref.update(ref, (sources) => [...sources.filter((s) => s.name !== source.name), source]),
+      register: (source) => Ref.update(ref, (sources) => [...sources.filter((s) => s.name !== source.name), source]),
       all: Ref.get(ref)
     })
 )
@@ -140,22 +139,26 @@ export const tableSource = (options: TableOptions): Effect.Effect<BackupSource, 
   Effect.gen(function*() {
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const table = sql(options.table)
-    const quote = (identifier: string) => identifier.split(".").map((part) => `"${part.replace(/"/g, '""')}"`).join(".")
+    const quote = (identifier: string) =>
+      identifier.split(".").map((part) => `"${part.replace(/"/g, "\"\"")}"`).join(".")
     const orderBy = sql.literal(
       (typeof options.orderBy === "string" ? [options.orderBy] : options.orderBy).map(quote).join(", ")
     )
     const batchSize = Math.max(1, options.batchSize ?? 1000)
     // Keyset pagination would need the key's types; OFFSET is fine inside one REPEATABLE READ snapshot.
-    const rows: Stream.Stream<string, unknown> = Stream.paginate(0, (offset: number) =>
-      sql<{ j: string }>`SELECT row_to_json(t)::text AS j FROM ${table} t ORDER BY ${orderBy}
+    const rows: Stream.Stream<string, unknown> = Stream.paginate(
+      0,
+      (offset: number) =>
+        sql<{ j: string }>`SELECT row_to_json(t)::text AS j FROM ${table} t ORDER BY ${orderBy}
         LIMIT ${batchSize} OFFSET ${offset}`.pipe(
-        Effect.map((page) =>
-          [
-            page.map((r) => r.j),
-            page.length < batchSize ? Option.none<number>() : Option.some(offset + batchSize)
-          ] as const
+          Effect.map((page) =>
+            [
+              page.map((r) => r.j),
+              page.length < batchSize ? Option.none<number>() : Option.some(offset + batchSize)
+            ] as const
+          )
         )
-      ))
+    )
     const exported = ndjson(rows)
     const importRows = (bytes: Stream.Stream<Uint8Array, unknown>) =>
       Effect.gen(function*() {

@@ -23,30 +23,34 @@ const layer = Layer.unwrap(Effect.gen(function*() {
 }))
 
 describe("Backup with Qdrant", () => {
-  it.live("backs up collections through the snapshot API, verifies by a scratch restore, restores", () =>
-    Effect.gen(function*() {
-      const backup = yield* Backup.Backup
-      const vectors = yield* VectorStore.VectorStore
-      const tenant = TenantId.make("acme")
-      yield* vectors.ensureCollection({ name: "chunks", dimensions: 4 })
-      yield* vectors.upsert("chunks", tenant, [
-        { id: "a", vector: [1, 0, 0, 0], payload: { text: "a" } },
-        { id: "b", vector: [0, 1, 0, 0], payload: { text: "b" } },
-        { id: "c", vector: [0, 0, 1, 0], payload: { text: "c" } }
-      ])
-      const manifest = yield* backup.create()
-      const file = manifest.files.find((f) => f.source === "vectors:chunks")
-      assert.strictEqual(file?.format, "qdrant")
-      assert.strictEqual(file?.count, 3)
-      yield* backup.verify(manifest.id, { tier: "restore" })
-      // The scratch collection of the verification is gone.
-      assert.deepStrictEqual((yield* vectors.listCollections).map((c) => c.name), ["chunks"])
-      yield* vectors.drop("chunks")
-      yield* vectors.ensureCollection({ name: "other", dimensions: 4 })
-      yield* backup.restore(manifest.id)
-      assert.deepStrictEqual((yield* vectors.listCollections).map((c) => c.name), ["chunks"])
-      assert.strictEqual(yield* vectors.count("chunks", undefined), 3)
-      const hits = yield* vectors.search("chunks", tenant, { vector: [0, 1, 0, 0], limit: 1 })
-      assert.strictEqual(hits[0]?.id, "b")
-    }).pipe(Effect.provide(layer)), { timeout: 30_000 })
+  it.live(
+    "backs up collections through the snapshot API, verifies by a scratch restore, restores",
+    () =>
+      Effect.gen(function*() {
+        const backup = yield* Backup.Backup
+        const vectors = yield* VectorStore.VectorStore
+        const tenant = TenantId.make("acme")
+        yield* vectors.ensureCollection({ name: "chunks", dimensions: 4 })
+        yield* vectors.upsert("chunks", tenant, [
+          { id: "a", vector: [1, 0, 0, 0], payload: { text: "a" } },
+          { id: "b", vector: [0, 1, 0, 0], payload: { text: "b" } },
+          { id: "c", vector: [0, 0, 1, 0], payload: { text: "c" } }
+        ])
+        const manifest = yield* backup.create()
+        const file = manifest.files.find((f) => f.source === "vectors:chunks")
+        assert.strictEqual(file?.format, "qdrant")
+        assert.strictEqual(file?.count, 3)
+        yield* backup.verify(manifest.id, { tier: "restore" })
+        // The scratch collection of the verification is gone.
+        assert.deepStrictEqual((yield* vectors.listCollections).map((c) => c.name), ["chunks"])
+        yield* vectors.drop("chunks")
+        yield* vectors.ensureCollection({ name: "other", dimensions: 4 })
+        yield* backup.restore(manifest.id)
+        assert.deepStrictEqual((yield* vectors.listCollections).map((c) => c.name), ["chunks"])
+        assert.strictEqual(yield* vectors.count("chunks", undefined), 3)
+        const hits = yield* vectors.search("chunks", tenant, { vector: [0, 1, 0, 0], limit: 1 })
+        assert.strictEqual(hits[0]?.id, "b")
+      }).pipe(Effect.provide(layer)),
+    { timeout: 30_000 }
+  )
 })

@@ -365,13 +365,16 @@ describe("backups and restore scratch files are private", () => {
         assert.isFalse(Fs.existsSync(Path.join(Os.tmpdir(), seen[0]![0])), "removed after the restore")
       }).pipe(
         Effect.provide(
-          Backup.layer().pipe(Layer.provideMerge(Layer.mergeAll(
-            EventStore.layerMemory(),
-            Checkpoints.layerMemory,
-            Embedded.layer({ directory: Path.join(parent, "vectors"), fsync: false }),
-            BackupTarget.layerDirectory(root),
-            BackupSource.layerRegistry
-          )), Layer.provideMerge(Layer.succeed(Directory, root)))
+          Backup.layer().pipe(
+            Layer.provideMerge(Layer.mergeAll(
+              EventStore.layerMemory(),
+              Checkpoints.layerMemory,
+              Embedded.layer({ directory: Path.join(parent, "vectors"), fsync: false }),
+              BackupTarget.layerDirectory(root),
+              BackupSource.layerRegistry
+            )),
+            Layer.provideMerge(Layer.succeed(Directory, root))
+          )
         )
       )
     }).pipe(Effect.scoped))

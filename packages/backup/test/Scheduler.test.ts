@@ -25,44 +25,53 @@ describe("Scheduler", () => {
     assert.strictEqual(Scheduler.nextKind([], 3), "full")
     assert.strictEqual(Scheduler.nextKind([{ kind: "full" }], 3), "incremental")
     assert.strictEqual(Scheduler.nextKind([{ kind: "incremental" }, { kind: "full" }], 3), "incremental")
-    assert.strictEqual(Scheduler.nextKind([{ kind: "incremental" }, { kind: "incremental" }, { kind: "full" }], 3), "full")
+    assert.strictEqual(
+      Scheduler.nextKind([{ kind: "incremental" }, { kind: "incremental" }, { kind: "full" }], 3),
+      "full"
+    )
     assert.strictEqual(Scheduler.nextKind([{ kind: "full" }], 1), "full")
   })
 
-  it.effect("runs on the cron schedule, full every Nth, verified, only when it holds the replica lock", () =>
-    Effect.gen(function*() {
-      const backup = yield* Backup.Backup
-      const store = yield* EventStore.EventStore
-      yield* store.append("s", [{ type: "T", data: 1 }])
-      // The loop reads the clock for its next run only once a run has ended (pruning included): the clock moves on
-      // only after that, or the next run would be planned a day later than the test expects.
-      const ended = yield* Ref.make(0)
-      const lock = yield* Scheduler.ReplicaLock
-      const countingLock = Layer.succeed(Scheduler.ReplicaLock, {
-        withLock: (effect) => lock.withLock(effect).pipe(Effect.ensuring(Ref.update(ended, (n) => n + 1)))
-      })
-      yield* Layer.build(
-        Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 2, verify: "checksums" }).pipe(Layer.provide(countingLock))
-      )
-      yield* TestClock.adjust("3 hours")
-      yield* TestClock.adjust("1 minute")
-      let list = yield* eventually(backup.list, (l) => l[0]?.verification !== undefined)
-      assert.deepStrictEqual(list.map((i) => [i.manifest.kind, i.verification?.ok]), [["full", true]])
-      yield* eventually(Ref.get(ended), (n) => n === 1)
-      yield* TestClock.adjust("1 day")
-      yield* eventually(backup.list, (l) => l.length === 2 && l[0]?.verification !== undefined)
-      yield* eventually(Ref.get(ended), (n) => n === 2)
-      yield* TestClock.adjust("1 day")
-      list = yield* eventually(backup.list, (l) => l.length === 3 && l[0]?.verification !== undefined)
-      assert.deepStrictEqual(list.map((i) => i.manifest.kind), ["full", "incremental", "full"])
+  it.effect(
+    "runs on the cron schedule, full every Nth, verified, only when it holds the replica lock",
+    () =>
+      Effect.gen(function*() {
+        const backup = yield* Backup.Backup
+        const store = yield* EventStore.EventStore
+        yield* store.append("s", [{ type: "T", data: 1 }])
+        // The loop reads the clock for its next run only once a run has ended (pruning included): the clock moves on
+        // only after that, or the next run would be planned a day later than the test expects.
+        const ended = yield* Ref.make(0)
+        const lock = yield* Scheduler.ReplicaLock
+        const countingLock = Layer.succeed(Scheduler.ReplicaLock, {
+          withLock: (effect) => lock.withLock(effect).pipe(Effect.ensuring(Ref.update(ended, (n) => n + 1)))
+        })
+        yield* Layer.build(
+          Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 2, verify: "checksums" }).pipe(
+            Layer.provide(countingLock)
+          )
+        )
+        yield* TestClock.adjust("3 hours")
+        yield* TestClock.adjust("1 minute")
+        let list = yield* eventually(backup.list, (l) => l[0]?.verification !== undefined)
+        assert.deepStrictEqual(list.map((i) => [i.manifest.kind, i.verification?.ok]), [["full", true]])
+        yield* eventually(Ref.get(ended), (n) => n === 1)
+        yield* TestClock.adjust("1 day")
+        yield* eventually(backup.list, (l) => l.length === 2 && l[0]?.verification !== undefined)
+        yield* eventually(Ref.get(ended), (n) => n === 2)
+        yield* TestClock.adjust("1 day")
+        list = yield* eventually(backup.list, (l) => l.length === 3 && l[0]?.verification !== undefined)
+        assert.deepStrictEqual(list.map((i) => i.manifest.kind), ["full", "incremental", "full"])
 
-      // Another replica holds the lock: nothing runs.
-      const held = yield* Scheduler.runOnce({ fullEvery: 2, verify: "none" }).pipe(
-        Effect.provide(Layer.succeed(Scheduler.ReplicaLock, { withLock: () => Effect.succeed(Option.none()) }))
-      )
-      assert.isTrue(Option.isNone(held))
-      assert.strictEqual((yield* backup.list).length, 3)
-    }).pipe(Effect.provide(Layer.merge(layerStores(), Scheduler.layerLocalLock))), { timeout: 30_000 })
+        // Another replica holds the lock: nothing runs.
+        const held = yield* Scheduler.runOnce({ fullEvery: 2, verify: "none" }).pipe(
+          Effect.provide(Layer.succeed(Scheduler.ReplicaLock, { withLock: () => Effect.succeed(Option.none()) }))
+        )
+        assert.isTrue(Option.isNone(held))
+        assert.strictEqual((yield* backup.list).length, 3)
+      }).pipe(Effect.provide(Layer.merge(layerStores(), Scheduler.layerLocalLock))),
+    { timeout: 30_000 }
+  )
 })
 
 describe("BackupCli", () => {

@@ -68,8 +68,10 @@ const notesHash = Effect.gen(function*() {
   return yield* Effect.orDie(notes!.hash)
 })
 
-const eventsHash = Effect.flatMap(EventStore.EventStore, (store) =>
-  BackupSource.sha256(BackupSource.ndjson(Stream.map(store.readAll(), Backup.eventLine))))
+const eventsHash = Effect.flatMap(
+  EventStore.EventStore,
+  (store) => BackupSource.sha256(BackupSource.ndjson(Stream.map(store.readAll(), Backup.eventLine)))
+)
 
 const ingest = (id: string) =>
   Effect.flatMap(EventStore.EventStore, (store) =>
@@ -87,7 +89,9 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
         const store = yield* EventStore.EventStore
         const client = yield* SqlClient.SqlClient
         yield* client`INSERT INTO notes VALUES (1, 'one', '{"x":1}', now()), (2, 'two', null, null), (3, 'it''s', '[]', now())`
-        for (let i = 0; i < 25; i++) yield* ingest(`d${i}`)
+        for (let i = 0; i < 25; i++) {
+          yield* ingest(`d${i}`)
+        }
         const before = { events: yield* eventsHash, notes: yield* notesHash }
 
         const manifest = yield* backup.create()
@@ -116,10 +120,15 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
         const result = yield* backup.restore(manifest.id, { at: between, vectors: "snapshot" })
         assert.strictEqual(result.replayedEvents, 2)
         const after = yield* Stream.runCollect(store.readAll({ fromSequence: 26 }))
-        assert.deepStrictEqual(after.map((e) => e.streamId), [
-          "tenant/acme/document/after-restore",
-          "tenant/acme/document/first"
-        ])
+        assert.deepStrictEqual(
+          after.map((e) =>
+            e.streamId
+          ),
+          [
+            "tenant/acme/document/after-restore",
+            "tenant/acme/document/first"
+          ]
+        )
       }).pipe(Effect.provide(layerOn(sql()))), { timeout: 60_000 })
 
     it.live("a failure midway through the event import rolls the whole restore back (one transaction)", () =>
@@ -129,11 +138,15 @@ const contract = (name: string, sql: () => Layer.Layer<SqlClient.SqlClient, unkn
         const client = yield* SqlClient.SqlClient
         const checkpoints = yield* Checkpoints.Checkpoints
         yield* client`INSERT INTO notes VALUES (1, 'one', null, null), (2, 'two', null, null)`
-        for (let i = 0; i < 25; i++) yield* ingest(`d${i}`)
+        for (let i = 0; i < 25; i++) {
+          yield* ingest(`d${i}`)
+        }
         const manifest = yield* backup.create()
         yield* backup.verify(manifest.id)
         yield* client`DELETE FROM notes WHERE id = 2`
-        for (let i = 25; i < 35; i++) yield* ingest(`d${i}`)
+        for (let i = 25; i < 35; i++) {
+          yield* ingest(`d${i}`)
+        }
         yield* checkpoints.set("vector-projection", 35)
         const before = { events: yield* eventsHash, notes: yield* notesHash, last: yield* store.lastSequence }
 

@@ -164,22 +164,24 @@ export const make = (
     let inFlight = 0
 
     const withBulkhead = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFull, R> =>
-      semaphore === undefined ? effect : Effect.uninterruptibleMask((restore) =>
-        Effect.suspend((): Effect.Effect<A, E | BulkheadFull, R> => {
-          if (inFlight >= limit) {
-            return Effect.fail(
-              new BulkheadFull({ name, concurrency: bulkhead!.concurrency, queue: bulkhead!.queue })
+      semaphore === undefined ?
+        effect :
+        Effect.uninterruptibleMask((restore) =>
+          Effect.suspend((): Effect.Effect<A, E | BulkheadFull, R> => {
+            if (inFlight >= limit) {
+              return Effect.fail(
+                new BulkheadFull({ name, concurrency: bulkhead!.concurrency, queue: bulkhead!.queue })
+              )
+            }
+            inFlight++
+            return Effect.ensuring(
+              restore(semaphore.withPermits(1)(effect)),
+              Effect.sync(() => {
+                inFlight--
+              })
             )
-          }
-          inFlight++
-          return Effect.ensuring(
-            restore(semaphore.withPermits(1)(effect)),
-            Effect.sync(() => {
-              inFlight--
-            })
-          )
-        })
-      )
+          })
+        )
 
     const withTimeout = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> =>
       timeoutMs === undefined
@@ -210,8 +212,9 @@ export const make = (
  * import { Effect } from "effect"
  * const answer = Effect.fail("down").pipe(Resilience.withFallback(() => Effect.succeed({ degraded: true })))
  */
-export const withFallback = <E, A2, E2, R2>(fallback: (error: E) => Effect.Effect<A2, E2, R2>) =>
-<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E2, R | R2> => Effect.catch(self, fallback)
+export const withFallback =
+  <E, A2, E2, R2>(fallback: (error: E) => Effect.Effect<A2, E2, R2>) =>
+  <A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E2, R | R2> => Effect.catch(self, fallback)
 
 /**
  * Like `withFallback`, but only for the errors `when` accepts; others pass through.
@@ -223,8 +226,7 @@ export const withFallbackWhen = <E, A2, E2, R2>(
   when: (error: E) => boolean,
   fallback: (error: E) => Effect.Effect<A2, E2, R2>
 ) =>
-<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E | E2, R | R2> =>
-  Effect.catchIf(self, when, fallback)
+<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E | E2, R | R2> => Effect.catchIf(self, when, fallback)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Configuration

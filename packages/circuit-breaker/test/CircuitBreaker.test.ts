@@ -18,7 +18,12 @@ const isOpenError = (result: Result.Result<unknown, unknown>, retryAfter?: numbe
 }
 
 const consecutive = (options: Partial<CircuitBreaker.Options> = {}) =>
-  CircuitBreaker.make({ name: "dep", tripPolicy: CircuitBreaker.consecutive(3), openDuration: "10 seconds", ...options })
+  CircuitBreaker.make({
+    name: "dep",
+    tripPolicy: CircuitBreaker.consecutive(3),
+    openDuration: "10 seconds",
+    ...options
+  })
 
 describe("CircuitBreaker", () => {
   it.effect("opens after consecutive failures and rejects with the remaining break", () =>
@@ -377,7 +382,9 @@ describe("CircuitBreaker", () => {
     const store: CircuitBreakerStore.Store = {
       load: () => Effect.sync(() => shared),
       cas: (_name, current, expected, next) =>
-        Effect.sync(() => down ? mark(Machine.cas(current, expected, next)) : write(Machine.cas(shared, expected, next))),
+        Effect.sync(() =>
+          down ? mark(Machine.cas(current, expected, next)) : write(Machine.cas(shared, expected, next))
+        ),
       set: (_name, current, next) =>
         Effect.sync(() => down ? mark(Machine.cas(current, -1, next)) : write(Machine.cas(shared, -1, next))),
       acquireTrial: (_name, current, now, max, lease) =>

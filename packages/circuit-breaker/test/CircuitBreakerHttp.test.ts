@@ -42,7 +42,10 @@ describe("CircuitBreakerHttp", () => {
       assert.deepStrictEqual(list.map((s) => [s.name, s.state]), [["ollama", "open"], ["qdrant", "closed"]])
       assert.strictEqual(list[0]!.retryAfter !== null && list[0]!.retryAfter > 0, true)
 
-      const forced = yield* client.circuitBreakers.forceOpen({ params: { name: "qdrant" }, payload: { reason: "maintenance" } })
+      const forced = yield* client.circuitBreakers.forceOpen({
+        params: { name: "qdrant" },
+        payload: { reason: "maintenance" }
+      })
       assert.strictEqual(forced.state, "forced-open")
       assert.strictEqual((yield* registry.snapshotOf("qdrant")).state, "forced-open")
       const disabled = yield* client.circuitBreakers.forceClose({ params: { name: "qdrant" }, payload: null })

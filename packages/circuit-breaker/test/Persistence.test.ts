@@ -100,8 +100,7 @@ describe("CircuitBreakerPersistence", () => {
       const rateLimited = (retryAfter: Duration.Input) =>
         Effect.fail({ status: 429 }).pipe(breaker.execute({
           key: "dep",
-          classify: (exit) =>
-            Exit.isFailure(exit) ? Effect4.failure({ retryAfter }) : Effect4.success
+          classify: (exit) => Exit.isFailure(exit) ? Effect4.failure({ retryAfter }) : Effect4.success
         }))
       const ignored = Effect.fail("meh").pipe(breaker.execute({ key: "dep", classify: () => Effect4.ignored }))
       for (let i = 0; i < 5; i++) yield* Effect.result(ignored)
@@ -120,10 +119,12 @@ describe("CircuitBreakerPersistence", () => {
   it.effect("a classifier that dies: the outcome is Ignored and the call dies", () =>
     Effect.gen(function*() {
       const breaker = yield* Effect4.CircuitBreaker
-      const exit = yield* Effect.exit(Effect.fail("down").pipe(breaker.execute({
-        key: "dep",
-        classify: () => Effect.die("classifier bug")
-      })))
+      const exit = yield* Effect.exit(
+        Effect.fail("down").pipe(breaker.execute({
+          key: "dep",
+          classify: () => Effect.die("classifier bug")
+        }))
+      )
       assert.isTrue(Exit.isFailure(exit) && exit.cause.reasons.some((reason) => reason._tag === "Die"))
       yield* Effect.result(Effect.fail("down").pipe(breaker.execute({ key: "dep" })))
       // One recorded failure of two: still closed.

@@ -178,13 +178,23 @@ describe.runIf(await Services.redis())("CircuitBreaker with Redis", () => {
         CircuitBreaker.CircuitBreaker
       )
       const dep = yield* registry.get("dep")
-      for (let i = 0; i < 1000; i++) yield* dep.execute(Effect.void)
-      for (let i = 0; i < 2; i++) yield* Effect.result(dep.execute(Effect.fail("down")))
-      for (let i = 0; i < 1000; i++) yield* dep.execute(Effect.void)
+      for (let i = 0; i < 1000; i++) {
+        yield* dep.execute(Effect.void)
+      }
+      for (let i = 0; i < 2; i++) {
+        yield* Effect.result(dep.execute(Effect.fail("down")))
+      }
+      for (let i = 0; i < 1000; i++) {
+        yield* dep.execute(Effect.void)
+      }
       assert.strictEqual(counter.calls, 0)
-      for (let i = 0; i < 3; i++) yield* Effect.result(dep.execute(Effect.fail("down")))
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.result(dep.execute(Effect.fail("down")))
+      }
       assert.strictEqual(counter.calls, 1) // the trip
-      for (let i = 0; i < 100; i++) yield* Effect.result(dep.execute(Effect.void))
+      for (let i = 0; i < 100; i++) {
+        yield* Effect.result(dep.execute(Effect.void))
+      }
       assert.strictEqual(counter.calls, 1) // rejections while open are local too
     }).pipe(quiet))
 

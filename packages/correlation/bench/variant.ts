@@ -68,7 +68,9 @@ const templates = [
 
 const body = { tenantId: "bench", subject: "key:0123456789ab", roles: ["writer", "reader"] }
 const Routes = Layer.mergeAll(
-  ...templates.map((path) => HttpRouter.add("GET", path as HttpRouter.PathInput, Effect.sync(() => HttpServerResponse.jsonUnsafe(body))))
+  ...templates.map((path) =>
+    HttpRouter.add("GET", path as HttpRouter.PathInput, Effect.sync(() => HttpServerResponse.jsonUnsafe(body)))
+  )
 )
 
 const Middleware = Layer.mergeAll(
@@ -84,7 +86,10 @@ const routes = RouteTable.make()
 
 const program = Effect.gen(function*() {
   const context = yield* Layer.build(
-    Layer.mergeAll(Routes, Middleware).pipe(Layer.provide(RouteTable.layer(routes)), Layer.provideMerge(HttpRouter.layer))
+    Layer.mergeAll(Routes, Middleware).pipe(
+      Layer.provide(RouteTable.layer(routes)),
+      Layer.provideMerge(HttpRouter.layer)
+    )
   )
   const app = Context.get(context, HttpRouter.HttpRouter).asHttpEffect()
   const observe = has("log") || variant === "metrics"
@@ -92,7 +97,11 @@ const program = Effect.gen(function*() {
     : variant === "platform"
     ? HttpMiddleware.logger
     : (effect: typeof app) => effect
-  const handled = HttpEffect.toHandled(app, () => Effect.void, (effect: any) => CorrelationHttp.middleware(observe(effect)))
+  const handled = HttpEffect.toHandled(
+    app,
+    () => Effect.void,
+    (effect: any) => CorrelationHttp.middleware(observe(effect))
+  )
   // The server turns the platform's span off (`CorrelationHttp.withServerSpan`).
   const base = Context.add(context, HttpMiddleware.TracerDisabledWhen, constTrue)
   const headers = {
@@ -115,7 +124,9 @@ const program = Effect.gen(function*() {
   const before = process.cpuUsage()
   yield* once(n)
   const cpu = process.cpuUsage(before)
-  process.stderr.write(`RESULT=${JSON.stringify({ variant, cpuNanos: ((cpu.user + cpu.system) * 1000) / n, failures })}\n`)
+  process.stderr.write(
+    `RESULT=${JSON.stringify({ variant, cpuNanos: ((cpu.user + cpu.system) * 1000) / n, failures })}\n`
+  )
 }).pipe(Effect.scoped)
 
 Effect.runPromise(program as Effect.Effect<void, unknown>).then(() => process.exit(0), (error) => {

@@ -12,6 +12,7 @@
  */
 import { RequestContext, ResponseHeaders } from "@ouroboros/kernel"
 import { Context, Effect, type Fiber, Layer, Option, Tracer } from "effect"
+import { constTrue } from "effect/Function"
 import {
   HttpClient,
   HttpClientRequest,
@@ -20,7 +21,6 @@ import {
   HttpServerRequest,
   type HttpServerResponse
 } from "effect/http"
-import { constTrue } from "effect/Function"
 import * as Correlation from "./Correlation.js"
 
 // The OpenTelemetry HTTP server attributes, for the span this middleware opens itself (with `withServerSpan`); the
@@ -142,8 +142,10 @@ export const middleware = <E, R>(
       const traced = withRequest(app, correlationId, continuedTraceState(current, incoming), undefined)
       if (!isRecorded(fiber, current)) return traced
       current.attribute("correlation.id", correlationId)
-      return Effect.onExit(traced, (exit) =>
-        Effect.sync(() => recordError(current, HttpServerError.exitResponse(exit).status)))
+      return Effect.onExit(
+        traced,
+        (exit) => Effect.sync(() => recordError(current, HttpServerError.exitResponse(exit).status))
+      )
     }
     return Effect.useSpan(
       fiber.getRef(HttpMiddleware.SpanNameGenerator)(request),

@@ -129,7 +129,14 @@ export const conform = (snapshots: ReadonlyArray<Snapshot>, options: Options = {
         } else {
           if (name.endsWith("_total")) name = name.slice(0, -6)
           push(
-            { ...snapshot, id: name, description: described ?? name, attributes, type: "Gauge", state: { value } } as Snapshot
+            {
+              ...snapshot,
+              id: name,
+              description: described ?? name,
+              attributes,
+              type: "Gauge",
+              state: { value }
+            } as Snapshot
           )
         }
         break

@@ -131,8 +131,10 @@ export const layerWith = (options: Options): Layer.Layer<never> =>
  */
 export const layer: Layer.Layer<never, Config.ConfigError> = Layer.unwrap(
   Effect.map(config, (c) => {
-    const url = Option.orElse(c.tracesEndpoint, () =>
-      Option.map(c.endpoint, (endpoint) => `${endpoint.replace(/\/+$/, "")}/v1/traces`))
+    const url = Option.orElse(
+      c.tracesEndpoint,
+      () => Option.map(c.endpoint, (endpoint) => `${endpoint.replace(/\/+$/, "")}/v1/traces`)
+    )
     return Option.match(url, {
       onNone: () => Layer.empty,
       onSome: (url) =>

@@ -100,9 +100,11 @@ const raw = (method: string, path: string, headers: Record<string, string> = {})
       const request = Http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (response) => {
         let body = ""
         response.on("data", (chunk) => (body += String(chunk)))
-        response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body })))
+        response.on("end", () =>
+          resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body })))
       })
-      request.on("error", (error) => resume(Effect.die(error)))
+      request.on("error", (error) =>
+        resume(Effect.die(error)))
       request.end()
     }))
 

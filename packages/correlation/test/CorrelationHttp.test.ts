@@ -273,9 +273,16 @@ class Api extends HttpApi.make("test").add(
   )
 ) {}
 
-const DocsLive = HttpApiBuilder.group(Api, "docs", (handlers) =>
-  handlers.handle("get", ({ params }) =>
-    params.id === "known" ? Effect.succeed("doc") : Effect.fail(new Problem.NotFound({ detail: `no ${params.id}` }))))
+const DocsLive = HttpApiBuilder.group(
+  Api,
+  "docs",
+  (handlers) =>
+    handlers.handle(
+      "get",
+      ({ params }) =>
+        params.id === "known" ? Effect.succeed("doc") : Effect.fail(new Problem.NotFound({ detail: `no ${params.id}` }))
+    )
+)
 
 describe("wired around an HttpApi as the README shows", () => {
   it.live("problem bodies, echoed ids and one server span with http.route", () =>

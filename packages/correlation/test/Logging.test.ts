@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { RequestContext } from "@ouroboros/kernel"
-import { Console, ConfigProvider, Effect } from "effect"
+import { ConfigProvider, Console, Effect } from "effect"
 import { Logging } from "../src/index.js"
 
 /** A Console that keeps what the logger writes. */
@@ -59,8 +59,7 @@ describe("Logging.layer", () => {
 
   it.effect("LOG_LEVEL takes a level name in any case, Effect 3's labels included", () =>
     Effect.gen(function*() {
-      const read = (env: Record<string, string>) =>
-        Effect.result(Logging.config.parse(ConfigProvider.fromEnv({ env })))
+      const read = (env: Record<string, string>) => Effect.result(Logging.config.parse(ConfigProvider.fromEnv({ env })))
       for (
         const [name, level] of [
           ["info", "Info"],

@@ -24,7 +24,12 @@ const realistic = Effect.gen(function*() {
 
   // Packages.
   for (const outcome of ["allowed", "limited"]) {
-    counter("ratelimit_decisions_total", "Rate-limit decisions by policy and outcome", { policy: "default", outcome }, 3)
+    counter(
+      "ratelimit_decisions_total",
+      "Rate-limit decisions by policy and outcome",
+      { policy: "default", outcome },
+      3
+    )
   }
   gauge("circuit_breaker_state", "State of a circuit breaker: 0 closed, 1 open", { breaker: "ollama" }, 0)
   counter("circuit_breaker_calls_total", "Calls a circuit breaker let through", { breaker: "ollama" }, 7)
@@ -54,7 +59,12 @@ const realistic = Effect.gen(function*() {
   const models = Metric.frequency("llm_models", { description: "Models asked" })
   models.updateUnsafe("llama3", context)
   models.updateUnsafe("phi3", context)
-  Metric.summary("payload_bytes", { description: "Payload sizes", maxAge: "1 minute", maxSize: 100, quantiles: [0.5, 0.99] })
+  Metric.summary("payload_bytes", {
+    description: "Payload sizes",
+    maxAge: "1 minute",
+    maxSize: 100,
+    quantiles: [0.5, 0.99]
+  })
     .updateUnsafe(512, context)
   counter("jobs_done", undefined, {}, 1)
   gauge("queue_total", "Items queued", {}, 5)
@@ -67,7 +77,10 @@ type Check = { readonly ok: boolean; readonly output: string } | "missing"
 const promtool = (text: string): Check => {
   const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
   if (result.error !== undefined && (result.error as NodeJS.ErrnoException).code === "ENOENT") return "missing"
-  return { ok: result.status === 0 && result.stdout.trim() === "" && result.stderr.trim() === "", output: result.stdout + result.stderr }
+  return {
+    ok: result.status === 0 && result.stdout.trim() === "" && result.stderr.trim() === "",
+    output: result.stdout + result.stderr
+  }
 }
 
 const available = promtool("") !== "missing"
@@ -77,38 +90,44 @@ if (!available) {
 }
 
 describe("Prometheus", () => {
-  it.effect.runIf(available)("the output for a realistic registry passes promtool check metrics", () =>
-    Effect.gen(function*() {
-      const context = yield* realistic
-      const text = Prometheus.formatUnsafe(context)
-      const check = promtool(text) as Exclude<Check, "missing">
-      assert.isTrue(check.ok, `${check.output}\n${text}`)
-      // Every family is there, the corrected ones under their conforming names.
-      for (
-        const family of [
-          "# TYPE ratelimit_decisions_total counter",
-          "# TYPE http_server_request_duration_seconds histogram",
-          "# TYPE http_server_requests_total counter",
-          "# TYPE child_fibers_started_total counter",
-          "# TYPE child_fibers_active gauge",
-          "# TYPE job_duration_seconds histogram",
-          "# TYPE llm_models_total counter",
-          "# TYPE payload_bytes summary",
-          "# TYPE jobs_done_total counter",
-          "# TYPE queue gauge",
-          "# TYPE cache_hits_total counter",
-          "# HELP jobs_done_total jobs_done_total"
-        ]
-      ) assert.include(text, family)
-    }))
+  it.effect.runIf(available)(
+    "the output for a realistic registry passes promtool check metrics",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* realistic
+        const text = Prometheus.formatUnsafe(context)
+        const check = promtool(text) as Exclude<Check, "missing">
+        assert.isTrue(check.ok, `${check.output}\n${text}`)
+        // Every family is there, the corrected ones under their conforming names.
+        for (
+          const family of [
+            "# TYPE ratelimit_decisions_total counter",
+            "# TYPE http_server_request_duration_seconds histogram",
+            "# TYPE http_server_requests_total counter",
+            "# TYPE child_fibers_started_total counter",
+            "# TYPE child_fibers_active gauge",
+            "# TYPE job_duration_seconds histogram",
+            "# TYPE llm_models_total counter",
+            "# TYPE payload_bytes summary",
+            "# TYPE jobs_done_total counter",
+            "# TYPE queue gauge",
+            "# TYPE cache_hits_total counter",
+            "# HELP jobs_done_total jobs_done_total"
+          ]
+        ) assert.include(text, family)
+      })
+  )
 
-  it.effect.runIf(available)("Effect's own rendering of the same registry does not pass (what this module corrects)", () =>
-    Effect.gen(function*() {
-      const context = yield* realistic
-      const check = promtool(PrometheusMetrics.formatUnsafe(context)) as Exclude<Check, "missing">
-      assert.isFalse(check.ok)
-      assert.include(check.output, "child_fibers_started")
-    }))
+  it.effect.runIf(available)(
+    "Effect's own rendering of the same registry does not pass (what this module corrects)",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* realistic
+        const check = promtool(PrometheusMetrics.formatUnsafe(context)) as Exclude<Check, "missing">
+        assert.isFalse(check.ok)
+        assert.include(check.output, "child_fibers_started")
+      })
+  )
 
   it.effect("conform: counters end in _total, gauges do not, timers are in seconds, frequencies are counters", () =>
     Effect.gen(function*() {
@@ -123,7 +142,10 @@ describe("Prometheus", () => {
       assert.match(text, /^queue 5$/m)
       assert.match(text, /^child_fiber_failures_total 1$/m)
       assert.match(text, /^ratelimit_decisions_total\{policy="default",outcome="limited"\} 3$/m)
-      assert.match(text, /^http_server_request_duration_seconds_bucket\{method="GET",route="\/api\/v1\/documents\/:id",status="200",le="0\.0005"\} 1$/m)
+      assert.match(
+        text,
+        /^http_server_request_duration_seconds_bucket\{method="GET",route="\/api\/v1\/documents\/:id",status="200",le="0\.0005"\} 1$/m
+      )
       // Every family has help.
       const families = text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2])
       for (const family of families) assert.include(text, `# HELP ${family} `)
@@ -147,8 +169,20 @@ describe("Prometheus", () => {
 
   it("a series repeated, or of another type in the same family, is written once", () => {
     const snapshot = Prometheus.conform([
-      { id: "x_total", type: "Counter", description: "x", attributes: { a: "1" }, state: { count: 1, incremental: true } },
-      { id: "x_total", type: "Counter", description: "x", attributes: { a: "1" }, state: { count: 2, incremental: true } },
+      {
+        id: "x_total",
+        type: "Counter",
+        description: "x",
+        attributes: { a: "1" },
+        state: { count: 1, incremental: true }
+      },
+      {
+        id: "x_total",
+        type: "Counter",
+        description: "x",
+        attributes: { a: "1" },
+        state: { count: 2, incremental: true }
+      },
       { id: "y", type: "Gauge", description: "y", attributes: undefined, state: { value: 1 } },
       { id: "y_total", type: "Gauge", description: "y", attributes: undefined, state: { value: 2 } },
       { id: "s", type: "Gauge", description: "s", attributes: undefined, state: { value: 1 } },
@@ -160,7 +194,10 @@ describe("Prometheus", () => {
         state: { quantiles: [], count: 0, min: 0, max: 0, sum: 0 }
       }
     ] as ReadonlyArray<Metric.Metric.Snapshot>)
-    assert.deepStrictEqual(snapshot.map((s) => [s.id, s.type]), [["x_total", "Counter"], ["y", "Gauge"], ["s", "Gauge"]])
+    assert.deepStrictEqual(snapshot.map((s) => [s.id, s.type]), [["x_total", "Counter"], ["y", "Gauge"], [
+      "s",
+      "Gauge"
+    ]])
   })
 
   it.effect("layerHttp serves the registry as text at /metrics", () =>
@@ -170,7 +207,10 @@ describe("Prometheus", () => {
       const context = yield* Layer.build(Prometheus.layerHttp().pipe(Layer.provideMerge(HttpRouter.layer)))
       const app = Context.get(context, HttpRouter.HttpRouter).asHttpEffect()
       const response = yield* app.pipe(
-        Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(new Request("http://x/metrics"))),
+        Effect.provideService(
+          HttpServerRequest.HttpServerRequest,
+          HttpServerRequest.fromWeb(new Request("http://x/metrics"))
+        ),
         Effect.provideService(Metric.MetricRegistry, registry)
       )
       assert.strictEqual(response.headers["content-type"], Prometheus.contentType)

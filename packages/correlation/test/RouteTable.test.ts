@@ -6,7 +6,10 @@ import * as fc from "fast-check"
 import { RouteTable } from "../src/index.js"
 
 // Every handler answers with the template of the route the router chose (`RouteContext`).
-const chosen = Effect.map(Effect.service(HttpRouter.RouteContext), (context) => HttpServerResponse.text(context.route.path))
+const chosen = Effect.map(
+  Effect.service(HttpRouter.RouteContext),
+  (context) => HttpServerResponse.text(context.route.path)
+)
 
 const Api = HttpApi.make("test").add(
   HttpApiGroup.make("documents")
@@ -57,7 +60,11 @@ const bases = new Map(
   )
 )
 
-const servedBy = (app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, any>, method: string, url: string) =>
+const servedBy = (
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, any>,
+  method: string,
+  url: string
+) =>
   Effect.map(
     Effect.exit(Effect.provideService(
       app,

@@ -127,8 +127,7 @@ export const make = Effect.gen(function*() {
   const find = SqlSchema.findAll({
     Request: Schema.String,
     Result: CheckpointFromRow,
-    execute: (name) =>
-      sql`SELECT name, sequence, epoch, updated_at FROM event_store_checkpoints WHERE name = ${name}`
+    execute: (name) => sql`SELECT name, sequence, epoch, updated_at FROM event_store_checkpoints WHERE name = ${name}`
   })
 
   const position = Effect.fn("Checkpoints.position")(function*(name: string) {

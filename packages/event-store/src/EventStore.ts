@@ -15,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import * as Rls from "@ouroboros/tenancy/Rls"
 import {
   Array as Arr,
   Cause,
@@ -34,7 +35,6 @@ import {
 } from "effect"
 import { dual } from "effect/Function"
 import { type Migrator, SqlClient, type SqlError, SqlSchema } from "effect/sql"
-import * as Rls from "@ouroboros/tenancy/Rls"
 import * as Memory from "./internal/memory.js"
 import * as Internal from "./internal/migrations.js"
 import { Int8, Timestamp } from "./internal/rows.js"
@@ -525,450 +525,456 @@ export const config: Config.Config<Required<Options>> = Config.all({
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}) => Effect.gen(function*() {
-  const maxGroup = Math.max(1, Math.trunc(options.maxGroupSize ?? 256))
-  const defaultReadBatch = Math.max(1, Math.trunc(options.readBatchSize ?? 500))
-  // Column names are ours: a client configured with name transforms must not rewrite them.
-  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-  const [table] = yield* sql<{ readonly oid: number }>`SELECT ${Internal.eventsTable}::regclass::oid::int AS oid`
-  const tableOid = table?.oid ?? 0
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const maxGroup = Math.max(1, Math.trunc(options.maxGroupSize ?? 256))
+    const defaultReadBatch = Math.max(1, Math.trunc(options.readBatchSize ?? 500))
+    // Column names are ours: a client configured with name transforms must not rewrite them.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const [table] = yield* sql<{ readonly oid: number }>`SELECT ${Internal.eventsTable}::regclass::oid::int AS oid`
+    const tableOid = table?.oid ?? 0
 
-  // Its own statement: in READ COMMITTED each statement takes a fresh snapshot, so the reads that follow see the
-  // commit of whoever held the lock before.
-  const lock = sql`SELECT pg_advisory_xact_lock(${lockNamespace}, ${tableOid})`
+    // Its own statement: in READ COMMITTED each statement takes a fresh snapshot, so the reads that follow see the
+    // commit of whoever held the lock before.
+    const lock = sql`SELECT pg_advisory_xact_lock(${lockNamespace}, ${tableOid})`
 
-  const decodeSequences = Schema.decodeUnknownEffect(Schema.Array(SequenceRow))
+    const decodeSequences = Schema.decodeUnknownEffect(Schema.Array(SequenceRow))
 
-  // Followers wait on the current signal; a commit completes it and puts a fresh one in its place. Not
-  // `effect/reactivity`: its queries re-run a whole effect, where a follower pages on from its own cursor, and the
-  // `Reactivity` a `PgClient` layer uses is its own, hidden from the context. Its commit-aware invalidation is what
-  // `sql.afterCommit` gives the in-transaction append below.
-  const signal = yield* Ref.make(yield* Deferred.make<void>())
-  const wake = Effect.flatMap(
-    Deferred.make<void>(),
-    (next) => Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined))
-  )
-
-  // A read of the tenant in scope runs under row-level security (a transaction of its own, or a savepoint of the
-  // caller's); without a scope it runs as the table's owner.
-  const scoped = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.flatMap(
-      Effect.service(TenantScope),
-      (tenant): Effect.Effect<A, E | SqlError.SqlError, R> =>
-        tenant === undefined ? effect : Rls.withTenant(effect, tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    // Followers wait on the current signal; a commit completes it and puts a fresh one in its place. Not
+    // `effect/reactivity`: its queries re-run a whole effect, where a follower pages on from its own cursor, and the
+    // `Reactivity` a `PgClient` layer uses is its own, hidden from the context. Its commit-aware invalidation is what
+    // `sql.afterCommit` gives the in-transaction append below.
+    const signal = yield* Ref.make(yield* Deferred.make<void>())
+    const wake = Effect.flatMap(
+      Deferred.make<void>(),
+      (next) => Effect.flatMap(Ref.getAndSet(signal, next), (current) => Deferred.succeed(current, undefined))
     )
 
-  const streamVersion = Effect.fn("EventStore.streamVersion")(function*(streamId: string) {
-    const rows = yield* scoped(sql<{ readonly version: number }>`SELECT coalesce(max(version), -1) AS version
+    // A read of the tenant in scope runs under row-level security (a transaction of its own, or a savepoint of the
+    // caller's); without a scope it runs as the table's owner.
+    const scoped = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.flatMap(
+        Effect.service(TenantScope),
+        (tenant): Effect.Effect<A, E | SqlError.SqlError, R> =>
+          tenant === undefined
+            ? effect
+            : Rls.withTenant(effect, tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      )
+
+    const streamVersion = Effect.fn("EventStore.streamVersion")(function*(streamId: string) {
+      const rows = yield* scoped(sql<{ readonly version: number }>`SELECT coalesce(max(version), -1) AS version
       FROM event_store_events WHERE stream_id = ${streamId}`)
-    return rows[0]?.version ?? -1
-  }, Effect.orDie)
+      return rows[0]?.version ?? -1
+    }, Effect.orDie)
 
-  const lastSequence = Effect.gen(function*() {
-    const rows = yield* sql`SELECT coalesce(max(sequence), 0) AS sequence FROM event_store_events`
-    const [row] = yield* decodeSequences(rows)
-    return row?.sequence ?? 0
-  }).pipe(Effect.orDie, Effect.withSpan("EventStore.lastSequence"))
+    const lastSequence = Effect.gen(function*() {
+      const rows = yield* sql`SELECT coalesce(max(sequence), 0) AS sequence FROM event_store_events`
+      const [row] = yield* decodeSequences(rows)
+      return row?.sequence ?? 0
+    }).pipe(Effect.orDie, Effect.withSpan("EventStore.lastSequence"))
 
-  const conflict = (streamId: string, expected: ExpectedVersion, actual: number) =>
-    new WrongExpectedVersion({
-      detail: `stream ${streamId} ${describeActual(actual)}, expected ${describe(expected)}`,
-      streamId,
-      expected,
-      actual
+    const conflict = (streamId: string, expected: ExpectedVersion, actual: number) =>
+      new WrongExpectedVersion({
+        detail: `stream ${streamId} ${describeActual(actual)}, expected ${describe(expected)}`,
+        streamId,
+        expected,
+        actual
+      })
+
+    const encode = (events: ReadonlyArray<NewEvent>): ReadonlyArray<EncodedEvent> =>
+      // JSON.stringify throws on a BigInt or a cycle: a programming error, so a defect.
+      events.map((event) => ({
+        type: event.type,
+        data: JSON.stringify(event.data ?? null),
+        metadata: JSON.stringify(event.metadata ?? {}),
+        tenant_id: tenantOf(event.metadata)
+      }))
+
+    const insertRows = (rows: ReadonlyArray<Record<string, unknown>>) =>
+      Effect.gen(function*() {
+        const sequences: Array<number> = []
+        for (let offset = 0; offset < rows.length; offset += insertChunk) {
+          const chunk = rows.slice(offset, offset + insertChunk)
+          if (!Arr.isReadonlyArrayNonEmpty(chunk)) break
+          const returned = yield* Effect.flatMap(
+            sql`INSERT INTO event_store_events ${sql.insert(chunk)} RETURNING sequence`,
+            (rows) => Effect.orDie(decodeSequences(rows))
+          )
+          for (const { sequence } of returned) sequences.push(sequence)
+        }
+        // Identity values are drawn in VALUES order; sorting does not depend on the order RETURNING lists them in.
+        return sequences.sort((a, b) => a - b)
+      })
+
+    const toRows = (
+      streamId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      from: number,
+      recordedAt: Date
+    ): ReadonlyArray<Record<string, unknown>> =>
+      events.map((event, index) => ({
+        stream_id: streamId,
+        version: from + index,
+        type: event.type,
+        data: event.data,
+        metadata: event.metadata,
+        tenant_id: event.tenant_id,
+        recorded_at: recordedAt
+      }))
+
+    const uniqueViolationToConflict = <A>(
+      self: Effect.Effect<A, WrongExpectedVersion | SqlError.SqlError>,
+      streamId: string,
+      expected: ExpectedVersion
+    ): Effect.Effect<A, WrongExpectedVersion> =>
+      Effect.catchTag(self, "SqlError", (error) =>
+        // Only reachable when a writer bypassed the lock (or a caller's transaction runs at REPEATABLE READ): the
+        // unique constraint still refuses a duplicate version.
+        isStreamVersionViolation(error)
+          ? Effect.flatMap(streamVersion(streamId), (actual) => Effect.fail(conflict(streamId, expected, actual)))
+          : Effect.die(error))
+
+    // One append in its own transaction (or the caller's): used inside a caller's transaction, where the append must
+    // commit or roll back with it, and as the fallback of a group that met a unique violation.
+    const appendDirect = (
+      streamId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      expected: ExpectedVersion,
+      tenant: string | undefined
+    ) =>
+      Effect.gen(function*() {
+        yield* lock
+        const state = yield* heads([streamId])
+        const actual = state.versions.get(streamId) ?? -1
+        if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
+        const rows = toRows(streamId, events, actual + 1, state.now)
+        // The lock and the heads are the owner's (every tenant's last time); the rows go in under the tenant's policy.
+        const sequences = yield* (tenant === undefined
+          ? insertRows(rows)
+          : Rls.withTenant(insertRows(rows), tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql)))
+        return {
+          firstSequence: sequences[0]!,
+          lastSequence: sequences[sequences.length - 1]!,
+          version: actual + events.length
+        }
+      }).pipe(sql.withTransaction, (self) => uniqueViolationToConflict(self, streamId, expected))
+
+    const HeadsRow = Schema.Struct({
+      stream_id: Schema.NullOr(Schema.String),
+      version: Schema.NullOr(Int8),
+      now: Schema.NullOr(Timestamp)
     })
+    const decodeHeads = Schema.decodeUnknownEffect(Schema.Array(HeadsRow))
 
-  const encode = (events: ReadonlyArray<NewEvent>): ReadonlyArray<EncodedEvent> =>
-    // JSON.stringify throws on a BigInt or a cycle: a programming error, so a defect.
-    events.map((event) => ({
-      type: event.type,
-      data: JSON.stringify(event.data ?? null),
-      metadata: JSON.stringify(event.metadata ?? {}),
-      tenant_id: tenantOf(event.metadata)
-    }))
-
-  const insertRows = (rows: ReadonlyArray<Record<string, unknown>>) =>
-    Effect.gen(function*() {
-      const sequences: Array<number> = []
-      for (let offset = 0; offset < rows.length; offset += insertChunk) {
-        const chunk = rows.slice(offset, offset + insertChunk)
-        if (!Arr.isReadonlyArrayNonEmpty(chunk)) break
-        const returned = yield* Effect.flatMap(
-          sql`INSERT INTO event_store_events ${sql.insert(chunk)} RETURNING sequence`,
-          (rows) => Effect.orDie(decodeSequences(rows))
-        )
-        for (const { sequence } of returned) sequences.push(sequence)
-      }
-      // Identity values are drawn in VALUES order; sorting does not depend on the order RETURNING lists them in.
-      return sequences.sort((a, b) => a - b)
-    })
-
-  const toRows = (
-    streamId: string,
-    events: ReadonlyArray<EncodedEvent>,
-    from: number,
-    recordedAt: Date
-  ): ReadonlyArray<Record<string, unknown>> =>
-    events.map((event, index) => ({
-      stream_id: streamId,
-      version: from + index,
-      type: event.type,
-      data: event.data,
-      metadata: event.metadata,
-      tenant_id: event.tenant_id,
-      recorded_at: recordedAt
-    }))
-
-  const uniqueViolationToConflict = <A>(
-    self: Effect.Effect<A, WrongExpectedVersion | SqlError.SqlError>,
-    streamId: string,
-    expected: ExpectedVersion
-  ): Effect.Effect<A, WrongExpectedVersion> =>
-    Effect.catchTag(self, "SqlError", (error) =>
-      // Only reachable when a writer bypassed the lock (or a caller's transaction runs at REPEATABLE READ): the
-      // unique constraint still refuses a duplicate version.
-      isStreamVersionViolation(error)
-        ? Effect.flatMap(streamVersion(streamId), (actual) => Effect.fail(conflict(streamId, expected, actual)))
-        : Effect.die(error))
-
-  // One append in its own transaction (or the caller's): used inside a caller's transaction, where the append must
-  // commit or roll back with it, and as the fallback of a group that met a unique violation.
-  const appendDirect = (
-    streamId: string,
-    events: ReadonlyArray<EncodedEvent>,
-    expected: ExpectedVersion,
-    tenant: string | undefined
-  ) =>
-    Effect.gen(function*() {
-      yield* lock
-      const state = yield* heads([streamId])
-      const actual = state.versions.get(streamId) ?? -1
-      if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
-      const rows = toRows(streamId, events, actual + 1, state.now)
-      // The lock and the heads are the owner's (every tenant's last time); the rows go in under the tenant's policy.
-      const sequences = yield* (tenant === undefined
-        ? insertRows(rows)
-        : Rls.withTenant(insertRows(rows), tenant).pipe(Effect.provideService(SqlClient.SqlClient, sql)))
-      return {
-        firstSequence: sequences[0]!,
-        lastSequence: sequences[sequences.length - 1]!,
-        version: actual + events.length
-      }
-    }).pipe(sql.withTransaction, (self) => uniqueViolationToConflict(self, streamId, expected))
-
-  const HeadsRow = Schema.Struct({
-    stream_id: Schema.NullOr(Schema.String),
-    version: Schema.NullOr(Int8),
-    now: Schema.NullOr(Timestamp)
-  })
-  const decodeHeads = Schema.decodeUnknownEffect(Schema.Array(HeadsRow))
-
-  // One round trip under the lock: the clock row first, then the last version of each stream that has events.
-  const heads = (streamIds: ReadonlyArray<string>) =>
-    Effect.gen(function*() {
-      const rows = yield* Effect.flatMap(
-        sql`SELECT NULL::text AS stream_id, NULL::int AS version, greatest(
+    // One round trip under the lock: the clock row first, then the last version of each stream that has events.
+    const heads = (streamIds: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const rows = yield* Effect.flatMap(
+          sql`SELECT NULL::text AS stream_id, NULL::int AS version, greatest(
             date_trunc('milliseconds', clock_timestamp()),
             (SELECT recorded_at FROM event_store_events ORDER BY sequence DESC LIMIT 1)
           ) AS now
         UNION ALL
         SELECT stream_id, max(version), NULL FROM event_store_events
         WHERE ${sql.in("stream_id", streamIds)} GROUP BY stream_id`,
-        decodeHeads
-      )
-      const versions = new Map<string, number>()
-      let now: Date | undefined
-      for (const row of rows) {
-        if (row.stream_id === null) now = row.now ?? undefined
-        else versions.set(row.stream_id, row.version ?? -1)
-      }
-      return { versions, now: now ?? new Date() }
-    }).pipe(Effect.orDie)
-
-  // Group commit: appends waiting for the lock are written together, one transaction and one commit for all of them.
-  // Each keeps its own expected-version check; one that fails is left out and gets its own error.
-  const writeGroup = (group: ReadonlyArray<Pending>) =>
-    Effect.gen(function*() {
-      const outcomes = yield* Effect.gen(function*() {
-        yield* lock
-        const state = yield* heads(Array.from(new Set(group.map((p) => p.streamId))))
-        // Rows in the group's order, cut into runs of one tenant scope: each run is inserted under its tenant's
-        // row-level security (the role and tenant are switched for the rest of the transaction), or as the owner.
-        const runs: Array<{ readonly tenant: string | undefined; readonly rows: Array<Record<string, unknown>> }> = []
-        let offset = 0
-        const planned = group.map((pending) => {
-          const actual = state.versions.get(pending.streamId) ?? -1
-          if (!matches(pending.expected, actual)) {
-            return { pending, error: conflict(pending.streamId, pending.expected, actual) } as const
-          }
-          state.versions.set(pending.streamId, actual + pending.events.length)
-          const last = runs[runs.length - 1]
-          const run = last !== undefined && last.tenant === pending.tenant
-            ? last
-            : (runs.push({ tenant: pending.tenant, rows: [] }), runs[runs.length - 1]!)
-          run.rows.push(...toRows(pending.streamId, pending.events, actual + 1, state.now))
-          const start = offset
-          offset += pending.events.length
-          return { pending, offset: start, version: actual + pending.events.length } as const
-        })
-        const sequences: Array<number> = []
-        let scopedRole = false
-        for (const run of runs) {
-          if (run.tenant !== undefined) {
-            yield* sql`SELECT set_config(${Rls.setting}, ${run.tenant}, true), set_config('role', ${Rls.defaultRole}, true)`
-            scopedRole = true
-          } else if (scopedRole) {
-            yield* sql`SELECT set_config('role', 'none', true), set_config(${Rls.setting}, '', true)`
-            scopedRole = false
-          }
-          // Identity values are drawn in statement order: the runs' sequences follow each other.
-          sequences.push(...(yield* insertRows(run.rows)))
-        }
-        return planned.map((plan) =>
-          "error" in plan
-            ? [plan.pending, Exit.fail(plan.error)] as const
-            : [plan.pending, Exit.succeed({
-              firstSequence: sequences[plan.offset]!,
-              lastSequence: sequences[plan.offset + plan.pending.events.length - 1]!,
-              version: plan.version
-            })] as const
+          decodeHeads
         )
-      }).pipe(sql.withTransaction)
-      for (const [pending, exit] of outcomes) Deferred.doneUnsafe(pending.deferred, exit)
-      yield* wake
-    }).pipe(
-      Effect.withSpan("EventStore.writeGroup", { attributes: { "event_store.appends": group.length } }),
-      // A unique violation (a writer that bypassed the lock) or a row the database refuses: each append of the group
-      // is retried on its own, so one bad append cannot fail its neighbours.
-      Effect.catchCause((cause) =>
-        Cause.hasFails(cause)
-          ? Effect.forEach(
-            group,
-            (pending) =>
-              Deferred.complete(
-                pending.deferred,
-                appendDirect(pending.streamId, pending.events, pending.expected, pending.tenant)
-              ),
-            { discard: true }
-          ).pipe(Effect.andThen(wake))
-          : Effect.forEach(group, (pending) => Deferred.die(pending.deferred, Cause.squash(cause)), { discard: true })
-      ),
-      // A group in flight when the store shuts down still completes, so nobody waits on an unanswered append.
-      Effect.uninterruptible
+        const versions = new Map<string, number>()
+        let now: Date | undefined
+        for (const row of rows) {
+          if (row.stream_id === null) now = row.now ?? undefined
+          else versions.set(row.stream_id, row.version ?? -1)
+        }
+        return { versions, now: now ?? new Date() }
+      }).pipe(Effect.orDie)
+
+    // Group commit: appends waiting for the lock are written together, one transaction and one commit for all of them.
+    // Each keeps its own expected-version check; one that fails is left out and gets its own error.
+    const writeGroup = (group: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        const outcomes = yield* Effect.gen(function*() {
+          yield* lock
+          const state = yield* heads(Array.from(new Set(group.map((p) => p.streamId))))
+          // Rows in the group's order, cut into runs of one tenant scope: each run is inserted under its tenant's
+          // row-level security (the role and tenant are switched for the rest of the transaction), or as the owner.
+          const runs: Array<{ readonly tenant: string | undefined; readonly rows: Array<Record<string, unknown>> }> = []
+          let offset = 0
+          const planned = group.map((pending) => {
+            const actual = state.versions.get(pending.streamId) ?? -1
+            if (!matches(pending.expected, actual)) {
+              return { pending, error: conflict(pending.streamId, pending.expected, actual) } as const
+            }
+            state.versions.set(pending.streamId, actual + pending.events.length)
+            const last = runs[runs.length - 1]
+            const run = last !== undefined && last.tenant === pending.tenant
+              ? last
+              : (runs.push({ tenant: pending.tenant, rows: [] }), runs[runs.length - 1]!)
+            run.rows.push(...toRows(pending.streamId, pending.events, actual + 1, state.now))
+            const start = offset
+            offset += pending.events.length
+            return { pending, offset: start, version: actual + pending.events.length } as const
+          })
+          const sequences: Array<number> = []
+          let scopedRole = false
+          for (const run of runs) {
+            if (run.tenant !== undefined) {
+              yield* sql`SELECT set_config(${Rls.setting}, ${run.tenant}, true), set_config('role', ${Rls.defaultRole}, true)`
+              scopedRole = true
+            } else if (scopedRole) {
+              yield* sql`SELECT set_config('role', 'none', true), set_config(${Rls.setting}, '', true)`
+              scopedRole = false
+            }
+            // Identity values are drawn in statement order: the runs' sequences follow each other.
+            sequences.push(...(yield* insertRows(run.rows)))
+          }
+          return planned.map((plan) =>
+            "error" in plan
+              ? [plan.pending, Exit.fail(plan.error)] as const
+              : [
+                plan.pending,
+                Exit.succeed({
+                  firstSequence: sequences[plan.offset]!,
+                  lastSequence: sequences[plan.offset + plan.pending.events.length - 1]!,
+                  version: plan.version
+                })
+              ] as const
+          )
+        }).pipe(sql.withTransaction)
+        for (const [pending, exit] of outcomes) Deferred.doneUnsafe(pending.deferred, exit)
+        yield* wake
+      }).pipe(
+        Effect.withSpan("EventStore.writeGroup", { attributes: { "event_store.appends": group.length } }),
+        // A unique violation (a writer that bypassed the lock) or a row the database refuses: each append of the group
+        // is retried on its own, so one bad append cannot fail its neighbours.
+        Effect.catchCause((cause) =>
+          Cause.hasFails(cause)
+            ? Effect.forEach(
+              group,
+              (pending) =>
+                Deferred.complete(
+                  pending.deferred,
+                  appendDirect(pending.streamId, pending.events, pending.expected, pending.tenant)
+                ),
+              { discard: true }
+            ).pipe(Effect.andThen(wake))
+            : Effect.forEach(group, (pending) => Deferred.die(pending.deferred, Cause.squash(cause)), { discard: true })
+        ),
+        // A group in flight when the store shuts down still completes, so nobody waits on an unanswered append.
+        Effect.uninterruptible
+      )
+
+    const queue = yield* Effect.acquireRelease(
+      Queue.unbounded<Pending>(),
+      // Appends still queued when the store closes are interrupted, and later offers are refused, so nobody waits for
+      // ever. One synchronous step: nothing can be offered between draining and shutting down.
+      (queue) =>
+        Effect.suspend(() => {
+          const left: Array<Pending> = []
+          let taken = Queue.takeUnsafe(queue)
+          while (taken !== undefined && Exit.isSuccess(taken)) {
+            left.push(taken.value)
+            taken = Queue.takeUnsafe(queue)
+          }
+          Queue.shutdownUnsafe(queue)
+          return Effect.forEach(left, (pending) => Deferred.interrupt(pending.deferred), { discard: true })
+        })
+    )
+    yield* Queue.takeBetween(queue, 1, maxGroup).pipe(
+      Effect.flatMap(writeGroup),
+      Effect.forever,
+      Effect.forkScoped
     )
 
-  const queue = yield* Effect.acquireRelease(
-    Queue.unbounded<Pending>(),
-    // Appends still queued when the store closes are interrupted, and later offers are refused, so nobody waits for
-    // ever. One synchronous step: nothing can be offered between draining and shutting down.
-    (queue) =>
-      Effect.suspend(() => {
-        const left: Array<Pending> = []
-        let taken = Queue.takeUnsafe(queue)
-        while (taken !== undefined && Exit.isSuccess(taken)) {
-          left.push(taken.value)
-          taken = Queue.takeUnsafe(queue)
+    const append = Effect.fn("EventStore.append")(
+      function*(streamId: string, events: ReadonlyArray<NewEvent>, options?: AppendOptions) {
+        const expected = options?.expectedVersion ?? "any"
+        yield* Effect.annotateCurrentSpan({ "event_store.stream_id": streamId, "event_store.events": events.length })
+        if (events.length === 0) {
+          const actual = yield* streamVersion(streamId)
+          if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
+          return { firstSequence: 0, lastSequence: 0, version: actual }
         }
-        Queue.shutdownUnsafe(queue)
-        return Effect.forEach(left, (pending) => Deferred.interrupt(pending.deferred), { discard: true })
-      })
-  )
-  yield* Queue.takeBetween(queue, 1, maxGroup).pipe(
-    Effect.flatMap(writeGroup),
-    Effect.forever,
-    Effect.forkScoped
-  )
+        const encoded = encode(events)
+        const tenant = yield* TenantScope
+        if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) {
+          // Inside the caller's transaction: followers are woken once it commits, and not at all if it rolls back.
+          return yield* Effect.tap(appendDirect(streamId, encoded, expected, tenant), () => sql.afterCommit(wake))
+        }
+        const deferred = yield* Deferred.make<AppendResult, WrongExpectedVersion>()
+        if (!(yield* Queue.offer(queue, { streamId, events: encoded, expected, tenant, deferred }))) {
+          return yield* Effect.interrupt
+        }
+        return yield* Deferred.await(deferred)
+      }
+    )
 
-  const append = Effect.fn("EventStore.append")(
-    function*(streamId: string, events: ReadonlyArray<NewEvent>, options?: AppendOptions) {
-      const expected = options?.expectedVersion ?? "any"
-      yield* Effect.annotateCurrentSpan({ "event_store.stream_id": streamId, "event_store.events": events.length })
-      if (events.length === 0) {
-        const actual = yield* streamVersion(streamId)
-        if (!matches(expected, actual)) return yield* conflict(streamId, expected, actual)
-        return { firstSequence: 0, lastSequence: 0, version: actual }
-      }
-      const encoded = encode(events)
-      const tenant = yield* TenantScope
-      if (Option.isSome(yield* Effect.serviceOption(sql.transactionService))) {
-        // Inside the caller's transaction: followers are woken once it commits, and not at all if it rolls back.
-        return yield* Effect.tap(appendDirect(streamId, encoded, expected, tenant), () => sql.afterCommit(wake))
-      }
-      const deferred = yield* Deferred.make<AppendResult, WrongExpectedVersion>()
-      if (!(yield* Queue.offer(queue, { streamId, events: encoded, expected, tenant, deferred }))) {
-        return yield* Effect.interrupt
-      }
-      return yield* Deferred.await(deferred)
-    }
-  )
-
-  const readStreamQuery = SqlSchema.findAll({
-    Request: Schema.Struct({ streamId: Schema.String, fromVersion: Schema.Int, limit: Schema.NullOr(Schema.Int) }),
-    Result: RecordedEventFromRow,
-    execute: ({ fromVersion, limit, streamId }) =>
-      sql`SELECT sequence, stream_id, version, type, data, metadata, tenant_id, recorded_at
+    const readStreamQuery = SqlSchema.findAll({
+      Request: Schema.Struct({ streamId: Schema.String, fromVersion: Schema.Int, limit: Schema.NullOr(Schema.Int) }),
+      Result: RecordedEventFromRow,
+      execute: ({ fromVersion, limit, streamId }) =>
+        sql`SELECT sequence, stream_id, version, type, data, metadata, tenant_id, recorded_at
         FROM event_store_events
         WHERE stream_id = ${streamId} AND version >= ${fromVersion}
         ORDER BY version
         LIMIT ${limit}`
-  })
+    })
 
-  const readStream = Effect.fn("EventStore.readStream")(
-    function*(streamId: string, options?: ReadStreamOptions) {
-      return yield* scoped(readStreamQuery({
-        streamId,
-        fromVersion: Math.max(0, Math.trunc(options?.fromVersion ?? 0)),
-        limit: options?.limit === undefined ? null : Math.max(0, Math.trunc(options.limit))
-      }))
-    },
-    Effect.orDie
-  )
+    const readStream = Effect.fn("EventStore.readStream")(
+      function*(streamId: string, options?: ReadStreamOptions) {
+        return yield* scoped(readStreamQuery({
+          streamId,
+          fromVersion: Math.max(0, Math.trunc(options?.fromVersion ?? 0)),
+          limit: options?.limit === undefined ? null : Math.max(0, Math.trunc(options.limit))
+        }))
+      },
+      Effect.orDie
+    )
 
-  const PageRequest = Schema.Struct({
-    from: Schema.Number,
-    to: Schema.Number,
-    limit: Schema.Int,
-    until: Schema.NullOr(Schema.Date),
-    tenantId: Schema.NullOr(Schema.String)
-  })
+    const PageRequest = Schema.Struct({
+      from: Schema.Number,
+      to: Schema.Number,
+      limit: Schema.Int,
+      until: Schema.NullOr(Schema.Date),
+      tenantId: Schema.NullOr(Schema.String)
+    })
 
-  const page = SqlSchema.findAll({
-    Request: PageRequest,
-    Result: RecordedEventFromRow,
-    execute: ({ from, limit, tenantId, to, until }) =>
-      sql`SELECT sequence, stream_id, version, type, data, metadata, tenant_id, recorded_at
+    const page = SqlSchema.findAll({
+      Request: PageRequest,
+      Result: RecordedEventFromRow,
+      execute: ({ from, limit, tenantId, to, until }) =>
+        sql`SELECT sequence, stream_id, version, type, data, metadata, tenant_id, recorded_at
         FROM event_store_events
         WHERE ${
-        sql.and([
-          sql`sequence >= ${from}`,
-          sql`sequence <= ${to}`,
-          ...(until === null ? [] : [sql`recorded_at <= ${until}`]),
-          ...(tenantId === null ? [] : [sql`tenant_id = ${tenantId}`])
-        ])
-      }
+          sql.and([
+            sql`sequence >= ${from}`,
+            sql`sequence <= ${to}`,
+            ...(until === null ? [] : [sql`recorded_at <= ${until}`]),
+            ...(tenantId === null ? [] : [sql`tenant_id = ${tenantId}`])
+          ])
+        }
         ORDER BY sequence
         LIMIT ${limit}`
-  })
+    })
 
-  const lastSequenceUntil = (until: Date) =>
-    Effect.gen(function*() {
-      // recordedAt never decreases along the sequence, so the newest event at or before `until` bounds the read.
-      const rows = yield* sql`SELECT sequence FROM event_store_events
-        WHERE recorded_at <= ${until} ORDER BY recorded_at DESC, sequence DESC LIMIT 1`
-      const [row] = yield* decodeSequences(rows)
-      return row?.sequence ?? 0
-    }).pipe(Effect.orDie)
-
-  const follow = (options?: FollowOptions): Stream.Stream<RecordedEvent> => {
-    const batchSize = Math.max(1, Math.trunc(options?.batchSize ?? defaultReadBatch))
-    const pollInterval = options?.pollInterval ?? Duration.seconds(1)
-    const tenantId = options?.tenantId ?? null
-    // Sequence order is commit order, so reading past the last visible sequence without an upper bound never skips
-    // an event that commits later.
-    return Stream.paginate(Math.max(1, Number(options?.fromSequence ?? 1)), (cursor) =>
+    const lastSequenceUntil = (until: Date) =>
       Effect.gen(function*() {
-        const waitFor = yield* Ref.get(signal)
-        const events = yield* Effect.orDie(
-          page({ from: cursor, to: Number.MAX_SAFE_INTEGER, limit: batchSize, until: null, tenantId })
-        )
-        const last = events[events.length - 1]
-        if (last === undefined) {
-          yield* Effect.raceFirst(Deferred.await(waitFor), Effect.sleep(pollInterval))
-          return [[], Option.some(cursor)] as const
-        }
-        return [events, Option.some(last.sequence + 1)] as const
-      }))
-  }
+        // recordedAt never decreases along the sequence, so the newest event at or before `until` bounds the read.
+        const rows = yield* sql`SELECT sequence FROM event_store_events
+        WHERE recorded_at <= ${until} ORDER BY recorded_at DESC, sequence DESC LIMIT 1`
+        const [row] = yield* decodeSequences(rows)
+        return row?.sequence ?? 0
+      }).pipe(Effect.orDie)
 
-  const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent> =>
-    Stream.unwrap(Effect.gen(function*() {
+    const follow = (options?: FollowOptions): Stream.Stream<RecordedEvent> => {
       const batchSize = Math.max(1, Math.trunc(options?.batchSize ?? defaultReadBatch))
-      const from = Math.max(1, Number(options?.fromSequence ?? 1))
-      const until = options?.until ?? null
-      let to = options?.toSequence === undefined ? yield* lastSequence : Number(options.toSequence)
-      if (until !== null) to = Math.min(to, yield* lastSequenceUntil(until))
+      const pollInterval = options?.pollInterval ?? Duration.seconds(1)
       const tenantId = options?.tenantId ?? null
-      return Stream.paginate(from, (cursor) =>
-        cursor > to
-          ? Effect.succeed([[], Option.none<number>()] as const)
-          : Effect.map(
-            Effect.orDie(page({ from: cursor, to, limit: batchSize, until, tenantId })),
-            (events) => {
-              const last = events[events.length - 1]
-              return [
-                events,
-                last === undefined || events.length < batchSize ? Option.none() : Option.some(last.sequence + 1)
-              ] as const
-            }
-          ))
-    })).pipe(Stream.withSpan("EventStore.readAll"))
+      // Sequence order is commit order, so reading past the last visible sequence without an upper bound never skips
+      // an event that commits later.
+      return Stream.paginate(Math.max(1, Number(options?.fromSequence ?? 1)), (cursor) =>
+        Effect.gen(function*() {
+          const waitFor = yield* Ref.get(signal)
+          const events = yield* Effect.orDie(
+            page({ from: cursor, to: Number.MAX_SAFE_INTEGER, limit: batchSize, until: null, tenantId })
+          )
+          const last = events[events.length - 1]
+          if (last === undefined) {
+            yield* Effect.raceFirst(Deferred.await(waitFor), Effect.sleep(pollInterval))
+            return [[], Option.some(cursor)] as const
+          }
+          return [events, Option.some(last.sequence + 1)] as const
+        }))
+    }
 
-  const importBatch = (events: ReadonlyArray<RecordedEvent>) =>
-    Effect.gen(function*() {
-      yield* lock
-      const values = events.map((event) =>
-        sql`(${event.sequence}, ${event.streamId}, ${event.version}, ${event.type}, ${
-          JSON.stringify(event.data ?? null)
-        }, ${JSON.stringify(event.metadata)}, ${event.tenantId ?? null}, ${event.recordedAt})`
-      )
-      const inserted = yield* sql`INSERT INTO event_store_events
+    const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent> =>
+      Stream.unwrap(Effect.gen(function*() {
+        const batchSize = Math.max(1, Math.trunc(options?.batchSize ?? defaultReadBatch))
+        const from = Math.max(1, Number(options?.fromSequence ?? 1))
+        const until = options?.until ?? null
+        let to = options?.toSequence === undefined ? yield* lastSequence : Number(options.toSequence)
+        if (until !== null) to = Math.min(to, yield* lastSequenceUntil(until))
+        const tenantId = options?.tenantId ?? null
+        return Stream.paginate(from, (cursor) =>
+          cursor > to
+            ? Effect.succeed([[], Option.none<number>()] as const)
+            : Effect.map(
+              Effect.orDie(page({ from: cursor, to, limit: batchSize, until, tenantId })),
+              (events) => {
+                const last = events[events.length - 1]
+                return [
+                  events,
+                  last === undefined || events.length < batchSize ? Option.none() : Option.some(last.sequence + 1)
+                ] as const
+              }
+            ))
+      })).pipe(Stream.withSpan("EventStore.readAll"))
+
+    const importBatch = (events: ReadonlyArray<RecordedEvent>) =>
+      Effect.gen(function*() {
+        yield* lock
+        const values = events.map((event) =>
+          sql`(${event.sequence}, ${event.streamId}, ${event.version}, ${event.type}, ${
+            JSON.stringify(event.data ?? null)
+          }, ${JSON.stringify(event.metadata)}, ${event.tenantId ?? null}, ${event.recordedAt})`
+        )
+        const inserted = yield* sql`INSERT INTO event_store_events
         (sequence, stream_id, version, type, data, metadata, tenant_id, recorded_at)
         OVERRIDING SYSTEM VALUE VALUES ${sql.csv(values)}
         ON CONFLICT (sequence) DO NOTHING
         RETURNING sequence`
-      // Under the lock no append holds an unused number, so the identity can continue right after the maximum.
-      yield* sql`SELECT setval(pg_get_serial_sequence(${Internal.eventsTable}, 'sequence'), max(sequence))
+        // Under the lock no append holds an unused number, so the identity can continue right after the maximum.
+        yield* sql`SELECT setval(pg_get_serial_sequence(${Internal.eventsTable}, 'sequence'), max(sequence))
         FROM event_store_events`
-      return { imported: inserted.length, skipped: events.length - inserted.length }
-    }).pipe(
-      sql.withTransaction,
-      Effect.catchTag("SqlError", (error) =>
-        isStreamVersionViolation(error)
-          ? Effect.fail(
-            new ImportConflict({
-              detail: `an imported event takes a stream version that is already stored (${serverDetail(error)})`
-            })
-          )
-          : Effect.die(error))
+        return { imported: inserted.length, skipped: events.length - inserted.length }
+      }).pipe(
+        sql.withTransaction,
+        Effect.catchTag("SqlError", (error) =>
+          isStreamVersionViolation(error)
+            ? Effect.fail(
+              new ImportConflict({
+                detail: `an imported event takes a stream version that is already stored (${serverDetail(error)})`
+              })
+            )
+            : Effect.die(error))
+      )
+
+    const importEvents = <E, R>(
+      events: Stream.Stream<RecordedEvent, E, R>,
+      options?: ImportOptions
+    ): Effect.Effect<ImportResult, E | ImportConflict, R> =>
+      events.pipe(
+        Stream.grouped(Math.max(1, Math.trunc(options?.batchSize ?? 500))),
+        Stream.mapEffect((batch) => Effect.tap(importBatch(batch), () => wake)),
+        Stream.runFold(
+          (): ImportResult => ({ imported: 0, skipped: 0 }),
+          (total, batch) => ({ imported: total.imported + batch.imported, skipped: total.skipped + batch.skipped })
+        ),
+        Effect.withSpan("EventStore.importEvents")
+      )
+
+    const truncate = sql`TRUNCATE event_store_events RESTART IDENTITY`.pipe(
+      Effect.asVoid,
+      Effect.orDie,
+      Effect.withSpan("EventStore.truncate")
     )
 
-  const importEvents = <E, R>(
-    events: Stream.Stream<RecordedEvent, E, R>,
-    options?: ImportOptions
-  ): Effect.Effect<ImportResult, E | ImportConflict, R> =>
-    events.pipe(
-      Stream.grouped(Math.max(1, Math.trunc(options?.batchSize ?? 500))),
-      Stream.mapEffect((batch) => Effect.tap(importBatch(batch), () => wake)),
-      Stream.runFold(
-        (): ImportResult => ({ imported: 0, skipped: 0 }),
-        (total, batch) => ({ imported: total.imported + batch.imported, skipped: total.skipped + batch.skipped })
-      ),
-      Effect.withSpan("EventStore.importEvents")
-    )
+    const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(RecordedEventFromRow))
 
-  const truncate = sql`TRUNCATE event_store_events RESTART IDENTITY`.pipe(
-    Effect.asVoid,
-    Effect.orDie,
-    Effect.withSpan("EventStore.truncate")
-  )
-
-  const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(RecordedEventFromRow))
-
-  const listStreams = Effect.fn("EventStore.listStreams")(function*(options: ListStreamsOptions) {
-    const limit = Math.max(0, Math.trunc(options.limit))
-    if (limit === 0) return []
-    const skip = options.skipWhenLast ?? []
-    // The page is the first `limit` streams after `after` whose last event is not skipped, in the database's order of
-    // stream ids (the unique (stream_id, version) index serves both the order and the last version); then every event
-    // of those streams, in one statement and one snapshot.
-    const rows = yield* scoped(sql`WITH heads AS (
+    const listStreams = Effect.fn("EventStore.listStreams")(function*(options: ListStreamsOptions) {
+      const limit = Math.max(0, Math.trunc(options.limit))
+      if (limit === 0) return []
+      const skip = options.skipWhenLast ?? []
+      // The page is the first `limit` streams after `after` whose last event is not skipped, in the database's order of
+      // stream ids (the unique (stream_id, version) index serves both the order and the last version); then every event
+      // of those streams, in one statement and one snapshot.
+      const rows = yield* scoped(sql`WITH heads AS (
         SELECT DISTINCT ON (stream_id) stream_id, type FROM event_store_events
         WHERE ${
-      sql.and([
-        sql`starts_with(stream_id, ${options.prefix})`,
-        ...(options.after === undefined ? [] : [sql`stream_id > ${options.after}`])
-      ])
-    }
+        sql.and([
+          sql`starts_with(stream_id, ${options.prefix})`,
+          ...(options.after === undefined ? [] : [sql`stream_id > ${options.after}`])
+        ])
+      }
         ORDER BY stream_id, version DESC
       ), page AS (
         SELECT stream_id FROM heads
@@ -978,36 +984,36 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       SELECT e.sequence, e.stream_id, e.version, e.type, e.data, e.metadata, e.tenant_id, e.recorded_at
       FROM event_store_events e JOIN page p ON p.stream_id = e.stream_id
       ORDER BY e.stream_id, e.version`)
-    const events = yield* decodeEvents(rows)
-    const streams: Array<Array<RecordedEvent>> = []
-    for (const event of events) {
-      const last = streams[streams.length - 1]
-      if (last !== undefined && last[0]!.streamId === event.streamId) last.push(event)
-      else streams.push([event])
-    }
-    return streams
-  }, Effect.orDie)
+      const events = yield* decodeEvents(rows)
+      const streams: Array<Array<RecordedEvent>> = []
+      for (const event of events) {
+        const last = streams[streams.length - 1]
+        if (last !== undefined && last[0]!.streamId === event.streamId) last.push(event)
+        else streams.push([event])
+      }
+      return streams
+    }, Effect.orDie)
 
-  const deleteTenant = Effect.fn("EventStore.deleteTenant")(function*(tenantId: string) {
-    const rows = yield* sql`DELETE FROM event_store_events
+    const deleteTenant = Effect.fn("EventStore.deleteTenant")(function*(tenantId: string) {
+      const rows = yield* sql`DELETE FROM event_store_events
       WHERE tenant_id = ${tenantId} OR starts_with(stream_id, ${`tenant/${tenantId}/`})
       RETURNING sequence`
-    return rows.length
-  }, Effect.orDie)
+      return rows.length
+    }, Effect.orDie)
 
-  return EventStore.of({
-    append,
-    readStream,
-    readAll,
-    follow,
-    lastSequence,
-    streamVersion,
-    importEvents,
-    truncate,
-    listStreams,
-    deleteTenant
+    return EventStore.of({
+      append,
+      readStream,
+      readAll,
+      follow,
+      lastSequence,
+      streamVersion,
+      importEvents,
+      truncate,
+      listStreams,
+      deleteTenant
+    })
   })
-})
 
 /**
  * Runs the event store's migrations (tables `event_store_events`, `event_store_checkpoints`, recorded in
@@ -1061,4 +1067,7 @@ export const layerConfig = (
  * @category layers
  */
 export const layerMemory = (options: Options = {}): Layer.Layer<EventStore> =>
-  Layer.effect(EventStore, Memory.makeStore({ WrongExpectedVersion, ImportConflict, RecordedEvent, TenantScope }, options))
+  Layer.effect(
+    EventStore,
+    Memory.makeStore({ WrongExpectedVersion, ImportConflict, RecordedEvent, TenantScope }, options)
+  )

@@ -22,8 +22,9 @@ const pollUntil = (what: string, condition: Effect.Effect<boolean>): Effect.Effe
     return yield* Effect.die(new Error(`gave up waiting until ${what}`))
   })
 
-const collect = (stream: Stream.Stream<EventStore.RecordedEvent>): Effect.Effect<ReadonlyArray<EventStore.RecordedEvent>> =>
-  Stream.runCollect(stream)
+const collect = (
+  stream: Stream.Stream<EventStore.RecordedEvent>
+): Effect.Effect<ReadonlyArray<EventStore.RecordedEvent>> => Stream.runCollect(stream)
 
 const isIncreasing = (values: ReadonlyArray<number>) => values.every((v, i) => i === 0 || v > values[i - 1]!)
 
@@ -49,8 +50,10 @@ export const sqlStores = (
 ): Layer.Layer<EventStore.EventStore | Checkpoints.Checkpoints | SqlClient.SqlClient> =>
   Layer.mergeAll(EventStore.layerWith(store), Checkpoints.layer).pipe(Layer.provideMerge(sqlLayer), Layer.orDie)
 
-const sqlClient = Effect.flatMap(Effect.serviceOption(SqlClient.SqlClient), (sql) =>
-  Option.isSome(sql) ? Effect.succeed(sql.value) : Effect.die(new Error("this test needs a SqlClient")))
+const sqlClient = Effect.flatMap(
+  Effect.serviceOption(SqlClient.SqlClient),
+  (sql) => Option.isSome(sql) ? Effect.succeed(sql.value) : Effect.die(new Error("this test needs a SqlClient"))
+)
 
 /**
  * Runs the contract against an event store and checkpoints. `concurrency` is how many appends run at once in the
@@ -232,25 +235,28 @@ export const contract = (
     })
 
     describe("transactions", () => {
-      it.effect.runIf(options.sql)("an append inside the caller's transaction commits and rolls back with it", () =>
-        Effect.gen(function*() {
-          const store = yield* EventStore.EventStore
-          const sql = yield* sqlClient
-          const stream = unique("tx")
-          const failed = yield* sql.withTransaction(
-            Effect.andThen(store.append(stream, [{ type: "A", data: 1 }]), Effect.fail("boom" as const))
-          ).pipe(Effect.flip)
-          assert.strictEqual(failed, "boom")
-          assert.strictEqual(yield* store.streamVersion(stream), -1)
-          const result = yield* sql.withTransaction(
-            Effect.andThen(
-              store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: "no-stream" }),
-              store.append(stream, [{ type: "B", data: 2 }], { expectedVersion: 0 })
+      it.effect.runIf(options.sql)(
+        "an append inside the caller's transaction commits and rolls back with it",
+        () =>
+          Effect.gen(function*() {
+            const store = yield* EventStore.EventStore
+            const sql = yield* sqlClient
+            const stream = unique("tx")
+            const failed = yield* sql.withTransaction(
+              Effect.andThen(store.append(stream, [{ type: "A", data: 1 }]), Effect.fail("boom" as const))
+            ).pipe(Effect.flip)
+            assert.strictEqual(failed, "boom")
+            assert.strictEqual(yield* store.streamVersion(stream), -1)
+            const result = yield* sql.withTransaction(
+              Effect.andThen(
+                store.append(stream, [{ type: "A", data: 1 }], { expectedVersion: "no-stream" }),
+                store.append(stream, [{ type: "B", data: 2 }], { expectedVersion: 0 })
+              )
             )
-          )
-          assert.strictEqual(result.version, 1)
-          assert.deepStrictEqual((yield* store.readStream(stream)).map((e) => e.type), ["A", "B"])
-        }))
+            assert.strictEqual(result.version, 1)
+            assert.deepStrictEqual((yield* store.readStream(stream)).map((e) => e.type), ["A", "B"])
+          })
+      )
 
       it.effect.runIf(options.sql && options.parallelConnections)(
         "a writer that bypasses the lock still cannot duplicate a version",
@@ -434,36 +440,39 @@ export const contract = (
           assert.deepStrictEqual(events.map((e) => e.data), [1, 2, 3, 4])
         }))
 
-      it.effect.runIf(options.sql)("an append in the caller's transaction wakes followers once it commits", () =>
-        Effect.gen(function*() {
-          const store = yield* EventStore.EventStore
-          const sql = yield* sqlClient
-          const stream = unique("follow-tx")
-          const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: "before" }])
-          // The test clock never moves, so only the store's own wake-up can deliver the event. The follower is live
-          // (past its backlog, the first event) before the transaction appends.
-          const delivered = yield* Ref.make(0)
-          const follower = yield* Effect.forkChild(
-            store.follow({ fromSequence: from, pollInterval: "1 hour" }).pipe(
-              Stream.filter((e) => e.streamId === stream),
-              Stream.tap(() => Ref.update(delivered, (n) => n + 1)),
-              Stream.take(2),
-              Stream.runCollect
+      it.effect.runIf(options.sql)(
+        "an append in the caller's transaction wakes followers once it commits",
+        () =>
+          Effect.gen(function*() {
+            const store = yield* EventStore.EventStore
+            const sql = yield* sqlClient
+            const stream = unique("follow-tx")
+            const { firstSequence: from } = yield* store.append(stream, [{ type: "E", data: "before" }])
+            // The test clock never moves, so only the store's own wake-up can deliver the event. The follower is live
+            // (past its backlog, the first event) before the transaction appends.
+            const delivered = yield* Ref.make(0)
+            const follower = yield* Effect.forkChild(
+              store.follow({ fromSequence: from, pollInterval: "1 hour" }).pipe(
+                Stream.filter((e) => e.streamId === stream),
+                Stream.tap(() => Ref.update(delivered, (n) => n + 1)),
+                Stream.take(2),
+                Stream.runCollect
+              )
             )
-          )
-          yield* pollUntil("the backlog is delivered", Effect.map(Ref.get(delivered), (n) => n === 1))
-          // Inside the transaction, after the append, two round trips to the database: a store that woke its
-          // followers at the append (not at the commit) would have them read before the commit, miss the event and
-          // wait an hour.
-          yield* sql.withTransaction(
-            Effect.andThen(
-              store.append(stream, [{ type: "E", data: "committed" }]),
-              Effect.andThen(store.lastSequence, store.lastSequence)
+            yield* pollUntil("the backlog is delivered", Effect.map(Ref.get(delivered), (n) => n === 1))
+            // Inside the transaction, after the append, two round trips to the database: a store that woke its
+            // followers at the append (not at the commit) would have them read before the commit, miss the event and
+            // wait an hour.
+            yield* sql.withTransaction(
+              Effect.andThen(
+                store.append(stream, [{ type: "E", data: "committed" }]),
+                Effect.andThen(store.lastSequence, store.lastSequence)
+              )
             )
-          )
-          const events = yield* Fiber.join(follower)
-          assert.deepStrictEqual(events.map((e) => e.data), ["before", "committed"])
-        }))
+            const events = yield* Fiber.join(follower)
+            assert.deepStrictEqual(events.map((e) => e.data), ["before", "committed"])
+          })
+      )
 
       it.effect.runIf(options.sql)("sees appends by another process at the next poll", () =>
         Effect.gen(function*() {
@@ -656,7 +665,9 @@ export const contract = (
             return tenant === undefined ? append : EventStore.forTenant(append, tenant)
           }, { concurrency: options.concurrency, discard: true })
           const all = yield* collect(store.readAll({ fromSequence: from }))
-          const ours = all.filter((e) => e.tenantId === a || e.tenantId === b || e.streamId.startsWith("tenant/shared/"))
+          const ours = all.filter((e) =>
+            e.tenantId === a || e.tenantId === b || e.streamId.startsWith("tenant/shared/")
+          )
           assert.strictEqual(ours.length, 24)
           assert.isTrue(isIncreasing(all.map((e) => e.sequence)))
         }))
@@ -763,7 +774,9 @@ export const contract = (
           assert.strictEqual(yield* store.streamVersion(`tenant/${a}/document/1`), -1)
           assert.strictEqual((yield* store.readStream(`tenant/${b}/document/1`)).length, 1)
           // The stream starts again from version 0.
-          const again = yield* store.append(`tenant/${a}/document/1`, [ingested(a, "1")], { expectedVersion: "no-stream" })
+          const again = yield* store.append(`tenant/${a}/document/1`, [ingested(a, "1")], {
+            expectedVersion: "no-stream"
+          })
           assert.strictEqual(again.version, 0)
         }))
     })

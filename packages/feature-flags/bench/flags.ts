@@ -109,7 +109,11 @@ await OpenFeature.setProviderAndWait("ouroboros", oursProvider)
 const inMemoryClient = OpenFeature.getClient("in-memory")
 const oursClient = OpenFeature.getClient("ouroboros")
 
-const typed = { static: FeatureFlags.boolean("static", false), rule: FeatureFlags.boolean("rule", false), split: FeatureFlags.boolean("split", false) }
+const typed = {
+  static: FeatureFlags.boolean("static", false),
+  rule: FeatureFlags.boolean("rule", false),
+  split: FeatureFlags.boolean("split", false)
+}
 
 interface Contender {
   readonly name: string

@@ -24,7 +24,6 @@ import {
   type FlagValueType,
   StandardResolutionReasons
 } from "@openfeature/core"
-import type { SqlClient } from "effect/sql"
 import {
   Config,
   Context,
@@ -40,6 +39,7 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
+import type { SqlClient } from "effect/sql"
 import * as EvaluationContext from "./EvaluationContext.js"
 import * as FlagAudit from "./FlagAudit.js"
 import * as FlagDefinition from "./FlagDefinition.js"
@@ -64,10 +64,12 @@ export interface Flag<A> {
   readonly type: FlagValueType
   readonly defaultValue: A
   /** For JSON flags: the decoded value, or why it does not decode. */
-  readonly decode?: ((value: unknown) => { readonly ok: true; readonly value: A } | {
-    readonly ok: false
-    readonly message: string
-  }) | undefined
+  readonly decode?:
+    | ((value: unknown) => { readonly ok: true; readonly value: A } | {
+      readonly ok: false
+      readonly message: string
+    })
+    | undefined
 }
 
 /**
@@ -114,7 +116,10 @@ export const number = (key: string, defaultValue: number): Flag<number> => ({ ke
  */
 export const json = <A>(key: string, schema: Schema.ConstraintDecoder<A>, defaultValue: A): Flag<A> => {
   const decodeUnknown = Schema.decodeUnknownResult(schema)
-  const cache = new WeakMap<object, { readonly ok: true; readonly value: A } | { readonly ok: false; readonly message: string }>()
+  const cache = new WeakMap<
+    object,
+    { readonly ok: true; readonly value: A } | { readonly ok: false; readonly message: string }
+  >()
   const decode = (value: unknown) => {
     const cached = typeof value === "object" && value !== null ? cache.get(value) : undefined
     if (cached !== undefined) return cached
@@ -553,8 +558,10 @@ export const make = (options: Options = {}) =>
 
     const apply = (mutation: FlagProvider.Mutation) =>
       provider.apply(mutation).pipe(
-        Effect.catchTag("ReadOnlyProvider", (error) =>
-          Effect.fail(new FlagConflict({ key: mutation.key, reason: "read-only", detail: error.detail }))),
+        Effect.catchTag(
+          "ReadOnlyProvider",
+          (error) => Effect.fail(new FlagConflict({ key: mutation.key, reason: "read-only", detail: error.detail }))
+        ),
         Effect.andThen(recompile)
       )
 
@@ -569,7 +576,9 @@ export const make = (options: Options = {}) =>
     const afterChange = (key: string) =>
       Effect.flatMap(provider.state, (state) => {
         const view = viewOf(state, key)
-        return view === undefined ? Effect.die(new Error(`flag ${key} vanished while it was changed`)) : Effect.succeed(view)
+        return view === undefined
+          ? Effect.die(new Error(`flag ${key} vanished while it was changed`))
+          : Effect.succeed(view)
       })
 
     const record = (change: Omit<FlagAudit.Change, "at">) =>
@@ -773,8 +782,10 @@ export const make = (options: Options = {}) =>
         (p, e) => [...p, ...e]
       ),
       refresh: Effect.andThen(provider.refresh, recompile),
-      list: Effect.map(provider.state, (state) =>
-        Object.keys(state.flagSet.flags).sort().map((key) => viewOf(state, key)!)),
+      list: Effect.map(
+        provider.state,
+        (state) => Object.keys(state.flagSet.flags).sort().map((key) => viewOf(state, key)!)
+      ),
       get,
       put,
       remove,
@@ -803,8 +814,7 @@ export const make = (options: Options = {}) =>
 export const details = <A>(
   flag: Flag<A>,
   context?: EvaluationContext.EvaluationContext
-): Effect.Effect<EvaluationDetails<A>, never, FeatureFlags> =>
-  FeatureFlags.use((flags) => flags.details(flag, context))
+): Effect.Effect<EvaluationDetails<A>, never, FeatureFlags> => FeatureFlags.use((flags) => flags.details(flag, context))
 
 /**
  * Evaluates a flag for the current evaluation context (with `context` on top): its value. Never fails.
@@ -939,7 +949,7 @@ export const layerConfig = (
     const sql = FlagProviderSql.layer({
       pollInterval: c.pollInterval,
       listen: c.listen,
-      channel: c.channel,
+      channel: c.channel
     })
     const provider = Option.match(c.file, {
       onNone: () => sql,

@@ -341,7 +341,9 @@ export const parse = (
     input = format === "yaml" ? Yaml.parse(text) : JSON.parse(text)
   } catch (error) {
     const message = error instanceof Error ? error.message.split("\n")[0]! : String(error)
-    return Result.fail(invalid([{ path: "/", message: `not valid ${format === "yaml" ? "YAML" : "JSON"}: ${message}` }]))
+    return Result.fail(
+      invalid([{ path: "/", message: `not valid ${format === "yaml" ? "YAML" : "JSON"}: ${message}` }])
+    )
   }
   return validate(input, mode)
 }

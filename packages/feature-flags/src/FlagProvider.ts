@@ -418,8 +418,10 @@ export const makeMemory = (
       writable: true,
       apply: (mutation) =>
         lock.withPermits(1)(
-          Effect.flatMap(SubscriptionRef.get(cells.state), (state) =>
-            cells.loaded(applyMutation(state, mutation, name)))
+          Effect.flatMap(
+            SubscriptionRef.get(cells.state),
+            (state) => cells.loaded(applyMutation(state, mutation, name))
+          )
         ),
       refresh: Effect.void
     })

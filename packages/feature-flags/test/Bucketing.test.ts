@@ -51,7 +51,11 @@ describe("bucketing", () => {
         const total = Object.values(weights).reduce((a, b) => a + b, 0)
         for (const [variant, weight] of Object.entries(weights)) {
           const share = (counts[variant] ?? 0) / keys
-          assert.isBelow(Math.abs(share - weight / total), 0.01, `${variant}: ${share} for a weight of ${weight}/${total}`)
+          assert.isBelow(
+            Math.abs(share - weight / total),
+            0.01,
+            `${variant}: ${share} for a weight of ${weight}/${total}`
+          )
         }
       }
     }).pipe(Effect.provide(FeatureFlags.layerMemory())))

@@ -7,8 +7,7 @@ import * as Path from "node:path"
 import { FeatureFlags, FeatureFlagsHttp } from "../src/index.js"
 import { layerEmbedded } from "./layers.js"
 
-const env = (entries: Record<string, string>) =>
-  ConfigProvider.layer(ConfigProvider.fromEnv({ env: entries }))
+const env = (entries: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env: entries }))
 
 const load = (entries: Record<string, string>) =>
   Effect.provideService(
@@ -65,9 +64,12 @@ describe("FeatureFlags.config", () => {
         (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
       )
       const file = Path.join(dir, "flags.json")
-      Fs.writeFileSync(file, JSON.stringify({
-        flags: { "from-file": { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } }
-      }))
+      Fs.writeFileSync(
+        file,
+        JSON.stringify({
+          flags: { "from-file": { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" } }
+        })
+      )
       yield* Effect.gen(function*() {
         const flags = yield* FeatureFlags.FeatureFlags
         assert.isTrue(yield* FeatureFlags.value(FeatureFlags.boolean("from-file", false)))
@@ -76,7 +78,9 @@ describe("FeatureFlags.config", () => {
         assert.isFalse(yield* FeatureFlags.value(FeatureFlags.boolean("from-file", true)))
         assert.deepStrictEqual((yield* flags.status).map((s) => s.provider), [`file:${file}`, "sql"])
       }).pipe(
-        Effect.provide(FeatureFlags.layerConfig().pipe(Layer.provide(layerEmbedded), Layer.provide(env({ FLAGS_FILE: file }))))
+        Effect.provide(
+          FeatureFlags.layerConfig().pipe(Layer.provide(layerEmbedded), Layer.provide(env({ FLAGS_FILE: file })))
+        )
       )
     }), 60_000)
 })

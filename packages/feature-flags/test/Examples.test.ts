@@ -15,8 +15,14 @@ describe("examples/ouroboros-flags.yaml", () => {
   it.effect("model per tenant, v2 rollout, Ollama kill switch", () =>
     Effect.gen(function*() {
       const flags = yield* FeatureFlags.FeatureFlags
-      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "enterprise" } }), "llama3.1:70b")
-      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "free" } }), "llama3.2")
+      assert.strictEqual(
+        yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "enterprise" } }),
+        "llama3.1:70b"
+      )
+      assert.strictEqual(
+        yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "free" } }),
+        "llama3.2"
+      )
       assert.isTrue(yield* FeatureFlags.value(V2, { tenantId: "beta", targetingKey: "key:1" }))
       let enabled = 0
       for (let i = 0; i < 10_000; i++) {
@@ -24,6 +30,9 @@ describe("examples/ouroboros-flags.yaml", () => {
       }
       assert.isBelow(Math.abs(enabled / 10_000 - 0.1), 0.02)
       assert.isTrue(yield* FeatureFlags.value(Ollama))
-      assert.strictEqual((yield* Effect.flip(flags.kill("ollama", { reason: "down" }, { actor: "ops" })))._tag, "FlagConflict")
+      assert.strictEqual(
+        (yield* Effect.flip(flags.kill("ollama", { reason: "down" }, { actor: "ops" })))._tag,
+        "FlagConflict"
+      )
     }).pipe(Effect.provide(FeatureFlags.layerFile({ path }))))
 })

@@ -77,7 +77,9 @@ describe("FeatureFlags: evaluation", () => {
       assert.deepStrictEqual([standard.value, standard.reason], ["llama3.2:1b", "DEFAULT"])
       assert.strictEqual(yield* FeatureFlags.value(TopK), 3)
       assert.deepStrictEqual(yield* FeatureFlags.value(Limits), { topK: 5, maxTokens: 512 })
-      const internal = yield* FeatureFlags.details(FeatureFlags.string("ends-with", "x"), { principal: "ann@ouroboros.dev" })
+      const internal = yield* FeatureFlags.details(FeatureFlags.string("ends-with", "x"), {
+        principal: "ann@ouroboros.dev"
+      })
       assert.strictEqual(internal.value, "internal")
     }).pipe(Effect.provide(Flags)))
 
@@ -129,17 +131,19 @@ describe("FeatureFlags: evaluation", () => {
       const statuses = yield* FeatureFlags.status
       assert.deepStrictEqual(statuses.map((s) => [s.provider, s.status]), [["memory", "ready"], ["merged", "stale"]])
       assert.include(statuses[1]?.detail, "/flags/bad-rule/targeting")
-    }).pipe(Effect.provide(FeatureFlags.layer().pipe(Layer.provide(FlagProvider.layerMemory({
-      flags: {
-        fine: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" },
-        "bad-rule": {
-          state: "ENABLED",
-          variants: { on: true, off: false },
-          defaultVariant: "off",
-          targeting: { no_such_operator: [1, 2] }
+    }).pipe(Effect.provide(
+      FeatureFlags.layer().pipe(Layer.provide(FlagProvider.layerMemory({
+        flags: {
+          fine: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" },
+          "bad-rule": {
+            state: "ENABLED",
+            variants: { on: true, off: false },
+            defaultVariant: "off",
+            targeting: { no_such_operator: [1, 2] }
+          }
         }
-      }
-    }, { validation: "lenient" }))))))
+      }, { validation: "lenient" })))
+    )))
 
   it.effect("the request's context comes from CurrentEvaluationContext; a per-call context goes on top", () =>
     Effect.gen(function*() {
@@ -181,12 +185,16 @@ describe("FeatureFlags: evaluation", () => {
       for (let i = 0; i < 3; i++) yield* FeatureFlags.value(Rollout, { targetingKey: on })
       yield* FeatureFlags.value(Rollout, { targetingKey: off })
       yield* FeatureFlags.value(FeatureFlags.boolean("nope", false))
-      assert.strictEqual((yield* series({ flag: "v2-rollout", variant: "on", reason: "TARGETING_MATCH" })).count, before + 3)
+      assert.strictEqual(
+        (yield* series({ flag: "v2-rollout", variant: "on", reason: "TARGETING_MATCH" })).count,
+        before + 3
+      )
       assert.isAtLeast((yield* series({ flag: "v2-rollout", variant: "off", reason: "TARGETING_MATCH" })).count, 1)
       assert.isAtLeast((yield* series({ flag: "nope", variant: "", reason: "ERROR" })).count, 1)
       // What an exporter reads (Metric.snapshot, e.g. for Prometheus).
       const snapshot = (yield* Metric.snapshot).find((m) =>
-        m.id === "feature_flag_evaluations_total" && m.attributes?.flag === "v2-rollout" && m.attributes?.variant === "on"
+        m.id === "feature_flag_evaluations_total" && m.attributes?.flag === "v2-rollout" &&
+        m.attributes?.variant === "on"
       )
       assert.deepStrictEqual([snapshot?.type, (snapshot?.state as { count: number } | undefined)?.count], [
         "Counter",
@@ -199,13 +207,22 @@ describe("FeatureFlags: tenant overrides and the kill switch", () => {
   it.effect("a tenant override beats the rules for that tenant only", () =>
     Effect.gen(function*() {
       const flags = yield* FeatureFlags.FeatureFlags
-      const view = yield* flags.setOverride("llm-model", "acme", { variant: "large" }, { actor: "ops", reason: "pilot" })
+      const view = yield* flags.setOverride("llm-model", "acme", { variant: "large" }, {
+        actor: "ops",
+        reason: "pilot"
+      })
       assert.deepStrictEqual(view.overrides.acme?.variant, "large")
       const acme = yield* FeatureFlags.details(Model, { tenantId: "acme", attributes: { tier: "free" } })
       assert.deepStrictEqual([acme.value, acme.reason], ["llama3.1:70b", "TARGETING_MATCH"])
-      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "globex", attributes: { tier: "free" } }), "llama3.2:1b")
+      assert.strictEqual(
+        yield* FeatureFlags.value(Model, { tenantId: "globex", attributes: { tier: "free" } }),
+        "llama3.2:1b"
+      )
       yield* flags.removeOverride("llm-model", "acme", { actor: "ops" })
-      assert.strictEqual(yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "free" } }), "llama3.2:1b")
+      assert.strictEqual(
+        yield* FeatureFlags.value(Model, { tenantId: "acme", attributes: { tier: "free" } }),
+        "llama3.2:1b"
+      )
       const unknown = yield* Effect.flip(flags.setOverride("llm-model", "acme", { variant: "huge" }, { actor: "ops" }))
       assert.strictEqual(unknown._tag, "InvalidFlag")
       const gone = yield* Effect.flip(flags.removeOverride("llm-model", "acme", { actor: "ops" }))
@@ -324,7 +341,9 @@ describe("FeatureFlags: changes", () => {
       const flags = yield* FeatureFlags.FeatureFlags
       yield* flags.setOverride("llm-model", "acme", { variant: "large" }, { actor: "ops" })
       const conflict = yield* Effect.flip(
-        flags.put("llm-model", { state: "ENABLED", variants: { small: "s" }, defaultVariant: "small" }, { actor: "ops" })
+        flags.put("llm-model", { state: "ENABLED", variants: { small: "s" }, defaultVariant: "small" }, {
+          actor: "ops"
+        })
       )
       assert.deepStrictEqual(conflict._tag === "FlagConflict" ? conflict.reason : conflict._tag, "variant-in-use")
     }).pipe(Effect.provide(Flags)))
@@ -386,6 +405,9 @@ describe("FlagProvider.layered", () => {
       // Only upper flags can be removed.
       assert.strictEqual((yield* Effect.flip(flags.remove("shared", { actor: "ops" })))._tag, "FlagNotFound")
       const statuses = yield* flags.status
-      assert.deepStrictEqual(statuses.map((s) => [s.provider, s.status]), [["defaults", "ready"], ["overrides", "ready"]])
+      assert.deepStrictEqual(statuses.map((s) => [s.provider, s.status]), [["defaults", "ready"], [
+        "overrides",
+        "ready"
+      ]])
     }).pipe(Effect.provide(Stacked)))
 })

@@ -59,71 +59,71 @@ describe("FeatureFlagsHttp", () => {
     }))
 
   const scenario = Effect.gen(function*() {
-      const client = yield* HttpApiClient.make(FeatureFlagsHttp.Api)
-      const list = yield* client.featureFlags.list()
-      assert.deepStrictEqual(list.map((f) => f.key), ["llm-model", "v2-rollout"])
+    const client = yield* HttpApiClient.make(FeatureFlagsHttp.Api)
+    const list = yield* client.featureFlags.list()
+    assert.deepStrictEqual(list.map((f) => f.key), ["llm-model", "v2-rollout"])
 
-      const created = yield* client.featureFlags.put({
-        params: { key: "new-search" },
-        query: { reason: "launch" },
-        payload: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" }
-      })
-      assert.deepStrictEqual([created.key, created.source], ["new-search", "memory"])
-
-      const killed = yield* client.featureFlags.kill({ params: { key: "v2-rollout" }, payload: { reason: "500s" } })
-      assert.deepStrictEqual([killed.kill?.reason, killed.kill?.actor], ["500s", "admin"])
-      assert.strictEqual((yield* FeatureFlags.details(FeatureFlags.boolean("v2-rollout", true))).reason, "DISABLED")
-      const revived = yield* client.featureFlags.revive({ params: { key: "v2-rollout" }, query: {} })
-      assert.isUndefined(revived.kill)
-
-      const override = yield* client.featureFlags.setOverride({
-        params: { key: "llm-model", tenantId: TenantId.make("acme") },
-        payload: { variant: "large", reason: "pilot" }
-      })
-      assert.strictEqual(override.overrides.acme?.variant, "large")
-      assert.deepStrictEqual(Object.keys(yield* client.featureFlags.listOverrides({ params: { key: "llm-model" } })), [
-        "acme"
-      ])
-      yield* client.featureFlags.removeOverride({
-        params: { key: "llm-model", tenantId: TenantId.make("acme") },
-        query: {}
-      })
-      yield* client.featureFlags.remove({ params: { key: "new-search" }, query: {} })
-
-      const missing = yield* call("GET", "/admin/flags/nope")
-      assert.deepStrictEqual([missing.status, missing.type, missing.body.title], [
-        404,
-        "application/problem+json",
-        "Not Found"
-      ])
-      const invalid = yield* call("PUT", "/admin/flags/x", {
-        state: "ENABLED",
-        variants: { a: true },
-        defaultVariant: "b"
-      })
-      assert.deepStrictEqual([invalid.status, invalid.type], [422, "application/problem+json"])
-      assert.include(invalid.body.detail, "b")
-      const malformed = yield* call("PUT", "/admin/flags/x", { state: "MAYBE", variants: {} })
-      assert.deepStrictEqual([malformed.status, malformed.type], [400, "application/problem+json"])
-      const noReason = yield* call("POST", "/admin/flags/v2-rollout/kill", { reason: "" })
-      assert.strictEqual(noReason.status, 400)
-      const badVariant = yield* call("POST", "/admin/flags/v2-rollout/kill", { reason: "r", variant: "maybe" })
-      assert.strictEqual(badVariant.status, 422)
-      const killMissing = yield* call("POST", "/admin/flags/nope/kill", { reason: "r" })
-      assert.strictEqual(killMissing.status, 404)
-      const badTenant = yield* call("PUT", "/admin/flags/llm-model/tenants/Not%20A%20Tenant", { variant: "large" })
-      assert.strictEqual(badTenant.status, 400)
-      yield* client.featureFlags.setOverride({
-        params: { key: "llm-model", tenantId: TenantId.make("acme") },
-        payload: { variant: "large" }
-      })
-      const inUse = yield* call("PUT", "/admin/flags/llm-model", {
-        state: "ENABLED",
-        variants: { small: "s" },
-        defaultVariant: "small"
-      })
-      assert.deepStrictEqual([inUse.status, inUse.body.title], [409, "Conflict"])
+    const created = yield* client.featureFlags.put({
+      params: { key: "new-search" },
+      query: { reason: "launch" },
+      payload: { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: "on" }
     })
+    assert.deepStrictEqual([created.key, created.source], ["new-search", "memory"])
+
+    const killed = yield* client.featureFlags.kill({ params: { key: "v2-rollout" }, payload: { reason: "500s" } })
+    assert.deepStrictEqual([killed.kill?.reason, killed.kill?.actor], ["500s", "admin"])
+    assert.strictEqual((yield* FeatureFlags.details(FeatureFlags.boolean("v2-rollout", true))).reason, "DISABLED")
+    const revived = yield* client.featureFlags.revive({ params: { key: "v2-rollout" }, query: {} })
+    assert.isUndefined(revived.kill)
+
+    const override = yield* client.featureFlags.setOverride({
+      params: { key: "llm-model", tenantId: TenantId.make("acme") },
+      payload: { variant: "large", reason: "pilot" }
+    })
+    assert.strictEqual(override.overrides.acme?.variant, "large")
+    assert.deepStrictEqual(Object.keys(yield* client.featureFlags.listOverrides({ params: { key: "llm-model" } })), [
+      "acme"
+    ])
+    yield* client.featureFlags.removeOverride({
+      params: { key: "llm-model", tenantId: TenantId.make("acme") },
+      query: {}
+    })
+    yield* client.featureFlags.remove({ params: { key: "new-search" }, query: {} })
+
+    const missing = yield* call("GET", "/admin/flags/nope")
+    assert.deepStrictEqual([missing.status, missing.type, missing.body.title], [
+      404,
+      "application/problem+json",
+      "Not Found"
+    ])
+    const invalid = yield* call("PUT", "/admin/flags/x", {
+      state: "ENABLED",
+      variants: { a: true },
+      defaultVariant: "b"
+    })
+    assert.deepStrictEqual([invalid.status, invalid.type], [422, "application/problem+json"])
+    assert.include(invalid.body.detail, "b")
+    const malformed = yield* call("PUT", "/admin/flags/x", { state: "MAYBE", variants: {} })
+    assert.deepStrictEqual([malformed.status, malformed.type], [400, "application/problem+json"])
+    const noReason = yield* call("POST", "/admin/flags/v2-rollout/kill", { reason: "" })
+    assert.strictEqual(noReason.status, 400)
+    const badVariant = yield* call("POST", "/admin/flags/v2-rollout/kill", { reason: "r", variant: "maybe" })
+    assert.strictEqual(badVariant.status, 422)
+    const killMissing = yield* call("POST", "/admin/flags/nope/kill", { reason: "r" })
+    assert.strictEqual(killMissing.status, 404)
+    const badTenant = yield* call("PUT", "/admin/flags/llm-model/tenants/Not%20A%20Tenant", { variant: "large" })
+    assert.strictEqual(badTenant.status, 400)
+    yield* client.featureFlags.setOverride({
+      params: { key: "llm-model", tenantId: TenantId.make("acme") },
+      payload: { variant: "large" }
+    })
+    const inUse = yield* call("PUT", "/admin/flags/llm-model", {
+      state: "ENABLED",
+      variants: { small: "s" },
+      defaultVariant: "small"
+    })
+    assert.deepStrictEqual([inUse.status, inUse.body.title], [409, "Conflict"])
+  })
 
   it.effect("a flag file is read-only: changes are a 409", () =>
     Effect.gen(function*() {

@@ -27,9 +27,13 @@ describe("FlagDefinition", () => {
   it("refuses what flagd refuses, and says where", () => {
     const badState = FlagDefinition.validate({ flags: { x: { state: "ON", variants: { a: 1 }, defaultVariant: "a" } } })
     assert.isAbove(issues(badState).length, 0)
-    const badDefault = FlagDefinition.validate({ flags: { x: { state: "ENABLED", variants: { a: 1 }, defaultVariant: "b" } } })
+    const badDefault = FlagDefinition.validate({
+      flags: { x: { state: "ENABLED", variants: { a: 1 }, defaultVariant: "b" } }
+    })
     assert.include(badDefault._tag === "Failure" ? badDefault.failure.detail : "", "b")
-    const mixed = FlagDefinition.validate({ flags: { x: { state: "ENABLED", variants: { a: 1, b: "1" }, defaultVariant: "a" } } })
+    const mixed = FlagDefinition.validate({
+      flags: { x: { state: "ENABLED", variants: { a: 1, b: "1" }, defaultVariant: "a" } }
+    })
     assert.deepStrictEqual(issues(mixed).map((i) => i.path), ["/flags/x/variants"])
     const noFlags = FlagDefinition.validate({ flag: {} })
     assert.strictEqual(noFlags._tag, "Failure")
@@ -39,7 +43,10 @@ describe("FlagDefinition", () => {
     const input = {
       flags: { x: { state: "ENABLED", variants: { a: true, b: false }, defaultVariant: "a", targeting: { nope: [1] } } }
     }
-    assert.deepStrictEqual(issues(FlagDefinition.validate(input, "strict")).map((i) => i.path).includes("/flags/x/targeting"), true)
+    assert.deepStrictEqual(
+      issues(FlagDefinition.validate(input, "strict")).map((i) => i.path).includes("/flags/x/targeting"),
+      true
+    )
     const lenient = FlagDefinition.validate(input, "lenient")
     assert.strictEqual(lenient._tag, "Success")
     assert.deepStrictEqual(lenient._tag === "Success" ? lenient.success.warnings.map((w) => w.path) : [], [
@@ -48,7 +55,10 @@ describe("FlagDefinition", () => {
   })
 
   it("parses JSON and YAML; a syntax error is an issue, not an exception", () => {
-    const yaml = FlagDefinition.parse("flags:\n  x:\n    state: ENABLED\n    variants: { a: 1 }\n    defaultVariant: a\n", "yaml")
+    const yaml = FlagDefinition.parse(
+      "flags:\n  x:\n    state: ENABLED\n    variants: { a: 1 }\n    defaultVariant: a\n",
+      "yaml"
+    )
     assert.strictEqual(yaml._tag, "Success")
     const broken = FlagDefinition.parse("flags: [", "yaml")
     assert.include(broken._tag === "Failure" ? broken.failure.detail : "", "not valid YAML")

@@ -36,7 +36,10 @@ describe("flag providers: embedded PostgreSQL (PGlite)", () => {
           assert.strictEqual(status?.status, "stale")
           assert.include(status?.detail, "flag bad in the database is invalid")
           assert.isTrue(yield* FeatureFlags.value(FeatureFlags.boolean("good", false)))
-          assert.strictEqual((yield* FeatureFlags.details(FeatureFlags.boolean("bad", false))).errorCode, "FLAG_NOT_FOUND")
+          assert.strictEqual(
+            (yield* FeatureFlags.details(FeatureFlags.boolean("bad", false))).errorCode,
+            "FLAG_NOT_FOUND"
+          )
           yield* sql`DELETE FROM feature_flags WHERE key = 'bad'`
           yield* sql`UPDATE feature_flags_revision SET revision = revision + 1`
           yield* flags.refresh

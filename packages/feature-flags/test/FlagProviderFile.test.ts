@@ -88,7 +88,10 @@ describe("FlagProviderFile", () => {
       )
       assert.isTrue(Exit.isFailure(missing))
       const path = Path.join(dir, "flags.json")
-      yield* write(path, JSON.stringify({ flags: { x: { state: "ENABLED", variants: { a: 1 }, defaultVariant: "b" } } }))
+      yield* write(
+        path,
+        JSON.stringify({ flags: { x: { state: "ENABLED", variants: { a: 1 }, defaultVariant: "b" } } })
+      )
       const error = yield* Effect.flip(Layer.build(FeatureFlags.layerFile({ path })))
       assert.strictEqual(error._tag, "FlagSourceError")
       assert.include(error.detail, "b")
@@ -158,7 +161,11 @@ describe("FlagProviderFile", () => {
       const dir = yield* tempDir
       const path = Path.join(dir, "flags.json")
       const json = (on: boolean) =>
-        JSON.stringify({ flags: { "new-search": { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: on ? "on" : "off" } } })
+        JSON.stringify({
+          flags: {
+            "new-search": { state: "ENABLED", variants: { on: true, off: false }, defaultVariant: on ? "on" : "off" }
+          }
+        })
       yield* write(path, json(false))
       yield* Effect.gen(function*() {
         const flags = yield* FeatureFlags.FeatureFlags

@@ -61,7 +61,12 @@ const parseFeature = (text: string): Array<Scenario> => {
         name: `${current.name} [${Object.values(row).join(", ")}]`,
         tags: [...current.tags, ...examplesTags],
         steps: current.steps.map(fill),
-        tables: new Map([...current.tables].map(([i, t]) => [i, t.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, fill(v)])))]))
+        tables: new Map(
+          [...current.tables].map(([i, t]) => [
+            i,
+            t.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, fill(v)])))
+          ])
+        )
       })
     }
     examplesLines = undefined
@@ -74,7 +79,9 @@ const parseFeature = (text: string): Array<Scenario> => {
   }
   let tableLines: Array<string> | undefined
   const flushTable = () => {
-    if (tableLines !== undefined && current !== undefined) current.tables.set(current.steps.length - 1, table(tableLines))
+    if (tableLines !== undefined && current !== undefined) {
+      current.tables.set(current.steps.length - 1, table(tableLines))
+    }
     tableLines = undefined
   }
   for (const raw of lines) {
@@ -198,7 +205,9 @@ if (directory === undefined) {
 
 describe.runIf(directory !== undefined)("flagd-testbed evaluator suite", () => {
   const root = Path.join(directory ?? "", "evaluator")
-  const flagsText = directory === undefined ? "" : Fs.readFileSync(Path.join(root, "flags", "testkit-flags.json"), "utf8")
+  const flagsText = directory === undefined
+    ? ""
+    : Fs.readFileSync(Path.join(root, "flags", "testkit-flags.json"), "utf8")
   const features = directory === undefined
     ? []
     : Fs.readdirSync(Path.join(root, "gherkin")).filter((name) => name.endsWith(".feature")).sort()
@@ -213,8 +222,10 @@ describe.runIf(directory !== undefined)("flagd-testbed evaluator suite", () => {
     describe(feature, () => {
       for (const scenario of parseFeature(Fs.readFileSync(Path.join(root, "gherkin", feature), "utf8"))) {
         const skip = scenario.tags.some((tag) => skippedTags.has(tag))
-        it.effect.skipIf(skip)(`${scenario.name} ${scenario.tags.join(" ")}`, () =>
-          run(scenario).pipe(Effect.provide(layer)))
+        it.effect.skipIf(skip)(
+          `${scenario.name} ${scenario.tags.join(" ")}`,
+          () => run(scenario).pipe(Effect.provide(layer))
+        )
       }
     })
   }

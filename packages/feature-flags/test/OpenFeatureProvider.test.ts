@@ -98,7 +98,10 @@ describe("OpenFeatureProvider through @openfeature/server-sdk", () => {
       })
       yield* flags.setOverride("greeting", "acme", { variant: "casual" }, { actor: "ops" })
       assert.deepStrictEqual(yield* Deferred.await(changed), ["greeting"])
-      assert.strictEqual(yield* Effect.promise(() => client.getStringValue("greeting", "x", { tenantId: "acme" })), "Hi")
+      assert.strictEqual(
+        yield* Effect.promise(() => client.getStringValue("greeting", "x", { tenantId: "acme" })),
+        "Hi"
+      )
     }).pipe(Effect.provide(FeatureFlags.layerMemory(flagSet))))
 
   it.effect("a broken flag file makes the provider STALE, a fixed one READY again", () =>

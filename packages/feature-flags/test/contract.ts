@@ -73,11 +73,14 @@ export const contract = (
         yield* flags.setOverride(key, "acme", { variant: "green" }, { actor: "carol", reason: "switch" })
         const view = yield* flags.get(key)
         assert.deepStrictEqual(Object.keys(view.overrides).sort(), ["acme", "globex"])
-        assert.deepStrictEqual([view.overrides.acme?.variant, view.overrides.acme?.actor, view.overrides.acme?.reason], [
-          "green",
-          "carol",
-          "switch"
-        ])
+        assert.deepStrictEqual(
+          [view.overrides.acme?.variant, view.overrides.acme?.actor, view.overrides.acme?.reason],
+          [
+            "green",
+            "carol",
+            "switch"
+          ]
+        )
         assert.isUndefined(view.overrides.globex?.reason)
         assert.isFalse(Number.isNaN(Date.parse(view.overrides.acme!.at)))
         assert.strictEqual(yield* FeatureFlags.value(Color, { tenantId: "acme" }), "#0f0")

@@ -15,8 +15,9 @@ import * as Path from "node:path"
 export const schemaName = () => `feature_flags_test_${Math.random().toString(36).slice(2, 10)}`
 
 /** A client in a new schema, dropped when the layer is released. */
-export const layerPgSchema = (schema: string = schemaName()): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>
-  PgSchema.layer({ schema, maxConnections: 4 })
+export const layerPgSchema = (
+  schema: string = schemaName()
+): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> => PgSchema.layer({ schema, maxConnections: 4 })
 
 /** Another client (its own pool: another replica) in an existing schema. */
 export const layerPgClient = (schema: string): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, unknown> =>

@@ -158,8 +158,9 @@ export const layer = HttpGroup.implement(HealthGroup, (handlers) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerApi: Layer.Layer<HttpApiGroup.Service<"health", "health">, never, HealthCheck.HealthCheck> =
-  layer(Api)
+export const layerApi: Layer.Layer<HttpApiGroup.Service<"health", "health">, never, HealthCheck.HealthCheck> = layer(
+  Api
+)
 
 const makeRoutes = <R>(
   answer: (probe: HealthCheck.Probe) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, R>

@@ -166,7 +166,8 @@ describe("HealthCheck", () => {
           assert.strictEqual(startup.status, "fail")
           assert.deepStrictEqual(startup.notes, ["starting"])
           assert.strictEqual((yield* health.report("live")).status, "pass")
-        })))
+        })
+      ))
 
     it.effect("serving: ready and startup pass; draining: ready fails with a note, live and startup pass", () =>
       withHealth((health) =>
@@ -182,7 +183,8 @@ describe("HealthCheck", () => {
           assert.deepStrictEqual(ready.notes, ["draining"])
           assert.strictEqual((yield* health.report("live")).status, "pass")
           assert.strictEqual((yield* health.report("startup")).status, "pass")
-        })))
+        })
+      ))
 
     it.effect("a check belongs to the probes it names (default ready)", () =>
       withHealth((health) =>
@@ -213,7 +215,8 @@ describe("HealthCheck", () => {
             check("eventloop:delay", Effect.succeed(HealthCheck.fail("blocked")), { probes: ["live"] })
           )
           assert.strictEqual((yield* health.report("live")).status, "fail")
-        })))
+        })
+      ))
   })
 
   describe("timeouts, cache and registration", () => {
@@ -278,7 +281,8 @@ describe("HealthCheck", () => {
           yield* health.report("ready")
           yield* health.report("startup")
           assert.strictEqual(yield* Ref.get(runs), 1)
-        })))
+        })
+      ))
 
     it.effect("concurrent probes share one run", () =>
       withHealth((health) =>
@@ -359,8 +363,10 @@ describe("HealthCheck", () => {
         })
         const state = yield* Ref.make<HealthCheck.Status>("pass")
         const health = yield* HealthCheck.make({ initialPhase: "serving", defaultCacheTtl: 0 })
-        yield* health.register(check("postgres:responseTime", Effect.map(Ref.get(state), (status) =>
-          status === "pass" ? HealthCheck.pass() : HealthCheck.fail("down"))))
+        yield* health.register(check(
+          "postgres:responseTime",
+          Effect.map(Ref.get(state), (status) => status === "pass" ? HealthCheck.pass() : HealthCheck.fail("down"))
+        ))
         const probe = health.report("ready").pipe(Effect.provide(Logger.layer([logger])))
         yield* probe
         yield* Ref.set(state, "fail")

@@ -99,60 +99,64 @@ const urlThrough = (tcp: Proxy) => {
 describe.runIf(await Services.postgres())("Postgres health check", () => {
   // On the TestClock: the check's 1 s timeout and the 500 ms connect timeout only pass when the test moves the clock,
   // so a slow machine cannot fail the "up" reports, and "down" answers once the timeout has passed on the clock.
-  it.effect("a PostgreSQL that goes down turns ready to 503 while live stays 200, and ready recovers", () =>
-    Effect.gen(function*() {
-      const tcp = yield* proxyToPostgres()
-      const context = yield* Layer.build(
-        HealthCheckPostgres.layer({ timeout: "1 second", cacheTtl: 0 }).pipe(
-          Layer.provideMerge(HealthCheck.layer({ initialPhase: "serving" })),
-          Layer.provide(PgClient.layer({ url: urlThrough(tcp), connectTimeout: "500 millis" })),
-          Layer.provideMerge(quiet)
+  it.effect(
+    "a PostgreSQL that goes down turns ready to 503 while live stays 200, and ready recovers",
+    () =>
+      Effect.gen(function*() {
+        const tcp = yield* proxyToPostgres()
+        const context = yield* Layer.build(
+          HealthCheckPostgres.layer({ timeout: "1 second", cacheTtl: 0 }).pipe(
+            Layer.provideMerge(HealthCheck.layer({ initialPhase: "serving" })),
+            Layer.provide(PgClient.layer({ url: urlThrough(tcp), connectTimeout: "500 millis" })),
+            Layer.provideMerge(quiet)
+          )
         )
-      )
-      const status = (probe: HealthCheck.Probe) =>
-        Effect.map(HealthCheck.report(probe), (report) => ({
-          code: HealthHttp.statusCode(report),
-          report
-        })).pipe(Effect.provide(context))
+        const status = (probe: HealthCheck.Probe) =>
+          Effect.map(HealthCheck.report(probe), (report) => ({
+            code: HealthHttp.statusCode(report),
+            report
+          })).pipe(Effect.provide(context))
 
-      const up = yield* status("ready")
-      assert.strictEqual(up.code, 200)
-      const result = up.report.checks["postgres:responseTime"]![0]!
-      assert.strictEqual(result.status, "pass")
-      assert.strictEqual(result.componentType, "datastore")
-      assert.strictEqual(result.observedUnit, "ms")
-      assert.isNumber(result.observedValue)
+        const up = yield* status("ready")
+        assert.strictEqual(up.code, 200)
+        const result = up.report.checks["postgres:responseTime"]![0]!
+        assert.strictEqual(result.status, "pass")
+        assert.strictEqual(result.componentType, "datastore")
+        assert.strictEqual(result.observedUnit, "ms")
+        assert.isNumber(result.observedValue)
 
-      yield* tcp.stop
-      // Was "it took at most 1500 ms of wall clock". Now: once the check's 1 s timeout has passed on the clock, ready
-      // answers, whatever PostgreSQL does; how fast that is in wall-clock time is not tested (see README).
-      const probe = yield* Effect.forkChild(Effect.timed(status("ready")), { startImmediately: true })
-      yield* TestClock.adjust("1 second")
-      const [elapsed, down] = yield* Fiber.join(probe).pipe(
-        Effect.timeoutOrElse({
-          duration: "20 seconds",
-          orElse: () => Effect.die(new Error("ready did not answer once its timeout had passed"))
-        }),
-        TestClock.withLive
-      )
-      assert.strictEqual(down.code, 503)
-      assert.strictEqual(down.report.status, "fail")
-      assert.strictEqual(down.report.output, "failing: postgres:responseTime")
-      const failed = down.report.checks["postgres:responseTime"]![0]!
-      assert.strictEqual(failed.status, "fail")
-      assert.isTrue(
-        failed.output === "check failed (SqlError)" || failed.output === "timed out after 1s",
-        `unexpected output ${failed.output}`
-      )
-      assert.isAtMost(Duration.toMillis(elapsed), 1000, "answered within the check's timeout (test clock)")
-      assert.strictEqual((yield* status("live")).code, 200)
+        yield* tcp.stop
+        // Was "it took at most 1500 ms of wall clock". Now: once the check's 1 s timeout has passed on the clock, ready
+        // answers, whatever PostgreSQL does; how fast that is in wall-clock time is not tested (see README).
+        const probe = yield* Effect.forkChild(Effect.timed(status("ready")), { startImmediately: true })
+        yield* TestClock.adjust("1 second")
+        const [elapsed, down] = yield* Fiber.join(probe).pipe(
+          Effect.timeoutOrElse({
+            duration: "20 seconds",
+            orElse: () => Effect.die(new Error("ready did not answer once its timeout had passed"))
+          }),
+          TestClock.withLive
+        )
+        assert.strictEqual(down.code, 503)
+        assert.strictEqual(down.report.status, "fail")
+        assert.strictEqual(down.report.output, "failing: postgres:responseTime")
+        const failed = down.report.checks["postgres:responseTime"]![0]!
+        assert.strictEqual(failed.status, "fail")
+        assert.isTrue(
+          failed.output === "check failed (SqlError)" || failed.output === "timed out after 1s",
+          `unexpected output ${failed.output}`
+        )
+        assert.isAtMost(Duration.toMillis(elapsed), 1000, "answered within the check's timeout (test clock)")
+        assert.strictEqual((yield* status("live")).code, 200)
 
-      yield* tcp.start
-      const recovered = yield* eventually(status("ready"), (s) => s.code === 200, "ready recovers")
-      assert.strictEqual(recovered.code, 200)
-      assert.strictEqual(recovered.report.status, "pass")
-      assert.strictEqual((yield* status("live")).code, 200)
-    }), 30_000)
+        yield* tcp.start
+        const recovered = yield* eventually(status("ready"), (s) => s.code === 200, "ready recovers")
+        assert.strictEqual(recovered.code, 200)
+        assert.strictEqual(recovered.report.status, "pass")
+        assert.strictEqual((yield* status("live")).code, 200)
+      }),
+    30_000
+  )
 
   // On the TestClock: the round trips last 100 ms because the proxy holds them while the test moves the clock, not
   // because of how fast PostgreSQL or the machine is (and the checks' 2 s timeout cannot pass on a slow machine).
@@ -166,8 +170,7 @@ describe.runIf(await Services.postgres())("Postgres health check", () => {
         ...check,
         run: Effect.andThen(Effect.sync(() => void started++), check.run)
       })
-      const register = <R>(check: HealthCheck.Check<R>) =>
-        health.register(counted(check)).pipe(Effect.provide(context))
+      const register = <R>(check: HealthCheck.Check<R>) => health.register(counted(check)).pipe(Effect.provide(context))
       yield* register(HealthCheckPostgres.check({ name: "postgres:slow", warnAfter: 0, critical: true }))
       yield* register(HealthCheckPostgres.check({ warnAfter: "10 seconds" }))
       yield* tcp.hold

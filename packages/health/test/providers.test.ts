@@ -143,7 +143,8 @@ describe("providers", () => {
           assert.isNumber(result.observedValue)
           assert.strictEqual(result.observedValue, 30)
           assert.deepStrictEqual(qdrant.seen, [{ path: "/readyz", apiKey: "k-123" }])
-        })))
+        })
+      ))
 
     it.effect("fails (critical) when /readyz answers 503", () =>
       withHealth((health) =>
@@ -154,7 +155,8 @@ describe("providers", () => {
           assert.strictEqual(report.status, "fail")
           assert.strictEqual(only(report, "qdrant:responseTime").output, "HTTP 503")
           assert.strictEqual(qdrant.seen[0]!.apiKey, undefined)
-        })))
+        })
+      ))
 
     it.effect("falls back to /healthz where /readyz does not exist", () =>
       withHealth((health) =>
@@ -167,7 +169,8 @@ describe("providers", () => {
           qdrant.routes = {}
           const down = yield* health.report("ready")
           assert.strictEqual(only(down, "qdrant:responseTime").output, "HTTP 404")
-        })))
+        })
+      ))
 
     it.effect("fails when nothing listens, naming only the error's tag", () =>
       withHealth((health) =>
@@ -177,7 +180,8 @@ describe("providers", () => {
           const report = yield* health.report("ready")
           assert.strictEqual(report.status, "fail")
           assert.strictEqual(only(report, "qdrant:responseTime").output, "check failed (HttpClientError)")
-        })))
+        })
+      ))
 
     // Was "it took < 1000 ms of wall clock". Now: the probe answers once the 200 ms of its timeout have passed on the
     // clock and not before, while Qdrant still holds the request (it never answers), and the hung request is
@@ -197,7 +201,8 @@ describe("providers", () => {
           assert.strictEqual(report.status, "fail")
           assert.strictEqual(only(report, "qdrant:responseTime").output, "timed out after 200ms")
           yield* until(() => readyz.closed === 1, "the hung request is aborted")
-        })))
+        })
+      ))
   })
 
   describe("Ollama", () => {
@@ -211,7 +216,8 @@ describe("providers", () => {
           const result = only(report, "ollama:version")
           assert.strictEqual(result.observedValue, "0.5.7")
           assert.strictEqual(result.componentId, "ollama")
-        })))
+        })
+      ))
 
     it.effect("a failing Ollama degrades readiness to warn (it is not critical)", () =>
       withHealth((health) =>
@@ -225,7 +231,8 @@ describe("providers", () => {
           const garbled = yield* health.report("ready")
           assert.strictEqual(only(garbled, "ollama:version").status, "fail")
           assert.strictEqual(only(garbled, "ollama:version").output, "check failed (SchemaError)")
-        })))
+        })
+      ))
 
     it.effect("can be made critical", () =>
       withHealth((health) =>
@@ -233,7 +240,8 @@ describe("providers", () => {
           const ollama = yield* stub({})
           yield* health.register(HealthCheckOllama.check({ url: ollama.url, critical: true }))
           assert.strictEqual((yield* health.report("ready")).status, "fail")
-        })))
+        })
+      ))
   })
 
   describe("generic HTTP", () => {
@@ -265,7 +273,8 @@ describe("providers", () => {
           const slow = yield* Fiber.join(fiber)
           assert.strictEqual(slow.status, "pass")
           assert.strictEqual(only(slow, "search:responseTime").observedValue, 80)
-        })))
+        })
+      ))
 
     it.effect("warnAfter turns a slow answer into warn", () =>
       withHealth((health) =>
@@ -283,7 +292,8 @@ describe("providers", () => {
           const report = yield* Fiber.join(fiber)
           assert.strictEqual(report.status, "warn")
           assert.strictEqual(only(report, "slow:responseTime").output, "slower than 20ms")
-        })))
+        })
+      ))
 
     it("join keeps prefixes and adds one slash", () => {
       assert.strictEqual(HealthCheckHttp.join("http://h:1", "/readyz"), "http://h:1/readyz")

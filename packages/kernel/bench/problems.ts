@@ -132,12 +132,15 @@ const start = (variant: string) =>
 
 const request = (port: number, method: string, path: string, body?: string) =>
   new Promise<{ status: number; bytes: number }>((resolve, reject) => {
-    const req = Http.request({ host: "127.0.0.1", port, method, path, headers: { "content-type": "application/json" } }, (res) => {
-      let bytes = 0
-      res.on("data", (chunk: Buffer) => (bytes += chunk.length))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }))
-      res.on("error", reject)
-    })
+    const req = Http.request(
+      { host: "127.0.0.1", port, method, path, headers: { "content-type": "application/json" } },
+      (res) => {
+        let bytes = 0
+        res.on("data", (chunk: Buffer) => (bytes += chunk.length))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }))
+        res.on("error", reject)
+      }
+    )
     req.on("error", reject)
     req.end(body)
   })
@@ -196,7 +199,11 @@ const spread = (xs: ReadonlyArray<number>) => `${Math.min(...xs).toFixed(2)}–$
 const worseHalf = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => b - a).slice(0, Math.ceil(xs.length / 2))
 
 const row = (label: string, ours: ReadonlyArray<number>, peer: ReadonlyArray<number>, unit: string, goal?: number) => {
-  const met = goal === undefined ? "" : worseHalf(ours).every((x) => x <= goal) ? `met (≤ ${goal} ${unit})` : `not met (≤ ${goal} ${unit})`
+  const met = goal === undefined
+    ? ""
+    : worseHalf(ours).every((x) => x <= goal)
+    ? `met (≤ ${goal} ${unit})`
+    : `not met (≤ ${goal} ${unit})`
   console.log(
     `${label.padEnd(34)} ours ${median(ours).toFixed(2).padStart(12)} [${spread(ours)}]   peer ${
       median(peer).toFixed(2).padStart(12)
@@ -239,7 +246,9 @@ const formatter = () => {
       oursSize.push(out.length / 1024)
     }
     const runPeer = () => {
-      const [out, ms] = time(() => JSON.stringify({ issues: standardFormatter(error.issue).issues, detail: error.message }))
+      const [out, ms] = time(() =>
+        JSON.stringify({ issues: standardFormatter(error.issue).issues, detail: error.message })
+      )
       peer.push(ms)
       peerSize.push(out.length / 1024)
     }
@@ -275,7 +284,11 @@ const depthScan = () => {
       a()
     }
   }
-  console.log(`\n3. Depth check of a ${(bytes.length / 1024 / 1024).toFixed(1)} MB body (peer: JSON.parse of it), ${rounds} rounds`)
+  console.log(
+    `\n3. Depth check of a ${
+      (bytes.length / 1024 / 1024).toFixed(1)
+    } MB body (peer: JSON.parse of it), ${rounds} rounds`
+  )
   row("time (ms)", ours, peer, "ms")
 }
 

@@ -79,4 +79,8 @@ export const implement = <Group extends HttpApiGroup.Constraint, Return>(
 ): Implementation<Group, HttpApiBuilder.Handlers.Error<Return>, HttpApiBuilder.Handlers.Context<Return>> =>
 (api) =>
   // Built from the caller's api, whose copy of the group carries the middleware it added.
-  HttpApiBuilder.group(api as unknown as HttpApi.HttpApi<string, Group>, group.identifier as never, build as never) as never
+  HttpApiBuilder.group(
+    api as unknown as HttpApi.HttpApi<string, Group>,
+    group.identifier as never,
+    build as never
+  ) as never

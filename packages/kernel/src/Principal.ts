@@ -54,4 +54,6 @@ export class Principal extends Schema.Class<Principal>("@ouroboros/Principal")({
  * @since 0.1.0
  * @category services
  */
-export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Principal>()("@ouroboros/kernel/CurrentPrincipal") {}
+export class CurrentPrincipal
+  extends Context.Service<CurrentPrincipal, Principal>()("@ouroboros/kernel/CurrentPrincipal")
+{}

@@ -514,7 +514,9 @@ export const normalizeWith = (
 }
 
 const tagByName = new Map(
-  types.flatMap((type) => (type.tags !== undefined && type.tags.length > 0 ? [[type.name, type.tags[0]!] as const] : []))
+  types.flatMap((
+    type
+  ) => (type.tags !== undefined && type.tags.length > 0 ? [[type.name, type.tags[0]!] as const] : []))
 )
 
 const pascal = (name: string): string =>

@@ -56,11 +56,17 @@ export const restoreTagsWith = (options: Options = {}) =>
   client: HttpClient.HttpClient.With<E, R>
 ): HttpClient.HttpClient.With<E | HttpClientError.HttpClientError, R> => {
   const typeBase = options.typeBase ?? Problem.typeBase
-  return HttpClient.transformResponse(client, (effect) =>
-    Effect.flatMap(effect, (response) =>
-      response.status >= 400 && (response.headers["content-type"] ?? "").startsWith(Problem.contentType)
-        ? withTag(response, typeBase)
-        : Effect.succeed(response)))
+  return HttpClient.transformResponse(
+    client,
+    (effect) =>
+      Effect.flatMap(
+        effect,
+        (response) =>
+          response.status >= 400 && (response.headers["content-type"] ?? "").startsWith(Problem.contentType)
+            ? withTag(response, typeBase)
+            : Effect.succeed(response)
+      )
+  )
 }
 
 /**

@@ -359,19 +359,22 @@ const guardedProperties: PropertyDescriptorMap = {
     configurable: true,
     get(this: Guarded) {
       const maxDepth = this[guardKey]!
-      return Effect.flatMap(inherited<HttpServerRequest.HttpServerRequest["arrayBuffer"]>(this, "arrayBuffer"), (buffer) =>
-        JsonDepth.exceeds(new Uint8Array(buffer), maxDepth)
-          ? Effect.fail(
-            new HttpServerError.HttpServerError({
-              reason: new HttpServerError.RequestParseError({
-                request: this,
-                reason: "Parse",
-                description: `the JSON body nests deeper than ${maxDepth} levels`,
-                cause: new JsonTooDeep({ maxDepth })
+      return Effect.flatMap(
+        inherited<HttpServerRequest.HttpServerRequest["arrayBuffer"]>(this, "arrayBuffer"),
+        (buffer) =>
+          JsonDepth.exceeds(new Uint8Array(buffer), maxDepth)
+            ? Effect.fail(
+              new HttpServerError.HttpServerError({
+                reason: new HttpServerError.RequestParseError({
+                  request: this,
+                  reason: "Parse",
+                  description: `the JSON body nests deeper than ${maxDepth} levels`,
+                  cause: new JsonTooDeep({ maxDepth })
+                })
               })
-            })
-          )
-          : Effect.succeed(buffer))
+            )
+            : Effect.succeed(buffer)
+      )
     }
   },
   text: {
@@ -418,7 +421,9 @@ const guard = (request: HttpServerRequest.HttpServerRequest, maxDepth: number): 
 export const limitJsonDepth = (maxDepth: number) => <A, E, R>(app: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     const request = Context.getOrUndefined(fiber.context, HttpServerRequest.HttpServerRequest)
-    if (request !== undefined && HttpMethod.hasBody(request.method) && isJsonMediaType(request.headers["content-type"])) {
+    if (
+      request !== undefined && HttpMethod.hasBody(request.method) && isJsonMediaType(request.headers["content-type"])
+    ) {
       guard(request, maxDepth)
     }
     return app

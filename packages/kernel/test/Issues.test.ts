@@ -15,11 +15,16 @@ const failure = (
 
 const standard = SchemaIssue.makeFormatterStandardSchemaV1()
 const pathsOf = (issues: ReadonlyArray<{ readonly path?: ReadonlyArray<unknown> | undefined }>) =>
-  issues.map((issue) => (issue.path ?? []).map((segment) => typeof segment === "object" ? (segment as any).key : segment))
+  issues.map((issue) =>
+    (issue.path ?? []).map((segment) => typeof segment === "object" ? (segment as any).key : segment)
+  )
 
 const Scalar = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
 // The shape of the retrieval API's metadata: a union of five members per value.
-const Metadata = Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Finite, Schema.Boolean, Schema.Null, Schema.Array(Scalar)]))
+const Metadata = Schema.Record(
+  Schema.String,
+  Schema.Union([Schema.String, Schema.Finite, Schema.Boolean, Schema.Null, Schema.Array(Scalar)])
+)
 const Payload = Schema.Struct({
   text: Schema.String.check(Schema.makeFilter((s: string) => s.trim().length > 0 || "text must not be empty")),
   limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 })),
@@ -31,7 +36,10 @@ describe("Issues.format", () => {
   it("lists the same paths and messages as Effect's standard formatter on small failures", () => {
     const issue = failure(Payload, { text: "  ", limit: 0, tags: [1, "a", 2], metadata: { a: { b: 1 }, c: [{}] } })
     const ours = Issues.format(issue)
-    assert.deepStrictEqual(ours.issues, standard(issue).issues.map((i, n) => ({ path: pathsOf([i])[0]!, message: ours.issues[n]!.message })))
+    assert.deepStrictEqual(
+      ours.issues,
+      standard(issue).issues.map((i, n) => ({ path: pathsOf([i])[0]!, message: ours.issues[n]!.message }))
+    )
     assert.deepStrictEqual(ours.issues.map((i) => i.message), standard(issue).issues.map((i) => i.message))
     assert.strictEqual(ours.omitted, 0)
     assert.isFalse(ours.incomplete)
@@ -160,7 +168,10 @@ describe("JsonDepth", () => {
     assert.strictEqual(JsonDepth.depth("3"), 0)
     // Escaped backslashes before a closing quote, escaped quotes inside a string.
     for (const text of [String.raw`["\\",["\""]]`, String.raw`{"a\\\\":[["\\\"]"]]}`, `["unterminated [[[`]) {
-      assert.strictEqual(JsonDepth.depth(text), text.startsWith(`["u`) ? 1 : JsonDepth.depth(JSON.stringify(JSON.parse(text))))
+      assert.strictEqual(
+        JsonDepth.depth(text),
+        text.startsWith(`["u`) ? 1 : JsonDepth.depth(JSON.stringify(JSON.parse(text)))
+      )
       assert.strictEqual(JsonDepth.depth(new TextEncoder().encode(text)), JsonDepth.depth(text))
     }
   })

@@ -24,7 +24,11 @@ describe("Problem", () => {
   })
 
   it("uses message as detail for platform errors", () => {
-    const problem = Problem.normalize(400, { _tag: "HttpApiDecodeError", message: "Expected string", issues: [] }, undefined)
+    const problem = Problem.normalize(
+      400,
+      { _tag: "HttpApiDecodeError", message: "Expected string", issues: [] },
+      undefined
+    )
     assert.strictEqual(problem.detail, "Expected string")
     assert.isUndefined(problem.message)
     assert.deepStrictEqual(problem.issues, [])
@@ -81,7 +85,10 @@ describe("ProblemHttp", () => {
       assert.notInclude(JSON.stringify(bodyOf(defect)), "secret")
       const ok = HttpServerResponse.text("fine")
       assert.strictEqual(yield* serve(Effect.succeed(ok)), ok)
-      const health = HttpServerResponse.jsonUnsafe({ status: "fail" }, { status: 503, contentType: "application/health+json" })
+      const health = HttpServerResponse.jsonUnsafe({ status: "fail" }, {
+        status: 503,
+        contentType: "application/health+json"
+      })
       assert.strictEqual(yield* serve(Effect.succeed(health)), health)
     }))
 
@@ -158,7 +165,12 @@ describe("kernel models", () => {
   })
 
   it("principals know their roles", () => {
-    const p = new Principal.Principal({ tenantId: TenantId.make("a"), subject: "s", roles: ["reader"], method: "api-key" })
+    const p = new Principal.Principal({
+      tenantId: TenantId.make("a"),
+      subject: "s",
+      roles: ["reader"],
+      method: "api-key"
+    })
     assert.isTrue(p.hasRole("reader"))
     assert.isFalse(p.hasRole("admin"))
   })

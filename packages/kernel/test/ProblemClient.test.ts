@@ -6,7 +6,9 @@ import { Problem, ProblemClient } from "../src/index.js"
 /** A client whose every request is answered with `response` (status, content type, body). */
 const answering = (status: number, contentType: string, body: string) =>
   HttpClient.make((request) =>
-    Effect.succeed(HttpClientResponse.fromWeb(request, new Response(body, { status, headers: { "content-type": contentType } })))
+    Effect.succeed(
+      HttpClientResponse.fromWeb(request, new Response(body, { status, headers: { "content-type": contentType } }))
+    )
   )
 
 const bodyOf = (status: number, contentType: string, body: string) =>
@@ -32,7 +34,11 @@ describe("ProblemClient.restoreTags", () => {
 
   it.effect("derives a package's tag from its type name, and the status's tag for about:blank and IANA types", () =>
     Effect.gen(function*() {
-      const own = yield* bodyOf(422, Problem.contentType, JSON.stringify({ type: `${Problem.typeBase}pipeline-syntax-error` }))
+      const own = yield* bodyOf(
+        422,
+        Problem.contentType,
+        JSON.stringify({ type: `${Problem.typeBase}pipeline-syntax-error` })
+      )
       assert.strictEqual(JSON.parse(own.text)._tag, "PipelineSyntaxError")
       const blank = yield* bodyOf(404, Problem.contentType, JSON.stringify({ type: "about:blank", status: 404 }))
       assert.strictEqual(JSON.parse(blank.text)._tag, Problem.tagOfType(undefined, 404))
@@ -50,4 +56,3 @@ describe("ProblemClient.restoreTags", () => {
       assert.strictEqual((yield* bodyOf(502, Problem.contentType, "<html>")).text, "<html>")
     }))
 })
-

@@ -5,16 +5,10 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import Ajv2020 from "ajv/dist/2020.js"
 import addFormats from "ajv-formats"
+import Ajv2020 from "ajv/dist/2020.js"
 import { Effect, Layer, Schema } from "effect"
-import {
-  HttpClient,
-  HttpClientRequest,
-  HttpRouter,
-  HttpServerRequest,
-  HttpServerResponse
-} from "effect/http"
+import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { Problem, ProblemHttp, ProblemOpenApi } from "../src/index.js"
 
@@ -29,12 +23,18 @@ interface Filter {
   readonly must?: ReadonlyArray<Filter | { readonly key: string }> | undefined
 }
 const Filter: Schema.Codec<Filter> = Schema.Struct({
-  must: Schema.optional(Schema.Array(Schema.Union([Schema.suspend(() => Filter), Schema.Struct({ key: Schema.String })])))
+  must: Schema.optional(
+    Schema.Array(Schema.Union([Schema.suspend(() => Filter), Schema.Struct({ key: Schema.String })]))
+  )
 })
 
 class Group extends HttpApiGroup.make("docs").add(
   HttpApiEndpoint.post("ingest", "/documents", {
-    payload: Schema.Struct({ text: Schema.String, tags: Schema.optional(Schema.Array(Schema.String)), metadata: Schema.optional(Metadata) }),
+    payload: Schema.Struct({
+      text: Schema.String,
+      tags: Schema.optional(Schema.Array(Schema.String)),
+      metadata: Schema.optional(Metadata)
+    }),
     success: Schema.Struct({ ok: Schema.Boolean })
   }),
   HttpApiEndpoint.post("search", "/search", {
@@ -48,7 +48,9 @@ class Group extends HttpApiGroup.make("docs").add(
   })
 ) {}
 // Values reported in issues, as in the worst case (Effect 3 quoted them always).
-class Api extends HttpApi.make("test").add(Group).annotate(HttpApi.ParseOptions, { reportInput: true, errors: "all" }) {}
+class Api
+  extends HttpApi.make("test").add(Group).annotate(HttpApi.ParseOptions, { reportInput: true, errors: "all" })
+{}
 
 const GroupLive = HttpApiBuilder.group(Api, "docs", (handlers) =>
   handlers
@@ -162,7 +164,11 @@ describe("ProblemHttp: bounded decode failures", () => {
 
   it.effect("lists at most 20 issues and counts the rest", () =>
     Effect.gen(function*() {
-      const reply = yield* send("POST", "/documents", JSON.stringify({ text: "a", tags: Array.from({ length: 500 }, (_, i) => i) }))
+      const reply = yield* send(
+        "POST",
+        "/documents",
+        JSON.stringify({ text: "a", tags: Array.from({ length: 500 }, (_, i) => i) })
+      )
       assert.strictEqual(reply.status, 400)
       assert.strictEqual(reply.body.issues.length, 20)
       assert.strictEqual(reply.body.issuesOmitted, 480)
@@ -252,7 +258,11 @@ describe("ProblemHttp: RFC 9457 style (opt-in)", () => {
         [yield* send("POST", "/documents", "{ not json"), 400, "malformed-json"],
         [yield* send("POST", "/documents", JSON.stringify({ text: 3 })), 400, "request-validation"],
         [yield* send("POST", "/search", deepFilter), 400, "json-too-deep"],
-        [yield* send("POST", "/documents", "text=a", "application/x-www-form-urlencoded"), 415, "unsupported-media-type"],
+        [
+          yield* send("POST", "/documents", "text=a", "application/x-www-form-urlencoded"),
+          415,
+          "unsupported-media-type"
+        ],
         [yield* send("GET", "/limited"), 429, "too-many-requests"],
         [yield* send("GET", "/search"), 405, "method-not-allowed"]
       ]
@@ -309,18 +319,40 @@ describe("Problem types", () => {
     assert.strictEqual(Problem.typeName(undefined, 400), "bad-request")
     assert.isUndefined(Problem.typeName(undefined, 418))
     const problem = Problem.normalizeWith(404, { _tag: "NotFound", detail: "no" }, "c", Problem.documentedStyle)
-    assert.deepStrictEqual(problem, { type: `${base}not-found`, title: "Not Found", status: 404, detail: "no", correlationId: "c" })
+    assert.deepStrictEqual(problem, {
+      type: `${base}not-found`,
+      title: "Not Found",
+      status: 404,
+      detail: "no",
+      correlationId: "c"
+    })
     // A body that names its own type keeps it.
-    const own = Problem.normalizeWith(429, { type: "https://iana.org/x", _tag: "RateLimitExceeded" }, undefined, Problem.documentedStyle)
+    const own = Problem.normalizeWith(
+      429,
+      { type: "https://iana.org/x", _tag: "RateLimitExceeded" },
+      undefined,
+      Problem.documentedStyle
+    )
     assert.strictEqual(own.type, "https://iana.org/x")
     assert.deepStrictEqual(
       Problem.normalizeWith(500, { secret: 1 }, undefined, Problem.documentedStyle),
-      { type: `${base}internal-error`, title: "Internal Server Error", status: 500, detail: "The server could not complete the request" }
+      {
+        type: `${base}internal-error`,
+        title: "Internal Server Error",
+        status: 500,
+        detail: "The server could not complete the request"
+      }
     )
   })
 
   it("toProblem restyles problem+json bodies made elsewhere only in the new style", () => {
-    const made = HttpServerResponse.jsonUnsafe({ _tag: "Overloaded", detail: "busy", type: "about:blank", title: "Service Unavailable", status: 503 }, {
+    const made = HttpServerResponse.jsonUnsafe({
+      _tag: "Overloaded",
+      detail: "busy",
+      type: "about:blank",
+      title: "Service Unavailable",
+      status: 503
+    }, {
       status: 503,
       contentType: Problem.contentType
     })
@@ -329,6 +361,12 @@ describe("Problem types", () => {
     assert.strictEqual(read(ProblemHttp.toProblem(made, "c")).type, "about:blank")
     assert.strictEqual(read(ProblemHttp.toProblem(made, "c")).correlationId, "c")
     const restyled = read(ProblemHttp.toProblem(made, "c", ProblemHttp.rfc9457))
-    assert.deepStrictEqual(restyled, { type: `${base}overloaded`, title: "Service Unavailable", status: 503, detail: "busy", correlationId: "c" })
+    assert.deepStrictEqual(restyled, {
+      type: `${base}overloaded`,
+      title: "Service Unavailable",
+      status: 503,
+      detail: "busy",
+      correlationId: "c"
+    })
   })
 })

@@ -8,7 +8,7 @@ import { Context, Effect, Layer, Schema, Stream } from "effect"
 import { cosine, hashEmbed } from "./Embedder.js"
 import { contentWords, sentences, type Span } from "./internal/text.js"
 import type { LlmError } from "./LlmError.js"
-import { Message, Passage, parseSections } from "./Prompts.js"
+import { Message, parseSections, Passage } from "./Prompts.js"
 
 export {
   /**

@@ -137,8 +137,7 @@ export const LlmError: Schema.Union<
  * @since 0.1.0
  * @category predicates
  */
-export const isRetryable = (error: unknown): boolean =>
-  error instanceof LlmUnavailable
+export const isRetryable = (error: unknown): boolean => error instanceof LlmUnavailable
 
 /**
  * Whether `u` is one of the {@link LlmError}s.

@@ -279,9 +279,14 @@ const makeTransport = (client: HttpClient.HttpClient, options: ConnectionOptions
  * @category health
  */
 export const version = (options: ConnectionOptions): Effect.Effect<string, LlmError, HttpClient.HttpClient> =>
-  Effect.flatMap(HttpClient.HttpClient, (client) =>
-    Effect.map(makeTransport(client, options).json("GET", "/api/version", undefined, undefined, VersionResponse), (r) =>
-      r.version)).pipe(Effect.withSpan("Ollama.version"))
+  Effect.flatMap(
+    HttpClient.HttpClient,
+    (client) =>
+      Effect.map(
+        makeTransport(client, options).json("GET", "/api/version", undefined, undefined, VersionResponse),
+        (r) => r.version
+      )
+  ).pipe(Effect.withSpan("Ollama.version"))
 
 /**
  * The installed models (`GET /api/tags`).
@@ -292,9 +297,12 @@ export const version = (options: ConnectionOptions): Effect.Effect<string, LlmEr
 export const models = (
   options: ConnectionOptions
 ): Effect.Effect<ReadonlyArray<ModelInfo>, LlmError, HttpClient.HttpClient> =>
-  Effect.flatMap(HttpClient.HttpClient, (client) =>
-    Effect.map(makeTransport(client, options).json("GET", "/api/tags", undefined, undefined, TagsResponse), (r) =>
-      r.models)).pipe(Effect.withSpan("Ollama.models"))
+  Effect.flatMap(
+    HttpClient.HttpClient,
+    (client) =>
+      Effect.map(makeTransport(client, options).json("GET", "/api/tags", undefined, undefined, TagsResponse), (r) =>
+        r.models)
+  ).pipe(Effect.withSpan("Ollama.models"))
 
 /**
  * Whether `model` is among `installed`: `llama3.2` matches `llama3.2:latest`.

@@ -7,8 +7,7 @@ const isSpace = (c: string) => /\s/u.test(c)
 const integer = (minimum: number, maximum: number) =>
   Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })))
 const matching = (pattern: RegExp) => Arbitrary.schema(Schema.String.check(Schema.isPattern(pattern)))
-const constantFrom = <const L extends ReadonlyArray<string>>(...values: L) =>
-  Arbitrary.schema(Schema.Literals(values))
+const constantFrom = <const L extends ReadonlyArray<string>>(...values: L) => Arbitrary.schema(Schema.Literals(values))
 
 // Text made of words, sentences and paragraphs, with the odd very long word and non-BMP character: weights 8:1:1.
 const plainWord = matching(/^[a-zA-Z]{1,12}$/)

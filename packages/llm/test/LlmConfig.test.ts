@@ -1,5 +1,5 @@
-import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
 import { assert, describe, it } from "@effect/vitest"
+import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
 import { ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Result } from "effect"
 import { Embedder, Llm, LlmConfig } from "../src/index.js"
 

@@ -19,12 +19,7 @@
  * @since 0.1.0
  */
 import { Config, Context, Effect, Layer } from "effect"
-import {
-  HttpBody,
-  HttpRouter,
-  HttpServerRequest,
-  HttpServerResponse
-} from "effect/http"
+import { HttpBody, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Zlib from "node:zlib"
 
 /**
@@ -270,8 +265,10 @@ export const config = Config.all({
 export const makeConfig = (
   options: Omit<Options, "minBytes"> = {}
 ): Effect.Effect<Middleware, Config.ConfigError> =>
-  Effect.map(config, (settings): Middleware =>
-    settings.enabled ? make({ ...options, minBytes: settings.minBytes }) : (app) => app)
+  Effect.map(
+    config,
+    (settings): Middleware => settings.enabled ? make({ ...options, minBytes: settings.minBytes }) : (app) => app
+  )
 
 /**
  * The middleware as a global `HttpRouter` middleware (every route, and the router's 404).
@@ -299,5 +296,9 @@ export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRout
 export const layerConfig = (
   options: Omit<Options, "minBytes"> = {}
 ): Layer.Layer<never, Config.ConfigError, HttpRouter.HttpRouter> =>
-  Layer.unwrap(Effect.map(config, (settings) =>
-    settings.enabled ? layer({ ...options, minBytes: settings.minBytes }) : Layer.empty))
+  Layer.unwrap(
+    Effect.map(
+      config,
+      (settings) => settings.enabled ? layer({ ...options, minBytes: settings.minBytes }) : Layer.empty
+    )
+  )

@@ -53,7 +53,11 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Co
     // fiber); per request, the finalizer is one closure.
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const interruptible = Effect.interruptible(app)
-      return Effect.uninterruptibleMask<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>(
+      return Effect.uninterruptibleMask<
+        HttpServerResponse.HttpServerResponse,
+        E,
+        R | HttpServerRequest.HttpServerRequest
+      >(
         () => {
           const request = Context.getUnsafe(Fiber.getCurrent()!.context, HttpServerRequest.HttpServerRequest)
           if (exempt(Http.pathOf(request.url))) return interruptible
@@ -79,8 +83,8 @@ export const layer = (
 ): Layer.Layer<never, never, HttpRouter.HttpRouter | ConcurrencyLimiter> =>
   HttpRouter.middleware(
     Effect.map(make(options), (limit) =>
-      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
-      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-        limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+    (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+      limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
     { global: true }
   ) as Layer.Layer<never, never, HttpRouter.HttpRouter | ConcurrencyLimiter>

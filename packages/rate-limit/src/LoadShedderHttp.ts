@@ -59,7 +59,11 @@ export const make = (options: Options = {}): Effect.Effect<Middleware, never, Lo
     // the fiber's own step, where `Fiber.getCurrent` is the request's fiber).
     return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) => {
       const admitted = Effect.ensuring(Effect.interruptible(app), shedder.release)
-      return Effect.uninterruptibleMask<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>(
+      return Effect.uninterruptibleMask<
+        HttpServerResponse.HttpServerResponse,
+        E,
+        R | HttpServerRequest.HttpServerRequest
+      >(
         () => {
           const request = Context.getUnsafe(Fiber.getCurrent()!.context, HttpServerRequest.HttpServerRequest)
           return shedder.tryAdmitUnsafe(critical(request) ? "critical" : "normal") ? admitted : shed
@@ -79,8 +83,8 @@ export const layer = (
 ): Layer.Layer<never, never, HttpRouter.HttpRouter | LoadShedder> =>
   HttpRouter.middleware(
     Effect.map(make(options), (shed) =>
-      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
-      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-        shed(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+    (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+      shed(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
     { global: true }
   ) as Layer.Layer<never, never, HttpRouter.HttpRouter | LoadShedder>

@@ -430,8 +430,7 @@ const checkOf = (policy: Policy): (subject: Subject, endpoint: string) => Check 
   if (policy.scope.length === 1) {
     switch (policy.scope[0]!) {
       case "api-key":
-        return (subject) =>
-          subject.apiKey === undefined ? make(byAddress, subject.client) : make(byKey, subject.apiKey)
+        return (subject) => subject.apiKey === undefined ? make(byAddress, subject.client) : make(byKey, subject.apiKey)
       case "tenant":
         return (subject) => make(byTenant, subject.tenant ?? "anonymous")
       case "client":
@@ -625,8 +624,10 @@ export const makeUnsafe = (store: RateLimiterStore["Service"], options: Options)
     decide,
     decideUnsafe,
     consume: (subject, consumeOptions) =>
-      Effect.flatMap(decide(subject, consumeOptions), (decision) =>
-        decision.allowed ? Effect.succeed(decision) : Effect.fail(exceeded(decision))),
+      Effect.flatMap(
+        decide(subject, consumeOptions),
+        (decision) => decision.allowed ? Effect.succeed(decision) : Effect.fail(exceeded(decision))
+      ),
     status: store.status
   })
 }

@@ -288,8 +288,8 @@ export const layer = (
 ): Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =>
   HttpRouter.middleware(
     Effect.map(make(options), (limit) =>
-      // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
-      (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-        limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    // The router's types ask a middleware to pass on the errors it does not know: this one passes on every error.
+    (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+      limit(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
     { global: true }
   ) as Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter>

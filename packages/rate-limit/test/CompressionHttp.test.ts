@@ -54,8 +54,13 @@ const raw = (port: number, path: string, headers: Record<string, string> = {}, m
     const request = Http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (response) => {
       const chunks: Array<Buffer> = []
       response.on("data", (chunk: Buffer) => chunks.push(chunk))
-      response.on("end", () =>
-        resume(Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) })))
+      response.on(
+        "end",
+        () =>
+          resume(
+            Effect.succeed({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) })
+          )
+      )
     })
     request.on("error", (error) => resume(Effect.die(error)))
     request.end()
@@ -68,8 +73,10 @@ const decoded = (reply: Reply): string => {
   return reply.body.toString()
 }
 
-const portOf = Effect.map(Effect.service(HttpServer.HttpServer), (server) =>
-  "port" in server.address ? server.address.port : 0)
+const portOf = Effect.map(
+  Effect.service(HttpServer.HttpServer),
+  (server) => "port" in server.address ? server.address.port : 0
+)
 
 const Served = HttpRouter.serve(Layer.mergeAll(routes, CompressionHttp.layer()), {
   disableLogger: true,

@@ -53,7 +53,10 @@ describe("ConcurrencyLimiter", () => {
       assert.strictEqual(limiter.limit, 3)
     }).pipe(
       Effect.provide(ConcurrencyLimiter.layerConfig),
-      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { RATE_LIMIT_CONCURRENCY: "3" } }))
+      Effect.provideService(
+        ConfigProvider.ConfigProvider,
+        ConfigProvider.fromEnv({ env: { RATE_LIMIT_CONCURRENCY: "3" } })
+      )
     ))
 })
 
@@ -80,7 +83,10 @@ describe("LoadShedder", () => {
       )
       yield* until(shedder.inFlight, 10)
       assert.strictEqual(yield* shedder.inFlight, 10)
-      assert.isTrue(Exit.isFailure(yield* Effect.exit(shedder.run("critical")(Effect.void))), "the whole capacity is used")
+      assert.isTrue(
+        Exit.isFailure(yield* Effect.exit(shedder.run("critical")(Effect.void))),
+        "the whole capacity is used"
+      )
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(normal)
       yield* Fiber.join(critical)

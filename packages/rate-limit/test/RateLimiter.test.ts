@@ -42,7 +42,12 @@ describe("token bucket", () => {
 
   it.effect("a bucket of capacity C and rate R admits exactly C + ⌊R·t⌋ requests in t", () =>
     Effect.gen(function*() {
-      const cases = [[10, 1000, 2500, 125], [3, 700, 10_000, 400], [100, 60_000, 61_000, 5000], [1, 1, 50, 1], [7, 3000, 1, 1]] as const
+      const cases = [[10, 1000, 2500, 125], [3, 700, 10_000, 400], [100, 60_000, 61_000, 5000], [1, 1, 50, 1], [
+        7,
+        3000,
+        1,
+        1
+      ]] as const
       for (const [capacity, window, t, step] of cases) {
         const steps = Array.from({ length: Math.ceil(t / step) }, (_, i) => Math.min(step, t - i * step))
         const start = yield* Clock.currentTimeMillis
@@ -170,7 +175,13 @@ describe("policies", () => {
     Effect.gen(function*() {
       const limiter = limiterWith([
         RateLimiter.defaultPolicy(2, 60_000),
-        RateLimiter.Policy.make({ name: "ask", limit: 1, window: 60_000, scope: ["tenant"], endpoints: ["POST /api/v1/ask"] }),
+        RateLimiter.Policy.make({
+          name: "ask",
+          limit: 1,
+          window: 60_000,
+          scope: ["tenant"],
+          endpoints: ["POST /api/v1/ask"]
+        }),
         RateLimiter.Policy.make({ name: "free", limit: 5, window: 60_000, scope: ["tenant"], tiers: ["free"] })
       ])
       assert.deepStrictEqual(limiter.applicable({ ...subject, endpoint: "GET /health/live" }).map((p) => p.name), [])
@@ -181,7 +192,12 @@ describe("policies", () => {
       assert.deepStrictEqual(limiter.applicable({ ...subject, tier: "pro" }).map((p) => p.name), ["default"])
       // Per API key: another key has its own bucket; no key falls back to the client address.
       assert.strictEqual(yield* drain(limiter), 2)
-      assert.strictEqual(yield* drain({ ...limiter, decide: (s: RateLimiter.Subject) => limiter.decide({ ...s, apiKey: "k2" }) } as never), 2)
+      assert.strictEqual(
+        yield* drain(
+          { ...limiter, decide: (s: RateLimiter.Subject) => limiter.decide({ ...s, apiKey: "k2" }) } as never
+        ),
+        2
+      )
       const anonymous = yield* limiter.decide({ client: "10.0.0.9", endpoint: "GET /api/v1/things" })
       assert.isTrue(anonymous.allowed)
       assert.strictEqual(anonymous.policies[0]!.key, "default|ip=10.0.0.9")
@@ -212,7 +228,9 @@ describe("policies", () => {
         assert.strictEqual((yield* count("allowed")).count, 2)
         assert.strictEqual((yield* count("limited")).count, 1)
       }).pipe(
-        Effect.provide(RateLimiter.layerMemory({ policies: [RateLimiter.Policy.make({ name, limit: 2, window: 60_000 })] })),
+        Effect.provide(
+          RateLimiter.layerMemory({ policies: [RateLimiter.Policy.make({ name, limit: 2, window: 60_000 })] })
+        ),
         Effect.provideService(Metric.MetricRegistry, new Map())
       )
       assert.strictEqual((yield* count("allowed")).count, 2)
@@ -275,7 +293,12 @@ describe("policies", () => {
       const provider = ConfigProvider.fromEnv({
         env: {
           RATE_LIMIT_DEFAULT: "5/1s",
-          RATE_LIMIT_POLICIES: JSON.stringify([{ name: "day", algorithm: "sliding-window", limit: 1000, window: "1d" }]),
+          RATE_LIMIT_POLICIES: JSON.stringify([{
+            name: "day",
+            algorithm: "sliding-window",
+            limit: 1000,
+            window: "1d"
+          }]),
           RATE_LIMIT_REDIS_FAILURE: "closed",
           RATE_LIMIT_TRUSTED_PROXIES: "loopback, 10.0.0.0/8"
         }
@@ -315,7 +338,9 @@ describe("policies", () => {
       // Outside /api: the operator endpoints and the documents, per client address.
       const outside = yield* withEnv(
         RateLimiter.config,
-        ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "off", RATE_LIMIT_ADMIN: "10/1m", RATE_LIMIT_DOCS: "5/30s" } })
+        ConfigProvider.fromEnv({
+          env: { RATE_LIMIT_DEFAULT: "off", RATE_LIMIT_ADMIN: "10/1m", RATE_LIMIT_DOCS: "5/30s" }
+        })
       )
       assert.deepStrictEqual(
         RateLimiter.policiesOf(outside).map((p) => [p.name, p.limit, p.window, p.scope, p.endpoints]),
@@ -333,7 +358,10 @@ describe("policies", () => {
       assert.strictEqual(yield* limiter.status, "pass")
     }).pipe(
       Effect.provide(RateLimiter.layerConfig()),
-      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "2/1m" } }))
+      Effect.provideService(
+        ConfigProvider.ConfigProvider,
+        ConfigProvider.fromEnv({ env: { RATE_LIMIT_DEFAULT: "2/1m" } })
+      )
     ))
 })
 
@@ -343,7 +371,10 @@ describe("memory store", () => {
   it.effect("evicts idle keys and stays bounded", () =>
     Effect.gen(function*() {
       const store = Memory.makeUnsafe({ maxKeys: 50 })
-      const limiter = limiterWith([RateLimiter.Policy.make({ name: "p", limit: 1, window: 1000, scope: ["client"] })], store)
+      const limiter = limiterWith(
+        [RateLimiter.Policy.make({ name: "p", limit: 1, window: 1000, scope: ["client"] })],
+        store
+      )
       for (let i = 0; i < 500; i++) {
         yield* limiter.decide({ ...subject, client: `c${i}` })
         yield* TestClock.adjust(1)
@@ -565,5 +596,7 @@ describe("layers", () => {
     Effect.gen(function*() {
       const limiter = yield* RateLimiter.RateLimiter
       assert.strictEqual(limiter.policies.length, 1)
-    }).pipe(Effect.provide(RateLimiter.layer({ policies: [RateLimiter.defaultPolicy()] }).pipe(Layer.provide(Memory.layer())))))
+    }).pipe(
+      Effect.provide(RateLimiter.layer({ policies: [RateLimiter.defaultPolicy()] }).pipe(Layer.provide(Memory.layer())))
+    ))
 })

@@ -4,8 +4,8 @@ import { Deferred, Effect, Fiber, Layer } from "effect"
 import { HttpClient, type HttpClientResponse, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import * as ConcurrencyLimiter from "../src/ConcurrencyLimiter.js"
 import * as ConcurrencyLimiterHttp from "../src/ConcurrencyLimiterHttp.js"
-import * as LoadShedder from "../src/LoadShedder.js"
 import * as Http from "../src/internal/http.js"
+import * as LoadShedder from "../src/LoadShedder.js"
 import * as LoadShedderHttp from "../src/LoadShedderHttp.js"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as Memory from "../src/RateLimiter/Memory.js"
@@ -76,7 +76,9 @@ describe("RateLimiterHttp", () => {
   it.effect("never limits health probes and /metrics, and adds headers to error responses", () =>
     Effect.gen(function*() {
       yield* serve(
-        yield* limiterMiddleware([RateLimiter.Policy.make({ name: "all", limit: 1, window: 60_000, scope: ["global"] })])
+        yield* limiterMiddleware([
+          RateLimiter.Policy.make({ name: "all", limit: 1, window: 60_000, scope: ["global"] })
+        ])
       )
       for (let i = 0; i < 5; i++) {
         const live = yield* get("/health/live")
@@ -143,12 +145,14 @@ describe("RateLimiterHttp", () => {
   it.effect("steps aside when no policy is configured", () =>
     Effect.gen(function*() {
       let resolved = 0
-      yield* serve(yield* limiterMiddleware([], {
-        resolve: () => {
-          resolved++
-          return { client: "127.0.0.1", endpoint: "GET /api/v1/things" }
-        }
-      }))
+      yield* serve(
+        yield* limiterMiddleware([], {
+          resolve: () => {
+            resolved++
+            return { client: "127.0.0.1", endpoint: "GET /api/v1/things" }
+          }
+        })
+      )
       for (let i = 0; i < 3; i++) {
         const ok = yield* get("/api/v1/things", { "x-api-key": "alpha" })
         assert.strictEqual(ok.status, 200)
@@ -215,9 +219,10 @@ describe("ConcurrencyLimiterHttp", () => {
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
       const limiter = yield* ConcurrencyLimiter.make({ limit: 1 })
-      const middleware = yield* ConcurrencyLimiterHttp.make({ key: (request) => request.headers["x-api-key"] ?? "-" }).pipe(
-        Effect.provideService(ConcurrencyLimiter.ConcurrencyLimiter, limiter)
-      )
+      const middleware = yield* ConcurrencyLimiterHttp.make({ key: (request) => request.headers["x-api-key"] ?? "-" })
+        .pipe(
+          Effect.provideService(ConcurrencyLimiter.ConcurrencyLimiter, limiter)
+        )
       yield* serve(middleware, gate)
       const slow = yield* Effect.forkChild(get("/api/v1/slow", { "x-api-key": "a" }))
       while ((yield* limiter.inFlight("a")) < 1) yield* Effect.sleep("5 millis")
@@ -245,7 +250,10 @@ describe("LoadShedderHttp", () => {
       const shed = yield* get("/api/v1/things")
       assert.strictEqual(shed.status, 503)
       assert.strictEqual(header(shed, "retry-after"), "1")
-      assert.strictEqual(((yield* shed.json) as Record<string, unknown>).type, LoadShedderHttp.temporaryReducedCapacityType)
+      assert.strictEqual(
+        ((yield* shed.json) as Record<string, unknown>).type,
+        LoadShedderHttp.temporaryReducedCapacityType
+      )
       assert.strictEqual((yield* get("/health/live")).status, 200)
       assert.strictEqual((yield* get("/admin/flags")).status, 200)
       yield* Deferred.succeed(gate, undefined)

@@ -4,8 +4,8 @@ import { Duration, Effect, Schema } from "effect"
 import { RateLimiter as Persistence } from "effect/persistence"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
-import { createServer, type Socket, connect } from "node:net"
 import { randomUUID } from "node:crypto"
+import { connect, createServer, type Socket } from "node:net"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import * as RateLimiter from "../src/RateLimiter.js"
@@ -39,8 +39,20 @@ describe.runIf(await Services.redis())("Redis store", () => {
   it.effect("concurrent decisions share one script call and stay exact and atomic", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
-      const burst = { scope: "batch", key: "burst", algorithm: "token-bucket" as const, limit: 5, windowMillis: 3_600_000 }
-      const quota = { scope: "batch", key: "quota", algorithm: "sliding-window" as const, limit: 8, windowMillis: 3_600_000 }
+      const burst = {
+        scope: "batch",
+        key: "burst",
+        algorithm: "token-bucket" as const,
+        limit: 5,
+        windowMillis: 3_600_000
+      }
+      const quota = {
+        scope: "batch",
+        key: "quota",
+        algorithm: "sliding-window" as const,
+        limit: 8,
+        windowMillis: 3_600_000
+      }
       // 20 decisions asked for in the same tick, most of them on the same keys: decided one after another in Redis.
       const results = yield* Effect.all(
         Array.from({ length: 20 }, (_, i) => store.consume(i % 2 === 0 ? [burst, quota] : [quota], 1)),
@@ -140,8 +152,13 @@ describe.runIf(await Services.redis())("Redis store: keys and script", () => {
         await redis.quit()
       }
     })
-  const check = (key: string, limit: number, windowMillis: number) =>
-    ({ scope: "keys", key, algorithm: "token-bucket" as const, limit, windowMillis })
+  const check = (key: string, limit: number, windowMillis: number) => ({
+    scope: "keys",
+    key,
+    algorithm: "token-bucket" as const,
+    limit,
+    windowMillis
+  })
 
   it.effect("a key's expiry is kept while it covers the state, and moved on when it no longer does", () =>
     Effect.gen(function*() {
@@ -409,44 +426,52 @@ describe.runIf(await Services.redis())("Redis outage", () => {
       })))
     }).pipe(Effect.scoped), 40_000)
 
-  it.live("a Redis that stops answering fails decisions at the deadline, then closed or open as configured", () =>
-    Effect.gen(function*() {
-      const proxy = yield* redisProxy
-      const subject = { apiKey: "hung", client: "1.2.3.4", endpoint: "GET /api/x" }
-      const options = {
-        url: `redis://127.0.0.1:${proxy.port}`,
-        prefix: `${prefix}hung:`,
-        policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
-        timeout: "300 millis"
-      } as const
-      const closed = yield* Effect.gen(function*() {
-        const limiter = yield* RateLimiter.RateLimiter
-        assert.isTrue((yield* limiter.decide(subject)).allowed)
-        proxy.stall(true)
-        const started = Date.now()
-        const error = yield* Effect.flip(limiter.decide(subject))
-        return { error, elapsed: Date.now() - started }
-      }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "closed" })))
-      assert.strictEqual(closed.error._tag, "RateLimitStoreError")
-      assert.include(String((closed.error as { cause?: unknown }).cause), "no reply from Redis within 300 ms")
-      // Not before its deadline (how long after it depends on the machine: the error's text names the deadline).
-      assert.isAtLeast(closed.elapsed, 250)
-      proxy.stall(false)
-      yield* Effect.gen(function*() {
-        const limiter = yield* RateLimiter.RateLimiter
-        assert.isTrue((yield* limiter.decide(subject)).allowed)
-        proxy.stall(true)
-        // Open: the decision falls back to memory once the deadline passes.
-        assert.isTrue((yield* limiter.decide(subject)).allowed)
-        assert.strictEqual(yield* limiter.status, "warn")
+  it.live(
+    "a Redis that stops answering fails decisions at the deadline, then closed or open as configured",
+    () =>
+      Effect.gen(function*() {
+        const proxy = yield* redisProxy
+        const subject = { apiKey: "hung", client: "1.2.3.4", endpoint: "GET /api/x" }
+        const options = {
+          url: `redis://127.0.0.1:${proxy.port}`,
+          prefix: `${prefix}hung:`,
+          policies: [RateLimiter.defaultPolicy(1000, 3_600_000)],
+          timeout: "300 millis"
+        } as const
+        const closed = yield* Effect.gen(function*() {
+          const limiter = yield* RateLimiter.RateLimiter
+          assert.isTrue((yield* limiter.decide(subject)).allowed)
+          proxy.stall(true)
+          const started = Date.now()
+          const error = yield* Effect.flip(limiter.decide(subject))
+          return { error, elapsed: Date.now() - started }
+        }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "closed" })))
+        assert.strictEqual(closed.error._tag, "RateLimitStoreError")
+        assert.include(String((closed.error as { cause?: unknown }).cause), "no reply from Redis within 300 ms")
+        // Not before its deadline (how long after it depends on the machine: the error's text names the deadline).
+        assert.isAtLeast(closed.elapsed, 250)
         proxy.stall(false)
-      }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "open" })))
-    }).pipe(Effect.scoped), 20_000)
+        yield* Effect.gen(function*() {
+          const limiter = yield* RateLimiter.RateLimiter
+          assert.isTrue((yield* limiter.decide(subject)).allowed)
+          proxy.stall(true)
+          // Open: the decision falls back to memory once the deadline passes.
+          assert.isTrue((yield* limiter.decide(subject)).allowed)
+          assert.strictEqual(yield* limiter.status, "warn")
+          proxy.stall(false)
+        }).pipe(Effect.provide(RateLimiter.layerRedis({ ...options, failure: "open" })))
+      }).pipe(Effect.scoped),
+    20_000
+  )
 })
 
 const startServer = (env: Record<string, string>) =>
   new Promise<{ port: number; kill: () => void }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./fixture/server.ts", import.meta.url))], {
+    const child = spawn(process.execPath, [
+      "--import",
+      "tsx",
+      fileURLToPath(new URL("./fixture/server.ts", import.meta.url))
+    ], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })

@@ -14,9 +14,9 @@ import * as fc from "fast-check"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
+import { afterAll } from "vitest"
 import * as RateLimiter from "../src/RateLimiter.js"
 import * as RateLimiterHttp from "../src/RateLimiterHttp.js"
-import { afterAll } from "vitest"
 
 // The server's route shapes: static, one trailing parameter, parameters inside, a wildcard.
 const templates = [
@@ -167,7 +167,10 @@ describe("routerPath", () => {
           const found = router.find("GET", spelled)
           if (found === undefined) return
           const endpoint = `GET ${path(spelled)}`
-          assert.isTrue(matchers.get(found.handler as (typeof templates)[number])!(endpoint), `${spelled} → ${endpoint}`)
+          assert.isTrue(
+            matchers.get(found.handler as (typeof templates)[number])!(endpoint),
+            `${spelled} → ${endpoint}`
+          )
           assert.strictEqual(api(endpoint), found.handler.startsWith("/api/"), `${spelled} → ${endpoint}`)
         }
       ),
@@ -212,8 +215,10 @@ const raw = (port: number, method: string, path: string, headers: Record<string,
     request.end()
   })
 
-const portOf = Effect.map(Effect.service(HttpServer.HttpServer), (server) =>
-  "port" in server.address ? server.address.port : 0)
+const portOf = Effect.map(
+  Effect.service(HttpServer.HttpServer),
+  (server) => "port" in server.address ? server.address.port : 0
+)
 
 const serve = (limiter: Layer.Layer<RateLimiter.RateLimiter>) =>
   HttpRouter.serve(Layer.mergeAll(routes, RateLimiterHttp.layer()), { disableLogger: true, disableListenLog: true })
@@ -286,7 +291,9 @@ const bypassSuite = (name: string, limiter: () => Layer.Layer<RateLimiter.RateLi
         statuses.push((yield* raw(port, "GET", "/%61dmin/flags", { "x-api-key": "another" })).status)
         assert.deepStrictEqual(statuses, [200, 200, 200, 429])
         const docs: Array<number> = []
-        for (const path of ["/docs", "/DOCS/", "/openapi.json", "/Docs;x"]) docs.push((yield* raw(port, "GET", path)).status)
+        for (const path of ["/docs", "/DOCS/", "/openapi.json", "/Docs;x"]) {
+          docs.push((yield* raw(port, "GET", path)).status)
+        }
         assert.deepStrictEqual(docs, [200, 200, 200, 429])
       }).pipe(Effect.provide(serve(limiter()))))
   })
@@ -303,6 +310,8 @@ describe.runIf(await Services.redis())("Redis", () => {
     await redis.quit()
   })
   let n = 0
-  bypassSuite("Redis", () =>
-  Layer.orDie(RateLimiter.layerRedis({ policies, url: Services.redisUrl, prefix: `${redisPrefix}${n++}:` })))
+  bypassSuite(
+    "Redis",
+    () => Layer.orDie(RateLimiter.layerRedis({ policies, url: Services.redisUrl, prefix: `${redisPrefix}${n++}:` }))
+  )
 })

@@ -24,7 +24,13 @@ export const testStore = (layer: Layer.Layer<RateLimiterStore>, prefix: () => st
   it.effect("sliding window admits the limit within a window", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
-      const check = { scope: "t", key: `${prefix()}sw`, algorithm: "sliding-window" as const, limit: 2, windowMillis: hour }
+      const check = {
+        scope: "t",
+        key: `${prefix()}sw`,
+        algorithm: "sliding-window" as const,
+        limit: 2,
+        windowMillis: hour
+      }
       const results = []
       for (let i = 0; i < 3; i++) results.push((yield* store.consume([check], 1))[0]!)
       assert.deepStrictEqual(results.map((r) => r.allowed), [true, true, false])
@@ -34,8 +40,20 @@ export const testStore = (layer: Layer.Layer<RateLimiterStore>, prefix: () => st
   it.effect("several policies are atomic: a rejected request consumes nothing", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
-      const burst = { scope: "t", key: `${prefix()}burst`, algorithm: "token-bucket" as const, limit: 2, windowMillis: hour }
-      const quota = { scope: "t", key: `${prefix()}quota`, algorithm: "sliding-window" as const, limit: 5, windowMillis: hour }
+      const burst = {
+        scope: "t",
+        key: `${prefix()}burst`,
+        algorithm: "token-bucket" as const,
+        limit: 2,
+        windowMillis: hour
+      }
+      const quota = {
+        scope: "t",
+        key: `${prefix()}quota`,
+        algorithm: "sliding-window" as const,
+        limit: 5,
+        windowMillis: hour
+      }
       const a = yield* store.consume([burst, quota], 1)
       const b = yield* store.consume([burst, quota], 1)
       const c = yield* store.consume([burst, quota], 1)
@@ -49,7 +67,13 @@ export const testStore = (layer: Layer.Layer<RateLimiterStore>, prefix: () => st
   it.effect("a cost larger than what is left is rejected without consuming", () =>
     Effect.gen(function*() {
       const store = yield* RateLimiterStore
-      const check = { scope: "t", key: `${prefix()}cost`, algorithm: "token-bucket" as const, limit: 5, windowMillis: hour }
+      const check = {
+        scope: "t",
+        key: `${prefix()}cost`,
+        algorithm: "token-bucket" as const,
+        limit: 5,
+        windowMillis: hour
+      }
       assert.isTrue((yield* store.consume([check], 4))[0]!.allowed)
       assert.isFalse((yield* store.consume([check], 2))[0]!.allowed)
       const last = (yield* store.consume([check], 1))[0]!

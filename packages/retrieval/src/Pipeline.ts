@@ -438,17 +438,20 @@ export const make = Effect.gen(function*() {
       let llmTokens = 0
       let estimated = false
       const generate = (prompt: ReadonlyArray<Llm.Message>, model: string | undefined) =>
-        Effect.tap(options?.local === true ? Effect.orDie(local.generate(prompt)) : remote(prompt, model), (response) =>
-          Effect.sync(() => {
-            if (response.usage !== undefined) {
-              llmTokens += response.usage.promptTokens + response.usage.completionTokens
-            } else {
-              estimated = true
-              llmTokens += Math.ceil(
-                (prompt.reduce((n, message) => n + message.content.length, 0) + response.content.length) / 4
-              )
-            }
-          }))
+        Effect.tap(
+          options?.local === true ? Effect.orDie(local.generate(prompt)) : remote(prompt, model),
+          (response) =>
+            Effect.sync(() => {
+              if (response.usage !== undefined) {
+                llmTokens += response.usage.promptTokens + response.usage.completionTokens
+              } else {
+                estimated = true
+                llmTokens += Math.ceil(
+                  (prompt.reduce((n, message) => n + message.content.length, 0) + response.content.length) / 4
+                )
+              }
+            })
+        )
       const id = randomUUID()
       const stream = streamOf(principal.tenantId, id)
       const metadata = { tenantId: principal.tenantId, subject: principal.subject, pipelineId: id }
@@ -528,14 +531,17 @@ export const make = Effect.gen(function*() {
 
       yield* body.pipe(
         Effect.onExit((exit) =>
-          Exit.isSuccess(exit) ? Effect.void : record(eventTypes.failed, PipelineFailed.make({
-            error: Cause.hasInterruptsOnly(exit.cause)
-              ? "the pipeline was interrupted"
-              : Option.match(Cause.findErrorOption(exit.cause), {
-                onNone: () => "the pipeline failed",
-                onSome: (error) => error.message
-              })
-          })).pipe(Effect.ignore)
+          Exit.isSuccess(exit) ? Effect.void : record(
+            eventTypes.failed,
+            PipelineFailed.make({
+              error: Cause.hasInterruptsOnly(exit.cause)
+                ? "the pipeline was interrupted"
+                : Option.match(Cause.findErrorOption(exit.cause), {
+                  onNone: () => "the pipeline failed",
+                  onSome: (error) => error.message
+                })
+            })
+          ).pipe(Effect.ignore)
         )
       )
 

@@ -96,5 +96,6 @@ export const layer = HttpGroup.implement(PipelinesGroup, (handlers) =>
       .handle("run", ({ payload }) =>
         Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(pipelines.run(principal, payload))))
       .handle("get", ({ params }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(pipelines.get(principal, params.id))))
+        Effect.flatMap(Principal.CurrentPrincipal, (principal) =>
+          toProblems(pipelines.get(principal, params.id))))
   ))

@@ -436,7 +436,9 @@ export class Retrieval extends Context.Service<Retrieval, {
    * own. The vectors go once the projector (on whichever replica holds the lease) can no longer write vectors of
    * events it read before the deletion: a new epoch fences it, and it takes the projection over again first.
    */
-  readonly purgeTenant: (tenant: TenantId.TenantId) => Effect.Effect<{ readonly events: number }, VectorStoreUnavailable>
+  readonly purgeTenant: (
+    tenant: TenantId.TenantId
+  ) => Effect.Effect<{ readonly events: number }, VectorStoreUnavailable>
   /**
    * Moves a tenant's vectors to the collection it now belongs in (its `isDedicated` answer changed): its points are
    * deleted from both collections and its documents re-indexed from the events, between two batches of the projector.
@@ -572,8 +574,10 @@ export const make = (options: Options = {}) =>
           ? Effect.void
           : Effect.logWarning(error.message).pipe(Effect.annotateLogs({ service: "retrieval" })))
 
-    const dedicatedName = (tenant: string) => `${collection}_${tenant}`
-    const isOurs = (name: string) => name === collection || name.startsWith(`${collection}_`)
+    const dedicatedName = (tenant: string) =>
+      `${collection}_${tenant}`
+    const isOurs = (name: string) =>
+      name === collection || name.startsWith(`${collection}_`)
     const ensure = (name: string) =>
       vectorGuard.run(vectors.ensureCollection({ name, dimensions: embedder.dimensions, embedder: embedder.id })).pipe(
         Effect.catch((error): Effect.Effect<never, IncompatibleCollection | VectorStoreUnavailable> =>
@@ -597,7 +601,9 @@ export const make = (options: Options = {}) =>
     // Collections known to exist and fit the embedder: a dedicated one is created the first time it is needed.
     const ensured = new Set<string>()
     const ensureOnce = (name: string): Effect.Effect<void, IncompatibleCollection | VectorStoreUnavailable> =>
-      ensured.has(name) ? Effect.void : Effect.asVoid(Effect.tap(ensure(name), () => Effect.sync(() => ensured.add(name))))
+      ensured.has(name)
+        ? Effect.void
+        : Effect.asVoid(Effect.tap(ensure(name), () => Effect.sync(() => ensured.add(name))))
     const collectionOf = (tenant: TenantId.TenantId) =>
       Effect.flatMap(isDedicated(tenant), (dedicated) => {
         if (!dedicated) return Effect.succeed(collection)
@@ -723,9 +729,7 @@ export const make = (options: Options = {}) =>
       const last = yield* events.lastSequence
       yield* events.readAll({ fromSequence: from + 1, batchSize: 256 }).pipe(
         Stream.filter((event) => event.streamId.includes("/document/")),
-        Stream.runForEach((event) =>
-          Effect.andThen(apply(event), advance(event.sequence))
-        )
+        Stream.runForEach((event) => Effect.andThen(apply(event), advance(event.sequence)))
       )
       // Events of other streams advance the checkpoint too, so waiting requests are released.
       if (last > (yield* SubscriptionRef.get(applied))) yield* advance(last)
@@ -935,13 +939,15 @@ export const make = (options: Options = {}) =>
     ) =>
       Effect.gen(function*() {
         const [vector] = yield* embed([query], "query")
-        const target = yield* warn(collectionOf(tenant).pipe(
-          // A dedicated collection that cannot be created is the store's trouble.
-          Effect.catchTag(
-            "IncompatibleCollection",
-            (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
+        const target = yield* warn(
+          collectionOf(tenant).pipe(
+            // A dedicated collection that cannot be created is the store's trouble.
+            Effect.catchTag(
+              "IncompatibleCollection",
+              (error) => Effect.fail(new VectorStoreUnavailable({ reason: error.message }))
+            )
           )
-        ))
+        )
         const points = yield* warn(vectorCall(vectors.search(target, tenant, {
           vector: vector!,
           limit,

@@ -264,29 +264,52 @@ export class ProjectionsGroup extends HttpApiGroup.make("projections")
  * //   .add(RetrievalHttp.DocumentsGroup.middleware(Authentication).prefix("/api/v1")) {}
  * // const DocumentsLive = RetrievalHttp.layerDocuments(Api) // needs Retrieval and Authentication
  */
-export const layerDocuments = HttpGroup.implement(DocumentsGroup, (handlers) =>
-  Retrieval.Retrieval.useSync((retrieval) =>
-    handlers
-      .handle("whoami", () =>
-        Effect.map(Principal.CurrentPrincipal, (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })))
-      .handle("ingest", ({ payload }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(retrieval.ingest(principal, payload))))
-      .handle("get", ({ params }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(retrieval.get(principal, params.id))))
-      .handle("delete", ({ params }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(retrieval.remove(principal, params.id))))
-      .handle("search", ({ payload }) =>
-        Effect.gen(function*() {
-          const principal = yield* Principal.CurrentPrincipal
-          const filter = payload.filter === undefined ? undefined : yield* Filter.decodeUnknown(payload.filter)
-          const results = yield* toProblems(
-            retrieval.search(principal, { query: payload.query, limit: payload.limit, filter })
-          )
-          return { results }
-        }))
-      .handle("ask", ({ payload }) =>
-        Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.ask(principal, payload)))
-  ))
+export const layerDocuments = HttpGroup.implement(
+  DocumentsGroup,
+  (handlers) =>
+    Retrieval.Retrieval.useSync((retrieval) =>
+      handlers
+        .handle(
+          "whoami",
+          () =>
+            Effect.map(
+              Principal.CurrentPrincipal,
+              (p) => ({ tenantId: p.tenantId, subject: p.subject, roles: p.roles })
+            )
+        )
+        .handle(
+          "ingest",
+          ({ payload }) =>
+            Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(retrieval.ingest(principal, payload)))
+        )
+        .handle(
+          "get",
+          ({ params }) =>
+            Effect.flatMap(Principal.CurrentPrincipal, (principal) => toProblems(retrieval.get(principal, params.id)))
+        )
+        .handle(
+          "delete",
+          ({ params }) =>
+            Effect.flatMap(
+              Principal.CurrentPrincipal,
+              (principal) => toProblems(retrieval.remove(principal, params.id))
+            )
+        )
+        .handle("search", ({ payload }) =>
+          Effect.gen(function*() {
+            const principal = yield* Principal.CurrentPrincipal
+            const filter = payload.filter === undefined ? undefined : yield* Filter.decodeUnknown(payload.filter)
+            const results = yield* toProblems(
+              retrieval.search(principal, { query: payload.query, limit: payload.limit, filter })
+            )
+            return { results }
+          }))
+        .handle(
+          "ask",
+          ({ payload }) => Effect.flatMap(Principal.CurrentPrincipal, (principal) => retrieval.ask(principal, payload))
+        )
+    )
+)
 
 /**
  * Implements {@link ProjectionsGroup} for any api that contains it, over the `Retrieval` service.
@@ -294,9 +317,12 @@ export const layerDocuments = HttpGroup.implement(DocumentsGroup, (handlers) =>
  * @since 0.1.0
  * @category layers
  */
-export const layerProjections = HttpGroup.implement(ProjectionsGroup, (handlers) =>
-  Retrieval.Retrieval.useSync((retrieval) =>
-    handlers
-      .handle("status", () => retrieval.status)
-      .handle("rebuild", () => toProblems(Effect.andThen(retrieval.rebuild, retrieval.status)))
-  ))
+export const layerProjections = HttpGroup.implement(
+  ProjectionsGroup,
+  (handlers) =>
+    Retrieval.Retrieval.useSync((retrieval) =>
+      handlers
+        .handle("status", () => retrieval.status)
+        .handle("rebuild", () => toProblems(Effect.andThen(retrieval.rebuild, retrieval.status)))
+    )
+)

@@ -51,13 +51,15 @@ const StubRetrieval = Layer.succeed(
       Effect.flatMap(Ref.get(RetrievalDown), (down) =>
         down
           ? Effect.fail(new VectorStoreUnavailable({ reason: "connection refused" }))
-          : Effect.succeed(corpus.slice(0, request.limit).map((text, chunk) => ({
-            documentId: "zebras",
-            chunk,
-            text,
-            score: 1 - chunk / 10,
-            metadata: {}
-          }))))
+          : Effect.succeed(
+            corpus.slice(0, request.limit).map((text, chunk) => ({
+              documentId: "zebras",
+              chunk,
+              text,
+              score: 1 - chunk / 10,
+              metadata: {}
+            }))
+          ))
   })
 )
 

@@ -144,8 +144,11 @@ describe("PipelineSyntax.compile", () => {
   })
 
   it("allows repeated critique and improvement rounds", () => {
-    assert.strictEqual(compileOk("SetTopic('z') | UseDraft | UseCritique | UseImprove | UseCritique | UseImprove")
-      .steps.length, 5)
+    assert.strictEqual(
+      compileOk("SetTopic('z') | UseDraft | UseCritique | UseImprove | UseCritique | UseImprove")
+        .steps.length,
+      5
+    )
   })
 
   it("points at the step that cannot run", () => {

@@ -21,9 +21,9 @@ import {
   Layer,
   Metric,
   Option,
+  type Scope,
   Stream,
   SubscriptionRef,
-  type Scope,
   Tracer
 } from "effect"
 
@@ -151,8 +151,10 @@ export const make: Effect.Effect<InFlight["Service"], never, Scope.Scope> = Effe
     }
   }
 
-  const list = Effect.map(Clock.currentTimeMillis, (now) =>
-    Array.from(entries.values(), (entry) => snapshot(entry, now)))
+  const list = Effect.map(
+    Clock.currentTimeMillis,
+    (now) => Array.from(entries.values(), (entry) => snapshot(entry, now))
+  )
 
   const track = <A, E, R>(info: RequestInfo, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     // `uninterruptibleMask` runs its function in the fiber's own step: the current fiber is the request's, and taking

@@ -341,7 +341,9 @@ const oneLine = (cause: Cause.Cause<unknown>): string => {
   const describe = (error: unknown, depth: number): string => {
     if (!(error instanceof Error)) return String(error)
     // An error that only wraps another (a ServeError around EADDRINUSE, say) is named by what it wraps.
-    if (error.message === "" && depth < 3 && "cause" in error) return `${error.name}: ${describe(error.cause, depth + 1)}`
+    if (error.message === "" && depth < 3 && "cause" in error) {
+      return `${error.name}: ${describe(error.cause, depth + 1)}`
+    }
     return `${error.name}: ${error.message}`
   }
   const message = describe(Cause.squash(cause), 0)

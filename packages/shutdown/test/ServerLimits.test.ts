@@ -203,16 +203,20 @@ describe("ShutdownHttp.layerServer limits", () => {
       assert.isAbove(result.lastTrickle, 200, "the body was still arriving after the headers timeout")
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
-  it.live("the request timeout bounds receiving the request, not the response: a long stream completes", () =>
-    Effect.gen(function*() {
-      const { port } = yield* start({ headersTimeout: 200, requestTimeout: 300 })
-      const result = yield* exchange(port, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-      const response = parse(result.received)
-      assert.strictEqual(response.status, 200)
-      assert.strictEqual(response.headers["transfer-encoding"], "chunked")
-      assert.strictEqual(dechunk(response.body), "0;1;2;3;4;5;6;7;8;9;")
-      assert.isAtLeast(result.elapsed, 900, "the response lasted three request timeouts")
-    }).pipe(Effect.scoped), { timeout: 30_000 })
+  it.live(
+    "the request timeout bounds receiving the request, not the response: a long stream completes",
+    () =>
+      Effect.gen(function*() {
+        const { port } = yield* start({ headersTimeout: 200, requestTimeout: 300 })
+        const result = yield* exchange(port, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        const response = parse(result.received)
+        assert.strictEqual(response.status, 200)
+        assert.strictEqual(response.headers["transfer-encoding"], "chunked")
+        assert.strictEqual(dechunk(response.body), "0;1;2;3;4;5;6;7;8;9;")
+        assert.isAtLeast(result.elapsed, 900, "the response lasted three request timeouts")
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
 
   it.live("connections over the cap are closed at once; a freed slot is served again", () =>
     Effect.gen(function*() {
@@ -246,14 +250,26 @@ describe("ShutdownHttp.layerServer limits", () => {
         }).pipe(Effect.scoped), { timeout: 30_000 })
     }
 
-    it.live("headers between Node's 16 KiB and the server's 32 KiB are served (a large JWT)", () =>
-      Effect.gen(function*() {
-        const { port } = yield* start({})
-        const served = parse((yield* exchange(port, `GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).received)
-        assert.strictEqual(served.status, 200)
-        const { port: small } = yield* start({ maxHeaderSize: 16_384 })
-        problem((yield* exchange(small, `GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).received, 431)
-      }).pipe(Effect.scoped), { timeout: 30_000 })
+    it.live(
+      "headers between Node's 16 KiB and the server's 32 KiB are served (a large JWT)",
+      () =>
+        Effect.gen(function*() {
+          const { port } = yield* start({})
+          const served = parse(
+            (yield* exchange(
+              port,
+              `GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`
+            )).received
+          )
+          assert.strictEqual(served.status, 200)
+          const { port: small } = yield* start({ maxHeaderSize: 16_384 })
+          problem(
+            (yield* exchange(small, `GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)).received,
+            431
+          )
+        }).pipe(Effect.scoped),
+      { timeout: 30_000 }
+    )
 
     it.live("a good request on the same server is unaffected", () =>
       Effect.gen(function*() {
@@ -267,9 +283,12 @@ describe("ShutdownHttp.layerServer limits", () => {
     const fakeSocket = (state: { writable: boolean; headersSent?: boolean }) => {
       const written: Array<string> = []
       let destroyed = false
-      const socket = new Stream_.Duplex({ read() {}, write(_chunk, _encoding, callback) {
-        callback()
-      } })
+      const socket = new Stream_.Duplex({
+        read() {},
+        write(_chunk, _encoding, callback) {
+          callback()
+        }
+      })
       Object.defineProperty(socket, "writable", { get: () => state.writable })
       Object.assign(socket, {
         _httpMessage: state.headersSent === undefined ? null : { headersSent: state.headersSent },
@@ -325,8 +344,7 @@ describe("ShutdownHttp.layerServer limits", () => {
   })
 
   describe("limitsConfig", () => {
-    const read = (env: Record<string, string>) =>
-      ShutdownHttp.limitsConfig.parse(ConfigProvider.fromEnv({ env }))
+    const read = (env: Record<string, string>) => ShutdownHttp.limitsConfig.parse(ConfigProvider.fromEnv({ env }))
 
     it.effect("defaults, and every variable", () =>
       Effect.gen(function*() {
@@ -345,7 +363,13 @@ describe("ShutdownHttp.layerServer limits", () => {
             HTTP_MAX_CONNECTIONS: "100",
             HTTP_MAX_HEADER_SIZE: "65536"
           }),
-          { headersTimeout: 5000, requestTimeout: 0, keepAliveTimeout: 620_000, maxConnections: 100, maxHeaderSize: 65_536 }
+          {
+            headersTimeout: 5000,
+            requestTimeout: 0,
+            keepAliveTimeout: 620_000,
+            maxConnections: 100,
+            maxHeaderSize: 65_536
+          }
         )
       }))
 

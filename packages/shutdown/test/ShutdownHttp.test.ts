@@ -23,12 +23,14 @@ const echo = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => re
 
 // A response whose headers are sent before the body is read, then given up on.
 const stream = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
-  HttpServerResponse.stream(Stream.concat(
-    Stream.make("started;"),
-    Stream.fromEffect(
-      Effect.as(request.text, "read").pipe(Effect.catchTag("HttpServerError", () => Effect.succeed("too large")))
-    )
-  ).pipe(Stream.encodeText)))
+  HttpServerResponse.stream(
+    Stream.concat(
+      Stream.make("started;"),
+      Stream.fromEffect(
+        Effect.as(request.text, "read").pipe(Effect.catchTag("HttpServerError", () => Effect.succeed("too large")))
+      )
+    ).pipe(Stream.encodeText)
+  ))
 
 // A reader interrupted half-way (a timeout here; a shutdown cutting the request is the same) destroys the request.
 const impatient = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.text).pipe(

@@ -92,8 +92,10 @@ const get = (port: number, path: string, agent: Http.Agent, headers: Http.Outgoi
           connection: response.headers.connection,
           error: undefined
         }))
-      response.on("error", (error) =>
-        resolve({ sentAt, answeredAt, status: undefined, body, connection: undefined, error: String(error) }))
+      response.on(
+        "error",
+        (error) => resolve({ sentAt, answeredAt, status: undefined, body, connection: undefined, error: String(error) })
+      )
     })
     request.on("error", (error: NodeJS.ErrnoException) =>
       resolve({
@@ -172,8 +174,7 @@ describe("graceful shutdown of a real process", { timeout: 120_000 }, () => {
       DRAIN_GATE: "1"
     })
     const loop = clientLoop(server.port, 8)
-    const answered = (from: number) =>
-      loop.outcomes.filter((o) => o.sentAt > from && o.answeredAt !== undefined).length
+    const answered = (from: number) => loop.outcomes.filter((o) => o.sentAt > from && o.answeredAt !== undefined).length
     await until(() => answered(0) >= 50, "the loop gets answers before the signal", server.output)
     const slow = get(server.port, "/slow?ms=2000", new Http.Agent({ keepAlive: false }))
     await until(() => server.output().includes("request slow 2000 started"), "the long request runs", server.output)

@@ -12,8 +12,8 @@
  *
  * Goal (issue 21): restart under 1 s, judged on the median of the worse half of the rounds.
  */
-import { spawn, spawnSync } from "node:child_process"
 import { build, type BuildOptions, type Plugin } from "esbuild"
+import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"

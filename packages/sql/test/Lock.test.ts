@@ -83,13 +83,16 @@ describe("Database.lockDirectory", () => {
       assert.strictEqual(holder(dir)?.token, me.token)
     }))
 
-  it.effect.runIf(hasProc)("takes over when the PID now belongs to another process (a reused PID)", () =>
-    Effect.gen(function*() {
-      const dir = tmp()
-      writeLock(dir, { pid: 1, processStart: "not-the-start-of-pid-1" })
-      yield* Database.lockDirectory(dir)
-      assert.strictEqual(holder(dir)?.token, me.token)
-    }))
+  it.effect.runIf(hasProc)(
+    "takes over when the PID now belongs to another process (a reused PID)",
+    () =>
+      Effect.gen(function*() {
+        const dir = tmp()
+        writeLock(dir, { pid: 1, processStart: "not-the-start-of-pid-1" })
+        yield* Database.lockDirectory(dir)
+        assert.strictEqual(holder(dir)?.token, me.token)
+      })
+  )
 
   it.effect("never takes over a lock from another host, even with its own PID (every pod's server is PID 1)", () =>
     Effect.gen(function*() {

@@ -17,21 +17,25 @@ const shutDown = 1
 const inProduction = 6
 
 describe("the embedded database's worker", () => {
-  it.effect("reports a data directory PostgreSQL cannot open as a typed failure, with PostgreSQL's reason", () =>
-    Effect.gen(function*() {
-      const dir = tmp()
-      Fs.mkdirSync(Path.join(dir, "pg"))
-      Fs.writeFileSync(Path.join(dir, "pg", "PG_VERSION"), "99\n") // a data directory, but not a whole one
-      const exit = yield* Effect.exit(Effect.scoped(Layer.build(Database.layerEmbedded({ dataDir: dir }))))
-      assert.isTrue(Exit.isFailure(exit))
-      const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
-      const failure = error?._tag === "Fail" ? error.error : undefined
-      assert.instanceOf(failure, Database.DatabaseError)
-      assert.strictEqual(failure?.reason, "EmbeddedFailed")
-      assert.include(failure?.message, `cannot open the data directory ${Path.resolve(dir, "pg")}`)
-      assert.include(failure?.message, "postgresql.conf", "PostgreSQL's own words")
-      assert.isFalse(Fs.existsSync(Path.join(dir, "ouroboros.lock")), "the lock is released")
-    }), { timeout: 60_000 })
+  it.effect(
+    "reports a data directory PostgreSQL cannot open as a typed failure, with PostgreSQL's reason",
+    () =>
+      Effect.gen(function*() {
+        const dir = tmp()
+        Fs.mkdirSync(Path.join(dir, "pg"))
+        Fs.writeFileSync(Path.join(dir, "pg", "PG_VERSION"), "99\n") // a data directory, but not a whole one
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(Database.layerEmbedded({ dataDir: dir }))))
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+        const failure = error?._tag === "Fail" ? error.error : undefined
+        assert.instanceOf(failure, Database.DatabaseError)
+        assert.strictEqual(failure?.reason, "EmbeddedFailed")
+        assert.include(failure?.message, `cannot open the data directory ${Path.resolve(dir, "pg")}`)
+        assert.include(failure?.message, "postgresql.conf", "PostgreSQL's own words")
+        assert.isFalse(Fs.existsSync(Path.join(dir, "ouroboros.lock")), "the lock is released")
+      }),
+    { timeout: 60_000 }
+  )
 
   it.effect("closes the database with a shutdown checkpoint when the layer ends", () =>
     Effect.gen(function*() {

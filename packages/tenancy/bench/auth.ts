@@ -50,7 +50,9 @@ const report = (title: string, results: Map<string, Array<number>>, unit: string
       ? ""
       : `  ${(m / base * 100).toFixed(1)}% of none`
     console.log(
-      `  ${name.padEnd(16)} ${fmt(m).padStart(12)} ${unit}   [${fmt(Math.min(...xs))} – ${fmt(Math.max(...xs))}]${ratio}`
+      `  ${name.padEnd(16)} ${fmt(m).padStart(12)} ${unit}   [${fmt(Math.min(...xs))} – ${
+        fmt(Math.max(...xs))
+      }]${ratio}`
     )
   }
 }
@@ -78,7 +80,10 @@ const bootstrap = { ...TenantConfig.empty, tenants: [{ id: "acme" as never }] } 
 // Two services: one with the default cache, one whose cache keeps nothing (every key resolution reads the store).
 const build = (options: { readonly jwt: Jwt.Options; readonly cacheTtlMillis?: number }) =>
   Effect.runPromise(
-    Tenants.make({ bootstrap, ...(options.cacheTtlMillis !== undefined ? { cacheTtlMillis: options.cacheTtlMillis } : {}) })
+    Tenants.make({
+      bootstrap,
+      ...(options.cacheTtlMillis !== undefined ? { cacheTtlMillis: options.cacheTtlMillis } : {})
+    })
       .pipe(
         Effect.provide(Layer.mergeAll(Memory.layer, Jwt.layer(options.jwt))),
         Effect.scoped
@@ -136,10 +141,11 @@ if (withHttp) {
   const route = HttpRouter.add(
     "GET",
     "/api/v1/whoami",
-    Effect.map(TenancyHttp.currentPrincipal, (p) => HttpServerResponse.text(Option.match(p, {
-      onNone: () => "anonymous",
-      onSome: (principal) => principal.tenantId
-    })))
+    Effect.map(TenancyHttp.currentPrincipal, (p) =>
+      HttpServerResponse.text(Option.match(p, {
+        onNone: () => "anonymous",
+        onSome: (principal) => principal.tenantId
+      })))
   )
   // The middleware is installed as a global router middleware (`TenancyHttp.layer`), as the server does: a middleware
   // given to `HttpRouter.serve` would take the platform off its single-frame fast path, a cost that is not ours.
@@ -159,13 +165,14 @@ if (withHttp) {
     await runtime.runPromise(Effect.void)
     return { port: (server!.address() as AddressInfo).port, stop: () => runtime.dispose() }
   }
-  const http: Record<string, { tenants: Tenants.Tenants["Service"]; headers: Record<string, string>; auth: boolean }> = {
-    "none": { tenants: hsTenants, headers: {}, auth: false },
-    "middleware only": { tenants: hsTenants, headers: {}, auth: true },
-    "api-key (hit)": { tenants: hsTenants, headers: { "x-api-key": apiKey }, auth: true },
-    "jwt HS256": { tenants: hsTenants, headers: { authorization: `Bearer ${hsToken}` }, auth: true },
-    "jwt RS256": { tenants: rsTenants, headers: { authorization: `Bearer ${rsToken}` }, auth: true }
-  }
+  const http: Record<string, { tenants: Tenants.Tenants["Service"]; headers: Record<string, string>; auth: boolean }> =
+    {
+      "none": { tenants: hsTenants, headers: {}, auth: false },
+      "middleware only": { tenants: hsTenants, headers: {}, auth: true },
+      "api-key (hit)": { tenants: hsTenants, headers: { "x-api-key": apiKey }, auth: true },
+      "jwt HS256": { tenants: hsTenants, headers: { authorization: `Bearer ${hsToken}` }, auth: true },
+      "jwt RS256": { tenants: rsTenants, headers: { authorization: `Bearer ${rsToken}` }, auth: true }
+    }
   const servers = new Map<string, { port: number; stop: () => Promise<void> }>()
   for (const [name, s] of Object.entries(http)) servers.set(name, await serve(s.tenants, s.auth))
   const load = (name: string, seconds: number) =>
@@ -176,7 +183,9 @@ if (withHttp) {
       duration: seconds,
       headers: http[name]!.headers
     }).then((result) => {
-      if (result.non2xx > 0 || result.errors > 0) throw new Error(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+      if (result.non2xx > 0 || result.errors > 0) {
+        throw new Error(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+      }
       return result.requests.average
     })
   const httpNames = Object.keys(http)

@@ -19,9 +19,9 @@ import {
   type CryptoKey,
   customFetch,
   type JWTPayload,
+  jwtVerify,
   type JWTVerifyGetKey,
-  type JWTVerifyOptions,
-  jwtVerify
+  type JWTVerifyOptions
 } from "jose"
 import * as Settings from "./internal/config.js"
 

@@ -335,7 +335,8 @@ export const make = (options: Options = {}): Effect.Effect<
             return app
           }
         }
-        return Effect.flatMap(admit(tenantId, clock), (exceeded) => exceeded === undefined ? app : limitedResponse(exceeded))
+        return Effect.flatMap(admit(tenantId, clock), (exceeded) =>
+          exceeded === undefined ? app : limitedResponse(exceeded))
       })
   })
 
@@ -363,7 +364,10 @@ interface Lease {
  */
 export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Quotas.Quotas> =>
   HttpRouter.middleware(
-    Effect.map(make(options), (count) => (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-      count(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    Effect.map(
+      make(options),
+      (count) => (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        count(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>
+    ),
     { global: true }
   ) as Layer.Layer<never, never, HttpRouter.HttpRouter | Quotas.Quotas>

@@ -396,8 +396,7 @@ const securityLayer = <Self, Id extends string, S extends Record<string, unknown
  */
 export const layerAuthentication: Layer.Layer<Authentication, never, Tenants.Tenants> = securityLayer(
   Authentication,
-  (principal) =>
-    principal.method === "admin-key" ? adminAsTenant : principal.roles.length === 0 ? noRole : undefined
+  (principal) => principal.method === "admin-key" ? adminAsTenant : principal.roles.length === 0 ? noRole : undefined
 )
 
 /**
@@ -453,10 +452,13 @@ export const layerSecurity: Layer.Layer<
 export const scopeToTenant = (
   tenantId: TenantId.TenantId
 ): Effect.Effect<Principal.Principal, Problem.NotFound, Principal.CurrentPrincipal> =>
-  Effect.flatMap(Effect.service(Principal.CurrentPrincipal), (principal) =>
-    principal.hasRole("admin") || principal.tenantId === tenantId
-      ? Effect.succeed(principal)
-      : Effect.fail(new Problem.NotFound({ detail: `no tenant ${tenantId}` })))
+  Effect.flatMap(
+    Effect.service(Principal.CurrentPrincipal),
+    (principal) =>
+      principal.hasRole("admin") || principal.tenantId === tenantId
+        ? Effect.succeed(principal)
+        : Effect.fail(new Problem.NotFound({ detail: `no tenant ${tenantId}` }))
+  )
 
 /**
  * Only an `admin` passes; anyone else gets a 403.
@@ -465,8 +467,10 @@ export const scopeToTenant = (
  * @category authorization
  */
 export const requireAdmin: Effect.Effect<Principal.Principal, Problem.Forbidden, Principal.CurrentPrincipal> = Effect
-  .flatMap(Effect.service(Principal.CurrentPrincipal), (principal) =>
-    principal.hasRole("admin") ? Effect.succeed(principal) : Effect.fail(needsAdmin))
+  .flatMap(
+    Effect.service(Principal.CurrentPrincipal),
+    (principal) => principal.hasRole("admin") ? Effect.succeed(principal) : Effect.fail(needsAdmin)
+  )
 
 /**
  * The principal must hold one of `roles` (an `admin` holds them all); a 403 otherwise. For tenant endpoints that only
@@ -478,7 +482,10 @@ export const requireAdmin: Effect.Effect<Principal.Principal, Problem.Forbidden,
 export const requireRole = (
   ...roles: ReadonlyArray<Principal.Role>
 ): Effect.Effect<Principal.Principal, Problem.Forbidden, Principal.CurrentPrincipal> =>
-  Effect.flatMap(Effect.service(Principal.CurrentPrincipal), (principal) =>
-    principal.hasRole("admin") || roles.some((role) => principal.hasRole(role))
-      ? Effect.succeed(principal)
-      : Effect.fail(new Problem.Forbidden({ detail: `this needs the ${roles.join(" or ")} role` })))
+  Effect.flatMap(
+    Effect.service(Principal.CurrentPrincipal),
+    (principal) =>
+      principal.hasRole("admin") || roles.some((role) => principal.hasRole(role))
+        ? Effect.succeed(principal)
+        : Effect.fail(new Problem.Forbidden({ detail: `this needs the ${roles.join(" or ")} role` }))
+  )

@@ -454,13 +454,18 @@ export const make = (
     // The caller's principal, when it has one (an admin API handler), goes with the event: its consumers (the audit
     // log) run on another fiber.
     const publish = (event: TenantEvent) =>
-      Effect.flatMap(Effect.serviceOption(Principal.CurrentPrincipal), (actor) =>
-        PubSub.publish(events, Option.isSome(actor) ? { ...event, actor: actor.value } : event))
+      Effect.flatMap(
+        Effect.serviceOption(Principal.CurrentPrincipal),
+        (actor) => PubSub.publish(events, Option.isSome(actor) ? { ...event, actor: actor.value } : event)
+      )
     const hooks = yield* Ref.make<ReadonlyArray<DeletionHook>>([])
 
     const get = (id: TenantId.TenantId) =>
-      Effect.flatMap(store.get(id), (tenant) =>
-        Option.isNone(tenant) ? Effect.fail(new TenantNotFound({ tenantId: id })) : Effect.succeed(tenant.value))
+      Effect.flatMap(
+        store.get(id),
+        (tenant) =>
+          Option.isNone(tenant) ? Effect.fail(new TenantNotFound({ tenantId: id })) : Effect.succeed(tenant.value)
+      )
 
     const build = (input: TenantInput, at: number) => {
       const timestamp = utc(at)

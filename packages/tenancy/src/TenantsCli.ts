@@ -24,7 +24,8 @@ const print = <A>(asJson: boolean, schema: Schema.Codec<A, unknown>, value: A, h
     : Console.log(human(value))
 
 // Errors: a readable line on stderr (or a JSON object on stdout with --json) and a non-zero exit code.
-const reportErrors = (asJson: boolean) => <A, E extends { readonly _tag: string; readonly message: string }, R>(
+const reportErrors = (asJson: boolean) =>
+<A, E extends { readonly _tag: string; readonly message: string }, R>(
   effect: Effect.Effect<A, E, R>
 ) =>
   Effect.catch(effect, (error) =>
@@ -121,7 +122,9 @@ export const tenantsCommand = Command.make("tenants").pipe(
 )
 
 const tenantArgument = Argument.String("tenant").pipe(Argument.withDescription("The tenant id"))
-const keyArgument = Argument.String("keyId").pipe(Argument.withDescription("The key id (see GET /admin/tenants/:id/keys)"))
+const keyArgument = Argument.String("keyId").pipe(
+  Argument.withDescription("The key id (see GET /admin/tenants/:id/keys)")
+)
 
 const createKey = Command.make(
   "create",

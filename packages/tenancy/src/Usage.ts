@@ -142,7 +142,9 @@ export class UsageStore extends Context.Service<UsageStore, {
    * Deletes the events and daily sums of days before `day` (`YYYY-MM-DD`), and the ids of batches applied before
    * `batchesBefore` (epoch milliseconds); yields how many rows of each went.
    */
-  readonly prune: (before: { readonly day: string; readonly batchesBefore: number }) => Effect.Effect<Pruned, UsageStoreError>
+  readonly prune: (
+    before: { readonly day: string; readonly batchesBefore: number }
+  ) => Effect.Effect<Pruned, UsageStoreError>
 }>()("@ouroboros/tenancy/UsageStore") {}
 
 /**
@@ -478,9 +480,7 @@ export const makeMemoryStore = (): UsageStore["Service"] => {
         return rows.sort((a, b) => a.day < b.day ? -1 : a.day > b.day ? 1 : 0)
       }),
     events: (tenantId, from, to) =>
-      Effect.sync(() =>
-        events.filter((e) => e.data.tenantId === tenantId && e.data.day >= from && e.data.day <= to)
-      ),
+      Effect.sync(() => events.filter((e) => e.data.tenantId === tenantId && e.data.day >= from && e.data.day <= to)),
     prune: ({ batchesBefore, day }) =>
       Effect.sync(() => {
         const before = events.length

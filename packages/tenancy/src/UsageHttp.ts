@@ -58,7 +58,10 @@ export const make = (options: Options = {}): Effect.Effect<
  */
 export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Usage.Usage> =>
   HttpRouter.middleware(
-    Effect.map(make(options), (meter) => (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
-      meter(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>),
+    Effect.map(
+      make(options),
+      (meter) => (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, any>) =>
+        meter(effect) as Effect.Effect<HttpServerResponse.HttpServerResponse, any>
+    ),
     { global: true }
   ) as Layer.Layer<never, never, HttpRouter.HttpRouter | Usage.Usage>

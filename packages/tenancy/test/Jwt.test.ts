@@ -16,7 +16,12 @@ const key = new TextEncoder().encode(secret)
 
 const sign = (
   claims: Record<string, unknown>,
-  options: { readonly alg?: string; readonly key?: Uint8Array | CryptoKey; readonly kid?: string; readonly exp?: number } = {}
+  options: {
+    readonly alg?: string
+    readonly key?: Uint8Array | CryptoKey
+    readonly kid?: string
+    readonly exp?: number
+  } = {}
 ) => {
   const jwt = new SignJWT({ tenant_id: "acme", roles: ["writer"], ...claims })
     .setProtectedHeader({ alg: options.alg ?? "HS256", ...(options.kid !== undefined ? { kid: options.kid } : {}) })
@@ -75,7 +80,9 @@ describe("Jwt: HS256", () => {
       const noneSigned = `${b64({ alg: "none", typ: "JWT" })}.${payload}.${valid.split(".")[2]}`
       const hs512 = yield* sign({}, { alg: "HS512", key: new TextEncoder().encode(secret + secret) })
       const wrongSecret = yield* sign({}, { key: new TextEncoder().encode("another-secret-of-at-least-32-bytes") })
-      const tampered = `${valid.split(".")[0]}.${b64({ sub: "user-1", tenant_id: "globex", exp: T + 300 })}.${valid.split(".")[2]}`
+      const tampered = `${valid.split(".")[0]}.${b64({ sub: "user-1", tenant_id: "globex", exp: T + 300 })}.${
+        valid.split(".")[2]
+      }`
       const noExp = yield* Effect.promise(() =>
         new SignJWT({ tenant_id: "acme" }).setProtectedHeader({ alg: "HS256" }).setSubject("u").sign(key)
       )
@@ -109,8 +116,13 @@ describe("Jwt: HS256", () => {
       yield* TestClock.setTime(T * 1000)
       const verifier = yield* hs({ issuer: "https://idp.example", audience: ["ouroboros", "api"] })
       yield* verifier.verify(yield* sign({ iss: "https://idp.example", aud: "api" }))
-      for (const claims of [{ iss: "https://evil.example", aud: "api" }, { iss: "https://idp.example", aud: "other" }, {}]) {
-        assert.strictEqual(reasonOf(yield* Effect.exit(verifier.verify(yield* sign(claims)))), "ERR_JWT_CLAIM_VALIDATION_FAILED")
+      for (
+        const claims of [{ iss: "https://evil.example", aud: "api" }, { iss: "https://idp.example", aud: "other" }, {}]
+      ) {
+        assert.strictEqual(
+          reasonOf(yield* Effect.exit(verifier.verify(yield* sign(claims)))),
+          "ERR_JWT_CLAIM_VALIDATION_FAILED"
+        )
       }
     }))
 
@@ -119,8 +131,14 @@ describe("Jwt: HS256", () => {
       const message = (options: Jwt.Options) =>
         Effect.map(Effect.exit(Jwt.make(options)), (exit) =>
           Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit))?.message : undefined)
-      assert.include(yield* message({ secret: Redacted.make(secret), algorithms: ["none"] }), "'none' is never accepted")
-      assert.include(yield* message({ secret: Redacted.make(secret), algorithms: ["RS256"] }), "RS256 cannot be used with JWT_SECRET")
+      assert.include(
+        yield* message({ secret: Redacted.make(secret), algorithms: ["none"] }),
+        "'none' is never accepted"
+      )
+      assert.include(
+        yield* message({ secret: Redacted.make(secret), algorithms: ["RS256"] }),
+        "RS256 cannot be used with JWT_SECRET"
+      )
       assert.include(
         yield* message({ jwksUrl: new URL("http://127.0.0.1:1/jwks"), algorithms: ["HS256"] }),
         "HS256 cannot be used with JWT_JWKS_URL"
@@ -138,18 +156,20 @@ describe("Jwt: HS256", () => {
 
 // A JWKS endpoint whose keys can change; counts the requests it serves.
 const jwksServer = Effect.acquireRelease(
-  Effect.callback<{ url: URL; state: { keys: Array<JWK>; status: number; requests: number }; close: () => void }>((resume) => {
-    const state = { keys: [] as Array<JWK>, status: 200, requests: 0 }
-    const server = Http.createServer((_req, res) => {
-      state.requests++
-      res.writeHead(state.status, { "content-type": "application/json" })
-      res.end(JSON.stringify({ keys: state.keys }))
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resume(Effect.succeed({ url: new URL(`http://127.0.0.1:${port}/jwks`), state, close: () => server.close() }))
-    })
-  }),
+  Effect.callback<{ url: URL; state: { keys: Array<JWK>; status: number; requests: number }; close: () => void }>(
+    (resume) => {
+      const state = { keys: [] as Array<JWK>, status: 200, requests: 0 }
+      const server = Http.createServer((_req, res) => {
+        state.requests++
+        res.writeHead(state.status, { "content-type": "application/json" })
+        res.end(JSON.stringify({ keys: state.keys }))
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        resume(Effect.succeed({ url: new URL(`http://127.0.0.1:${port}/jwks`), state, close: () => server.close() }))
+      })
+    }
+  ),
   (server) => Effect.sync(server.close)
 )
 
@@ -169,7 +189,9 @@ describe("Jwt: RS256 from a JWKS", () => {
       const k2 = yield* rsaKey("k2")
       server.state.keys = [k1.jwk]
       const verifier = yield* Jwt.make({ jwksUrl: server.url, jwksCooldownMillis: 0 })
-      for (let i = 0; i < 5; i++) yield* verifier.verify(yield* sign({}, { alg: "RS256", key: k1.privateKey, kid: "k1" }))
+      for (let i = 0; i < 5; i++) {
+        yield* verifier.verify(yield* sign({}, { alg: "RS256", key: k1.privateKey, kid: "k1" }))
+      }
       assert.strictEqual(server.state.requests, 1)
       // The identity provider rotates its keys: a token with the new kid makes the verifier fetch again.
       server.state.keys = [k1.jwk, k2.jwk]
@@ -178,7 +200,11 @@ describe("Jwt: RS256 from a JWKS", () => {
       assert.strictEqual(server.state.requests, 2)
       // An RS256 token signed by a key the JWKS does not hold is refused.
       const stranger = yield* rsaKey("k1")
-      assert.isTrue(Exit.isFailure(yield* Effect.exit(verifier.verify(yield* sign({}, { alg: "RS256", key: stranger.privateKey, kid: "k1" })))))
+      assert.isTrue(
+        Exit.isFailure(
+          yield* Effect.exit(verifier.verify(yield* sign({}, { alg: "RS256", key: stranger.privateKey, kid: "k1" })))
+        )
+      )
       // An HS256 token is refused by a JWKS verifier (no algorithm confusion).
       assert.isTrue(Exit.isFailure(yield* Effect.exit(verifier.verify(yield* sign({}, { alg: "HS256" })))))
     }))
@@ -211,7 +237,11 @@ describe("Jwt: RS256 from a JWKS", () => {
       server.state.status = 500
       const verifier = yield* Jwt.make({ jwksUrl: server.url, jwksCooldownMillis: 3_600_000 })
       for (let i = 0; i < 20; i++) {
-        assert.isTrue(Exit.isFailure(yield* Effect.exit(verifier.verify(yield* sign({}, { alg: "RS256", key: k1.privateKey, kid: "k1" })))))
+        assert.isTrue(
+          Exit.isFailure(
+            yield* Effect.exit(verifier.verify(yield* sign({}, { alg: "RS256", key: k1.privateKey, kid: "k1" })))
+          )
+        )
       }
       assert.strictEqual(server.state.requests, 1)
     }))
@@ -234,8 +264,10 @@ describe("Tenants with JWT", () => {
       const noRoles = yield* tenants.authenticate(Tenants.bearer(yield* sign({ roles: undefined })))
       assert.deepStrictEqual(noRoles.principal.roles, ["reader"])
       const reason = (token: string) =>
-        Effect.map(Effect.exit(tenants.authenticate(Tenants.bearer(token))), (exit) =>
-          Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit))?.reason : "valid")
+        Effect.map(
+          Effect.exit(tenants.authenticate(Tenants.bearer(token))),
+          (exit) => Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit))?.reason : "valid"
+        )
       assert.strictEqual(yield* reason(yield* sign({ tenant_id: "globex" })), "unknown-tenant")
       assert.strictEqual(yield* reason(yield* sign({ tenant_id: "Not A Tenant!" })), "no-tenant-claim")
       assert.strictEqual(yield* reason(yield* sign({ tenant_id: 42 })), "no-tenant-claim")

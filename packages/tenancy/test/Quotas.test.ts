@@ -31,9 +31,15 @@ const services = (
   )
 
 const exceeded = <A>(exit: Exit.Exit<A, Quotas.QuotaExceeded | unknown>) =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) as Quotas.QuotaExceeded | undefined : undefined
+  Exit.isFailure(exit)
+    ? Option.getOrUndefined(Exit.findErrorOption(exit)) as Quotas.QuotaExceeded | undefined
+    : undefined
 
-const contract = (name: string, store: () => Layer.Layer<Quotas.QuotaStore, unknown>, options: { readonly concurrency: number }) =>
+const contract = (
+  name: string,
+  store: () => Layer.Layer<Quotas.QuotaStore, unknown>,
+  options: { readonly concurrency: number }
+) =>
   describe(name, () => {
     it.effect("limits: tier defaults, configured tier defaults, per-tenant overrides, null for unlimited", () =>
       Effect.gen(function*() {
@@ -135,7 +141,10 @@ const contract = (name: string, store: () => Layer.Layer<Quotas.QuotaStore, unkn
         for (const tenant of [acme, free]) yield* store.add(tenant, counters.map((c) => ({ ...c, amount: 1 })))
         // On 2025-01-31: yesterday is 2025-01-30, last month 2024-12.
         assert.deepStrictEqual(Quotas.prunedBefore(Date.UTC(2025, 0, 31, 12)), { day: "2025-01-30", month: "2024-12" })
-        assert.deepStrictEqual(Quotas.prunedBefore(Date.UTC(2025, 0, 1, 0, 30)), { day: "2024-12-31", month: "2024-12" })
+        assert.deepStrictEqual(Quotas.prunedBefore(Date.UTC(2025, 0, 1, 0, 30)), {
+          day: "2024-12-31",
+          month: "2024-12"
+        })
         assert.strictEqual(yield* store.prune(Quotas.prunedBefore(Date.UTC(2025, 0, 31, 12))), 2)
         for (const tenant of [acme, free]) {
           assert.deepStrictEqual(yield* store.read(tenant, counters), [0, 1, 1, 1, 1, 1])
@@ -182,9 +191,11 @@ describe.runIf(await Services.postgres())("Quotas on PostgreSQL", () => {
         maxConnections: 8
       })))
       const consume = (context: typeof first) =>
-        Effect.exit(Effect.flatMap(Effect.service(Quotas.Quotas), (q) => q.consume(acme, { documents: 1, storedBytes: 7 })).pipe(
-          Effect.provideContext(context)
-        ))
+        Effect.exit(
+          Effect.flatMap(Effect.service(Quotas.Quotas), (q) => q.consume(acme, { documents: 1, storedBytes: 7 })).pipe(
+            Effect.provideContext(context)
+          )
+        )
       const attempts = Array.from({ length: 60 }, (_, i) => consume(i % 2 === 0 ? first : second))
       const results = yield* Effect.all(attempts, { concurrency: "unbounded" })
       // documents: 5 is the tighter limit (storedBytes 100 / 7 = 14).
@@ -197,9 +208,11 @@ describe.runIf(await Services.postgres())("Quotas on PostgreSQL", () => {
       // And requests per day, a counter per day, under the same race.
       const requests = yield* Effect.all(
         Array.from({ length: 40 }, (_, i) =>
-          Effect.exit(Effect.flatMap(Effect.service(Quotas.Quotas), (q) => q.consume(acme, { requestsPerDay: 1 })).pipe(
-            Effect.provideContext(i % 2 === 0 ? first : second)
-          ))),
+          Effect.exit(
+            Effect.flatMap(Effect.service(Quotas.Quotas), (q) => q.consume(acme, { requestsPerDay: 1 })).pipe(
+              Effect.provideContext(i % 2 === 0 ? first : second)
+            )
+          )),
         { concurrency: "unbounded" }
       )
       assert.strictEqual(requests.filter(Exit.isSuccess).length, 3)

@@ -34,7 +34,10 @@ const request = (
   app: Effect.Effect<HttpServerResponse.HttpServerResponse> = ok
 ) =>
   middleware(app).pipe(
-    Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(new Request("http://x/api/v1/x"))),
+    Effect.provideService(
+      HttpServerRequest.HttpServerRequest,
+      HttpServerRequest.fromWeb(new Request("http://x/api/v1/x"))
+    ),
     Effect.provideService(CurrentAuthentication, { _tag: "Authenticated", principal, limiterTier: undefined }),
     Effect.map((response) => response.status)
   )

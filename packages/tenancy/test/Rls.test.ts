@@ -9,8 +9,8 @@ import * as Rls from "../src/Rls.js"
 import { Tenant } from "../src/Tenant.js"
 import { TenantStore } from "../src/TenantStore.js"
 import * as TenantStoreSql from "../src/TenantStore/Sql.js"
-import * as UsageSql from "../src/Usage/Sql.js"
 import { UsageStore } from "../src/Usage.js"
+import * as UsageSql from "../src/Usage/Sql.js"
 import { layerEmbedded, layerPgSchema } from "./layers.js"
 
 const a = TenantId.make("rls-a")
@@ -49,7 +49,9 @@ const suite = (name: string, sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown>
           const asB = yield* sql<{ id: string }>`SELECT id FROM notes ORDER BY id`.pipe(Rls.withTenant(b))
           assert.deepStrictEqual(asB.map((r) => r.id), ["3"])
           // Writes are checked too: A cannot insert a row of B, nor update or delete B's rows.
-          const foreign = yield* Effect.exit(sql`INSERT INTO notes VALUES ('4', ${b}, 'sneaky')`.pipe(Rls.withTenant(a)))
+          const foreign = yield* Effect.exit(
+            sql`INSERT INTO notes VALUES ('4', ${b}, 'sneaky')`.pipe(Rls.withTenant(a))
+          )
           assert.isTrue(Exit.isFailure(foreign))
           const updated = yield* sql`UPDATE notes SET body = 'x' RETURNING id`.pipe(Rls.withTenant(a))
           assert.deepStrictEqual(updated.map((r) => r.id).sort(), ["1", "2"])
@@ -119,10 +121,14 @@ const suite = (name: string, sqlLayer: Layer.Layer<SqlClient.SqlClient, unknown>
               }]
             })
           }
-          for (const table of ["tenancy_api_keys", "tenancy_quota_counters", "tenancy_usage_events", "tenancy_usage_daily"]) {
+          for (
+            const table of ["tenancy_api_keys", "tenancy_quota_counters", "tenancy_usage_events", "tenancy_usage_daily"]
+          ) {
             const owner = yield* sql<{ tenant_id: string }>`SELECT tenant_id FROM ${sql(table)}`
             assert.deepStrictEqual([...new Set(owner.map((r) => r.tenant_id))].sort(), [a, b], table)
-            const scoped = yield* sql<{ tenant_id: string }>`SELECT tenant_id FROM ${sql(table)}`.pipe(Rls.withTenant(a))
+            const scoped = yield* sql<{ tenant_id: string }>`SELECT tenant_id FROM ${sql(table)}`.pipe(
+              Rls.withTenant(a)
+            )
             assert.isAbove(scoped.length, 0, table)
             assert.deepStrictEqual([...new Set(scoped.map((r) => r.tenant_id))], [a], table)
           }

@@ -3,14 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Principal, ProblemHttp, TenantId } from "@ouroboros/kernel"
 import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
-import {
-  FetchHttpClient,
-  HttpClient,
-  HttpClientRequest,
-  HttpRouter,
-  HttpServer,
-  HttpServerResponse
-} from "effect/http"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { TestClock } from "effect/testing"
 import { SignJWT } from "jose"
@@ -46,13 +39,17 @@ class OpsGroup extends HttpApiGroup.make("ops").add(
 
 class Api extends HttpApi.make("test").add(TenantGroup).add(OpsGroup).add(TenantsHttp.Group) {}
 
-const TenantLive = HttpApiBuilder.group(Api, "tenant", (handlers) =>
-  handlers.handle("whoami", () =>
-    Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => ({
-      tenant: p.tenantId,
-      subject: p.subject,
-      roles: p.roles
-    }))))
+const TenantLive = HttpApiBuilder.group(
+  Api,
+  "tenant",
+  (handlers) =>
+    handlers.handle("whoami", () =>
+      Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => ({
+        tenant: p.tenantId,
+        subject: p.subject,
+        roles: p.roles
+      })))
+)
 const OpsLive = HttpApiBuilder.group(Api, "ops", (handlers) => handlers.handle("ops", () => Effect.succeed("ok")))
 
 // Public: no authentication, whatever the headers.
@@ -80,17 +77,18 @@ const services = Layer.mergeAll(Quotas.layer(), Usage.layer({ flushIntervalMilli
 )
 
 // Global middlewares in order, outermost first: problems, authentication, then what reads the principal.
-const globals = (limit: number) => Layer.mergeAll(
-  RateLimiterHttp.layer({ resolve: TenancyHttp.limiterResolver(RateLimiterHttp.defaultResolver()) }),
-  QuotasHttp.layer(),
-  UsageHttp.layer()
-).pipe(
-  Layer.provide(TenancyHttp.layer),
-  Layer.provide(ProblemHttp.layer),
-  Layer.provide(RateLimiter.layerMemory({
-    policies: [new RateLimiter.Policy({ name: "per-key", limit, window: 60_000, scope: ["api-key"] })]
-  }))
-)
+const globals = (limit: number) =>
+  Layer.mergeAll(
+    RateLimiterHttp.layer({ resolve: TenancyHttp.limiterResolver(RateLimiterHttp.defaultResolver()) }),
+    QuotasHttp.layer(),
+    UsageHttp.layer()
+  ).pipe(
+    Layer.provide(TenancyHttp.layer),
+    Layer.provide(ProblemHttp.layer),
+    Layer.provide(RateLimiter.layerMemory({
+      policies: [new RateLimiter.Policy({ name: "per-key", limit, window: 60_000, scope: ["api-key"] })]
+    }))
+  )
 
 const app = (limit: number) =>
   Layer.mergeAll(HttpApiBuilder.layer(Api), Health).pipe(
@@ -102,18 +100,24 @@ const app = (limit: number) =>
 
 // A Node server that accepts 64 KiB of headers (a 16 KiB key must reach the service, not Node's 431).
 // The rate limiter admits `limit` requests a minute per principal, and per client address without one.
-const served = (limit = 1_000) => HttpRouter.serve(app(limit), { disableLogger: true, disableListenLog: true }).pipe(
-  Layer.provideMerge(
-    HttpServer.layerTestClient.pipe(
-      Layer.provide(Layer.fresh(FetchHttpClient.layer)),
-      Layer.provideMerge(
-        NodeHttpServer.layer(() => NodeHttp.createServer({ maxHeaderSize: 65_536 }), { port: 0, host: "127.0.0.1" })
+const served = (limit = 1_000) =>
+  HttpRouter.serve(app(limit), { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(
+      HttpServer.layerTestClient.pipe(
+        Layer.provide(Layer.fresh(FetchHttpClient.layer)),
+        Layer.provideMerge(
+          NodeHttpServer.layer(() => NodeHttp.createServer({ maxHeaderSize: 65_536 }), { port: 0, host: "127.0.0.1" })
+        )
       )
     )
   )
-)
 
-const call = (method: "GET" | "POST" | "PATCH" | "DELETE", path: string, headers: Record<string, string> = {}, body?: unknown) =>
+const call = (
+  method: "GET" | "POST" | "PATCH" | "DELETE",
+  path: string,
+  headers: Record<string, string> = {},
+  body?: unknown
+) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     let request = HttpClientRequest.make(method)(path).pipe(HttpClientRequest.setHeaders(headers))
@@ -129,7 +133,10 @@ const call = (method: "GET" | "POST" | "PATCH" | "DELETE", path: string, headers
     return { status: response.status, headers: response.headers, text, body: json }
   }).pipe(Effect.orDie)
 
-const sign = (claims: Record<string, unknown>, options: { readonly alg?: string; readonly exp?: number; readonly key?: string } = {}) =>
+const sign = (
+  claims: Record<string, unknown>,
+  options: { readonly alg?: string; readonly exp?: number; readonly key?: string } = {}
+) =>
   Effect.promise(() =>
     new SignJWT({ tenant_id: "acme", roles: ["writer"], ...claims })
       .setProtectedHeader({ alg: options.alg ?? "HS256" })
@@ -144,53 +151,59 @@ const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("bas
 describe("TenancyHttp", () => {
   // The clock is set before the server is built: moving a TestClock far ahead runs every scheduled sleep on the way
   // (the usage flush loop's among them).
-  it.effect("every bad credential is the same 401; public routes stay public; nothing is kept for them", () =>
-    Effect.gen(function*() {
-      const tenants = yield* Tenants.Tenants
-      const valid = yield* sign({})
-      const revoked = yield* tenants.keys.create(TenantId.make("acme"))
-      yield* tenants.keys.revoke(TenantId.make("acme"), revoked.info.id)
-      const cases: Record<string, Record<string, string>> = {
-        none: {},
-        emptyKey: { "x-api-key": "" },
-        hugeKey: { "x-api-key": "k".repeat(16 * 1024) },
-        randomKey: { "x-api-key": "random-key-0123456789abcdef" },
-        generatedShape: { "x-api-key": `ouro_0123456789ab_${"A".repeat(43)}` },
-        revokedKey: { "x-api-key": revoked.key },
-        expiredJwt: { authorization: `Bearer ${yield* sign({}, { exp: T - 3600 })}` },
-        unknownTenantJwt: { authorization: `Bearer ${yield* sign({ tenant_id: "nobody" })}` },
-        wrongSignature: { authorization: `Bearer ${yield* sign({}, { key: "another-secret-of-at-least-32-bytes" })}` },
-        algNone: { authorization: `Bearer ${b64({ alg: "none" })}.${valid.split(".")[1]}.` },
-        malformedJwt: { authorization: "Bearer not.a.token" },
-        emptyBearer: { authorization: "Bearer " },
-        hugeJwt: { authorization: `Bearer ${"a".repeat(12_000)}` },
-        both: { "x-api-key": acmeKey, authorization: `Bearer ${valid}` }
-      }
-      let reference: unknown = undefined
-      for (const [name, headers] of Object.entries(cases)) {
-        const response = yield* call("GET", "/api/v1/whoami", headers)
-        assert.strictEqual(response.status, 401, name)
-        assert.strictEqual(response.headers["content-type"], "application/problem+json", name)
-        assert.isDefined(response.headers["www-authenticate"], name)
-        reference ??= response.body
-        assert.deepStrictEqual(response.body, reference, name)
-        // A public route does not care.
-        assert.strictEqual((yield* call("GET", "/health/live", headers)).status, 200, name)
-      }
-      assert.strictEqual((reference as any).status, 401)
-      assert.strictEqual((reference as any).title, "Unauthorized")
-      // Nothing was cached for any of them.
-      assert.strictEqual(yield* tenants.cacheSize, 0)
-      // The valid ones pass.
-      const byKey = yield* call("GET", "/api/v1/whoami", { "x-api-key": acmeKey })
-      assert.strictEqual(byKey.status, 200)
-      assert.strictEqual(byKey.body.tenant, "acme")
-      const byJwt = yield* call("GET", "/api/v1/whoami", { authorization: `Bearer ${valid}` })
-      assert.strictEqual(byJwt.status, 200)
-      assert.deepStrictEqual(byJwt.body, { tenant: "acme", subject: "user-1", roles: ["writer"] })
-    }).pipe(Effect.provide(served()), (test) => Effect.andThen(TestClock.setTime(T * 1000), test)), {
+  it.effect(
+    "every bad credential is the same 401; public routes stay public; nothing is kept for them",
+    () =>
+      Effect.gen(function*() {
+        const tenants = yield* Tenants.Tenants
+        const valid = yield* sign({})
+        const revoked = yield* tenants.keys.create(TenantId.make("acme"))
+        yield* tenants.keys.revoke(TenantId.make("acme"), revoked.info.id)
+        const cases: Record<string, Record<string, string>> = {
+          none: {},
+          emptyKey: { "x-api-key": "" },
+          hugeKey: { "x-api-key": "k".repeat(16 * 1024) },
+          randomKey: { "x-api-key": "random-key-0123456789abcdef" },
+          generatedShape: { "x-api-key": `ouro_0123456789ab_${"A".repeat(43)}` },
+          revokedKey: { "x-api-key": revoked.key },
+          expiredJwt: { authorization: `Bearer ${yield* sign({}, { exp: T - 3600 })}` },
+          unknownTenantJwt: { authorization: `Bearer ${yield* sign({ tenant_id: "nobody" })}` },
+          wrongSignature: {
+            authorization: `Bearer ${yield* sign({}, { key: "another-secret-of-at-least-32-bytes" })}`
+          },
+          algNone: { authorization: `Bearer ${b64({ alg: "none" })}.${valid.split(".")[1]}.` },
+          malformedJwt: { authorization: "Bearer not.a.token" },
+          emptyBearer: { authorization: "Bearer " },
+          hugeJwt: { authorization: `Bearer ${"a".repeat(12_000)}` },
+          both: { "x-api-key": acmeKey, authorization: `Bearer ${valid}` }
+        }
+        let reference: unknown = undefined
+        for (const [name, headers] of Object.entries(cases)) {
+          const response = yield* call("GET", "/api/v1/whoami", headers)
+          assert.strictEqual(response.status, 401, name)
+          assert.strictEqual(response.headers["content-type"], "application/problem+json", name)
+          assert.isDefined(response.headers["www-authenticate"], name)
+          reference ??= response.body
+          assert.deepStrictEqual(response.body, reference, name)
+          // A public route does not care.
+          assert.strictEqual((yield* call("GET", "/health/live", headers)).status, 200, name)
+        }
+        assert.strictEqual((reference as any).status, 401)
+        assert.strictEqual((reference as any).title, "Unauthorized")
+        // Nothing was cached for any of them.
+        assert.strictEqual(yield* tenants.cacheSize, 0)
+        // The valid ones pass.
+        const byKey = yield* call("GET", "/api/v1/whoami", { "x-api-key": acmeKey })
+        assert.strictEqual(byKey.status, 200)
+        assert.strictEqual(byKey.body.tenant, "acme")
+        const byJwt = yield* call("GET", "/api/v1/whoami", { authorization: `Bearer ${valid}` })
+        assert.strictEqual(byJwt.status, 200)
+        assert.deepStrictEqual(byJwt.body, { tenant: "acme", subject: "user-1", roles: ["writer"] })
+      }).pipe(Effect.provide(served()), (test) => Effect.andThen(TestClock.setTime(T * 1000), test)),
+    {
       timeout: 60_000
-    })
+    }
+  )
 
   it.effect("roles: the admin key is no tenant, a tenant key is no admin", () =>
     Effect.gen(function*() {
@@ -236,7 +249,10 @@ describe("TenancyHttp", () => {
       assert.strictEqual(limited.body.type, RateLimiterHttp.quotaExceededType)
       // Another tenant is not affected.
       assert.strictEqual((yield* call("GET", "/api/v1/whoami", { "x-api-key": acmeKey })).status, 200)
-    }).pipe(Effect.provide(served()), (test) => Effect.andThen(TestClock.setTime(Date.UTC(2025, 0, 31, 22, 0, 0)), test)))
+    }).pipe(
+      Effect.provide(served()),
+      (test) => Effect.andThen(TestClock.setTime(Date.UTC(2025, 0, 31, 22, 0, 0)), test)
+    ))
 
   it.effect("hard quotas map to 403 problems naming quota, limit and usage", () =>
     Effect.gen(function*() {
@@ -253,92 +269,112 @@ describe("TenancyHttp", () => {
       assert.strictEqual(rate._tag, "RequestQuotaExceeded")
     }))
 
-  it.effect("admin API: tenants, keys shown once, rotation, revocation, usage as JSON and CSV", () =>
-    Effect.gen(function*() {
-      const admin = { "x-api-key": adminKey }
-      const created = yield* call("POST", "/admin/tenants", admin, { id: "globex", name: "Globex", tier: "free" })
-      assert.strictEqual(created.status, 201)
-      assert.strictEqual(created.body.id, "globex")
-      assert.strictEqual(created.body.tier, "free")
-      assert.strictEqual((yield* call("POST", "/admin/tenants", admin, { id: "globex" })).status, 409)
-      const invalid = yield* call("POST", "/admin/tenants", admin, { id: "Not Valid!" })
-      assert.strictEqual(invalid.status, 400)
-      const list = yield* call("GET", "/admin/tenants", admin)
-      assert.deepStrictEqual(list.body.map((t: any) => t.id), ["acme", "globex", "limited"])
-      const patched = yield* call("PATCH", "/admin/tenants/globex", admin, { tier: "enterprise", model: "llama3.2:3b" })
-      assert.strictEqual(patched.body.tier, "enterprise")
-      assert.strictEqual(patched.body.model, "llama3.2:3b")
+  it.effect(
+    "admin API: tenants, keys shown once, rotation, revocation, usage as JSON and CSV",
+    () =>
+      Effect.gen(function*() {
+        const admin = { "x-api-key": adminKey }
+        const created = yield* call("POST", "/admin/tenants", admin, { id: "globex", name: "Globex", tier: "free" })
+        assert.strictEqual(created.status, 201)
+        assert.strictEqual(created.body.id, "globex")
+        assert.strictEqual(created.body.tier, "free")
+        assert.strictEqual((yield* call("POST", "/admin/tenants", admin, { id: "globex" })).status, 409)
+        const invalid = yield* call("POST", "/admin/tenants", admin, { id: "Not Valid!" })
+        assert.strictEqual(invalid.status, 400)
+        const list = yield* call("GET", "/admin/tenants", admin)
+        assert.deepStrictEqual(list.body.map((t: any) => t.id), ["acme", "globex", "limited"])
+        const patched = yield* call("PATCH", "/admin/tenants/globex", admin, {
+          tier: "enterprise",
+          model: "llama3.2:3b"
+        })
+        assert.strictEqual(patched.body.tier, "enterprise")
+        assert.strictEqual(patched.body.model, "llama3.2:3b")
 
-      const issued = yield* call("POST", "/admin/tenants/globex/keys", admin, { name: "ci", roles: ["tenant-admin"] })
-      assert.strictEqual(issued.status, 201)
-      assert.strictEqual(issued.headers["cache-control"], "no-store")
-      const key: string = issued.body.key
-      assert.match(key, /^ouro_[0-9a-f]{12}_/)
-      const keyHeaders = { "x-api-key": key }
-      assert.strictEqual((yield* call("GET", "/api/v1/whoami", keyHeaders)).body.tenant, "globex")
-      const keys = yield* call("GET", "/admin/tenants/globex/keys", admin)
-      assert.strictEqual(keys.status, 200)
-      assert.deepStrictEqual(keys.body.map((k: any) => k.id), [issued.body.info.id])
-      assert.notInclude(keys.text, key.slice(18))
-      // The key admin of globex manages globex only.
-      assert.strictEqual((yield* call("GET", "/admin/tenants/globex", keyHeaders)).status, 200)
-      assert.strictEqual((yield* call("GET", "/admin/tenants/acme/keys", keyHeaders)).status, 404)
-      assert.strictEqual((yield* call("GET", "/admin/tenants/acme", keyHeaders)).status, 404)
-      assert.strictEqual((yield* call("GET", "/admin/tenants", keyHeaders)).status, 403)
-      assert.strictEqual((yield* call("PATCH", "/admin/tenants/globex", keyHeaders, { tier: "enterprise" })).status, 403)
-      assert.strictEqual((yield* call("DELETE", "/admin/tenants/globex", keyHeaders)).status, 403)
-      assert.strictEqual((yield* call("GET", "/admin/ops", keyHeaders)).status, 403)
-      // A writer key is no admin of anything.
-      assert.strictEqual((yield* call("GET", "/admin/tenants/acme/keys", { "x-api-key": acmeKey })).status, 403)
-      // An admin role cannot be given to a key.
-      assert.strictEqual((yield* call("POST", "/admin/tenants/globex/keys", keyHeaders, { roles: ["admin"] })).status, 400)
+        const issued = yield* call("POST", "/admin/tenants/globex/keys", admin, { name: "ci", roles: ["tenant-admin"] })
+        assert.strictEqual(issued.status, 201)
+        assert.strictEqual(issued.headers["cache-control"], "no-store")
+        const key: string = issued.body.key
+        assert.match(key, /^ouro_[0-9a-f]{12}_/)
+        const keyHeaders = { "x-api-key": key }
+        assert.strictEqual((yield* call("GET", "/api/v1/whoami", keyHeaders)).body.tenant, "globex")
+        const keys = yield* call("GET", "/admin/tenants/globex/keys", admin)
+        assert.strictEqual(keys.status, 200)
+        assert.deepStrictEqual(keys.body.map((k: any) => k.id), [issued.body.info.id])
+        assert.notInclude(keys.text, key.slice(18))
+        // The key admin of globex manages globex only.
+        assert.strictEqual((yield* call("GET", "/admin/tenants/globex", keyHeaders)).status, 200)
+        assert.strictEqual((yield* call("GET", "/admin/tenants/acme/keys", keyHeaders)).status, 404)
+        assert.strictEqual((yield* call("GET", "/admin/tenants/acme", keyHeaders)).status, 404)
+        assert.strictEqual((yield* call("GET", "/admin/tenants", keyHeaders)).status, 403)
+        assert.strictEqual(
+          (yield* call("PATCH", "/admin/tenants/globex", keyHeaders, { tier: "enterprise" })).status,
+          403
+        )
+        assert.strictEqual((yield* call("DELETE", "/admin/tenants/globex", keyHeaders)).status, 403)
+        assert.strictEqual((yield* call("GET", "/admin/ops", keyHeaders)).status, 403)
+        // A writer key is no admin of anything.
+        assert.strictEqual((yield* call("GET", "/admin/tenants/acme/keys", { "x-api-key": acmeKey })).status, 403)
+        // An admin role cannot be given to a key.
+        assert.strictEqual(
+          (yield* call("POST", "/admin/tenants/globex/keys", keyHeaders, { roles: ["admin"] })).status,
+          400
+        )
 
-      const rotated = yield* call("POST", `/admin/tenants/globex/keys/${issued.body.info.id}/rotate`, keyHeaders, {
-        gracePeriodSeconds: 0
-      })
-      assert.strictEqual(rotated.status, 201)
-      assert.strictEqual(rotated.body.previous.id, issued.body.info.id)
-      assert.strictEqual((yield* call("GET", "/api/v1/whoami", keyHeaders)).status, 401)
-      const next = { "x-api-key": rotated.body.key as string }
-      assert.strictEqual((yield* call("GET", "/api/v1/whoami", next)).status, 200)
-      const configured = (yield* call("GET", "/admin/tenants/acme/keys", admin)).body[0].id
-      assert.strictEqual((yield* call("DELETE", `/admin/tenants/acme/keys/${configured}`, admin)).status, 409)
-      assert.strictEqual((yield* call("DELETE", "/admin/tenants/globex/keys/000000000000", admin)).status, 404)
-      const revoked = yield* call("DELETE", `/admin/tenants/globex/keys/${rotated.body.info.id}`, admin)
-      assert.strictEqual(revoked.body.status, "revoked")
-      assert.strictEqual((yield* call("GET", "/api/v1/whoami", next)).status, 401)
-      // A revoked key cannot be rotated: a 422 that says to create a new one.
-      const dead = yield* call("POST", `/admin/tenants/globex/keys/${rotated.body.info.id}/rotate`, admin, {})
-      assert.strictEqual(dead.status, 422)
-      assert.include(dead.body.detail, "create a new key")
+        const rotated = yield* call("POST", `/admin/tenants/globex/keys/${issued.body.info.id}/rotate`, keyHeaders, {
+          gracePeriodSeconds: 0
+        })
+        assert.strictEqual(rotated.status, 201)
+        assert.strictEqual(rotated.body.previous.id, issued.body.info.id)
+        assert.strictEqual((yield* call("GET", "/api/v1/whoami", keyHeaders)).status, 401)
+        const next = { "x-api-key": rotated.body.key as string }
+        assert.strictEqual((yield* call("GET", "/api/v1/whoami", next)).status, 200)
+        const configured = (yield* call("GET", "/admin/tenants/acme/keys", admin)).body[0].id
+        assert.strictEqual((yield* call("DELETE", `/admin/tenants/acme/keys/${configured}`, admin)).status, 409)
+        assert.strictEqual((yield* call("DELETE", "/admin/tenants/globex/keys/000000000000", admin)).status, 404)
+        const revoked = yield* call("DELETE", `/admin/tenants/globex/keys/${rotated.body.info.id}`, admin)
+        assert.strictEqual(revoked.body.status, "revoked")
+        assert.strictEqual((yield* call("GET", "/api/v1/whoami", next)).status, 401)
+        // A revoked key cannot be rotated: a 422 that says to create a new one.
+        const dead = yield* call("POST", `/admin/tenants/globex/keys/${rotated.body.info.id}/rotate`, admin, {})
+        assert.strictEqual(dead.status, 422)
+        assert.include(dead.body.detail, "create a new key")
 
-      // Usage: every authenticated request of acme so far was metered (requests of this test's server only).
-      for (let i = 0; i < 3; i++) yield* call("GET", "/api/v1/whoami", { "x-api-key": acmeKey })
-      const report = yield* call("GET", "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-02", admin)
-      assert.strictEqual(report.status, 200)
-      assert.strictEqual(report.body.days.length, 2)
-      assert.strictEqual(report.body.days[0].requests, 4)
-      assert.strictEqual(report.body.totals.requests, 4)
-      const csv = yield* call("GET", "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-02", {
-        ...admin,
-        accept: "text/csv"
-      })
-      assert.strictEqual(csv.status, 200)
-      assert.match(csv.headers["content-type"] ?? "", /^text\/csv/)
-      assert.strictEqual(
-        csv.text,
-        "day,requests,embedded_characters,llm_tokens,stored_bytes\r\n1970-01-01,4,0,0,0\r\n1970-01-02,0,0,0,0\r\n"
-      )
-      const csvByQuery = yield* call("GET", "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-01&format=csv", admin)
-      assert.strictEqual(csvByQuery.text.split("\r\n")[1], "1970-01-01,4,0,0,0")
-      assert.strictEqual((yield* call("GET", "/admin/tenants/acme/usage?from=1970-02-01&to=1970-01-01", admin)).status, 400)
-      assert.strictEqual((yield* call("GET", "/admin/tenants/nobody/usage", admin)).status, 404)
+        // Usage: every authenticated request of acme so far was metered (requests of this test's server only).
+        for (let i = 0; i < 3; i++) yield* call("GET", "/api/v1/whoami", { "x-api-key": acmeKey })
+        const report = yield* call("GET", "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-02", admin)
+        assert.strictEqual(report.status, 200)
+        assert.strictEqual(report.body.days.length, 2)
+        assert.strictEqual(report.body.days[0].requests, 4)
+        assert.strictEqual(report.body.totals.requests, 4)
+        const csv = yield* call("GET", "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-02", {
+          ...admin,
+          accept: "text/csv"
+        })
+        assert.strictEqual(csv.status, 200)
+        assert.match(csv.headers["content-type"] ?? "", /^text\/csv/)
+        assert.strictEqual(
+          csv.text,
+          "day,requests,embedded_characters,llm_tokens,stored_bytes\r\n1970-01-01,4,0,0,0\r\n1970-01-02,0,0,0,0\r\n"
+        )
+        const csvByQuery = yield* call(
+          "GET",
+          "/admin/tenants/acme/usage?from=1970-01-01&to=1970-01-01&format=csv",
+          admin
+        )
+        assert.strictEqual(csvByQuery.text.split("\r\n")[1], "1970-01-01,4,0,0,0")
+        assert.strictEqual(
+          (yield* call("GET", "/admin/tenants/acme/usage?from=1970-02-01&to=1970-01-01", admin)).status,
+          400
+        )
+        assert.strictEqual((yield* call("GET", "/admin/tenants/nobody/usage", admin)).status, 404)
 
-      const deleted = yield* call("DELETE", "/admin/tenants/globex", admin)
-      assert.strictEqual(deleted.status, 200)
-      assert.strictEqual(deleted.body.tenant.id, "globex")
-      assert.strictEqual((yield* call("GET", "/admin/tenants/globex", admin)).status, 404)
-    }).pipe(Effect.provide(served())), { timeout: 60_000 })
+        const deleted = yield* call("DELETE", "/admin/tenants/globex", admin)
+        assert.strictEqual(deleted.status, 200)
+        assert.strictEqual(deleted.body.tenant.id, "globex")
+        assert.strictEqual((yield* call("GET", "/admin/tenants/globex", admin)).status, 404)
+      }).pipe(Effect.provide(served())),
+    { timeout: 60_000 }
+  )
 })
 
 describe("TenancyHttp without the global middleware", () => {
@@ -367,14 +403,16 @@ describe("TenantsHttp OpenAPI", () => {
     const schemes = spec.components.securitySchemes
     assert.deepStrictEqual(schemes.apiKey, { type: "apiKey", name: "X-API-Key", in: "header" })
     assert.strictEqual(schemes.bearer.scheme.toLowerCase(), "bearer")
-    for (const path of [
-      "/admin/tenants",
-      "/admin/tenants/{id}",
-      "/admin/tenants/{id}/keys",
-      "/admin/tenants/{id}/keys/{keyId}/rotate",
-      "/admin/tenants/{id}/keys/{keyId}",
-      "/admin/tenants/{id}/usage"
-    ]) {
+    for (
+      const path of [
+        "/admin/tenants",
+        "/admin/tenants/{id}",
+        "/admin/tenants/{id}/keys",
+        "/admin/tenants/{id}/keys/{keyId}/rotate",
+        "/admin/tenants/{id}/keys/{keyId}",
+        "/admin/tenants/{id}/usage"
+      ]
+    ) {
       assert.isDefined(spec.paths[path], path)
     }
     const usage = spec.paths["/admin/tenants/{id}/usage"].get
@@ -390,8 +428,10 @@ describe("TenancyHttp when the tenant store fails", () => {
   // A store whose key lookups die (the database is down).
   const Broken = Layer.effect(
     TenantStore.TenantStore,
-    Effect.map(Effect.service(TenantStore.TenantStore), (store) =>
-      TenantStore.TenantStore.of({ ...store, findKey: () => Effect.die(new Error("connection refused")) }))
+    Effect.map(
+      Effect.service(TenantStore.TenantStore),
+      (store) => TenantStore.TenantStore.of({ ...store, findKey: () => Effect.die(new Error("connection refused")) })
+    )
   ).pipe(Layer.provide(Memory.layer))
 
   const App = Layer.mergeAll(HttpApiBuilder.layer(Api), Health).pipe(
@@ -400,7 +440,10 @@ describe("TenancyHttp when the tenant store fails", () => {
     Layer.provide(TenancyHttp.layer.pipe(Layer.provide(ProblemHttp.layer))),
     Layer.provideMerge(
       Layer.mergeAll(
-        Layer.effect(Tenants.Tenants, Tenants.make({ bootstrap: { ...TenantConfig.empty, tenants: [{ id: TenantId.make("acme") }] } })),
+        Layer.effect(
+          Tenants.Tenants,
+          Tenants.make({ bootstrap: { ...TenantConfig.empty, tenants: [{ id: TenantId.make("acme") }] } })
+        ),
         Usage.layer()
       ).pipe(Layer.provideMerge(Layer.mergeAll(Broken, Jwt.layerDisabled, Usage.layerMemoryStore)))
     )

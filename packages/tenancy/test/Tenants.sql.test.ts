@@ -15,14 +15,20 @@ const suite = (name: string, sql: () => Layer.Layer<any, unknown>, concurrency: 
   describe(name, () => {
     it.live("keys stay valid under concurrent rotation against the database (no cache between)", () =>
       Effect.gen(function*() {
-        const bootstrap = yield* TenantConfig.make({ adminKey: Option.none(), apiKeys: Redacted.make("") }, [{ id: acme }])
+        const bootstrap = yield* TenantConfig.make({ adminKey: Option.none(), apiKeys: Redacted.make("") }, [{
+          id: acme
+        }])
         // A cache entry lives 1 ms: nearly every authentication reads the store while rotations write it.
         const tenants = yield* Tenants.make({ bootstrap, rotationGraceMillis: 3_600_000, cacheTtlMillis: 1 })
         const chains: Array<Array<IssuedKey>> = []
-        for (let i = 0; i < 4; i++) chains.push([yield* tenants.keys.create(acme)])
+        for (let i = 0; i < 4; i++) {
+          chains.push([yield* tenants.keys.create(acme)])
+        }
         const rotators = chains.map((chain) =>
           Effect.gen(function*() {
-            for (let i = 0; i < 10; i++) chain.push(yield* tenants.keys.rotate(acme, chain.at(-1)!.info.id))
+            for (let i = 0; i < 10; i++) {
+              chain.push(yield* tenants.keys.rotate(acme, chain.at(-1)!.info.id))
+            }
           })
         )
         let admitted = 0
@@ -47,8 +53,7 @@ const suite = (name: string, sql: () => Layer.Layer<any, unknown>, concurrency: 
         // The service (and its last-use writer) ends before the store it writes to.
         Effect.scoped,
         Effect.provide(Layer.mergeAll(TenantStoreSql.layer, Jwt.layerDisabled).pipe(Layer.provide(sql())))
-      ),
-      { timeout: 60_000 })
+      ), { timeout: 60_000 })
   })
 
 suite("Tenants on the embedded database (PGlite)", () => layerEmbedded, 4)

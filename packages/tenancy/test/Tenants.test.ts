@@ -17,7 +17,11 @@ const acmeKey = "acme-key-0123456789abcdef"
 
 const stores = Layer.mergeAll(Memory.layer, Jwt.layerDisabled)
 
-const bootstrap = (apiKeys: string, admin: string | undefined = adminKey, file: ReadonlyArray<TenantConfig.TenantEntry> = []) =>
+const bootstrap = (
+  apiKeys: string,
+  admin: string | undefined = adminKey,
+  file: ReadonlyArray<TenantConfig.TenantEntry> = []
+) =>
   TenantConfig.make({
     adminKey: admin === undefined ? Option.none() : Option.some(Redacted.make(admin)),
     apiKeys: Redacted.make(apiKeys)
@@ -74,7 +78,10 @@ describe("Tenants: authentication", () => {
         assert.isTrue(Exit.isFailure(exit), key.slice(0, 40))
       }
       assert.strictEqual(reason(yield* Effect.exit(tenants.authenticate(Tenants.apiKey("")))), "malformed")
-      assert.strictEqual(reason(yield* Effect.exit(tenants.authenticate(Tenants.apiKey("x".repeat(16 * 1024))))), "malformed")
+      assert.strictEqual(
+        reason(yield* Effect.exit(tenants.authenticate(Tenants.apiKey("x".repeat(16 * 1024))))),
+        "malformed"
+      )
       // Refusals take no cache entry: the cache holds the valid key only.
       yield* tenants.authenticate(Tenants.apiKey(issued.key))
       assert.strictEqual(yield* tenants.cacheSize, 1)
@@ -220,22 +227,26 @@ describe("Tenants: authentication", () => {
       }
     }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(stores, TestClock.layer())))
 
-  it.effect("rotations and time (property): a key authenticates exactly while it is valid", () =>
-    Effect.promise(() =>
-      fc.assert(
-        fc.asyncProperty(
-          fc.array(
-            fc.oneof(
-              fc.record({ op: fc.constant("rotate" as const), grace: fc.integer({ min: 0, max: 120 }) }),
-              fc.record({ op: fc.constant("wait" as const), seconds: fc.integer({ min: 1, max: 90 }) })
+  it.effect(
+    "rotations and time (property): a key authenticates exactly while it is valid",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.oneof(
+                fc.record({ op: fc.constant("rotate" as const), grace: fc.integer({ min: 0, max: 120 }) }),
+                fc.record({ op: fc.constant("wait" as const), seconds: fc.integer({ min: 1, max: 90 }) })
+              ),
+              { maxLength: 12 }
             ),
-            { maxLength: 12 }
+            (steps) => Effect.runPromise(scenario(steps))
           ),
-          (steps) => Effect.runPromise(scenario(steps))
-        ),
-        { numRuns: 60 }
-      )
-    ), { timeout: 30_000 })
+          { numRuns: 60 }
+        )
+      ),
+    { timeout: 30_000 }
+  )
 })
 
 describe("Tenants: last use of a key", () => {
@@ -337,7 +348,11 @@ describe("Tenants: management", () => {
       // The enterprise tier asks for a collection of its own unless told otherwise.
       const big = yield* tenants.create({ id: TenantId.make("big"), tier: "enterprise" })
       assert.strictEqual(big.dedicatedCollection, true)
-      assert.strictEqual((yield* tenants.create({ id: TenantId.make("big-shared"), tier: "enterprise", dedicatedCollection: false })).dedicatedCollection, false)
+      assert.strictEqual(
+        (yield* tenants.create({ id: TenantId.make("big-shared"), tier: "enterprise", dedicatedCollection: false }))
+          .dedicatedCollection,
+        false
+      )
       yield* tenants.delete(big.id)
       yield* tenants.delete(TenantId.make("big-shared"))
       assert.include(String(yield* Effect.exit(tenants.create({ id: globex }))), "TenantAlreadyExists")
@@ -398,7 +413,9 @@ describe("Tenants: management", () => {
       const events = yield* Stream.runCollect(Stream.take(tenants.events, 3)).pipe(Effect.forkChild)
       yield* Effect.yieldNow
       const created = yield* tenants.keys.create(acme).pipe(Effect.provideService(Principal.CurrentPrincipal, operator))
-      yield* tenants.keys.rotate(acme, created.info.id).pipe(Effect.provideService(Principal.CurrentPrincipal, operator))
+      yield* tenants.keys.rotate(acme, created.info.id).pipe(
+        Effect.provideService(Principal.CurrentPrincipal, operator)
+      )
       yield* tenants.keys.revoke(acme, created.info.id)
       const seen = [...yield* Fiber.join(events)]
       assert.deepStrictEqual(seen.map((e) => e._tag), ["KeyCreated", "KeyRotated", "KeyRevoked"])
@@ -410,7 +427,10 @@ describe("Tenants: management", () => {
 
 describe("TenantConfig: bootstrap", () => {
   const failure = <A>(effect: Effect.Effect<A, TenantConfig.BootstrapError>) =>
-    Effect.map(Effect.exit(effect), (exit) => Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit))?.message : undefined)
+    Effect.map(
+      Effect.exit(effect),
+      (exit) => Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit))?.message : undefined
+    )
 
   it.effect("refuses a key listed twice or equal to the admin key, in one line that never shows the key", () =>
     Effect.gen(function*() {
@@ -421,7 +441,9 @@ describe("TenantConfig: bootstrap", () => {
       )
       const sameTenant = yield* failure(bootstrap(`acme:${acmeKey}, acme:${acmeKey}`))
       assert.include(sameTenant, "for tenant acme")
-      const envAndFile = yield* failure(bootstrap(`acme:${acmeKey}`, adminKey, [{ id: globex, apiKeys: [{ key: acmeKey }] }]))
+      const envAndFile = yield* failure(
+        bootstrap(`acme:${acmeKey}`, adminKey, [{ id: globex, apiKeys: [{ key: acmeKey }] }])
+      )
       assert.include(envAndFile, "OUROBOROS_API_KEYS entry 1 and OUROBOROS_CONFIG tenants[0].apiKeys[0]")
       const admin = yield* failure(bootstrap(`acme:${adminKey}`))
       assert.strictEqual(
@@ -469,15 +491,21 @@ describe("TenantConfig: bootstrap", () => {
       ])
       const tenants = yield* Tenants.make({ bootstrap: yield* bootstrap("", undefined, file) })
       const list = yield* tenants.list
-      assert.deepStrictEqual(list.map((t) => [t.id, t.name, t.tier]), [["acme", "Acme", "free"], ["globex", "globex", "standard"]])
+      assert.deepStrictEqual(list.map((t) => [t.id, t.name, t.tier]), [["acme", "Acme", "free"], [
+        "globex",
+        "globex",
+        "standard"
+      ]])
       assert.strictEqual(list[1]!.dedicatedCollection, true)
       const admin = yield* tenants.authenticate(Tenants.apiKey("globex-admin-key-012345"))
       assert.deepStrictEqual(admin.principal.roles, ["tenant-admin"])
       assert.strictEqual(admin.limiterTier, "gold")
-      const notice = Option.getOrThrow(yield* Tenants.make({ bootstrap: TenantConfig.empty }).pipe(
-        Effect.provide(Layer.fresh(stores)),
-        Effect.flatMap((t) => t.startupNotice)
-      ))
+      const notice = Option.getOrThrow(
+        yield* Tenants.make({ bootstrap: TenantConfig.empty }).pipe(
+          Effect.provide(Layer.fresh(stores)),
+          Effect.flatMap((t) => t.startupNotice)
+        )
+      )
       assert.include(notice, "set OUROBOROS_ADMIN_API_KEY")
       // A bad entry names its field.
       const bad = Schema.decodeUnknownExit(TenantConfig.TenantsSection)([{ id: "Acme!", apiKeys: ["short"] }])

@@ -91,7 +91,9 @@ describe("Usage", () => {
         ...inner,
         apply: (batch) =>
           Effect.flatMap(inner.apply(batch), (applied) =>
-            failures-- > 0 ? Effect.fail(new Usage.UsageStoreError({ cause: "connection reset" })) : Effect.succeed(applied))
+            failures-- > 0
+              ? Effect.fail(new Usage.UsageStoreError({ cause: "connection reset" }))
+              : Effect.succeed(applied))
       })
       const usage = yield* Usage.make({ flushIntervalMillis: 3_600_000 }).pipe(
         Effect.provideService(Usage.UsageStore, flaky)
@@ -153,7 +155,9 @@ describe("Usage", () => {
       assert.strictEqual(defaults.value.pruneIntervalMillis, 3_600_000)
     }
     const set = await read({ USAGE_RETENTION: "90d", USAGE_PRUNE_INTERVAL: "15m" })
-    assert.isTrue(Exit.isSuccess(set) && set.value.retentionMillis === 90 * 86_400_000 && set.value.pruneIntervalMillis === 900_000)
+    assert.isTrue(
+      Exit.isSuccess(set) && set.value.retentionMillis === 90 * 86_400_000 && set.value.pruneIntervalMillis === 900_000
+    )
     assert.include(String(await read({ USAGE_RETENTION: "12h" })), "at least 1d")
     assert.include(String(await read({ USAGE_PRUNE_INTERVAL: "0" })), "at least 1s")
     assert.include(String(await read({ USAGE_RETENTION: "forever" })), "is not a duration")

@@ -61,7 +61,9 @@ export const contract = (name: string, store: Layer.Layer<TenantStore, unknown>)
           assert.isTrue(Exit.isFailure(duplicate))
           assert.include(String(duplicate), "TenantAlreadyExists")
           const { model: _m, rateLimitTier: _r, ...rest } = t
-          yield* s.update(new Tenant({ ...rest, name: "renamed", tier: "enterprise", updatedAt: DateTime.makeUnsafe(5_000) }))
+          yield* s.update(
+            new Tenant({ ...rest, name: "renamed", tier: "enterprise", updatedAt: DateTime.makeUnsafe(5_000) })
+          )
           const updated = Option.getOrThrow(yield* s.get(id))
           assert.strictEqual(updated.name, "renamed")
           assert.strictEqual(updated.tier, "enterprise")
@@ -106,22 +108,42 @@ export const contract = (name: string, store: Layer.Layer<TenantStore, unknown>)
           const next = keyId()
           // Another tenant cannot rotate it.
           assert.include(
-            String(yield* Effect.exit(s.rotateKey({ tenantId: b, id: old, replacement: key(b, next), expiresAt: 10_000, now: 3_000 }))),
+            String(
+              yield* Effect.exit(
+                s.rotateKey({ tenantId: b, id: old, replacement: key(b, next), expiresAt: 10_000, now: 3_000 })
+              )
+            ),
             "ApiKeyNotFound"
           )
           assert.isTrue(Option.isNone(yield* s.findKey(next)))
-          const rotated = yield* s.rotateKey({ tenantId: a, id: old, replacement: key(a, next), expiresAt: 10_000, now: 3_000 })
+          const rotated = yield* s.rotateKey({
+            tenantId: a,
+            id: old,
+            replacement: key(a, next),
+            expiresAt: 10_000,
+            now: 3_000
+          })
           assert.strictEqual(rotated.expiresAt, 10_000)
           assert.strictEqual(rotated.replacedBy, next)
           assert.isTrue(Option.isSome(yield* s.findKey(next)))
           // A second rotation keeps the earlier expiry.
           const third = keyId()
-          const again = yield* s.rotateKey({ tenantId: a, id: old, replacement: key(a, third), expiresAt: 50_000, now: 4_000 })
+          const again = yield* s.rotateKey({
+            tenantId: a,
+            id: old,
+            replacement: key(a, third),
+            expiresAt: 50_000,
+            now: 4_000
+          })
           assert.strictEqual(again.expiresAt, 10_000)
           // Expired: refused, and nothing inserted.
           const fourth = keyId()
           assert.include(
-            String(yield* Effect.exit(s.rotateKey({ tenantId: a, id: old, replacement: key(a, fourth), expiresAt: 90_000, now: 10_000 }))),
+            String(
+              yield* Effect.exit(
+                s.rotateKey({ tenantId: a, id: old, replacement: key(a, fourth), expiresAt: 90_000, now: 10_000 })
+              )
+            ),
             "ApiKeyNotFound"
           )
           assert.isTrue(Option.isNone(yield* s.findKey(fourth)))
@@ -129,7 +151,11 @@ export const contract = (name: string, store: Layer.Layer<TenantStore, unknown>)
           const fresh = keyId()
           yield* s.insertKey(key(a, fresh))
           assert.include(
-            String(yield* Effect.exit(s.rotateKey({ tenantId: a, id: fresh, replacement: key(a, next), expiresAt: 90_000, now: 4_000 }))),
+            String(
+              yield* Effect.exit(
+                s.rotateKey({ tenantId: a, id: fresh, replacement: key(a, next), expiresAt: 90_000, now: 4_000 })
+              )
+            ),
             "KeyIdTaken"
           )
           const unchanged = Option.getOrThrow(yield* s.findKey(fresh))
@@ -151,7 +177,11 @@ export const contract = (name: string, store: Layer.Layer<TenantStore, unknown>)
           assert.strictEqual((yield* s.revokeKey(a, k1, 7_000)).revokedAt, 5_000)
           // A revoked key cannot be rotated.
           assert.include(
-            String(yield* Effect.exit(s.rotateKey({ tenantId: a, id: k1, replacement: key(a, keyId()), expiresAt: 9_000, now: 6_000 }))),
+            String(
+              yield* Effect.exit(
+                s.rotateKey({ tenantId: a, id: k1, replacement: key(a, keyId()), expiresAt: 9_000, now: 6_000 })
+              )
+            ),
             "ApiKeyNotFound"
           )
           assert.strictEqual(yield* s.delete(a), 2)

@@ -9,8 +9,15 @@ class Notes extends HttpApiGroup.make("notes").add(
 ).middleware(TenancyHttp.Authentication) {}
 class Api extends HttpApi.make("api").add(Notes) {}
 
-const NotesLive = HttpApiBuilder.group(Api, "notes", (handlers) =>
-  handlers.handle("mine", () => Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => `notes of ${p.tenantId}`)))
+const NotesLive = HttpApiBuilder.group(
+  Api,
+  "notes",
+  (handlers) =>
+    handlers.handle(
+      "mine",
+      () => Effect.map(Effect.service(Principal.CurrentPrincipal), (p) => `notes of ${p.tenantId}`)
+    )
+)
 
 export const App = HttpApiBuilder.layer(Api).pipe(
   Layer.provide(NotesLive),

@@ -20,8 +20,6 @@ import type { StandIn } from "./StandIn.js"
  */
 export type { RecordedRequest, StandIn } from "./StandIn.js"
 
-
-
 /**
  * A chat message as Ollama receives it.
  *

@@ -27,8 +27,6 @@ import type { StandIn } from "./StandIn.js"
  */
 export type { RecordedRequest, StandIn } from "./StandIn.js"
 
-
-
 /**
  * - `port`: 0 (any free port) by default.
  * - `apiKey`: when set, every request but `/`, `/healthz`, `/livez` and `/readyz` needs it in the `api-key` header

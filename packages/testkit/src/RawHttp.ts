@@ -83,13 +83,16 @@ export const request = (port: number, options: Options): Effect.Effect<Reply> =>
       }
     )
     client.on("error", (error: NodeJS.ErrnoException) =>
-      finish({ status: undefined, headers: {}, body: "", error: error.code ?? error.message, reusedSocket: false })
-    )
+      finish({ status: undefined, headers: {}, body: "", error: error.code ?? error.message, reusedSocket: false }))
     const write = async () => {
       for (const chunk of options.chunked ?? []) {
-        if (responded || done) return
+        if (responded || done) {
+          return
+        }
         client.write(chunk)
-        await new Promise((resolve) => setTimeout(resolve, 5))
+        await new Promise((resolve) =>
+          setTimeout(resolve, 5)
+        )
       }
       if (!responded && !done) client.end(options.body)
     }

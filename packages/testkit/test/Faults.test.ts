@@ -125,9 +125,7 @@ describe("Faults", () => {
       assert.instanceOf((timedOut as { error: unknown }).error, QdrantClientTimeoutError)
       yield* until(() => qdrant.requests.length === 1, "it reached the stand-in")
       assert.strictEqual(qdrant.requests.length, 1) // it reached the stand-in
-      const upsert = yield* settle(() =>
-        client.createCollection("late", { vectors: { size: 2, distance: "Dot" } })
-      )
+      const upsert = yield* settle(() => client.createCollection("late", { vectors: { size: 2, distance: "Dot" } }))
       assert.isFalse(upsert.ok)
       // The stand-in has seen both clients go away (waited for, not assumed after a pause) before the fault is lifted.
       yield* until(() => qdrant.hanging === 0, "the stand-in sees the clients that gave up go away")

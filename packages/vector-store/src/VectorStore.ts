@@ -192,7 +192,9 @@ export type VectorStoreErrors = VectorStoreError | DimensionMismatch | InvalidFi
  */
 export class VectorStore extends Context.Service<VectorStore, {
   /** Creates the collection if missing; fails with `DimensionMismatch` when it exists with another size. */
-  readonly ensureCollection: (spec: CollectionSpec) => Effect.Effect<CollectionInfo, DimensionMismatch | VectorStoreError>
+  readonly ensureCollection: (
+    spec: CollectionSpec
+  ) => Effect.Effect<CollectionInfo, DimensionMismatch | VectorStoreError>
   /** The collection's description, or none when it does not exist. */
   readonly collectionInfo: (name: string) => Effect.Effect<Option.Option<CollectionInfo>, VectorStoreError>
   /** Every collection. */
@@ -269,7 +271,9 @@ export const normalize = (
   vector: ReadonlyArray<number> | Float32Array,
   context?: string
 ): Effect.Effect<Float32Array, DimensionMismatch | VectorStoreError> => {
-  if (vector.length !== dimensions) return Effect.fail(DimensionMismatch.of(collection, dimensions, vector.length, context))
+  if (vector.length !== dimensions) {
+    return Effect.fail(DimensionMismatch.of(collection, dimensions, vector.length, context))
+  }
   const out = new Float32Array(dimensions)
   let sum = 0
   for (let i = 0; i < dimensions; i++) {

@@ -6,9 +6,9 @@
  */
 import { Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
+import type { VectorStore, VectorStoreError } from "./VectorStore.js"
 import * as Embedded from "./VectorStore/Embedded.js"
 import * as Qdrant from "./VectorStore/Qdrant.js"
-import type { VectorStore, VectorStoreError } from "./VectorStore.js"
 
 /**
  * The decoded configuration.

@@ -5,8 +5,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Embedded from "../src/VectorStore/Embedded.js"
 import { type ScoredPoint, VectorStore } from "../src/VectorStore.js"
+import * as Embedded from "../src/VectorStore/Embedded.js"
 import { acme, contract, fresh, globex, tilted } from "./contract.js"
 
 const tempDir = Effect.acquireRelease(
@@ -115,85 +115,101 @@ describe("Embedded store durability", () => {
     Effect.gen(function*() {
       const directory = yield* tempDir
       const name = fresh()
-      yield* withStore(directory, (store) =>
-        Effect.andThen(store.ensureCollection({ name, dimensions: 4 }), store.drop(name)))
+      yield* withStore(
+        directory,
+        (store) => Effect.andThen(store.ensureCollection({ name, dimensions: 4 }), store.drop(name))
+      )
       yield* Effect.promise(() => fs.mkdir(path.join(directory, `${name}.dropped-1234`)))
       const listed = yield* withStore(directory, (store) => store.listCollections)
       assert.deepStrictEqual(listed, [])
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(directory)), [])
     }))
 
-  it.effect("kill -9 at any moment leaves whole batches: a prefix of the writes, never a partial one", () =>
-    Effect.gen(function*() {
-      const directory = yield* tempDir
-      const name = "crash"
-      const batch = 7
-      const dims = 16
-      const page = 5_000
-      const writer = fileURLToPath(new URL("./fixtures/crash-writer.ts", import.meta.url))
-      let acknowledged = 0
-      for (const delay of [150, 600, 300]) {
-        // The child resumes after what previous rounds left and writes batches until it is killed.
-        const acked = yield* Effect.promise(() =>
-          new Promise<number>((resolve, reject) => {
-            const child = spawn(process.execPath, ["--import", "tsx", writer, directory, name, String(batch), String(dims)], {
-              stdio: ["ignore", "pipe", "inherit"]
+  it.effect(
+    "kill -9 at any moment leaves whole batches: a prefix of the writes, never a partial one",
+    () =>
+      Effect.gen(function*() {
+        const directory = yield* tempDir
+        const name = "crash"
+        const batch = 7
+        const dims = 16
+        const page = 5_000
+        const writer = fileURLToPath(new URL("./fixtures/crash-writer.ts", import.meta.url))
+        let acknowledged = 0
+        for (const delay of [150, 600, 300]) {
+          // The child resumes after what previous rounds left and writes batches until it is killed.
+          const acked = yield* Effect.promise(() =>
+            new Promise<number>((resolve, reject) => {
+              const child = spawn(process.execPath, [
+                "--import",
+                "tsx",
+                writer,
+                directory,
+                name,
+                String(batch),
+                String(dims)
+              ], {
+                stdio: ["ignore", "pipe", "inherit"]
+              })
+              let last = -1
+              let buffered = ""
+              let timer: NodeJS.Timeout | undefined
+              child.stdout.on("data", (chunk: Buffer) => {
+                buffered += chunk.toString("utf8")
+                const lines = buffered.split("\n")
+                buffered = lines.pop()!
+                for (const line of lines) {
+                  if (line === "ready") timer = setTimeout(() => child.kill("SIGKILL"), delay)
+                  else if (/^\d+$/.test(line)) last = Number(line)
+                }
+              })
+              child.once("error", reject)
+              // `close`, not `exit`: `exit` may come before the last acknowledgements still in the pipe have been read (a
+              // busy machine reads them late), and a missed one would make the batch count look too high.
+              child.once("close", (_code, signal) => {
+                if (timer !== undefined) clearTimeout(timer)
+                if (signal !== "SIGKILL") reject(new Error(`writer exited without being killed (${signal})`))
+                else resolve(last)
+              })
             })
-            let last = -1
-            let buffered = ""
-            let timer: NodeJS.Timeout | undefined
-            child.stdout.on("data", (chunk: Buffer) => {
-              buffered += chunk.toString("utf8")
-              const lines = buffered.split("\n")
-              buffered = lines.pop()!
-              for (const line of lines) {
-                if (line === "ready") timer = setTimeout(() => child.kill("SIGKILL"), delay)
-                else if (/^\d+$/.test(line)) last = Number(line)
+          )
+          const state = yield* withStore(directory, (store) =>
+            Effect.gen(function*() {
+              const total = yield* store.count(name, acme)
+              // A search returns at most 10,000 hits, and a fast writer leaves more points than that: read them in
+              // pages of `i`. A point whose payload lost or changed its `i` is in no page, so it shows up as missing.
+              const hits: Array<ScoredPoint> = []
+              for (let from = 0; from < total; from += page) {
+                hits.push(
+                  ...yield* store.search(name, acme, {
+                    vector: tilted(dims, 0, 0),
+                    limit: page,
+                    filter: { must: [{ key: "i", range: { gte: from, lt: from + page } }] }
+                  })
+                )
               }
-            })
-            child.once("error", reject)
-            // `close`, not `exit`: `exit` may come before the last acknowledgements still in the pipe have been read (a
-            // busy machine reads them late), and a missed one would make the batch count look too high.
-            child.once("close", (_code, signal) => {
-              if (timer !== undefined) clearTimeout(timer)
-              if (signal !== "SIGKILL") reject(new Error(`writer exited without being killed (${signal})`))
-              else resolve(last)
-            })
-          })
-        )
-        const state = yield* withStore(directory, (store) =>
-          Effect.gen(function*() {
-            const total = yield* store.count(name, acme)
-            // A search returns at most 10,000 hits, and a fast writer leaves more points than that: read them in
-            // pages of `i`. A point whose payload lost or changed its `i` is in no page, so it shows up as missing.
-            const hits: Array<ScoredPoint> = []
-            for (let from = 0; from < total; from += page) {
-              hits.push(...yield* store.search(name, acme, {
-                vector: tilted(dims, 0, 0),
-                limit: page,
-                filter: { must: [{ key: "i", range: { gte: from, lt: from + page } }] }
-              }))
-            }
-            return { total, hits }
-          }))
-        // Every acknowledged batch is there, plus at most the one in flight, and only whole batches.
-        const lower = Math.max(acknowledged, (acked + 1) * batch)
-        assert.isAtLeast(state.total, lower)
-        assert.isAtMost(state.total, lower + batch)
-        assert.strictEqual(state.total % batch, 0, `${state.total} is not a whole number of batches`)
-        const seen = new Set(state.hits.map((h) => h.id))
-        for (let i = 0; i < state.total; i++) assert.isTrue(seen.has(`p${i}`), `point p${i} is missing`)
-        for (const hit of state.hits) {
-          const i = Number(hit.id.slice(1))
-          assert.deepStrictEqual(hit.payload, { i, text: `chunk ${i} `.repeat(8), batch: Math.floor(i / batch) })
-          // The vector is whole too: its cosine with the first axis is known.
-          const expected = 1 / Math.sqrt(1 + (0.001 * (i + 1)) ** 2)
-          assert.isTrue(Math.abs(hit.score - expected) < 1e-5, `vector of p${i}`)
+              return { total, hits }
+            }))
+          // Every acknowledged batch is there, plus at most the one in flight, and only whole batches.
+          const lower = Math.max(acknowledged, (acked + 1) * batch)
+          assert.isAtLeast(state.total, lower)
+          assert.isAtMost(state.total, lower + batch)
+          assert.strictEqual(state.total % batch, 0, `${state.total} is not a whole number of batches`)
+          const seen = new Set(state.hits.map((h) => h.id))
+          for (let i = 0; i < state.total; i++) assert.isTrue(seen.has(`p${i}`), `point p${i} is missing`)
+          for (const hit of state.hits) {
+            const i = Number(hit.id.slice(1))
+            assert.deepStrictEqual(hit.payload, { i, text: `chunk ${i} `.repeat(8), batch: Math.floor(i / batch) })
+            // The vector is whole too: its cosine with the first axis is known.
+            const expected = 1 / Math.sqrt(1 + (0.001 * (i + 1)) ** 2)
+            assert.isTrue(Math.abs(hit.score - expected) < 1e-5, `vector of p${i}`)
+          }
+          acknowledged = state.total
         }
-        acknowledged = state.total
-      }
-      assert.isAbove(acknowledged, 0, "the writer made progress")
-    }), { timeout: 60_000 })
+        assert.isAbove(acknowledged, 0, "the writer made progress")
+      }),
+    { timeout: 60_000 }
+  )
 })
 
 describe("Embedded store basics", () => {

@@ -184,7 +184,10 @@ describe("Qdrant adapter", () => {
     Effect.gen(function*() {
       const { name, standIn, store } = yield* setup()
       const index = standIn.requests.find((r) => r.method === "PUT" && r.path === `/collections/${name}/index`)
-      assert.deepStrictEqual(index?.body, { field_name: "tenant_id", field_schema: { type: "keyword", is_tenant: true } })
+      assert.deepStrictEqual(index?.body, {
+        field_name: "tenant_id",
+        field_schema: { type: "keyword", is_tenant: true }
+      })
       const create = standIn.requests.find((r) => r.method === "PUT" && r.path === `/collections/${name}`)
       assert.deepStrictEqual((create?.body as { vectors: unknown }).vectors, { size: 4, distance: "Cosine" })
       standIn.clearRequests()

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { TenantId } from "@ouroboros/kernel"
 import * as QdrantStandIn from "@ouroboros/testkit/QdrantStandIn"
-import { vi } from "vitest"
 import { Cause, ConfigProvider, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { vi } from "vitest"
 import * as Filter from "../src/Filter.js"
 import { DimensionMismatch, VectorStore } from "../src/VectorStore.js"
 import * as VectorStoreConfig from "../src/VectorStoreConfig.js"
@@ -19,10 +19,12 @@ describe("VectorStoreConfig", () => {
         Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ouroboros-vs-cfg-"))),
         (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
       )
-      yield* Effect.scoped(Effect.gen(function*() {
-        const store = yield* VectorStore
-        yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
-      }).pipe(Effect.provide(VectorStoreConfig.layerConfig().pipe(Layer.provide(withEnv({ DATA_DIR: dir }))))))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const store = yield* VectorStore
+          yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
+        }).pipe(Effect.provide(VectorStoreConfig.layerConfig().pipe(Layer.provide(withEnv({ DATA_DIR: dir })))))
+      )
       const files = yield* Effect.promise(() => fs.readdir(path.join(dir, "vectors", "chunks")))
       assert.include(files, "snapshot")
     }))
@@ -84,13 +86,15 @@ describe("VectorStoreConfig", () => {
         Effect.gen(function*() {
           sync.mockClear()
           datasync.mockClear()
-          yield* Effect.scoped(Effect.gen(function*() {
-            const store = yield* VectorStore
-            yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
-            yield* store.upsert("chunks", TenantId.make("acme"), [{ id: "a", vector: [1, 0, 0], payload: {} }])
-          }).pipe(
-            Effect.provide(VectorStoreConfig.layerConfig({ directory }).pipe(Layer.provide(withEnv(env))))
-          ))
+          yield* Effect.scoped(
+            Effect.gen(function*() {
+              const store = yield* VectorStore
+              yield* store.ensureCollection({ name: "chunks", dimensions: 3 })
+              yield* store.upsert("chunks", TenantId.make("acme"), [{ id: "a", vector: [1, 0, 0], payload: {} }])
+            }).pipe(
+              Effect.provide(VectorStoreConfig.layerConfig({ directory }).pipe(Layer.provide(withEnv(env))))
+            )
+          )
           return sync.mock.calls.length + datasync.mock.calls.length
         })
       assert.isAbove(yield* fsyncs({ DATA_DIR: dir }, path.join(dir, "on")), 0, "fsync by default")

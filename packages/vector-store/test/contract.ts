@@ -35,7 +35,11 @@ const close = (actual: number, expected: number, message?: string) =>
   assert.isTrue(Math.abs(actual - expected) < 1e-4, `${message ?? "score"}: ${actual} vs ${expected}`)
 
 const docs: ReadonlyArray<Point> = [
-  { id: "a", vector: tilted(4, 0, 0.1), payload: { lang: "en", year: 2020, tags: ["x", "y"], meta: { source: "web" } } },
+  {
+    id: "a",
+    vector: tilted(4, 0, 0.1),
+    payload: { lang: "en", year: 2020, tags: ["x", "y"], meta: { source: "web" } }
+  },
   { id: "b", vector: tilted(4, 0, 0.3), payload: { lang: "fr", year: 2021, tags: ["y"], meta: { source: "pdf" } } },
   { id: "c", vector: tilted(4, 0, 0.6), payload: { lang: "en", year: 2022, tags: ["z"], meta: { source: "pdf" } } },
   { id: "d", vector: tilted(4, 0, 1.0), payload: { lang: "de", year: 2023, tags: [], meta: { source: "web" } } },
@@ -61,7 +65,12 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         const name = fresh()
         assert.isTrue(Option.isNone(yield* store.collectionInfo(name)))
         const created = yield* store.ensureCollection({ name, dimensions: 4, embedder: "m1" })
-        assert.deepStrictEqual([created.name, created.dimensions, created.distance, created.count], [name, 4, "Cosine", 0])
+        assert.deepStrictEqual([created.name, created.dimensions, created.distance, created.count], [
+          name,
+          4,
+          "Cosine",
+          0
+        ])
         const again = yield* store.ensureCollection({ name, dimensions: 4 })
         assert.strictEqual(again.dimensions, 4)
         const info = yield* store.collectionInfo(name)
@@ -123,7 +132,9 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         assert.deepStrictEqual(
           yield* search({
             must: [{ key: "lang", match: { value: "en" } }],
-            must_not: [{ should: [{ key: "year", range: { gt: 2023 } }, { key: "meta.source", match: { value: "pdf" } }] }]
+            must_not: [{
+              should: [{ key: "year", range: { gt: 2023 } }, { key: "meta.source", match: { value: "pdf" } }]
+            }]
           }),
           ["a"]
         )
@@ -136,7 +147,11 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         const name = fresh()
         const store = yield* seed(name)
         const reserved = yield* Effect.flip(
-          store.search(name, acme, { vector: query, limit: 1, filter: { must: [{ key: "tenant_id", match: { value: "globex" } }] } })
+          store.search(name, acme, {
+            vector: query,
+            limit: 1,
+            filter: { must: [{ key: "tenant_id", match: { value: "globex" } }] }
+          })
         )
         assert.strictEqual(reserved._tag, "InvalidFilter")
         if (reserved._tag === "InvalidFilter") assert.match(reserved.detail, /filter\.must\[0\]\.key/)
@@ -242,7 +257,9 @@ export const contract = <E>(name: string, storeLayer: Layer.Layer<VectorStore, E
         yield* store.restore(copy, snapshot.bytes)
         assert.strictEqual(yield* store.count(copy, undefined), 6)
         // Garbage is refused.
-        const bad = yield* Effect.result(store.restore(fresh("bad"), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])))
+        const bad = yield* Effect.result(
+          store.restore(fresh("bad"), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]))
+        )
         assert.isTrue(Result.isFailure(bad))
         yield* store.drop(name)
         yield* store.drop(copy)

@@ -87,9 +87,7 @@ export const compare = (a: ApiVersion, b: ApiVersion): number => number(a) - num
  */
 export const CurrentApiVersion: Context.Reference<ApiVersion | undefined> = Context.Reference<
   ApiVersion | undefined
->("@ouroboros/versioning/ApiVersion/CurrentApiVersion",
-  { defaultValue: () => undefined }
-)
+>("@ouroboros/versioning/ApiVersion/CurrentApiVersion", { defaultValue: () => undefined })
 
 /**
  * The API version of the current request, if any.

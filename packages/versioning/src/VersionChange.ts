@@ -344,9 +344,7 @@ export interface Any extends VersionChange<AnyApi, AnyApi, string, unknown> {}
 export const isVersionChange = (u: unknown): u is Any => Predicate.hasProperty(u, TypeId)
 
 const upOnly = SchemaGetter.forbidden<never, unknown>(() => "this migration only runs from the older version up")
-const downOnly = SchemaGetter.forbidden<never, unknown>(() =>
-  "this migration only runs from the newer version down"
-)
+const downOnly = SchemaGetter.forbidden<never, unknown>(() => "this migration only runs from the newer version down")
 
 /**
  * A request migration (old → new) from a function.

@@ -18,13 +18,7 @@
 import { Clock, Context, Effect, Layer, Option, Pipeable, Predicate, Schema, SchemaGetter, SchemaIssue } from "effect"
 import type { FileSystem, Path, Scope } from "effect"
 import { type Etag, type HttpPlatform, type HttpRouter, HttpServerResponse } from "effect/http"
-import {
-  type HttpApi,
-  HttpApiBuilder,
-  type HttpApiEndpoint,
-  HttpApiError,
-  type HttpApiGroup
-} from "effect/http-api"
+import { type HttpApi, HttpApiBuilder, type HttpApiEndpoint, HttpApiError, type HttpApiGroup } from "effect/http-api"
 import * as ApiVersion from "./ApiVersion.js"
 import * as VersionAccess from "./VersionAccess.js"
 import type * as VersionChange from "./VersionChange.js"
@@ -655,13 +649,17 @@ const buildGroup = (self: Any, group: string, newest: ReadonlyMap<string, Record
         const resolved = resolve(self, newest, index, group, name)
         return { name, ...resolved, handler: guarded(resolved.handler) }
       })
-      const layer = HttpApiBuilder.group(entry.api as HttpApi.HttpApi<string, any>, group as never, ((h: any) => {
-        for (const { handler, isRaw, name, options } of handlers) {
-          if (isRaw) h.handleRaw(name, handler, options)
-          else h.handle(name, handler, options)
-        }
-        return h
-      }) as never)
+      const layer = HttpApiBuilder.group(
+        entry.api as HttpApi.HttpApi<string, any>,
+        group as never,
+        ((h: any) => {
+          for (const { handler, isRaw, name, options } of handlers) {
+            if (isRaw) h.handleRaw(name, handler, options)
+            else h.handle(name, handler, options)
+          }
+          return h
+        }) as never
+      )
       const built = yield* Layer.build(layer as Layer.Layer<unknown, never, never>)
       byVersion.set(entry.version, (built as Context.Context<never>).mapUnsafe.get(definition.key))
     }

@@ -236,20 +236,26 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           setFields(requestContext, gone.fields)
           counts.get({ version: error.version, outcome: "gone" }).count++
           const successorPath = `${prefix}/${error.successor}${target.restFrom(versioned ? 1 : 0)}`
-          return Effect.succeed(problem(410, "Gone", {
-            _tag: error._tag,
-            detail: error.detail,
-            version: error.version,
-            sunset: error.sunset,
-            successor: error.successor,
-            successorUrl: successorPath,
-            supportedVersions: error.supportedVersions
-          }, fiber.getRef(RequestContext.currentCorrelationId), {
-            // The response's own `Link` replaces the one of the version's fields: both relations, in one field.
-            link: gone.deprecationLink === undefined
-              ? `<${successorPath}>; rel="successor-version"`
-              : `<${successorPath}>; rel="successor-version", ${gone.deprecationLink}`
-          }))
+          return Effect.succeed(problem(
+            410,
+            "Gone",
+            {
+              _tag: error._tag,
+              detail: error.detail,
+              version: error.version,
+              sunset: error.sunset,
+              successor: error.successor,
+              successorUrl: successorPath,
+              supportedVersions: error.supportedVersions
+            },
+            fiber.getRef(RequestContext.currentCorrelationId),
+            {
+              // The response's own `Link` replaces the one of the version's fields: both relations, in one field.
+              link: gone.deprecationLink === undefined
+                ? `<${successorPath}>; rel="successor-version"`
+                : `<${successorPath}>; rel="successor-version", ${gone.deprecationLink}`
+            }
+          ))
         }
       }
     })
@@ -448,7 +454,9 @@ const swaggerPage = (
       ),
       ({ handler }) =>
         Effect.promise(() =>
-          (handler as (request: Request) => Promise<Response>)(new Request("http://localhost/docs")).then((r) => r.text())
+          (handler as (request: Request) => Promise<Response>)(new Request("http://localhost/docs")).then((r) =>
+            r.text()
+          )
         ),
       ({ dispose }) => Effect.promise(dispose)
     )

@@ -85,4 +85,5 @@ export const unknownEndpoints = () => [
 ]
 
 // The change the fixture uses does compile, and covers exactly what v1 needs.
-export const complete = () => VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous("v1", ApiV1, Envelopes)
+export const complete = () =>
+  VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous("v1", ApiV1, Envelopes)

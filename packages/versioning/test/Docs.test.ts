@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { HttpClient } from "effect/http"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
-import { VersionPolicy, VersioningHttp } from "../src/index.js"
+import { VersioningHttp, VersionPolicy } from "../src/index.js"
 import { Versions } from "./fixtures/Documents.js"
 import { request, served } from "./fixtures/Server.js"
 
@@ -25,7 +25,7 @@ const assertValid = (spec: any) => {
   }
   const refs = JSON.stringify(spec).match(/"\$ref":"#\/components\/schemas\/[^"]+"/g) ?? []
   for (const ref of refs) {
-    const name = ref.slice('"$ref":"#/components/schemas/'.length, -1)
+    const name = ref.slice("\"$ref\":\"#/components/schemas/".length, -1)
     assert.isDefined(spec.components.schemas[name], `${name} is defined`)
   }
 }
@@ -49,7 +49,11 @@ describe("documents", () => {
       ])
       assert.deepStrictEqual(Object.keys(v2.paths).sort(), ["/api/v2/documents", "/api/v2/documents/{id}"])
       // Each version documents its own bodies.
-      assert.deepStrictEqual(Object.keys(v1.components.schemas.IngestRequestV1.properties).sort(), ["id", "metadata", "text"])
+      assert.deepStrictEqual(Object.keys(v1.components.schemas.IngestRequestV1.properties).sort(), [
+        "id",
+        "metadata",
+        "text"
+      ])
       assert.isUndefined(v1.components.schemas.IngestRequestV3)
       assert.deepStrictEqual(
         Object.keys(v3.components.schemas.IngestRequestV3.properties).sort(),
@@ -86,7 +90,11 @@ describe("documents", () => {
       }
       const spec = VersioningHttp.openApi(Versions, "v1", { lifecycle })
       const byId = Object.fromEntries(operations(spec).map((o) => [o.operation.operationId, o.operation.deprecated]))
-      assert.deepStrictEqual(byId, { "documents.ingest": undefined, "documents.get": undefined, "documents.count": true })
+      assert.deepStrictEqual(byId, {
+        "documents.ingest": undefined,
+        "documents.get": undefined,
+        "documents.count": true
+      })
       assert.strictEqual((spec.info as any)["x-api-lifecycle"].status, "stable")
     }))
 
@@ -98,7 +106,11 @@ describe("documents", () => {
       class Unversioned extends HttpApi.make("server").add(Health).annotate(OpenApi.Title, "Server") {}
       const spec = VersioningHttp.openApi(Versions, "v2", { include: Unversioned })
       assertValid(spec)
-      assert.deepStrictEqual(Object.keys(spec.paths).sort(), ["/api/v2/documents", "/api/v2/documents/{id}", "/health/live"])
+      assert.deepStrictEqual(Object.keys(spec.paths).sort(), [
+        "/api/v2/documents",
+        "/api/v2/documents/{id}",
+        "/health/live"
+      ])
       assert.strictEqual(spec.info.title, "Documents")
       assert.deepStrictEqual(spec.tags.map((t) => t.name).sort(), ["documents", "health"])
     }))

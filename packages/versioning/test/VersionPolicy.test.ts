@@ -19,7 +19,9 @@ describe("ApiVersion", () => {
     assert.isTrue(ApiVersion.isCanonical("v12"))
     for (const other of ["V12", "v012", "12", "v0"]) assert.isFalse(ApiVersion.isCanonical(other), other)
     for (const segment of ["v1", "V1", "v1.5", "v9-beta"]) assert.isTrue(ApiVersion.isVersionSegment(segment), segment)
-    for (const segment of ["documents", "v", "versions", "vx1", ""]) assert.isFalse(ApiVersion.isVersionSegment(segment))
+    for (const segment of ["documents", "v", "versions", "vx1", ""]) {
+      assert.isFalse(ApiVersion.isVersionSegment(segment))
+    }
     assert.deepStrictEqual(["v10", "v2", "v1"].sort(ApiVersion.compare), ["v1", "v2", "v10"])
   })
 
@@ -121,7 +123,10 @@ describe("VersionPolicy", () => {
     )
     assert.throws(() => decode({ versions: { v1: { deprecated: "next year" } } }), /deprecated/)
     assert.throws(() => decode({ versions: { v1: { link: "javascript:alert(1)" } } }), /link/)
-    assert.throws(() => decode({ versions: { V1: { preview: true } } }), /"V1" is not an API version[\s\S]*\["versions"\]\["V1"\]/)
+    assert.throws(
+      () => decode({ versions: { V1: { preview: true } } }),
+      /"V1" is not an API version[\s\S]*\["versions"\]\["V1"\]/
+    )
     assert.throws(() => decode({ default: "latest" }), /default/)
   })
 

@@ -65,13 +65,20 @@ const Operation = fc.oneof(
     weight: 6,
     arbitrary: fc.record({
       op: fc.constant("ingest" as const),
-      body: fc.record({ id: Id, text: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("hello", "world")), metadata: MetadataArb }, {
+      body: fc.record({
+        id: Id,
+        text: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("hello", "world")),
+        metadata: MetadataArb
+      }, {
         requiredKeys: ["text"]
       }).map((body) => JSON.stringify(body))
     })
   },
   // Anything at all, and bodies that are not JSON: the decode errors must be v1's too.
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("ingest" as const), body: fc.jsonValue().map((v) => JSON.stringify(v)) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant("ingest" as const), body: fc.jsonValue().map((v) => JSON.stringify(v)) })
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("ingest" as const), body: fc.constantFrom("{", "", "[1,") }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant("get" as const), id: Id }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("count" as const) }) }
@@ -112,8 +119,18 @@ describe("VersionedApi", () => {
 
   it.effect("property: any valid v1 body migrates up to a valid v3 body, any v3 document down to a valid v1 document", () =>
     Effect.sync(() => {
-      const up = VersionedApi.migrateUp(Versions, { group: "documents", endpoint: "ingest", part: "payload", from: "v1" })
-      const down = VersionedApi.migrateDown(Versions, { group: "documents", endpoint: "get", part: "success", to: "v1" })
+      const up = VersionedApi.migrateUp(Versions, {
+        group: "documents",
+        endpoint: "ingest",
+        part: "payload",
+        from: "v1"
+      })
+      const down = VersionedApi.migrateDown(Versions, {
+        group: "documents",
+        endpoint: "get",
+        part: "success",
+        to: "v1"
+      })
       const Text = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => s.trim().length > 0)
       fc.assert(
         fc.property(
@@ -125,7 +142,9 @@ describe("VersionedApi", () => {
             assert.strictEqual(v3.content, v1.text)
             assert.strictEqual(v3.id, v1.id)
             assert.deepStrictEqual(v3.labels, v1.metadata)
-            const answer = Effect.runSync(down({ data: Schema.decodeUnknownSync(DocumentV3)(v3Document), meta: { apiVersion: "v3" } }))
+            const answer = Effect.runSync(
+              down({ data: Schema.decodeUnknownSync(DocumentV3)(v3Document), meta: { apiVersion: "v3" } })
+            )
             assert.deepStrictEqual(Schema.decodeUnknownSync(DocumentV1)(answer), {
               id: v3Document.id,
               text: v3Document.content,
@@ -141,7 +160,9 @@ describe("VersionedApi", () => {
     Effect.promise(async () => {
       const { dispose, handler } = webHandler(Readme.App.pipe(
         Layer.provide(ProblemHttp.layer),
-        Layer.provide(Layer.succeed(Store, { get: (id) => Effect.succeed({ data: { id, content: `content of ${id}` } }) }))
+        Layer.provide(
+          Layer.succeed(Store, { get: (id) => Effect.succeed({ data: { id, content: `content of ${id}` } }) })
+        )
       ))
       try {
         assert.deepStrictEqual(await call(handler, "GET", "/api/v1/documents/x"), {
@@ -167,14 +188,22 @@ describe("VersionedApi", () => {
 
   it.effect("a bundle checks what types cannot: paths, order, neighbours, overlapping and missing changes", () =>
     Effect.sync(() => {
-      assert.throws(() => VersionedApi.make("v2", ApiV1), /documents.ingest of v2 is at \/api\/v1\/documents, not under \/api\/v2/)
+      assert.throws(
+        () => VersionedApi.make("v2", ApiV1),
+        /documents.ingest of v2 is at \/api\/v1\/documents, not under \/api\/v2/
+      )
       assert.throws(() => VersionedApi.make("2", ApiV1), /"2" is not a version/)
       assert.throws(
         () => VersionedApi.make("v3", ApiV3).previous("v3" as any, ApiV2 as any),
         /v3 must be older than v3/
       )
       assert.throws(
-        () => VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous("v1" as any, ApiV1, LabelsAndRevisions as any),
+        () =>
+          VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous(
+            "v1" as any,
+            ApiV1,
+            LabelsAndRevisions as any
+          ),
         /is not a change from v1 to v2/
       )
       const again = VersionChange.make(ApiV2, ApiV3, "the same payload again")
@@ -185,7 +214,12 @@ describe("VersionedApi", () => {
       )
       const withoutRemoval = VersionChange.make(ApiV1, ApiV2, "no removal")
       assert.throws(
-        () => VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous("v1" as any, ApiV1, withoutRemoval),
+        () =>
+          VersionedApi.make("v3", ApiV3).previous("v2", ApiV2, LabelsAndRevisions).previous(
+            "v1" as any,
+            ApiV1,
+            withoutRemoval
+          ),
         /documents.count of v1 is not in v2 and no change declares it removed/
       )
       assert.throws(
@@ -349,7 +383,9 @@ describe("migrations", () => {
       assert.strictEqual(refused._tag, "InvalidValue")
       // The newest version migrates nothing.
       assert.deepStrictEqual(
-        yield* VersionedApi.migrateDown(Tags, { group: "tags", endpoint: "set", part: "success", to: "v2" })({ tag: "x" }),
+        yield* VersionedApi.migrateDown(Tags, { group: "tags", endpoint: "set", part: "success", to: "v2" })({
+          tag: "x"
+        }),
         { tag: "x" }
       )
     }))

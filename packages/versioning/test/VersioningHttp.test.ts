@@ -287,7 +287,12 @@ describe("version changes", () => {
       // Written in v1, read in v3: `text` became `content`, `metadata` became `labels`.
       yield* ingest("v1", { id: "a", text: "hello", metadata: { lang: "en", n: 2, ok: true } })
       const v3 = yield* request("GET", "/api/v3/documents/a")
-      assert.deepStrictEqual(v3.body.data, { id: "a", content: "hello", labels: { lang: "en", n: 2, ok: true }, revision: 1 })
+      assert.deepStrictEqual(v3.body.data, {
+        id: "a",
+        content: "hello",
+        labels: { lang: "en", n: 2, ok: true },
+        revision: 1
+      })
       // Written in v3, read in v1.
       yield* ingest("v3", { id: "b", content: "bonjour", labels: { lang: "fr" } })
       const v1 = yield* request("GET", "/api/v1/documents/b")
@@ -338,9 +343,8 @@ describe("metrics and access", () => {
       yield* request("GET", "/api/documents/a", { headers: { "api-version": "nope" } })
       const snapshot = yield* Metric.snapshot
       const count = (id: string, attributes: Record<string, string>) =>
-        snapshot.filter((s) =>
-          s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v)
-        ).map((s) => (s.state as { count: number }).count).reduce((a, b) => a + b, 0)
+        snapshot.filter((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
+          .map((s) => (s.state as { count: number }).count).reduce((a, b) => a + b, 0)
       assert.strictEqual(count("api_version_requests_total", { version: "v1", outcome: "served" }), 2)
       assert.strictEqual(count("api_version_requests_total", { version: "v3", outcome: "served" }), 2)
       assert.strictEqual(count("api_version_requests_total", { version: "unknown", outcome: "unsupported" }), 1)
@@ -453,7 +457,10 @@ describe("raw HTTP", () => {
       assert.strictEqual(byDefault.headers["vary"], "api-version")
       assert.strictEqual(JSON.parse(byDefault.body).data.id, "Ab:c")
       // Problems too: a missing document, an unknown version, the router's 404.
-      const problems = [["/API/v2/documents/none", 404], ["//api/v9/documents/a", 400], ["/%61pi/nothing", 404]] as const
+      const problems = [["/API/v2/documents/none", 404], ["//api/v9/documents/a", 400], [
+        "/%61pi/nothing",
+        404
+      ]] as const
       for (const [path, status] of problems) {
         const answer = yield* get(path)
         assert.strictEqual(answer.status, status, path)

@@ -44,7 +44,9 @@ const NotFound = ({ session }: { readonly session: Session }) => (
       <span id="not-found-title">Not found</span>
     </ViewHeading>
     <p>
-      There is no such view for your role. Go to <a href={Router.href(defaultView(session))}>{views.find((v) => v.id === defaultView(session))?.label(session)}</a>.
+      There is no such view for your role. Go to{" "}
+      <a href={Router.href(defaultView(session))}>{views.find((v) => v.id === defaultView(session))?.label(session)}
+      </a>.
     </p>
   </section>
 )
@@ -111,7 +113,9 @@ const App = () => {
     <>
       <a class="skip-link" href="#main">Skip to content</a>
       <header class="top">
-        <a class="brand" href={Router.href("")}>Ouroboros <span>console</span></a>
+        <a class="brand" href={Router.href("")}>
+          Ouroboros <span>console</span>
+        </a>
         {session !== undefined && (
           <div class="who">
             <span data-testid="who">

@@ -42,7 +42,9 @@ export const Announcer = () => {
       announcer = undefined
     }
   }, [])
-  return <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">{message}</div>
+  return (
+    <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">{message}</div>
+  )
 }
 
 // -----------------------------------------------------------------------------
@@ -66,7 +68,9 @@ export type Async<A> =
  * @since 0.1.0
  * @category models
  */
-export const dataOf = <A,>(state: Async<A>): A | undefined => state._tag === "done" ? state.data : state.previous
+export function dataOf<A>(state: Async<A>): A | undefined {
+  return state._tag === "done" ? state.data : state.previous
+}
 
 /**
  * Loads data when `deps` change (aborting the previous load), and again on `reload()` or every `pollMs`.
@@ -74,11 +78,11 @@ export const dataOf = <A,>(state: Async<A>): A | undefined => state._tag === "do
  * @since 0.1.0
  * @category hooks
  */
-export const useAsync = <A,>(
+export function useAsync<A>(
   load: (signal: AbortSignal) => Promise<A>,
   deps: ReadonlyArray<unknown>,
   options: { readonly pollMs?: number | undefined } = {}
-): [Async<A>, () => void] => {
+): [Async<A>, () => void] {
   const [state, setState] = useState<Async<A>>({ _tag: "loading", previous: undefined })
   const [tick, setTick] = useState(0)
   const last = useRef<A | undefined>(undefined)
@@ -116,7 +120,9 @@ export const useAsync = <A,>(
  * @since 0.1.0
  * @category hooks
  */
-export const useOffered = (...required: ReadonlyArray<string>): { offered: boolean | undefined; missing: Array<string> } => {
+export const useOffered = (
+  ...required: ReadonlyArray<string>
+): { offered: boolean | undefined; missing: Array<string> } => {
   const [missing, setMissing] = useState<Array<string> | undefined>(undefined)
   useEffect(() => {
     let live = true
@@ -215,7 +221,9 @@ export const Unavailable = ({ missing }: { readonly missing: ReadonlyArray<strin
  * @since 0.1.0
  * @category display
  */
-export const Badge = ({ tone, children }: { readonly tone: "ok" | "warn" | "bad" | "neutral"; readonly children: ComponentChildren }) => (
+export const Badge = (
+  { tone, children }: { readonly tone: "ok" | "warn" | "bad" | "neutral"; readonly children: ComponentChildren }
+) => (
   <span class={`badge badge-${tone}`}>{children}</span>
 )
 
@@ -225,7 +233,9 @@ export const Badge = ({ tone, children }: { readonly tone: "ok" | "warn" | "bad"
  * @since 0.1.0
  * @category display
  */
-export const ViewHeading = ({ children, actions }: { readonly children: ComponentChildren; readonly actions?: ComponentChildren }) => {
+export const ViewHeading = (
+  { children, actions }: { readonly children: ComponentChildren; readonly actions?: ComponentChildren }
+) => {
   const ref = useRef<HTMLHeadingElement>(null)
   useEffect(() => {
     // After a navigation from the menu (or back and forward), the new view takes the focus; inside a view (a filter,
@@ -281,7 +291,9 @@ export const Progress = (
       <label for={id}>
         {label}
         {elapsedMs !== undefined ? ` (${Format.duration(elapsedMs)})` : ""}
-        {value !== undefined && max !== undefined && max > 0 ? ` — ${Format.number(value)} of ${Format.number(max)}` : ""}
+        {value !== undefined && max !== undefined && max > 0
+          ? ` — ${Format.number(value)} of ${Format.number(max)}`
+          : ""}
       </label>
       {value !== undefined && max !== undefined && max > 0
         ? <progress id={id} value={value} max={max} />
@@ -417,7 +429,11 @@ export const ConfirmDialog = (
           {error !== undefined && <ErrorBox error={error} />}
           <div class="dialog-actions">
             <button type="button" class="button" onClick={() => close(false)} disabled={busy}>Cancel</button>
-            <button type="submit" class={options.danger === true ? "button danger" : "button primary"} disabled={!canConfirm}>
+            <button
+              type="submit"
+              class={options.danger === true ? "button danger" : "button primary"}
+              disabled={!canConfirm}
+            >
               {options.confirmLabel}
             </button>
           </div>
@@ -560,22 +576,30 @@ export const BarChart = (
   return (
     <figure class="chart" data-testid={`chart-${title}`}>
       <figcaption>{title}</figcaption>
-      {bars.length === 0 ? <div class="chart-empty">No data yet.</div> : (
-        <svg viewBox={`0 0 ${width} ${chartHeight}`} role="img" aria-label={summary}>
-          {bars.map((bar, i) => {
-            const w = max === 0 ? 0 : (bar.value / max) * (width - labelWidth - 70)
-            return (
-              <g key={bar.label}>
-                <text class="tick" x={labelWidth - 6} y={i * row + 15} text-anchor="end">
-                  {bar.label.length > 16 ? `${bar.label.slice(0, 15)}…` : bar.label}
-                </text>
-                <rect class={`bar bar-${i % 4}`} x={labelWidth} y={i * row + 4} width={Math.max(w, 1)} height={row - 8} />
-                <text class="tick" x={labelWidth + Math.max(w, 1) + 4} y={i * row + 15}>{format(bar.value)}</text>
-              </g>
-            )
-          })}
-        </svg>
-      )}
+      {bars.length === 0 ?
+        <div class="chart-empty">No data yet.</div> :
+        (
+          <svg viewBox={`0 0 ${width} ${chartHeight}`} role="img" aria-label={summary}>
+            {bars.map((bar, i) => {
+              const w = max === 0 ? 0 : (bar.value / max) * (width - labelWidth - 70)
+              return (
+                <g key={bar.label}>
+                  <text class="tick" x={labelWidth - 6} y={i * row + 15} text-anchor="end">
+                    {bar.label.length > 16 ? `${bar.label.slice(0, 15)}…` : bar.label}
+                  </text>
+                  <rect
+                    class={`bar bar-${i % 4}`}
+                    x={labelWidth}
+                    y={i * row + 4}
+                    width={Math.max(w, 1)}
+                    height={row - 8}
+                  />
+                  <text class="tick" x={labelWidth + Math.max(w, 1) + 4} y={i * row + 15}>{format(bar.value)}</text>
+                </g>
+              )
+            })}
+          </svg>
+        )}
     </figure>
   )
 }

@@ -172,10 +172,11 @@ export const make = (): AuditStore.AuditStore["Service"] => {
         checkpoints: checkpoints.filter((c) => c.size > from && c.size <= to)
       })),
     extent: Effect.sync(() => ({ from: 0, to: Math.max(leaves.length, entries.length) })),
-    entryById: (id) => Effect.sync(() => {
-      const index = byId.get(id)
-      return index === undefined ? undefined : entries[index]
-    }),
+    entryById: (id) =>
+      Effect.sync(() => {
+        const index = byId.get(id)
+        return index === undefined ? undefined : entries[index]
+      }),
     entryAt: (index) => Effect.sync(() => entries[index]),
     query,
     checkpoints: (from = 0, to = Number.MAX_SAFE_INTEGER) =>
@@ -205,10 +206,12 @@ export const make = (): AuditStore.AuditStore["Service"] => {
         )
       }),
     keysById: (keyIds) =>
-      Effect.sync(() => keyIds.flatMap((id) => {
-        const key = keys.get(id)
-        return key === undefined ? [] : [key]
-      })),
+      Effect.sync(() =>
+        keyIds.flatMap((id) => {
+          const key = keys.get(id)
+          return key === undefined ? [] : [key]
+        })
+      ),
     destroyKey,
     pruneCandidates,
     prune

@@ -11,9 +11,9 @@
  * names (erasure), both recorded first in tables of their own that are append-only too.
  */
 import { PgTypes } from "@effect/sql-pg"
+import { Migrations } from "@ouroboros/sql"
 import { Effect, Result } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
-import { Migrations } from "@ouroboros/sql"
 import type * as AuditStore from "../AuditStore.js"
 import { AuditStoreError } from "./errors.js"
 
@@ -198,8 +198,7 @@ export const migrate = Migrations.run({ name: "audit", migrations })
 
 const toNumber = (value: unknown): number => typeof value === "bigint" ? Number(value) : Number(value)
 
-const toTime = (value: unknown): number =>
-  value instanceof Date ? value.getTime() : new Date(String(value)).getTime()
+const toTime = (value: unknown): number => value instanceof Date ? value.getTime() : new Date(String(value)).getTime()
 
 const toBytes = (value: unknown): Uint8Array => {
   if (value instanceof Uint8Array) return value

@@ -321,5 +321,4 @@ export const layerStore = (options: Options = {}): Layer.Layer<CircuitBreakerSto
 export const layerRedis = (
   options: Options,
   registry: CircuitBreaker.RegistryOptions = {}
-): Layer.Layer<CircuitBreaker.CircuitBreaker> =>
-  Layer.provide(CircuitBreaker.layerStore(registry), layerStore(options))
+): Layer.Layer<CircuitBreaker.CircuitBreaker> => Layer.provide(CircuitBreaker.layerStore(registry), layerStore(options))

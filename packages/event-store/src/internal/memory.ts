@@ -90,12 +90,13 @@ export const makeStore = (
         })).pipe(Effect.tap(() => wake), Effect.withSpan("EventStore.append"))
 
     const readStream: EventStore.EventStore["Service"]["readStream"] = (streamId, readOptions) =>
-      Effect.flatMap(Effect.service(module.TenantScope), (scope) => Effect.map(SynchronizedRef.get(state), (s) => {
-        const from = Math.max(0, Math.trunc(readOptions?.fromVersion ?? 0))
-        const mine = visible(scope)
-        const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from && mine(e))
-        return readOptions?.limit === undefined ? matching : matching.slice(0, Math.max(0, readOptions.limit))
-      }))
+      Effect.flatMap(Effect.service(module.TenantScope), (scope) =>
+        Effect.map(SynchronizedRef.get(state), (s) => {
+          const from = Math.max(0, Math.trunc(readOptions?.fromVersion ?? 0))
+          const mine = visible(scope)
+          const matching = s.events.filter((e) => e.streamId === streamId && e.version >= from && mine(e))
+          return readOptions?.limit === undefined ? matching : matching.slice(0, Math.max(0, readOptions.limit))
+        }))
 
     const select = (
       s: State,
@@ -158,7 +159,8 @@ export const makeStore = (
                 const key = `${e.streamId}\u0000${e.version}`
                 if (taken.has(key)) {
                   return yield* new module.ImportConflict({
-                    detail: `an imported event takes a stream version that is already stored (${e.streamId}@${e.version})`
+                    detail:
+                      `an imported event takes a stream version that is already stored (${e.streamId}@${e.version})`
                   })
                 }
                 taken.add(key)
@@ -173,8 +175,7 @@ export const makeStore = (
                 { imported: fresh.length, skipped: batch.length - fresh.length },
                 { events: all, versions, bySequence, next }
               ] as const
-            })
-          ).pipe(Effect.tap(() => wake))
+            })).pipe(Effect.tap(() => wake))
         ),
         Stream.runFold(
           (): EventStore.ImportResult => ({ imported: 0, skipped: 0 }),
@@ -256,7 +257,9 @@ export const makeCheckpoints = (
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Ref.modify(saved, (m): readonly [A, Map<string, Checkpoints.Checkpoint>] => {
           const [result, position] = next(m.get(name))
-          if (position === undefined) return [result, m]
+          if (position === undefined) {
+            return [result, m]
+          }
           return [result, new Map(m).set(name, new module.Checkpoint({ name, ...position, updatedAt: new Date(now) }))]
         }))
     const position = (name: string) =>
@@ -265,7 +268,9 @@ export const makeCheckpoints = (
         return { sequence: checkpoint?.sequence ?? 0, epoch: checkpoint?.epoch ?? 0 }
       })
     return {
-      get: (name) => Effect.map(position(name), (p) => p.sequence),
+      get: (name) =>
+        Effect.map(position(name), (p) =>
+          p.sequence),
       position,
       set: (name, sequence) =>
         !valid(sequence)

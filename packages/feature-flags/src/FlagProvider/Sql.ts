@@ -65,7 +65,9 @@ const Snapshot = Schema.Struct({
   revision: Schema.String,
   flags: Schema.Record(Schema.String, Schema.Unknown),
   kills: Schema.Record(Schema.String, FlagProvider.Kill),
-  overrides: Schema.Array(Schema.Struct({ key: Schema.String, tenantId: Schema.String, ...FlagProvider.Override.fields }))
+  overrides: Schema.Array(
+    Schema.Struct({ key: Schema.String, tenantId: Schema.String, ...FlagProvider.Override.fields })
+  )
 })
 
 const decodeSnapshot = Schema.decodeUnknownEffect(Snapshot)

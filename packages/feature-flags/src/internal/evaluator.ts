@@ -71,7 +71,9 @@ export const compile = (
   const flags = storage.getFlags()
 
   const kills = new Map(Object.entries(state.kills))
-  const overrides = new Map(Object.entries(state.overrides).map(([key, tenants]) => [key, new Map(Object.entries(tenants))]))
+  const overrides = new Map(
+    Object.entries(state.overrides).map(([key, tenants]) => [key, new Map(Object.entries(tenants))])
+  )
 
   const signatures = new Map<string, string>()
   for (const [key, flag] of flags) {

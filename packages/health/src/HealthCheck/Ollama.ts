@@ -42,13 +42,16 @@ export const check = (options: Options): HealthCheck.Check<HttpClient.HttpClient
   ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
   ...(options.cacheTtl !== undefined ? { cacheTtl: options.cacheTtl } : {}),
   ...(options.probes !== undefined ? { probes: options.probes } : {}),
-  run: Effect.flatMap(Http.timedGet(Http.join(options.url, "/api/version")), ([, response]) =>
-    response.status < 200 || response.status >= 300
-      ? Effect.succeed(HealthCheck.fail(`HTTP ${response.status}`))
-      : Effect.map(
-        HttpClientResponse.schemaBodyJson(Version)(response),
-        ({ version }) => HealthCheck.pass({ observedValue: version })
-      ))
+  run: Effect.flatMap(
+    Http.timedGet(Http.join(options.url, "/api/version")),
+    ([, response]) =>
+      response.status < 200 || response.status >= 300
+        ? Effect.succeed(HealthCheck.fail(`HTTP ${response.status}`))
+        : Effect.map(
+          HttpClientResponse.schemaBodyJson(Version)(response),
+          ({ version }) => HealthCheck.pass({ observedValue: version })
+        )
+  )
 })
 
 /**

@@ -197,7 +197,9 @@ export const make: Effect.Effect<
       touchKeys: (uses) =>
         uses.length === 0 ? Effect.void : sql`UPDATE tenancy_api_keys AS k
           SET last_used_at = to_timestamp(u.at / 1000.0)
-          FROM jsonb_to_recordset(${JSON.stringify(uses.map(({ at, id }) => ({ id, at })))}::jsonb) AS u(id text, at bigint)
+          FROM jsonb_to_recordset(${
+          JSON.stringify(uses.map(({ at, id }) => ({ id, at })))
+        }::jsonb) AS u(id text, at bigint)
           WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < to_timestamp(u.at / 1000.0))`.pipe(
           Effect.asVoid,
           Effect.orDie

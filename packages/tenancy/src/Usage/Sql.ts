@@ -8,7 +8,7 @@ import { Array as Arr, Effect, Layer } from "effect"
 import { type Migrator, SqlClient, type SqlError } from "effect/sql"
 import * as Migrations from "../internal/migrations.js"
 import * as Rls from "../Rls.js"
-import { type CloudEvent, UsageStore, UsageStoreError, type UsageKind } from "../Usage.js"
+import { type CloudEvent, type UsageKind, UsageStore, UsageStoreError } from "../Usage.js"
 
 /**
  * The store on the `SqlClient` in context; runs the package's migrations first.

@@ -331,7 +331,13 @@ const grow = (c: Collection, needed: number) => {
   c.capacity = capacity
 }
 
-const applyUpsert = (c: Collection, tenant: string, id: string, payload: Record<string, unknown>, vector: Float32Array) => {
+const applyUpsert = (
+  c: Collection,
+  tenant: string,
+  id: string,
+  payload: Record<string, unknown>,
+  vector: Float32Array
+) => {
   const key = keyOf(tenant, id)
   let slot = c.index.get(key)
   if (slot === undefined) {
@@ -675,7 +681,11 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
         try {
           json = JSON.stringify({ ...point.payload, tenant_id: undefined, point_id: undefined })
         } catch (cause) {
-          return yield* new VectorStoreError({ reason: "InvalidInput", message: `Payload of "${point.id}" is not JSON`, cause })
+          return yield* new VectorStoreError({
+            reason: "InvalidInput",
+            message: `Payload of "${point.id}" is not JSON`,
+            cause
+          })
         }
         return { tenant: tenantId, id: point.id, json, vector } satisfies Prepared
       }))
@@ -733,21 +743,25 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
 
     listCollections: Effect.sync(() => Array.from(collections.values(), info)),
 
-    upsert: Effect.fn("VectorStore.upsert")(function*(collection: string, tenantId: TenantId, points: ReadonlyArray<Point>) {
-      if (points.length === 0) return
-      const c = yield* get(collection)
-      const prepared = yield* prepare(c, tenantId, points)
-      const record = encodeUpsert(prepared, c.dimensions)
-      yield* exclusive(Effect.suspend(() => {
-        const current = collections.get(c.name)
-        if (current !== c) return Effect.fail(new VectorStoreError({ reason: "NotFound", message: `No collection "${c.name}"` }))
-        return append(c, record, () => {
-          for (const p of prepared) {
-            applyUpsert(c, p.tenant, p.id, JSON.parse(p.json) as Record<string, unknown>, p.vector)
+    upsert: Effect.fn("VectorStore.upsert")(
+      function*(collection: string, tenantId: TenantId, points: ReadonlyArray<Point>) {
+        if (points.length === 0) return
+        const c = yield* get(collection)
+        const prepared = yield* prepare(c, tenantId, points)
+        const record = encodeUpsert(prepared, c.dimensions)
+        yield* exclusive(Effect.suspend(() => {
+          const current = collections.get(c.name)
+          if (current !== c) {
+            return Effect.fail(new VectorStoreError({ reason: "NotFound", message: `No collection "${c.name}"` }))
           }
-        })
-      }))
-    }),
+          return append(c, record, () => {
+            for (const p of prepared) {
+              applyUpsert(c, p.tenant, p.id, JSON.parse(p.json) as Record<string, unknown>, p.vector)
+            }
+          })
+        }))
+      }
+    ),
 
     delete: Effect.fn("VectorStore.delete")(function*(collection: string, tenantId: TenantId, selector: Selector) {
       const filter = "filter" in selector ? yield* Filter.validate(selector.filter) : undefined
@@ -783,19 +797,21 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
       }))
     }),
 
-    count: Effect.fn("VectorStore.count")(function*(collection: string, tenantId: TenantId | undefined, filter?: Filter.Filter) {
-      const valid = filter === undefined ? undefined : yield* Filter.validate(filter)
-      const c = yield* get(collection)
-      if (tenantId === undefined && valid === undefined) return c.size
-      let n = 0
-      for (let slot = 0; slot < c.size; slot++) {
-        if (
-          (tenantId === undefined || c.tenants[slot] === tenantId) &&
-          (valid === undefined || Filter.matches(valid, c.payloads[slot]!))
-        ) n++
+    count: Effect.fn("VectorStore.count")(
+      function*(collection: string, tenantId: TenantId | undefined, filter?: Filter.Filter) {
+        const valid = filter === undefined ? undefined : yield* Filter.validate(filter)
+        const c = yield* get(collection)
+        if (tenantId === undefined && valid === undefined) return c.size
+        let n = 0
+        for (let slot = 0; slot < c.size; slot++) {
+          if (
+            (tenantId === undefined || c.tenants[slot] === tenantId) &&
+            (valid === undefined || Filter.matches(valid, c.payloads[slot]!))
+          ) n++
+        }
+        return n
       }
-      return n
-    }),
+    ),
 
     snapshot: Effect.fn("VectorStore.snapshot")(function*(collection: string) {
       const c = yield* get(collection)

@@ -189,7 +189,10 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
 
   const fetchInfo = (name: string): Effect.Effect<Option.Option<CollectionInfo>, VectorStoreError> =>
     Effect.gen(function*() {
-      const found = yield* call(`get collection "${name}"`, (init) => api.getCollection({ collection_name: name }, init))
+      const found = yield* call(
+        `get collection "${name}"`,
+        (init) => api.getCollection({ collection_name: name }, init)
+      )
         .pipe(
           Effect.map((response) => Option.fromNullishOr(response.data.result)),
           Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(Option.none()))
@@ -219,10 +222,13 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
     })
 
   const countPoints = (name: string, filter: Record<string, unknown> | undefined) =>
-    call(`count "${name}"`, (init) =>
-      api.countPoints({ collection_name: name, exact: true, ...(filter !== undefined ? { filter } : {}) }, init)).pipe(
-        Effect.map((response) => response.data.result?.count ?? 0)
-      )
+    call(
+      `count "${name}"`,
+      (init) =>
+        api.countPoints({ collection_name: name, exact: true, ...(filter !== undefined ? { filter } : {}) }, init)
+    ).pipe(
+      Effect.map((response) => response.data.result?.count ?? 0)
+    )
 
   const dimensionsOf = (name: string): Effect.Effect<number, VectorStoreError> => {
     const known = dimensions.get(name)
@@ -290,7 +296,10 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       )
       const created = yield* fetchInfo(name)
       if (Option.isNone(created)) {
-        return yield* new VectorStoreError({ reason: "Unexpected", message: `Collection "${name}" vanished after creation` })
+        return yield* new VectorStoreError({
+          reason: "Unexpected",
+          message: `Collection "${name}" vanished after creation`
+        })
       }
       if (created.value.dimensions !== spec.dimensions) {
         return yield* DimensionMismatch.of(name, created.value.dimensions, spec.dimensions, "the embedder")
@@ -307,40 +316,55 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       return infos.flatMap((info) => Option.toArray(info))
     }).pipe(Effect.withSpan("VectorStore.listCollections")),
 
-    upsert: Effect.fn("VectorStore.upsert")(function*(collection: string, tenantId: TenantId, points: ReadonlyArray<Point>) {
-      if (points.length === 0) return
-      const name = yield* validateName(collection)
-      const size = yield* dimensionsOf(name)
-      const prepared = yield* Effect.forEach(points, (point) =>
-        Effect.map(normalize(name, size, point.vector), (vector) => ({
-          id: pointUuid(tenantId, point.id),
-          vector: Array.from(vector),
-          payload: { ...point.payload, [tenantField]: tenantId, [pointIdField]: point.id }
-        })))
-      for (let start = 0; start < prepared.length; start += batchSize) {
-        const batch = prepared.slice(start, start + batchSize)
-        yield* call(`upsert into "${name}"`, (init) =>
-          api.upsertPoints({ collection_name: name, wait: true, points: batch }, init)).pipe(
+    upsert: Effect.fn("VectorStore.upsert")(
+      function*(collection: string, tenantId: TenantId, points: ReadonlyArray<Point>) {
+        if (points.length === 0) return
+        const name = yield* validateName(collection)
+        const size = yield* dimensionsOf(name)
+        const prepared = yield* Effect.forEach(
+          points,
+          (point) =>
+            Effect.map(normalize(name, size, point.vector), (vector) => ({
+              id: pointUuid(tenantId, point.id),
+              vector: Array.from(vector),
+              payload: { ...point.payload, [tenantField]: tenantId, [pointIdField]: point.id }
+            }))
+        )
+        for (let start = 0; start < prepared.length; start += batchSize) {
+          const batch = prepared.slice(start, start + batchSize)
+          yield* call(
+            `upsert into "${name}"`,
+            (init) => api.upsertPoints({ collection_name: name, wait: true, points: batch }, init)
+          ).pipe(
             Effect.catchIf(
               (e) => e.reason === "InvalidInput" && /dimension/i.test(e.message),
-              () => Effect.flatMap(fetchInfo(name), () => Effect.fail(DimensionMismatch.of(name, dimensions.get(name) ?? size, size)))
+              () =>
+                Effect.flatMap(
+                  fetchInfo(name),
+                  () => Effect.fail(DimensionMismatch.of(name, dimensions.get(name) ?? size, size))
+                )
             )
           )
+        }
       }
-    }),
+    ),
 
     delete: Effect.fn("VectorStore.delete")(function*(collection: string, tenantId: TenantId, selector: Selector) {
       const name = yield* validateName(collection)
       if ("ids" in selector) {
         if (selector.ids.length === 0) return
         const ids = selector.ids.map((id) => pointUuid(tenantId, id))
-        yield* call(`delete from "${name}"`, (init) =>
-          api.deletePoints({ collection_name: name, wait: true, points: ids }, init))
+        yield* call(
+          `delete from "${name}"`,
+          (init) => api.deletePoints({ collection_name: name, wait: true, points: ids }, init)
+        )
         return
       }
       const filter = yield* Filter.validate(selector.filter)
-      yield* call(`delete from "${name}"`, (init) =>
-        api.deletePoints({ collection_name: name, wait: true, filter: withTenant(tenantId, filter) }, init))
+      yield* call(
+        `delete from "${name}"`,
+        (init) => api.deletePoints({ collection_name: name, wait: true, filter: withTenant(tenantId, filter) }, init)
+      )
     }),
 
     search: Effect.fn("VectorStore.search")(function*(collection: string, tenantId: TenantId, request: SearchRequest) {
@@ -363,18 +387,24 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       return (response.data.result?.points ?? []).map((point): ScoredPoint => {
         const payload = (point.payload ?? {}) as Record<string, unknown>
         const id = payload[pointIdField]
-        return { id: typeof id === "string" ? id : String(point.id), score: point.score, payload: stripReserved(payload) }
+        return {
+          id: typeof id === "string" ? id : String(point.id),
+          score: point.score,
+          payload: stripReserved(payload)
+        }
       })
     }),
 
-    count: Effect.fn("VectorStore.count")(function*(collection: string, tenantId: TenantId | undefined, filter?: Filter.Filter) {
-      const valid = filter === undefined ? undefined : yield* Filter.validate(filter)
-      const name = yield* validateName(collection)
-      return yield* countPoints(
-        name,
-        tenantId === undefined ? (valid as Record<string, unknown> | undefined) : withTenant(tenantId, valid)
-      )
-    }),
+    count: Effect.fn("VectorStore.count")(
+      function*(collection: string, tenantId: TenantId | undefined, filter?: Filter.Filter) {
+        const valid = filter === undefined ? undefined : yield* Filter.validate(filter)
+        const name = yield* validateName(collection)
+        return yield* countPoints(
+          name,
+          tenantId === undefined ? (valid as Record<string, unknown> | undefined) : withTenant(tenantId, valid)
+        )
+      }
+    ),
 
     snapshot: Effect.fn("VectorStore.snapshot")(function*(collection: string) {
       const name = yield* validateName(collection)
@@ -382,11 +412,17 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       if (Option.isNone(info)) {
         return yield* new VectorStoreError({ reason: "NotFound", message: `No collection "${name}"` })
       }
-      const created = yield* call(`create a snapshot of "${name}"`, (init) =>
-        api.createSnapshot({ collection_name: name, wait: true }, init), snapshotTimeout)
+      const created = yield* call(
+        `create a snapshot of "${name}"`,
+        (init) => api.createSnapshot({ collection_name: name, wait: true }, init),
+        snapshotTimeout
+      )
       const description = created.data.result
       if (description === undefined || description === null) {
-        return yield* new VectorStoreError({ reason: "Unexpected", message: `Qdrant returned no snapshot for "${name}"` })
+        return yield* new VectorStoreError({
+          reason: "Unexpected",
+          message: `Qdrant returned no snapshot for "${name}"`
+        })
       }
       const bytes = yield* call(`download snapshot ${description.name}`, async (init) => {
         const response = await fetch(snapshotUrl(name, description.name), {
@@ -397,10 +433,12 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
         return new Uint8Array(await response.arrayBuffer())
       }, snapshotTimeout).pipe(
         Effect.ensuring(
-          call(`delete snapshot ${description.name}`, (init) =>
-            api.deleteSnapshot({ collection_name: name, snapshot_name: description.name, wait: true }, init)).pipe(
-              Effect.ignore
-            )
+          call(
+            `delete snapshot ${description.name}`,
+            (init) => api.deleteSnapshot({ collection_name: name, snapshot_name: description.name, wait: true }, init)
+          ).pipe(
+            Effect.ignore
+          )
         )
       )
       const snapshot = makeSnapshot({
@@ -445,7 +483,10 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       dimensions.delete(name)
       const info = yield* fetchInfo(name)
       if (Option.isNone(info)) {
-        return yield* new VectorStoreError({ reason: "Unexpected", message: `Collection "${name}" missing after restore` })
+        return yield* new VectorStoreError({
+          reason: "Unexpected",
+          message: `Collection "${name}" missing after restore`
+        })
       }
       return info.value
     }),

@@ -8,7 +8,10 @@ const params = { id: Schema.String }
 
 export class ApiV1 extends HttpApi.make("readme-v1").add(
   HttpApiGroup.make("documents").add(
-    HttpApiEndpoint.get("get", "/documents/:id", { params, success: Schema.Struct({ id: Schema.String, text: Schema.String }) })
+    HttpApiEndpoint.get("get", "/documents/:id", {
+      params,
+      success: Schema.Struct({ id: Schema.String, text: Schema.String })
+    })
   ).prefix("/api/v1")
 ) {}
 

@@ -7,7 +7,8 @@ const Envelopes = VersionChange.make(ApiV1, ApiV2, "Answers are wrapped in { dat
   .endpoint("documents", "get", { success: (v2) => ({ id: v2.data.id, text: v2.data.content }) })
 export const Versions = VersionedApi.make("v2", ApiV2).previous("v1", ApiV1, Envelopes)
 
-const DocumentsLive = VersionedApi.group(Versions, "documents", (handlers) => // v2's handlers only
+const DocumentsLive = VersionedApi.group(Versions, "documents", (handlers) =>
+  // v2's handlers only
   Effect.map(Effect.service(Store), (store) => handlers.handle("get", ({ params }) => store.get(params.id))))
 
 export const App = Layer.mergeAll(VersionedApi.layer(Versions), VersioningHttp.layerDocs(Versions)).pipe(

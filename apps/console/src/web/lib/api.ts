@@ -198,7 +198,13 @@ export const call = async <A>(method: string, path: string, options: RequestOpti
   try {
     data = text === "" ? undefined : JSON.parse(text)
   } catch {
-    throw new ApiError(response.status, "The server answered something that is not JSON", text.slice(0, 200), correlationId, request)
+    throw new ApiError(
+      response.status,
+      "The server answered something that is not JSON",
+      text.slice(0, 200),
+      correlationId,
+      request
+    )
   }
   return { status: response.status, data: data as A, correlationId }
 }

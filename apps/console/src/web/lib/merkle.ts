@@ -47,7 +47,8 @@ export const toBase64 = (bytes: Uint8Array): string => {
  * @since 0.1.0
  * @category encoding
  */
-export const toHex = (bytes: Uint8Array): string => [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")
+export const toHex = (bytes: Uint8Array): string =>
+  [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")
 
 /**
  * Whether two byte strings are equal.

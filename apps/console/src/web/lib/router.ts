@@ -50,7 +50,9 @@ export const current = (): Location => {
 export const href = (path: string, query?: Readonly<Record<string, string | undefined>> | URLSearchParams): string => {
   const params = query instanceof URLSearchParams ? new URLSearchParams(query) : new URLSearchParams()
   if (!(query instanceof URLSearchParams)) {
-    for (const [name, value] of Object.entries(query ?? {})) if (value !== undefined && value !== "") params.set(name, value)
+    for (const [name, value] of Object.entries(query ?? {})) {
+      if (value !== undefined && value !== "") params.set(name, value)
+    }
   }
   const search = params.toString()
   return `${base()}${path.replace(/^\//, "")}${search === "" ? "" : `?${search}`}`
@@ -123,9 +125,11 @@ export const useLocation = (): Location => {
  * @since 0.1.0
  * @category navigation
  */
-export const interceptLinks = (root: HTMLElement): (() => void) => {
+export const interceptLinks = (root: HTMLElement): () => void => {
   const onClick = (event: MouseEvent) => {
-    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
+    if (
+      event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey
+    ) {
       return
     }
     const target = event.target instanceof Element ? event.target.closest("a") : null

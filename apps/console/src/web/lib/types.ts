@@ -40,9 +40,16 @@ export interface Manifest {
   readonly parent?: string
   readonly createdAt: string
   readonly completedAt: string
-  readonly events: { readonly from: number; readonly to: number; readonly count: number; readonly lastRecordedAt?: string }
+  readonly events: {
+    readonly from: number
+    readonly to: number
+    readonly count: number
+    readonly lastRecordedAt?: string
+  }
   readonly projectionCheckpoint: number
-  readonly files: ReadonlyArray<{ readonly name: string; readonly source: string; readonly bytes: number; readonly count: number }>
+  readonly files: ReadonlyArray<
+    { readonly name: string; readonly source: string; readonly bytes: number; readonly count: number }
+  >
   readonly sources: ReadonlyArray<{ readonly name: string; readonly count: number; readonly hash: string }>
 }
 
@@ -152,7 +159,12 @@ export interface UsageReport {
   readonly from: string
   readonly to: string
   readonly days: ReadonlyArray<DailyUsage>
-  readonly totals: { readonly requests: number; readonly embeddedCharacters: number; readonly llmTokens: number; readonly storedBytes: number }
+  readonly totals: {
+    readonly requests: number
+    readonly embeddedCharacters: number
+    readonly llmTokens: number
+    readonly storedBytes: number
+  }
 }
 
 /** @since 0.1.0 */

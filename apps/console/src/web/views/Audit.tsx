@@ -13,8 +13,25 @@ import * as Merkle from "../lib/merkle.js"
 import * as Note from "../lib/note.js"
 import * as Router from "../lib/router.js"
 import type { Session } from "../lib/session.js"
-import { type AuditPage, type AuditRecord, type AuditVerifyResult, auditEventTypes, type InclusionProof } from "../lib/types.js"
-import { announce, Badge, dataOf, ErrorBox, Notice, Progress, Unavailable, useAsync, useOffered, ViewHeading } from "../ui.js"
+import {
+  auditEventTypes,
+  type AuditPage,
+  type AuditRecord,
+  type AuditVerifyResult,
+  type InclusionProof
+} from "../lib/types.js"
+import {
+  announce,
+  Badge,
+  dataOf,
+  ErrorBox,
+  Notice,
+  Progress,
+  Unavailable,
+  useAsync,
+  useOffered,
+  ViewHeading
+} from "../ui.js"
 
 // -----------------------------------------------------------------------------
 // the checkpoint
@@ -87,13 +104,24 @@ const b64 = (text: string, what: string): Uint8Array => {
 }
 
 /** Checks one entry against the checkpoint: same leaf, same tree, and a proof that leads to the signed root. */
-const checkEntry = async (entry: AuditRecord, checkpoint: Note.Checkpoint, signal: AbortSignal): Promise<ProofStatus> => {
+const checkEntry = async (
+  entry: AuditRecord,
+  checkpoint: Note.Checkpoint,
+  signal: AbortSignal
+): Promise<ProofStatus> => {
   if (entry.index >= checkpoint.size) return { _tag: "unsigned" }
   try {
-    const proof = await Api.get<InclusionProof>("/admin/audit/proof", { signal, query: { id: entry.id, size: checkpoint.size } })
+    const proof = await Api.get<InclusionProof>("/admin/audit/proof", {
+      signal,
+      query: { id: entry.id, size: checkpoint.size }
+    })
     if (proof.kind !== "inclusion") return { _tag: "failed", reason: "the server answered another kind of proof" }
-    if (proof.index !== entry.index) return { _tag: "failed", reason: `the proof is for position ${proof.index}, not ${entry.index}` }
-    if (proof.treeSize !== checkpoint.size) return { _tag: "failed", reason: `the proof is for a tree of ${proof.treeSize}` }
+    if (proof.index !== entry.index) {
+      return { _tag: "failed", reason: `the proof is for position ${proof.index}, not ${entry.index}` }
+    }
+    if (proof.treeSize !== checkpoint.size) {
+      return { _tag: "failed", reason: `the proof is for a tree of ${proof.treeSize}` }
+    }
     const leaf = b64(proof.leafHash, "the leaf hash")
     if (!Merkle.equal(leaf, b64(entry.leafHash, "the entry's leaf hash"))) {
       return { _tag: "failed", reason: "the proof's leaf is not this entry's" }
@@ -132,7 +160,9 @@ type WholeLog =
 
 const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint }) => {
   const [state, setState] = useState<WholeLog>({ _tag: "idle" })
-  const [server, setServer] = useState<Api.Reply<AuditVerifyResult> | { readonly error: unknown } | "running" | undefined>(undefined)
+  const [server, setServer] = useState<
+    Api.Reply<AuditVerifyResult> | { readonly error: unknown } | "running" | undefined
+  >(undefined)
   const controller = useRef<AbortController | undefined>(undefined)
   useEffect(() => () => controller.current?.abort(), [])
   const size = checked.checkpoint.size
@@ -148,7 +178,10 @@ const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint
     try {
       let cursor: string | undefined
       do {
-        const page: AuditPage = await Api.get<AuditPage>("/admin/audit", { signal: abort.signal, query: { limit: 1000, cursor } })
+        const page: AuditPage = await Api.get<AuditPage>("/admin/audit", {
+          signal: abort.signal,
+          query: { limit: 1000, cursor }
+        })
         for (const entry of page.entries) {
           if (entry.index < size && leaves[entry.index] === undefined) {
             leaves[entry.index] = b64(entry.leafHash, `the leaf hash of ${entry.index}`)
@@ -162,7 +195,13 @@ const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint
       const missing: Array<number> = []
       for (let i = 0; i < size && missing.length < 10; i++) if (leaves[i] === undefined) missing.push(i)
       if (missing.length > 0) {
-        setState({ _tag: "done", ok: false, text: `The log does not list every entry of the checkpoint: missing ${missing.join(", ")}${found < size - 10 ? "…" : ""}.` })
+        setState({
+          _tag: "done",
+          ok: false,
+          text: `The log does not list every entry of the checkpoint: missing ${missing.join(", ")}${
+            found < size - 10 ? "…" : ""
+          }.`
+        })
         announce("Verification failed: entries are missing")
         return
       }
@@ -174,7 +213,9 @@ const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint
       const ok = Merkle.equal(root, checked.checkpoint.rootHash)
       const text = ok
         ? `The ${size} entries hash to the checkpoint's root ${Merkle.toBase64(root)}.`
-        : `The ${size} entries hash to ${Merkle.toBase64(root)}, not to the checkpoint's root ${Merkle.toBase64(checked.checkpoint.rootHash)}.`
+        : `The ${size} entries hash to ${Merkle.toBase64(root)}, not to the checkpoint's root ${
+          Merkle.toBase64(checked.checkpoint.rootHash)
+        }.`
       setState({ _tag: "done", ok, text })
       announce(ok ? "The whole log verifies" : "The whole log does not verify")
     } catch (cause) {
@@ -210,24 +251,39 @@ const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint
           Verify {Format.number(size)} entries here
         </button>
         {busy && <button type="button" class="button" onClick={() => controller.current?.abort()}>Cancel</button>}
-        <button type="button" class="button" disabled={server === "running"} onClick={() => void runServer()}>Ask the server to verify</button>
+        <button type="button" class="button" disabled={server === "running"} onClick={() => void runServer()}>
+          Ask the server to verify
+        </button>
       </div>
       <div aria-live="polite" class="live-area" data-testid="whole-log-result">
         {state._tag === "fetching" && <Progress label="Reading leaf hashes" value={state.done} max={state.total} />}
         {state._tag === "hashing" && <Progress label="Hashing the tree" value={state.done} max={state.total} />}
-        {state._tag === "done" && <Notice tone={state.ok ? "success" : "warning"}><p>{state.text}</p></Notice>}
+        {state._tag === "done" && (
+          <Notice tone={state.ok ? "success" : "warning"}>
+            <p>{state.text}</p>
+          </Notice>
+        )}
         {server === "running" && <Progress label="The server is verifying" />}
         {server !== undefined && server !== "running" && "data" in server && (
           <Notice tone={server.data.ok ? "success" : "warning"}>
             <p>
-              Server: {server.data.ok ? "the log verifies" : `${server.data.problemCount} problem(s), first at ${server.data.firstBadIndex}`}
-              {" "}({server.data.size} positions, {server.data.checkpoints} checkpoints, {server.data.pruned} pruned,{" "}
+              Server: {server.data.ok
+                ? "the log verifies"
+                : `${server.data.problemCount} problem(s), first at ${server.data.firstBadIndex}`} ({server.data.size}
+              {" "}
+              positions, {server.data.checkpoints} checkpoints, {server.data.pruned} pruned,{" "}
               {server.data.unsignedEntries} after the latest checkpoint).
             </p>
             {server.data.problems.length > 0 && (
-              <ul class="plain small">{server.data.problems.slice(0, 10).map((p, i) => <li key={i}>{p.kind} at {p.index ?? "?"}: {p.detail}</li>)}</ul>
+              <ul class="plain small">
+                {server.data.problems.slice(0, 10).map((p, i) => (
+                  <li key={i}>{p.kind} at {p.index ?? "?"}: {p.detail}</li>
+                ))}
+              </ul>
             )}
-            <p class="small">Its verifier key: <code>{server.data.verifierKey}</code></p>
+            <p class="small">
+              Its verifier key: <code>{server.data.verifierKey}</code>
+            </p>
           </Notice>
         )}
       </div>
@@ -241,16 +297,37 @@ const WholeLogVerification = ({ checked }: { readonly checked: CheckedCheckpoint
 // the view
 // -----------------------------------------------------------------------------
 
-const filterNames = ["actor", "type", "resourceType", "resourceId", "correlationId", "from", "to", "tenant", "limit"] as const
+const filterNames = [
+  "actor",
+  "type",
+  "resourceType",
+  "resourceId",
+  "correlationId",
+  "from",
+  "to",
+  "tenant",
+  "limit"
+] as const
 
 const Filters = ({ query, session }: { readonly query: URLSearchParams; readonly session: Session }) => {
   const [values, setValues] = useState<Record<string, string>>(() =>
-    Object.fromEntries(filterNames.map((n) => [n, n === "from" || n === "to" ? Format.isoToLocalInput(query.get(n)) : query.get(n) ?? ""]))
+    Object.fromEntries(
+      filterNames.map((
+        n
+      ) => [n, n === "from" || n === "to" ? Format.isoToLocalInput(query.get(n)) : query.get(n) ?? ""])
+    )
   )
   useEffect(() => {
-    setValues(Object.fromEntries(filterNames.map((n) => [n, n === "from" || n === "to" ? Format.isoToLocalInput(query.get(n)) : query.get(n) ?? ""])))
+    setValues(
+      Object.fromEntries(
+        filterNames.map((
+          n
+        ) => [n, n === "from" || n === "to" ? Format.isoToLocalInput(query.get(n)) : query.get(n) ?? ""])
+      )
+    )
   }, [query.toString()])
-  const set = (name: string) => (e: Event) => setValues({ ...values, [name]: (e.currentTarget as HTMLInputElement).value })
+  const set = (name: string) => (e: Event) =>
+    setValues({ ...values, [name]: (e.currentTarget as HTMLInputElement).value })
   const submit = (event: Event) => {
     event.preventDefault()
     const next: Record<string, string | undefined> = {}
@@ -305,11 +382,15 @@ const Filters = ({ query, session }: { readonly query: URLSearchParams; readonly
   )
 }
 
-const Entries = ({ query, checked }: { readonly query: URLSearchParams; readonly checked: CheckedCheckpoint | undefined }) => {
+const Entries = (
+  { query, checked }: { readonly query: URLSearchParams; readonly checked: CheckedCheckpoint | undefined }
+) => {
   const params: Record<string, string | undefined> = {}
   for (const name of [...filterNames, "cursor"]) params[name] = query.get(name) ?? undefined
   params.limit ??= "50"
-  const [state] = useAsync((signal) => Api.get<AuditPage>("/admin/audit", { signal, query: params }), [query.toString()])
+  const [state] = useAsync((signal) => Api.get<AuditPage>("/admin/audit", { signal, query: params }), [
+    query.toString()
+  ])
   const [proofs, setProofs] = useState<ReadonlyMap<string, ProofStatus>>(new Map())
   const page = dataOf(state)
   useEffect(() => {
@@ -339,59 +420,90 @@ const Entries = ({ query, checked }: { readonly query: URLSearchParams; readonly
     <>
       {state._tag === "failed" && <ErrorBox error={state.error} />}
       {state._tag === "loading" && page !== undefined && <p role="status" class="small">Loading entries…</p>}
-      {page === undefined ? <p role="status">Loading entries…</p> : page.entries.length === 0 ? <p>No entry matches.</p> : (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit entries table">
-          <table data-testid="audit-entries" aria-busy={state._tag === "loading"}>
-            <caption class="sr-only">Audit entries, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">Time</th>
-                <th scope="col">Type</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Action</th>
-                <th scope="col">Resource</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Correlation id</th>
-                <th scope="col">Proof</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.entries.map((e) => (
-                <tr key={e.id} data-testid="audit-row">
-                  <td>{e.index}</td>
-                  <td>{Format.time(e.time)}</td>
-                  <td>{e.type}</td>
-                  <td>
-                    <a href={Router.href("audit", { actor: e.actor.subject })}>{e.actor.subject ?? "—"}</a>
-                    {e.actor.tenantId !== undefined ? <span class="small"> ({e.actor.tenantId})</span> : ""}
-                  </td>
-                  <td>{e.action}{e.reason !== undefined ? <span class="small"> — {e.reason}</span> : ""}</td>
-                  <td>{e.resource.type}{e.resource.id !== undefined ? `/${e.resource.id}` : ""}</td>
-                  <td>{e.outcome}</td>
-                  <td>
-                    {e.correlationId === undefined ? "—" : (
-                      <a href={Router.href("audit", { correlationId: e.correlationId })}><code>{e.correlationId}</code></a>
-                    )}
-                  </td>
-                  <td data-testid="proof"><ProofBadge status={checked === undefined ? undefined : proofs.get(e.id)} /></td>
+      {page === undefined ?
+        <p role="status">Loading entries…</p> :
+        page.entries.length === 0 ?
+        <p>No entry matches.</p> :
+        (
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit entries table">
+            <table data-testid="audit-entries" aria-busy={state._tag === "loading"}>
+              <caption class="sr-only">Audit entries, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">Time</th>
+                  <th scope="col">Type</th>
+                  <th scope="col">Actor</th>
+                  <th scope="col">Action</th>
+                  <th scope="col">Resource</th>
+                  <th scope="col">Outcome</th>
+                  <th scope="col">Correlation id</th>
+                  <th scope="col">Proof</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+              </thead>
+              <tbody>
+                {page.entries.map((e) => (
+                  <tr key={e.id} data-testid="audit-row">
+                    <td>{e.index}</td>
+                    <td>{Format.time(e.time)}</td>
+                    <td>{e.type}</td>
+                    <td>
+                      <a href={Router.href("audit", { actor: e.actor.subject })}>{e.actor.subject ?? "—"}</a>
+                      {e.actor.tenantId !== undefined ? <span class="small">({e.actor.tenantId})</span> : ""}
+                    </td>
+                    <td>{e.action}{e.reason !== undefined ? <span class="small">— {e.reason}</span> : ""}</td>
+                    <td>{e.resource.type}{e.resource.id !== undefined ? `/${e.resource.id}` : ""}</td>
+                    <td>{e.outcome}</td>
+                    <td>
+                      {e.correlationId === undefined ?
+                        "—" :
+                        (
+                          <a href={Router.href("audit", { correlationId: e.correlationId })}>
+                            <code>{e.correlationId}</code>
+                          </a>
+                        )}
+                    </td>
+                    <td data-testid="proof">
+                      <ProofBadge status={checked === undefined ? undefined : proofs.get(e.id)} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       <nav class="pager" aria-label="Pages">
-        {query.has("cursor") && <a class="button" href={Router.href("audit", (() => {
-          const q = new URLSearchParams(query)
-          q.delete("cursor")
-          return q
-        })())}>Newest</a>}
-        {next !== undefined && <a class="button" rel="next" href={Router.href("audit", (() => {
-          const q = new URLSearchParams(query)
-          q.set("cursor", next)
-          return q
-        })())}>Older entries</a>}
+        {query.has("cursor") && (
+          <a
+            class="button"
+            href={Router.href(
+              "audit",
+              (() => {
+                const q = new URLSearchParams(query)
+                q.delete("cursor")
+                return q
+              })()
+            )}
+          >
+            Newest
+          </a>
+        )}
+        {next !== undefined && (
+          <a
+            class="button"
+            rel="next"
+            href={Router.href(
+              "audit",
+              (() => {
+                const q = new URLSearchParams(query)
+                q.set("cursor", next)
+                return q
+              })()
+            )}
+          >
+            Older entries
+          </a>
+        )}
       </nav>
     </>
   )
@@ -408,7 +520,10 @@ export const Audit = ({ session, query }: { readonly session: Session; readonly 
   const [key, setKey] = useState(pinnedKey)
   const [keyInput, setKeyInput] = useState(key)
   const [noteState, reloadNote] = useAsync(
-    (signal) => Api.call<string>("GET", "/admin/audit/checkpoint", { signal, text: true, accept: "text/plain" }).then((r) => r.data),
+    (signal) =>
+      Api.call<string>("GET", "/admin/audit/checkpoint", { signal, text: true, accept: "text/plain" }).then((r) =>
+        r.data
+      ),
     [offered]
   )
   const [checked, setChecked] = useState<CheckedCheckpoint | undefined>(undefined)
@@ -445,7 +560,9 @@ export const Audit = ({ session, query }: { readonly session: Session; readonly 
   if (offered === false) {
     return (
       <section aria-labelledby="audit-title">
-        <ViewHeading><span id="audit-title">Audit log</span></ViewHeading>
+        <ViewHeading>
+          <span id="audit-title">Audit log</span>
+        </ViewHeading>
         <Unavailable missing={missing} />
       </section>
     )
@@ -468,7 +585,9 @@ export const Audit = ({ session, query }: { readonly session: Session; readonly 
                 <dt>Entries</dt>
                 <dd>{Format.number(checked.checkpoint.size)}</dd>
                 <dt>Root hash</dt>
-                <dd><code class="wrap">{Merkle.toBase64(checked.checkpoint.rootHash)}</code></dd>
+                <dd>
+                  <code class="wrap">{Merkle.toBase64(checked.checkpoint.rootHash)}</code>
+                </dd>
                 <dt>Signature</dt>
                 <dd data-testid="checkpoint-signature">{signatureBadge(checked)}</dd>
               </dl>
@@ -478,7 +597,14 @@ export const Audit = ({ session, query }: { readonly session: Session; readonly 
           <form class="stack" onSubmit={pin}>
             <div class="field">
               <label for="verifier-key">Verifier key of the log (public; kept in this browser)</label>
-              <input id="verifier-key" value={keyInput} spellcheck={false} autocomplete="off" placeholder="name+1a2b3c4d+AQ…" onInput={(e) => setKeyInput(e.currentTarget.value)} />
+              <input
+                id="verifier-key"
+                value={keyInput}
+                spellcheck={false}
+                autocomplete="off"
+                placeholder="name+1a2b3c4d+AQ…"
+                onInput={(e) => setKeyInput(e.currentTarget.value)}
+              />
             </div>
             <button type="submit" class="button">Pin key</button>
           </form>

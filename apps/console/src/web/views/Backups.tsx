@@ -8,7 +8,18 @@ import { useRef, useState } from "preact/hooks"
 import * as Api from "../lib/api.js"
 import * as Format from "../lib/format.js"
 import type { BackupInfo, Manifest, RestoreResult, Verification } from "../lib/types.js"
-import { announce, Badge, dataOf, ErrorBox, Notice, Progress, useAsync, useConfirm, useElapsed, ViewHeading } from "../ui.js"
+import {
+  announce,
+  Badge,
+  dataOf,
+  ErrorBox,
+  Notice,
+  Progress,
+  useAsync,
+  useConfirm,
+  useElapsed,
+  ViewHeading
+} from "../ui.js"
 
 interface RestoreInput {
   mode: "as-is" | "time" | "sequence"
@@ -29,33 +40,64 @@ const RestoreFields = ({ input, verified }: { readonly input: RestoreInput; read
       <fieldset>
         <legend>Restore to</legend>
         <label class="choice">
-          <input type="radio" name="restore-mode" checked={input.mode === "as-is"} onChange={() => set("mode", "as-is")} />
+          <input
+            type="radio"
+            name="restore-mode"
+            checked={input.mode === "as-is"}
+            onChange={() => set("mode", "as-is")}
+          />
           the backup as it is
         </label>
         <label class="choice">
-          <input type="radio" name="restore-mode" checked={input.mode === "time"} onChange={() => set("mode", "time")} />
+          <input
+            type="radio"
+            name="restore-mode"
+            checked={input.mode === "time"}
+            onChange={() => set("mode", "time")}
+          />
           a point in time (the backup, then the live store's events up to it)
         </label>
         {input.mode === "time" && (
           <div class="field">
             <label for="restore-time">Time (your local time)</label>
-            <input id="restore-time" type="datetime-local" step={1} value={input.time} onInput={(e) => set("time", e.currentTarget.value)} />
+            <input
+              id="restore-time"
+              type="datetime-local"
+              step={1}
+              value={input.time}
+              onInput={(e) => set("time", e.currentTarget.value)}
+            />
           </div>
         )}
         <label class="choice">
-          <input type="radio" name="restore-mode" checked={input.mode === "sequence"} onChange={() => set("mode", "sequence")} />
+          <input
+            type="radio"
+            name="restore-mode"
+            checked={input.mode === "sequence"}
+            onChange={() => set("mode", "sequence")}
+          />
           an event sequence number
         </label>
         {input.mode === "sequence" && (
           <div class="field">
             <label for="restore-sequence">Sequence</label>
-            <input id="restore-sequence" inputMode="numeric" pattern="[0-9]*" value={input.sequence} onInput={(e) => set("sequence", e.currentTarget.value)} />
+            <input
+              id="restore-sequence"
+              inputMode="numeric"
+              pattern="[0-9]*"
+              value={input.sequence}
+              onInput={(e) => set("sequence", e.currentTarget.value)}
+            />
           </div>
         )}
       </fieldset>
       <div class="field">
         <label for="restore-vectors">Vectors</label>
-        <select id="restore-vectors" value={input.vectors} onChange={(e) => set("vectors", e.currentTarget.value as RestoreInput["vectors"])}>
+        <select
+          id="restore-vectors"
+          value={input.vectors}
+          onChange={(e) => set("vectors", e.currentTarget.value as RestoreInput["vectors"])}
+        >
           <option value="">server's choice</option>
           <option value="snapshot">restore the snapshot</option>
           <option value="rebuild">rebuild from the events</option>
@@ -134,26 +176,37 @@ export const Backups = () => {
 
   const create = () =>
     run("Taking a backup", async () => {
-      const reply = await Api.call<Manifest>("POST", "/admin/backups", { query: { kind: kind === "" ? undefined : kind } })
+      const reply = await Api.call<Manifest>("POST", "/admin/backups", {
+        query: { kind: kind === "" ? undefined : kind }
+      })
       return `Backup ${reply.data.id} taken (${reply.data.kind}, events ${reply.data.events.from}–${reply.data.events.to}).`
     })
 
   const verify = (id: string) =>
     run(`Verifying ${id}`, async () => {
-      const reply = await Api.call<Verification>("POST", `/admin/backups/${encodeURIComponent(id)}/verify`, { query: { tier } })
+      const reply = await Api.call<Verification>("POST", `/admin/backups/${encodeURIComponent(id)}/verify`, {
+        query: { tier }
+      })
       if (!reply.data.ok) throw new Error(`Backup ${id} failed its verification: ${reply.data.problems.join("; ")}`)
       return `Backup ${id} verified (${reply.data.tier}).`
     })
 
   const restore = (id: string, verified: boolean) => {
-    restoreInput.current = { mode: id === "latest" ? "time" : "as-is", time: "", sequence: "", vectors: "", force: false }
+    restoreInput.current = {
+      mode: id === "latest" ? "time" : "as-is",
+      time: "",
+      sequence: "",
+      vectors: "",
+      force: false
+    }
     setRestored(undefined)
     confirm({
       title: id === "latest" ? "Point-in-time recovery" : `Restore backup ${id}`,
       description: (
         <p>
-          The live event store is replaced by {id === "latest" ? "the newest verified backup before the point you give" : "this backup"}
-          {" "}and the vectors are restored or rebuilt. Requests may fail while it runs. This cannot be undone except by
+          The live event store is replaced by{" "}
+          {id === "latest" ? "the newest verified backup before the point you give" : "this backup"}{" "}
+          and the vectors are restored or rebuilt. Requests may fail while it runs. This cannot be undone except by
           restoring another backup.
         </p>
       ),
@@ -166,9 +219,15 @@ export const Backups = () => {
         setRunning({ what: `Restoring ${id}` })
         announce(`Restoring ${id}…`)
         try {
-          const reply = await Api.call<RestoreResult>("POST", `/admin/backups/${encodeURIComponent(id)}/restore`, { body })
+          const reply = await Api.call<RestoreResult>("POST", `/admin/backups/${encodeURIComponent(id)}/restore`, {
+            body
+          })
           setRestored(reply.data)
-          setOutcome({ ok: true, text: `Restored ${reply.data.id}: ${reply.data.restoredEvents} events from the backups, ${reply.data.replayedEvents} replayed.` })
+          setOutcome({
+            ok: true,
+            text:
+              `Restored ${reply.data.id}: ${reply.data.restoredEvents} events from the backups, ${reply.data.replayedEvents} replayed.`
+          })
           announce(`Restore of ${id} done`)
         } finally {
           setRunning(undefined)
@@ -211,7 +270,11 @@ export const Backups = () => {
       </form>
       <div aria-live="polite" class="live-area">
         {running !== undefined && <Progress label={running.what} elapsedMs={elapsed} />}
-        {outcome !== undefined && <Notice tone="success"><p data-testid="backup-outcome">{outcome.text}</p></Notice>}
+        {outcome !== undefined && (
+          <Notice tone="success">
+            <p data-testid="backup-outcome">{outcome.text}</p>
+          </Notice>
+        )}
         {restored !== undefined && (
           <dl class="facts" data-testid="restore-result">
             <dt>Chain</dt>
@@ -227,53 +290,73 @@ export const Backups = () => {
       </div>
       {error !== undefined && <ErrorBox error={error} />}
       {state._tag === "failed" && <ErrorBox error={state.error} />}
-      {backups === undefined ? <p role="status">Loading backups…</p> : backups.length === 0 ? <p>No backups yet.</p> : (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Backups table">
-          <table data-testid="backups">
-            <caption class="sr-only">Backups, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Backup</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Taken</th>
-                <th scope="col">Events</th>
-                <th scope="col">Size</th>
-                <th scope="col">Verification</th>
-                <th scope="col"><span class="sr-only">Actions</span></th>
-              </tr>
-            </thead>
-            <tbody>
-              {backups.map((b) => (
-                <tr key={b.manifest.id} data-testid="backup-row" data-id={b.manifest.id}>
-                  <th scope="row"><code>{b.manifest.id}</code></th>
-                  <td>{b.manifest.kind}{b.manifest.parent !== undefined ? ` (on ${b.manifest.parent})` : ""}</td>
-                  <td>{Format.time(b.manifest.completedAt)}</td>
-                  <td>
-                    {b.manifest.events.count === 0 ? "none" : `${b.manifest.events.from}–${b.manifest.events.to} (${b.manifest.events.count})`}
-                  </td>
-                  <td>{Format.bytes(b.bytes)}</td>
-                  <td>
-                    <VerificationBadge verification={b.verification} />
-                    {b.verification !== undefined && !b.verification.ok && (
-                      <ul class="plain small">{b.verification.problems.map((p) => <li key={p}>{p}</li>)}</ul>
-                    )}
-                  </td>
-                  <td class="row-actions">
-                    <button type="button" class="button" disabled={running !== undefined} onClick={() => void verify(b.manifest.id)}
-                      aria-label={`Verify ${b.manifest.id}`}>
-                      Verify
-                    </button>
-                    <button type="button" class="button danger-outline" disabled={running !== undefined}
-                      onClick={() => restore(b.manifest.id, b.verification?.ok === true)} aria-label={`Restore ${b.manifest.id}`}>
-                      Restore…
-                    </button>
-                  </td>
+      {backups === undefined ?
+        <p role="status">Loading backups…</p> :
+        backups.length === 0 ?
+        <p>No backups yet.</p> :
+        (
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Backups table">
+            <table data-testid="backups">
+              <caption class="sr-only">Backups, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Backup</th>
+                  <th scope="col">Kind</th>
+                  <th scope="col">Taken</th>
+                  <th scope="col">Events</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">Verification</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+              </thead>
+              <tbody>
+                {backups.map((b) => (
+                  <tr key={b.manifest.id} data-testid="backup-row" data-id={b.manifest.id}>
+                    <th scope="row">
+                      <code>{b.manifest.id}</code>
+                    </th>
+                    <td>{b.manifest.kind}{b.manifest.parent !== undefined ? ` (on ${b.manifest.parent})` : ""}</td>
+                    <td>{Format.time(b.manifest.completedAt)}</td>
+                    <td>
+                      {b.manifest.events.count === 0
+                        ? "none"
+                        : `${b.manifest.events.from}–${b.manifest.events.to} (${b.manifest.events.count})`}
+                    </td>
+                    <td>{Format.bytes(b.bytes)}</td>
+                    <td>
+                      <VerificationBadge verification={b.verification} />
+                      {b.verification !== undefined && !b.verification.ok && (
+                        <ul class="plain small">{b.verification.problems.map((p) => <li key={p}>{p}</li>)}</ul>
+                      )}
+                    </td>
+                    <td class="row-actions">
+                      <button
+                        type="button"
+                        class="button"
+                        disabled={running !== undefined}
+                        onClick={() => void verify(b.manifest.id)}
+                        aria-label={`Verify ${b.manifest.id}`}
+                      >
+                        Verify
+                      </button>
+                      <button
+                        type="button"
+                        class="button danger-outline"
+                        disabled={running !== undefined}
+                        onClick={() => restore(b.manifest.id, b.verification?.ok === true)}
+                        aria-label={`Restore ${b.manifest.id}`}
+                      >
+                        Restore…
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       {dialog}
     </section>
   )

@@ -32,7 +32,9 @@ const observe = (snapshots: ReadonlyArray<BreakerSnapshot>, at: number) => {
 
 const failureRate = (b: BreakerSnapshot): string =>
   b.window !== null
-    ? b.window.total === 0 ? "0 % (no calls)" : `${Format.percent(b.window.failures / b.window.total)} of ${b.window.total}`
+    ? b.window.total === 0
+      ? "0 % (no calls)"
+      : `${Format.percent(b.window.failures / b.window.total)} of ${b.window.total}`
     : `${b.consecutiveFailures} in a row`
 
 const actions = [
@@ -66,18 +68,24 @@ const actions = [
  * @category views
  */
 export const Breakers = () => {
-  const [state, reload] = useAsync(async (signal) => {
-    const breakers = await Api.get<ReadonlyArray<BreakerSnapshot>>("/admin/circuit-breakers", { signal })
-    observe(breakers, Date.now())
-    return breakers
-  }, [], { pollMs: Sampler.intervalMs })
+  const [state, reload] = useAsync(
+    async (signal) => {
+      const breakers = await Api.get<ReadonlyArray<BreakerSnapshot>>("/admin/circuit-breakers", { signal })
+      observe(breakers, Date.now())
+      return breakers
+    },
+    [],
+    { pollMs: Sampler.intervalMs }
+  )
   const [dialog, confirm] = useConfirm(reload)
   const samples = Sampler.useSamples()
   const metrics = samples.at(-1)?.metrics
   const breakers = dataOf(state)
   // A declared counter without a series for this breaker is 0; an undeclared one is unknown.
   const counter = (name: string, breaker: string) =>
-    metrics === undefined ? undefined : Prometheus.sum(metrics, name, { breaker }) ?? (metrics.has(name) ? 0 : undefined)
+    metrics === undefined
+      ? undefined
+      : Prometheus.sum(metrics, name, { breaker }) ?? (metrics.has(name) ? 0 : undefined)
   return (
     <section aria-labelledby="breakers-title">
       <ViewHeading>

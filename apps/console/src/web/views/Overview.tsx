@@ -11,10 +11,13 @@ import * as Sampler from "../lib/sampler.js"
 import * as Traffic from "../lib/traffic.js"
 import { Badge, ErrorBox, Notice, TimeChart, ViewHeading } from "../ui.js"
 
-const tone = (status: string | undefined) => status === "pass" ? "ok" : status === "warn" ? "warn" : status === "fail" ? "bad" : "neutral"
+const tone = (status: string | undefined) =>
+  status === "pass" ? "ok" : status === "warn" ? "warn" : status === "fail" ? "bad" : "neutral"
 
 const observed = (value: unknown, unit: string | undefined): string =>
-  value === undefined || value === null ? "—" : `${typeof value === "number" ? Format.number(value) : String(value)}${unit === undefined ? "" : ` ${unit}`}`
+  value === undefined || value === null
+    ? "—"
+    : `${typeof value === "number" ? Format.number(value) : String(value)}${unit === undefined ? "" : ` ${unit}`}`
 
 const missingMetric = (what: string, names: ReadonlyArray<string>) => (
   <span>
@@ -64,7 +67,7 @@ export const Overview = () => {
       <p class="hint">
         Read every {Sampler.intervalMs / 1000} s from <code>/health/ready</code>, <code>/health/live</code>,{" "}
         <code>/health/startup</code> and <code>/metrics</code> while this tab is visible.
-        {latest !== undefined && <span> Last reading {Format.time(latest.at)}.</span>}
+        {latest !== undefined && <span>Last reading {Format.time(latest.at)}.</span>}
       </p>
       {latest?.errors.map((error, i) => <ErrorBox key={i} error={error} title="Reading failed" />)}
       <h2>Health</h2>
@@ -97,7 +100,9 @@ export const Overview = () => {
                 {checks.map((check) => (
                   <tr key={check.key} data-testid="health-check">
                     <th scope="row">{check.key}</th>
-                    <td><Badge tone={tone(check.status)}>{check.status}</Badge></td>
+                    <td>
+                      <Badge tone={tone(check.status)}>{check.status}</Badge>
+                    </td>
                     <td>{observed(check.observedValue, check.observedUnit)}</td>
                     <td>{check.componentType ?? "—"}</td>
                     <td>{check.output ?? ""}</td>
@@ -109,7 +114,14 @@ export const Overview = () => {
         </div>
       )}
       <h2>Traffic</h2>
-      {noRequests && <Notice tone="warning">{missingMetric("request counts", [...Traffic.durationHistograms.map((n) => `${n}_count`), ...Traffic.requestCounters])}</Notice>}
+      {noRequests && (
+        <Notice tone="warning">
+          {missingMetric("request counts", [
+            ...Traffic.durationHistograms.map((n) => `${n}_count`),
+            ...Traffic.requestCounters
+          ])}
+        </Notice>
+      )}
       <div class="charts">
         <TimeChart
           title="Request rate"
@@ -139,7 +151,9 @@ export const Overview = () => {
           empty={traffic !== undefined && traffic.inFlight === undefined ? "Not exposed by this server." : undefined}
         />
       </div>
-      {noLatency && !noRequests && <Notice tone="warning">{missingMetric("latency histogram", Traffic.durationHistograms)}</Notice>}
+      {noLatency && !noRequests && (
+        <Notice tone="warning">{missingMetric("latency histogram", Traffic.durationHistograms)}</Notice>
+      )}
       {breakers.length > 0 && (
         <>
           <h2>Circuit breakers</h2>
@@ -147,7 +161,13 @@ export const Overview = () => {
             {breakers.map((b) => (
               <li key={b.name}>
                 <a href={`breakers`}>{b.name}</a>
-                <Badge tone={b.state === "closed" ? "ok" : b.state === "half-open" || b.state === "disabled" ? "warn" : "bad"}>
+                <Badge
+                  tone={b.state === "closed"
+                    ? "ok"
+                    : b.state === "half-open" || b.state === "disabled"
+                    ? "warn"
+                    : "bad"}
+                >
                   {b.state}
                 </Badge>
               </li>

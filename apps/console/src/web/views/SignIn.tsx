@@ -61,7 +61,11 @@ export const SignIn = (
   return (
     <section class="sign-in" aria-labelledby="sign-in-title">
       <h1 id="sign-in-title" tabIndex={-1}>Sign in</h1>
-      {message !== undefined && <Notice tone="warning"><p>{message}</p></Notice>}
+      {message !== undefined && (
+        <Notice tone="warning">
+          <p>{message}</p>
+        </Notice>
+      )}
       <form class="stack" onSubmit={submit}>
         <div class="field">
           <label for="api-key">API key (admin, or a tenant administrator's)</label>
@@ -77,8 +81,8 @@ export const SignIn = (
           />
         </div>
         <p class="small">
-          The key stays in this tab only (session storage) and is sent as <code>X-API-Key</code> to this server. It is
-          forgotten when you sign out or close the tab.
+          The key stays in this tab only (session storage) and is sent as <code>X-API-Key</code>{" "}
+          to this server. It is forgotten when you sign out or close the tab.
         </p>
         <button type="submit" class="button primary" disabled={busy || key.trim() === ""}>
           {busy ? "Signing in…" : "Sign in"}

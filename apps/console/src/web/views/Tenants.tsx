@@ -11,7 +11,18 @@ import * as Format from "../lib/format.js"
 import * as Router from "../lib/router.js"
 import type { Session } from "../lib/session.js"
 import type { ApiKeyInfo, DailyUsage, IssuedKey, KeyRole, Tenant, UsageReport } from "../lib/types.js"
-import { announce, Badge, dataOf, ErrorBox, Notice, Unavailable, useAsync, useConfirm, useOffered, ViewHeading } from "../ui.js"
+import {
+  announce,
+  Badge,
+  dataOf,
+  ErrorBox,
+  Notice,
+  Unavailable,
+  useAsync,
+  useConfirm,
+  useOffered,
+  ViewHeading
+} from "../ui.js"
 
 const keyRoles: ReadonlyArray<KeyRole> = ["tenant-admin", "writer", "reader"]
 
@@ -45,38 +56,51 @@ const TenantList = () => {
   return (
     <>
       {state._tag === "failed" && <ErrorBox error={state.error} />}
-      {tenants === undefined ? <p role="status">Loading tenants…</p> : tenants.length === 0 ? <p>No tenants.</p> : (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Tenants table">
-          <table data-testid="tenants">
-            <caption class="sr-only">Tenants</caption>
-            <thead>
-              <tr>
-                <th scope="col">Tenant</th>
-                <th scope="col">Name</th>
-                <th scope="col">Tier</th>
-                <th scope="col">Collection</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {tenants.map((t) => (
-                <tr key={t.id}>
-                  <th scope="row"><a href={Router.href(`tenants/${encodeURIComponent(t.id)}`)}>{t.id}</a></th>
-                  <td>{t.name}</td>
-                  <td>{t.tier}</td>
-                  <td>{t.dedicatedCollection ? "dedicated" : "shared"}</td>
-                  <td>{Format.time(t.createdAt)}</td>
+      {tenants === undefined ?
+        <p role="status">Loading tenants…</p> :
+        tenants.length === 0 ?
+        <p>No tenants.</p> :
+        (
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Tenants table">
+            <table data-testid="tenants">
+              <caption class="sr-only">Tenants</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Tenant</th>
+                  <th scope="col">Name</th>
+                  <th scope="col">Tier</th>
+                  <th scope="col">Collection</th>
+                  <th scope="col">Created</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+              </thead>
+              <tbody>
+                {tenants.map((t) => (
+                  <tr key={t.id}>
+                    <th scope="row">
+                      <a href={Router.href(`tenants/${encodeURIComponent(t.id)}`)}>{t.id}</a>
+                    </th>
+                    <td>{t.name}</td>
+                    <td>{t.tier}</td>
+                    <td>{t.dedicatedCollection ? "dedicated" : "shared"}</td>
+                    <td>{Format.time(t.createdAt)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       <form class="panel stack" onSubmit={create} aria-labelledby="create-tenant">
         <h2 id="create-tenant">Create a tenant</h2>
         <div class="field">
           <label for="tenant-id">Id</label>
-          <input id="tenant-id" required value={id} autocomplete="off" spellcheck={false} onInput={(e) => setId(e.currentTarget.value)} />
+          <input
+            id="tenant-id"
+            required
+            value={id}
+            autocomplete="off"
+            spellcheck={false}
+            onInput={(e) => setId(e.currentTarget.value)}
+          />
         </div>
         <div class="field">
           <label for="tenant-name">Name (optional)</label>
@@ -177,94 +201,118 @@ const Keys = ({ tenantId }: { readonly tenantId: string }) => {
       <h2 id="keys-title">API keys</h2>
       {issued !== undefined && <NewKey issued={issued} onDismiss={() => setIssued(undefined)} />}
       {state._tag === "failed" && <ErrorBox error={state.error} />}
-      {keys === undefined ? <p role="status">Loading keys…</p> : keys.length === 0 ? <p>No keys.</p> : (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="API keys table">
-          <table data-testid="keys">
-            <caption class="sr-only">Keys of {tenantId}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Roles</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col"><span class="sr-only">Actions</span></th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr key={k.id} data-testid="key-row" data-id={k.id}>
-                  <th scope="row"><code>{k.id}</code>{k.name !== undefined ? ` ${k.name}` : ""}</th>
-                  <td>{k.roles.join(", ")}</td>
-                  <td>
-                    <Badge tone={keyTone(k.status)}><span data-testid="key-status">{k.status}</span></Badge>
-                    {k.source === "environment" ? " (configured)" : ""}
-                  </td>
-                  <td>{Format.time(k.createdAt)}</td>
-                  <td>{k.expiresAt === undefined ? "never" : Format.time(k.expiresAt)}</td>
-                  <td data-testid="key-last-used">
-                    {k.lastUsedAt !== undefined ? Format.time(k.lastUsedAt) : k.source === "stored" ? "not yet" : "—"}
-                  </td>
-                  <td class="row-actions">
-                    {k.source === "stored" && k.status !== "revoked" && k.status !== "expired" && (
-                      <>
-                        <button
-                          type="button"
-                          class="button"
-                          aria-label={`Rotate key ${k.id}`}
-                          onClick={() => {
-                            grace.current = { hours: "24" }
-                            confirm({
-                              title: `Rotate key ${k.id}`,
-                              description: <p>A new key replaces this one; the old one keeps working for the grace period.</p>,
-                              extra: (
-                                <div class="field">
-                                  <label for="grace-hours">Grace period (hours)</label>
-                                  <input id="grace-hours" inputMode="numeric" defaultValue="24" onInput={(e) => (grace.current.hours = e.currentTarget.value)} />
-                                </div>
-                              ),
-                              confirmLabel: "Rotate",
-                              run: async () => {
-                                const hours = grace.current.hours.trim()
-                                if (!/^\d+$/.test(hours)) throw new Error("The grace period is a whole number of hours.")
-                                const reply = await Api.call<IssuedKey>("POST", `${base}/${encodeURIComponent(k.id)}/rotate`, {
-                                  body: { gracePeriodSeconds: Number(hours) * 3600 }
-                                })
-                                setIssued(reply.data)
-                              }
-                            })
-                          }}
-                        >
-                          Rotate…
-                        </button>
-                        <button
-                          type="button"
-                          class="button danger-outline"
-                          aria-label={`Revoke key ${k.id}`}
-                          onClick={() =>
-                            confirm({
-                              title: `Revoke key ${k.id}`,
-                              description: <p>The key stops working at once. Clients that use it get 401.</p>,
-                              confirmLabel: "Revoke",
-                              danger: true,
-                              run: async () => {
-                                await Api.call<ApiKeyInfo>("DELETE", `${base}/${encodeURIComponent(k.id)}`)
-                                announce(`Key ${k.id} revoked`)
-                              }
-                            })}
-                        >
-                          Revoke…
-                        </button>
-                      </>
-                    )}
-                  </td>
+      {keys === undefined ?
+        <p role="status">Loading keys…</p> :
+        keys.length === 0 ?
+        <p>No keys.</p> :
+        (
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="API keys table">
+            <table data-testid="keys">
+              <caption class="sr-only">Keys of {tenantId}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">Roles</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+              </thead>
+              <tbody>
+                {keys.map((k) => (
+                  <tr key={k.id} data-testid="key-row" data-id={k.id}>
+                    <th scope="row">
+                      <code>{k.id}</code>
+                      {k.name !== undefined ? ` ${k.name}` : ""}
+                    </th>
+                    <td>{k.roles.join(", ")}</td>
+                    <td>
+                      <Badge tone={keyTone(k.status)}>
+                        <span data-testid="key-status">{k.status}</span>
+                      </Badge>
+                      {k.source === "environment" ? " (configured)" : ""}
+                    </td>
+                    <td>{Format.time(k.createdAt)}</td>
+                    <td>{k.expiresAt === undefined ? "never" : Format.time(k.expiresAt)}</td>
+                    <td data-testid="key-last-used">
+                      {k.lastUsedAt !== undefined ? Format.time(k.lastUsedAt) : k.source === "stored" ? "not yet" : "—"}
+                    </td>
+                    <td class="row-actions">
+                      {k.source === "stored" && k.status !== "revoked" && k.status !== "expired" && (
+                        <>
+                          <button
+                            type="button"
+                            class="button"
+                            aria-label={`Rotate key ${k.id}`}
+                            onClick={() => {
+                              grace.current = { hours: "24" }
+                              confirm({
+                                title: `Rotate key ${k.id}`,
+                                description: (
+                                  <p>A new key replaces this one; the old one keeps working for the grace period.</p>
+                                ),
+                                extra: (
+                                  <div class="field">
+                                    <label for="grace-hours">Grace period (hours)</label>
+                                    <input
+                                      id="grace-hours"
+                                      inputMode="numeric"
+                                      defaultValue="24"
+                                      onInput={(e) => (grace.current.hours = e.currentTarget.value)}
+                                    />
+                                  </div>
+                                ),
+                                confirmLabel: "Rotate",
+                                run: async () => {
+                                  const hours = grace.current.hours.trim()
+                                  if (!/^\d+$/.test(hours)) {
+                                    throw new Error("The grace period is a whole number of hours.")
+                                  }
+                                  const reply = await Api.call<IssuedKey>(
+                                    "POST",
+                                    `${base}/${encodeURIComponent(k.id)}/rotate`,
+                                    {
+                                      body: { gracePeriodSeconds: Number(hours) * 3600 }
+                                    }
+                                  )
+                                  setIssued(reply.data)
+                                }
+                              })
+                            }}
+                          >
+                            Rotate…
+                          </button>
+                          <button
+                            type="button"
+                            class="button danger-outline"
+                            aria-label={`Revoke key ${k.id}`}
+                            onClick={() =>
+                              confirm({
+                                title: `Revoke key ${k.id}`,
+                                description: <p>The key stops working at once. Clients that use it get 401.</p>,
+                                confirmLabel: "Revoke",
+                                danger: true,
+                                run: async () => {
+                                  await Api.call<ApiKeyInfo>("DELETE", `${base}/${encodeURIComponent(k.id)}`)
+                                  announce(`Key ${k.id} revoked`)
+                                }
+                              })}
+                          >
+                            Revoke…
+                          </button>
+                        </>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       <form class="stack" onSubmit={create} aria-labelledby="create-key">
         <h3 id="create-key">Create a key</h3>
         <div class="field">
@@ -286,7 +334,12 @@ const Keys = ({ tenantId }: { readonly tenantId: string }) => {
         </fieldset>
         <div class="field">
           <label for="key-expiry">Expires in (days, empty: never)</label>
-          <input id="key-expiry" inputMode="numeric" value={expiryDays} onInput={(e) => setExpiryDays(e.currentTarget.value)} />
+          <input
+            id="key-expiry"
+            inputMode="numeric"
+            value={expiryDays}
+            onInput={(e) => setExpiryDays(e.currentTarget.value)}
+          />
         </div>
         <button type="submit" class="button primary">Create key</button>
         {error !== undefined && <ErrorBox error={error} />}
@@ -316,7 +369,9 @@ const DailyChart = (
   const bottom = 18
   const w = days.length === 0 ? 0 : (width - left - 4) / days.length
   const y = (v: number) => (height - bottom) - (max === 0 ? 0 : (Math.max(v, 0) / max) * (height - bottom - 8))
-  const summary = `${metric.label} per day from ${days[0]?.day ?? "—"} to ${days.at(-1)?.day ?? "—"}: total ${metric.format(values.reduce((a, b) => a + b, 0))}, highest ${metric.format(max)}`
+  const summary = `${metric.label} per day from ${days[0]?.day ?? "—"} to ${days.at(-1)?.day ?? "—"}: total ${
+    metric.format(values.reduce((a, b) => a + b, 0))
+  }, highest ${metric.format(max)}`
   return (
     <figure class="chart" data-testid="usage-chart">
       <figcaption>{metric.label} per day</figcaption>
@@ -327,7 +382,14 @@ const DailyChart = (
         <text class="tick" x={left} y={height - 4}>{days[0]?.day.slice(5) ?? ""}</text>
         <text class="tick" x={width} y={height - 4} text-anchor="end">{days.at(-1)?.day.slice(5) ?? ""}</text>
         {days.map((d, i) => (
-          <rect key={d.day} class="bar bar-0" x={left + i * w + 1} y={y(values[i]!)} width={Math.max(w - 2, 1)} height={(height - bottom) - y(values[i]!)}>
+          <rect
+            key={d.day}
+            class="bar bar-0"
+            x={left + i * w + 1}
+            y={y(values[i]!)}
+            width={Math.max(w - 2, 1)}
+            height={(height - bottom) - y(values[i]!)}
+          >
             <title>{`${d.day}: ${metric.format(values[i]!)}`}</title>
           </rect>
         ))}
@@ -344,14 +406,44 @@ const quotaRows = (tenant: Tenant, usage: UsageReport | undefined) => {
     ? undefined
     : usage.days.filter((d) => d.day.startsWith(month)).reduce((total, d) => total + d.llmTokens, 0)
   return [
-    { quota: "Requests per day", limit: tenant.quotas.requestsPerDay, used: todayRequests, format: Format.number, note: "today (UTC)" },
-    { quota: "LLM tokens per month", limit: tenant.quotas.llmTokensPerMonth, used: monthTokens, format: Format.number, note: "this month (UTC)" },
-    { quota: "Documents", limit: tenant.quotas.documents, used: undefined, format: Format.number, note: "not reported by the usage API" },
-    { quota: "Stored bytes", limit: tenant.quotas.storedBytes, used: undefined, format: Format.bytes, note: "not reported by the usage API" }
+    {
+      quota: "Requests per day",
+      limit: tenant.quotas.requestsPerDay,
+      used: todayRequests,
+      format: Format.number,
+      note: "today (UTC)"
+    },
+    {
+      quota: "LLM tokens per month",
+      limit: tenant.quotas.llmTokensPerMonth,
+      used: monthTokens,
+      format: Format.number,
+      note: "this month (UTC)"
+    },
+    {
+      quota: "Documents",
+      limit: tenant.quotas.documents,
+      used: undefined,
+      format: Format.number,
+      note: "not reported by the usage API"
+    },
+    {
+      quota: "Stored bytes",
+      limit: tenant.quotas.storedBytes,
+      used: undefined,
+      format: Format.bytes,
+      note: "not reported by the usage API"
+    }
   ]
 }
 
-const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string; readonly query: URLSearchParams; readonly session: Session }) => {
+const TenantDetail = (
+  { tenantId, query, session }: {
+    readonly tenantId: string
+    readonly query: URLSearchParams
+    readonly session: Session
+  }
+) => {
   const encoded = encodeURIComponent(tenantId)
   const to = query.get("to") ?? day(Date.now())
   const from = query.get("from") ?? day(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000)
@@ -372,7 +464,11 @@ const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string;
   }
   return (
     <>
-      {session.role === "admin" && <p><a href={Router.href("tenants")}>← All tenants</a></p>}
+      {session.role === "admin" && (
+        <p>
+          <a href={Router.href("tenants")}>← All tenants</a>
+        </p>
+      )}
       {tenantState._tag === "failed" && <ErrorBox error={tenantState.error} />}
       {tenant !== undefined && (
         <section class="panel" aria-labelledby="tenant-facts">
@@ -402,11 +498,29 @@ const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string;
                 {quotaRows(tenant, usage).map((row) => (
                   <tr key={row.quota}>
                     <th scope="row">{row.quota}</th>
-                    <td>{row.limit === undefined ? "tier default" : row.limit === null ? "unlimited" : row.format(row.limit)}</td>
-                    <td>{row.used === undefined ? "—" : row.format(row.used)} <span class="small">{row.note}</span></td>
+                    <td>
+                      {row.limit === undefined
+                        ? "tier default"
+                        : row.limit === null
+                        ? "unlimited"
+                        : row.format(row.limit)}
+                    </td>
+                    <td>
+                      {row.used === undefined ? "—" : row.format(row.used)} <span class="small">{row.note}</span>
+                    </td>
                     <td>
                       {typeof row.limit === "number" && row.used !== undefined && row.limit > 0
-                        ? <meter min={0} max={row.limit} value={row.used} high={row.limit * 0.8} aria-label={`${row.quota} used`}>{Format.percent(row.used / row.limit)}</meter>
+                        ? (
+                          <meter
+                            min={0}
+                            max={row.limit}
+                            value={row.used}
+                            high={row.limit * 0.8}
+                            aria-label={`${row.quota} used`}
+                          >
+                            {Format.percent(row.used / row.limit)}
+                          </meter>
+                        )
                         : "—"}
                     </td>
                   </tr>
@@ -422,7 +536,12 @@ const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string;
         <form class="toolbar" onSubmit={(e) => e.preventDefault()}>
           <div class="field inline">
             <label for="usage-from">From</label>
-            <input id="usage-from" type="date" value={from} onChange={(e) => setQuery({ from: e.currentTarget.value })} />
+            <input
+              id="usage-from"
+              type="date"
+              value={from}
+              onChange={(e) => setQuery({ from: e.currentTarget.value })}
+            />
           </div>
           <div class="field inline">
             <label for="usage-to">To</label>
@@ -455,8 +574,8 @@ const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string;
             <DailyChart days={usage.days} metric={metric} />
             <p class="small">
               Totals from {usage.from} to {usage.to}: {Format.number(usage.totals.requests)} requests,{" "}
-              {Format.number(usage.totals.embeddedCharacters)} embedded characters, {Format.number(usage.totals.llmTokens)} LLM tokens,{" "}
-              {Format.bytes(usage.totals.storedBytes)} stored (net).
+              {Format.number(usage.totals.embeddedCharacters)} embedded characters,{" "}
+              {Format.number(usage.totals.llmTokens)} LLM tokens, {Format.bytes(usage.totals.storedBytes)} stored (net).
             </p>
           </>
         )}
@@ -472,7 +591,11 @@ const TenantDetail = ({ tenantId, query, session }: { readonly tenantId: string;
  * @category views
  */
 export const Tenants = (
-  { session, tenantId, query }: { readonly session: Session; readonly tenantId: string | undefined; readonly query: URLSearchParams }
+  { session, tenantId, query }: {
+    readonly session: Session
+    readonly tenantId: string | undefined
+    readonly query: URLSearchParams
+  }
 ) => {
   const { offered, missing } = useOffered("GET /admin/tenants/{id}/keys")
   const shown = session.role === "tenant-admin" ? session.tenantId : tenantId
@@ -484,7 +607,11 @@ export const Tenants = (
       {session.role === "tenant-admin" && tenantId !== undefined && tenantId !== session.tenantId && (
         <Notice tone="warning">A tenant administrator sees only its own tenant, {session.tenantId}.</Notice>
       )}
-      {offered === false ? <Unavailable missing={missing} /> : offered === undefined ? <p role="status">Loading…</p> : shown === undefined
+      {offered === false ?
+        <Unavailable missing={missing} /> :
+        offered === undefined ?
+        <p role="status">Loading…</p> :
+        shown === undefined
         ? <TenantList />
         : <TenantDetail tenantId={shown} query={query} session={session} />}
     </section>
