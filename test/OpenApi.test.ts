@@ -518,6 +518,54 @@ describe("real responses against the documents", () => {
         body: { query: "striped", filter: { must: [{ key: "topic", match: { value: "animals" } }] } },
         expect: 200
       })
+      // The filter is typed in the document (issue 21): the filters the server takes validate against the request
+      // schema, and the ones it refuses with a 400 for their shape do not.
+      const searchBody = documents.get(version)!.ajv.getSchema(
+        `${documents.get(version)!.id}#/${
+          ["paths", `${api}/search`, "post", "requestBody", "content", "application/json", "schema"].map(escape).join(
+            "/"
+          )
+        }`
+      )
+      assert.isDefined(searchBody, "the search request has a schema")
+      const filters = {
+        good: [
+          { must: [{ key: "topic", match: { value: "animals" } }] },
+          {
+            should: [{ key: "n", range: { gte: 1, lt: 3 } }, { must_not: [{ key: "tags", match: { any: ["a", 2] } }] }]
+          },
+          { must: [{ key: "topic", match: { value: true } }], must_not: null }
+        ],
+        bad: [
+          { must: [{ key: 3 }] },
+          { must: [{ key: "topic", match: { nope: 1 } }] },
+          { must: [{ key: "topic", match: { any: [] } }] },
+          { must: [{ key: "", match: { value: 1 } }] },
+          { must: [{ key: "n", range: { gt: "1" } }] },
+          { must: "topic" },
+          { must: Array.from({ length: 65 }, () => ({ key: "k", match: { value: 1 } })) },
+          { musts: [] }
+        ]
+      }
+      for (const filter of filters.good) {
+        assert.isTrue(
+          searchBody!({ query: "x", filter }),
+          `${JSON.stringify(filter)}: ${JSON.stringify(searchBody!.errors)}`
+        )
+        await send("search filtered", "POST", `${api}/search`, {
+          headers: A,
+          body: { query: "x", filter },
+          expect: 200
+        })
+      }
+      for (const filter of filters.bad) {
+        assert.isFalse(searchBody!({ query: "x", filter }), `${JSON.stringify(filter)} is refused by the document`)
+        await send("search bad filter", "POST", `${api}/search`, {
+          headers: A,
+          body: { query: "x", filter },
+          expect: 400
+        })
+      }
       await send("search bad limit", "POST", `${api}/search`, {
         headers: A,
         body: { query: "x", limit: 0 },

@@ -125,6 +125,14 @@ export const IngestRequest = Schema.Struct({
   metadata: Schema.optional(Retrieval.Metadata)
 }).annotate({ identifier: "IngestRequest" })
 
+// The search filter: documented as the filter schema (`Filter.Filter`, a metadata filter), decoded by the handler with
+// `Filter.decodeUnknown`, whose `invalid-filter` 400 names the offending field and also checks what the schema cannot
+// (reserved keys, depth).
+const FilterBody: Schema.Codec<unknown> = Schema.Any.check(Schema.makeFilter(() => true, {
+  representation: { id: "@ouroboros/retrieval/SearchFilter", payload: null, schemas: [Filter.Filter.ast] },
+  toJsonSchema: ({ schemas }) => schemas[0]!
+}))
+
 /**
  * The body of `POST /search`.
  *
@@ -136,14 +144,7 @@ export const SearchRequest = Schema.Struct({
   limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 })).pipe(
     Schema.withDecodingDefaultType(Effect.succeed(Retrieval.defaultSearchLimit))
   ),
-  // Decoded by the handler with `Filter.decodeUnknown`, whose errors name the offending field (400).
-  filter: Schema.optional(
-    Schema.Unknown.annotate({
-      identifier: "Filter",
-      description: "A payload filter over metadata keys: { must?, should?, must_not? } of " +
-        "{ key, match: { value } | { any } } or { key, range: { gt?, gte?, lt?, lte? } } or nested filters"
-    })
-  )
+  filter: Schema.optional(FilterBody)
 }).annotate({ identifier: "SearchRequest" })
 
 /**

@@ -25,12 +25,20 @@ export const reservedKeys: ReadonlySet<string> = new Set(["tenant_id", "point_id
 export const maxDepth = 4
 
 /**
- * A scalar a `match` can compare with.
+ * The most conditions one clause (`must`, `should`, `must_not`) accepts.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxConditions = 64
+
+/**
+ * A scalar a `match` can compare with (numbers are finite).
  *
  * @since 0.1.0
  * @category schemas
  */
-export const MatchValue = Schema.Union([Schema.String, Schema.Number, Schema.Boolean])
+export const MatchValue = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
 
 /**
  * @since 0.1.0
@@ -47,7 +55,9 @@ export type MatchValue = typeof MatchValue.Type
  */
 export const Match = Schema.Union([
   Schema.Struct({ value: MatchValue }),
-  Schema.Struct({ any: Schema.Array(Schema.Union([Schema.String, Schema.Number])) })
+  Schema.Struct({
+    any: Schema.Array(Schema.Union([Schema.String, Schema.Finite])).check(Schema.isMinLength(1))
+  })
 ])
 
 /**
@@ -63,11 +73,11 @@ export type Match = typeof Match.Type
  * @category schemas
  */
 export const Range = Schema.Struct({
-  gt: Schema.optional(Schema.Number),
-  gte: Schema.optional(Schema.Number),
-  lt: Schema.optional(Schema.Number),
-  lte: Schema.optional(Schema.Number)
-})
+  gt: Schema.optional(Schema.Finite),
+  gte: Schema.optional(Schema.Finite),
+  lt: Schema.optional(Schema.Finite),
+  lte: Schema.optional(Schema.Finite)
+}).annotate({ description: "Numeric bounds; at least one of gt, gte, lt, lte" })
 
 /**
  * @since 0.1.0
@@ -76,14 +86,23 @@ export const Range = Schema.Struct({
 export type Range = typeof Range.Type
 
 /**
+ * A payload key: 1 to 256 characters, a dotted path into nested objects. `validate` also rejects reserved keys and
+ * empty path segments.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Key = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
+
+/**
  * A condition on one payload field (`key` may be a dotted path into nested objects): a `match` or a `range`.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const FieldCondition = Schema.Union([
-  Schema.Struct({ key: Schema.String, match: Match }),
-  Schema.Struct({ key: Schema.String, range: Range })
+  Schema.Struct({ key: Key, match: Match }),
+  Schema.Struct({ key: Key, range: Range })
 ])
 
 /**
@@ -111,15 +130,23 @@ export interface Filter {
  */
 export type Condition = FieldCondition | Filter
 
+// The conditions of a clause: at most `maxConditions`.
+const Conditions = () =>
+  Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition)).check(Schema.isMaxLength(maxConditions))
+
 /**
  * @since 0.1.0
  * @category schemas
  */
 export const Filter: Schema.Codec<Filter> = Schema.Struct({
-  must: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition))),
-  should: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition))),
-  must_not: Schema.optional(Schema.Array(Schema.suspend((): Schema.Codec<Condition> => Condition)))
-}).annotate({ identifier: "Filter" })
+  must: Schema.optional(Conditions()),
+  should: Schema.optional(Conditions()),
+  must_not: Schema.optional(Conditions())
+}).annotate({
+  identifier: "Filter",
+  description: `Every must condition holds, at least one should condition holds (when there are any), no must_not ` +
+    `condition holds. Nested at most ${maxDepth} deep; keys name metadata fields (a dotted path into nested objects).`
+})
 
 /**
  * @since 0.1.0
@@ -181,7 +208,7 @@ const checkFilter = (filter: Filter, path: string, depth: number): string | unde
   for (const clause of ["must", "should", "must_not"] as const) {
     const conditions = filter[clause]
     if (conditions === undefined) continue
-    if (conditions.length > 64) return `${path}.${clause} has more than 64 conditions`
+    if (conditions.length > maxConditions) return `${path}.${clause} has more than ${maxConditions} conditions`
     for (let i = 0; i < conditions.length; i++) {
       const problem = checkCondition(conditions[i]!, `${path}.${clause}[${i}]`, depth)
       if (problem !== undefined) return problem
@@ -220,8 +247,12 @@ export const decodeUnknown = (input: unknown): Effect.Effect<Filter, InvalidFilt
     Effect.flatMap(validate)
   )
 
+// Decoded as JSON, as an HTTP body's other fields are (a `null` field is an absent one), with no excess property.
 // `reportInput`: the message shows the offending value, as Effect 3's did ("Expected string, got 3").
-const decodeFilter = Schema.decodeUnknownEffect(Filter, { onExcessProperty: "error", reportInput: true })
+const decodeFilter = Schema.decodeUnknownEffect(Schema.toCodecJson(Filter), {
+  onExcessProperty: "error",
+  reportInput: true
+})
 
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 

@@ -159,4 +159,31 @@ describe("Filter", () => {
       const ok = yield* Filter.decodeUnknown({ should: [{ key: "lang", match: { any: ["en", "fr"] } }] })
       assert.deepStrictEqual(ok, { should: [{ key: "lang", match: { any: ["en", "fr"] } }] })
     }))
+
+  it.effect("decodeUnknown reads JSON as an HTTP body's fields are read, and what the schema says it refuses", () =>
+    Effect.gen(function*() {
+      // A null clause is an absent one, as for every optional field of a JSON body (and as the OpenAPI schema says).
+      const ok = yield* Filter.decodeUnknown({ must: [{ key: "n", range: { gt: 1, lte: null } }], should: null })
+      assert.strictEqual(ok.should, undefined)
+      assert.strictEqual(Filter.matches(ok, { n: 2 }), true)
+      const refused = [
+        [{ must: [{ key: "n", range: { gt: "1" } }] }, /^filter\.must\.0/],
+        [{ must: [{ key: "lang", match: { any: [] } }] }, /^filter\.must\.0/],
+        [{ must: [{ key: "", match: { value: 1 } }] }, /^filter\.must\.0/],
+        [{ must: [{ key: "x".repeat(257), match: { value: 1 } }] }, /^filter\.must\.0/],
+        [
+          { must: Array.from({ length: Filter.maxConditions + 1 }, () => ({ key: "k", match: { value: 1 } })) },
+          /^filter\.must/
+        ],
+        [{ must: [{ key: "lang", match: { value: "en" }, extra: 1 }] }, /^filter\.must\.0/],
+        [
+          { must: [{ key: "n", match: { value: "NaN" } }], should: [{ key: "n", range: { gt: "Infinity" } }] },
+          /^filter\.should\.0/
+        ]
+      ] as const
+      for (const [input, detail] of refused) {
+        const error = yield* Effect.flip(Filter.decodeUnknown(input))
+        assert.match(error.detail, detail, JSON.stringify(input).slice(0, 80))
+      }
+    }))
 })
