@@ -35,6 +35,7 @@ import * as Path from "node:path"
 import packageJson from "../package.json" with { type: "json" }
 import { Api } from "./Api.js"
 import * as Audit from "./Audit.js"
+import * as BackupSources from "./BackupSources.js"
 import * as Breakers from "./Breakers.js"
 import * as Documents from "./Documents.js"
 import * as Flags from "./Flags.js"
@@ -217,8 +218,11 @@ export const layerServices = (options: Options) => {
   )
   // Backups of the event store, the vectors and registered tables; a restore rebuilds the vector projection. The
   // vector store's calls go through the same guard as retrieval's.
+  // The tenants, keys, usage and flags are backed up with the events (`BackupSources`); the audit log is not.
   const BackupLive = Backup.layerConfig({ dataDir: config.dataDir }).pipe(
-    Layer.provideMerge(BackupSource.layerRegistry),
+    Layer.provideMerge(
+      BackupSources.layer.pipe(Layer.provideMerge(BackupSource.layerRegistry), Layer.provide(SqlLive))
+    ),
     Layer.provide(Layer.effect(
       Backup.Projections,
       Effect.map(Effect.service(Retrieval.Retrieval), (retrieval) => ({ rebuild: Effect.asVoid(retrieval.rebuild) }))

@@ -11,6 +11,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Backup, BackupCli, BackupSource } from "@ouroboros/backup"
 import { Checkpoints, EventStore } from "@ouroboros/event-store"
+import { FlagProviderSql } from "@ouroboros/feature-flags"
 import { Retrieval } from "@ouroboros/retrieval"
 import { Database } from "@ouroboros/sql"
 import { Jwt, TenantConfig, Tenants, TenantsCli, TenantStoreSql } from "@ouroboros/tenancy"
@@ -19,6 +20,7 @@ import { Config, Effect, Layer, Logger, References } from "effect"
 import { Command } from "effect/cli"
 import * as Path from "node:path"
 import * as AuditCli from "./AuditCli.js"
+import * as BackupSources from "./BackupSources.js"
 import * as Breakers from "./Breakers.js"
 import * as ServerConfig from "./ServerConfig.js"
 import * as Vectors from "./Vectors.js"
@@ -54,8 +56,16 @@ const Services = Layer.unwrap(
       const settings = yield* Tenants.config
       return Tenants.layer({ ...settings, bootstrap })
     })).pipe(Layer.provide([TenantStoreSql.layer, Jwt.layerDisabled]), Layer.provide(Sql))
-    return Backup.layerConfig({ dataDir }).pipe(
+    // The server's tables in its backups (`BackupSources`); their migrations run first, so that a restore into a new
+    // database finds them.
+    const Sources = BackupSources.layer.pipe(
       Layer.provideMerge(BackupSource.layerRegistry),
+      Layer.provide(FlagProviderSql.layerMigrations),
+      Layer.provide(TenantStoreSql.layer),
+      Layer.provide(Sql)
+    )
+    return Backup.layerConfig({ dataDir }).pipe(
+      Layer.provideMerge(Sources),
       Layer.provide(Projections),
       Layer.provideMerge(Stores),
       Layer.merge(TenantsLive)
