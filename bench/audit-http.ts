@@ -1,8 +1,9 @@
 /**
  * The request cost of the audit log on `POST /api/v1/documents` (issue 17): the bundled server as it is (the request
- * path's audit step, an `authentication.success` queued per request, a `data.create` committed before each 201),
- * beside the same server bundled with the audit log switched off (a module substituted for `apps/server/src/Audit.ts`
- * while bundling, {@link auditOff}: no middleware, a log that records nothing). Every request creates a new document (a
+ * path's audit step, an `authentication.success` queued once per client in `AUDIT_AUTH_SUCCESS_WINDOW`, a
+ * `data.create` committed before each 201), beside the same server bundled with the audit log switched off (a module
+ * substituted for `apps/server/src/Audit.ts` while bundling, {@link auditOff}: no middleware, a log that records
+ * nothing). Every request creates a new document (a
  * random id), on the embedded database and the local embedder.
  *
  * The harness is the paired one of the HTTP benchmarks: each round starts a fresh process of both on fresh data

@@ -15,7 +15,8 @@
  * Run: `npm run bench -- http`. Sections: `HTTP_BENCH=peers,startup` (the default), `ablation` (the full stack and
  * the same stack with one piece turned off, `bench/servers/stack.ts`, loaded over HTTP), `inprocess` (the same variants
  * without sockets: the Effect side's CPU per request; `HTTP_BENCH_INPROCESS` requests per run, default 50000),
- * `profile` (a CPU profile of the bundled server under load, summarized by module and function). `HTTP_BENCH_ROUNDS` (default 5), `BENCH_SECONDS` (per load, default
+ * `profile` (a CPU profile of the bundled server under load, summarized by module and function; kept in
+ * `HTTP_BENCH_PROFILE_KEEP` when set). `HTTP_BENCH_ROUNDS` (default 5), `BENCH_SECONDS` (per load, default
  * 3), `HTTP_BENCH_WARMUP` (seconds, default 2), `BENCH_CONNECTIONS` (default 50), `HTTP_BENCH_STARTS` (startup runs per case, default 5),
  * `HTTP_BENCH_ABLATION=shutdown,span,…` (the pieces to take out, default all of them), `HTTP_BENCH_BUILDS=label=main.js;…`
  * (other builds of the server measured in the same rounds, e.g. an earlier commit's).
@@ -369,6 +370,12 @@ const profile = async () => {
     // The main thread's profile is the largest (the other is the embedded database's worker).
     const main = files.sort((a, b) => Fs.statSync(b).size - Fs.statSync(a).size)[0]
     if (main === undefined) throw new Error("no profile was written")
+    // `HTTP_BENCH_PROFILE_KEEP=<dir>`: the profiles are copied there (the main thread's and the workers').
+    const keep = process.env.HTTP_BENCH_PROFILE_KEEP
+    if (keep !== undefined) {
+      Fs.mkdirSync(keep, { recursive: true })
+      for (const file of files) Fs.copyFileSync(file, Path.join(keep, Path.basename(file)))
+    }
     console.log(`\nCPU profile of the bundled server: ${Math.round(result.requests.average)} req/s under load`)
     Profile.print(Profile.summarize(main), 40)
   } finally {

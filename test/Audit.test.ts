@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { admin, call, tenantA, tenantB } from "./helpers.js"
+import { admin, call, eventually, tenantA, tenantB } from "./helpers.js"
 
 const query = (url: string, params: Record<string, string>, headers: Record<string, string> = admin) =>
   Effect.map(call(`${url}/admin/audit?${new URLSearchParams(params)}`, { headers }), (reply) => {
@@ -202,6 +202,42 @@ describe("the audit log in the server", () => {
         // A reader of tenant a is not a tenant admin.
         const refused = yield* call(`${server.url}/admin/audit`, { headers: tenantA })
         assert.strictEqual(refused.status, 403)
+      }).pipe(Effect.scoped),
+    { timeout: 120_000 }
+  )
+
+  // Successes are queued: a request from a further user agent, recorded after the others (one queue, in order), is
+  // the barrier after which every earlier success is in the log.
+  const successes = (url: string, agents: ReadonlyArray<string>, barrier: string) =>
+    Effect.gen(function*() {
+      for (const agent of agents) {
+        const reply = yield* call(`${url}/api/v1/whoami`, { headers: { ...tenantA, "user-agent": agent } })
+        assert.strictEqual(reply.status, 200)
+      }
+      const last = yield* call(`${url}/api/v1/whoami`, { headers: { ...tenantA, "user-agent": barrier } })
+      assert.strictEqual(last.status, 200)
+      const entries = yield* eventually(
+        "the barrier's authentication.success",
+        Effect.map(query(url, { type: "authentication.success", limit: "200" }), (r) => r.entries),
+        (entries) => entries.some((e) => e.actor.userAgent === barrier)
+      )
+      const count = new Map<string, number>()
+      for (const e of entries) count.set(e.actor.userAgent, (count.get(e.actor.userAgent) ?? 0) + 1)
+      return count
+    })
+
+  it.live(
+    "an authenticated client's successes: one per principal, address and user agent in AUDIT_AUTH_SUCCESS_WINDOW",
+    () =>
+      Effect.gen(function*() {
+        const agents = ["agent-1", "agent-1", "agent-1", "agent-2", "agent-1", "agent-2"]
+        const windowed = yield* Testing.start()
+        const once = yield* successes(windowed.url, agents, "barrier")
+        assert.deepStrictEqual([once.get("agent-1"), once.get("agent-2")], [1, 1])
+        // `0`: every request.
+        const every = yield* Testing.start({ AUDIT_AUTH_SUCCESS_WINDOW: "0 millis" })
+        const all = yield* successes(every.url, agents, "barrier")
+        assert.deepStrictEqual([all.get("agent-1"), all.get("agent-2")], [4, 2])
       }).pipe(Effect.scoped),
     { timeout: 120_000 }
   )

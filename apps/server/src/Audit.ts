@@ -24,7 +24,7 @@ import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
 import { FlagAudit } from "@ouroboros/feature-flags"
 import { Principal, Problem } from "@ouroboros/kernel"
 import { TenancyHttp, type Tenant, Tenants } from "@ouroboros/tenancy"
-import { type Config, Context, Effect, Layer, Option, type Schema, Stream } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Option, type Schema, Stream } from "effect"
 import { HttpServerRequest, type HttpServerResponse } from "effect/http"
 import * as Limits from "./Limits.js"
 
@@ -129,12 +129,29 @@ const resourceOf = (request: HttpServerRequest.HttpServerRequest): AuditEvent.Re
 }
 
 /**
+ * `AUDIT_AUTH_SUCCESS_WINDOW` (default 1 minute): within it, the request path records one `authentication.success`
+ * per principal, client address and user agent; `0` records every authenticated request.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const authSuccessWindow: Config.Config<Duration.Duration> = Config.Duration("AUDIT_AUTH_SUCCESS_WINDOW").pipe(
+  Config.withDefault(Duration.minutes(1))
+)
+
+const maxWindowEntries = 10_000
+
+/**
  * The audit step of the request path, inside the tenancy middleware (it reads the request's authentication outcome)
  * and around the rest (it sees the answer):
  *
- * - an authenticated request: `authentication.success`, queued (never delays the request);
- * - refused credentials, or none on a route that needs them (a 401): `authentication.failure`, with the reason;
- * - a 403 `Forbidden` problem: `authorization.denied`, with the problem's detail.
+ * - an authenticated request: `authentication.success`, queued (never delays the request), once per principal,
+ *   client address and user agent within `AUDIT_AUTH_SUCCESS_WINDOW` ({@link authSuccessWindow}; `0`: every request),
+ *   as identity providers aggregate non-interactive sign-ins; what the request then reads or changes is audited by
+ *   the services, request by request;
+ * - refused credentials, or none on a route that needs them (a 401): `authentication.failure`, with the reason,
+ *   every time;
+ * - a 403 `Forbidden` problem: `authorization.denied`, with the problem's detail, every time.
  *
  * Failures and denials are durable before the answer leaves (the log's `record` waits for those types).
  *
@@ -144,6 +161,21 @@ const resourceOf = (request: HttpServerRequest.HttpServerRequest): AuditEvent.Re
 export const middleware: Effect.Effect<Middleware, Config.ConfigError, AuditLog.AuditLog> = Effect.gen(function*() {
   const audit = yield* AuditLog.AuditLog
   const resolveClient = Limits.clientAddress(yield* Limits.trustedProxies)
+  const windowMillis = Duration.toMillis(yield* authSuccessWindow)
+  // When each principal, address and user agent last had its success recorded (bounded: when full, it starts over,
+  // which records more, never less).
+  const lastRecorded = new Map<string, number>()
+  const firstInWindow = (actor: AuditEvent.Actor, now: number): boolean => {
+    if (windowMillis <= 0) return true
+    const key = `${actor.tenantId ?? ""}\u0000${actor.subject}\u0000${actor.clientAddress ?? ""}\u0000${
+      actor.userAgent ?? ""
+    }`
+    const last = lastRecorded.get(key)
+    if (last !== undefined && now - last < windowMillis && now >= last) return false
+    if (lastRecorded.size >= maxWindowEntries) lastRecorded.clear()
+    lastRecorded.set(key, now)
+    return true
+  }
   return (app) =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
@@ -167,7 +199,9 @@ export const middleware: Effect.Effect<Middleware, Config.ConfigError, AuditLog.
       return Effect.flatMap(Effect.provideService(app, CurrentClientAddress, address), (response) => {
         if (outcome._tag === "Authenticated") {
           const actor = AuditEvent.actorOf(outcome.principal, client)
-          const success = audit.record(event("authentication.success", actor, "success", undefined))
+          const success = firstInWindow(actor, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+            ? audit.record(event("authentication.success", actor, "success", undefined))
+            : Effect.void
           if (response.status !== 403) return Effect.as(success, response)
           const detail = forbiddenDetail(response)
           return detail === undefined ? Effect.as(success, response) : Effect.andThen(
