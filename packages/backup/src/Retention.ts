@@ -65,6 +65,11 @@ const weekIndex = (date: Date): number => Math.floor((dayIndex(date) + 3) / 7)
  * @category utils
  * @example
  * import { Retention } from "@ouroboros/backup"
+ *
+ * const backups: ReadonlyArray<Retention.Candidate> = [
+ *   { id: "b2", createdAt: new Date("2026-01-02T03:00:00Z"), verified: false, parent: "b1" },
+ *   { id: "b1", createdAt: new Date("2026-01-01T03:00:00Z"), verified: true }
+ * ]
  * const { remove } = Retention.decide(backups, { keepLast: 7, keepDaily: 14, keepWeekly: 8 }, new Date())
  */
 export const decide = (backups: ReadonlyArray<Candidate>, policy: Policy, now: Date): Decision => {

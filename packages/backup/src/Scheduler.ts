@@ -153,7 +153,7 @@ export const make = (options: Options) =>
  * @since 0.1.0
  * @category layers
  * @example
- * import { Backup, Scheduler } from "@ouroboros/backup"
+ * import { Scheduler } from "@ouroboros/backup"
  * const SchedulerLive = Scheduler.layer({ schedule: "0 3 * * *", fullEvery: 7, verify: "restore" })
  */
 export const layer = (options: Options): Layer.Layer<never, never, Backup.Backup | ReplicaLock> =>

@@ -74,7 +74,7 @@ export interface BreakerAuditService {
  * @category references
  * @example
  * import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
- * import { Effect, Layer } from "effect"
+ * import { Effect } from "effect"
  * const Audit = CircuitBreakerHttp.layerAudit({ record: (action) => Effect.logInfo("breaker operator action", action) })
  */
 export const BreakerAudit = Context.Reference<BreakerAuditService>("@ouroboros/circuit-breaker/BreakerAudit", {
@@ -135,9 +135,16 @@ export class Group extends HttpApiGroup.make("circuitBreakers")
  * @since 0.1.0
  * @category errors
  * @example
- * import { CircuitBreakerHttp } from "@ouroboros/circuit-breaker"
+ * import { CircuitBreakerHttp, Resilience } from "@ouroboros/circuit-breaker"
  * import { Effect } from "effect"
- * // embed(text).pipe(Effect.catchTags({ CircuitOpen: CircuitBreakerHttp.toProblem, Timeout: …, BulkheadFull: … }))
+ *
+ * declare const embed: (text: string) => Effect.Effect<Float32Array, Resilience.ResilienceError>
+ * // in a handler: an open breaker, a timeout or a full bulkhead is a 503 problem
+ * const handled = embed("hello").pipe(Effect.catchTags({
+ *   CircuitOpen: CircuitBreakerHttp.toProblem,
+ *   Timeout: CircuitBreakerHttp.toProblem,
+ *   BulkheadFull: CircuitBreakerHttp.toProblem
+ * }))
  */
 export const toProblem = (
   error: CircuitBreaker.CircuitOpen | { readonly _tag: "Timeout" | "BulkheadFull"; readonly name: string }

@@ -69,11 +69,21 @@ export const scopeOf = (principal: Principal.Principal): AdminScope =>
  * @category middleware
  * @example
  * import { FeatureFlagsHttp } from "@ouroboros/feature-flags"
- * // AdminAuthentication: the server's middleware that provides CurrentPrincipal
- * // class AdminApi extends HttpApi.make("admin").add(
- * //   FeatureFlagsHttp.Group.middleware(FeatureFlagsHttp.ScopeFromPrincipal).middleware(AdminAuthentication)
- * // ) {}
- * // layers: FeatureFlagsHttp.layer(AdminApi), FeatureFlagsHttp.layerScopeFromPrincipal
+ * import { Principal } from "@ouroboros/kernel"
+ * import { Layer } from "effect"
+ * import { HttpApi, HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
+ *
+ * // the server's authentication of administrators: a middleware that provides the caller
+ * class AdminAuthentication extends HttpApiMiddleware.Service<AdminAuthentication, {
+ *   provides: Principal.CurrentPrincipal
+ * }>()("app/AdminAuthentication") {}
+ * class AdminApi extends HttpApi.make("admin").add(
+ *   FeatureFlagsHttp.Group.middleware(FeatureFlagsHttp.ScopeFromPrincipal).middleware(AdminAuthentication)
+ * ) {}
+ * const AdminLive = HttpApiBuilder.layer(AdminApi).pipe(
+ *   Layer.provide(FeatureFlagsHttp.layer(AdminApi)),
+ *   Layer.provide(FeatureFlagsHttp.layerScopeFromPrincipal)
+ * ) // needs FeatureFlags and the layer of AdminAuthentication
  */
 export class ScopeFromPrincipal extends HttpApiMiddleware.Service<ScopeFromPrincipal, {
   requires: Principal.CurrentPrincipal

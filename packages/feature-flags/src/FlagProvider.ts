@@ -135,10 +135,15 @@ export type Status = typeof Status.Type
  * @category utils
  * @example
  * import { FeatureFlags, FlagProvider } from "@ouroboros/feature-flags"
- * import { Effect } from "effect"
- * // In the server, with @ouroboros/health:
- * // health.register({ name: "feature-flags:status", critical: false,
- * //   run: Effect.map(FeatureFlags.status, FlagProvider.summarize) })
+ * import { HealthCheck } from "@ouroboros/health"
+ * import { Effect, Layer } from "effect"
+ *
+ * // a health check that warns while a source serves stale flags and fails while one has none
+ * const FlagsCheck = Layer.effectDiscard(HealthCheck.register({
+ *   name: "feature-flags:status",
+ *   critical: false,
+ *   run: Effect.map(FeatureFlags.status, FlagProvider.summarize)
+ * }))
  */
 export const summarize = (statuses: ReadonlyArray<Status>): {
   readonly status: "pass" | "warn" | "fail"
@@ -480,8 +485,7 @@ export const layered = (
  * @since 0.1.0
  * @category layers
  * @example
- * import { FlagProvider } from "@ouroboros/feature-flags"
- * import { FlagProviderFile, FlagProviderSql } from "@ouroboros/feature-flags"
+ * import { FlagProvider, FlagProviderFile, FlagProviderSql } from "@ouroboros/feature-flags"
  * // file defaults, database overrides (and kill switches) on top
  * const Flags = FlagProvider.layerLayered(FlagProviderFile.layer({ path: "flags.yaml" }), FlagProviderSql.layer())
  */

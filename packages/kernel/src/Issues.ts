@@ -298,11 +298,12 @@ const filterMessage = (issue: SchemaIssue.Filter, limits: Limits): string | unde
  * @category formatting
  * @example
  * import { Issues } from "@ouroboros/kernel"
- * import { Effect, Schema } from "effect"
+ * import { Result, Schema } from "effect"
  *
- * const failure = Schema.decodeUnknownExit(Schema.Struct({ n: Schema.Number }))({ n: "x".repeat(10_000_000) }, {
+ * const result = Schema.decodeUnknownResult(Schema.Struct({ n: Schema.Number }))({ n: "x".repeat(10_000_000) }, {
  *   reportInput: true
  * })
+ * if (Result.isFailure(result)) console.log(Issues.format(result.failure.issue))
  * // { issues: [{ path: ["n"], message: 'Expected number, got "xxxx…" (10000000 characters)' }], omitted: 0, … }
  */
 export const format = (issue: SchemaIssue.Issue, limits?: Partial<Limits>): Formatted => {

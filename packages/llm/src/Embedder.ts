@@ -41,7 +41,7 @@ export interface EmbedOptions {
  * const program = Effect.gen(function*() {
  *   const embedder = yield* Embedder.Embedder
  *   const [vector] = yield* embedder.embed(["hello world"])
- *   return vector.length === embedder.dimensions
+ *   return vector?.length === embedder.dimensions
  * }).pipe(Effect.provide(Embedder.layerLocal()))
  */
 export class Embedder extends Context.Service<Embedder, {

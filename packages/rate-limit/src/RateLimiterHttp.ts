@@ -143,7 +143,10 @@ const policyItem = (policy: RateLimiter.Policy): string => {
  * @since 0.1.0
  * @category utils
  * @example
- * // "burst";q=100;w=60, "daily";q=5000;w=86400
+ * import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
+ *
+ * declare const decision: RateLimiter.Decision // over "burst" (100 a minute) and "daily" (5000 a day)
+ * RateLimiterHttp.policyField(decision) // "burst";q=100;w=60, "daily";q=5000;w=86400
  */
 export const policyField = (decision: RateLimiter.Decision): string => {
   const policies = decision.policies
@@ -159,7 +162,10 @@ export const policyField = (decision: RateLimiter.Decision): string => {
  * @since 0.1.0
  * @category utils
  * @example
- * // "burst";r=0;t=30
+ * import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
+ *
+ * declare const decision: RateLimiter.Decision // "burst" exhausted, admitting again in 30 seconds
+ * RateLimiterHttp.limitField(decision) // "burst";r=0;t=30
  */
 export const limitField = (decision: RateLimiter.Decision): string => {
   let field = ""
@@ -177,8 +183,10 @@ export const limitField = (decision: RateLimiter.Decision): string => {
  * @since 0.1.0
  * @category utils
  * @example
- * // ratelimit-policy: "burst";q=100;w=60
- * // ratelimit: "burst";r=0;t=30
+ * import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
+ *
+ * declare const decision: RateLimiter.Decision // "burst" (100 a minute) exhausted, admitting again in 30 seconds
+ * RateLimiterHttp.headers(decision) // { "ratelimit-policy": '"burst";q=100;w=60', "ratelimit": '"burst";r=0;t=30' }
  */
 export const headers = (decision: RateLimiter.Decision): Record<string, string> => ({
   "ratelimit-policy": policyField(decision),
@@ -221,12 +229,15 @@ const storeUnavailable = Http.problem(503, {
  * @since 0.1.0
  * @category constructors
  * @example
- * import { RateLimiterHttp } from "@ouroboros/rate-limit"
- * import { Effect } from "effect"
- * const program = Effect.gen(function*() {
+ * import { RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
+ * import { Effect, Layer } from "effect"
+ * import { HttpRouter, HttpServerResponse } from "effect/http"
+ *
+ * const routes = HttpRouter.add("GET", "/api/v1/ping", HttpServerResponse.text("pong"))
+ * const app = Layer.unwrap(Effect.gen(function*() {
  *   const limit = yield* RateLimiterHttp.make({ trustedProxies: ["loopback"] })
- *   // HttpRouter.serve(routes, { middleware: limit })
- * })
+ *   return HttpRouter.serve(routes, { middleware: limit })
+ * })).pipe(Layer.provide(RateLimiter.layerConfig()))
  */
 export const make = (options: Options = {}): Effect.Effect<Middleware, never, RateLimiter.RateLimiter> =>
   RateLimiter.RateLimiter.useSync((limiter): Middleware => {

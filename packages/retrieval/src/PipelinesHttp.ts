@@ -84,11 +84,16 @@ export class PipelinesGroup extends HttpApiGroup.make("pipelines")
  * @since 0.1.0
  * @category layers
  * @example
+ * import { Principal } from "@ouroboros/kernel"
  * import { PipelinesHttp } from "@ouroboros/retrieval"
- * import { HttpApi } from "effect/http-api"
- * // Authentication: an HttpApiMiddleware that provides Principal.CurrentPrincipal
- * // class Api extends HttpApi.make("api").add(PipelinesHttp.PipelinesGroup.middleware(Authentication)) {}
- * // const PipelinesLive = PipelinesHttp.layer(Api) // needs Pipelines and Authentication
+ * import { HttpApi, HttpApiMiddleware } from "effect/http-api"
+ *
+ * // the server's authentication: a middleware that provides the caller
+ * class Authentication extends HttpApiMiddleware.Service<Authentication, {
+ *   provides: Principal.CurrentPrincipal
+ * }>()("app/Authentication") {}
+ * class Api extends HttpApi.make("api").add(PipelinesHttp.PipelinesGroup.middleware(Authentication)) {}
+ * const PipelinesLive = PipelinesHttp.layer(Api) // needs Pipelines and Authentication
  */
 export const layer = HttpGroup.implement(PipelinesGroup, (handlers) =>
   Pipelines.useSync((pipelines) =>

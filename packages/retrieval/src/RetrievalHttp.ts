@@ -258,12 +258,18 @@ export class ProjectionsGroup extends HttpApiGroup.make("projections")
  * @since 0.1.0
  * @category layers
  * @example
+ * import { Principal } from "@ouroboros/kernel"
  * import { RetrievalHttp } from "@ouroboros/retrieval"
- * import { HttpApi } from "effect/http-api"
- * // Authentication: an HttpApiMiddleware that provides Principal.CurrentPrincipal
- * // class Api extends HttpApi.make("api")
- * //   .add(RetrievalHttp.DocumentsGroup.middleware(Authentication).prefix("/api/v1")) {}
- * // const DocumentsLive = RetrievalHttp.layerDocuments(Api) // needs Retrieval and Authentication
+ * import { HttpApi, HttpApiMiddleware } from "effect/http-api"
+ *
+ * // the server's authentication: a middleware that provides the caller
+ * class Authentication extends HttpApiMiddleware.Service<Authentication, {
+ *   provides: Principal.CurrentPrincipal
+ * }>()("app/Authentication") {}
+ * class Api extends HttpApi.make("api").add(
+ *   RetrievalHttp.DocumentsGroup.middleware(Authentication).prefix("/api/v1")
+ * ) {}
+ * const DocumentsLive = RetrievalHttp.layerDocuments(Api) // needs Retrieval and Authentication
  */
 export const layerDocuments = HttpGroup.implement(
   DocumentsGroup,

@@ -31,7 +31,7 @@ const pathOf = (url: string): string => {
  * @since 0.1.0
  * @category middleware
  * @example
- * import { Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
+ * import { ShutdownHttp } from "@ouroboros/shutdown"
  * import { HttpRouter, HttpServerResponse } from "effect/http"
  *
  * const Routes = HttpRouter.add("GET", "/", HttpServerResponse.text("hi"))

@@ -34,11 +34,15 @@ export type Outcome =
  * @since 0.1.0
  * @category constructors
  * @example
- * // The entry of a server (bundled with splitting, so the dynamic import is a file of its own)
+ * // The entry module of a server: nothing else is imported statically, so the database starts before the rest loads
+ * // (bundled with splitting, each dynamic import is a chunk of its own).
  * import { startEmbeddedEarly } from "@ouroboros/sql/Early"
- * startEmbeddedEarly()
- * const { main } = await import("./Program.js")
- * main()
+ *
+ * const outcome = startEmbeddedEarly()
+ * if (outcome._tag === "Skipped") console.log(`the database layer opens the database itself: ${outcome.reason}`)
+ * // The program's layer, loaded now: `Database.layerConfig()` adopts the database started above.
+ * const { Database } = await import("@ouroboros/sql")
+ * const DatabaseLive = Database.layerConfig()
  */
 export const startEmbeddedEarly = (
   env: Readonly<Record<string, string | undefined>> = process.env

@@ -135,10 +135,15 @@ const detailOf = (error: Quotas.QuotaExceeded) =>
  * @since 0.1.0
  * @category errors
  * @example
- * import { QuotasHttp } from "@ouroboros/tenancy"
+ * import { TenantId } from "@ouroboros/kernel"
+ * import { Quotas, QuotasHttp } from "@ouroboros/tenancy"
  * import { Effect } from "effect"
- * // quotas.consume(tenantId, { documents: 1, storedBytes })
- * //   .pipe(Effect.catchTag("QuotaExceeded", QuotasHttp.toProblem))
+ *
+ * // in a handler: a used-up quota is a 429 (requests per day) or a 403 problem
+ * const ingest = (tenantId: TenantId.TenantId, storedBytes: number) =>
+ *   Effect.flatMap(Quotas.Quotas, (quotas) => quotas.consume(tenantId, { documents: 1, storedBytes })).pipe(
+ *     Effect.catchTag("QuotaExceeded", QuotasHttp.toProblem)
+ *   )
  */
 export const toProblem = (
   error: Quotas.QuotaExceeded

@@ -87,7 +87,7 @@ END $$`)
  * @category migrations
  * @example
  * import { Rls } from "@ouroboros/tenancy"
- * import { Effect, Option } from "effect"
+ * import { Effect } from "effect"
  * import { SqlClient } from "effect/sql"
  * const migration = Effect.gen(function*() {
  *   const sql = yield* SqlClient.SqlClient
@@ -129,7 +129,7 @@ export const enable = (options: {
  * @example
  * import { Rls } from "@ouroboros/tenancy"
  * import { TenantId } from "@ouroboros/kernel"
- * import { Effect, Option } from "effect"
+ * import { Effect } from "effect"
  * import { SqlClient } from "effect/sql"
  * const notes = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT * FROM notes`).pipe(
  *   Rls.withTenant(TenantId.make("acme"))

@@ -234,7 +234,7 @@ export const layer: Layer.Layer<never, never, HttpRouter.HttpRouter | Tenants.Te
  * import { RateLimiterHttp } from "@ouroboros/rate-limit"
  * import { TenancyHttp } from "@ouroboros/tenancy"
  * const resolve = TenancyHttp.limiterResolver(RateLimiterHttp.defaultResolver({ trustedProxies: ["private"] }))
- * // RateLimiterHttp.layer({ resolve })
+ * const Limits = RateLimiterHttp.layer({ resolve })
  */
 export const limiterResolver = (base: RateLimiterHttp.KeyResolver): RateLimiterHttp.KeyResolver => (request) =>
   subjectOf(authenticationOf(request), base(request))
@@ -445,9 +445,13 @@ export const layerSecurity: Layer.Layer<
  * @since 0.1.0
  * @category authorization
  * @example
+ * import { TenantId } from "@ouroboros/kernel"
  * import { TenancyHttp } from "@ouroboros/tenancy"
  * import { Effect } from "effect"
- * // handlers.handle("getTenant", ({ params }) => TenancyHttp.scopeToTenant(params.id).pipe(Effect.andThen(…)))
+ *
+ * // a handler of GET /tenants/:id: an admin sees any tenant, anyone else only its own (another one is a 404)
+ * const getTenant = (id: TenantId.TenantId) =>
+ *   TenancyHttp.scopeToTenant(id).pipe(Effect.map((principal) => ({ id, viewer: principal.subject })))
  */
 export const scopeToTenant = (
   tenantId: TenantId.TenantId

@@ -473,9 +473,26 @@ const makeProto = (fields: {
  * @category constructors
  * @example
  * import { VersionChange } from "@ouroboros/versioning"
- * import { ApiV1, ApiV2 } from "./api.js" // two HttpApis: /api/v1 and /api/v2
+ * import { Schema } from "effect"
+ * import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
  *
- * // v2 calls the body's `text` field `content` and wraps answers in { data, meta }.
+ * // v1 takes and answers { id, text }; v2 calls `text` `content` and wraps answers in { data, meta }
+ * const V1Document = Schema.Struct({ id: Schema.String, text: Schema.String })
+ * const V2Document = Schema.Struct({ id: Schema.String, content: Schema.String })
+ * const Envelope = Schema.Struct({ data: V2Document, meta: Schema.Struct({}) })
+ * class ApiV1 extends HttpApi.make("v1").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V1Document, success: V1Document }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: V1Document }))
+ *     .prefix("/api/v1")
+ * ) {}
+ * class ApiV2 extends HttpApi.make("v2").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V2Document, success: Envelope }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: Envelope }))
+ *     .prefix("/api/v2")
+ * ) {}
+ *
  * export const ContentAndEnvelopes = VersionChange.make(ApiV1, ApiV2, "`text` is `content`; bodies are enveloped")
  *   .endpoint("documents", "ingest", {
  *     payload: (v1) => ({ id: v1.id, content: v1.text }),

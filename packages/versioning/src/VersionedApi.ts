@@ -211,12 +211,36 @@ const makeProto = (prefix: string, versions: ReadonlyArray<Version>): Any => {
  * @since 0.1.0
  * @category constructors
  * @example
- * import { VersionedApi } from "@ouroboros/versioning"
- * import { ApiV1, ApiV2, ApiV3, V2ToV3, V1ToV2 } from "./versions.js"
+ * import { VersionChange, VersionedApi } from "@ouroboros/versioning"
+ * import { Schema } from "effect"
+ * import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
  *
- * export const Versions = VersionedApi.make("v3", ApiV3)
- *   .previous("v2", ApiV2, V2ToV3)
- *   .previous("v1", ApiV1, V1ToV2)
+ * // v1 takes and answers { id, text }; v2 calls `text` `content` and wraps answers in { data, meta }
+ * const V1Document = Schema.Struct({ id: Schema.String, text: Schema.String })
+ * const V2Document = Schema.Struct({ id: Schema.String, content: Schema.String })
+ * const Envelope = Schema.Struct({ data: V2Document, meta: Schema.Struct({}) })
+ * class ApiV1 extends HttpApi.make("v1").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V1Document, success: V1Document }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: V1Document }))
+ *     .prefix("/api/v1")
+ * ) {}
+ * class ApiV2 extends HttpApi.make("v2").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V2Document, success: Envelope }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: Envelope }))
+ *     .prefix("/api/v2")
+ * ) {}
+ *
+ * const ContentAndEnvelopes = VersionChange.make(ApiV1, ApiV2, "`text` is `content`; bodies are enveloped")
+ *   .endpoint("documents", "ingest", {
+ *     payload: (v1) => ({ id: v1.id, content: v1.text }),
+ *     success: (v2) => ({ id: v2.data.id, text: v2.data.content })
+ *   })
+ *   .endpoint("documents", "get", { success: (v2) => ({ id: v2.data.id, text: v2.data.content }) })
+ *
+ * // the newest version first, then each older one with the change that leads from it to the next
+ * export const Versions = VersionedApi.make("v2", ApiV2).previous("v1", ApiV1, ContentAndEnvelopes)
  */
 export const make = <const V extends string, Api extends AnyApi>(
   version: V,
@@ -541,11 +565,38 @@ const chainOf = (self: Any, version: ApiVersion.ApiVersion): ReadonlyArray<Versi
  * @since 0.1.0
  * @category migrations
  * @example
- * import { VersionedApi } from "@ouroboros/versioning"
- * import { Versions } from "./versions.js"
+ * import { VersionChange, VersionedApi } from "@ouroboros/versioning"
+ * import { Schema } from "effect"
+ * import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
  *
- * // the `get` answer of v3, as a v1 client would have received it
- * const asV1 = VersionedApi.migrateDown(Versions, { group: "documents", endpoint: "get", part: "success", to: "v1" })
+ * // v1 takes and answers { id, text }; v2 calls `text` `content` and wraps answers in { data, meta }
+ * const V1Document = Schema.Struct({ id: Schema.String, text: Schema.String })
+ * const V2Document = Schema.Struct({ id: Schema.String, content: Schema.String })
+ * const Envelope = Schema.Struct({ data: V2Document, meta: Schema.Struct({}) })
+ * class ApiV1 extends HttpApi.make("v1").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V1Document, success: V1Document }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: V1Document }))
+ *     .prefix("/api/v1")
+ * ) {}
+ * class ApiV2 extends HttpApi.make("v2").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V2Document, success: Envelope }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: Envelope }))
+ *     .prefix("/api/v2")
+ * ) {}
+ *
+ * const ContentAndEnvelopes = VersionChange.make(ApiV1, ApiV2, "`text` is `content`; bodies are enveloped")
+ *   .endpoint("documents", "ingest", {
+ *     payload: (v1) => ({ id: v1.id, content: v1.text }),
+ *     success: (v2) => ({ id: v2.data.id, text: v2.data.content })
+ *   })
+ *   .endpoint("documents", "get", { success: (v2) => ({ id: v2.data.id, text: v2.data.content }) })
+ * const Versions = VersionedApi.make("v2", ApiV2).previous("v1", ApiV1, ContentAndEnvelopes)
+ *
+ * // the `get` answer of v2, as a v1 client would have received it: { id: "1", text: "hello" }
+ * const toV1 = VersionedApi.migrateDown(Versions, { group: "documents", endpoint: "get", part: "success", to: "v1" })
+ * const asV1 = toV1({ data: { id: "1", content: "hello" }, meta: {} })
  */
 export const migrateDown = (
   self: Any,
@@ -677,10 +728,36 @@ const buildGroup = (self: Any, group: string, newest: ReadonlyMap<string, Record
  * @since 0.1.0
  * @category layers
  * @example
- * import { VersionedApi } from "@ouroboros/versioning"
- * import { Effect } from "effect"
- * import { Versions } from "./versions.js"
+ * import { VersionChange, VersionedApi } from "@ouroboros/versioning"
+ * import { Effect, Schema } from "effect"
+ * import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
  *
+ * // v1 takes and answers { id, text }; v2 calls `text` `content` and wraps answers in { data, meta }
+ * const V1Document = Schema.Struct({ id: Schema.String, text: Schema.String })
+ * const V2Document = Schema.Struct({ id: Schema.String, content: Schema.String })
+ * const Envelope = Schema.Struct({ data: V2Document, meta: Schema.Struct({}) })
+ * class ApiV1 extends HttpApi.make("v1").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V1Document, success: V1Document }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: V1Document }))
+ *     .prefix("/api/v1")
+ * ) {}
+ * class ApiV2 extends HttpApi.make("v2").add(
+ *   HttpApiGroup.make("documents")
+ *     .add(HttpApiEndpoint.post("ingest", "/documents", { payload: V2Document, success: Envelope }))
+ *     .add(HttpApiEndpoint.get("get", "/documents/:id", { params: { id: Schema.String }, success: Envelope }))
+ *     .prefix("/api/v2")
+ * ) {}
+ *
+ * const ContentAndEnvelopes = VersionChange.make(ApiV1, ApiV2, "`text` is `content`; bodies are enveloped")
+ *   .endpoint("documents", "ingest", {
+ *     payload: (v1) => ({ id: v1.id, content: v1.text }),
+ *     success: (v2) => ({ id: v2.data.id, text: v2.data.content })
+ *   })
+ *   .endpoint("documents", "get", { success: (v2) => ({ id: v2.data.id, text: v2.data.content }) })
+ * const Versions = VersionedApi.make("v2", ApiV2).previous("v1", ApiV1, ContentAndEnvelopes)
+ *
+ * // v2's handlers serve v1 too, through the change
  * export const DocumentsLive = VersionedApi.group(Versions, "documents", (handlers) =>
  *   handlers
  *     .handle("get", ({ params }) => Effect.succeed({ data: { id: params.id, content: "" }, meta: {} }))

@@ -470,7 +470,7 @@ export const makeUnsafe = (options: Options = {}): MemoryStore => {
  * @since 0.1.0
  * @category layers
  * @example
- * import { Effect, Layer } from "effect"
+ * import { Layer } from "effect"
  * import { RateLimiter } from "effect/persistence"
  * import { RateLimiterMemory } from "@ouroboros/rate-limit"
  * // Effect's own limiter, on our bounded memory store

@@ -881,8 +881,7 @@ export const make = Effect.fn("VectorStore/Embedded.make")(function*(options: Op
  * @since 0.1.0
  * @category layers
  * @example
- * import { VectorStore } from "@ouroboros/vector-store"
- * import { Embedded } from "@ouroboros/vector-store/VectorStore/Embedded"
+ * import { Embedded } from "@ouroboros/vector-store"
  * const live = Embedded.layer({ directory: "./data/vectors" })
  */
 export const layer = (options: Options): Layer.Layer<VectorStore, VectorStoreError> =>

@@ -507,7 +507,7 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
  * @since 0.1.0
  * @category layers
  * @example
- * import { Qdrant } from "@ouroboros/vector-store/VectorStore/Qdrant"
+ * import { Qdrant } from "@ouroboros/vector-store"
  * import { Redacted } from "effect"
  * const live = Qdrant.layer({ url: "http://qdrant:6333", apiKey: Redacted.make("secret"), timeout: "5 seconds" })
  */
