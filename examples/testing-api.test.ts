@@ -4,7 +4,8 @@
  * server's `Api`. Each call's errors are typed: a missing tenant is `Problem.NotFound` (a value to match on), a
  * forbidden list is `Problem.Forbidden`, not an `unknown` to inspect. The server writes problems as RFC 9457 has them
  * (a documented `type` URI, no internal `_tag`), so the client puts the tag back from the type before it decodes
- * (`ProblemClient.restoreTags`).
+ * (`ProblemClient.restoreTags`). Starting is typed too: a server that cannot start fails with a `Testing.StartError`
+ * (here `ConfigFileError`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Problem, ProblemClient, TenantId } from "@ouroboros/kernel"
@@ -44,4 +45,12 @@ describe("the typed in-process test API", () => {
       }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)),
     { timeout: 120_000 }
   )
+
+  it.live("a server that cannot start fails with a typed error, not an unknown", () =>
+    Effect.gen(function*() {
+      // `Testing.StartError` is the union of what the server's configuration and layers fail with.
+      const error = yield* Effect.flip(Testing.start({ OUROBOROS_CONFIG: "/nonexistent/ouroboros.yaml" }))
+      if (error._tag !== "ConfigFileError") return assert.fail(`expected ConfigFileError, got ${error._tag}`)
+      assert.include(error.message, "cannot read /nonexistent/ouroboros.yaml")
+    }).pipe(Effect.scoped))
 })

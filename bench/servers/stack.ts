@@ -35,10 +35,9 @@ import {
   RateLimiterHttp
 } from "@ouroboros/rate-limit"
 import { InFlight, Shutdown, ShutdownHttp } from "@ouroboros/shutdown"
-import { ByteSize, Context, Effect, Fiber, Layer, Option, Redacted, Schema } from "effect"
+import { ByteSize, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { constTrue } from "effect/Function"
 import {
-  HttpEffect,
   HttpIncomingMessage,
   HttpMiddleware,
   HttpRouter,
@@ -56,6 +55,7 @@ import {
 } from "effect/http-api"
 import { createHash } from "node:crypto"
 import { createServer } from "node:http"
+import * as InProcess from "../internal/inprocess.js"
 
 const list = (name: string) =>
   new Set((process.env[name] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""))
@@ -208,48 +208,25 @@ const Services = Layer.mergeAll(
 )
 
 /**
- * `STACK_INPROCESS=n`: no server; `n` requests (after as many to warm up) are run one after the other through the
- * same app and serve middleware as the server runs them (`HttpEffect.toHandled`, the response dropped instead of
- * written), each on a fresh `HttpServerRequest.fromWeb`, and the CPU time per request printed as `RESULT=…`. What
- * Node's HTTP parser and the socket cost is left out: the Effect side alone, without the noise of a load generator.
+ * `STACK_INPROCESS=n`: no server; `n` requests (after as many to warm up) are run in process through the same app and
+ * serve middleware as the server runs them (bench/internal/inprocess.ts), and the CPU time per request printed as
+ * `RESULT=…`.
  */
 const inProcess = (n: number) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
       Routes.pipe(Layer.provideMerge(HttpRouter.layer), Layer.provideMerge(InFlight.layer), Layer.provide(Services))
     )
-    const app = Context.get(context, HttpRouter.HttpRouter).asHttpEffect()
-    const handled = HttpEffect.toHandled(
-      app,
-      () => Effect.void,
-      serveCorrelation || serveShutdown || process.env.STACK_NOOP_SERVE === "1" ? serveMiddleware as any : undefined
-    )
-    const base = on("span") ? Context.add(context, HttpMiddleware.TracerDisabledWhen, constTrue) : context
-    const headers = { "x-api-key": benchKey, host: "127.0.0.1:8080", "user-agent": "bench" }
-    let statuses = 0
-    const once = (count: number) =>
-      Effect.promise(async () => {
-        for (let i = 0; i < count; i++) {
-          const request = HttpServerRequest.fromWeb(new Request("http://127.0.0.1:8080/api/v1/whoami", { headers }))
-          const fiber = Effect.runForkWith(Context.add(base, HttpServerRequest.HttpServerRequest, request))(handled)
-          const exit = fiber.pollUnsafe() ?? (await Effect.runPromise(Fiber.await(fiber)))
-          if (exit._tag !== "Success") statuses++
-        }
-      })
-    yield* once(n)
-    const before = process.cpuUsage()
-    const started = performance.now()
-    yield* once(n)
-    const cpu = process.cpuUsage(before)
-    console.log(
-      `RESULT=${
-        JSON.stringify({
-          cpuNanos: ((cpu.user + cpu.system) * 1000) / n,
-          wallNanos: ((performance.now() - started) * 1e6) / n,
-          failures: statuses
-        })
-      }`
-    )
+    const measured = yield* InProcess.measure({
+      context: on("span") ? Context.add(context, HttpMiddleware.TracerDisabledWhen, constTrue) : context,
+      app: Context.get(context, HttpRouter.HttpRouter).asHttpEffect(),
+      middleware: serveCorrelation || serveShutdown || process.env.STACK_NOOP_SERVE === "1"
+        ? serveMiddleware as HttpMiddleware.HttpMiddleware
+        : undefined,
+      headers: { "x-api-key": benchKey, host: "127.0.0.1:8080", "user-agent": "bench" },
+      n
+    })
+    console.log(`RESULT=${JSON.stringify(measured)}`)
   }).pipe(Effect.scoped)
 
 const NodeServer = on("server")

@@ -4,13 +4,25 @@
  *
  * @since 0.1.0
  */
+import type { AuditKeys, AuditStore } from "@ouroboros/audit"
+import type { BackupTarget } from "@ouroboros/backup"
+import type { FlagProvider, FlagProviderSql } from "@ouroboros/feature-flags"
+import type { LlmError } from "@ouroboros/llm"
+import type { RateLimiterStore } from "@ouroboros/rate-limit"
+import type { RetrievalError } from "@ouroboros/retrieval"
 import { Shutdown } from "@ouroboros/shutdown"
-import { ConfigProvider, Context, Duration, Effect, Layer, Scope } from "effect"
-import { HttpServer } from "effect/http"
+import type { Database } from "@ouroboros/sql"
+import type { Jwt, TenantConfig } from "@ouroboros/tenancy"
+import type { VectorStore } from "@ouroboros/vector-store"
+import type { VersionPolicy } from "@ouroboros/versioning"
+import { type Config, ConfigProvider, Context, Duration, Effect, Layer, Scope } from "effect"
+import { HttpServer, type HttpServerError } from "effect/http"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import type { StartupRefused } from "./DevSetup.js"
 import { layerLogger, makeLayer } from "./Program.js"
+import type { ConfigFileError } from "./ServerConfig.js"
 
 /**
  * A running server.
@@ -49,7 +61,40 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
 )
 
 /**
- * Starts the server; it stops when the scope closes.
+ * What starting the test server can fail with, the same as `npm start`: the environment and the configuration file,
+ * the credentials, and the start of each of the server's layers (its database, stores, vector store, model server,
+ * version policy and HTTP server). The server's own layers decide it: when one of them gains an error, `start` stops
+ * compiling until the error is added here.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type StartError =
+  // configuration and credentials
+  | Config.ConfigError
+  | ConfigFileError
+  | StartupRefused
+  | TenantConfig.BootstrapError
+  | Jwt.JwtConfigError
+  | VersionPolicy.InvalidSettings
+  // storage
+  | Database.DatabaseError
+  | AuditKeys.AuditKeyError
+  | AuditStore.AuditStoreError
+  | RateLimiterStore.RateLimitStoreError
+  | FlagProvider.FlagSourceError
+  | FlagProviderSql.SqlProviderError
+  | BackupTarget.BackupTargetError
+  // the vector store and the model server
+  | VectorStore.VectorStoreError
+  | RetrievalError.VectorStoreUnavailable
+  | RetrievalError.IncompatibleCollection
+  | LlmError.LlmError
+  // the HTTP server (listening on its port)
+  | HttpServerError.ServeError
+
+/**
+ * Starts the server; it stops when the scope closes. Fails with a {@link StartError} when it cannot start.
  *
  * @since 0.1.0
  * @category constructors
@@ -60,7 +105,7 @@ export const start = (
     /** Extra runtime layers, e.g. `Tracing.layerTest(exporter)` to capture spans. */
     readonly runtime?: Layer.Layer<never> | undefined
   } = {}
-): Effect.Effect<TestServer, unknown, Scope.Scope> =>
+): Effect.Effect<TestServer, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     const dataDir = env.DATA_DIR ?? (yield* tempDir)
     const full: Record<string, string> = {

@@ -1,8 +1,7 @@
 // Bench-only: the per-request CPU cost of what this package adds to the server's request path, in process (no sockets,
-// as `bench/servers/stack.ts` measures with STACK_INPROCESS): `n` requests (after as many to warm up) go one after the
-// other through `HttpEffect.toHandled` with the server's serve middleware, each on a fresh `HttpServerRequest`, over a
-// router of ~40 routes (the server's shapes) whose handler answers a whoami-sized JSON. The variant is the first
-// argument:
+// the same measurement as `bench/servers/stack.ts`'s STACK_INPROCESS: bench/internal/inprocess.ts): `n` requests
+// (after as many to warm up) go one after the other through the server's serve middleware, over a router of ~40
+// routes (the server's shapes) whose handler answers a whoami-sized JSON. The variant is the first argument:
 //
 //   base      CorrelationHttp.middleware (the server's serve middleware today, without shutdown tracking)
 //   log       + AccessLog with RED metrics, lines written to stdout in batches (the driver sends stdout to a file)
@@ -16,9 +15,10 @@
 // Prints `RESULT={"cpuNanos":…}` on stderr.
 import { AccessLog, CorrelationHttp, HttpMetrics, RouteTable } from "@ouroboros/correlation"
 import { CompressionHttp, RateLimiter, RateLimiterHttp } from "@ouroboros/rate-limit"
-import { Context, Effect, Fiber, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { constTrue } from "effect/Function"
-import { HttpEffect, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerResponse } from "effect/http"
+import * as InProcess from "../../../bench/internal/inprocess.js"
 
 const variant = process.argv[2] ?? "base"
 const n = Number(process.argv[3] ?? 50_000)
@@ -67,11 +67,10 @@ const templates = [
 ]
 
 const body = { tenantId: "bench", subject: "key:0123456789ab", roles: ["writer", "reader"] }
-const Routes = Layer.mergeAll(
-  ...templates.map((path) =>
-    HttpRouter.add("GET", path as HttpRouter.PathInput, Effect.sync(() => HttpServerResponse.jsonUnsafe(body)))
-  )
+const [first, ...rest] = templates.map((path) =>
+  HttpRouter.add("GET", path as HttpRouter.PathInput, Effect.sync(() => HttpServerResponse.jsonUnsafe(body)))
 )
+const Routes = Layer.mergeAll(first!, ...rest)
 
 const Middleware = Layer.mergeAll(
   has("compress") ? CompressionHttp.layer() : Layer.empty,
@@ -97,35 +96,21 @@ const program = Effect.gen(function*() {
     : variant === "platform"
     ? HttpMiddleware.logger
     : (effect: typeof app) => effect
-  const handled = HttpEffect.toHandled(
+  const measured = yield* InProcess.measure({
+    // The server turns the platform's span off (`CorrelationHttp.withServerSpan`).
+    context: Context.add(context, HttpMiddleware.TracerDisabledWhen, constTrue),
     app,
-    () => Effect.void,
-    (effect: any) => CorrelationHttp.middleware(observe(effect))
-  )
-  // The server turns the platform's span off (`CorrelationHttp.withServerSpan`).
-  const base = Context.add(context, HttpMiddleware.TracerDisabledWhen, constTrue)
-  const headers = {
-    "x-api-key": "bench-key-0123456789abcdef",
-    host: "127.0.0.1:8080",
-    "user-agent": "bench",
-    "accept-encoding": "gzip, deflate, br"
-  }
-  let failures = 0
-  const once = (count: number) =>
-    Effect.promise(async () => {
-      for (let i = 0; i < count; i++) {
-        const request = HttpServerRequest.fromWeb(new Request("http://127.0.0.1:8080/api/v1/whoami", { headers }))
-        const fiber = Effect.runForkWith(Context.add(base, HttpServerRequest.HttpServerRequest, request))(handled)
-        const exit = fiber.pollUnsafe() ?? (await Effect.runPromise(Fiber.await(fiber)))
-        if (exit._tag !== "Success") failures++
-      }
-    })
-  yield* once(n)
-  const before = process.cpuUsage()
-  yield* once(n)
-  const cpu = process.cpuUsage(before)
+    middleware: ((effect: typeof app) => CorrelationHttp.middleware(observe(effect))) as HttpMiddleware.HttpMiddleware,
+    headers: {
+      "x-api-key": "bench-key-0123456789abcdef",
+      host: "127.0.0.1:8080",
+      "user-agent": "bench",
+      "accept-encoding": "gzip, deflate, br"
+    },
+    n
+  })
   process.stderr.write(
-    `RESULT=${JSON.stringify({ variant, cpuNanos: ((cpu.user + cpu.system) * 1000) / n, failures })}\n`
+    `RESULT=${JSON.stringify({ variant, cpuNanos: measured.cpuNanos, failures: measured.failures })}\n`
   )
 }).pipe(Effect.scoped)
 

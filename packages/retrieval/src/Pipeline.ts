@@ -130,6 +130,8 @@ export const PipelineStarted = Schema.Struct({
 })
 
 /**
+ * The data of a `StepCompleted` event: a {@link CompletedStep}, under the event's name (an alias on purpose).
+ *
  * @since 0.1.0
  * @category events
  */

@@ -334,7 +334,7 @@ export interface ConfirmOptions {
  * @since 0.1.0
  * @category confirmation
  */
-export const ConfirmDialog = (
+const ConfirmDialog = (
   { options, onClose }: { readonly options: ConfirmOptions | undefined; readonly onClose: (done: boolean) => void }
 ) => {
   const ref = useRef<HTMLDialogElement>(null)

@@ -185,8 +185,7 @@ const statements: ReadonlyArray<string> = [
   END $$`
 ]
 
-/** @internal */
-export const migrations: Migrations.Migrations = {
+const migrations: Migrations.Migrations = {
   "0001_create_audit_log": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     for (const statement of statements) yield* sql.unsafe(statement)

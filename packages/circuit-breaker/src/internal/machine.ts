@@ -68,8 +68,7 @@ export interface Backoff {
   readonly factor: number
 }
 
-/** @internal */
-export const breakDuration = (backoff: Backoff, attempt: number): number =>
+const breakDuration = (backoff: Backoff, attempt: number): number =>
   Math.round(Math.min(backoff.maxMs, backoff.initialMs * Math.pow(backoff.factor, Math.max(0, attempt - 1))))
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -243,7 +242,7 @@ export interface Window {
  *
  * @internal
  */
-export class CountWindow implements Window {
+class CountWindow implements Window {
   private readonly ring: Uint8Array
   private index = 0
   total = 0

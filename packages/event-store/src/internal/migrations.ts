@@ -13,16 +13,9 @@ import { SqlClient, type SqlError } from "effect/sql"
 export const eventsTable = "event_store_events"
 
 /** @internal */
-export const checkpointsTable = "event_store_checkpoints"
-
-/** @internal */
-export const migrationsTable = "event_store_migrations"
-
-/** @internal */
 export const streamVersionConstraint = "event_store_events_stream_version_key"
 
-/** @internal */
-export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
+const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
   "0001_create_events": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE event_store_events (

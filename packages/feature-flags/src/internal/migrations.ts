@@ -7,8 +7,7 @@ import { Migrations } from "@ouroboros/sql"
 import { Effect } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 
-/** @internal */
-export const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
+const migrations: Record<string, Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>> = {
   "0001_create_feature_flags": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`CREATE TABLE feature_flags (

@@ -53,7 +53,7 @@ export const outcome = (): Outcome => ({
  *
  * @internal
  */
-export const tokenBucket = (
+const tokenBucket = (
   state: State | undefined,
   limit: number,
   window: number,
@@ -90,8 +90,7 @@ export const tokenBucket = (
   out.c = 0
 }
 
-/** @internal */
-export const slidingWindow = (
+const slidingWindow = (
   state: State | undefined,
   limit: number,
   window: number,

@@ -132,8 +132,7 @@ export const hashKey = (key: string): string => {
 
 const recentHashes = new Map<string, string>()
 
-/** @internal */
-export const normalizeAddress = (address: string): string => {
+const normalizeAddress = (address: string): string => {
   const trimmed = address.trim()
   if (trimmed.startsWith("::ffff:") && trimmed.includes(".")) return trimmed.slice(7)
   if (trimmed.startsWith("[") && trimmed.includes("]")) return trimmed.slice(1, trimmed.indexOf("]"))

@@ -10,7 +10,12 @@ import * as Path from "node:path"
 import { Worker } from "node:worker_threads"
 import type { Held } from "./lock.js"
 
-/** What a started worker reports. */
+/**
+ * What a started worker reports. Exported because the declaration of `Database.startEmbedded` (its result) names it;
+ * nothing imports it, hence `@public` for knip.
+ *
+ * @public
+ */
 export interface Info {
   readonly port: number
   readonly version: string
@@ -63,7 +68,7 @@ export const templatePath = (): string =>
   process.env.OUROBOROS_PGLITE_TEMPLATE ?? Path.join(Os.tmpdir(), `ouroboros-pglite-${pgliteVersion}.tgz`)
 
 /** Whether start-up milestones are printed (`OUROBOROS_STARTUP_TRACE=1`): one JSON line each on stderr. */
-export const tracing = (): boolean => {
+const tracing = (): boolean => {
   const value = process.env.OUROBOROS_STARTUP_TRACE
   return value !== undefined && value !== "" && value !== "0" && value !== "false"
 }

@@ -109,7 +109,7 @@ export const parse = (text: string): Owner | undefined => {
 }
 
 /** What to do about a lock file that exists. */
-export type Verdict =
+type Verdict =
   /** The holder is gone: take the lock over. */
   | { readonly _tag: "Stale"; readonly holder: Owner; readonly why: string }
   /** The holder is alive, or cannot be shown to be gone. */
@@ -130,7 +130,7 @@ const isAlive = (pid: number): boolean => {
 export type Liveness = (pid: number, processStart: string) => boolean
 
 /** `kill(pid, 0)`, and where `/proc` tells, the same start time (a PID reused by another process is not the holder). */
-export const liveness: Liveness = (pid, processStart) => {
+const liveness: Liveness = (pid, processStart) => {
   if (!isAlive(pid)) return false
   if (processStart === "") return true
   const now = processStartOf(pid)
@@ -146,7 +146,7 @@ const describe = (owner: Owner, heartbeatAgeMillis: number): string =>
  * Judges an existing lock. `heartbeatAgeMillis` is how long ago the file was last touched, by this machine's clock
  * (only compared on the same host, where the clock is the same).
  */
-export const judge = (options: {
+const judge = (options: {
   readonly holder: Owner | undefined
   readonly me: Owner
   readonly heartbeatAgeMillis: number
@@ -194,7 +194,7 @@ export const judge = (options: {
 }
 
 /** The name of the lock file in a data directory. */
-export const lockFileName = "ouroboros.lock"
+const lockFileName = "ouroboros.lock"
 
 /** A lock this process holds. */
 export interface Held {

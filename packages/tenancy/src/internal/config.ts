@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Config, Duration, Effect, Option, Schema, SchemaGetter, SchemaIssue } from "effect"
+import { Duration, Effect, Option, Schema, SchemaGetter, SchemaIssue } from "effect"
 
 const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
@@ -35,41 +35,12 @@ export const Millis = Schema.String.pipe(
   })
 )
 
-/**
- * A duration variable with a default, in milliseconds.
- *
- * @internal
- */
-export const millis = (name: string, defaultMillis: number): Config.Config<number> =>
-  Config.schema(Millis, name).pipe(Config.withDefault(defaultMillis))
-
-/**
- * A positive integer variable with a default.
- *
- * @internal
- */
 /** A positive integer. */
 export const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" }))
 
 /** A comma-separated list, blanks dropped. */
 export const splitList = (raw: string): ReadonlyArray<string> =>
   raw.split(",").map((s) => s.trim()).filter((s) => s !== "")
-
-export const positiveInt = (name: string, defaultValue: number): Config.Config<number> =>
-  Config.schema(Schema.Int.check(Schema.isGreaterThan(0, { message: "must be a positive integer" })), name).pipe(
-    Config.withDefault(defaultValue)
-  )
-
-/**
- * A comma-separated list variable (empty entries dropped); absent: none.
- *
- * @internal
- */
-export const list = (name: string): Config.Config<ReadonlyArray<string>> =>
-  Config.String(name).pipe(
-    Config.withDefault(""),
-    Config.map((raw) => raw.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-  )
 
 /**
  * A comma-separated list whose items decode with `item`.

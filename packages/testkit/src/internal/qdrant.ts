@@ -35,8 +35,7 @@ export interface StoredPoint {
   readonly version: number
 }
 
-/** @internal */
-export interface PayloadIndex {
+interface PayloadIndex {
   readonly data_type: string
   readonly params?: Record<string, unknown>
 }

@@ -3,8 +3,7 @@ import type { AddressInfo, Socket } from "node:net"
 import type { FaultConfig, Faults } from "../Faults.js"
 import * as InternalFaults from "./faults.js"
 
-/** @internal */
-export interface RecordedRequest {
+interface RecordedRequest {
   readonly method: string
   readonly path: string
   readonly url: string

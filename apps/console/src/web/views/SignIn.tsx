@@ -17,7 +17,7 @@ import { ErrorBox, Notice } from "../ui.js"
  * @since 0.1.0
  * @category sign-in
  */
-export const sessionOf = async (key: string): Promise<Session> => {
+const sessionOf = async (key: string): Promise<Session> => {
   const who = await Api.call<WhoAmI>("GET", "/api/v1/whoami", { key, accepted: [403] })
   if (who.status === 200) {
     // `tenantId` is the server's name for it; `tenant` is accepted too.
