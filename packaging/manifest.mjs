@@ -41,12 +41,6 @@ export const loadedByPeers = {
   }
 }
 
-/**
- * The repository every package's `repository` field names, with the package's folder in it (`directory`), so that
- * npm links a package to its sources. No document of the project names another.
- */
-export const repository = { type: "git", url: "git+https://github.com/ouroboros-dev/ouroboros.git" }
-
 /** Every folder under packages/ is publishable; apps/ stay private. */
 export const packageDirs = () =>
   readdirSync(join(root, "packages"), { withFileTypes: true })
@@ -175,7 +169,6 @@ export const manifest = (dir) => {
     devDependencies: _dd,
     peerDependenciesMeta: _m,
     sideEffects: _s,
-    repository: _r,
     ...rest
   } = current
   const result = {
@@ -184,7 +177,6 @@ export const manifest = (dir) => {
     type: "module",
     description: current.description,
     license: current.license ?? "MIT",
-    repository: { ...repository, directory: relative(root, dir).replaceAll("\\", "/") },
     ...rest,
     sideEffects: false,
     exports: exportsMap(dir),

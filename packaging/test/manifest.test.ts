@@ -7,7 +7,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { buildConfig, manifest, packageDirs, render, root, sourceCondition } from "../manifest.mjs"
+import { buildConfig, manifest, packageDirs, render, sourceCondition } from "../manifest.mjs"
 
 describe("manifests", () => {
   for (const dir of packageDirs()) {
@@ -26,17 +26,6 @@ describe("manifests", () => {
         const { [sourceCondition]: source } = target as Record<string, string>
         assert.isTrue(Fs.existsSync(Path.join(dir, source!)), `${key} → ${source}`)
       }
-    })
-    it(`${name}: names its repository, and its folder there`, () => {
-      const current = JSON.parse(Fs.readFileSync(Path.join(dir, "package.json"), "utf8"))
-      const { directory, type, url, ...other } = current.repository ?? {}
-      assert.strictEqual(type, "git")
-      assert.match(url, /^git\+https:\/\/[^/]+\/[^/]+\/[^/]+\.git$/)
-      assert.deepStrictEqual(other, {})
-      // The folder holds this very package (npm and the registry link the package's sources through it).
-      assert.strictEqual(directory, `packages/${name}`)
-      const there = JSON.parse(Fs.readFileSync(Path.join(root, directory, "package.json"), "utf8"))
-      assert.strictEqual(there.name, current.name)
     })
   }
 })
