@@ -3,7 +3,7 @@ import { EventStore } from "@ouroboros/event-store"
 import { Testing } from "@ouroboros/server"
 import { Database } from "@ouroboros/sql"
 import { Effect, Layer } from "effect"
-import { call, tenantA } from "./helpers.js"
+import { call, eventually, tenantA } from "./helpers.js"
 
 describe("the vector projection repairs itself", () => {
   it.live("a crash between appending the event and writing the vectors loses nothing", () =>
@@ -36,9 +36,14 @@ describe("the vector projection repairs itself", () => {
           }], { expectedVersion: "no-stream" })
         }).pipe(Effect.provide(EventStore.layer.pipe(Layer.provide(Database.layerEmbedded({ dataDir })))))
       )
-      // The next start catches up from its checkpoint: the document is searchable.
+      // The next start catches up from its checkpoint (readiness does not wait for it): the document becomes
+      // searchable.
       const server = yield* Testing.start({ DATA_DIR: dataDir })
-      const search = yield* call(`${server.url}/api/v1/search`, { headers: tenantA, body: { query: "cranes dancing" } })
+      const search = yield* eventually(
+        "the projection to catch up with the recorded ingest",
+        call(`${server.url}/api/v1/search`, { headers: tenantA, body: { query: "cranes dancing" } }),
+        (reply) => reply.status !== 200 || reply.body.results[0]?.documentId === "cranes"
+      )
       assert.strictEqual(search.status, 200)
       assert.strictEqual(search.body.results[0]?.documentId, "cranes")
       const otters = yield* call(`${server.url}/api/v1/search`, {

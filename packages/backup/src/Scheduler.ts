@@ -23,12 +23,16 @@ export class ReplicaLock extends Context.Service<ReplicaLock, {
 }>()("@ouroboros/backup/ReplicaLock") {}
 
 /**
- * The two keys of the advisory lock ("OURO", "BKUP").
+ * The advisory lock's first key ("OURO") and the name its second is made from: `hashtext('<schema>:backup')`, the
+ * schema being the connection's `current_schema()`, so that deployments sharing one database in different schemas each
+ * run their own schedule.
  *
  * @since 0.1.0
  * @category constants
  */
-export const lockKeys = [0x4f55524f, 0x424b5550] as const
+export const lockKeys = [0x4f55524f, "backup"] as const
+
+const lockKey = "$1, hashtext(current_schema() || ':' || $2::text)"
 
 /**
  * A lock for one process (the embedded database has one process anyway): always granted.
@@ -54,12 +58,12 @@ export const layerAdvisoryLock: Layer.Layer<ReplicaLock, never, SqlClient.SqlCli
       Effect.scoped(Effect.gen(function*() {
         const connection = yield* Effect.orDie(sql.reserve)
         const rows = yield* Effect.orDie(
-          connection.execute("SELECT pg_try_advisory_lock($1, $2) AS locked", [...lockKeys], undefined)
+          connection.execute(`SELECT pg_try_advisory_lock(${lockKey}) AS locked`, [...lockKeys], undefined)
         )
         if (rows[0]?.locked !== true) return Option.none<A>()
         return yield* Effect.asSome(effect).pipe(
           Effect.ensuring(
-            Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1, $2)", [...lockKeys], undefined))
+            Effect.ignore(connection.execute(`SELECT pg_advisory_unlock(${lockKey})`, [...lockKeys], undefined))
           )
         )
       }))

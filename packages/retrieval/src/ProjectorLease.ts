@@ -31,19 +31,22 @@ export class ProjectorLease extends Context.Service<ProjectorLease, {
 }>()("@ouroboros/retrieval/ProjectorLease") {}
 
 /**
- * The two keys of the advisory lock ("OURO", "PROJ"), beside the backup scheduler's ("OURO", "BKUP").
+ * The advisory lock's first key ("OURO") and the name its second is made from: `hashtext('<schema>:projector')`,
+ * the schema being the connection's `current_schema()`, so that deployments sharing one database in different
+ * schemas each have their own projector (the event store's and the audit log's locks are keyed by their tables for
+ * the same reason). The backup scheduler's lock is `("OURO", '<schema>:backup')`.
  *
  * @since 0.1.0
  * @category constants
  */
-export const lockKeys = [0x4f55524f, 0x50524f4a] as const
+export const lockKeys = [0x4f55524f, "projector"] as const
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** The two keys of the advisory lock. Default {@link lockKeys}. */
+  /** The two keys of the advisory lock. Default: {@link lockKeys}, the second hashed with the schema. */
   readonly keys?: readonly [number, number] | undefined
   /** When a replica without the lease tries again. Default every 5 seconds. */
   readonly retry?: Schedule.Schedule<unknown> | undefined
@@ -83,7 +86,9 @@ class NotHeld extends Data.TaggedError("NotHeld")<{ readonly lost: boolean }> {}
 export const makeAdvisoryLock = (options: Options = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const keys = [...(options.keys ?? lockKeys)]
+    // The second key: given, or the name hashed with the connection's schema (one expression in every statement).
+    const keys: ReadonlyArray<number | string> = options.keys ?? lockKeys
+    const second = options.keys === undefined ? "hashtext(current_schema() || ':' || $2::text)" : "$2::int"
     const retry = options.retry ?? Schedule.spaced(Duration.seconds(5))
     const checkInterval = options.checkInterval ?? Duration.seconds(2)
     // The connection the lock lives on while this replica holds it.
@@ -92,7 +97,7 @@ export const makeAdvisoryLock = (options: Options = {}) =>
     const stillLocked = (connection: SqlConnection.Connection) =>
       connection.execute(
         `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
-          AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2`,
+          AND classid = $1::int::oid AND objid = (${second})::oid AND objsubid = 2`,
         keys,
         undefined
       ).pipe(Effect.map((rows) => Number(rows[0]?.n) > 0), Effect.orElseSucceed(() => false))
@@ -112,16 +117,17 @@ export const makeAdvisoryLock = (options: Options = {}) =>
     const attempt = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | NotHeld, R> =>
       Effect.scoped(Effect.gen(function*() {
         const connection = yield* Effect.catch(sql.reserve, () => Effect.fail(new NotHeld({ lost: false })))
-        const rows = yield* connection.execute("SELECT pg_try_advisory_lock($1, $2) AS locked", keys, undefined).pipe(
-          Effect.catch(() => Effect.fail(new NotHeld({ lost: false })))
-        )
+        const rows = yield* connection.execute(`SELECT pg_try_advisory_lock($1, ${second}) AS locked`, keys, undefined)
+          .pipe(
+            Effect.catch(() => Effect.fail(new NotHeld({ lost: false })))
+          )
         if (rows[0]?.locked !== true) return yield* new NotHeld({ lost: false })
         yield* Effect.acquireRelease(
           Ref.set(holder, connection),
           () =>
             Effect.andThen(
               Ref.set(holder, undefined),
-              Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1, $2)", keys, undefined))
+              Effect.ignore(connection.execute(`SELECT pg_advisory_unlock($1, ${second})`, keys, undefined))
             )
         )
         yield* Effect.logInfo("this replica holds the projector lease")

@@ -161,4 +161,43 @@ describe.runIf(await Services.postgres())("the projector lease on PostgreSQL", (
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+
+  it.live(
+    "by default the lease is per schema: two deployments in two schemas of one database each hold one, two replicas in one schema share it",
+    () =>
+      Effect.gen(function*() {
+        const schemas = [0, 1].map((i) => `retrieval_lease_${i}_${Math.random().toString(36).slice(2, 10)}`)
+        const inSchema = (schema: string) =>
+          PgClient.layer({
+            url: Redacted.make(PgSchema.withSearchPath(Services.postgresUrl, schema)),
+            maxConnections: 2
+          })
+        const held = (schema: string) =>
+          Effect.gen(function*() {
+            const context = yield* Layer.build(
+              ProjectorLease.layerAdvisoryLock({ retry: Schedule.spaced("20 millis") }).pipe(
+                Layer.provide(inSchema(schema))
+              )
+            )
+            const lease = Context.get(context, ProjectorLease.ProjectorLease)
+            // Runs for as long as the scope lives, while held.
+            yield* Effect.forkScoped(lease.whileHeld(Effect.never))
+            return lease
+          })
+        for (const schema of schemas) yield* Layer.build(PgSchema.layer({ schema }))
+        const [a, b] = [yield* held(schemas[0]!), yield* held(schemas[1]!)]
+        yield* eventually(
+          "both deployments hold their lease",
+          Effect.map(Effect.all([a.held, b.held]), ([x, y]) => x && y)
+        )
+        // Another session of the first deployment's schema cannot take that lock while it is held.
+        const other = Context.get(yield* Layer.build(inSchema(schemas[0]!)), SqlClient.SqlClient)
+        const [row] = yield* other<{ readonly locked: boolean }>`SELECT pg_try_advisory_lock(
+          ${ProjectorLease.lockKeys[0]}, hashtext(current_schema() || ':' || ${ProjectorLease.lockKeys[1]}::text)
+        ) AS locked`
+        assert.isFalse(row!.locked)
+        assert.isTrue(yield* a.held)
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })
