@@ -500,6 +500,8 @@ interface Pending {
   readonly personalDetailsJson: string | undefined
   readonly id: string
   readonly time: number
+  /** `time` in ISO 8601, made once: it is in the entry and in the answer. */
+  readonly isoTime: string
   readonly correlationId: string | undefined
   readonly traceId: string | undefined
   readonly deferred: Deferred.Deferred<Appended, AuditUnavailable> | undefined
@@ -755,7 +757,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const toEntry = (item: Pending, sealed: AuditEvent.Sealed, index: number): AuditStore.NewEntry => {
     const event = item.event
     const tenantId = event.tenantId ?? event.actor.tenantId
-    const time = new Date(item.time).toISOString()
+    const time = item.isoTime
     const content = Canonical.entry({
       v: 1,
       index,
@@ -886,7 +888,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
               if (deferred !== undefined) {
                 Deferred.doneUnsafe(
                   deferred,
-                  Effect.succeed({ index: entry.index, id: entry.id, time: new Date(entry.time).toISOString() })
+                  Effect.succeed({ index: entry.index, id: entry.id, time: batch.items[i]!.isoTime })
                 )
               }
             })
@@ -985,6 +987,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     personalDetailsJson: valid.personalDetailsJson,
     id: randomUUID(),
     time: ctx.time,
+    isoTime: new Date(ctx.time).toISOString(),
     correlationId: valid.event.correlationId ?? ctx.correlationId,
     traceId: valid.event.traceId ?? ctx.traceId,
     deferred
