@@ -13,7 +13,7 @@ import { Effect, type Scope } from "effect"
 import { Worker } from "node:worker_threads"
 
 /** One window of positions `[from, from + count)`, in the order they are pushed into the tree. */
-export interface Job {
+interface Job {
   readonly from: number
   readonly count: number
   /** `count` hashes of 32 bytes: the leaves pushed into the tree (zeros where a leaf is missing or malformed). */
@@ -27,7 +27,7 @@ export interface Job {
   readonly rootsAt: ReadonlyArray<number>
 }
 
-export interface JobResult {
+interface JobResult {
   /** 1 where the content hashes to the stored leaf. */
   readonly hashOk: Uint8Array
   /** The root at each of `rootsAt`. */
