@@ -1018,7 +1018,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       : Effect.andThen(Metric.update(metrics.rejected, 1), Effect.fail(new InvalidEvent({ detail: checked.failure })))
   }
 
-  const appendIn = Effect.fn("AuditLog.append")(function*(event: AuditEvent.AuditEvent, ctx: CallContext) {
+  const appendIn = Effect.fnUntraced(function*(event: AuditEvent.AuditEvent, ctx: CallContext) {
     const valid = yield* validate(event)
     yield* Effect.annotateCurrentSpan({ "audit.type": valid.event.type })
     if (closing) return yield* new AuditUnavailable({ detail: "the audit log is closing" })
@@ -1029,7 +1029,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     return yield* Deferred.await(deferred)
   })
 
-  const append = (event: AuditEvent.AuditEvent) => Effect.flatMap(context, (ctx) => appendIn(event, ctx))
+  // The span `Effect.fn` would make, without the call site's stack trace that `Effect.fn` captures (an Error) at every
+  // call: in the memory bench that capture was about 4 µs of an append's 22–29 µs of CPU, the span itself about 2.
+  const append = (event: AuditEvent.AuditEvent) =>
+    Effect.flatMap(
+      context,
+      (ctx) => Effect.withSpan(appendIn(event, ctx), "AuditLog.append", { captureStackTrace: false })
+    )
 
   const record = (event: AuditEvent.AuditEvent): Effect.Effect<void> =>
     (AuditEvent.durableTypes.has(event.type)

@@ -5,13 +5,39 @@
 import { assert, describe, it } from "@effect/vitest"
 import { AuditEvent, AuditLog, AuditStore, Checkpoint, Merkle, Verifier } from "@ouroboros/audit"
 import canonicalize from "canonicalize"
-import { Effect, Logger, Metric, Ref, Stream } from "effect"
+import { Effect, Logger, Metric, Option, Ref, Stream, Tracer } from "effect"
 import fc from "fast-check"
 import * as Canonical from "../src/internal/canonical.js"
 import { collectLogs, event, gatedStore, keys, openLog, origin } from "./contract.js"
 
 const count = (metric: Metric.Metric<number, { readonly count: number }>) =>
   Effect.map(Metric.value(metric), (state) => Number(state.count))
+
+describe("tracing", () => {
+  it.effect("an append is a span of its own, child of the caller's, with the event type", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = Tracer.nativeTracer.span(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const log = yield* openLog()
+      const handler = yield* Effect.currentSpan.pipe(
+        Effect.tap(() => log.append(event({ type: "data.delete" }))),
+        Effect.withSpan("handler"),
+        Effect.withTracer(tracer)
+      )
+      const append = spans.find((span) => span.name === "AuditLog.append")
+      assert.isDefined(append)
+      const parent = Option.getOrUndefined(append!.parent)
+      assert.strictEqual(parent?.spanId, handler.spanId)
+      assert.strictEqual(append!.attributes.get("audit.type"), "data.delete")
+      assert.strictEqual(append!.status._tag, "Ended")
+    }).pipe(Effect.provide(AuditStore.layerMemory)))
+})
 
 describe("record", () => {
   it.effect("a full queue drops reads, counts each one, and says so when it starts and when it ends", () => {
