@@ -306,7 +306,7 @@ const million = Effect.gen(function*() {
   const options = { verifier, verifierKey: keys.signer.verifierKey, origin }
   // Paired rounds: the default (hashing on a worker thread at this size) beside the single-threaded path, alternating
   // which runs first. The goal is judged on the worse half of the default's rounds.
-  const rounds = quick ? 1 : 3
+  const rounds = quick ? 1 : 5
   const runs: Array<{ parallel: boolean; seconds: number; cpu: number; main: number }> = []
   let result: Verifier.VerifyResult | undefined
   for (let r = 0; r < rounds; r++) {
