@@ -211,6 +211,8 @@ interface Inspected {
 }
 
 const noProblems: ReadonlyArray<Problem> = []
+/** What nearly every entry inspects to: one object for all of them. */
+const clean: Inspected = { problems: noProblems, prunes: undefined, erasedKeys: undefined }
 
 /**
  * The tree the verification folds the leaves into: its own ({@link Frontier}), or, when a worker hashes, the roots the
@@ -348,7 +350,9 @@ class Verification {
     const erasedKeys = entry.type === "retention.erasure" && Array.isArray(entry.details?.keyIds)
       ? (entry.details.keyIds as ReadonlyArray<unknown>).filter(Predicate.isString)
       : undefined
-    return { problems, prunes, erasedKeys }
+    return problems === noProblems && prunes === undefined && erasedKeys === undefined
+      ? clean
+      : { problems, prunes, erasedKeys }
   }
 
   /**
