@@ -9,8 +9,10 @@
  * 2. Verification of 1M entries, in memory (the memory store), and of an NDJSON export of them.
  * 3. Inclusion and consistency proofs at 1M: size and time.
  *
+ * 4. Only with `--only verify-pg`: verification of 1M entries that the log wrote to PostgreSQL.
+ *
  * Every section is bounded: a fixed number of events per round, a fixed number of proofs. `--only appends` or
- * `--only verify` runs one section (sections 2 and 3 are one), e.g. under `node --cpu-prof`.
+ * `--only verify` runs one section (sections 2 and 3 are one), e.g. under `npx tsx --cpu-prof`.
  */
 import { AuditEvent, AuditKeys, AuditLog, AuditStore, Checkpoint, Merkle, Verifier } from "@ouroboros/audit"
 import { PgSchema, Services } from "@ouroboros/testkit"
@@ -420,10 +422,56 @@ const million = Effect.gen(function*() {
   )
 }).pipe(Effect.provide(AuditStore.layerMemory))
 
+// -----------------------------------------------------------------------------
+// 4. (only with `--only verify-pg`) verification of 1M entries from PostgreSQL, as the log wrote them
+// -----------------------------------------------------------------------------
+
+const fromPostgres = Effect.gen(function*() {
+  const n = quick ? 200_000 : 1_000_000
+  const rounds = quick ? 1 : 3
+  console.log(`\n## 4. verification of ${fmt(n)} entries from PostgreSQL (${rounds} paired rounds)`)
+  if (!(yield* Effect.promise(() => Services.postgres()))) {
+    console.log("PostgreSQL does not answer: section skipped")
+    return
+  }
+  const Live = AuditLog.layer({ keys, origin }).pipe(
+    Layer.provideMerge(AuditStore.layerSql),
+    Layer.provideMerge(PgSchema.layer({ prefix: "audit_bench", maxConnections: 4 })),
+    Layer.orDie
+  )
+  yield* Effect.gen(function*() {
+    const audit = yield* AuditLog.AuditLog
+    const store = yield* AuditStore.AuditStore
+    const filled = performance.now()
+    yield* Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => audit.append(eventOf(i)), {
+      concurrency: 256,
+      discard: true
+    })
+    yield* audit.checkpoint
+    console.log(`(appended in ${((performance.now() - filled) / 1000).toFixed(1)} s)`)
+    const options = { verifier: Checkpoint.verifierOf(keys.signer), verifierKey: keys.signer.verifierKey, origin }
+    for (let r = 0; r < rounds; r++) {
+      for (const parallel of r % 2 === 0 ? [true, false] : [false, true]) {
+        const mainCpu = process.threadCpuUsage()
+        const start = performance.now()
+        const result = yield* Verifier.verifyStore(store, { ...options, parallel })
+        const seconds = (performance.now() - start) / 1000
+        const main = process.threadCpuUsage(mainCpu)
+        console.log(
+          `round ${r + 1}, ${parallel ? "worker thread" : "single thread"}: ${seconds.toFixed(2)} s, ${
+            ((main.user + main.system) / 1e6).toFixed(2)
+          } s of CPU on the main thread, ok=${result.ok}`
+        )
+      }
+    }
+  }).pipe(Effect.provide(Live))
+})
+
 const program = Effect.gen(function*() {
   console.log(`# audit log benchmark (node ${process.version}${quick ? ", quick" : ""})`)
   if (only === undefined || only === "appends") yield* appends
   if (only === undefined || only === "verify") yield* million
+  if (only === "verify-pg") yield* fromPostgres
 }).pipe(Effect.scoped)
 
 Effect.runPromise(program).catch((error) => {
