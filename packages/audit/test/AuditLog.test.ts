@@ -39,6 +39,36 @@ describe("tracing", () => {
     }).pipe(Effect.provide(AuditStore.layerMemory)))
 })
 
+describe("verification on a worker thread", () => {
+  it.effect("checks the roots the caller trusts at sizes no checkpoint has, as the single thread does", () =>
+    Effect.gen(function*() {
+      // One checkpoint at the first commit, none after (the clock does not move), then one at 11.
+      const log = yield* openLog({ checkpointInterval: "1 hour" })
+      for (let i = 0; i < 11; i++) yield* log.append(event({ resource: { type: "document", id: `d${i}` } }))
+      const signed = yield* log.checkpoint
+      const store = yield* AuditStore.AuditStore
+      const options = {
+        verifier: Checkpoint.verifierOf(keys.signer),
+        verifierKey: keys.signer.verifierKey,
+        origin,
+        windowSize: 4,
+        trustedRoots: [
+          { size: 3, rootHash: new Uint8Array(32) },
+          { size: 6, rootHash: new Uint8Array(32) },
+          { size: 11, rootHash: new Uint8Array(Buffer.from(signed.rootHash, "base64")) }
+        ]
+      }
+      const serial = yield* Verifier.verifyStore(store, { ...options, parallel: false })
+      const parallel = yield* Verifier.verifyStore(store, { ...options, parallel: true })
+      assert.deepStrictEqual(parallel, serial)
+      assert.deepStrictEqual(serial.problems.map((p) => [p.kind, p.range]), [
+        ["RootMismatch", [1, 3]],
+        ["RootMismatch", [1, 6]]
+      ])
+      assert.strictEqual(serial.checkpoints, 2)
+    }).pipe(Effect.provide(AuditStore.layerMemory)))
+})
+
 describe("record", () => {
   it.effect("a full queue drops reads, counts each one, and says so when it starts and when it ends", () => {
     const logs = collectLogs()

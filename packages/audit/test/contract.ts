@@ -61,6 +61,17 @@ const verifyBothWays = Effect.gen(function*() {
   const serial = yield* Verifier.verifyStore(store, { ...options, parallel: false })
   const parallel = yield* Verifier.verifyStore(store, { ...options, parallel: true })
   assert.deepStrictEqual(parallel, serial)
+  // Roots the caller trusts, one of them wrong, inside a window and at its end: the same reports too.
+  const latest = yield* store.latestCheckpoint
+  const wrongAt = Math.min(3, serial.size)
+  const trustedRoots = [
+    { size: wrongAt, rootHash: new Uint8Array(32) },
+    ...(latest === undefined || latest.size === wrongAt ? [] : [{ size: latest.size, rootHash: latest.rootHash }])
+  ]
+  const serialTrusting = yield* Verifier.verifyStore(store, { ...options, trustedRoots, parallel: false })
+  const parallelTrusting = yield* Verifier.verifyStore(store, { ...options, trustedRoots, parallel: true })
+  assert.deepStrictEqual(parallelTrusting, serialTrusting)
+  if (serial.size >= 3) assert.isTrue(serialTrusting.problems.some((p) => p.kind === "RootMismatch"))
   return serial
 }).pipe(Effect.orDie)
 
