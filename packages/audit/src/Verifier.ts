@@ -19,10 +19,12 @@
  */
 import canonicalize from "canonicalize"
 import { Effect, Option, Predicate, Result, Schema, Stream } from "effect"
+import * as Os from "node:os"
 import type * as AuditEvent from "./AuditEvent.js"
 import type * as AuditStore from "./AuditStore.js"
 import * as Checkpoint from "./Checkpoint.js"
 import * as Canonical from "./internal/canonical.js"
+import * as HashWorker from "./internal/hashWorker.js"
 import { Frontier } from "./internal/tree.js"
 import * as Merkle from "./Merkle.js"
 
@@ -158,7 +160,20 @@ export interface Options {
   readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
   /** Positions per read from a store (default 10,000). */
   readonly windowSize?: number | undefined
+  /**
+   * Hash on a worker thread while this one parses (`verifyStore` only). Default: when the log has at least
+   * {@link parallelFrom} positions and the machine more than one core. The result is the same either way.
+   */
+  readonly parallel?: boolean | undefined
 }
+
+/**
+ * The size from which `verifyStore` hashes on a worker thread by default (starting one costs a few milliseconds).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const parallelFrom = 50_000
 
 // -----------------------------------------------------------------------------
 // the check itself
@@ -186,8 +201,56 @@ interface Slot {
   readonly columns?: AuditStore.StoredEntry | undefined
 }
 
-class Verification {
+/** What the parsing half found at a position, held until its leaf is settled (see `Verification.settle`). */
+interface Inspected {
+  /** The parsing half's problems, reported after the leaf's own, as one pass reports them. */
+  readonly problems: ReadonlyArray<Problem>
+  /** What the entry may vouch for, if it hashes to its leaf. */
+  readonly prunes: ReadonlyArray<readonly [number, number]> | undefined
+  readonly erasedKeys: ReadonlyArray<string> | undefined
+}
+
+const noProblems: ReadonlyArray<Problem> = []
+/** What nearly every entry inspects to: one object for all of them. */
+const clean: Inspected = { problems: noProblems, prunes: undefined, erasedKeys: undefined }
+
+/**
+ * The tree the verification folds the leaves into: its own ({@link Frontier}), or, when a worker hashes, the roots the
+ * worker computed at the sizes asked for.
+ */
+class VerifiedTree {
   private readonly frontier = new Frontier()
+  private readonly roots = new Map<number, Uint8Array>()
+  private remote = false
+  size = 0
+
+  /** From now on the leaves are folded elsewhere, and the roots given by {@link provide}. */
+  useRemote(): void {
+    this.remote = true
+  }
+
+  provide(size: number, root: Uint8Array): void {
+    this.roots.set(size, root)
+  }
+
+  push(leaf: Uint8Array): void {
+    if (!this.remote) this.frontier.push(leaf)
+    this.size++
+  }
+
+  root(): Uint8Array {
+    if (!this.remote) return this.frontier.root()
+    if (this.size === 0) return Merkle.emptyRoot
+    const root = this.roots.get(this.size)
+    if (root === undefined) throw new Error(`audit verification: no root computed at ${this.size}`)
+    return root
+  }
+}
+
+const zeroHash = new Uint8Array(Merkle.hashSize)
+
+class Verification {
+  readonly tree = new VerifiedTree()
   private readonly problems: Array<Problem> = []
   private problemCount = 0
   private firstBad: number | null = null
@@ -199,14 +262,14 @@ class Verification {
   private readonly authorized: Array<[number, number]> = []
   readonly erasedKeys = new Set<string>()
   readonly keyFirstUse = new Map<string, number>()
-  private readonly trusted: Map<number, Uint8Array>
+  readonly trusted: Map<number, Uint8Array>
 
   constructor(private readonly options: Options) {
     this.trusted = new Map((options.trustedRoots ?? []).map((r) => [r.size, r.rootHash]))
   }
 
   get size() {
-    return this.frontier.size
+    return this.tree.size
   }
 
   problem(problem: Problem): void {
@@ -216,25 +279,116 @@ class Verification {
     this.problems.push(problem)
   }
 
+  /** One position, both halves on this thread. */
   slot(slot: Slot): void {
-    while (this.frontier.size < slot.index) {
+    while (this.tree.size < slot.index) {
       // A gap: positions no source row names at all.
-      this.problem({ kind: "LeafMissing", index: this.frontier.size, detail: "no leaf hash and no entry" })
-      this.frontier.push(new Uint8Array(32))
+      this.problem({ kind: "LeafMissing", index: this.tree.size, detail: "no leaf hash and no entry" })
+      this.tree.push(zeroHash)
       this.afterLeaf()
     }
-    const index = slot.index
     const leaf = slot.leafHash
+    const inspected = slot.content === undefined ? undefined : this.inspect(slot.index, slot.content, slot.columns)
+    const hashOk = slot.content !== undefined && leaf !== undefined && leaf.length === Merkle.hashSize &&
+      equalBytes(Merkle.leafHashOfText(slot.content), leaf)
+    this.settle(slot.index, leaf, slot.content !== undefined, hashOk, inspected)
+  }
+
+  /**
+   * The parsing half of a position with content: everything that does not depend on hashes. Positions are inspected
+   * in order (the first use of a key is the first position inspected), each before it is settled.
+   */
+  inspect(index: number, content: string, columns: AuditStore.StoredEntry | undefined): Inspected {
+    this.entries++
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(content)
+    } catch {
+      return {
+        problems: [{ kind: "EntryMalformed", index, detail: "the content is not JSON" }],
+        prunes: undefined,
+        erasedKeys: undefined
+      }
+    }
+    const entry = parsed as Record<string, any>
+    if (
+      !Predicate.isObject(parsed) || entry.v !== 1 || typeof entry.id !== "string" || typeof entry.type !== "string" ||
+      typeof entry.time !== "string" || !Predicate.isObject(entry.sealed) || typeof entry.sealed.keyId !== "string" ||
+      !Predicate.isObject(entry.resource)
+    ) {
+      return {
+        problems: [{ kind: "EntryMalformed", index, detail: "the content is not an audit entry" }],
+        prunes: undefined,
+        erasedKeys: undefined
+      }
+    }
+    // No closure per entry: this runs a million times in a verification.
+    let problems = noProblems
+    if (entry.index !== index) {
+      problems = [{ kind: "EntryIndexMismatch", index, detail: `the entry says it is at ${String(entry.index)}` }]
+    }
+    if (!isCanonical(parsed, content)) {
+      problems = [...problems, {
+        kind: "EntryNotCanonical",
+        index,
+        detail: "the content is not canonical JSON (RFC 8785)"
+      }]
+    }
+    const mismatch = columns === undefined ? undefined : columnMismatch(entry, columns)
+    if (mismatch !== undefined) {
+      problems = [...problems, {
+        kind: "EntryColumnsMismatch",
+        index,
+        detail: `the ${mismatch} column disagrees with the content`
+      }]
+    }
+    const keyId: string = entry.sealed.keyId
+    if (!this.keyFirstUse.has(keyId)) this.keyFirstUse.set(keyId, index)
+    const prunes = entry.type === "retention.prune" && isRanges(entry.details?.ranges)
+      ? entry.details.ranges as ReadonlyArray<readonly [number, number]>
+      : undefined
+    const erasedKeys = entry.type === "retention.erasure" && Array.isArray(entry.details?.keyIds)
+      ? (entry.details.keyIds as ReadonlyArray<unknown>).filter(Predicate.isString)
+      : undefined
+    return problems === noProblems && prunes === undefined && erasedKeys === undefined
+      ? clean
+      : { problems, prunes, erasedKeys }
+  }
+
+  /**
+   * The hashing half of the next position: its leaf joins the tree. `hashOk`: the content hashes to the leaf (false
+   * without content or a well-formed leaf).
+   */
+  settle(
+    index: number,
+    leaf: Uint8Array | undefined,
+    hasContent: boolean,
+    hashOk: boolean,
+    inspected: Inspected | undefined
+  ): void {
+    const leafValid = leaf !== undefined && leaf.length === Merkle.hashSize
     if (leaf === undefined) {
       this.problem({ kind: "LeafMissing", index, detail: "no leaf hash at this position" })
-    } else if (leaf.length !== Merkle.hashSize) {
+    } else if (!leafValid) {
       this.problem({ kind: "LeafMalformed", index, detail: `a leaf hash of ${leaf.length} bytes` })
     }
-    this.frontier.push(leaf?.length === Merkle.hashSize ? leaf : new Uint8Array(32))
-    if (slot.content === undefined) {
+    this.tree.push(leafValid ? leaf : zeroHash)
+    if (!hasContent) {
       if (leaf !== undefined) this.addMissing(index)
     } else {
-      this.entry(index, leaf, slot.content, slot.columns)
+      if (leafValid && !hashOk) {
+        this.problem({ kind: "EntryHashMismatch", index, detail: "the content does not hash to the leaf" })
+      }
+      if (inspected !== undefined) {
+        for (const problem of inspected.problems) this.problem(problem)
+        // Only entries that hash to their leaf can vouch for pruned content or destroyed keys.
+        if (hashOk) {
+          for (const [from, to] of inspected.prunes ?? []) {
+            if (from <= to && to < index) this.authorized.push([from, to])
+          }
+          for (const id of inspected.erasedKeys ?? []) this.erasedKeys.add(id)
+        }
+      }
     }
     this.afterLeaf()
   }
@@ -245,66 +399,10 @@ class Verification {
     else this.missing.push([index, index])
   }
 
-  private entry(
-    index: number,
-    leaf: Uint8Array | undefined,
-    content: string,
-    columns: AuditStore.StoredEntry | undefined
-  ) {
-    this.entries++
-    const hashOk = leaf !== undefined && leaf.length === Merkle.hashSize &&
-      equalBytes(Merkle.leafHashOfText(content), leaf)
-    if (leaf !== undefined && leaf.length === Merkle.hashSize && !hashOk) {
-      this.problem({ kind: "EntryHashMismatch", index, detail: "the content does not hash to the leaf" })
-    }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(content)
-    } catch {
-      this.problem({ kind: "EntryMalformed", index, detail: "the content is not JSON" })
-      return
-    }
-    const entry = parsed as Record<string, any>
-    if (
-      !Predicate.isObject(parsed) || entry.v !== 1 || typeof entry.id !== "string" || typeof entry.type !== "string" ||
-      typeof entry.time !== "string" || !Predicate.isObject(entry.sealed) || typeof entry.sealed.keyId !== "string" ||
-      !Predicate.isObject(entry.resource)
-    ) {
-      this.problem({ kind: "EntryMalformed", index, detail: "the content is not an audit entry" })
-      return
-    }
-    if (entry.index !== index) {
-      this.problem({ kind: "EntryIndexMismatch", index, detail: `the entry says it is at ${String(entry.index)}` })
-    }
-    if (!isCanonical(parsed, content)) {
-      this.problem({ kind: "EntryNotCanonical", index, detail: "the content is not canonical JSON (RFC 8785)" })
-    }
-    if (columns !== undefined) {
-      const mismatch = columnMismatch(entry, columns)
-      if (mismatch !== undefined) {
-        this.problem({
-          kind: "EntryColumnsMismatch",
-          index,
-          detail: `the ${mismatch} column disagrees with the content`
-        })
-      }
-    }
-    const keyId: string = entry.sealed.keyId
-    if (!this.keyFirstUse.has(keyId)) this.keyFirstUse.set(keyId, index)
-    // Only entries that hash to their leaf can vouch for pruned content or destroyed keys.
-    if (!hashOk) return
-    if (entry.type === "retention.prune" && isRanges(entry.details?.ranges)) {
-      for (const [from, to] of entry.details.ranges) if (from <= to && to < index) this.authorized.push([from, to])
-    }
-    if (entry.type === "retention.erasure" && Array.isArray(entry.details?.keyIds)) {
-      for (const id of entry.details.keyIds) if (typeof id === "string") this.erasedKeys.add(id)
-    }
-  }
-
   private afterLeaf() {
-    const size = this.frontier.size
+    const size = this.tree.size
     const trusted = this.trusted.get(size)
-    if (trusted !== undefined && !equalBytes(trusted, this.frontier.root())) {
+    if (trusted !== undefined && !equalBytes(trusted, this.tree.root())) {
       this.problem({
         kind: "RootMismatch",
         range: [this.lastGoodSize, size],
@@ -326,19 +424,19 @@ class Verification {
       return
     }
     const checkpoint = opened.success
-    if (checkpoint.size > this.frontier.size) {
+    if (checkpoint.size > this.tree.size) {
       this.problem({
         kind: "CheckpointBeyondLog",
-        range: [this.frontier.size, checkpoint.size],
-        detail: `a checkpoint signs ${checkpoint.size} entries; the log has ${this.frontier.size}`
+        range: [this.tree.size, checkpoint.size],
+        detail: `a checkpoint signs ${checkpoint.size} entries; the log has ${this.tree.size}`
       })
       return
     }
-    if (checkpoint.size !== this.frontier.size) {
+    if (checkpoint.size !== this.tree.size) {
       this.problem({ kind: "CheckpointMalformed", detail: `a checkpoint of size ${checkpoint.size} is out of order` })
       return
     }
-    if (!equalBytes(checkpoint.rootHash, this.frontier.root())) {
+    if (!equalBytes(checkpoint.rootHash, this.tree.root())) {
       this.problem({
         kind: "CheckpointMismatch",
         range: [this.lastGoodSize, checkpoint.size],
@@ -383,11 +481,11 @@ class Verification {
 
   result(missingKeys: ReadonlyArray<string>): VerifyResult {
     for (const [size] of this.trusted) {
-      if (size > this.frontier.size) {
+      if (size > this.tree.size) {
         this.problem({
           kind: "RootMismatch",
-          range: [this.frontier.size, size],
-          detail: `the running log holds ${size} entries; the store has ${this.frontier.size}`
+          range: [this.tree.size, size],
+          detail: `the running log holds ${size} entries; the store has ${this.tree.size}`
         })
       }
     }
@@ -419,15 +517,15 @@ class Verification {
       ok: this.problemCount === 0,
       origin: this.options.origin,
       verifierKey: this.options.verifierKey,
-      size: this.frontier.size,
-      rootHash: base64(this.frontier.root()),
+      size: this.tree.size,
+      rootHash: base64(this.tree.root()),
       entries: this.entries,
       pruned,
       checkpoints: this.checkpointsChecked,
       ...(this.lastGood === undefined
         ? {}
         : { latestCheckpoint: { size: this.lastGood.size, rootHash: base64(this.lastGood.rootHash) } }),
-      unsignedEntries: this.frontier.size - this.lastGoodSize,
+      unsignedEntries: this.tree.size - this.lastGoodSize,
       firstBadIndex: this.firstBad,
       problemCount: this.problemCount,
       problems: sorted
@@ -493,6 +591,10 @@ export const verifyStore = (
         check.problem({ kind: "EntryWithoutLeaf", index: entry.index, detail: "an entry at a negative position" })
       }
     }
+    const worker = (options.parallel ?? (extent.to >= parallelFrom && Os.availableParallelism() > 1))
+      ? yield* HashWorker.make
+      : undefined
+    if (worker !== undefined) check.tree.useRemote()
     for (let from = 0; from < extent.to; from += windowSize) {
       const to = Math.min(extent.to, from + windowSize)
       const window = yield* store.window(from, to)
@@ -500,19 +602,58 @@ export const verifyStore = (
       const leaves = window.leaves
       const entries = window.entries
       const checkpoints = window.checkpoints
+      const leafAt: Array<Uint8Array | undefined> = new Array(to - from)
+      const entryAt: Array<AuditStore.StoredEntry | undefined> = new Array(to - from)
       let l = 0
       let e = 0
-      let c = 0
       for (let index = from; index < to; index++) {
         while (l < leaves.length && leaves[l]!.index < index) l++
         while (e < entries.length && entries[e]!.index < index) e++
-        const leaf = leaves[l]?.index === index ? leaves[l]!.hash : undefined
-        const entry = entries[e]?.index === index ? entries[e] : undefined
-        // Every position, even one with neither leaf nor entry (a gap), before the checkpoints that end there.
-        check.slot({ index, leafHash: leaf, content: entry?.content, columns: entry })
+        leafAt[index - from] = leaves[l]?.index === index ? leaves[l]!.hash : undefined
+        entryAt[index - from] = entries[e]?.index === index ? entries[e] : undefined
+      }
+      let c = 0
+      // Every position, even one with neither leaf nor entry (a gap), before the checkpoints that end there.
+      const checkpointsAt = (index: number) => {
         while (c < checkpoints.length && checkpoints[c]!.size <= index + 1) {
           if (checkpoints[c]!.size === index + 1) check.checkpoint(checkpoints[c]!.note)
           c++
+        }
+      }
+      if (worker === undefined) {
+        for (let index = from; index < to; index++) {
+          const entry = entryAt[index - from]
+          check.slot({ index, leafHash: leafAt[index - from], content: entry?.content, columns: entry })
+          checkpointsAt(index)
+        }
+      } else {
+        // The worker hashes this window while this thread parses it; then both halves are settled in order.
+        const count = to - from
+        const packedLeaves = new Uint8Array(count * Merkle.hashSize)
+        const leafValid = new Uint8Array(count)
+        for (let i = 0; i < count; i++) {
+          const leaf = leafAt[i]
+          if (leaf !== undefined && leaf.length === Merkle.hashSize) {
+            packedLeaves.set(leaf, i * Merkle.hashSize)
+            leafValid[i] = 1
+          }
+        }
+        const rootsAt = new Set<number>([to])
+        for (const checkpoint of checkpoints) {
+          if (checkpoint.size > from && checkpoint.size <= to) rootsAt.add(checkpoint.size)
+        }
+        for (const size of check.trusted.keys()) if (size > from && size <= to) rootsAt.add(size)
+        const sizes = Array.from(rootsAt).sort((a, b) => a - b)
+        const { offsets, text } = HashWorker.packContents(entryAt.map((entry) => entry?.content))
+        const hashed = worker.submit({ from, count, leaves: packedLeaves, leafValid, text, offsets, rootsAt: sizes })
+        const inspected = entryAt.map((entry, i) =>
+          entry === undefined ? undefined : check.inspect(from + i, entry.content, entry)
+        )
+        const { hashOk, roots } = yield* Effect.promise(() => hashed)
+        sizes.forEach((size, k) => check.tree.provide(size, roots[k]!))
+        for (let i = 0; i < count; i++) {
+          check.settle(from + i, leafAt[i], entryAt[i] !== undefined, hashOk[i] === 1, inspected[i])
+          checkpointsAt(from + i)
         }
       }
       yield* report(options, { phase: "entries", done: to, total: extent.to })
@@ -530,7 +671,7 @@ export const verifyStore = (
     const missingKeys = keyIds.filter((id) => !existing.has(id) && !check.erasedKeys.has(id))
     yield* report(options, { phase: "done", done: extent.to, total: extent.to })
     return check.result(missingKeys)
-  }).pipe(Effect.withSpan("Verifier.verifyStore"))
+  }).pipe(Effect.scoped, Effect.withSpan("Verifier.verifyStore"))
 
 /**
  * The header line of an export.

@@ -51,6 +51,30 @@ export const openLog = (options: Partial<AuditLog.Options> = {}) =>
 export const exported = (log: AuditLog.AuditLog["Service"]) =>
   Effect.map(Stream.runCollect(log.export), (lines) => Array.from(lines).map((line) => JSON.parse(line)))
 
+/**
+ * Verifies the store on one thread and with the hashing on a worker, in windows of 4 positions so that every window
+ * boundary is crossed: the two results must be identical. Returns the result.
+ */
+const verifyBothWays = Effect.gen(function*() {
+  const store = yield* AuditStore.AuditStore
+  const options = { verifier, verifierKey: keys.signer.verifierKey, origin, windowSize: 4 }
+  const serial = yield* Verifier.verifyStore(store, { ...options, parallel: false })
+  const parallel = yield* Verifier.verifyStore(store, { ...options, parallel: true })
+  assert.deepStrictEqual(parallel, serial)
+  // Roots the caller trusts, one of them wrong, inside a window and at its end: the same reports too.
+  const latest = yield* store.latestCheckpoint
+  const wrongAt = Math.min(3, serial.size)
+  const trustedRoots = [
+    { size: wrongAt, rootHash: new Uint8Array(32) },
+    ...(latest === undefined || latest.size === wrongAt ? [] : [{ size: latest.size, rootHash: latest.rootHash }])
+  ]
+  const serialTrusting = yield* Verifier.verifyStore(store, { ...options, trustedRoots, parallel: false })
+  const parallelTrusting = yield* Verifier.verifyStore(store, { ...options, trustedRoots, parallel: true })
+  assert.deepStrictEqual(parallelTrusting, serialTrusting)
+  if (serial.size >= 3) assert.isTrue(serialTrusting.problems.some((p) => p.kind === "RootMismatch"))
+  return serial
+}).pipe(Effect.orDie)
+
 const metricCount = (metric: Metric.Metric<number, { readonly count: number }>) =>
   Effect.map(Metric.value(metric), (state) => Number(state.count))
 
@@ -536,6 +560,7 @@ export const testStore = <RB, RS>(
             )
             const result = yield* log.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
+            assert.isTrue((yield* verifyBothWays).ok)
             // The subject acts again: a new key, readable.
             const again = yield* log.append(event({ subject: "dave" }))
             assert.strictEqual((yield* log.get(again.id)).actor.subject, "dave")
@@ -599,6 +624,7 @@ export const testStore = <RB, RS>(
             const result = yield* log.verify()
             assert.isTrue(result.ok, JSON.stringify(result.problems))
             assert.strictEqual(result.pruned, 2)
+            assert.strictEqual((yield* verifyBothWays).pruned, 2)
             // A pruned entry is nobody's to prove.
             assert.strictEqual(
               (yield* Effect.flip(log.proveInclusion({ index: globexRead.index }, { tenantId: "globex" })))._tag,
@@ -654,6 +680,10 @@ const tamperedAt = (statements: ReadonlyArray<string>, expected: { readonly inde
     assert.isFalse(result.ok)
     assert.strictEqual(result.firstBadIndex, expected.index, JSON.stringify(result.problems))
     assert.strictEqual(result.problems[0]!.kind, expected.kind, JSON.stringify(result.problems))
+    // The same from the store alone, hashed on a worker thread or not.
+    const alone = yield* verifyBothWays
+    assert.strictEqual(alone.firstBadIndex, expected.index, JSON.stringify(alone.problems))
+    assert.strictEqual(alone.problems[0]!.kind, expected.kind, JSON.stringify(alone.problems))
     return result
   })
 
@@ -759,6 +789,7 @@ const sqlTests = (it: { readonly effect: (name: string, self: () => Effect.Effec
         assert.isFalse(result.ok)
         assert.strictEqual(result.problems[0]!.kind, "KeyDestroyedWithoutErasure")
         assert.strictEqual(result.firstBadIndex, 1)
+        assert.strictEqual((yield* verifyBothWays).firstBadIndex, 1)
       }))
 
     it.effect("a log that finds its store changed refuses to sign, and still records", () =>

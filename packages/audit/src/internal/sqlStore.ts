@@ -236,8 +236,10 @@ const toCheckpoint = (row: Record<string, unknown>): AuditStore.StoredCheckpoint
   note: String(row.note)
 })
 
-// Typed array parameters: the driver infers the type of an array from its elements, and cannot for all-null ones.
-const textArray = (values: ReadonlyArray<string | null>) => Result.getOrThrow(PgTypes.array(values, PgTypes.OID.text))
+// Typed array parameters: the driver infers the type of an array from its elements (an object per element, a few
+// thousand per append), and cannot for all-null ones. Uuids, times and hashes go in binary form.
+const typedArray = (values: ReadonlyArray<unknown>, oid: number) => Result.getOrThrow(PgTypes.array(values, oid))
+const textArray = (values: ReadonlyArray<string | null>) => typedArray(values, PgTypes.OID.text)
 
 const failed = (operation: string) => (cause: SqlError.SqlError) =>
   new AuditStoreError({ operation, message: cause.message, cause })
@@ -252,18 +254,18 @@ export const make = Effect.gen(function*() {
     const checkpoint = batch.checkpoint
     return sql<{ readonly size: unknown }>`SELECT audit_append(
       ${batch.expectedSize},
-      ${e.map((x) => x.id)}::uuid[],
-      ${e.map((x) => new Date(x.time))}::timestamptz[],
-      ${e.map((x) => x.type)}::text[],
+      ${typedArray(e.map((x) => x.id), PgTypes.OID.uuid)}::uuid[],
+      ${typedArray(e.map((x) => x.time), PgTypes.OID.timestamptz)}::timestamptz[],
+      ${textArray(e.map((x) => x.type))}::text[],
       ${textArray(e.map((x) => x.tenantId))}::text[],
-      ${textArray(e.map((x) => x.keyId))}::uuid[],
-      ${e.map((x) => x.action)}::text[],
-      ${e.map((x) => x.resourceType)}::text[],
+      ${typedArray(e.map((x) => x.keyId), PgTypes.OID.uuid)}::uuid[],
+      ${textArray(e.map((x) => x.action))}::text[],
+      ${textArray(e.map((x) => x.resourceType))}::text[],
       ${textArray(e.map((x) => x.resourceId))}::text[],
-      ${e.map((x) => x.outcome)}::text[],
+      ${textArray(e.map((x) => x.outcome))}::text[],
       ${textArray(e.map((x) => x.correlationId))}::text[],
-      ${e.map((x) => x.content)}::text[],
-      ${e.map((x) => x.leafHash)}::bytea[],
+      ${textArray(e.map((x) => x.content))}::text[],
+      ${typedArray(e.map((x) => x.leafHash), PgTypes.OID.bytea)}::bytea[],
       ${checkpoint?.size ?? null}::bigint,
       ${checkpoint?.rootHash ?? null}::bytea,
       ${checkpoint?.note ?? null}::text
