@@ -9,31 +9,10 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as BackupSources from "../src/BackupSources.js"
 import * as Testing from "../src/Testing.js"
+import { call, eventually } from "./helpers.js"
 
 const json = { "content-type": "application/json" }
 const admin = { "x-api-key": Testing.keys.admin, ...json }
-
-const call = (url: string, init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}) =>
-  Effect.promise(async () => {
-    const response = await fetch(url, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: init.headers ?? {},
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    const text = await response.text()
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-  })
-
-/** Polls `check` until it holds (the deadline only bounds the test). */
-const eventually = <A>(check: Effect.Effect<A>, holds: (a: A) => boolean) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const value = yield* check
-      if (holds(value) || Date.now() > deadline) return value
-      yield* Effect.sleep("25 millis")
-    }
-  })
 
 const postgres = await Services.postgres()
 
@@ -115,10 +94,15 @@ describe("the server's tables in its backups", () => {
 
         // The tenant and its key are back; so is the override, on every reader of the flags.
         assert.strictEqual((yield* call(`${url}/admin/tenants/gamma`, { headers: admin })).status, 200)
-        const whoami = yield* eventually(call(`${url}/api/v1/whoami`, { headers: gamma }), (r) => r.status === 200)
+        const whoami = yield* eventually(
+          "the restored key",
+          call(`${url}/api/v1/whoami`, { headers: gamma }),
+          (r) => r.status === 200
+        )
         assert.strictEqual(whoami.status, 200)
         assert.strictEqual(whoami.body.tenantId, "gamma")
         const overrides = yield* eventually(
+          "the restored override",
           call(`${url}/admin/flags/backup-probe/tenants`, { headers: admin }),
           (r) => JSON.stringify(r.body).includes("gamma")
         )

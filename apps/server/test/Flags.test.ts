@@ -11,43 +11,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Testing from "../src/Testing.js"
-
-interface Reply {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: any
-}
-
-const call = (
-  url: string,
-  init: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: unknown } = {}
-) =>
-  Effect.promise(async (): Promise<Reply> => {
-    const response = await fetch(url, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = text === "" ? undefined : JSON.parse(text)
-    } catch {
-      // not JSON
-    }
-    return { status: response.status, headers: response.headers, body }
-  })
-
-/** Calls until `until` holds (flags reach the evaluations within a poll interval); the deadline only bounds the test. */
-const eventually = <A>(what: string, effect: Effect.Effect<A>, until: (a: A) => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 400; i++) {
-      const value = yield* effect
-      if (until(value)) return value
-      yield* Effect.sleep("25 millis")
-    }
-    return yield* Effect.die(new Error(`gave up waiting for ${what}`))
-  })
+import { call, eventually } from "./helpers.js"
 
 const A = { "x-api-key": Testing.keys.tenantA }
 const B = { "x-api-key": Testing.keys.tenantB }

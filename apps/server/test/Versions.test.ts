@@ -8,33 +8,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Testing from "../src/Testing.js"
-
-interface Reply {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: any
-  readonly text: string
-}
-
-const call = (
-  url: string,
-  init: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: unknown } = {}
-) =>
-  Effect.promise(async (): Promise<Reply> => {
-    const response = await fetch(url, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = text === "" ? undefined : JSON.parse(text)
-    } catch {
-      // not JSON
-    }
-    return { status: response.status, headers: response.headers, body, text }
-  })
+import { call } from "./helpers.js"
 
 const A = { "x-api-key": Testing.keys.tenantA }
 const B = { "x-api-key": Testing.keys.tenantB }
