@@ -20,10 +20,10 @@
  * `RECORD_CONTRACT=1 npx vitest run test/Contract.test.ts` rewrites the recording: do that only for a deliberate
  * change of the contract, and say so in the commit.
  */
+import { freePort } from "@ouroboros/testkit/Ports"
 import { SignJWT } from "jose"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
@@ -421,16 +421,6 @@ interface Recorded {
   readonly headers: Record<string, string>
   readonly body: unknown
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address() as Net.AddressInfo
-      server.close(() => resolve(address.port))
-    })
-  })
 
 interface Running {
   readonly url: string

@@ -9,12 +9,11 @@
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Testing } from "@ouroboros/server"
-import { QdrantStandIn, Services } from "@ouroboros/testkit"
+import { Ports, QdrantStandIn, Services } from "@ouroboros/testkit"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { call, eventually, tenantA } from "./helpers.js"
@@ -33,15 +32,7 @@ interface Replica {
 const holds = (replica: Replica) =>
   replica.logs().split("\n").filter((line) => line.includes("holds the projector lease"))
 
-// A port the kernel just handed out and released.
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as Net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
-)
+const freePort = Effect.promise(() => Ports.freePort())
 
 // The projection's lag as the replica's readiness reports it (undefined while it does not answer).
 const lag = (replica: Replica) =>

@@ -5,23 +5,16 @@
  * production refuses.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Ports from "@ouroboros/testkit/Ports"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
 const main = Path.resolve(import.meta.dirname, "../apps/server/dist/main.js")
 
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as Net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
-)
+const freePort = Effect.promise(() => Ports.freePort())
 
 interface Started {
   readonly url: string

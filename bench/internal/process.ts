@@ -3,7 +3,6 @@
  */
 import type { ChildProcess } from "node:child_process"
 import { readFile } from "node:fs/promises"
-import * as Net from "node:net"
 
 /** User and system CPU time of a process (all its threads, live and exited) so far, in µs, from `/proc`. */
 export const cpuMicros = async (pid: number): Promise<{ readonly user: number; readonly system: number }> => {
@@ -36,16 +35,8 @@ export const awaitOk = async (
   throw new Error(`${url} did not answer 200`)
 }
 
-/** A port of 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0). */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+/** A port of 127.0.0.1 that nothing listens on, outside the kernel's ephemeral range (`@ouroboros/testkit/Ports`). */
+export { freePort } from "@ouroboros/testkit/Ports"
 
 const children = new Set<ChildProcess>()
 let cleanupInstalled = false

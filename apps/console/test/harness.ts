@@ -9,12 +9,12 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
+import { freePort } from "@ouroboros/testkit/Ports"
 import { Effect, Exit, Fiber, Layer, References } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -76,15 +76,7 @@ export const ensureBuilt = (): void => {
   }
 }
 
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address() as Net.AddressInfo
-      server.close(() => resolve(address.port))
-    })
-  })
+export { freePort }
 
 /** Polls `check` until it holds; the deadline only bounds the wait. */
 export const waitFor = async (what: string, check: () => Promise<boolean>, deadlineMs = 60_000): Promise<void> => {

@@ -2,7 +2,6 @@
  * Child processes and waiting, each bounded by a deadline: nothing here sleeps for a time it assumes is enough.
  */
 import { spawn, type SpawnOptions } from "node:child_process"
-import { createServer } from "node:net"
 
 export interface Result {
   readonly code: number | null
@@ -64,17 +63,8 @@ export const until = async <A>(
   }
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
+/** A TCP port free on 127.0.0.1, outside the kernel's ephemeral range (`@ouroboros/testkit/Ports`). */
+export { freePort } from "@ouroboros/testkit/Ports"
 
 /** GET with a per-request timeout; resolves with the status and body, or rejects when nothing answers. */
 export const get = async (url: string, timeoutMs = 3000) => {

@@ -2,9 +2,9 @@
  * What the code defines, for docs/test/docs.test.ts to hold the documents against: the routes the built server
  * serves, the routes the packages declare, the environment variables the source reads, the CLI's commands.
  */
+import { freePort } from "@ouroboros/testkit/Ports"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type Scan, scanConfigKeys } from "../../../deploy/test/lib/config-keys.js"
@@ -85,16 +85,6 @@ export const declaredRoutes = (): Array<Route> => {
   }
   return routes
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address() as Net.AddressInfo
-      server.close(() => resolve(address.port))
-    })
-  })
 
 /** The built server, running on a free port with a fresh data directory. */
 export interface RunningServer {

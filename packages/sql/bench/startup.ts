@@ -12,10 +12,10 @@
  *
  * Goal (issue 21): restart under 1 s, judged on the median of the worse half of the rounds.
  */
+import { freePort } from "@ouroboros/testkit/Ports"
 import { build, type BuildOptions, type Plugin } from "esbuild"
 import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
@@ -64,14 +64,6 @@ const bundle = async (out: string, sql?: string): Promise<void> => {
   const worker = Path.join(sql ?? Path.join(root, "packages/sql"), "src/pglite-worker.mjs")
   Fs.copyFileSync(worker, Path.join(out, "pglite-worker.mjs"))
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as Net.AddressInfo
-      probe.close(() => resolve(port))
-    }).on("error", reject)
-  })
 
 interface Run {
   readonly ready: number

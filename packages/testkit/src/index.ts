@@ -17,6 +17,10 @@ export * as PgSchema from "./PgSchema.js"
 /**
  * @since 0.1.0
  */
+export * as Ports from "./Ports.js"
+/**
+ * @since 0.1.0
+ */
 export * as QdrantStandIn from "./QdrantStandIn.js"
 /**
  * @since 0.1.0
