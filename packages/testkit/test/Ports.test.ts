@@ -1,6 +1,6 @@
+import { assert, describe, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import { assert, describe, it } from "vitest"
 import { freePort } from "../src/Ports.js"
 
 const ephemeralStart = Number(
