@@ -82,6 +82,28 @@ const queries = (standIn: QdrantStandIn.StandIn) =>
   standIn.requests.filter((r) => r.method === "POST" && r.path.endsWith("/points/query")).length
 
 describe("Qdrant adapter", () => {
+  // Replicas that start together each see no collection and each create it: Qdrant answers the losers 409 Conflict
+  // ("already exists"; 400 before 1.8). They go on with the collection the winner made (CI saw a second server process
+  // fail its start this way).
+  it.live("replicas creating the same collection at once all get it; the losers' 409 is not an error", () =>
+    Effect.gen(function*() {
+      const standIn = yield* QdrantStandIn.scoped()
+      const replicas = yield* Effect.forEach(Array.from({ length: 6 }), () => Qdrant.make({ url: standIn.url }))
+      const name = fresh()
+      const infos = yield* Effect.forEach(
+        replicas,
+        (store) => store.ensureCollection({ name, dimensions: 4 }),
+        { concurrency: "unbounded" }
+      )
+      const creates = standIn.requests.filter((r) => r.method === "PUT" && r.path === `/collections/${name}`)
+      // The race happened: more than one replica asked to create it.
+      assert.isAbove(creates.length, 1)
+      assert.deepStrictEqual(infos.map((info) => info.dimensions), [4, 4, 4, 4, 4, 4])
+      // A different size is still refused, race or not.
+      const mismatch = yield* Effect.flip(replicas[0]!.ensureCollection({ name, dimensions: 8 }))
+      assert.strictEqual(mismatch._tag, "DimensionMismatch")
+    }))
+
   // On the TestClock: the 300 ms of `Effect.timeout` pass when the test moves the clock, so "in time" means "when its
   // timeout has passed on the clock, and not before". Was "it took under 2 s of wall clock"; how fast a real timeout
   // fires on a real machine is not tested.

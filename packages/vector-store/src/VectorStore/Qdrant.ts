@@ -118,6 +118,16 @@ const describe = (error: unknown): { status: number | undefined; message: string
   return { status: undefined, message: String(error) }
 }
 
+/**
+ * A create that failed because the collection exists: Qdrant answers 409 Conflict since 1.8 (400 Bad Request before),
+ * "Wrong input: Collection `name` already exists!". Two replicas that start together both see no collection and both
+ * create it; the one that loses must go on with the one that won.
+ */
+const isAlreadyExists = (error: VectorStoreError): boolean => {
+  const status = describe(error.cause).status
+  return (status === 409 || status === 400) && /already exists/i.test(error.message)
+}
+
 const reasonOf = (status: number | undefined): Reason =>
   status === undefined
     ? "Unavailable"
@@ -292,7 +302,7 @@ export const make = Effect.fn("VectorStore/Qdrant.make")(function*(options: Opti
       }
       yield* create({ ...spec, name }).pipe(
         // Another replica may have created it meanwhile: what it created is checked below.
-        Effect.catchIf((e) => e.reason === "InvalidInput" && /already exists/i.test(e.message), () => Effect.void)
+        Effect.catchIf(isAlreadyExists, () => Effect.void)
       )
       const created = yield* fetchInfo(name)
       if (Option.isNone(created)) {
