@@ -357,5 +357,5 @@ describe("the operator console", () => {
   it("Audit: checks each entry's inclusion proof and the whole log against the signed checkpoint", async (context) => {
     await requireServed(context, needs.audit)
     await auditScenario(session, api)
-  }, 120_000)
+  }, 240_000)
 })

@@ -49,6 +49,6 @@ describe("the console on the packages' admin APIs", () => {
   it(
     "Audit: checks each entry's inclusion proof and the whole log against the signed checkpoint",
     () => auditScenario(session, api),
-    120_000
+    240_000
   )
 })

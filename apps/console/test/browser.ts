@@ -44,6 +44,9 @@ export class Session {
 
   async newPage(): Promise<Page> {
     const page = await this.context.newPage()
+    // Playwright's waits poll until their condition holds; the bound only ends a test that would otherwise hang, and
+    // a busy CI machine (the whole suite runs beside these tests) needs more than the default 30 s.
+    page.setDefaultTimeout(60_000)
     await page.setViewportSize(desktop)
     page.on("console", (message) => {
       if (message.type() === "error" && /CSP violation|Content Security Policy/i.test(message.text())) {
@@ -291,6 +294,16 @@ export const tenantsScenario = async (session: Session, api: Api) => {
   await page.close()
 }
 
+/** Waits for the audit page's rows; a wait that gives up says what the page showed instead (an error box, say). */
+const auditRows = async (page: Page): Promise<void> => {
+  try {
+    await page.waitForSelector("[data-testid=audit-row]")
+  } catch (error) {
+    const shown = await page.innerText("main").catch(() => "(no main element)")
+    throw new Error(`no audit rows at ${page.url()}; the page showed:\n${shown.slice(0, 2000)}`, { cause: error })
+  }
+}
+
 /** Audit: the checkpoint's signature with the pinned key, each entry's proof, the whole log, a filter in the URL. */
 export const auditScenario = async (session: Session, api: Api) => {
   // An entry for this run (the breaker actions of the other tests are audited once the server wires it).
@@ -304,7 +317,7 @@ export const auditScenario = async (session: Session, api: Api) => {
   await page.fill("#verifier-key", verify.body.verifierKey)
   await page.click("button:text-is('Pin key')")
   await page.waitForSelector("[data-testid=checkpoint-signature]:has-text('signature verified')")
-  await page.waitForSelector("[data-testid=audit-row]")
+  await auditRows(page)
   await waitFor("every proof on the page to be checked", async () => {
     const states = await page.$$eval("[data-testid=proof]", (cells) => cells.map((c) => c.textContent ?? ""))
     return states.length > 0 && states.every((s) => s === "included" || s === "after the checkpoint") &&
@@ -331,7 +344,7 @@ export const auditScenario = async (session: Session, api: Api) => {
   // A second page by cursor, when there is one.
   const limited = `${session.origin()}/console/audit?limit=25`
   await page.goto(limited)
-  await page.waitForSelector("[data-testid=audit-row]")
+  await auditRows(page)
   const older = page.locator("a:text-is('Older entries')")
   if (await older.count() > 0) {
     const first = await page.innerText("[data-testid=audit-row] td:first-child")
