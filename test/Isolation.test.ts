@@ -7,34 +7,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Testing } from "@ouroboros/server"
-import { PgSchema, Services } from "@ouroboros/testkit"
+import { Json, PgSchema, Services } from "@ouroboros/testkit"
 import { Effect, Layer } from "effect"
 import * as fc from "fast-check"
 
-interface Reply {
-  readonly status: number
-  readonly body: any
-  readonly text: string
-}
-
-const request = async (
-  url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}
-) => {
-  const response = await fetch(url, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-  })
-  const text = await response.text()
-  let body: any = undefined
-  try {
-    body = text === "" ? undefined : JSON.parse(text)
-  } catch {
-    body = text
-  }
-  return { status: response.status, body, text } satisfies Reply
-}
+const request = Json.request
 
 type Who = "a" | "b"
 
@@ -92,7 +69,7 @@ const runSequence = async (url: string, commands: ReadonlyArray<Command>) => {
   const model: Record<Who, Map<string, string>> = { a: new Map(), b: new Map() }
   const pipelines: Array<{ readonly owner: Who; readonly id: string }> = []
   const api = `${url}/api/v1`
-  const noLeak = (w: Who, reply: Reply, what: string) => {
+  const noLeak = (w: Who, reply: Json.Reply, what: string) => {
     for (const foreign of words[other(w)]) assert.notInclude(reply.text, foreign, `${what}: a word of the other tenant`)
   }
   const ownText = (w: Who, documentId: string, text: string, what: string) => {

@@ -3,6 +3,7 @@
  * screenshots at desktop and phone sizes, and the scenarios of the views whose admin API the server is about to serve
  * (flags, tenants, audit), run both against the preview (`preview.ts`) and, once it serves them, the real server.
  */
+import { Json } from "@ouroboros/testkit"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
@@ -140,19 +141,12 @@ export class Session {
 /** A call to the admin API behind the console's origin (the admin key unless told). */
 export const apiOf =
   (base: () => string) => async <A>(path: string, init: { method?: string; key?: string; body?: unknown } = {}) => {
-    const response = await fetch(`${base()}${path}`, {
+    const reply = await Json.request(`${base()}${path}`, {
       method: init.method ?? "GET",
       headers: { "x-api-key": init.key ?? keys.admin, "content-type": "application/json" },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
+      body: init.body
     })
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = text === "" ? undefined : JSON.parse(text)
-    } catch {
-      // text
-    }
-    return { status: response.status, body: body as A }
+    return { status: reply.status, body: reply.body as A }
   }
 
 type Api = ReturnType<typeof apiOf>

@@ -1,36 +1,14 @@
 /**
  * What the server's HTTP tests share: one call that sends and parses JSON, and polling until a condition holds.
  */
+import { Json } from "@ouroboros/testkit"
 import { Effect } from "effect"
 
 /** An answer: status, headers, the body parsed as JSON when it is JSON (else the text), and the text. */
-export interface Reply {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: any
-  readonly text: string
-}
+export type Reply = Json.Reply
 
 /** One HTTP call; a body is sent as JSON (with its content type), and a POST unless `method` says otherwise. */
-export const call = (
-  url: string,
-  init: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: unknown } = {}
-) =>
-  Effect.promise(async (): Promise<Reply> => {
-    const response = await fetch(url, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = text === "" ? undefined : JSON.parse(text)
-    } catch {
-      // not JSON
-    }
-    return { status: response.status, headers: response.headers, body, text }
-  })
+export const call = (url: string, init: Json.Init = {}) => Effect.promise(() => Json.request(url, init))
 
 /** Runs `effect` every 25 ms until `until` holds for its value; the bound (10 s) only ends a test that would hang. */
 export const eventually = <A>(what: string, effect: Effect.Effect<A>, until: (a: A) => boolean) =>

@@ -5,6 +5,10 @@ export * as Faults from "./Faults.js"
 /**
  * @since 0.1.0
  */
+export * as Json from "./Json.js"
+/**
+ * @since 0.1.0
+ */
 export * as ModuleLoads from "./ModuleLoads.js"
 /**
  * @since 0.1.0
