@@ -4,8 +4,11 @@
  * 1. Appends per second to PostgreSQL through `AuditLog.append` (group commit, canonical JSON, sealing, hashing, tree
  *    updates, the signed checkpoints of the default interval) from concurrent fibers, beside a raw multi-row INSERT of
  *    the same rows (the entries and leaves just written, with fresh ids) into copies of the same tables, in batches of
- *    the group size the log formed, one transaction per batch. Paired rounds alternate which runs first; the goal
- *    ("at least the raw rate") is judged on the worse half of the rounds.
+ *    the group size the log formed, one transaction per batch; and beside the same log committing one group at a time
+ *    (`commitsInFlight: 1`, on a store of its own), which shows what sending the next group while one commits gives.
+ *    Paired rounds rotate the order; the goal ("at least the raw rate") is judged on the worse half of the rounds.
+ *    Besides rates: client CPU per event (all threads, and the main thread alone) and the database's CPU per event
+ *    (every `postgres` process, from `/proc`), to tell which side a rate waits for.
  * 2. Verification of 1M entries, in memory (the memory store), and of an NDJSON export of them.
  * 3. Inclusion and consistency proofs at 1M: size and time.
  *
@@ -16,7 +19,7 @@
  */
 import { AuditEvent, AuditKeys, AuditLog, AuditStore, Checkpoint, Merkle, Verifier } from "@ouroboros/audit"
 import { PgSchema, Services } from "@ouroboros/testkit"
-import { type Array as Arr, Effect, Layer, Redacted, Ref, Stream } from "effect"
+import { type Array as Arr, Context, Effect, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
@@ -45,6 +48,33 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
  */
 const cpuOf = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since)
+  return (used.user + used.system) / 1e6
+}
+
+/**
+ * CPU seconds of every PostgreSQL process on this machine (Linux; 0 elsewhere): the database's side of a round, to
+ * tell whether the client or the server is what a rate waits for.
+ */
+const postgresCpu = (): number => {
+  if (process.platform !== "linux") return 0
+  let ticks = 0
+  for (const pid of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+      if (!stat.includes("(postgres)")) continue
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100
+}
+
+/** CPU seconds of this thread alone (the event loop's), since `since`. */
+const mainCpuOf = (since: NodeJS.CpuUsage) => {
+  const used = process.threadCpuUsage(since)
   return (used.user + used.system) / 1e6
 }
 
@@ -78,136 +108,173 @@ const appends = Effect.gen(function*() {
     console.log("PostgreSQL does not answer: section skipped")
     return
   }
-  const commits = yield* Ref.make(0)
-  // Wall time spent inside the store's append (the statement's round trip and the server's work), summed.
-  let storeMs = 0
-  // Counts the log's commits (one store append each) to give the raw inserts the same batches.
-  const CountingStore = Layer.effect(
-    AuditStore.AuditStore,
+  /**
+   * A log on a store of its own (a fresh schema), counting its commits (one store append each, to give the raw
+   * inserts the same batches) and the wall time spent inside the store's append (the statement's round trip and the
+   * server's work, summed over the commits, so it includes waiting for the lock behind a commit in flight).
+   */
+  const arm = (commitsInFlight: number) =>
     Effect.gen(function*() {
-      const store = yield* AuditStore.AuditStore
-      return AuditStore.AuditStore.of({
-        ...store,
-        append: (batch) =>
-          Effect.suspend(() => {
-            const start = performance.now()
-            return Effect.tap(
-              store.append(batch),
-              () => {
-                storeMs += performance.now() - start
-                return batch.entries.length > 0 ? Ref.update(commits, (n) => n + 1) : Effect.void
-              }
-            )
+      const counters = { commits: 0, storeMs: 0 }
+      const CountingStore = Layer.effect(
+        AuditStore.AuditStore,
+        Effect.gen(function*() {
+          const store = yield* AuditStore.AuditStore
+          return AuditStore.AuditStore.of({
+            ...store,
+            append: (batch) =>
+              Effect.suspend(() => {
+                const start = performance.now()
+                return Effect.tap(store.append(batch), () =>
+                  Effect.sync(() => {
+                    counters.storeMs += performance.now() - start
+                    if (batch.entries.length > 0) counters.commits++
+                  }))
+              })
           })
-      })
-    })
-  ).pipe(Layer.provide(AuditStore.layerSql))
-  const Live = AuditLog.layer({ keys, origin }).pipe(
-    Layer.provideMerge(CountingStore),
-    Layer.provideMerge(PgSchema.layer({ prefix: "audit_bench", maxConnections: 4 })),
-    Layer.orDie
-  )
-  yield* Effect.gen(function*() {
-    const audit = yield* AuditLog.AuditLog
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe("CREATE TABLE raw_entries (LIKE audit_entries INCLUDING ALL)")
-    yield* sql.unsafe("CREATE TABLE raw_leaves (LIKE audit_leaves INCLUDING ALL)")
-    let next = 0
-    const ours = Effect.gen(function*() {
-      const from = yield* audit.size
-      yield* Ref.set(commits, 0)
-      storeMs = 0
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      yield* Effect.forEach(
-        Array.from({ length: perRound }, () => next++),
-        (i) => audit.append(eventOf(i)),
-        { concurrency, discard: true }
+        })
+      ).pipe(Layer.provide(AuditStore.layerSql))
+      const context = yield* Layer.build(
+        AuditLog.layer({ keys, origin, commitsInFlight }).pipe(
+          Layer.provideMerge(CountingStore),
+          Layer.provideMerge(PgSchema.layer({ prefix: "audit_bench", maxConnections: 4 })),
+          Layer.orDie
+        )
       )
-      const seconds = (performance.now() - start) / 1000
-      const groups = yield* Ref.get(commits)
-      return { rate: perRound / seconds, from, groups, cpu: cpuOf(cpu) * 1e6 / perRound, storeMs: storeMs / groups }
-    })
-    let rawOffset = 0
-    const raw = (from: number, batch: number) =>
-      Effect.gen(function*() {
-        const entries = yield* sql<Record<string, unknown>>`SELECT * FROM audit_entries
-          WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
-        const leaves = yield* sql<Record<string, unknown>>`SELECT * FROM audit_leaves
-          WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
-        // The same rows, at new positions and with new ids (the copies keep the unique indexes).
-        const base = rawOffset
-        rawOffset += entries.length
-        const rows = entries.map((row, i) => ({ ...row, idx: base + i, id: randomUUID() }))
-        const leafRows = leaves.map((row, i) => ({ ...row, idx: base + i }))
+      const audit = Context.get(context, AuditLog.AuditLog)
+      let next = 0
+      const run = Effect.gen(function*() {
+        const from = yield* audit.size
+        counters.commits = 0
+        counters.storeMs = 0
         const cpu = process.cpuUsage()
+        const main = process.threadCpuUsage()
+        const db = postgresCpu()
         const start = performance.now()
-        for (let k = 0; k < rows.length; k += batch) {
-          const chunk = rows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
-          const leafChunk = leafRows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<
-            Record<string, unknown>
-          >
-          yield* Effect.gen(function*() {
-            yield* sql`INSERT INTO raw_entries ${sql.insert(chunk)}`
-            yield* sql`INSERT INTO raw_leaves ${sql.insert(leafChunk)}`
-          }).pipe(sql.withTransaction)
-        }
-        const ms = performance.now() - start
+        yield* Effect.forEach(
+          Array.from({ length: perRound }, () => next++),
+          (i) => audit.append(eventOf(i)),
+          { concurrency, discard: true }
+        )
+        const seconds = (performance.now() - start) / 1000
         return {
-          rate: rows.length / (ms / 1000),
-          cpu: cpuOf(cpu) * 1e6 / rows.length,
-          msPerBatch: ms / Math.ceil(rows.length / batch)
+          rate: perRound / seconds,
+          from,
+          groups: counters.commits,
+          cpu: cpuOf(cpu) * 1e6 / perRound,
+          main: mainCpuOf(main) * 1e6 / perRound,
+          db: (postgresCpu() - db) * 1e6 / perRound,
+          storeMs: counters.storeMs / counters.commits
         }
       })
-    // Warm-up: both paths once, unmeasured.
-    const warm = yield* ours
-    yield* raw(warm.from, Math.ceil(perRound / Math.max(1, warm.groups)))
-    const results: Array<{ ours: number; raw: number; group: number }> = []
-    for (let r = 0; r < rounds; r++) {
-      // Raw first on odd rounds: it inserts the rows of the previous round of ours.
-      let oursRun: { rate: number; from: number; groups: number; cpu: number; storeMs: number }
-      let rawRun: { rate: number; cpu: number; msPerBatch: number }
-      if (r % 2 === 0) {
-        oursRun = yield* ours
-        rawRun = yield* raw(oursRun.from, Math.ceil(perRound / Math.max(1, oursRun.groups)))
-      } else {
-        const previous = results[results.length - 1]!
-        rawRun = yield* raw((yield* audit.size) - perRound, previous.group)
-        oursRun = yield* ours
+      return { audit, sql: Context.get(context, SqlClient.SqlClient), run }
+    })
+  // The log as configured by default (two commits in flight), and the same log committing one group at a time.
+  const ours = yield* arm(2)
+  const serial = yield* arm(1)
+  const sql = ours.sql
+  yield* sql.unsafe("CREATE TABLE raw_entries (LIKE audit_entries INCLUDING ALL)")
+  yield* sql.unsafe("CREATE TABLE raw_leaves (LIKE audit_leaves INCLUDING ALL)")
+  let rawOffset = 0
+  const raw = (from: number, batch: number) =>
+    Effect.gen(function*() {
+      const entries = yield* sql<Record<string, unknown>>`SELECT * FROM audit_entries
+        WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
+      const leaves = yield* sql<Record<string, unknown>>`SELECT * FROM audit_leaves
+        WHERE idx >= ${from} AND idx < ${from + perRound} ORDER BY idx`
+      // The same rows, at new positions and with new ids (the copies keep the unique indexes).
+      const base = rawOffset
+      rawOffset += entries.length
+      const rows = entries.map((row, i) => ({ ...row, idx: base + i, id: randomUUID() }))
+      const leafRows = leaves.map((row, i) => ({ ...row, idx: base + i }))
+      const cpu = process.cpuUsage()
+      const main = process.threadCpuUsage()
+      const db = postgresCpu()
+      const start = performance.now()
+      for (let k = 0; k < rows.length; k += batch) {
+        const chunk = rows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<Record<string, unknown>>
+        const leafChunk = leafRows.slice(k, k + batch) as unknown as Arr.NonEmptyReadonlyArray<
+          Record<string, unknown>
+        >
+        yield* Effect.gen(function*() {
+          yield* sql`INSERT INTO raw_entries ${sql.insert(chunk)}`
+          yield* sql`INSERT INTO raw_leaves ${sql.insert(leafChunk)}`
+        }).pipe(sql.withTransaction)
       }
-      const group = Math.ceil(perRound / Math.max(1, oursRun.groups))
-      results.push({ ours: oursRun.rate, raw: rawRun.rate, group })
-      console.log(
-        `round ${r + 1} (${r % 2 === 0 ? "ours first" : "raw first"}): audit ${fmt(oursRun.rate)}/s, ` +
-          `raw ${fmt(rawRun.rate)}/s, ratio ${(oursRun.rate / rawRun.rate).toFixed(2)}, ${oursRun.groups} commits ` +
-          `(about ${group} per commit); client CPU per event: audit ${oursRun.cpu.toFixed(1)} µs, raw ${
-            rawRun.cpu.toFixed(1)
-          } µs; per commit: audit ${oursRun.storeMs.toFixed(1)} ms in the store's append, raw ${
-            rawRun.msPerBatch.toFixed(1)
-          } ms per transaction`
-      )
+      const ms = performance.now() - start
+      return {
+        rate: rows.length / (ms / 1000),
+        cpu: cpuOf(cpu) * 1e6 / rows.length,
+        main: mainCpuOf(main) * 1e6 / rows.length,
+        db: (postgresCpu() - db) * 1e6 / rows.length,
+        msPerBatch: ms / Math.ceil(rows.length / batch)
+      }
+    })
+  type Run = Effect.Success<typeof ours.run>
+  type RawRun = Effect.Success<ReturnType<typeof raw>>
+  const groupOf = (run: Run) => Math.ceil(perRound / Math.max(1, run.groups))
+  // Warm-up: every path once, unmeasured.
+  const warm = yield* ours.run
+  yield* serial.run
+  yield* raw(warm.from, groupOf(warm))
+  const results: Array<{ ours: Run; serial: Run; raw: RawRun }> = []
+  for (let r = 0; r < rounds; r++) {
+    // Order rotates: ours, serial, raw on even rounds; raw, serial, ours on odd ones (raw then inserts the rows of the
+    // previous round of ours, in its batches).
+    let oursRun: Run
+    let serialRun: Run
+    let rawRun: RawRun
+    if (r % 2 === 0) {
+      oursRun = yield* ours.run
+      serialRun = yield* serial.run
+      rawRun = yield* raw(oursRun.from, groupOf(oursRun))
+    } else {
+      rawRun = yield* raw((yield* ours.audit.size) - perRound, groupOf(results[results.length - 1]!.ours))
+      serialRun = yield* serial.run
+      oursRun = yield* ours.run
     }
-    const oursRates = results.map((x) => x.ours)
-    const rawRates = results.map((x) => x.raw)
-    const ratios = results.map((x) => x.ours / x.raw).sort((a, b) => a - b)
-    const worseHalf = ratios.slice(0, Math.ceil(ratios.length / 2))
+    results.push({ ours: oursRun, serial: serialRun, raw: rawRun })
+    const describe = (run: Run) =>
+      `${fmt(run.rate)}/s, ${run.groups} commits (about ${groupOf(run)} per commit), client CPU ${
+        run.cpu.toFixed(1)
+      } µs per event (${run.main.toFixed(1)} on the main thread), database CPU ${run.db.toFixed(1)} µs, ${
+        run.storeMs.toFixed(1)
+      } ms per commit in the store's append`
     console.log(
-      `audit append: median ${fmt(median(oursRates))}/s (spread ${fmt(Math.min(...oursRates))}–${
-        fmt(Math.max(...oursRates))
-      })`
+      `round ${r + 1} (${r % 2 === 0 ? "ours first" : "raw first"}): ratio ${
+        (oursRun.rate / rawRun.rate).toFixed(2)
+      } (one commit at a time: ${(serialRun.rate / rawRun.rate).toFixed(2)})\n` +
+        `  audit:                       ${describe(oursRun)}\n` +
+        `  audit, one commit at a time: ${describe(serialRun)}\n` +
+        `  raw:                         ${fmt(rawRun.rate)}/s, client CPU ${rawRun.cpu.toFixed(1)} µs per row (${
+          rawRun.main.toFixed(1)
+        } on the main thread), database CPU ${rawRun.db.toFixed(1)} µs, ${
+          rawRun.msPerBatch.toFixed(1)
+        } ms per transaction`
     )
-    console.log(
-      `raw INSERT:   median ${fmt(median(rawRates))}/s (spread ${fmt(Math.min(...rawRates))}–${
-        fmt(Math.max(...rawRates))
-      })`
-    )
-    console.log(
-      `ratio audit/raw: median ${median(ratios).toFixed(2)}, worse half ${
-        worseHalf.map((x) => x.toFixed(2)).join(", ")
-      }: ` +
-        `goal "at least the raw rate" ${median(worseHalf) >= 1 ? "met" : "not met"}`
-    )
-  }).pipe(Effect.provide(Live))
+  }
+  const spread = (xs: ReadonlyArray<number>) =>
+    `median ${fmt(median(xs))}/s (spread ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`
+  const worseHalf = (ratios: ReadonlyArray<number>) =>
+    [...ratios].sort((a, b) => a - b).slice(0, Math.ceil(ratios.length / 2))
+  const ratios = results.map((x) => x.ours.rate / x.raw.rate)
+  const serialRatios = results.map((x) => x.serial.rate / x.raw.rate)
+  const gains = results.map((x) => x.ours.rate / x.serial.rate)
+  console.log(`audit append:                       ${spread(results.map((x) => x.ours.rate))}`)
+  console.log(`audit append, one commit at a time: ${spread(results.map((x) => x.serial.rate))}`)
+  console.log(`raw INSERT:                         ${spread(results.map((x) => x.raw.rate))}`)
+  console.log(
+    `ratio audit/raw: median ${median(ratios).toFixed(2)}, worse half ${
+      worseHalf(ratios).map((x) => x.toFixed(2)).join(", ")
+    }: goal "at least the raw rate" ${median(worseHalf(ratios)) >= 1 ? "met" : "not met"}`
+  )
+  console.log(
+    `one commit at a time against raw: median ${median(serialRatios).toFixed(2)}, worse half ${
+      worseHalf(serialRatios).map((x) => x.toFixed(2)).join(", ")
+    }; two commits in flight against one: median ${median(gains).toFixed(2)}, worse half ${
+      worseHalf(gains).map((x) => x.toFixed(2)).join(", ")
+    }`
+  )
 })
 
 // -----------------------------------------------------------------------------

@@ -9,8 +9,8 @@
  *   it queues the event and returns at once; the queue is bounded, and what overflows is counted
  *   (`audit_events_dropped_total`) and logged. Events that must be durable before their operation is answered
  *   (denials, changes) are always appended, even through `record`.
- * - Appends are group-committed: the events waiting while a commit is in flight are written by one writer fiber in
- *   one statement and one commit.
+ * - Appends are group-committed: the events waiting are written in one statement and one commit, and the next group
+ *   is sent while one commits (`commitsInFlight`); the store orders the commits, and positions follow commit order.
  * - Personal fields are sealed with a key per data subject; {@link AuditLog.erase} destroys the key (GDPR art. 17)
  *   and every proof still verifies. {@link AuditLog.prune} removes expired content per the retention rules, leaving
  *   the leaf hashes, so the tree and its checkpoints stay verifiable. Both are audited in the log itself.
@@ -398,6 +398,11 @@ export interface Options {
   readonly queueCapacity?: number | undefined
   /** At most this many events per commit (default 512). */
   readonly maxGroupSize?: number | undefined
+  /**
+   * At most this many commits on their way to the store at once (default 2; 1: each waits for the one before). The
+   * next group is sent while the one before commits; the store orders them.
+   */
+  readonly commitsInFlight?: number | undefined
   /** A signed checkpoint is stored with a commit once this long has passed since the last (default 10 s; 0: each). */
   readonly checkpointInterval?: Duration.Input | undefined
   readonly retention?: ReadonlyArray<Retention.Rule> | undefined
@@ -504,7 +509,8 @@ interface Pending {
   readonly isoTime: string
   readonly correlationId: string | undefined
   readonly traceId: string | undefined
-  readonly deferred: Deferred.Deferred<Appended, AuditUnavailable> | undefined
+  /** Answers the caller of an append (a record has none). */
+  readonly resume: ((result: Effect.Effect<Appended, AuditUnavailable>) => void) | undefined
 }
 
 interface Flush {
@@ -560,6 +566,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const ring = Sealing.keyRing(Redacted.value(options.keys.encryptionKey))
   const queueCapacity = Math.max(1, Math.trunc(options.queueCapacity ?? 10_000))
   const maxGroup = Math.max(1, Math.trunc(options.maxGroupSize ?? 512))
+  const commitsInFlight = Math.max(1, Math.trunc(options.commitsInFlight ?? 2))
   const checkpointEvery = Duration.toMillis(
     Duration.fromInputUnsafe(options.checkpointInterval ?? Duration.seconds(10))
   )
@@ -718,10 +725,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     })
 
   // --- the writer -----------------------------------------------------------------------------------------------
-  // Two fibers: the encoder takes waiting events, seals and serializes them into entries at the positions they will
-  // have, and hands the batch on; the committer appends batches to the store one at a time. While one batch commits
-  // the next is being prepared. A batch whose positions went stale (the one before it failed, another replica
-  // appended) is serialized again at the right ones before it is appended.
+  // Three fibers: the encoder takes waiting events, seals and serializes them into entries at the positions they will
+  // have, and hands the batch on; the sender appends it (see "committing, pipelined" below); the completer handles the
+  // outcomes in order. A batch whose positions went stale (the one before it failed, another replica appended) is
+  // serialized again at the right ones before it is appended.
   const queue = yield* Queue.unbounded<Pending | Flush>()
   const batches = yield* Queue.bounded<Batch | Flush>(2)
   let queuedRecords = 0
@@ -799,10 +806,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const error = Cause.findErrorOption(cause)
     const failure = Option.isSome(error) ? Exit.fail(unavailable(error.value)) : Exit.die(Cause.squash(cause))
     return Effect.logError("audit entries could not be written", cause).pipe(
-      Effect.annotateLogs({ events: items.length, records: items.filter((i) => i.deferred === undefined).length }),
+      Effect.annotateLogs({ events: items.length, records: items.filter((i) => i.resume === undefined).length }),
       Effect.andThen(Metric.update(metrics.failed, items.length)),
       Effect.andThen(Effect.sync(() => {
-        for (const item of items) if (item.deferred !== undefined) Deferred.doneUnsafe(item.deferred, failure)
+        for (const item of items) item.resume?.(failure)
       }))
     )
   }
@@ -815,7 +822,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       inFlight += items.length
       return { _tag: "Batch", items, sealed, base, entries: entriesAt(items, sealed, base) } satisfies Batch
     }).pipe(
-      Effect.flatMap((batch) => Queue.offer(batches, batch)),
+      Effect.flatMap((batch) => {
+        unsent++
+        return Queue.offer(batches, batch)
+      }),
       Effect.catchCause((cause) => fail(items, cause)),
       Effect.withSpan("AuditLog.encode", { attributes: { "audit.events": items.length } })
     )
@@ -827,8 +837,23 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     return Effect.logWarning(`the audit queue had room again; ${dropped} read event(s) were dropped while it was full`)
   })
 
+  // How many of the waiting events the next group takes. With more than one commit free to send, what waits is split
+  // among them: each commit then answers a share of the callers, who make the next group while the other share
+  // commits, and the database always has the next group at hand. Below 2 × 16 events, or with one commit free, one
+  // group takes them all (up to `maxGroupSize`).
+  const groupSize = (waiting: number) => {
+    const free = commitsInFlight - unsettled - unsent
+    return Math.min(maxGroup, free > 1 && waiting >= 32 ? Math.ceil(waiting / free) : waiting)
+  }
+
   const encoder = Effect.gen(function*() {
-    const taken = yield* Queue.takeBetween(queue, 1, maxGroup)
+    const taken = [yield* Queue.take(queue)]
+    const wanted = groupSize(1 + Queue.sizeUnsafe(queue))
+    while (taken.length < wanted) {
+      const next = Queue.takeUnsafe(queue)
+      if (next === undefined || Exit.isFailure(next)) break
+      taken.push(next.value)
+    }
     let run: Array<Pending> = []
     for (const item of taken) {
       if (item._tag === "Flush") {
@@ -836,7 +861,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         run = []
         yield* Queue.offer(batches, item)
       } else {
-        if (item.deferred === undefined) queuedRecords--
+        if (item.resume === undefined) queuedRecords--
         run.push(item)
       }
     }
@@ -844,38 +869,111 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     yield* reportDrops
   }).pipe(Effect.forever)
 
-  const commit = (batch: Batch) =>
+  // --- committing, pipelined ------------------------------------------------------------------------------------
+  // The sender appends a batch as soon as it is encoded, without waiting for the commit before it: up to
+  // `commitsInFlight` statements are on their way at once (each on a connection of its own), and the database orders
+  // them with the advisory lock `audit_append` takes, each one checking that the log ends where the writer expects.
+  // The completer handles their outcomes in the order they were sent: it grows the tree, answers the callers, and
+  // appends again, at the right positions, a batch that found the log elsewhere (the batch before it failed, another
+  // replica appended, or it reached the lock before the batch before it). So while one group commits the callers
+  // answered by the commit before it are already making the next group, and the database is never idle waiting for
+  // them. A checkpoint goes only with a batch that has nothing in flight before it (its root is then the tree's own):
+  // when one is due, the sender waits for the pipeline to drain, once per checkpoint interval.
+  interface Sent {
+    readonly _tag: "Sent"
+    readonly batch: Batch
+    readonly entries: ReadonlyArray<AuditStore.NewEntry>
+    readonly checkpointAt: number | undefined
+    readonly outcome: Deferred.Deferred<AuditStore.AppendOutcome, AuditStore.AuditStoreError>
+  }
+  const slots = yield* Semaphore.make(commitsInFlight)
+  const sent = yield* Queue.unbounded<Sent | Flush>()
+  // Batches sent whose outcome the completer has not handled yet, and where the last of them ends.
+  let unsettled = 0
+  let sentEnd = 0
+  // Batches encoded and not yet sent.
+  let unsent = 0
+
+  const checkpointDue = (now: number) => inconsistency === undefined && now - persistedAt >= checkpointEvery
+
+  const appendAt = (entries: ReadonlyArray<AuditStore.NewEntry>, withCheckpoint: boolean) => {
+    const hashes = entries.map((e) => e.leafHash)
+    const size = entries[0]!.index + entries.length
+    const rootHash = withCheckpoint ? tree.rootWith(hashes) : undefined
+    return store.append({
+      expectedSize: entries[0]!.index,
+      entries,
+      checkpoint: rootHash === undefined ? undefined : { size, rootHash, note: sign(size, rootHash) }
+    })
+  }
+
+  const send = (batch: Batch) =>
     Effect.gen(function*() {
-      let entries = batch.entries
+      yield* slots.take(1)
+      let now = yield* Clock.currentTimeMillis
+      if (unsettled > 0 && commitsInFlight > 1 && checkpointDue(now)) {
+        // Drain: every other slot back means nothing is in flight.
+        yield* slots.take(commitsInFlight - 1)
+        yield* slots.release(commitsInFlight - 1)
+        now = yield* Clock.currentTimeMillis
+      }
+      const base = unsettled > 0 ? sentEnd : tree.size
+      const entries = batch.entries[0]!.index === base ? batch.entries : entriesAt(batch.items, batch.sealed, base)
+      const checkpointAt = unsettled === 0 && checkpointDue(now) ? now : undefined
+      const outcome = yield* Deferred.make<AuditStore.AppendOutcome, AuditStore.AuditStoreError>()
+      yield* Effect.forkChild(
+        Effect.uninterruptible(Effect.flatMap(Effect.exit(appendAt(entries, checkpointAt !== undefined)), (exit) =>
+          Deferred.done(outcome, exit)))
+      )
+      unsettled++
+      sentEnd = base + entries.length
+      yield* Queue.offer(sent, { _tag: "Sent", batch, entries, checkpointAt, outcome })
+    })
+
+  const sender = Effect.gen(function*() {
+    const next = yield* Queue.take(batches)
+    if (next._tag === "Flush") yield* Queue.offer(sent, next)
+    else {
+      unsent--
+      yield* send(next)
+    }
+  }).pipe(Effect.forever)
+
+  /** Grows the tree by an appended batch (unless a catch-up already read its leaves from the store). */
+  const grow = (entries: ReadonlyArray<AuditStore.NewEntry>) =>
+    Effect.gen(function*() {
+      const base = entries[0]!.index
+      if (tree.size < base) yield* catchUp(base)
+      if (tree.size >= base && tree.size < base + entries.length) {
+        tree.append(entries.slice(tree.size - base).map((e) => e.leafHash))
+      }
+    })
+
+  const settle = (item: Sent) =>
+    Effect.gen(function*() {
+      let entries = item.entries
+      let checkpointAt = item.checkpointAt
+      let outcome = yield* Deferred.await(item.outcome)
       for (let attempt = 0;; attempt++) {
-        const base = tree.size
-        if (entries[0]!.index !== base) entries = entriesAt(batch.items, batch.sealed, base)
-        const hashes = entries.map((e) => e.leafHash)
-        const now = yield* Clock.currentTimeMillis
-        const size = base + entries.length
-        const rootHash = inconsistency === undefined && now - persistedAt >= checkpointEvery
-          ? tree.rootWith(hashes)
-          : undefined
-        const outcome = yield* store.append({
-          expectedSize: base,
-          entries,
-          checkpoint: rootHash === undefined ? undefined : { size, rootHash, note: sign(size, rootHash) }
-        })
         if (outcome._tag === "Appended") {
-          // One synchronous step: the encoder never sees the tree grown and the batch still in flight.
-          tree.append(hashes)
-          inFlight -= batch.items.length
-          if (rootHash !== undefined) {
-            persistedAt = now
-            persistedSize = size
+          yield* grow(entries)
+          if (checkpointAt !== undefined) {
+            persistedAt = checkpointAt
+            persistedSize = entries[0]!.index + entries.length
           }
           return entries
         }
-        // Another writer (a replica) appended first: take its leaves, then try again after them.
+        // The log ends elsewhere: take what others appended, then append again after it. Nothing is in flight
+        // before this batch any more, so it may carry a due checkpoint.
         if (attempt >= 100) {
           return yield* new AuditStore.AuditStoreError({ operation: "append", message: "the log keeps moving" })
         }
-        yield* catchUp(outcome.size)
+        if (outcome.size > tree.size) yield* catchUp(outcome.size)
+        const base = tree.size
+        if (entries[0]!.index !== base) entries = entriesAt(item.batch.items, item.batch.sealed, base)
+        const now = yield* Clock.currentTimeMillis
+        checkpointAt = checkpointDue(now) ? now : undefined
+        outcome = yield* appendAt(entries, checkpointAt !== undefined)
       }
     }).pipe(
       treeLock.withPermit,
@@ -884,36 +982,32 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           Effect.andThen(Metric.update(metrics.size, tree.size)),
           Effect.andThen(Effect.sync(() => {
             entries.forEach((entry, i) => {
-              const deferred = batch.items[i]!.deferred
-              if (deferred !== undefined) {
-                Deferred.doneUnsafe(
-                  deferred,
-                  Effect.succeed({ index: entry.index, id: entry.id, time: batch.items[i]!.isoTime })
-                )
-              }
+              const pending = item.batch.items[i]!
+              pending.resume?.(Exit.succeed({ index: entry.index, id: entry.id, time: pending.isoTime }))
             })
           }))
         )
       ),
-      Effect.catchCause((cause) =>
-        Effect.suspend(() => {
-          inFlight -= batch.items.length
-          return fail(batch.items, cause)
-        })
-      ),
-      Effect.withSpan("AuditLog.commit", { attributes: { "audit.events": batch.items.length } }),
+      Effect.catchCause((cause) => fail(item.batch.items, cause)),
+      Effect.ensuring(Effect.suspend(() => {
+        inFlight -= item.batch.items.length
+        unsettled--
+        return slots.release(1)
+      })),
+      Effect.withSpan("AuditLog.commit", { attributes: { "audit.events": item.batch.items.length } }),
       // A batch in flight when the log closes still completes: nobody waits on an unanswered append.
       Effect.uninterruptible
     )
 
-  const committer = Effect.gen(function*() {
-    const next = yield* Queue.take(batches)
+  const completer = Effect.gen(function*() {
+    const next = yield* Queue.take(sent)
     if (next._tag === "Flush") yield* Deferred.succeed(next.done, undefined)
-    else yield* commit(next)
+    else yield* settle(next)
   }).pipe(Effect.forever)
 
   yield* Effect.forkScoped(encoder)
-  yield* Effect.forkScoped(committer)
+  yield* Effect.forkScoped(sender)
+  yield* Effect.forkScoped(completer)
 
   const persistCheckpoint = treeLock.withPermit(Effect.gen(function*() {
     if (inconsistency !== undefined || tree.size <= persistedSize) return
@@ -936,14 +1030,14 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       yield* Deferred.await(done)
       // Whatever slipped in behind the flush is answered, not left waiting; later offers are refused.
       const closed = Exit.fail(new AuditUnavailable({ detail: "the audit log closed" }))
-      for (const q of [queue, batches] as ReadonlyArray<Queue.Queue<Pending | Batch | Flush>>) {
+      for (const q of [queue, batches, sent] as ReadonlyArray<Queue.Queue<Pending | Batch | Sent | Flush>>) {
         let taken = Queue.takeUnsafe(q)
         while (taken !== undefined && Exit.isSuccess(taken)) {
           const item = taken.value
           if (item._tag === "Flush") Deferred.doneUnsafe(item.done, Effect.void)
           else {
-            const items = item._tag === "Batch" ? item.items : [item]
-            for (const i of items) if (i.deferred !== undefined) Deferred.doneUnsafe(i.deferred, closed)
+            const items = item._tag === "Batch" ? item.items : item._tag === "Sent" ? item.batch.items : [item]
+            for (const i of items) i.resume?.(closed)
           }
           taken = Queue.takeUnsafe(q)
         }
@@ -980,7 +1074,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const pendingOf = (
     valid: Valid,
     ctx: CallContext,
-    deferred: Deferred.Deferred<Appended, AuditUnavailable> | undefined
+    resume: Pending["resume"]
   ): Pending => ({
     _tag: "Event",
     event: valid.event,
@@ -991,7 +1085,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     isoTime: new Date(ctx.time).toISOString(),
     correlationId: valid.event.correlationId ?? ctx.correlationId,
     traceId: valid.event.traceId ?? ctx.traceId,
-    deferred
+    resume
   })
 
   /** The event as the schema decodes it, with its free-form parts in canonical JSON; or why it is not one. */
@@ -1012,31 +1106,31 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }
   }
 
-  const validate = (event: AuditEvent.AuditEvent) => {
-    const checked = check(event)
-    return Result.isSuccess(checked)
-      ? Effect.succeed(checked.success)
-      : Effect.andThen(Metric.update(metrics.rejected, 1), Effect.fail(new InvalidEvent({ detail: checked.failure })))
-  }
+  const rejected = (detail: string) =>
+    Effect.andThen(Metric.update(metrics.rejected, 1), Effect.fail(new InvalidEvent({ detail })))
 
-  const appendIn = Effect.fnUntraced(function*(event: AuditEvent.AuditEvent, ctx: CallContext) {
-    const valid = yield* validate(event)
-    yield* Effect.annotateCurrentSpan({ "audit.type": valid.event.type })
-    if (closing) return yield* new AuditUnavailable({ detail: "the audit log is closing" })
-    const deferred = yield* Deferred.make<Appended, AuditUnavailable>()
-    if (!Queue.offerUnsafe(queue, pendingOf(valid, ctx, deferred))) {
-      return yield* new AuditUnavailable({ detail: "the audit log is closed" })
-    }
-    return yield* Deferred.await(deferred)
-  })
-
-  // The span `Effect.fn` would make, without the call site's stack trace that `Effect.fn` captures (an Error) at every
-  // call: in the memory bench that capture was about 4 µs of an append's 22–29 µs of CPU, the span itself about 2.
+  // One step per append in the caller's fiber: the event is checked and queued, and the fiber waits for the commit
+  // that answers it (the completer calls `resume`). The caller's context is read before the log's own span, so the
+  // entry carries the caller's correlation id and trace. The span is the one `Effect.fn` would make, without the call
+  // site's stack trace that `Effect.fn` captures (an Error) at every call: in the memory bench that capture was about
+  // 4 µs of an append's 22–29 µs of CPU, the span itself about 2.
   const append = (event: AuditEvent.AuditEvent) =>
-    Effect.flatMap(
-      context,
-      (ctx) => Effect.withSpan(appendIn(event, ctx), "AuditLog.append", { captureStackTrace: false })
-    )
+    Effect.flatMap(context, (ctx) => {
+      const checked = check(event)
+      const waited: Effect.Effect<Appended, AuditUnavailable | InvalidEvent> = Result.isFailure(checked)
+        ? rejected(checked.failure)
+        : closing
+        ? Effect.fail(new AuditUnavailable({ detail: "the audit log is closing" }))
+        : Effect.callback<Appended, AuditUnavailable>((resume) => {
+          if (!Queue.offerUnsafe(queue, pendingOf(checked.success, ctx, resume))) {
+            resume(Effect.fail(new AuditUnavailable({ detail: "the audit log is closed" })))
+          }
+        })
+      return Effect.withSpan(waited, "AuditLog.append", {
+        attributes: { "audit.type": Result.isSuccess(checked) ? checked.success.event.type : String(event.type) },
+        captureStackTrace: false
+      })
+    })
 
   const record = (event: AuditEvent.AuditEvent): Effect.Effect<void> =>
     (AuditEvent.durableTypes.has(event.type)

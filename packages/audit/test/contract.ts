@@ -14,7 +14,21 @@ import {
   Verifier
 } from "@ouroboros/audit"
 import { RequestContext } from "@ouroboros/kernel"
-import { Cause, Deferred, Duration, Effect, Exit, Layer, Logger, Metric, Result, Scope, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Metric,
+  Result,
+  Scope,
+  Stream
+} from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { randomUUID } from "node:crypto"
@@ -77,6 +91,95 @@ const verifyBothWays = Effect.gen(function*() {
 
 const metricCount = (metric: Metric.Metric<number, { readonly count: number }>) =>
   Effect.map(Metric.value(metric), (state) => Number(state.count))
+
+/**
+ * The store in context, with its appends (those with entries) in the order a database gives them: each waits until
+ * the one called before it has finished, as `audit_append`'s lock makes them. Once `arm`ed, the first append is held
+ * as `first` says: until the second has entered (both are then in flight), until the second has been answered (the
+ * second reaches the store first and finds the log shorter than it expects), or until `release`; with `fail`, the
+ * held append then fails instead, after `meanwhile` (another replica appending, say) has run. Each append records
+ * whether it carried a checkpoint and whether another was in progress when it started.
+ */
+const orderedStore = (first: {
+  readonly until: "second-entered" | "second-answered" | "released"
+  readonly fail?: boolean
+  readonly meanwhile?: Effect.Effect<unknown>
+}) =>
+  Effect.gen(function*() {
+    const store = yield* AuditStore.AuditStore
+    const secondEntered = yield* Deferred.make<void>()
+    const secondAnswered = yield* Deferred.make<void>()
+    const firstEntered = yield* Deferred.make<void>()
+    const released = yield* Deferred.make<void>()
+    const started: Array<{ readonly checkpoint: boolean; readonly overlapping: boolean }> = []
+    let inProgress = 0
+    let armed = false
+    let calls = 0
+    let previous: Deferred.Deferred<void> | undefined
+    const outcomes: Array<string> = []
+    const ordered = AuditStore.AuditStore.of({
+      ...store,
+      append: (batch) =>
+        Effect.suspend(() => {
+          if (batch.entries.length === 0) return store.append(batch)
+          const before = previous
+          const done = Deferred.makeUnsafe<void>()
+          previous = done
+          const call = armed ? ++calls : 0
+          if (armed) started.push({ checkpoint: batch.checkpoint !== undefined, overlapping: inProgress > 0 })
+          inProgress++
+          const ordered = call === 1
+            ? Effect.andThen(
+              Deferred.succeed(firstEntered, undefined),
+              Effect.andThen(
+                Deferred.await(
+                  first.until === "second-entered"
+                    ? secondEntered
+                    : first.until === "second-answered"
+                    ? secondAnswered
+                    : released
+                ),
+                Effect.andThen(
+                  first.meanwhile ?? Effect.void,
+                  first.fail === true
+                    ? Effect.fail(new AuditStore.AuditStoreError({ operation: "append", message: "connection lost" }))
+                    : store.append(batch)
+                )
+              )
+            )
+            : call === 2
+            ? Effect.andThen(
+              Deferred.succeed(secondEntered, undefined),
+              Effect.andThen(
+                first.until === "second-entered" && before !== undefined ? Deferred.await(before) : Effect.void,
+                store.append(batch)
+              )
+            )
+            : Effect.andThen(before === undefined ? Effect.void : Deferred.await(before), store.append(batch))
+          return ordered.pipe(
+            Effect.tap((outcome) => Effect.sync(() => outcomes.push(`${call}:${outcome._tag}`))),
+            Effect.tapError(() => Effect.sync(() => outcomes.push(`${call}:failed`))),
+            Effect.ensuring(Effect.suspend(() => {
+              inProgress--
+              return Effect.andThen(
+                Deferred.succeed(done, undefined),
+                call === 2 ? Deferred.succeed(secondAnswered, undefined) : Effect.void
+              )
+            }))
+          )
+        })
+    })
+    return {
+      store: ordered,
+      arm: Effect.sync(() => {
+        armed = true
+      }),
+      firstEntered: Deferred.await(firstEntered),
+      release: Deferred.succeed(released, undefined),
+      started: () => started,
+      outcomes: () => outcomes.filter((o) => !o.startsWith("0:"))
+    }
+  })
 
 export interface ContractOptions {
   /** The store is SQL: its client is in context (the tamper tests use it). */
@@ -248,6 +351,136 @@ export const testStore = <RB, RS>(
             assert.isTrue(result.ok, JSON.stringify(result.problems))
           }))
 
+        describe("pipelined commits", () => {
+          // Appends with commits in flight: a checkpoint is due only once an hour, so commits do not wait for each
+          // other to sign one.
+          const pipelined = (ordered: AuditStore.AuditStore["Service"]) =>
+            openLog({ checkpointInterval: "1 hour", commitsInFlight: 2 }).pipe(
+              Effect.provideService(AuditStore.AuditStore, ordered)
+            )
+          const appendSome = (log: AuditLog.AuditLog["Service"], n: number) =>
+            Effect.forEach(
+              Array.from({ length: n }, (_, i) => i),
+              () => log.append(event()),
+              { concurrency: n }
+            )
+
+          it.effect("the next group is sent while the one before commits; the store orders them", () =>
+            Effect.gen(function*() {
+              const ordered = yield* orderedStore({ until: "second-entered" })
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              // The first group is held until the second reaches the store: this passes only if both are in flight.
+              const first = yield* Effect.forkChild(log.append(event()))
+              yield* ordered.firstEntered
+              const rest = yield* appendSome(log, 3)
+              const held = yield* Fiber.join(first)
+              assert.deepStrictEqual(ordered.outcomes().slice(0, 2), ["1:Appended", "2:Appended"])
+              assert.deepStrictEqual(
+                [held, ...rest].map((r) => r.index).sort((a, b) => a - b),
+                [1, 2, 3, 4]
+              )
+              assert.strictEqual(held.index, 1)
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
+          it.effect("a group that reaches the store before the one sent ahead of it is appended again after it", () =>
+            Effect.gen(function*() {
+              const ordered = yield* orderedStore({ until: "second-answered" })
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              const first = yield* Effect.forkChild(log.append(event()))
+              yield* ordered.firstEntered
+              const rest = yield* appendSome(log, 3)
+              const held = yield* Fiber.join(first)
+              // The second found the log one entry short, the first then landed, and the second went in after it.
+              assert.deepStrictEqual(ordered.outcomes().slice(0, 3), ["2:Behind", "1:Appended", "3:Appended"])
+              assert.strictEqual(held.index, 1)
+              assert.deepStrictEqual(rest.map((r) => r.index).sort((a, b) => a - b), [2, 3, 4])
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
+          it.effect("when the group ahead fails and a replica appends as many entries meanwhile, the next group lands after them and the tree is the store's", () =>
+            Effect.gen(function*() {
+              const replica = yield* openLog({ checkpointInterval: "1 hour" })
+              const ordered = yield* orderedStore({
+                until: "second-entered",
+                fail: true,
+                // The replica takes the failed group's position: the next group finds the log exactly as long as it
+                // expected, but not with the entries this writer assumed.
+                meanwhile: Effect.orDie(replica.append(event({ subject: "replica" })))
+              })
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              const first = yield* Effect.forkChild(Effect.exit(log.append(event())))
+              yield* ordered.firstEntered
+              const rest = yield* appendSome(log, 3)
+              const failed = yield* Fiber.join(first)
+              assert.isTrue(Exit.isFailure(failed) && Cause.squash(failed.cause) instanceof AuditLog.AuditUnavailable)
+              assert.deepStrictEqual(ordered.outcomes().slice(0, 2), ["1:failed", "2:Appended"])
+              assert.deepStrictEqual(rest.map((r) => r.index).sort((a, b) => a - b), [2, 3, 4])
+              assert.strictEqual(yield* log.size, 5)
+              // The writer's tree took the replica's entry: what it signs now is the store's root.
+              const signed = yield* log.checkpoint
+              assert.strictEqual(signed.size, 5)
+              assert.strictEqual(signed.rootHash, (yield* replica.checkpoint).rootHash)
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
+          it.effect("a checkpoint due while a commit is in flight waits for it: a signed root never assumes a commit that may fail", () =>
+            Effect.gen(function*() {
+              const store = yield* AuditStore.AuditStore
+              const ordered = yield* orderedStore({ until: "released", fail: true })
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              const first = yield* Effect.forkChild(Effect.exit(log.append(event())))
+              yield* ordered.firstEntered
+              yield* TestClock.adjust("2 hours")
+              const rest = yield* Effect.forkChild(appendSome(log, 3))
+              // Turns for the next group to reach the sender, which must not send it ahead with a checkpoint.
+              for (let i = 0; i < 100; i++) yield* Effect.yieldNow
+              yield* ordered.release
+              assert.isTrue(Exit.isFailure(yield* Fiber.join(first)))
+              assert.deepStrictEqual((yield* Fiber.join(rest)).map((r) => r.index).sort((a, b) => a - b), [1, 2, 3])
+              // The group after the failed one carried the due checkpoint, and was sent only once nothing was in
+              // flight before it.
+              const started = ordered.started()
+              assert.isTrue(started.some((c) => c.checkpoint), JSON.stringify(started))
+              assert.isFalse(started.some((c) => c.checkpoint && c.overlapping), JSON.stringify(started))
+              assert.isTrue((yield* store.checkpoints()).some((c) => c.size === 4))
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
+          it.effect("two replicas with commits in flight interleave: every append lands once, the tree stays one", () =>
+            Effect.gen(function*() {
+              const a = yield* openLog({ checkpointInterval: "1 hour", commitsInFlight: 2 })
+              const b = yield* openLog({ checkpointInterval: "1 hour", commitsInFlight: 3 })
+              const results = yield* Effect.forEach(
+                Array.from({ length: 120 }, (_, i) => i),
+                (i) => (i % 3 === 0 ? a : b).append(event({ resource: { type: "document", id: `p${i}` } })),
+                { concurrency: 40 }
+              )
+              assert.deepStrictEqual(
+                results.map((r) => r.index).sort((x, y) => x - y),
+                Array.from({ length: 120 }, (_, i) => i)
+              )
+              const fromA = yield* a.checkpoint
+              const fromB = yield* b.checkpoint
+              assert.strictEqual(fromA.size, 120)
+              assert.strictEqual(fromA.rootHash, fromB.rootHash)
+              const result = yield* b.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+        })
+
         it.effect("records reads without waiting; records durable types as appends", () =>
           Effect.gen(function*() {
             const log = yield* openLog()
@@ -315,6 +548,8 @@ export const testStore = <RB, RS>(
         it.effect("filter by tenant, actor, type, resource, time and correlation id; pages with a cursor", () =>
           Effect.gen(function*() {
             const log = yield* openLog()
+            // Times relative to the test clock's now (the clock is shared by the tests of a file).
+            const t0 = yield* Clock.currentTimeMillis
             yield* log.append(event({ subject: "alice", resource: { type: "document", id: "d1" } }))
             yield* TestClock.adjust(Duration.seconds(10))
             yield* log.append(event({ subject: "bob", type: "data.delete", resource: { type: "document", id: "d1" } }))
@@ -332,8 +567,8 @@ export const testStore = <RB, RS>(
             assert.deepStrictEqual(yield* indices({ resourceType: "document", resourceId: "d1" }), [1, 0])
             assert.deepStrictEqual(yield* indices({ resourceType: "flag" }), [2])
             assert.deepStrictEqual(yield* indices({ correlationId: "c-9" }), [3])
-            assert.deepStrictEqual(yield* indices({ from: new Date(5_000), to: new Date(15_000) }), [1])
-            assert.deepStrictEqual(yield* indices({ from: new Date(20_000) }), [3, 2])
+            assert.deepStrictEqual(yield* indices({ from: new Date(t0 + 5_000), to: new Date(t0 + 15_000) }), [1])
+            assert.deepStrictEqual(yield* indices({ from: new Date(t0 + 20_000) }), [3, 2])
             // A tenant admin sees its tenant only, whatever it asks for.
             assert.deepStrictEqual(yield* indices({}, { tenantId: "globex" }), [2])
             assert.deepStrictEqual(yield* indices({ tenantId: "acme" }, { tenantId: "globex" }), [])
