@@ -181,6 +181,32 @@ const orderedStore = (first: {
     }
   })
 
+/**
+ * Appends `n` events through two logs on one store (replicas), every `everyA`-th through `a`: every append lands once,
+ * at consecutive positions, and both logs sign the same root of them all.
+ */
+const interleave = (
+  a: AuditLog.AuditLog["Service"],
+  b: AuditLog.AuditLog["Service"],
+  options: { readonly n: number; readonly concurrency: number; readonly everyA: number }
+) =>
+  Effect.gen(function*() {
+    const results = yield* Effect.forEach(
+      Array.from({ length: options.n }, (_, i) => i),
+      (i) => (i % options.everyA === 0 ? a : b).append(event({ resource: { type: "document", id: `r${i}` } })),
+      { concurrency: options.concurrency }
+    )
+    assert.deepStrictEqual(
+      results.map((r) => r.index).sort((x, y) => x - y),
+      Array.from({ length: options.n }, (_, i) => i)
+    )
+    const fromA = yield* a.checkpoint
+    const fromB = yield* b.checkpoint
+    assert.strictEqual(fromA.size, options.n)
+    assert.strictEqual(fromA.rootHash, fromB.rootHash)
+    return { results, fromB }
+  })
+
 export interface ContractOptions {
   /** The store is SQL: its client is in context (the tamper tests use it). */
   readonly sql: boolean
@@ -323,20 +349,8 @@ export const testStore = <RB, RS>(
           Effect.gen(function*() {
             const a = yield* openLog()
             const b = yield* openLog()
-            const results = yield* Effect.forEach(
-              Array.from({ length: 60 }, (_, i) => i),
-              (i) => (i % 2 === 0 ? a : b).append(event({ resource: { type: "document", id: `r${i}` } })),
-              { concurrency: 8 }
-            )
-            assert.deepStrictEqual(
-              results.map((r) => r.index).sort((x, y) => x - y),
-              Array.from({ length: 60 }, (_, i) => i)
-            )
-            // Each sees the other's entries in its proofs and checkpoints.
-            const fromA = yield* a.checkpoint
-            const fromB = yield* b.checkpoint
-            assert.strictEqual(fromA.size, 60)
-            assert.strictEqual(fromA.rootHash, fromB.rootHash)
+            const { fromB, results } = yield* interleave(a, b, { n: 60, concurrency: 8, everyA: 2 })
+            // Each sees the other's entries in its proofs.
             const proof = yield* b.proveInclusion({ id: results[0]!.id })
             assert.isTrue(
               Merkle.verifyInclusion(
@@ -463,19 +477,7 @@ export const testStore = <RB, RS>(
             Effect.gen(function*() {
               const a = yield* openLog({ checkpointInterval: "1 hour", commitsInFlight: 2 })
               const b = yield* openLog({ checkpointInterval: "1 hour", commitsInFlight: 3 })
-              const results = yield* Effect.forEach(
-                Array.from({ length: 120 }, (_, i) => i),
-                (i) => (i % 3 === 0 ? a : b).append(event({ resource: { type: "document", id: `p${i}` } })),
-                { concurrency: 40 }
-              )
-              assert.deepStrictEqual(
-                results.map((r) => r.index).sort((x, y) => x - y),
-                Array.from({ length: 120 }, (_, i) => i)
-              )
-              const fromA = yield* a.checkpoint
-              const fromB = yield* b.checkpoint
-              assert.strictEqual(fromA.size, 120)
-              assert.strictEqual(fromA.rootHash, fromB.rootHash)
+              yield* interleave(a, b, { n: 120, concurrency: 40, everyA: 3 })
               const result = yield* b.verify()
               assert.isTrue(result.ok, JSON.stringify(result.problems))
             }))
