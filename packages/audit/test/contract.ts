@@ -447,6 +447,32 @@ export const testStore = <RB, RS>(
               assert.isTrue(result.ok, JSON.stringify(result.problems))
             }))
 
+          it.effect("a group whose entries a catch-up already read into the tree is not added to it again", () =>
+            Effect.gen(function*() {
+              const replica = yield* openLog({ checkpointInterval: "1 hour" })
+              // The first group is held until the second has been answered.
+              const ordered = yield* orderedStore({ until: "second-answered" })
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              const first = yield* Effect.forkChild(log.append(event()))
+              yield* ordered.firstEntered
+              // A replica takes the held group's position; the second group, sent after it, then lands at once.
+              const other = yield* replica.append(event({ subject: "replica" }))
+              const [second] = yield* appendSome(log, 1)
+              // The first finds the log two entries further: it reads both into the tree (the second's included)
+              // and goes in after them. The second's own outcome is handled after it and must not add it twice.
+              const held = yield* Fiber.join(first)
+              assert.deepStrictEqual(ordered.outcomes().slice(0, 3), ["2:Appended", "1:Behind", "3:Appended"])
+              assert.deepStrictEqual([other.index, second!.index, held.index], [1, 2, 3])
+              assert.strictEqual(yield* log.size, 4)
+              const signed = yield* log.checkpoint
+              assert.strictEqual(signed.size, 4)
+              assert.strictEqual(signed.rootHash, (yield* replica.checkpoint).rootHash)
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
           it.effect("a checkpoint due while a commit is in flight waits for it: a signed root never assumes a commit that may fail", () =>
             Effect.gen(function*() {
               const store = yield* AuditStore.AuditStore
