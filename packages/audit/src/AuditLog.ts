@@ -911,8 +911,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     Effect.gen(function*() {
       yield* slots.take(1)
       let now = yield* Clock.currentTimeMillis
-      if (unsettled > 0 && commitsInFlight > 1 && checkpointDue(now)) {
-        // Drain: every other slot back means nothing is in flight.
+      if (unsettled > 0 && checkpointDue(now)) {
+        // Drain: every other slot back means nothing is in flight (with one slot, nothing is in flight here).
         yield* slots.take(commitsInFlight - 1)
         yield* slots.release(commitsInFlight - 1)
         now = yield* Clock.currentTimeMillis

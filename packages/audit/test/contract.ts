@@ -372,6 +372,18 @@ export const testStore = <RB, RS>(
             openLog({ checkpointInterval: "1 hour", commitsInFlight: 2 }).pipe(
               Effect.provideService(AuditStore.AuditStore, ordered)
             )
+          // A pipelined log over `ordered` with one entry, whose next append is then held in the store: `held` is its
+          // result (`heldExit` its exit, for one meant to fail).
+          const holdFirst = (ordered: Effect.Success<ReturnType<typeof orderedStore>>) =>
+            Effect.gen(function*() {
+              const log = yield* pipelined(ordered.store)
+              yield* log.append(event())
+              yield* ordered.arm
+              const fiber = yield* Effect.forkChild(Effect.exit(log.append(event())))
+              yield* ordered.firstEntered
+              const heldExit = Fiber.join(fiber)
+              return { log, heldExit, held: Effect.flatten(heldExit) }
+            })
           const appendSome = (log: AuditLog.AuditLog["Service"], n: number) =>
             Effect.forEach(
               Array.from({ length: n }, (_, i) => i),
@@ -382,14 +394,10 @@ export const testStore = <RB, RS>(
           it.effect("the next group is sent while the one before commits; the store orders them", () =>
             Effect.gen(function*() {
               const ordered = yield* orderedStore({ until: "second-entered" })
-              const log = yield* pipelined(ordered.store)
-              yield* log.append(event())
-              yield* ordered.arm
               // The first group is held until the second reaches the store: this passes only if both are in flight.
-              const first = yield* Effect.forkChild(log.append(event()))
-              yield* ordered.firstEntered
+              const { held: first, log } = yield* holdFirst(ordered)
               const rest = yield* appendSome(log, 3)
-              const held = yield* Fiber.join(first)
+              const held = yield* first
               assert.deepStrictEqual(ordered.outcomes().slice(0, 2), ["1:Appended", "2:Appended"])
               assert.deepStrictEqual(
                 [held, ...rest].map((r) => r.index).sort((a, b) => a - b),
@@ -403,13 +411,9 @@ export const testStore = <RB, RS>(
           it.effect("a group that reaches the store before the one sent ahead of it is appended again after it", () =>
             Effect.gen(function*() {
               const ordered = yield* orderedStore({ until: "second-answered" })
-              const log = yield* pipelined(ordered.store)
-              yield* log.append(event())
-              yield* ordered.arm
-              const first = yield* Effect.forkChild(log.append(event()))
-              yield* ordered.firstEntered
+              const { held: first, log } = yield* holdFirst(ordered)
               const rest = yield* appendSome(log, 3)
-              const held = yield* Fiber.join(first)
+              const held = yield* first
               // The second found the log one entry short, the first then landed, and the second went in after it.
               assert.deepStrictEqual(ordered.outcomes().slice(0, 3), ["2:Behind", "1:Appended", "3:Appended"])
               assert.strictEqual(held.index, 1)
@@ -428,13 +432,9 @@ export const testStore = <RB, RS>(
                 // expected, but not with the entries this writer assumed.
                 meanwhile: Effect.orDie(replica.append(event({ subject: "replica" })))
               })
-              const log = yield* pipelined(ordered.store)
-              yield* log.append(event())
-              yield* ordered.arm
-              const first = yield* Effect.forkChild(Effect.exit(log.append(event())))
-              yield* ordered.firstEntered
+              const { heldExit, log } = yield* holdFirst(ordered)
               const rest = yield* appendSome(log, 3)
-              const failed = yield* Fiber.join(first)
+              const failed = yield* heldExit
               assert.isTrue(Exit.isFailure(failed) && Cause.squash(failed.cause) instanceof AuditLog.AuditUnavailable)
               assert.deepStrictEqual(ordered.outcomes().slice(0, 2), ["1:failed", "2:Appended"])
               assert.deepStrictEqual(rest.map((r) => r.index).sort((a, b) => a - b), [2, 3, 4])
@@ -452,17 +452,13 @@ export const testStore = <RB, RS>(
               const replica = yield* openLog({ checkpointInterval: "1 hour" })
               // The first group is held until the second has been answered.
               const ordered = yield* orderedStore({ until: "second-answered" })
-              const log = yield* pipelined(ordered.store)
-              yield* log.append(event())
-              yield* ordered.arm
-              const first = yield* Effect.forkChild(log.append(event()))
-              yield* ordered.firstEntered
+              const { held: first, log } = yield* holdFirst(ordered)
               // A replica takes the held group's position; the second group, sent after it, then lands at once.
               const other = yield* replica.append(event({ subject: "replica" }))
               const [second] = yield* appendSome(log, 1)
               // The first finds the log two entries further: it reads both into the tree (the second's included)
               // and goes in after them. The second's own outcome is handled after it and must not add it twice.
-              const held = yield* Fiber.join(first)
+              const held = yield* first
               assert.deepStrictEqual(ordered.outcomes().slice(0, 3), ["2:Appended", "1:Behind", "3:Appended"])
               assert.deepStrictEqual([other.index, second!.index, held.index], [1, 2, 3])
               assert.strictEqual(yield* log.size, 4)
@@ -477,17 +473,13 @@ export const testStore = <RB, RS>(
             Effect.gen(function*() {
               const store = yield* AuditStore.AuditStore
               const ordered = yield* orderedStore({ until: "released", fail: true })
-              const log = yield* pipelined(ordered.store)
-              yield* log.append(event())
-              yield* ordered.arm
-              const first = yield* Effect.forkChild(Effect.exit(log.append(event())))
-              yield* ordered.firstEntered
+              const { heldExit, log } = yield* holdFirst(ordered)
               yield* TestClock.adjust("2 hours")
               const rest = yield* Effect.forkChild(appendSome(log, 3))
               // Turns for the next group to reach the sender, which must not send it ahead with a checkpoint.
               for (let i = 0; i < 100; i++) yield* Effect.yieldNow
               yield* ordered.release
-              assert.isTrue(Exit.isFailure(yield* Fiber.join(first)))
+              assert.isTrue(Exit.isFailure(yield* heldExit))
               assert.deepStrictEqual((yield* Fiber.join(rest)).map((r) => r.index).sort((a, b) => a - b), [1, 2, 3])
               // The group after the failed one carried the due checkpoint, and was sent only once nothing was in
               // flight before it.
