@@ -814,6 +814,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     )
   }
 
+  /** Encodes a group and hands it to the sender; false when it could not be (its callers are answered). */
   const encode = (items: ReadonlyArray<Pending>) =>
     Effect.gen(function*() {
       yield* resolveKeys(items)
@@ -824,9 +825,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }).pipe(
       Effect.flatMap((batch) => {
         unsent++
-        return Queue.offer(batches, batch)
+        return Effect.as(Queue.offer(batches, batch), true)
       }),
-      Effect.catchCause((cause) => fail(items, cause)),
+      Effect.catchCause((cause) => Effect.as(fail(items, cause), false)),
       Effect.withSpan("AuditLog.encode", { attributes: { "audit.events": items.length } })
     )
 
@@ -846,7 +847,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     return Math.min(maxGroup, free > 1 && waiting >= 32 ? Math.ceil(waiting / free) : waiting)
   }
 
+  // Room for a group: at most `commitsInFlight` groups between encoding and settling. The encoder takes events only
+  // with room for them, so that a group is formed when it can be sent. Without it, a group formed while every commit
+  // was in flight waited for one with only the callers that had come back by then, and the groups stayed small from
+  // there on (a third of the callers each with two commits, where two halves would do: more statements for as many
+  // events). The completer gives the room back when the group is settled.
+  const room = yield* Semaphore.make(commitsInFlight)
+
   const encoder = Effect.gen(function*() {
+    yield* room.take(1)
     const taken = [yield* Queue.take(queue)]
     const wanted = groupSize(1 + Queue.sizeUnsafe(queue))
     while (taken.length < wanted) {
@@ -854,10 +863,18 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       if (next === undefined || Exit.isFailure(next)) break
       taken.push(next.value)
     }
+    // The room taken goes with the first group; a flush between events makes a second one, which waits for its own.
+    let roomHeld = true
+    const encodeRun = (run: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        if (!roomHeld) yield* room.take(1)
+        roomHeld = false
+        if (!(yield* encode(run))) yield* room.release(1)
+      })
     let run: Array<Pending> = []
     for (const item of taken) {
       if (item._tag === "Flush") {
-        if (run.length > 0) yield* encode(run)
+        if (run.length > 0) yield* encodeRun(run)
         run = []
         yield* Queue.offer(batches, item)
       } else {
@@ -865,7 +882,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         run.push(item)
       }
     }
-    if (run.length > 0) yield* encode(run)
+    if (run.length > 0) yield* encodeRun(run)
+    if (roomHeld) yield* room.release(1)
     yield* reportDrops
   }).pipe(Effect.forever)
 
@@ -992,7 +1010,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       Effect.ensuring(Effect.suspend(() => {
         inFlight -= item.batch.items.length
         unsettled--
-        return slots.release(1)
+        return Effect.andThen(slots.release(1), room.release(1))
       })),
       Effect.withSpan("AuditLog.commit", { attributes: { "audit.events": item.batch.items.length } }),
       // A batch in flight when the log closes still completes: nobody waits on an unanswered append.

@@ -111,7 +111,7 @@ const orderedStore = (first: {
     const secondAnswered = yield* Deferred.make<void>()
     const firstEntered = yield* Deferred.make<void>()
     const released = yield* Deferred.make<void>()
-    const started: Array<{ readonly checkpoint: boolean; readonly overlapping: boolean }> = []
+    const started: Array<{ readonly checkpoint: boolean; readonly overlapping: boolean; readonly size: number }> = []
     let inProgress = 0
     let armed = false
     let calls = 0
@@ -126,7 +126,13 @@ const orderedStore = (first: {
           const done = Deferred.makeUnsafe<void>()
           previous = done
           const call = armed ? ++calls : 0
-          if (armed) started.push({ checkpoint: batch.checkpoint !== undefined, overlapping: inProgress > 0 })
+          if (armed) {
+            started.push({
+              checkpoint: batch.checkpoint !== undefined,
+              overlapping: inProgress > 0,
+              size: batch.entries.length
+            })
+          }
           inProgress++
           const ordered = call === 1
             ? Effect.andThen(
@@ -175,6 +181,7 @@ const orderedStore = (first: {
         armed = true
       }),
       firstEntered: Deferred.await(firstEntered),
+      secondEntered: Deferred.await(secondEntered),
       release: Deferred.succeed(released, undefined),
       started: () => started,
       outcomes: () => outcomes.filter((o) => !o.startsWith("0:"))
@@ -487,6 +494,31 @@ export const testStore = <RB, RS>(
               assert.isTrue(started.some((c) => c.checkpoint), JSON.stringify(started))
               assert.isFalse(started.some((c) => c.checkpoint && c.overlapping), JSON.stringify(started))
               assert.isTrue((yield* store.checkpoints()).some((c) => c.size === 4))
+              const result = yield* log.verify()
+              assert.isTrue(result.ok, JSON.stringify(result.problems))
+            }))
+
+          it.effect("events that arrive while every commit is in flight wait for one to settle, and go in one group", () =>
+            Effect.gen(function*() {
+              const ordered = yield* orderedStore({ until: "released" })
+              const { held: first, log } = yield* holdFirst(ordered)
+              // The second commit: both are in flight now (the second's outcome waits behind the held first).
+              const second = yield* Effect.forkChild(appendSome(log, 1))
+              yield* ordered.secondEntered
+              // Three reads, each given a turn to be taken: none may start a group while no commit is free.
+              for (let i = 0; i < 3; i++) {
+                yield* log.record(event({ type: "data.read", action: "documents.get", subject: `reader-${i}` }))
+                yield* Effect.yieldNow
+              }
+              yield* ordered.release
+              yield* first
+              yield* Fiber.join(second)
+              const last = yield* log.append(event())
+              assert.strictEqual(last.index, 6)
+              // Groups as sent: the held one, the second (twice: it reached the store before the first), the three
+              // reads together, the last append. Every group but the reads' holds one event.
+              const sizes = ordered.started().map((c) => c.size)
+              assert.deepStrictEqual(sizes.filter((n) => n > 1), [3], JSON.stringify(sizes))
               const result = yield* log.verify()
               assert.isTrue(result.ok, JSON.stringify(result.problems))
             }))
