@@ -24,6 +24,7 @@ import {
   type FlagValueType,
   StandardResolutionReasons
 } from "@openfeature/core"
+import { Text } from "@ouroboros/kernel"
 import {
   Config,
   Context,
@@ -47,6 +48,7 @@ import * as FlagProvider from "./FlagProvider.js"
 import * as FlagProviderFile from "./FlagProvider/File.js"
 import * as FlagProviderSql from "./FlagProvider/Sql.js"
 import * as Evaluator from "./internal/evaluator.js"
+import { own } from "./internal/records.js"
 
 // -----------------------------------------------------------------------------
 // flags
@@ -416,15 +418,15 @@ const toDetails = <T>(key: string, resolution: Evaluator.Resolution<T>): Evaluat
 })
 
 const viewOf = (state: FlagProvider.FlagState, key: string): FlagView | undefined => {
-  const definition = state.flagSet.flags[key]
+  const definition = own(state.flagSet.flags, key)
   if (definition === undefined) return undefined
-  const kill = state.kills[key]
+  const kill = own(state.kills, key)
   return {
     key,
-    source: state.sources[key] ?? "unknown",
+    source: own(state.sources, key) ?? "unknown",
     definition,
     ...(kill === undefined ? {} : { kill }),
-    overrides: state.overrides[key] ?? {}
+    overrides: own(state.overrides, key) ?? {}
   }
 }
 
@@ -623,9 +625,19 @@ export const make = (options: Options = {}) =>
           issues: validated.failure.issues
         })
       }
+      // A flag is stored as JSON that PostgreSQL's jsonb holds: no NUL character in any string or key.
+      if (Text.containsNul(flag)) {
+        const message = "may not contain the NUL character (U+0000)"
+        return yield* new InvalidFlag({
+          key,
+          detail: `the definition of ${key} ${message}`,
+          issues: [{ path: "", message }]
+        })
+      }
+      const killed = own(state.kills, key)?.variant
       const inUse = [
-        ...(state.kills[key]?.variant === undefined ? [] : [state.kills[key].variant]),
-        ...Object.values(state.overrides[key] ?? {}).map((o) => o.variant)
+        ...(killed === undefined ? [] : [killed]),
+        ...Object.values(own(state.overrides, key) ?? {}).map((o) => o.variant)
       ].filter((variant) => !Object.hasOwn(flag.variants, variant))
       if (inUse.length > 0) {
         return yield* new FlagConflict({
@@ -634,7 +646,7 @@ export const make = (options: Options = {}) =>
           detail: `variant(s) ${[...new Set(inUse)].join(", ")} of ${key} are served by a kill switch or an override`
         })
       }
-      const before = state.flagSet.flags[key]
+      const before = own(state.flagSet.flags, key)
       yield* apply({ _tag: "PutFlag", key, flag })
       yield* record({
         action: "flag.put",
@@ -652,7 +664,7 @@ export const make = (options: Options = {}) =>
       const { view } = yield* existing(key)
       yield* apply({ _tag: "RemoveFlag", key })
       const after = yield* provider.state
-      if (after.flagSet.flags[key] !== undefined && after.sources[key] === view.source) {
+      if (own(after.flagSet.flags, key) !== undefined && own(after.sources, key) === view.source) {
         return yield* new FlagNotFound({ key, detail: `flag ${key} is not defined in ${provider.name}` })
       }
       yield* record({
@@ -730,7 +742,7 @@ export const make = (options: Options = {}) =>
         ...(by.reason === undefined ? {} : { reason: by.reason })
       }
       yield* apply({ _tag: "SetOverride", key, tenantId, override })
-      const before = view.overrides[tenantId]
+      const before = own(view.overrides, tenantId)
       yield* record({
         action: "override.set",
         flagKey: key,
@@ -750,7 +762,7 @@ export const make = (options: Options = {}) =>
     ) {
       yield* writable(key)
       const { view } = yield* existing(key)
-      const before = view.overrides[tenantId]
+      const before = own(view.overrides, tenantId)
       if (before === undefined) {
         return yield* new FlagNotFound({ key, detail: `flag ${key} has no override for tenant ${tenantId}` })
       }

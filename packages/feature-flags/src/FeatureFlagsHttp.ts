@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { HttpGroup, Principal, Problem, TenantId } from "@ouroboros/kernel"
+import { HttpGroup, Principal, Problem, TenantId, Text } from "@ouroboros/kernel"
 import { Context, Effect, Layer, Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
 import * as FeatureFlags from "./FeatureFlags.js"
@@ -108,10 +108,10 @@ export const layerScopeFromPrincipal: Layer.Layer<ScopeFromPrincipal> = Layer.su
 // group
 // -----------------------------------------------------------------------------
 
-const key = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
+const key = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256), Text.isStorable)
 const keyParams = { key }
 const overrideParams = { key, tenantId: TenantId.TenantId }
-const reasonQuery = { reason: Schema.optionalKey(Schema.String) }
+const reasonQuery = { reason: Schema.optionalKey(Text.Storable) }
 
 /**
  * The body of `POST /admin/flags/:key/kill`.
@@ -120,9 +120,11 @@ const reasonQuery = { reason: Schema.optionalKey(Schema.String) }
  * @category schemas
  */
 export const KillRequest = Schema.Struct({
-  reason: Schema.String.check(Schema.isMinLength(1)).annotate({ description: "Why the flag is killed (audited)" }),
+  reason: Schema.String.check(Schema.isMinLength(1), Text.isStorable).annotate({
+    description: "Why the flag is killed (audited)"
+  }),
   variant: Schema.optionalKey(
-    Schema.String.annotate({
+    Text.Storable.annotate({
       description: "The variant to serve; default: the false variant of a boolean flag, else the default variant"
     })
   )
@@ -135,8 +137,8 @@ export const KillRequest = Schema.Struct({
  * @category schemas
  */
 export const OverrideRequest = Schema.Struct({
-  variant: Schema.String,
-  reason: Schema.optionalKey(Schema.String)
+  variant: Text.Storable,
+  reason: Schema.optionalKey(Text.Storable)
 }).annotate({ identifier: "FlagOverrideRequest" })
 
 /**

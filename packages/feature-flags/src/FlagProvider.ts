@@ -13,6 +13,7 @@
  */
 import { Clock, Context, Effect, Layer, Schema, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as FlagDefinition from "./FlagDefinition.js"
+import { own, setOwn } from "./internal/records.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -260,12 +261,13 @@ export const applyMutation = (state: FlagState, mutation: Mutation, source: stri
         ...state,
         overrides: {
           ...state.overrides,
-          [mutation.key]: { ...state.overrides[mutation.key], [mutation.tenantId]: mutation.override }
+          [mutation.key]: { ...own(state.overrides, mutation.key), [mutation.tenantId]: mutation.override }
         }
       }
     case "RemoveOverride": {
-      if (!Object.hasOwn(state.overrides[mutation.key] ?? {}, mutation.tenantId)) return state
-      const tenants = without(state.overrides[mutation.key] ?? {}, mutation.tenantId)
+      const current = own(state.overrides, mutation.key) ?? {}
+      if (!Object.hasOwn(current, mutation.tenantId)) return state
+      const tenants = without(current, mutation.tenantId)
       return {
         ...state,
         overrides: Object.keys(tenants).length === 0
@@ -293,7 +295,7 @@ export const mergeStates = (lower: FlagState, upper: FlagState): FlagState => {
   const metadata = mergeOptional(lower.flagSet.metadata, upper.flagSet.metadata)
   const overrides: Record<string, Readonly<Record<string, Override>>> = { ...lower.overrides }
   for (const [key, tenants] of Object.entries(upper.overrides)) {
-    overrides[key] = { ...lower.overrides[key], ...tenants }
+    setOwn(overrides, key, { ...own(lower.overrides, key), ...tenants })
   }
   return {
     flagSet: {

@@ -113,6 +113,25 @@ describe("FeatureFlagsHttp", () => {
     assert.strictEqual(killMissing.status, 404)
     const badTenant = yield* call("PUT", "/admin/flags/llm-model/tenants/Not%20A%20Tenant", { variant: "large" })
     assert.strictEqual(badTenant.status, 400)
+    // PostgreSQL stores no NUL character (U+0000): a key, a reason or a definition with one is refused up front.
+    const nul = [
+      yield* call("GET", "/admin/flags/a%00b"),
+      yield* call("PUT", "/admin/flags/a%00b", { state: "ENABLED", variants: { on: true }, defaultVariant: "on" }),
+      yield* call("POST", "/admin/flags/v2-rollout/kill", { reason: "r\u0000" }),
+      yield* call("PUT", "/admin/flags/llm-model/tenants/acme", { variant: "large", reason: "\u0000" }),
+      yield* call("DELETE", "/admin/flags/llm-model/tenants/acme?reason=%00")
+    ]
+    assert.deepStrictEqual(nul.map((r) => r.status), [400, 400, 400, 400, 400])
+    for (const reply of nul) assert.include(reply.body.detail, "NUL character (U+0000)")
+    const nulDefinition = yield* call("PUT", "/admin/flags/nul-value", {
+      state: "ENABLED",
+      variants: { on: "a\u0000", off: "b" },
+      defaultVariant: "off"
+    })
+    assert.deepStrictEqual([nulDefinition.status, nulDefinition.body.detail], [
+      422,
+      "the definition of nul-value may not contain the NUL character (U+0000)"
+    ])
     yield* client.featureFlags.setOverride({
       params: { key: "llm-model", tenantId: TenantId.make("acme") },
       payload: { variant: "large" }

@@ -89,6 +89,40 @@ export const contract = (
         assert.deepStrictEqual(Object.keys((yield* flags.get(key)).overrides), ["globex"])
       }))
 
+    it.effect("takes flag keys and tenant ids that name what every object inherits (valueOf, __proto__, constructor)", () =>
+      Effect.gen(function*() {
+        const flags = yield* FeatureFlags.FeatureFlags
+        const keys = ["valueOf", "__proto__"]
+        for (const key of [...keys, "constructor", "toString"]) {
+          assert.strictEqual((yield* Effect.flip(flags.get(key)))._tag, "FlagNotFound", key)
+        }
+        for (const key of keys) {
+          const Toggle = FeatureFlags.boolean(key, false)
+          const view = yield* flags.put(key, boolFlag("on"), { actor: "ops" })
+          assert.deepStrictEqual(view, { key, source: options.source, definition: boolFlag("on"), overrides: {} })
+          assert.isTrue(yield* FeatureFlags.value(Toggle))
+          yield* flags.setOverride(key, "constructor", { variant: "off" }, { actor: "ops" })
+          assert.isFalse(yield* FeatureFlags.value(Toggle, { tenantId: "constructor" }))
+          assert.isTrue(yield* FeatureFlags.value(Toggle, { tenantId: "acme" }))
+          const killed = yield* flags.kill(key, { reason: "test" }, { actor: "ops" })
+          assert.strictEqual(killed.kill?.reason, "test")
+          assert.isFalse(yield* FeatureFlags.value(Toggle, { tenantId: "acme" }))
+          yield* flags.revive(key, { actor: "ops" })
+          assert.isTrue(yield* FeatureFlags.value(Toggle, { tenantId: "acme" }))
+        }
+        const listed = (yield* flags.list).filter((v) => keys.includes(v.key))
+        assert.deepStrictEqual(listed.map((v) => v.key).sort(), [...keys].sort())
+        for (const view of listed) {
+          assert.deepStrictEqual(Object.keys(view.overrides), ["constructor"])
+          assert.isUndefined(view.kill)
+        }
+        for (const key of keys) {
+          yield* flags.removeOverride(key, "constructor", { actor: "ops" })
+          yield* flags.remove(key, { actor: "ops" })
+          assert.strictEqual((yield* Effect.flip(flags.get(key)))._tag, "FlagNotFound", key)
+        }
+      }))
+
     it.effect("keeps a kill switch with its actor, reason and time, and releases it", () =>
       Effect.gen(function*() {
         const flags = yield* FeatureFlags.FeatureFlags

@@ -51,3 +51,7 @@ export * as ResponseHeaders from "./ResponseHeaders.js"
  * @since 0.1.0
  */
 export * as TenantId from "./TenantId.js"
+/**
+ * @since 0.1.0
+ */
+export * as Text from "./Text.js"

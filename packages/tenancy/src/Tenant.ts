@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Principal, TenantId } from "@ouroboros/kernel"
+import { Principal, TenantId, Text } from "@ouroboros/kernel"
 import { Schema } from "effect"
 
 /**
@@ -69,14 +69,15 @@ export const ModelName = Schema.String.check(
 )
 
 /**
- * A display name: 1 to 200 characters.
+ * A display name: 1 to 200 characters, without a NUL character (U+0000).
  *
  * @since 0.1.0
  * @category schemas
  */
 export const DisplayName = Schema.String.check(
   Schema.isMinLength(1, { message: "a name is not empty" }),
-  Schema.isMaxLength(200, { message: "a name is at most 200 characters" })
+  Schema.isMaxLength(200, { message: "a name is at most 200 characters" }),
+  Text.isStorable
 )
 
 /**

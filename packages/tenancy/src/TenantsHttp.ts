@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { HttpGroup, Problem, ResponseHeaders, TenantId } from "@ouroboros/kernel"
+import { HttpGroup, Problem, ResponseHeaders, TenantId, Text } from "@ouroboros/kernel"
 import { Clock, Effect, type Layer, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
@@ -32,7 +32,7 @@ import * as Tenants from "./Tenants.js"
 import * as Usage from "./Usage.js"
 
 const tenantParams = { id: TenantId.TenantId }
-const keyParams = { id: TenantId.TenantId, keyId: Schema.String }
+const keyParams = { id: TenantId.TenantId, keyId: Text.Storable }
 
 /**
  * A tenant's usage over a range of days.

@@ -331,6 +331,22 @@ describe("TenancyHttp", () => {
         const configured = (yield* call("GET", "/admin/tenants/acme/keys", admin)).body[0].id
         assert.strictEqual((yield* call("DELETE", `/admin/tenants/acme/keys/${configured}`, admin)).status, 409)
         assert.strictEqual((yield* call("DELETE", "/admin/tenants/globex/keys/000000000000", admin)).status, 404)
+        // PostgreSQL stores no NUL character (U+0000): key ids and names with one are refused up front.
+        const nul: ReadonlyArray<readonly ["POST" | "PATCH" | "DELETE", string, unknown]> = [
+          ["DELETE", "/admin/tenants/globex/keys/a%00b", undefined],
+          ["POST", "/admin/tenants/globex/keys/a%00b/rotate", {}],
+          ["POST", "/admin/tenants/globex/keys", { name: "a\u0000" }],
+          ["PATCH", "/admin/tenants/globex", { name: "\u0000" }],
+          ["POST", "/admin/tenants", { id: "nul", name: "n\u0000" }]
+        ]
+        for (const [method, path, body] of nul) {
+          const reply = yield* call(method, path, admin, body)
+          assert.deepStrictEqual(
+            [reply.status, reply.body.issues?.[0]?.message],
+            [400, "text may not contain the NUL character (U+0000)"],
+            `${method} ${path}`
+          )
+        }
         const revoked = yield* call("DELETE", `/admin/tenants/globex/keys/${rotated.body.info.id}`, admin)
         assert.strictEqual(revoked.body.status, "revoked")
         assert.strictEqual((yield* call("GET", "/api/v1/whoami", next)).status, 401)

@@ -26,6 +26,7 @@ import { type Migrator, SqlClient, type SqlError } from "effect/sql"
 import * as FlagDefinition from "../FlagDefinition.js"
 import * as FlagProvider from "../FlagProvider.js"
 import * as Migrations from "../internal/migrations.js"
+import { own, setOwn } from "../internal/records.js"
 
 /**
  * The default NOTIFY channel.
@@ -125,11 +126,13 @@ export const make = (options: Options = {}) =>
           problems.push(`flag ${key} in the database is invalid and skipped: ${why}`)
           continue
         }
-        flags[key] = decoded.success
+        setOwn(flags, key, decoded.success)
       }
       const overrides: Record<string, Record<string, FlagProvider.Override>> = {}
       for (const { key, tenantId, ...override } of snapshot.overrides) {
-        ;(overrides[key] ??= {})[tenantId] = override
+        const tenants = own(overrides, key) ?? {}
+        setOwn(tenants, tenantId, override)
+        setOwn(overrides, key, tenants)
       }
       const state: FlagProvider.FlagState = {
         flagSet: { flags },

@@ -14,6 +14,7 @@ import {
 import { type FeatureFlag, FlagdCore, MemoryStorage } from "@openfeature/flagd-core"
 import * as FlagDefinition from "../FlagDefinition.js"
 import type * as FlagProvider from "../FlagProvider.js"
+import { own } from "./records.js"
 
 /**
  * The outcome of one evaluation, in OpenFeature's terms.
@@ -77,8 +78,8 @@ export const compile = (
 
   const signatures = new Map<string, string>()
   for (const [key, flag] of flags) {
-    const kill = state.kills[key]
-    const tenants = state.overrides[key]
+    const kill = own(state.kills, key)
+    const tenants = own(state.overrides, key)
     signatures.set(
       key,
       `${flag.hash}|${kill === undefined ? "" : JSON.stringify(kill)}|${
