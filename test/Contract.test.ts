@@ -20,16 +20,13 @@
  * `RECORD_CONTRACT=1 npx vitest run test/Contract.test.ts` rewrites the recording: do that only for a deliberate
  * change of the contract, and say so in the commit.
  */
-import { freePort } from "@ouroboros/testkit/Ports"
 import { SignJWT } from "jose"
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { type Running, startServer, stopServer } from "./server.js"
 
 const fixture = new URL("./fixtures/contract.json", import.meta.url).pathname
-const main = new URL("../apps/server/dist/main.js", import.meta.url).pathname
 const record = process.env.RECORD_CONTRACT === "1"
 
 const keys = {
@@ -422,76 +419,35 @@ interface Recorded {
   readonly body: unknown
 }
 
-interface Running {
-  readonly url: string
-  readonly dataDir: string
-  readonly child: ReturnType<typeof spawn>
-}
-
 const jwtSecret = "contract-jwt-secret-of-at-least-32-bytes"
 
-const startServer = async (extra: Record<string, string>): Promise<Running> => {
-  const dataDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-contract-"))
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  let output = ""
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "error",
-      MAX_BODY_BYTES: "4096",
-      SHUTDOWN_DRAIN_MS: "0",
-      OUROBOROS_ADMIN_API_KEY: keys.admin,
-      OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
-      JWT_SECRET: jwtSecret,
-      // A bucket that refills one token every 36 s: the remaining counts in the RateLimit fields do not depend on how
-      // long the run takes (100/1m refills one every 600 ms, and a slow machine saw one more token than recorded).
-      RATE_LIMIT_DEFAULT: "100/1h",
-      // The same for the admin and documents policies (per client address): one token a quarter of an hour.
-      RATE_LIMIT_ADMIN: "100/24h",
-      RATE_LIMIT_DOCS: "30/12h",
-      RATE_LIMIT_POLICIES: JSON.stringify([
-        { name: "ask", limit: 2, window: "1h", scope: ["api-key", "endpoint"], endpoints: ["POST /api/v1/ask"] }
-      ]),
-      ...extra
-    },
-    stdio: ["ignore", "pipe", "pipe"]
+const startContractServer = (extra: Record<string, string>) =>
+  startServer({
+    LOG_LEVEL: "error",
+    MAX_BODY_BYTES: "4096",
+    OUROBOROS_ADMIN_API_KEY: keys.admin,
+    OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
+    JWT_SECRET: jwtSecret,
+    // A bucket that refills one token every 36 s: the remaining counts in the RateLimit fields do not depend on how
+    // long the run takes (100/1m refills one every 600 ms, and a slow machine saw one more token than recorded).
+    RATE_LIMIT_DEFAULT: "100/1h",
+    // The same for the admin and documents policies (per client address): one token a quarter of an hour.
+    RATE_LIMIT_ADMIN: "100/24h",
+    RATE_LIMIT_DOCS: "30/12h",
+    RATE_LIMIT_POLICIES: JSON.stringify([
+      { name: "ask", limit: 2, window: "1h", scope: ["api-key", "endpoint"], endpoints: ["POST /api/v1/ask"] }
+    ]),
+    ...extra
   })
-  child.stdout?.on("data", (chunk) => (output += String(chunk)))
-  child.stderr?.on("data", (chunk) => (output += String(chunk)))
-  // Poll until ready; the deadline only bounds the test.
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited: ${output}`)
-    const ready = await fetch(`${url}/health/ready`).then((r) => r.status === 200, () => false)
-    if (ready) break
-    if (Date.now() > deadline) throw new Error(`the server did not get ready: ${output}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return { url, dataDir, child }
-}
-
-const stopServer = async (server: Running | undefined) => {
-  if (server === undefined) return
-  if (server.child.exitCode === null) {
-    const exited = new Promise((resolve) => server.child.once("exit", resolve))
-    server.child.kill("SIGTERM")
-    await exited
-  }
-  Fs.rmSync(server.dataDir, { recursive: true, force: true })
-}
 
 let servers: { main?: Running; sunset?: Running } = {}
 let token = ""
 
 beforeAll(async () => {
   const [main_, sunset] = await Promise.all([
-    startServer({}),
+    startContractServer({}),
     // API v1 past its sunset (the lifecycle from the environment).
-    startServer({ API_VERSIONS_DEPRECATED: "v1@2020-01-01", API_VERSIONS_SUNSET: "v1@2021-01-01" })
+    startContractServer({ API_VERSIONS_DEPRECATED: "v1@2020-01-01", API_VERSIONS_SUNSET: "v1@2021-01-01" })
   ])
   servers = { main: main_, sunset }
   token = await new SignJWT({ tenant_id: "tenant-a", roles: ["writer", "reader"] })
