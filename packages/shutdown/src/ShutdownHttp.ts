@@ -394,6 +394,24 @@ class IncomingMessage extends Http.IncomingMessage {
  * `shouldKeepAlive` is false), so clients move their keep-alive connections to other replicas. The flag is read when
  * a response's headers are written: no request listener, no closure per request.
  */
+// What platform-node's server answers while no application serves it (its `unavailable` request listener).
+const platformUnavailableText = "service unavailable"
+const isPlatformUnavailable = (headers: unknown): boolean => {
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) return false
+  const names = Object.keys(headers)
+  return names.length === 2 && names.includes("retry-after") && names.includes("cache-control")
+}
+const unavailableBody = JSON.stringify(
+  {
+    type: "about:blank",
+    title: Problem.title(503),
+    status: 503,
+    detail: "the server is not serving requests: it is starting or stopping"
+  } satisfies Problem.ProblemDetails
+)
+// The responses whose head `writeHead` turned into a problem's, for `end` to send the problem's body.
+const unavailableAnswered = new WeakSet<Http.ServerResponse>()
+
 const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.Server => {
   class ServerResponse extends Http.ServerResponse<IncomingMessage> {
     constructor(...args: ConstructorParameters<typeof Http.ServerResponse<IncomingMessage>>) {
@@ -404,7 +422,22 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
 
     override writeHead(statusCode: number, ...rest: Array<any>): this {
       if (draining.value) this.shouldKeepAlive = false
+      if (statusCode === 503 && rest.length === 1 && isPlatformUnavailable(rest[0])) {
+        // platform-node answers a request that arrives while nothing serves the server (listening, not serving yet;
+        // or after the application stopped) with a plain-text 503: the same answer, as a problem.
+        unavailableAnswered.add(this)
+        return super.writeHead(statusCode, {
+          ...rest[0],
+          "content-type": Problem.contentType,
+          "content-length": Buffer.byteLength(unavailableBody)
+        })
+      }
       return Reflect.apply(super.writeHead, this, [statusCode, ...rest])
+    }
+
+    override end(...args: Array<any>): this {
+      if (args[0] === platformUnavailableText && unavailableAnswered.has(this)) return super.end(unavailableBody)
+      return Reflect.apply(super.end, this, args)
     }
   }
   const limits = resolveLimits(options)
@@ -429,7 +462,9 @@ const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.
  * the application's scope closes (after in-flight requests are done or cut) it closes every connection that is left,
  * so closing the server cannot hang. A request whose body the application stops reading (over
  * `HttpIncomingMessage.MaxBodySize`, say) still gets its response, with `Connection: close`, instead of a reset or a
- * connection left waiting for the rest of the body.
+ * connection left waiting for the rest of the body. A request that arrives while no application serves the server
+ * (listening, not serving yet; or after the application stopped) is a 503 problem with `Retry-After: 1`, where
+ * platform-node answers in plain text.
  *
  * The server's {@link Limits} (headers 10 s, request 30 s, keep-alive 65 s, 4096 connections, 32 KiB of headers
  * unless given; read

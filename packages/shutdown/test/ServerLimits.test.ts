@@ -279,6 +279,35 @@ describe("ShutdownHttp.layerServer limits", () => {
       }).pipe(Effect.scoped), { timeout: 30_000 })
   })
 
+  it.live(
+    "a request while nothing serves the server (starting, or stopped) is a problem+json 503",
+    () =>
+      Effect.gen(function*() {
+        // The server listens, and no application serves it yet.
+        const context = yield* Layer.build(
+          ShutdownHttp.layerServer({ port: 0, host: "127.0.0.1" }).pipe(
+            Layer.provideMerge(
+              Shutdown.layer({ drain: 0, timeout: "5 seconds", finalizerTimeout: "5 seconds", signals: false })
+            )
+          )
+        )
+        const address = Context.get(context, ShutdownHttp.NodeServer).address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        const response = parse((yield* exchange(port, getFast)).received)
+        assert.strictEqual(response.status, 503)
+        assert.strictEqual(response.headers["content-type"], "application/problem+json")
+        assert.strictEqual(response.headers["retry-after"], "1")
+        assert.strictEqual(Number(response.headers["content-length"]), Buffer.byteLength(response.body))
+        assert.deepStrictEqual(JSON.parse(response.body), {
+          type: "about:blank",
+          title: "Service Unavailable",
+          status: 503,
+          detail: "the server is not serving requests: it is starting or stopping"
+        })
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
   describe("onClientError writes only where the socket allows it", () => {
     const fakeSocket = (state: { writable: boolean; headersSent?: boolean }) => {
       const written: Array<string> = []
