@@ -162,7 +162,10 @@ const valueOf = (raw: JsonSchema, depth: number): fc.Arbitrary<unknown> => {
     case "array":
       return fc.array(nearValueOf(schema.items ?? {}, depth + 1), { maxLength: 4 })
     case "string":
-      return schema.format === "date-time"
+      // A pattern's strings (ids, names) get requests past decoding; any string tests the decoder.
+      return typeof schema.pattern === "string"
+        ? fc.oneof({ weight: 3, arbitrary: matching(schema.pattern) }, { weight: 1, arbitrary: anyString })
+        : schema.format === "date-time"
         ? fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), anyString)
         : anyString
     case "integer":
@@ -202,10 +205,31 @@ const bodyOf = (operation: Operation): fc.Arbitrary<string | undefined> =>
       { weight: 1, arbitrary: fc.constant(undefined) }
     )
 
-const pathParameter = fc.oneof(
-  { weight: 4, arbitrary: fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), oddStrings).map(encodeURIComponent) },
-  { weight: 1, arbitrary: fc.constantFrom("%", "%zz", "%C0%AF", "%00", "a%2Fb", "..", "%2e%2e") }
-)
+/** Strings of a JSON Schema `pattern` (a pattern JavaScript cannot compile gives any string). */
+const matching = (pattern: string): fc.Arbitrary<string> => {
+  try {
+    return fc.stringMatching(new RegExp(pattern, "u"))
+  } catch {
+    return anyString
+  }
+}
+
+/**
+ * Path parameters that name what exists (a tenant, the built-in flags), so that requests reach the handlers. The admin
+ * routes name tenant-b only: the requests authenticate as tenant-a, which they must not delete.
+ */
+const known: Record<string, ReadonlyArray<string>> = {
+  id: ["tenant-b"],
+  tenantId: ["tenant-a", "tenant-b"],
+  key: ["api-v2", "llm-model", "ollama"]
+}
+
+const pathParameter = (name: string) =>
+  fc.oneof(
+    { weight: 3, arbitrary: known[name] === undefined ? oddStrings : fc.constantFrom(...known[name]) },
+    { weight: 3, arbitrary: fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), oddStrings) },
+    { weight: 1, arbitrary: fc.constantFrom("%", "%zz", "%C0%AF", "%00", "a%2Fb", "..", "%2e%2e") }
+  ).map((value) => /^%|^\.\.$|%2[eEfF]/.test(value) ? value : encodeURIComponent(value))
 
 const credentials = (admin: boolean) =>
   fc.oneof(
@@ -227,12 +251,9 @@ const credentials = (admin: boolean) =>
   )
 
 const optionalHeaders = fc.record({
-  "content-type": fc.constantFrom(
-    "application/json",
-    "application/json; charset=utf-8",
-    "text/plain",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data"
+  "content-type": fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom("application/json", "application/json; charset=utf-8") },
+    { weight: 1, arbitrary: fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data") }
   ),
   accept: fc.constantFrom("application/json", "*/*", "text/html", "application/problem+json"),
   "api-version": fc.oneof(fc.constantFrom("v1", "v2", "v3", "2", "v1, v2"), anyString.filter(isHeaderValue)),
@@ -255,7 +276,10 @@ const queryOf = (operation: Operation) =>
     fc.record(
       Object.fromEntries(operation.query.map(({ name, schema }) => [
         name,
-        fc.oneof(valueOf(schema, 0).map((v) => typeof v === "string" ? v : JSON.stringify(v)), anyString)
+        fc.oneof(
+          { weight: 3, arbitrary: valueOf(schema, 0).map((v) => typeof v === "string" ? v : JSON.stringify(v)) },
+          { weight: 1, arbitrary: anyString }
+        )
       ])),
       { requiredKeys: [] }
     ),
@@ -270,7 +294,7 @@ const queryOf = (operation: Operation) =>
 const requestOf = (operation: Operation): fc.Arbitrary<Request> => {
   const parameters = [...operation.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!)
   return fc.record({
-    values: fc.tuple(...parameters.map(() => pathParameter)),
+    values: fc.tuple(...parameters.map(pathParameter)),
     query: queryOf(operation),
     credentials: credentials(operation.path.startsWith("/admin")),
     headers: optionalHeaders,
