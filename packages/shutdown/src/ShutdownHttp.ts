@@ -389,11 +389,6 @@ class IncomingMessage extends Http.IncomingMessage {
   }
 }
 
-/**
- * A Node server whose responses say `Connection: close` once `draining` holds (Node writes it for a response whose
- * `shouldKeepAlive` is false), so clients move their keep-alive connections to other replicas. The flag is read when
- * a response's headers are written: no request listener, no closure per request.
- */
 // What platform-node's server answers while no application serves it (its `unavailable` request listener).
 const platformUnavailableText = "service unavailable"
 const isPlatformUnavailable = (headers: unknown): boolean => {
@@ -412,6 +407,12 @@ const unavailableBody = JSON.stringify(
 // The responses whose head `writeHead` turned into a problem's, for `end` to send the problem's body.
 const unavailableAnswered = new WeakSet<Http.ServerResponse>()
 
+/**
+ * A Node server whose responses say `Connection: close` once `draining` holds (Node writes it for a response whose
+ * `shouldKeepAlive` is false), so clients move their keep-alive connections to other replicas. The flag is read when
+ * a response's headers are written: no request listener, no closure per request. Its responses also turn
+ * platform-node's plain-text 503 into a problem.
+ */
 const makeServer = (options: ServerOptions, draining: { value: boolean }): Http.Server => {
   class ServerResponse extends Http.ServerResponse<IncomingMessage> {
     constructor(...args: ConstructorParameters<typeof Http.ServerResponse<IncomingMessage>>) {
