@@ -516,7 +516,9 @@ export const testStore = <RB, RS>(
               const last = yield* log.append(event())
               assert.strictEqual(last.index, 6)
               // Groups as sent: the held one, the second (twice: it reached the store before the first), the three
-              // reads together, the last append. Every group but the reads' holds one event.
+              // reads together, the last append. Every group but the reads' holds one event. The reads go once: they
+              // wait for the second's second attempt (sent before it, they would be placed behind it and go twice,
+              // and so would every group after them).
               const sizes = ordered.started().map((c) => c.size)
               assert.deepStrictEqual(sizes.filter((n) => n > 1), [3], JSON.stringify(sizes))
               const result = yield* log.verify()
