@@ -5,77 +5,32 @@
  * production refuses.
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as Ports from "@ouroboros/testkit/Ports"
+import * as ServerProcess from "@ouroboros/testkit/ServerProcess"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
 const main = Path.resolve(import.meta.dirname, "../apps/server/dist/main.js")
 
-const freePort = Effect.promise(() => Ports.freePort())
-
-interface Started {
-  readonly url: string
-  readonly logs: () => string
-  readonly exited: Promise<number | null>
-}
-
 /** Starts the server with `env` in a fresh data directory (unless given); stopped when the scope closes. */
 const start = (env: Record<string, string>, dataDir?: string) =>
-  Effect.gen(function*() {
-    const port = yield* freePort
-    const dir = dataDir ?? Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-startup-"))
-    const child = spawn(process.execPath, [main], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        DATA_DIR: dir,
-        LOG_FORMAT: "json",
-        SHUTDOWN_DRAIN_MS: "0",
-        ...env
-      },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let logs = ""
-    child.stdout.on("data", (d) => (logs += d))
-    child.stderr.on("data", (d) => (logs += d))
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        if (child.exitCode === null) {
-          child.kill("SIGTERM")
-          await exited
-        }
-        if (dataDir === undefined) Fs.rmSync(dir, { recursive: true, force: true })
-      })
-    )
-    return { url: `http://127.0.0.1:${port}`, logs: () => logs, exited } satisfies Started
-  })
+  Effect.acquireRelease(
+    Effect.promise(() => ServerProcess.spawn({ main, dataDir, env: { LOG_FORMAT: "json", ...env } })),
+    (server) => Effect.promise(() => server.stop())
+  )
 
 /** Waits until the server is ready, or exits; the deadline only bounds the test. */
-const ready = (server: Started) =>
-  Effect.promise(async () => {
-    const exit = server.exited.then((code) => ({ code }))
-    for (let i = 0; i < 1200; i++) {
-      const done = await Promise.race([exit, new Promise((r) => setTimeout(() => r(undefined), 0))])
-      if (done !== undefined) return { ready: false as const, code: (done as { code: number | null }).code }
-      if (await fetch(`${server.url}/health/ready`).then((r) => r.ok, () => false)) return { ready: true as const }
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    throw new Error(`the server did not start:\n${server.logs()}`)
-  })
+const ready = (server: ServerProcess.ServerProcess) => Effect.promise(() => ServerProcess.awaitReady(server))
 
 const refusal = (env: Record<string, string>) =>
   Effect.gen(function*() {
     const server = yield* start(env)
     const outcome = yield* ready(server)
-    assert.isFalse(outcome.ready, server.logs())
+    assert.isFalse(outcome.ready, server.output())
     if (!outcome.ready) assert.strictEqual(outcome.code, 1)
-    const lines = server.logs().trim().split("\n")
-    assert.strictEqual(lines.length, 1, server.logs())
+    const lines = server.output().trim().split("\n")
+    assert.strictEqual(lines.length, 1, server.output())
     return lines[0]!
   })
 
@@ -112,8 +67,8 @@ describe.runIf(Fs.existsSync(main))("starting the server process", () => {
         const server = yield* start({ OUROBOROS_ADMIN_API_KEY: "admin-key-0123456789" })
         assert.isTrue((yield* ready(server)).ready)
         // Logged once the server listens, which is before it is ready.
-        const notice = server.logs().split("\n").find((line) => line.includes("No tenant exists yet"))
-        assert.isDefined(notice, server.logs())
+        const notice = server.output().split("\n").find((line) => line.includes("No tenant exists yet"))
+        assert.isDefined(notice, server.output())
         assert.include(notice!, `curl -X POST ${server.url}/admin/tenants`)
         assert.notInclude(notice!, "localhost:8080")
         // And the way it describes works.
@@ -138,8 +93,8 @@ describe.runIf(Fs.existsSync(main))("starting the server process", () => {
         const keys = yield* Effect.scoped(Effect.gen(function*() {
           const server = yield* start({}, dataDir)
           assert.isTrue((yield* ready(server)).ready)
-          const line = server.logs().split("\n").find((l) => l.includes("development setup"))
-          assert.isDefined(line, server.logs())
+          const line = server.output().split("\n").find((l) => l.includes("development setup"))
+          assert.isDefined(line, server.output())
           const fields = JSON.parse(line!) as Record<string, string>
           const keyA = fields["key:demo-a"]!
           assert.match(keyA, /^ouro_demo_/)

@@ -10,9 +10,10 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import * as OllamaStandIn from "@ouroboros/testkit/OllamaStandIn"
 import { freePort } from "@ouroboros/testkit/Ports"
+import * as ServerProcessModule from "@ouroboros/testkit/ServerProcess"
 import { Effect, Exit, Fiber, Layer, References } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Os from "node:os"
@@ -88,12 +89,7 @@ export const waitFor = async (what: string, check: () => Promise<boolean>, deadl
   }
 }
 
-export interface ServerProcess {
-  readonly url: string
-  readonly dataDir: string
-  output(): string
-  stop(): Promise<void>
-}
+export type ServerProcess = ServerProcessModule.ServerProcess
 
 export const keys = {
   admin: "console-admin-key-0123456789abcdef",
@@ -101,25 +97,18 @@ export const keys = {
   tenantB: "console-tenant-b-key-0123456789"
 } as const
 
-/** Starts the built server on a free port. */
+/** Starts the built server on a free port, with the console's keys and generous limits. */
 export const startServer = async (options: {
   readonly dataDir?: string
   readonly backupDir?: string
   readonly env?: Readonly<Record<string, string>>
 } = {}): Promise<ServerProcess> => {
   if (!Fs.existsSync(serverMain)) throw new Error(`no server build at ${serverMain}: run node apps/server/build.mjs`)
-  const dataDir = options.dataDir ?? Fs.mkdtempSync(Path.join(Os.tmpdir(), "ouroboros-console-"))
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  let output = ""
-  const child = spawn(process.execPath, [serverMain], {
+  return ServerProcessModule.start({
+    main: serverMain,
+    dataDir: options.dataDir,
     env: {
-      PATH: process.env.PATH ?? "",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
       LOG_LEVEL: "error",
-      SHUTDOWN_DRAIN_MS: "0",
       OUROBOROS_ADMIN_API_KEY: keys.admin,
       OUROBOROS_API_KEYS: `tenant-a:${keys.tenantA},tenant-b:${keys.tenantB}`,
       // Generous limits: the browser polls while a test runs, and all of it comes from one address (the admin and
@@ -129,35 +118,8 @@ export const startServer = async (options: {
       RATE_LIMIT_DOCS: "10000/1m",
       ...(options.backupDir === undefined ? {} : { BACKUP_DIR: options.backupDir }),
       ...options.env
-    },
-    stdio: ["ignore", "pipe", "pipe"]
+    }
   })
-  child.stdout?.on("data", (chunk) => (output += String(chunk)))
-  child.stderr?.on("data", (chunk) => (output += String(chunk)))
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited: ${output}`)
-    const ready = await fetch(`${url}/health/ready`).then((r) => r.status === 200, () => false)
-    if (ready) break
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL")
-      throw new Error(`the server did not get ready: ${output}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return {
-    url,
-    dataDir,
-    output: () => output,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve))
-        child.kill("SIGTERM")
-        await exited
-      }
-      if (options.dataDir === undefined) Fs.rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
 }
 
 export interface Host {

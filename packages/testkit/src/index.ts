@@ -33,6 +33,10 @@ export * as RawHttp from "./RawHttp.js"
 /**
  * @since 0.1.0
  */
+export * as ServerProcess from "./ServerProcess.js"
+/**
+ * @since 0.1.0
+ */
 export * as Services from "./Services.js"
 /**
  * @since 0.1.0
