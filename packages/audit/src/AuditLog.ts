@@ -1082,6 +1082,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const time = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
     return { correlationId, traceId: Option.isSome(span) ? span.value.traceId : undefined, time }
   }
+  const context = Effect.withFiberSucceed(contextOf)
   type CallContext = ReturnType<typeof contextOf>
 
   interface Valid {
@@ -1179,8 +1180,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           return
         }
         queuedRecords++
-        const ctx = yield* Effect.withFiber((fiber) => Effect.succeed(contextOf(fiber)))
-        if (!Queue.offerUnsafe(queue, pendingOf(checked.success, ctx, undefined))) queuedRecords--
+        if (!Queue.offerUnsafe(queue, pendingOf(checked.success, yield* context, undefined))) queuedRecords--
       })).pipe(Effect.annotateLogs({ service: "audit" }))
 
   // --- reading --------------------------------------------------------------------------------------------------

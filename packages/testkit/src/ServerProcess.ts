@@ -1,6 +1,6 @@
 /**
  * A server program (the bundled server, `apps/server/dist/main.js`, or another build of it) as a child process, for
- * tests and benchmarks that talk to it as a client does: on a port from {@link Ports.freePort}, `127.0.0.1`, a fresh
+ * tests that talk to it as a client does: on a port from {@link Ports.freePort}, `127.0.0.1`, a fresh
  * data directory (or one given), no drain period, and a minimal environment (`PATH` and what the caller adds), so
  * that nothing of the test runner's environment reaches it. Its output is kept for failure messages.
  *
