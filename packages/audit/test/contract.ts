@@ -483,7 +483,7 @@ export const testStore = <RB, RS>(
               const { heldExit, log } = yield* holdFirst(ordered)
               yield* TestClock.adjust("2 hours")
               const rest = yield* Effect.forkChild(appendSome(log, 3))
-              // Turns for the next group to reach the sender, which must not send it ahead with a checkpoint.
+              // Turns for the next group to be encoded and sent, which must not send it ahead with a checkpoint.
               for (let i = 0; i < 100; i++) yield* Effect.yieldNow
               yield* ordered.release
               assert.isTrue(Exit.isFailure(yield* heldExit))

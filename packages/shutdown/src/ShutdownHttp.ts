@@ -255,6 +255,14 @@ const resolveLimits = (options: Limits) => {
   }
 }
 
+/** A problem the server answers itself, outside any application: `about:blank`, no correlation id. */
+const problem = (status: number, title: string, detail: string): Problem.ProblemDetails => ({
+  type: "about:blank",
+  title,
+  status,
+  detail
+})
+
 /**
  * The problem a request gets when Node's HTTP parser or its timers reject it before the application sees it, by
  * Node's error code: `HPE_HEADER_OVERFLOW` (headers over `maxHeaderSize`, 32 KiB by default) → 431,
@@ -271,12 +279,6 @@ const resolveLimits = (options: Limits) => {
 export const clientErrorProblem = (
   error: Error & { readonly code?: string | undefined; readonly reason?: string | undefined }
 ): Problem.ProblemDetails | undefined => {
-  const problem = (status: number, title: string, detail: string): Problem.ProblemDetails => ({
-    type: "about:blank",
-    title,
-    status,
-    detail
-  })
   switch (error.code) {
     case "HPE_HEADER_OVERFLOW":
       return problem(431, "Request Header Fields Too Large", "the request's headers are larger than the server accepts")
@@ -397,12 +399,7 @@ const isPlatformUnavailable = (headers: unknown): boolean => {
   return names.length === 2 && names.includes("retry-after") && names.includes("cache-control")
 }
 const unavailableBody = JSON.stringify(
-  {
-    type: "about:blank",
-    title: Problem.title(503),
-    status: 503,
-    detail: "the server is not serving requests: it is starting or stopping"
-  } satisfies Problem.ProblemDetails
+  problem(503, Problem.title(503), "the server is not serving requests: it is starting or stopping")
 )
 // The responses whose head `writeHead` turned into a problem's, for `end` to send the problem's body.
 const unavailableAnswered = new WeakSet<Http.ServerResponse>()
