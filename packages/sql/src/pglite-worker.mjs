@@ -79,6 +79,74 @@ class StageError extends Error {
   }
 }
 
+/** A `CancelRequest` (PostgreSQL's frontend protocol): length 16, then this code, the process id and the secret. */
+const cancelRequestCode = 80877102
+
+/**
+ * PGlite's socket server, serving one session at a time: a connection that arrives while another is open waits for
+ * it to close instead of being refused. Above one session, the socket server interleaves protocol messages of
+ * different clients, so it must stay at one; but refusing the second one broke the database for its clients. The
+ * driver (`@effect/sql-pg`) replaces a connection whose statement was interrupted (a client that went away, a
+ * timeout): it sends a `CancelRequest` on a side connection and opens the replacement while the old statement still
+ * drains. Both were refused, and every statement failed ("Connection closed during startup") until the old one
+ * closed. Now the replacement waits its turn, and a `CancelRequest` is answered at once by closing its connection
+ * (PGlite cannot stop a running statement: it finishes, and the old connection closes after it).
+ *
+ * Reaches into the server's `handlers` and `handleConnection` (no public hook exists); `Worker.test.ts` exercises it
+ * against the pinned version.
+ */
+const ignore = () => {}
+
+const oneSessionAtATime = (PGLiteSocketServer) =>
+  class extends PGLiteSocketServer {
+    waiting = []
+
+    // Every connection's first message is read first (a session's turn may come while it has sent nothing yet): a
+    // cancel request is closed, anything else waits for its turn with what it sent put back.
+    handleConnection(socket) {
+      if (!this.active) return super.handleConnection(socket)
+      // A connection reset before its turn only closes it (an 'error' without a listener would end the worker).
+      socket.on("error", ignore)
+      let head = Buffer.alloc(0)
+      const onData = (chunk) => {
+        head = Buffer.concat([head, chunk])
+        if (head.length < 8) return
+        socket.off("data", onData)
+        socket.pause()
+        if (head.readInt32BE(0) === 16 && head.readInt32BE(4) === cancelRequestCode) return socket.destroy()
+        socket.unshift(head)
+        const waiter = { socket, gone: () => (this.waiting = this.waiting.filter((w) => w !== waiter)) }
+        socket.once("close", waiter.gone)
+        this.waiting.push(waiter)
+        this.admitNext()
+      }
+      socket.on("data", onData)
+    }
+
+    admitNext() {
+      while (this.handlers.size === 0 && this.waiting.length > 0) {
+        const { gone, socket } = this.waiting.shift()
+        socket.off("close", gone)
+        socket.off("error", ignore)
+        if (socket.destroyed) continue
+        super.handleConnection(socket)
+        for (const handler of this.handlers) {
+          // The server forgets a handler on these events; the next waiting connection goes in after that.
+          const next = () => setImmediate(() => this.admitNext())
+          handler.addEventListener("close", next)
+          handler.addEventListener("error", next)
+        }
+        // Paused while it waited: the handler's own listener reads on from what was put back.
+        socket.resume()
+      }
+    }
+
+    async stop() {
+      for (const { socket } of this.waiting.splice(0)) socket.destroy()
+      return super.stop()
+    }
+  }
+
 const inStage = async (stage, f) => {
   try {
     return await f()
@@ -158,8 +226,9 @@ const run = ({ compileCache, dataDir, template, trace }) => {
     mark("PGlite started")
     if (fresh && !restored && template) await saveTemplate(db, template)
     return inStage("listen", async () => {
-      // One connection only: above one, the socket server interleaves protocol messages of different clients.
-      server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 })
+      // One session at a time (see `oneSessionAtATime`); `maxConnections` bounds the connections open at once, the
+      // waiting ones included (the socket refuses more).
+      server = new (oneSessionAtATime(PGLiteSocketServer))({ db, host: "127.0.0.1", port: 0, maxConnections: 64 })
       await server.start()
       const port = Number(server.getServerConn().split(":").pop())
       const [{ server_version }] = (await db.query("show server_version")).rows

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Database } from "../src/index.js"
@@ -67,6 +68,77 @@ describe("the embedded database's worker", () => {
       const ready = await handle.ready.then(() => "ready", (failure: Embedded.WorkerFailure) => failure.stage)
       assert.strictEqual(ready, "thread")
     }), { timeout: 60_000 })
+
+  // The driver replaces a connection whose statement was interrupted (a client that went away, a timeout): a cancel
+  // request on a side connection, and the replacement opened while the old statement still runs. The socket server
+  // refused both (it serves one session), and every statement failed until the old connection closed: a page whose
+  // request was cut made the next ones answer 500.
+  it.live("answers the next statement after one was interrupted while it ran", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`SELECT 1`
+      let landed = 0
+      for (let attempt = 0; attempt < 5 && landed < 2; attempt++) {
+        const fiber = yield* Effect.forkChild(sql`SELECT pg_sleep(0.4)`)
+        yield* Effect.sleep(100)
+        const before = performance.now()
+        yield* Fiber.interrupt(fiber)
+        // An interrupt that lands while the statement runs waits for it to drain (PGlite cannot cancel it); one that
+        // lands before the statement went out does not test anything.
+        if (performance.now() - before >= 150) landed++
+        const rows = yield* sql<{ n: number }>`SELECT 7 AS n`
+        assert.deepStrictEqual(rows.map((r) => r.n), [7], `attempt ${attempt}`)
+      }
+      assert.isAtLeast(landed, 2, "the interrupts landed while the statement ran")
+    }).pipe(Effect.provide(Database.layerEmbedded({ dataDir: tmp() }))), { timeout: 60_000 })
+
+  it.live(
+    "closes a cancel request at once, and lets a second session wait for the first to close",
+    () =>
+      Effect.promise(async () => {
+        const handle = Embedded.spawn(tmp(), script)
+        const { port } = await handle.ready
+        const startup = () => {
+          const body = Buffer.from("user\0postgres\0database\0postgres\0\0")
+          const head = Buffer.alloc(8)
+          head.writeInt32BE(8 + body.length, 0)
+          head.writeInt32BE(196608, 4) // protocol 3.0
+          return Buffer.concat([head, body])
+        }
+        const open = (first: Buffer) => {
+          const socket = Net.connect(port, "127.0.0.1")
+          const received: Array<Buffer> = []
+          socket.on("data", (chunk) => received.push(chunk))
+          socket.on("error", () => {})
+          const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+          socket.write(first)
+          return { socket, received, closed }
+        }
+        const answered = async (session: ReturnType<typeof open>) => {
+          while (!session.received.some((chunk) => chunk.includes(Buffer.from("Z\0\0\0\x05")))) {
+            if (session.socket.destroyed) throw new Error("the session was closed")
+            await new Promise((resolve) => setTimeout(resolve, 10))
+          }
+        }
+        try {
+          const first = open(startup())
+          await answered(first) // ReadyForQuery: the first session is open
+          const cancel = Buffer.alloc(16)
+          cancel.writeInt32BE(16, 0)
+          cancel.writeInt32BE(80877102, 4)
+          const cancelled = open(cancel)
+          await cancelled.closed // closed by the server, while the first session is still open
+          assert.isFalse(first.socket.destroyed)
+          const second = open(startup())
+          first.socket.end()
+          await answered(second)
+          second.socket.end()
+        } finally {
+          await handle.stop(10_000)
+        }
+      }),
+    { timeout: 60_000 }
+  )
 
   describe("a thread that ends on its own", () => {
     const fixture = new URL("./fixtures/exiting-worker.mjs", import.meta.url)
