@@ -127,7 +127,7 @@ export class Group extends HttpApiGroup.make("audit")
     HttpApiEndpoint.get("query", "/admin/audit", {
       query: QueryParams,
       success: AuditLog.Page,
-      error: Problem.BadRequest
+      error: [Problem.BadRequest, Problem.ServiceUnavailable]
     }).annotate(
       OpenApi.Summary,
       "Audit entries, newest first, by tenant, actor, type, resource, time and correlation id"
@@ -135,7 +135,8 @@ export class Group extends HttpApiGroup.make("audit")
   )
   .add(
     HttpApiEndpoint.get("verify", "/admin/audit/verify", {
-      success: Verifier.VerifyResult
+      success: Verifier.VerifyResult,
+      error: Problem.ServiceUnavailable
     }).annotate(OpenApi.Summary, "Recompute the log and its checkpoints; names the first entry that is not as signed")
   )
   .add(
@@ -204,7 +205,7 @@ export const handle = {
         limit: query.limit
       }, { tenantId: scope.tenantId }).pipe(Effect.mapError(toProblem))
     }),
-  verify: () => AuditLog.AuditLog.use((audit) => audit.verify()),
+  verify: () => AuditLog.AuditLog.use((audit) => audit.verify()).pipe(Effect.mapError(toProblem)),
   checkpoint: () =>
     AuditLog.AuditLog.use((audit) => audit.checkpoint).pipe(
       Effect.map((checkpoint) => checkpoint.note),

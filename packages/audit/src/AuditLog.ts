@@ -347,24 +347,24 @@ export class AuditLog extends Context.Service<AuditLog, {
    * counted and logged. Types that must be durable are appended and waited for.
    */
   readonly record: (event: AuditEvent.AuditEvent) => Effect.Effect<void>
-  readonly query: (query: Query, scope?: Scope) => Effect.Effect<Page, InvalidCursor>
-  readonly get: (id: string, scope?: Scope) => Effect.Effect<AuditEvent.AuditRecord, EntryNotFound>
+  readonly query: (query: Query, scope?: Scope) => Effect.Effect<Page, InvalidCursor | AuditUnavailable>
+  readonly get: (id: string, scope?: Scope) => Effect.Effect<AuditEvent.AuditRecord, EntryNotFound | AuditUnavailable>
   /** A checkpoint of the current tree, signed now. */
-  readonly checkpoint: Effect.Effect<SignedCheckpoint, LogInconsistent>
+  readonly checkpoint: Effect.Effect<SignedCheckpoint, LogInconsistent | AuditUnavailable>
   /** The inclusion proof of an entry (by id, or by position for an admin), in the current tree or one of `size`. */
   readonly proveInclusion: (
     request: InclusionRequest,
     scope?: Scope
-  ) => Effect.Effect<InclusionProof, EntryNotFound | InvalidProofRequest | LogInconsistent>
+  ) => Effect.Effect<InclusionProof, EntryNotFound | InvalidProofRequest | LogInconsistent | AuditUnavailable>
   /** The consistency proof from the tree of `first` entries to the tree of `second` (default: the current size). */
   readonly proveConsistency: (
     first: number,
     second?: number
-  ) => Effect.Effect<ConsistencyProof, InvalidProofRequest | LogInconsistent>
+  ) => Effect.Effect<ConsistencyProof, InvalidProofRequest | LogInconsistent | AuditUnavailable>
   /** Recomputes everything from the store; see `Verifier`. */
   readonly verify: (
     options?: { readonly onProgress?: ((progress: Verifier.Progress) => Effect.Effect<void>) | undefined }
-  ) => Effect.Effect<Verifier.VerifyResult>
+  ) => Effect.Effect<Verifier.VerifyResult, AuditUnavailable>
   /** The log as NDJSON lines (see `Verifier.exportLines`), verifiable offline with `Verifier.verifyExport`. */
   readonly export: Stream.Stream<string>
   /** Erases a data subject (of one tenant, or of every tenant): destroys its keys, recorded as `retention.erasure`. */
@@ -579,6 +579,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const treeLock = yield* Semaphore.make(1)
   const unavailable = (error: AuditStore.AuditStoreError) =>
     new AuditUnavailable({ detail: `the audit store failed (${error.operation}): ${error.message}` })
+
+  // A read the store cannot answer is the log's unavailability (503), not a defect.
+  const orUnavailable = <A, R>(effect: Effect.Effect<A, AuditStore.AuditStoreError, R>) =>
+    Effect.mapError(effect, unavailable)
 
   const catchUp = (to: number) =>
     Effect.gen(function*() {
@@ -1235,11 +1239,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const tenantId = scoped ?? q.tenantId
     let keyIds: ReadonlyArray<string> | undefined
     if (q.actor !== undefined) {
-      const keys = yield* Effect.orDie(store.findKeys(Sealing.subjectRef(ring, q.actor)))
+      const keys = yield* orUnavailable(store.findKeys(Sealing.subjectRef(ring, q.actor)))
       keyIds = keys.map((k) => k.keyId)
       if (keyIds.length === 0) return { entries: [] }
     }
-    const rows = yield* Effect.orDie(store.query({
+    const rows = yield* orUnavailable(store.query({
       tenantId,
       keyIds,
       type: q.type,
@@ -1252,7 +1256,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       limit: limit + 1
     }))
     const page = rows.slice(0, limit)
-    const entries = yield* Effect.orDie(openAll(page))
+    const entries = yield* orUnavailable(openAll(page))
     return rows.length > limit ? { entries, nextCursor: encodeCursor(page[page.length - 1]!.index) } : { entries }
   })
 
@@ -1260,9 +1264,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     entry !== undefined && (scope?.tenantId === undefined || entry.tenantId === scope.tenantId) ? entry : undefined
 
   const get = Effect.fn("AuditLog.get")(function*(id: string, scope?: Scope) {
-    const entry = visible(yield* Effect.orDie(store.entryById(id)), scope)
+    const entry = visible(yield* orUnavailable(store.entryById(id)), scope)
     if (entry === undefined) return yield* new EntryNotFound({ detail: `no audit entry ${id}` })
-    const [record] = yield* Effect.orDie(openAll([entry]))
+    const [record] = yield* orUnavailable(openAll([entry]))
     return record!
   })
 
@@ -1271,8 +1275,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // witness or client holds can be found again in the log's own history.
   const checkpoint = Effect.gen(function*() {
     yield* inconsistent()
-    yield* Effect.orDie(sync)
-    yield* Effect.orDie(persistCheckpoint)
+    yield* orUnavailable(sync)
+    yield* orUnavailable(persistCheckpoint)
     const size = tree.size
     const rootHash = tree.root()
     return { origin, size, rootHash: base64(rootHash), note: sign(size, rootHash) }
@@ -1283,11 +1287,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     scope?: Scope
   ) {
     yield* inconsistent()
-    yield* Effect.orDie(sync)
+    yield* orUnavailable(sync)
     let index: number
     let id: string | undefined
     if (request.id !== undefined) {
-      const entry = visible(yield* Effect.orDie(store.entryById(request.id)), scope)
+      const entry = visible(yield* orUnavailable(store.entryById(request.id)), scope)
       if (entry === undefined) return yield* new EntryNotFound({ detail: `no audit entry ${request.id}` })
       index = entry.index
       id = entry.id
@@ -1295,7 +1299,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       index = request.index
       // A scoped caller proves only its own entries, and a pruned entry belongs to nobody.
       if (scope?.tenantId !== undefined) {
-        const entry = visible(yield* Effect.orDie(store.entryAt(index)), scope)
+        const entry = visible(yield* orUnavailable(store.entryAt(index)), scope)
         if (entry === undefined) return yield* new EntryNotFound({ detail: `no audit entry at ${index}` })
         id = entry.id
       }
@@ -1309,8 +1313,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       })
     }
     const ranges = Merkle.inclusionRanges(index, size)
-    const [leaf] = yield* Effect.orDie(store.leafHashes(index, index + 1))
-    const hashes = yield* Effect.orDie(hashRanges([...ranges, [0, size]], size))
+    const [leaf] = yield* orUnavailable(store.leafHashes(index, index + 1))
+    const hashes = yield* orUnavailable(hashRanges([...ranges, [0, size]], size))
     const rootHash = hashes[hashes.length - 1]!
     return {
       kind: "inclusion" as const,
@@ -1326,7 +1330,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   const proveConsistency = Effect.fn("AuditLog.proveConsistency")(function*(first: number, second?: number) {
     yield* inconsistent()
-    yield* Effect.orDie(sync)
+    yield* orUnavailable(sync)
     const to = second ?? tree.size
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(to) || first < 0 || first > to || to > tree.size) {
       return yield* new InvalidProofRequest({
@@ -1334,9 +1338,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       })
     }
     const ranges = Merkle.consistencyRanges(first, to)
-    const hashes = yield* Effect.orDie(hashRanges(ranges, to))
-    const firstRoot = yield* Effect.orDie(rootAt(first))
-    const secondRoot = yield* Effect.orDie(rootAt(to))
+    const hashes = yield* orUnavailable(hashRanges(ranges, to))
+    const firstRoot = yield* orUnavailable(rootAt(first))
+    const secondRoot = yield* orUnavailable(rootAt(to))
     return {
       kind: "consistency" as const,
       first,
@@ -1362,7 +1366,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         trustedRoots: [trusted],
         onProgress: verifyOptions?.onProgress
       })
-    }).pipe(Effect.orDie, Effect.withSpan("AuditLog.verify"))
+    }).pipe(Effect.mapError(unavailable), Effect.withSpan("AuditLog.verify"))
 
   const exportLines = Verifier.exportLines(store, { origin, verifierKey: signer.verifierKey }).pipe(Stream.orDie)
 

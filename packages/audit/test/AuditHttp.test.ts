@@ -1,6 +1,6 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { AuditHttp, AuditLog, Checkpoint, Merkle } from "@ouroboros/audit"
+import { AuditHttp, AuditLog, AuditStore, Checkpoint, Merkle } from "@ouroboros/audit"
 import { ProblemHttp } from "@ouroboros/kernel"
 import { Effect, Layer, Result } from "effect"
 import { HttpClient, HttpRouter, HttpServerRequest } from "effect/http"
@@ -22,6 +22,40 @@ const Served = HttpRouter.serve(
 ).pipe(
   Layer.provideMerge(NodeHttpServer.layerTest),
   Layer.provideMerge(AuditLog.layerMemory({ keys, origin, checkpointInterval: 0 }))
+)
+
+// A store that stops answering when told to (a database that went away): every operation fails.
+const storeDown = { now: false }
+const UnreachableStore = Layer.effect(
+  AuditStore.AuditStore,
+  Effect.gen(function*() {
+    const store = yield* AuditStore.AuditStore
+    const failure = (operation: string) =>
+      Effect.fail(new AuditStore.AuditStoreError({ operation, message: "connection refused" }))
+    const wrapped = Object.fromEntries(
+      Object.entries(store).map(([name, value]: [string, unknown]) => {
+        if (typeof value === "function") {
+          const f = value as (...args: Array<unknown>) => Effect.Effect<unknown, AuditStore.AuditStoreError>
+          return [name, (...args: Array<unknown>) => storeDown.now ? failure(name) : f(...args)]
+        }
+        if (!Effect.isEffect(value)) return [name, value]
+        return [name, Effect.suspend(() => storeDown.now ? failure(name) : value)]
+      })
+    )
+    return AuditStore.AuditStore.of(wrapped as unknown as AuditStore.AuditStore["Service"])
+  })
+).pipe(Layer.provide(AuditStore.layerMemory))
+
+const ServedUnreachable = HttpRouter.serve(
+  HttpApiBuilder.layer(AuditHttp.Api).pipe(
+    Layer.provide(AuditHttp.layerApi),
+    Layer.provide(ScopeFromHeader),
+    Layer.provide(ProblemHttp.layer)
+  ),
+  { disableLogger: true, disableListenLog: true }
+).pipe(
+  Layer.provideMerge(NodeHttpServer.layerTest),
+  Layer.provideMerge(AuditLog.layer({ keys, origin, checkpointInterval: 0 }).pipe(Layer.provide(UnreachableStore)))
 )
 
 const b64 = (text: string) => new Uint8Array(Buffer.from(text, "base64"))
@@ -131,6 +165,34 @@ describe("AuditHttp", () => {
       assert.strictEqual(result.verifierKey, keys.signer.verifierKey)
       assert.isNull(result.firstBadIndex)
     }).pipe(Effect.provide(Served)))
+
+  it.effect("answers 503 when the store cannot be read, not 500", () =>
+    Effect.gen(function*() {
+      const audit = yield* AuditLog.AuditLog
+      const appended = yield* audit.append(event())
+      assert.strictEqual((yield* get("/admin/audit")).status, 200)
+      storeDown.now = true
+      try {
+        for (
+          const path of [
+            "/admin/audit",
+            "/admin/audit?actor=alice",
+            "/admin/audit/verify",
+            "/admin/audit/checkpoint",
+            `/admin/audit/proof?id=${appended.id}`,
+            "/admin/audit/proof?from=0&to=1"
+          ]
+        ) {
+          const response = yield* get(path)
+          assert.strictEqual(response.status, 503, path)
+          assert.strictEqual(response.type, "application/problem+json", path)
+          assert.include(response.json().detail, "connection refused", path)
+        }
+      } finally {
+        storeDown.now = false
+      }
+      assert.strictEqual((yield* get("/admin/audit")).status, 200, "answers again once the store does")
+    }).pipe(Effect.provide(ServedUnreachable)))
 })
 
 describe("AuditHttp OpenAPI", () => {
