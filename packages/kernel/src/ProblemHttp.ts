@@ -19,6 +19,7 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { HttpApi, HttpApiError } from "effect/http-api"
+import { SqlError } from "effect/sql"
 import * as Issues from "./Issues.js"
 import * as JsonDepth from "./JsonDepth.js"
 import * as Problem from "./Problem.js"
@@ -657,7 +658,35 @@ const encodeError = (error: unknown): Effect.Effect<HttpServerResponse.HttpServe
   )
 }
 
-const fromCause = <E>(cause: Cause.Cause<E>) =>
+/**
+ * A database failure that a retry may get past (a lost connection, a timeout, a deadlock) that reached the server as a
+ * defect: a service that has no typed error for its store (`Effect.orDie` on a query) answers 503, not 500.
+ */
+const databaseUnavailable = (cause: Cause.Cause<unknown>) =>
+  findIn(cause, (u) => SqlError.isSqlError(u) && u.isRetryable ? u : undefined)
+
+/**
+ * Seconds a client waits before retrying a request that met a database failure: a reconnect or a failover takes
+ * seconds.
+ */
+const databaseRetryAfter = 5
+
+const fromCause = <E>(cause: Cause.Cause<E>) => {
+  const database = Cause.hasInterruptsOnly(cause) ? undefined : databaseUnavailable(cause)
+  if (database !== undefined) {
+    return Effect.as(
+      Effect.logError("The database failed while serving a request; answered 503", cause),
+      HttpServerResponse.jsonUnsafe({
+        _tag: "ServiceUnavailable",
+        detail: "The database did not answer; try again",
+        retryAfter: databaseRetryAfter
+      }, { status: 503 })
+    )
+  }
+  return fromDefect(cause)
+}
+
+const fromDefect = <E>(cause: Cause.Cause<E>) =>
   Effect.tap(
     Effect.map(HttpServerError.causeResponse(cause), ([response]) => response),
     (response) =>

@@ -10,6 +10,7 @@ import Ajv2020 from "ajv/dist/2020.js"
 import { Effect, Layer, Schema } from "effect"
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
+import { SqlError } from "effect/sql"
 import { Problem, ProblemHttp, ProblemOpenApi } from "../src/index.js"
 
 const Scalar = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
@@ -71,6 +72,25 @@ const Routes = Layer.mergeAll(
       "/echo",
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
         Effect.map(request.json, (json) => HttpServerResponse.jsonUnsafe({ echo: json })))
+    )
+  ),
+  // A service that turns its store's errors into defects (`Effect.orDie`): a lost connection, a unique violation.
+  HttpRouter.add(
+    "GET",
+    "/database/lost",
+    Effect.die(
+      new SqlError.SqlError({
+        reason: new SqlError.ConnectionError({ cause: new Error("ECONNRESET"), message: "Connection closed" })
+      })
+    )
+  ),
+  HttpRouter.add(
+    "GET",
+    "/database/duplicate",
+    Effect.die(
+      new SqlError.SqlError({
+        reason: new SqlError.UniqueViolation({ cause: new Error("23505"), constraint: "notes_body_key" })
+      })
     )
   ),
   // A problem made elsewhere (a rate limiter, say).
@@ -304,6 +324,21 @@ describe("ProblemHttp: today's style (default)", () => {
       // The unsupported media type stays as HttpApi answers it (text/plain).
       const unsupported = yield* send("POST", "/documents", "text=a", "application/x-www-form-urlencoded")
       assert.deepStrictEqual([unsupported.status, unsupported.headers["content-type"]], [415, "text/plain"])
+    }).pipe(Effect.provide(serve(ProblemHttp.middleware))))
+})
+
+describe("ProblemHttp: database failures that reach it as defects", () => {
+  it.effect("one a retry may get past (a lost connection) is a 503 with Retry-After; any other stays a 500", () =>
+    Effect.gen(function*() {
+      const lost = yield* send("GET", "/database/lost")
+      assert.strictEqual(lost.status, 503)
+      assert.strictEqual(lost.headers["content-type"], Problem.contentType)
+      assert.strictEqual(lost.headers["retry-after"], "5")
+      assert.strictEqual(lost.body.detail, "The database did not answer; try again")
+      assert.notInclude(lost.text, "ECONNRESET", "names nothing of its cause")
+      const duplicate = yield* send("GET", "/database/duplicate")
+      assert.strictEqual(duplicate.status, 500)
+      assert.strictEqual(duplicate.body.detail, "The server could not complete the request")
     }).pipe(Effect.provide(serve(ProblemHttp.middleware))))
 })
 
