@@ -69,7 +69,11 @@ afterAll(async () => {
   if (backupDir !== undefined) Fs.rmSync(backupDir, { recursive: true, force: true })
 }, 60_000)
 
-afterEach(() => {
+afterEach((context) => {
+  // A failed test shows what the server wrote (it logs errors only): a 500 on the page says no more than that.
+  if (context.task.result?.state === "fail") {
+    console.error(`the server's output up to the failure:\n${server?.output().slice(-20_000) || "(nothing)"}`)
+  }
   assert.deepStrictEqual(session.takeProblems(), [], "CSP violations or page errors")
 })
 
