@@ -662,8 +662,8 @@ const encodeError = (error: unknown): Effect.Effect<HttpServerResponse.HttpServe
  * A database failure that a retry may get past (a lost connection, a timeout, a deadlock) that reached the server as a
  * defect: a service that has no typed error for its store (`Effect.orDie` on a query) answers 503, not 500.
  */
-const databaseUnavailable = (cause: Cause.Cause<unknown>) =>
-  findIn(cause, (u) => SqlError.isSqlError(u) && u.isRetryable ? u : undefined)
+const isDatabaseUnavailable = (cause: Cause.Cause<unknown>): boolean =>
+  findIn(cause, (u) => SqlError.isSqlError(u) && u.isRetryable || undefined) !== undefined
 
 /**
  * Seconds a client waits before retrying a request that met a database failure: a reconnect or a failover takes
@@ -672,8 +672,7 @@ const databaseUnavailable = (cause: Cause.Cause<unknown>) =>
 const databaseRetryAfter = 5
 
 const fromCause = <E>(cause: Cause.Cause<E>) => {
-  const database = Cause.hasInterruptsOnly(cause) ? undefined : databaseUnavailable(cause)
-  if (database !== undefined) {
+  if (isDatabaseUnavailable(cause)) {
     return Effect.as(
       Effect.logError("The database failed while serving a request; answered 503", cause),
       HttpServerResponse.jsonUnsafe({
