@@ -12,17 +12,21 @@ const ScopeFromHeader = AuditHttp.layerScope(
   Effect.map(Effect.service(HttpServerRequest.HttpServerRequest), (request) => request.headers["x-tenant"])
 )
 
-const Served = HttpRouter.serve(
-  HttpApiBuilder.layer(AuditHttp.Api).pipe(
-    Layer.provide(AuditHttp.layerApi),
-    Layer.provide(ScopeFromHeader),
-    Layer.provide(ProblemHttp.layer)
-  ),
-  { disableLogger: true, disableListenLog: true }
-).pipe(
-  Layer.provideMerge(NodeHttpServer.layerTest),
-  Layer.provideMerge(AuditLog.layerMemory({ keys, origin, checkpointInterval: 0 }))
-)
+/** The audit api over a test HTTP server, on the given store. */
+const serve = <E>(store: Layer.Layer<AuditStore.AuditStore, E>) =>
+  HttpRouter.serve(
+    HttpApiBuilder.layer(AuditHttp.Api).pipe(
+      Layer.provide(AuditHttp.layerApi),
+      Layer.provide(ScopeFromHeader),
+      Layer.provide(ProblemHttp.layer)
+    ),
+    { disableLogger: true, disableListenLog: true }
+  ).pipe(
+    Layer.provideMerge(NodeHttpServer.layerTest),
+    Layer.provideMerge(AuditLog.layer({ keys, origin, checkpointInterval: 0 }).pipe(Layer.provide(store)))
+  )
+
+const Served = serve(AuditStore.layerMemory)
 
 // A store that stops answering when told to (a database that went away): every operation fails.
 const storeDown = { now: false }
@@ -46,17 +50,7 @@ const UnreachableStore = Layer.effect(
   })
 ).pipe(Layer.provide(AuditStore.layerMemory))
 
-const ServedUnreachable = HttpRouter.serve(
-  HttpApiBuilder.layer(AuditHttp.Api).pipe(
-    Layer.provide(AuditHttp.layerApi),
-    Layer.provide(ScopeFromHeader),
-    Layer.provide(ProblemHttp.layer)
-  ),
-  { disableLogger: true, disableListenLog: true }
-).pipe(
-  Layer.provideMerge(NodeHttpServer.layerTest),
-  Layer.provideMerge(AuditLog.layer({ keys, origin, checkpointInterval: 0 }).pipe(Layer.provide(UnreachableStore)))
-)
+const ServedUnreachable = serve(UnreachableStore)
 
 const b64 = (text: string) => new Uint8Array(Buffer.from(text, "base64"))
 
