@@ -665,25 +665,20 @@ const encodeError = (error: unknown): Effect.Effect<HttpServerResponse.HttpServe
 const isDatabaseUnavailable = (cause: Cause.Cause<unknown>): boolean =>
   findIn(cause, (u) => SqlError.isSqlError(u) && u.isRetryable || undefined) !== undefined
 
-/**
- * Seconds a client waits before retrying a request that met a database failure: a reconnect or a failover takes
- * seconds.
- */
-const databaseRetryAfter = 5
+// What a service would have failed with had it a typed error for its store. `retryAfter`: a reconnect or a failover
+// takes seconds.
+const databaseUnavailable = new Problem.ServiceUnavailable({
+  detail: "The database did not answer; try again",
+  retryAfter: 5
+})
 
-const fromCause = <E>(cause: Cause.Cause<E>) => {
-  if (isDatabaseUnavailable(cause)) {
-    return Effect.as(
-      Effect.logError("The database failed while serving a request; answered 503", cause),
-      HttpServerResponse.jsonUnsafe({
-        _tag: "ServiceUnavailable",
-        detail: "The database did not answer; try again",
-        retryAfter: databaseRetryAfter
-      }, { status: 503 })
+const fromCause = <E>(cause: Cause.Cause<E>) =>
+  isDatabaseUnavailable(cause)
+    ? Effect.logError("The database failed while serving a request; answered 503", cause).pipe(
+      Effect.andThen(encodeError(databaseUnavailable)),
+      Effect.catch(() => fromDefect(cause))
     )
-  }
-  return fromDefect(cause)
-}
+    : fromDefect(cause)
 
 const fromDefect = <E>(cause: Cause.Cause<E>) =>
   Effect.tap(

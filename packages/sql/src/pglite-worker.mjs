@@ -82,6 +82,8 @@ class StageError extends Error {
 /** A `CancelRequest` (PostgreSQL's frontend protocol): length 16, then this code, the process id and the secret. */
 const cancelRequestCode = 80877102
 
+const ignore = () => {}
+
 /**
  * PGlite's socket server, serving one session at a time: a connection that arrives while another is open waits for
  * it to close instead of being refused. Above one session, the socket server interleaves protocol messages of
@@ -95,8 +97,6 @@ const cancelRequestCode = 80877102
  * Reaches into the server's `handlers` and `handleConnection` (no public hook exists); `Worker.test.ts` exercises it
  * against the pinned version.
  */
-const ignore = () => {}
-
 const oneSessionAtATime = (PGLiteSocketServer) =>
   class extends PGLiteSocketServer {
     waiting = []
